@@ -1,0 +1,74 @@
+"""Atomic writes: a file appears whole under its final name, or not at all.
+
+Every writer goes to a temporary file in the destination folder and ``os.replace``-s it,
+so a killed process never leaves a half-written output that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import SimpleITK as sitk
+
+
+def _suffix(path: Path) -> str:
+    """Full suffix of ``path`` (``.nii.gz`` rather than ``.gz``) so writers pick the format."""
+    name = path.name
+    for double in (".nii.gz", ".tar.gz"):
+        if name.endswith(double):
+            return double
+    return path.suffix
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it into place atomically.
+
+    Example:
+        >>> with atomic_path("out/table.csv") as tmp:   # doctest: +SKIP
+        ...     frame.to_csv(tmp)
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{_suffix(final)}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented, key-sorted JSON atomically."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write a DataFrame as CSV (no index) atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_image(path: str | os.PathLike[str], image: sitk.Image, compress: bool = True) -> None:
+    """Write a SimpleITK image atomically; the format follows the suffix of ``path``."""
+    import SimpleITK as sitk
+
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=compress)
