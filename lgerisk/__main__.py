@@ -1,0 +1,5 @@
+"""``python -m lgerisk`` (and ``torchrun -m lgerisk``) runs the command line."""
+
+from lgerisk.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""Reading scans and masks (NIfTI, NRRD, MHA/MHD, DICOM series) through SimpleITK.
+
+Every reader turns a failure into one sentence naming the file (``CaseError``). DICOM
+series are read without their metadata dictionaries, so no header value (patient name,
+ID, dates) is carried into any image lgerisk writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lgerisk.errors import CaseError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import SimpleITK as sitk
+
+SCAN_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+"""File suffixes read as single-file volumes; a folder is read as a DICOM series."""
+
+
+def scan_stem(path: str | os.PathLike[str]) -> str:
+    """File name of ``path`` without its scan suffix: ``images/P01.nii.gz`` -> ``P01``."""
+    name = Path(path).name
+    for suffix in SCAN_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_scan_file(path: Path) -> bool:
+    """Whether ``path`` names a volume file lgerisk reads (by suffix)."""
+    return path.is_file() and path.name.lower().endswith(SCAN_SUFFIXES)
+
+
+def _quiet_itk() -> None:
+    import SimpleITK as sitk
+
+    # ITK warns on benign header quirks (e.g. EMIDEC's "unexpected scales in sform").
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+
+
+def read_dicom_series(folder: Path) -> sitk.Image:
+    """Read the one DICOM series in ``folder`` (no metadata kept)."""
+    import SimpleITK as sitk
+
+    _quiet_itk()
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise CaseError(f"{folder}: folder holds no DICOM series (and no NIfTI/NRRD/MHA file was given).")
+    if len(series) > 1:
+        raise CaseError(f"{folder}: folder holds {len(series)} DICOM series; put one series per folder.")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOff()
+    reader.LoadPrivateTagsOff()
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise CaseError(f"{folder}: DICOM series could not be read ({_itk_reason(exc)}).") from None
+    for key in image.GetMetaDataKeys():  # belt and braces: nothing from the headers travels on
+        image.EraseMetaData(key)
+    return image
+
+
+def _itk_reason(exc: Exception) -> str:
+    """The informative last line of an ITK exception message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Description:" in line:
+            return line.split("Description:", 1)[1].strip()
+    return lines[-1] if lines else type(exc).__name__
+
+
+def read_volume(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
+    """Read one 3D volume (a file or a DICOM folder); 2D, 4D and vector images are refused.
+
+    Example:
+        >>> image = read_volume("images/P01.nii.gz")        # doctest: +SKIP
+    """
+    import SimpleITK as sitk
+
+    _quiet_itk()
+    path = Path(path)
+    if not path.exists():
+        raise CaseError(f"{path}: {what} file does not exist.")
+    if path.is_dir():
+        image = read_dicom_series(path)
+    else:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            raise CaseError(f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+                            f"supported format ({_itk_reason(exc)}).") from None
+        for key in image.GetMetaDataKeys():
+            image.EraseMetaData(key)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise CaseError(f"{path}: {what} has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
+                        "a single-channel volume is needed.")
+    dim = image.GetDimension()
+    if dim == 4:
+        size = image.GetSize()
+        if size[3] == 1:
+            image = image[:, :, :, 0]
+        else:
+            raise CaseError(f"{path}: {what} is 4D (size {tuple(size)}); give one 3D phase or volume.")
+    elif dim != 3:
+        raise CaseError(f"{path}: {what} is {dim}D; a 3D short-axis stack is needed.")
+    return image
+
+
+def image_array(image: sitk.Image, path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
+    """Voxel array (z, y, x) as float32, refusing NaN or infinite voxels."""
+    import SimpleITK as sitk
+
+    array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")
+    return array
+
+
+def label_array(image: sitk.Image, path: str | os.PathLike[str]) -> np.ndarray:
+    """Integer label array (z, y, x) from a mask stored in any pixel type (EMIDEC stores float64)."""
+    import SimpleITK as sitk
+
+    array = sitk.GetArrayFromImage(image)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise CaseError(f"{path}: mask has NaN or infinite voxels.")
+        rounded = np.rint(array)
+        if np.abs(array - rounded).max(initial=0.0) > 1e-3:
+            raise CaseError(f"{path}: mask holds non-integer values; a label map is needed.")
+        array = rounded
+    return array.astype(np.int32, copy=False)
+
+
+@dataclass(frozen=True)
+class GeometryTolerance:
+    """Relative tolerance (fraction of the voxel spacing) and direction-cosine tolerance."""
+
+    spacing_fraction: float = 1e-3
+    direction: float = 1e-3
+
+
+def check_same_geometry(image: sitk.Image, mask: sitk.Image, mask_path: str | os.PathLike[str],
+                        tolerance: GeometryTolerance = GeometryTolerance()) -> None:
+    """Refuse a mask whose size, spacing, origin or direction differs from its image's.
+
+    Within tolerance the mask is accepted (callers then copy the image geometry onto it).
+    """
+    spacing = np.asarray(image.GetSpacing())
+    if image.GetSize() != mask.GetSize():
+        raise CaseError(f"{mask_path}: mask size {mask.GetSize()} differs from its image's {image.GetSize()}.")
+    if np.any(np.abs(spacing - np.asarray(mask.GetSpacing())) > tolerance.spacing_fraction * spacing):
+        raise CaseError(f"{mask_path}: mask spacing {_fmt(mask.GetSpacing())} differs from its image's "
+                        f"{_fmt(image.GetSpacing())}.")
+    if np.any(np.abs(np.asarray(image.GetOrigin()) - np.asarray(mask.GetOrigin())) > tolerance.spacing_fraction * 10 * spacing.min()):
+        raise CaseError(f"{mask_path}: mask origin {_fmt(mask.GetOrigin())} differs from its image's "
+                        f"{_fmt(image.GetOrigin())}.")
+    if np.any(np.abs(np.asarray(image.GetDirection()) - np.asarray(mask.GetDirection())) > tolerance.direction):
+        raise CaseError(f"{mask_path}: mask orientation (direction cosines) differs from its image's.")
+
+
+def _fmt(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"

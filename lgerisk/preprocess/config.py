@@ -1,0 +1,77 @@
+"""Preprocessing settings: one frozen dataclass that round-trips to JSON and hashes stably."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lgerisk.errors import InputError
+
+SCAR_METHODS = ("auto", "label", "nsd", "fwhm")
+NORMALISATIONS = ("myo-blood", "zscore", "percentile")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a raw case becomes a canonical one.
+
+    Attributes:
+        labels: ``--labels`` spec (preset or map) of the raw masks.
+        inplane_spacing_mm: in-plane resampling target; slice spacing is always kept.
+        crop_size: in-plane field of view in voxels (square), centred on the LV.
+        normalisation: ``myo-blood`` (remote myocardium -> 0, blood pool -> 1), ``zscore``
+            (inside the crop) or ``percentile`` (1st/99th percentile of the crop -> 0/1).
+        scar_method: ``auto`` (``label`` when the map names scar labels, else ``nsd``),
+            ``label``, ``nsd`` (remote mean + n SD) or ``fwhm`` (50 % of the myocardial maximum).
+        nsd: n of the ``nsd`` core threshold.
+        greyzone_nsd: the grey zone starts at remote mean + this many SD.
+
+    Example:
+        >>> PreprocessConfig(nsd=3).settings_hash() != PreprocessConfig().settings_hash()
+        True
+    """
+
+    labels: str = "emidec"
+    inplane_spacing_mm: float = 1.4
+    crop_size: int = 96
+    normalisation: str = "myo-blood"
+    scar_method: str = "auto"
+    nsd: float = 5.0
+    greyzone_nsd: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.scar_method not in SCAR_METHODS:
+            raise InputError(f"--scar-method {self.scar_method!r}: choose one of {', '.join(SCAR_METHODS)}.")
+        if self.normalisation not in NORMALISATIONS:
+            raise InputError(f"--normalisation {self.normalisation!r}: choose one of {', '.join(NORMALISATIONS)}.")
+        if not 0.2 <= self.inplane_spacing_mm <= 5.0:
+            raise InputError(f"--spacing {self.inplane_spacing_mm}: in-plane spacing must be 0.2-5 mm.")
+        if not 16 <= self.crop_size <= 1024:
+            raise InputError(f"--crop {self.crop_size}: crop size must be 16-1024 voxels.")
+        if not self.greyzone_nsd < self.nsd:
+            raise InputError(f"--nsd {self.nsd}: must exceed the grey-zone threshold ({self.greyzone_nsd} SD).")
+        if self.greyzone_nsd <= 0:
+            raise InputError(f"--greyzone-nsd {self.greyzone_nsd}: must be positive.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the settings."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
+        """Inverse of ``to_dict`` (unknown keys refused)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise InputError(f"preprocessing settings have unknown key(s) {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    def settings_hash(self) -> str:
+        """Short stable hash of the settings and the algorithm version (outputs change with either)."""
+        from lgerisk.preprocess import ALGORITHM_VERSION
+
+        payload = json.dumps({"settings": self.to_dict(), "algorithm": ALGORITHM_VERSION}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

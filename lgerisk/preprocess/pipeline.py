@@ -1,0 +1,249 @@
+"""One raw case -> one canonical, quality-checked case (image, labels, QC numbers).
+
+Order of work: read and check -> internal labels -> canonical orientation -> scar and grey
+zone on the acquired grid (no interpolation) -> QC volumes on the acquired grid -> in-plane
+resampling onto an LV-centred crop -> intensity normalisation -> atomic writes, QC JSON last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import lgerisk
+from lgerisk.errors import CaseError
+from lgerisk.io.atomic import write_image, write_json
+from lgerisk.io.cohort import Case
+from lgerisk.io.labels import BLOOD, GREYZONE, MYOCARDIUM, NOREFLOW, SCAR, LabelMap, parse_label_map, to_internal
+from lgerisk.io.scans import check_same_geometry, image_array, label_array, read_volume
+from lgerisk.preprocess import geometry
+from lgerisk.preprocess.config import PreprocessConfig
+from lgerisk.preprocess.intensity import fit_normalisation
+from lgerisk.preprocess.scar import dice, myocardium_of, quantify_scar, tissue_volumes_ml
+
+if TYPE_CHECKING:  # pragma: no cover
+    import SimpleITK as sitk
+
+MYOCARDIAL_DENSITY_G_PER_ML = 1.05
+"""Myocardial tissue density used for mass (g = ml x 1.05)."""
+
+CROP_KEEP_WARNING = 0.99
+"""Warn when less than this share of the myocardium lies inside the crop."""
+
+IMAGE_FILE, MASK_FILE, QC_FILE = "image.nii.gz", "mask.nii.gz", "qc.json"
+
+
+@dataclass(frozen=True)
+class PreprocessedCase:
+    """A canonical case in memory: normalised image, labels (1-5) and QC numbers."""
+
+    case_id: str
+    image: sitk.Image
+    labels: sitk.Image
+    qc: dict[str, Any]
+
+
+def source_hash(path: Path | None) -> str | None:
+    """SHA-256 of a file's bytes, or of a DICOM folder's sorted file names and bytes."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_scar_method(method: str, label_map: LabelMap) -> str:
+    """``auto`` -> ``label`` when the map names scar labels, else ``nsd``; ``label`` needs scar labels."""
+    if method == "auto":
+        return "label" if label_map.has_scar else "nsd"
+    if method == "label" and not label_map.has_scar:
+        from lgerisk.errors import InputError
+
+        raise InputError(f"--scar-method label: the label map '{label_map.to_spec()}' names no scar label; "
+                         "use --scar-method nsd or fwhm, or name scar in --labels.")
+    return method
+
+
+def fill_blood_pool(labels: np.ndarray) -> np.ndarray:
+    """Derive the LV blood pool as the in-plane holes of the myocardium (for maps without blood labels)."""
+    from scipy import ndimage
+
+    out = labels.copy()
+    myocardium = myocardium_of(labels)
+    for k in range(labels.shape[0]):
+        filled = ndimage.binary_fill_holes(myocardium[k])
+        out[k][filled & ~myocardium[k]] = BLOOD
+    return out
+
+
+def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
+    """Read one raw case and return it canonical, with QC; raises ``CaseError`` on bad input.
+
+    Example:
+        >>> result = preprocess_case(cohort.cases[0], PreprocessConfig())       # doctest: +SKIP
+        >>> result.qc["scar_percent"]                                            # doctest: +SKIP
+    """
+    import SimpleITK as sitk
+
+    label_map = parse_label_map(config.labels)
+    method = resolve_scar_method(config.scar_method, label_map)
+    if case.mask is None:
+        raise CaseError(f"{case.image}: no mask found for case {case.case_id!r} (looked in masks/, labels/, "
+                        "Contours/ or the manifest's mask column).")
+    raw_image = read_volume(case.image, "image")
+    raw_mask = read_volume(case.mask, "mask")
+    if raw_image.GetSize()[2] < 2 or min(raw_image.GetSize()) < 2:
+        raise CaseError(f"{case.image}: image has size {raw_image.GetSize()}; a stack of several short-axis "
+                        "slices is needed.")
+    check_same_geometry(raw_image, raw_mask, case.mask)
+    image_values = image_array(raw_image, case.image)
+    internal = to_internal(label_array(raw_mask, case.mask), label_map, str(case.mask))
+    if not label_map.blood:
+        internal = fill_blood_pool(internal)
+
+    image = sitk.GetImageFromArray(image_values)
+    image.CopyInformation(raw_image)
+    labels = sitk.GetImageFromArray(internal)
+    labels.CopyInformation(raw_image)
+    image, labels, reorientation = geometry.canonical_orientation(image, labels)
+    values = sitk.GetArrayFromImage(image)
+    internal = sitk.GetArrayFromImage(labels)
+
+    scar = quantify_scar(values, internal, method, nsd=config.nsd, greyzone_nsd=config.greyzone_nsd)
+    refined = sitk.GetImageFromArray(scar.labels)
+    refined.CopyInformation(labels)
+    spacing = image.GetSpacing()
+    volumes = tissue_volumes_ml(scar.labels, float(np.prod(spacing)))
+    blood = scar.labels == BLOOD
+    blood_mean = float(values[blood].mean()) if blood.any() else float("nan")
+
+    reference = geometry.crop_grid(image, geometry.lv_centre_index(scar.labels), config.inplane_spacing_mm,
+                                   config.crop_size)
+    background = float(np.percentile(values, 1))
+    cropped = geometry.resample_image(image, reference, default=background)
+    cropped_labels = geometry.resample_labels(refined, reference, (BLOOD, MYOCARDIUM, SCAR, NOREFLOW, GREYZONE))
+    crop_values = sitk.GetArrayFromImage(cropped)
+    normalisation = fit_normalisation(config.normalisation, scar.remote_mean, blood_mean, crop_values,
+                                      str(case.image))
+    normalised = sitk.GetImageFromArray(normalisation.apply(crop_values))
+    normalised.CopyInformation(reference)
+
+    kept = tissue_volumes_ml(sitk.GetArrayViewFromImage(cropped_labels), float(np.prod(reference.GetSpacing())))
+    myocardium_ml = volumes["myocardium_volume_ml"]
+    kept_fraction = kept["myocardium_volume_ml"] / myocardium_ml if myocardium_ml else 0.0
+    warnings = []
+    if kept_fraction < CROP_KEEP_WARNING:
+        warnings.append(f"only {100 * kept_fraction:.1f} % of the myocardium lies inside the "
+                        f"{config.crop_size}-voxel crop; consider a larger --crop")
+    slices_with_myocardium = int(myocardium_of(scar.labels).reshape(scar.labels.shape[0], -1).any(axis=1).sum())
+    if slices_with_myocardium < 3:
+        warnings.append(f"myocardium is labelled on only {slices_with_myocardium} slice(s)")
+
+    label_scar = np.isin(internal, (SCAR, NOREFLOW))
+    qc: dict[str, Any] = {
+        "case_id": case.case_id,
+        "lgerisk_version": lgerisk.__version__,
+        "settings_hash": config.settings_hash(),
+        "settings": config.to_dict(),
+        "image_sha256": source_hash(case.image),
+        "mask_sha256": source_hash(case.mask),
+        "scar_method": method,
+        "label_map": label_map.to_spec(),
+        **{key: round(value, 4) for key, value in volumes.items()},
+        "myocardium_mass_g": round(myocardium_ml * MYOCARDIAL_DENSITY_G_PER_ML, 4),
+        "scar_percent": _percent(volumes["scar_volume_ml"], myocardium_ml),
+        "noreflow_percent": _percent(volumes["noreflow_volume_ml"], myocardium_ml),
+        "greyzone_percent": _percent(volumes["greyzone_volume_ml"], myocardium_ml),
+        "scar_label_dice": _rounded(dice(np.isin(scar.labels, (SCAR, NOREFLOW)), label_scar))
+        if method != "label" and label_map.has_scar else None,
+        "remote_mean": round(scar.remote_mean, 4),
+        "remote_sd": round(scar.remote_sd, 4),
+        "core_threshold": _rounded(scar.core_threshold),
+        "greyzone_threshold": round(scar.greyzone_threshold, 4),
+        "blood_pool_mean": _rounded(blood_mean),
+        "normalisation": normalisation.method,
+        "normalisation_offset": round(normalisation.offset, 6),
+        "normalisation_scale": round(normalisation.scale, 6),
+        "original_size": list(raw_image.GetSize()),
+        "original_spacing_mm": [round(s, 6) for s in raw_image.GetSpacing()],
+        "original_direction": [round(d, 6) for d in raw_image.GetDirection()],
+        "slice_count": int(image.GetSize()[2]),
+        "slice_spacing_mm": round(spacing[2], 6),
+        "slices_with_myocardium": slices_with_myocardium,
+        "axis_order": list(reorientation.axis_order),
+        "slices_flipped": reorientation.slices_flipped,
+        "crop_size": config.crop_size,
+        "crop_spacing_mm": config.inplane_spacing_mm,
+        "myocardium_in_crop_fraction": round(kept_fraction, 4),
+        "warnings": warnings,
+    }
+    return PreprocessedCase(case.case_id, normalised, cropped_labels, qc)
+
+
+def _percent(part: float, whole: float) -> float:
+    return round(100.0 * part / whole, 4) if whole else 0.0
+
+
+def _rounded(value: float | None) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), 4)
+
+
+def case_dir(out: Path, case_id: str) -> Path:
+    """Folder of one preprocessed case."""
+    return out / "cases" / case_id
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed writer left in ``folder`` (names start with '.' and hold '.tmp')."""
+    if folder.is_dir():
+        for leftover in folder.glob(".*.tmp*"):
+            leftover.unlink(missing_ok=True)
+
+
+def write_case(result: PreprocessedCase, out: Path) -> Path:
+    """Write image, mask, then QC JSON (the completion marker), each atomically."""
+    folder = case_dir(out, result.case_id)
+    remove_stale_temporaries(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / QC_FILE).unlink(missing_ok=True)  # the case is incomplete until the new QC lands
+    write_image(folder / IMAGE_FILE, result.image)
+    write_image(folder / MASK_FILE, result.labels)
+    write_json(folder / QC_FILE, result.qc)
+    return folder
+
+
+def is_case_done(case: Case, out: Path, config: PreprocessConfig) -> bool:
+    """Whether ``out`` already holds this case from the same inputs and settings."""
+    import json
+
+    qc_path = case_dir(out, case.case_id) / QC_FILE
+    if not qc_path.is_file():
+        return False
+    try:
+        qc = json.loads(qc_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (qc.get("settings_hash") == config.settings_hash()
+            and qc.get("image_sha256") == source_hash(case.image)
+            and qc.get("mask_sha256") == source_hash(case.mask)
+            and all((case_dir(out, case.case_id) / name).is_file() for name in (IMAGE_FILE, MASK_FILE)))
+
+
+def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig) -> dict[str, Any]:
+    """Preprocess and write one case; returns its QC (the batch runner's unit of work)."""
+    result = preprocess_case(case, config)
+    write_case(result, Path(out))
+    return result.qc
