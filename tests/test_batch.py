@@ -1,0 +1,108 @@
+"""Batch behaviour of preprocess: resume, shards, processes, and a run killed mid-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from lgerisk.batch import Shard
+from lgerisk.errors import InputError
+from lgerisk.preprocess.config import PreprocessConfig
+from lgerisk.preprocess.run import preprocess_cohort
+from tests.conftest import ROOT, make_cohort, phantom_arrays, write_volume
+
+
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every file under ``folder`` -> its content (voxel arrays for images, text otherwise)."""
+    out: dict[str, object] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = str(path.relative_to(folder))
+        if path.name.endswith(".nii.gz"):
+            image = sitk.ReadImage(str(path))
+            out[key] = (sitk.GetArrayFromImage(image).tobytes(), image.GetSpacing(), image.GetOrigin())
+        else:
+            out[key] = path.read_bytes()
+    return out
+
+
+def test_shard_selection() -> None:
+    items = list(range(10))
+    shards = [Shard.parse(f"{i}/3").select(items) for i in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == items and shards[0] == [0, 3, 6, 9]
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        with pytest.raises(InputError):
+            Shard.parse(bad)
+
+
+def test_rerun_skips_finished_cases_and_redoes_changed_ones(tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=3)
+    out = tmp_path / "prep"
+    first, _ = preprocess_cohort(data, out, PreprocessConfig())
+    assert sorted(first.done) == ["case0", "case1", "case2"]
+    again, _ = preprocess_cohort(data, out, PreprocessConfig())
+    assert again.done == [] and sorted(again.skipped) == ["case0", "case1", "case2"]
+    # a changed input file is redone; other settings redo everything
+    image, _ = phantom_arrays(seed=42)
+    write_volume(data / "images" / "case1.nii.gz", image)
+    changed, _ = preprocess_cohort(data, out, PreprocessConfig())
+    assert changed.done == ["case1"]
+    other, table = preprocess_cohort(data, out, PreprocessConfig(nsd=3.0))
+    assert sorted(other.done) == ["case0", "case1", "case2"]
+    assert len(table) == 3
+
+
+def test_shards_together_equal_one_run(tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=5)
+    preprocess_cohort(data, tmp_path / "whole", PreprocessConfig())
+    for index in (1, 2):
+        report, _ = preprocess_cohort(data, tmp_path / "sharded", PreprocessConfig(), shard=Shard(index, 2))
+        assert len(report.done) == (3 if index == 1 else 2)
+    whole, sharded = snapshot(tmp_path / "whole"), snapshot(tmp_path / "sharded")
+    assert whole.keys() == sharded.keys() and whole == sharded
+    assert len(pd.read_csv(tmp_path / "sharded" / "cases.csv")) == 5
+
+
+def test_two_processes_equal_one(tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=4)
+    preprocess_cohort(data, tmp_path / "one", PreprocessConfig(), jobs=1)
+    report, _ = preprocess_cohort(data, tmp_path / "two", PreprocessConfig(), jobs=2)
+    assert len(report.done) == 4
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "two")
+
+
+def _big_cohort(folder: Path, n: int) -> Path:
+    for i in range(n):
+        image, labels = phantom_arrays(slices=10, size=192, seed=i)
+        write_volume(folder / "images" / f"p{i:02d}.nii.gz", image)
+        write_volume(folder / "masks" / f"p{i:02d}.nii.gz", labels)
+    return folder
+
+
+def test_killed_batch_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    n = 14
+    data = _big_cohort(tmp_path / "cohort", n)
+    preprocess_cohort(data, tmp_path / "reference", PreprocessConfig())
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "lgerisk", "preprocess", "--data", str(data), "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("cases/*/qc.json"))) < 3:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(list(out.glob("cases/*/qc.json")))
+    assert 3 <= finished < n, "the run must be killed mid-way for this test to mean anything"
+    assert not (out / "cases.csv").exists()  # the table is only written at the end
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert snapshot(out) == snapshot(tmp_path / "reference")

@@ -1,0 +1,65 @@
+"""The command line: start-up cost, --version, --help, and preprocess end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+import lgerisk
+from tests.conftest import ROOT, make_cohort
+
+HEAVY = ("torch", "SimpleITK", "radiomics", "pandas", "numpy", "scipy", "torchio", "lifelines", "matplotlib")
+
+
+def test_startup_imports_nothing_heavy() -> None:
+    code = ("import sys; from lgerisk.cli import app; "
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_version_and_help(cli) -> None:
+    result = cli("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"lgerisk {lgerisk.__version__}"
+    result = cli("--help")
+    assert result.exit_code == 0 and "preprocess" in result.output and "synth" in result.output
+    for command in ("preprocess", "synth"):
+        result = cli(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_preprocess_command(cli, tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=3)
+    result = cli("preprocess", "--data", data, "--out", tmp_path / "prep", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert "3 done" in result.output
+    table = pd.read_csv(tmp_path / "prep" / "cases.csv")
+    assert list(table["case_id"]) == ["case0", "case1", "case2"]
+    assert {"time", "event", "age", "scar_percent", "greyzone_percent", "myocardium_mass_g"} <= set(table.columns)
+    assert json.loads((tmp_path / "prep" / "preprocess.json").read_text())["settings"]["labels"] == "emidec"
+    result = cli("preprocess", "--data", data, "--out", tmp_path / "prep")
+    assert result.exit_code == 0 and "3 already done" in result.output
+
+
+def test_preprocess_acdc_labels_derive_scar(cli, tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=1)
+    # relabel to ACDC: 3 blood pool, 2 myocardium (scar becomes myocardium), 1 RV (ignored)
+    import numpy as np
+    import SimpleITK as sitk
+
+    path = data / "masks" / "case0.nii.gz"
+    mask = sitk.ReadImage(str(path))
+    values = sitk.GetArrayFromImage(mask)
+    acdc = np.select([values == 1, values >= 2], [3, 2], 0).astype(np.uint8)
+    acdc[:, :3, :3] = 1
+    out = sitk.GetImageFromArray(acdc)
+    out.CopyInformation(mask)
+    sitk.WriteImage(out, str(path))
+    result = cli("preprocess", "--data", data, "--out", tmp_path / "prep", "--labels", "acdc")
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(tmp_path / "prep" / "cases.csv").iloc[0]
+    assert row["scar_method"] == "nsd" and 10 < row["scar_percent"] < 20  # the phantom's scar sector: 14.5 %
