@@ -55,9 +55,9 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write ``data`` as indented, key-sorted JSON atomically."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+def write_json(path: str | os.PathLike[str], data: Any, sort_keys: bool = True) -> None:
+    """Write ``data`` as indented JSON atomically (keys sorted unless ``sort_keys=False``; no NaN)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:

@@ -1,0 +1,161 @@
+"""Extract a cohort's feature table: the library function behind ``lgerisk extract-radiomics``.
+
+Given ``--out work/radiomics.csv``::
+
+    work/radiomics.csv               the feature table (a row a case; see README "Feature table")
+    work/radiomics.errors.csv        cases that failed and why (absent when none failed)
+    work/radiomics.stability.csv     per-feature ICCs (with --stability)
+    work/radiomics.parts/            one JSON a case (resume cache; safe to delete)
+    work/radiomics.parts/preprocessed/   the preprocessing of a raw cohort (same code as preprocess)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
+from lgerisk.io.atomic import write_csv, write_json
+from lgerisk.io.cohort import Case, Cohort, discover_cohort
+from lgerisk.preprocess.config import PreprocessConfig
+from lgerisk.preprocess.pipeline import source_hash
+from lgerisk.radiomics.settings import load_params, params_hash
+
+
+def parts_dir(out_csv: Path) -> Path:
+    """The per-case cache folder beside the feature table."""
+    return out_csv.with_name(out_csv.name.removesuffix(".csv") + ".parts")
+
+
+def sibling(out_csv: Path, kind: str) -> Path:
+    """``work/radiomics.csv`` -> ``work/radiomics.<kind>.csv``."""
+    return out_csv.with_name(out_csv.name.removesuffix(".csv") + f".{kind}.csv")
+
+
+def preprocessed_cohort(data: str | os.PathLike[str], cache: Path, config: PreprocessConfig, jobs: int,
+                        quiet: bool, debug: bool) -> tuple[Cohort, dict[str, str]]:
+    """``data`` as preprocessed cases: as-is when it is a preprocess output, else preprocessed into
+    ``cache`` first (resumable). Returns the cohort and the cases preprocessing failed on."""
+    cohort = discover_cohort(data)
+    if cohort.layout == "preprocessed":
+        return cohort, {}
+    from lgerisk.preprocess.run import preprocess_cohort
+
+    report, _ = preprocess_cohort(data, cache, config, jobs=jobs, quiet=quiet, debug=debug)
+    if not (cache / "cases.csv").is_file():
+        return Cohort(cases=(), layout="preprocessed", source=cache), report.failed
+    return discover_cohort(cache), report.failed
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+
+
+def extract_case(case: Case, parts: Path, params: dict[str, Any], rois: tuple[str, ...], settings: str,
+                 stability: bool = False, n_random: int = 2, seed: int = 0) -> dict[str, Any]:
+    """Extract one case and cache its row (and its perturbation rows with ``stability``)."""
+    from lgerisk.radiomics.extract import feature_row, read_case
+
+    row = feature_row(case.case_id, case.image, case.mask, params, rois, settings)
+    record: dict[str, Any] = {"settings_hash": settings, "image_sha256": source_hash(case.image),
+                              "mask_sha256": source_hash(case.mask), "row": _json_safe(row)}
+    if stability:
+        from lgerisk.radiomics.stability import perturbation_rows
+
+        image, labels = read_case(case.image, case.mask)
+        rows = perturbation_rows(image, labels, params, rois, n_random=n_random, seed=seed)
+        record["perturbations"] = {name: _json_safe(values) for name, values in rows.items()}
+    write_json(parts / "cases" / f"{case.case_id}.json", record, sort_keys=False)  # keeps the column order
+    return record
+
+
+def is_extracted(case: Case, parts: Path, settings: str, stability: bool) -> bool:
+    """Whether the cache holds this case from the same files and settings (and perturbations if needed)."""
+    path = parts / "cases" / f"{case.case_id}.json"
+    if not path.is_file():
+        return False
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (record.get("settings_hash") == settings and record.get("image_sha256") == source_hash(case.image)
+            and record.get("mask_sha256") == source_hash(case.mask)
+            and (not stability or "perturbations" in record))
+
+
+def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], params_path: str | None = None,
+                   image_types: tuple[str, ...] | None = None,
+                   rois: tuple[str, ...] = ("myocardium", "scar", "greyzone"), jobs: int = 1,
+                   shard: Shard = Shard(), stability: bool = False, n_random: int = 2, seed: int = 0,
+                   preprocess_config: PreprocessConfig = PreprocessConfig(), quiet: bool = False,
+                   debug: bool = False) -> tuple[BatchReport, Any, Any]:
+    """Extract the feature table of ``data`` into ``out`` (CSV); returns report, table, stability table.
+
+    Example:
+        >>> report, table, _ = extract_cohort("work/prep", "work/radiomics.csv")   # doctest: +SKIP
+    """
+    params = load_params(params_path, image_types)
+    settings = params_hash(params, rois)
+    out_csv = Path(out)
+    parts = parts_dir(out_csv)
+    parts.mkdir(parents=True, exist_ok=True)
+    cohort, failed_preprocessing = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs,
+                                                       quiet, debug)
+    write_json(parts / "settings.json", {"params": params, "rois": list(rois), "settings_hash": settings})
+    selected = shard.select(cohort.cases)
+    report = run_batch(selected, partial(extract_case, parts=parts, params=params, rois=rois, settings=settings,
+                                         stability=stability, n_random=n_random, seed=seed),
+                       partial(is_extracted, parts=parts, settings=settings, stability=stability), parts,
+                       jobs=jobs, description="radiomics", quiet=quiet, debug=debug)
+    for case_id, message in failed_preprocessing.items():
+        report.failed[case_id] = message
+    table, stability_frame = assemble(cohort, parts, settings, out_csv, stability)
+    errors = collect_errors(parts)
+    pre_errors = collect_errors(parts / "preprocessed") if failed_preprocessing else None
+    _write_errors(out_csv, errors, pre_errors)
+    return report, table, stability_frame
+
+
+def _write_errors(out_csv: Path, *tables: Any) -> None:
+    import pandas as pd
+
+    frames = [t for t in tables if t is not None and len(t)]
+    path = sibling(out_csv, "errors")
+    if frames:
+        write_csv(path, pd.concat(frames, ignore_index=True))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def assemble(cohort: Cohort, parts: Path, settings: str, out_csv: Path, stability: bool) -> tuple[Any, Any]:
+    """Gather every cached row of ``cohort`` (all shards) into the feature table (and stability table)."""
+    import pandas as pd
+
+    rows, perturbations = [], {}
+    for case in cohort.cases:
+        path = parts / "cases" / f"{case.case_id}.json"
+        if not path.is_file():
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if record.get("settings_hash") != settings:
+            continue
+        rows.append(record["row"])
+        if stability and "perturbations" in record:
+            perturbations[case.case_id] = record["perturbations"]
+    table = pd.DataFrame(rows)
+    if rows:
+        write_csv(out_csv, table)
+    stability_frame = None
+    if stability and perturbations:
+        from lgerisk.radiomics.stability import stability_table
+
+        stability_frame = stability_table(perturbations)
+        write_csv(sibling(out_csv, "stability"), stability_frame)
+    return table, stability_frame
