@@ -60,7 +60,7 @@ class Cohort:
 
 def check_case_id(case_id: str, where: str) -> str:
     """Return ``case_id`` if it is a safe file name, else raise ``InputError`` naming ``where``."""
-    if not isinstance(case_id, str) or not CASE_ID_PATTERN.match(case_id) or case_id in {".", ".."}:
+    if not isinstance(case_id, str) or not CASE_ID_PATTERN.fullmatch(case_id) or case_id in {".", ".."}:
         raise InputError(f"{where}: case id {case_id!r} is not a safe file name (letters, digits, '-', '_', "
                          "'.'; no paths or spaces).")
     return case_id

@@ -77,6 +77,26 @@ def _itk_reason(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def check_nifti_voxels(path: Path, what: str) -> None:
+    """Decode a NIfTI file's voxels completely (nibabel) to refuse truncated files and NaN/inf voxels.
+
+    ITK's NIfTI reader fills a truncated file's missing voxels with zeros and turns NaN into 0,
+    so neither would otherwise be noticed.
+    """
+    import zlib
+
+    import nibabel
+
+    try:
+        voxels = np.asanyarray(nibabel.load(str(path)).dataobj)
+    except (EOFError, OSError, ValueError, zlib.error, nibabel.filebasedimages.ImageFileError) as exc:
+        raise CaseError(f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+                        f"supported format ({' '.join(str(exc).split())[:120]}).") from None
+    if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
+        bad = int((~np.isfinite(voxels)).sum())
+        raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")
+
+
 def read_volume(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
     """Read one 3D volume (a file or a DICOM folder); 2D, 4D and vector images are refused.
 
@@ -92,6 +112,8 @@ def read_volume(path: str | os.PathLike[str], what: str = "image") -> sitk.Image
     if path.is_dir():
         image = read_dicom_series(path)
     else:
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            check_nifti_voxels(path, what)
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError as exc:

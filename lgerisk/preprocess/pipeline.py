@@ -236,9 +236,12 @@ def is_case_done(case: Case, out: Path, config: PreprocessConfig) -> bool:
         qc = json.loads(qc_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (qc.get("settings_hash") == config.settings_hash()
-            and qc.get("image_sha256") == source_hash(case.image)
-            and qc.get("mask_sha256") == source_hash(case.mask)
+    try:
+        same_inputs = (qc.get("image_sha256") == source_hash(case.image)
+                       and qc.get("mask_sha256") == source_hash(case.mask))
+    except OSError:  # an input vanished: not done, and preprocessing will say which file
+        return False
+    return (same_inputs and qc.get("settings_hash") == config.settings_hash()
             and all((case_dir(out, case.case_id) / name).is_file() for name in (IMAGE_FILE, MASK_FILE)))
 
 

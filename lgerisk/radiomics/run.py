@@ -82,9 +82,12 @@ def is_extracted(case: Case, parts: Path, settings: str, stability: bool) -> boo
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (record.get("settings_hash") == settings and record.get("image_sha256") == source_hash(case.image)
-            and record.get("mask_sha256") == source_hash(case.mask)
-            and (not stability or "perturbations" in record))
+    try:
+        same_inputs = (record.get("image_sha256") == source_hash(case.image)
+                       and record.get("mask_sha256") == source_hash(case.mask))
+    except OSError:
+        return False
+    return same_inputs and record.get("settings_hash") == settings and (not stability or "perturbations" in record)
 
 
 def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], params_path: str | None = None,

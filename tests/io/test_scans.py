@@ -1,0 +1,319 @@
+"""Unit tests of lgerisk.io.scans: file names, reading volumes, voxel arrays and geometry checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from lgerisk.errors import CaseError
+from lgerisk.io.scans import (
+    GeometryTolerance,
+    check_same_geometry,
+    image_array,
+    is_scan_file,
+    label_array,
+    read_volume,
+    scan_stem,
+)
+from tests.conftest import phantom_arrays, write_volume
+
+SPACING = (1.5, 1.25, 8.0)
+
+
+def _image(array: np.ndarray, spacing=SPACING, origin=(0.0, 0.0, 0.0), direction=None) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    if direction is not None:
+        image.SetDirection(direction)
+    return image
+
+
+# --- scan_stem / is_scan_file ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "stem"), [
+    ("images/P01.nii.gz", "P01"),
+    ("P01.nii", "P01"),
+    ("a/b/P01.NII.GZ", "P01"),
+    ("P01.nrrd", "P01"),
+    ("P01.nhdr", "P01"),
+    ("P01.mha", "P01"),
+    ("P01.mhd", "P01"),
+    ("case.v2.nii.gz", "case.v2"),
+    ("P01", "P01"),          # a DICOM folder keeps its name
+    ("notes.txt", "notes.txt"),
+])
+def test_scan_stem(path: str, stem: str) -> None:
+    assert scan_stem(path) == stem
+    assert scan_stem(Path(path)) == stem
+
+
+def test_is_scan_file(tmp_path: Path) -> None:
+    for name in ("a.nii.gz", "b.nii", "c.nrrd", "d.mha", "e.MHD"):
+        (tmp_path / name).write_bytes(b"x")
+        assert is_scan_file(tmp_path / name), name
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "folder.nii.gz").mkdir()
+    assert not is_scan_file(tmp_path / "notes.txt")
+    assert not is_scan_file(tmp_path / "folder.nii.gz")  # a folder is not a volume file
+    assert not is_scan_file(tmp_path / "missing.nii.gz")
+
+
+# --- read_volume ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".mha"])
+def test_read_volume_formats_keep_values_and_geometry(tmp_path: Path, suffix: str) -> None:
+    array, _ = phantom_arrays(slices=4, size=32)
+    path = write_volume(tmp_path / f"scan{suffix}", array, spacing=SPACING)
+    image = read_volume(path)
+    assert image.GetDimension() == 3
+    assert image.GetSize() == (32, 32, 4)
+    assert np.allclose(image.GetSpacing(), SPACING)
+    assert image.GetNumberOfComponentsPerPixel() == 1
+    np.testing.assert_allclose(sitk.GetArrayFromImage(image), array, rtol=1e-6)
+    assert list(image.GetMetaDataKeys()) == []  # no header values travel on
+
+
+def test_read_volume_accepts_str_path(tmp_path: Path) -> None:
+    array, _ = phantom_arrays(slices=3, size=16)
+    path = write_volume(tmp_path / "scan.nii.gz", array)
+    assert read_volume(str(path)).GetSize() == (16, 16, 3)
+
+
+def test_read_volume_drops_header_metadata(tmp_path: Path) -> None:
+    image = _image(np.zeros((3, 8, 8), np.float32))
+    image.SetMetaData("PatientName", "Doe^Jane")
+    sitk.WriteImage(image, str(tmp_path / "scan.nrrd"))
+    assert "PatientName" in sitk.ReadImage(str(tmp_path / "scan.nrrd")).GetMetaDataKeys()  # the file holds it
+    assert list(read_volume(tmp_path / "scan.nrrd").GetMetaDataKeys()) == []
+
+
+def test_read_volume_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CaseError, match=r"nothere\.nii\.gz: mask file does not exist"):
+        read_volume(tmp_path / "nothere.nii.gz", "mask")
+
+
+def test_read_volume_refuses_2d(tmp_path: Path) -> None:
+    path = write_volume(tmp_path / "flat.nii.gz", np.zeros((16, 16), np.float32), spacing=(1.0, 1.0))
+    with pytest.raises(CaseError, match=r"flat\.nii\.gz: image is 2D"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_read_volume_refuses_4d(tmp_path: Path, suffix: str) -> None:
+    volume = _image(np.zeros((3, 8, 8), np.float32))
+    sitk.WriteImage(sitk.JoinSeries([volume, volume]), str(tmp_path / f"cine{suffix}"))
+    with pytest.raises(CaseError, match=r"cine.*: mask is 4D \(size \(8, 8, 3, 2\)\)"):
+        read_volume(tmp_path / f"cine{suffix}", "mask")
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_read_volume_accepts_4d_with_one_frame(tmp_path: Path, suffix: str) -> None:
+    array = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    sitk.WriteImage(sitk.JoinSeries([_image(array)]), str(tmp_path / f"one{suffix}"))
+    image = read_volume(tmp_path / f"one{suffix}")
+    assert image.GetDimension() == 3 and image.GetSize() == (8, 8, 3)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), array)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_read_volume_refuses_vector_images(tmp_path: Path, suffix: str) -> None:
+    rgb = sitk.GetImageFromArray(np.zeros((3, 8, 8, 3), np.uint8), isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / f"rgb{suffix}"))
+    with pytest.raises(CaseError, match=r"rgb.*: image has 3 components per voxel"):
+        read_volume(tmp_path / f"rgb{suffix}")
+
+
+def test_read_volume_refuses_random_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "noise.nii.gz"
+    path.write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(CaseError, match=r"noise\.nii\.gz: image could not be read"):
+        read_volume(path)
+
+
+def test_read_volume_refuses_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.nii.gz"
+    path.write_bytes(b"")
+    with pytest.raises(CaseError, match=r"empty\.nii\.gz: image could not be read"):
+        read_volume(path)
+
+
+def _truncate(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_read_volume_refuses_truncated_nrrd(tmp_path: Path) -> None:
+    array, _ = phantom_arrays(slices=4, size=32)
+    path = _truncate(write_volume(tmp_path / "cut.nrrd", array))
+    with pytest.raises(CaseError, match=r"cut\.nrrd: image could not be read"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_read_volume_refuses_truncated_nifti(tmp_path: Path, suffix: str) -> None:
+    array, _ = phantom_arrays(slices=4, size=32)
+    path = _truncate(write_volume(tmp_path / f"cut{suffix}", array))
+    with pytest.raises(CaseError, match=r"cut\.nii.*: image could not be read"):
+        read_volume(path)
+
+
+# --- image_array / label_array --------------------------------------------------------------------
+
+
+def test_image_array_is_float32_zyx() -> None:
+    array = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    values = image_array(_image(array), "scan.nii.gz")
+    assert values.dtype == np.float32 and values.shape == (2, 3, 4)
+    np.testing.assert_array_equal(values, array.astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_image_array_refuses_non_finite(bad: float) -> None:
+    array = np.ones((2, 3, 4), np.float32)
+    array[1, 2, 3] = bad
+    array[0, 0, 0] = bad
+    with pytest.raises(CaseError, match=r"^scan\.nii\.gz: image has 2 NaN or infinite voxels\.$"):
+        image_array(_image(array), "scan.nii.gz")
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_non_finite_voxels_survive_reading(tmp_path: Path, suffix: str) -> None:
+    array, _ = phantom_arrays(slices=3, size=16)
+    array[1, 5, 5], array[2, 6, 6] = np.nan, np.inf
+    path = write_volume(tmp_path / f"scan{suffix}", array)
+    with pytest.raises(CaseError, match=r"scan\.(nrrd|mha): image has 2 NaN or infinite voxels"):
+        image_array(read_volume(path), path)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_non_finite_voxels_in_nifti_are_refused(tmp_path: Path, suffix: str) -> None:
+    array, _ = phantom_arrays(slices=3, size=16)
+    array[1, 5, 5], array[2, 6, 6] = np.nan, np.inf
+    path = write_volume(tmp_path / f"scan{suffix}", array)
+    with pytest.raises(CaseError, match=r"NaN or infinite"):
+        image_array(read_volume(path), path)
+
+
+def test_label_array_casts_float_labels() -> None:
+    array = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 2.0000001], np.float64).reshape(1, 2, 3)
+    labels = label_array(_image(array), "mask.nii.gz")
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels.ravel(), [0, 1, 2, 3, 4, 2])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.float32])
+def test_label_array_any_pixel_type(dtype: type) -> None:
+    array = np.array([0, 1, 2, 3, 200, 0], dtype=dtype).reshape(1, 2, 3)
+    labels = label_array(_image(array), "mask.nii.gz")
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels.ravel(), [0, 1, 2, 3, 200, 0])
+
+
+def test_label_array_refuses_non_integer() -> None:
+    array = np.array([0.0, 1.0, 2.5], np.float32).reshape(1, 1, 3)
+    with pytest.raises(CaseError, match=r"^mask\.nii\.gz: mask holds non-integer values"):
+        label_array(_image(array), "mask.nii.gz")
+
+
+def test_label_array_refuses_nan() -> None:
+    array = np.array([0.0, 1.0, np.nan], np.float32).reshape(1, 1, 3)
+    with pytest.raises(CaseError, match=r"^mask\.nii\.gz: mask has NaN or infinite voxels"):
+        label_array(_image(array), "mask.nii.gz")
+
+
+# --- check_same_geometry -----------------------------------------------------------------------------
+
+OBLIQUE = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def _pair(**mask_geometry):
+    base = {"spacing": SPACING, "origin": (10.0, -20.0, 30.0), "direction": OBLIQUE}
+    image = _image(np.zeros((4, 10, 12), np.float32), **base)
+    shape = mask_geometry.pop("shape", (4, 10, 12))
+    mask = _image(np.zeros(shape, np.uint8), **{**base, **mask_geometry})
+    return image, mask
+
+
+def test_check_same_geometry_accepts_identical() -> None:
+    image, mask = _pair()
+    check_same_geometry(image, mask, "masks/P01.nii.gz")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"shape": (4, 10, 13)}, r"mask size \(13, 10, 4\) differs from its image's \(12, 10, 4\)"),
+    ({"shape": (5, 10, 12)}, r"mask size .* differs"),
+    ({"spacing": (1.5, 1.25, 10.0)}, r"mask spacing \(1\.5, 1\.25, 10\) differs from its image's \(1\.5, 1\.25, 8\)"),
+    ({"spacing": (1.52, 1.25, 8.0)}, r"mask spacing .* differs"),
+    ({"origin": (10.0, -20.0, 38.0)}, r"mask origin .* differs"),
+    ({"origin": (10.5, -20.0, 30.0)}, r"mask origin .* differs"),
+    ({"direction": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}, r"mask orientation .* differs"),
+    ({"direction": (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)}, r"mask orientation .* differs"),
+])
+def test_check_same_geometry_refuses_mismatch(change: dict, message: str) -> None:
+    image, mask = _pair(**change)
+    with pytest.raises(CaseError, match=r"^masks/P01\.nii\.gz: " + message):
+        check_same_geometry(image, mask, "masks/P01.nii.gz")
+
+
+def test_check_same_geometry_names_path_object() -> None:
+    image, mask = _pair(spacing=(3.0, 3.0, 8.0))
+    with pytest.raises(CaseError, match=r"P02\.nrrd"):
+        check_same_geometry(image, mask, Path("masks") / "P02.nrrd")
+
+
+def test_check_same_geometry_accepts_tiny_differences() -> None:
+    # float32 round-off of a NIfTI header: far below a thousandth of a voxel
+    eps = 1e-6
+    rotated = (eps, 1.0, 0.0, -1.0, eps, 0.0, 0.0, 0.0, 1.0)
+    image, mask = _pair(spacing=(1.5 + eps, 1.25 - eps, 8.0 + eps), origin=(10.0 + 1e-4, -20.0 - 1e-4, 30.0),
+                        direction=rotated)
+    check_same_geometry(image, mask, "masks/P01.nii.gz")
+    check_same_geometry(mask, image, "masks/P01.nii.gz")
+
+
+def test_check_same_geometry_tolerance_is_adjustable() -> None:
+    image, mask = _pair(spacing=(1.51, 1.25, 8.0))
+    with pytest.raises(CaseError, match="spacing"):
+        check_same_geometry(image, mask, "m.nii.gz")
+    check_same_geometry(image, mask, "m.nii.gz", GeometryTolerance(spacing_fraction=0.01))
+
+
+def test_check_same_geometry_after_nifti_round_trip(tmp_path: Path) -> None:
+    """A mask written beside its image (NIfTI stores float32 geometry) passes against it."""
+    image = _image(np.zeros((4, 10, 12), np.float32), spacing=(1.40625, 1.40625, 13.0),
+                   origin=(-123.456789, 87.654321, -45.0), direction=OBLIQUE)
+    mask = sitk.Cast(image, sitk.sitkUInt8)
+    sitk.WriteImage(image, str(tmp_path / "image.nii.gz"))
+    sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
+    check_same_geometry(read_volume(tmp_path / "image.nii.gz"), read_volume(tmp_path / "mask.nii.gz", "mask"),
+                        tmp_path / "mask.nii.gz")
+    check_same_geometry(image, read_volume(tmp_path / "mask.nii.gz", "mask"), tmp_path / "mask.nii.gz")
+
+
+# --- the real EMIDEC scans ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("case", "size", "spacing", "present"), [
+    ("samplePositive", (248, 258, 7), 13.0, {0, 1, 2, 3, 4}),
+    ("sampleNegative", (148, 246, 9), 10.0, {0, 1, 2}),
+])
+def test_emidec_scans_read(emidec: Path, case: str, size: tuple, spacing: float, present: set) -> None:
+    image_path = emidec / case / "Images" / f"{case}.nii.gz"
+    mask_path = emidec / case / "Contours" / f"{case}.nii.gz"
+    image, mask = read_volume(image_path), read_volume(mask_path, "mask")
+    assert image.GetSize() == size and mask.GetSize() == size
+    assert abs(image.GetSpacing()[2] - spacing) < 1e-3
+    assert list(image.GetMetaDataKeys()) == []
+    check_same_geometry(image, mask, mask_path)
+    values = image_array(image, image_path)
+    assert values.dtype == np.float32 and values.shape == size[::-1]
+    labels = label_array(mask, mask_path)  # EMIDEC stores labels as float64
+    assert labels.dtype == np.int32
+    assert set(np.unique(labels).tolist()) == present
