@@ -89,6 +89,20 @@ def crop_grid(image: sitk.Image, centre_xy: tuple[float, float], spacing_mm: flo
     return reference
 
 
+def fraction_inside(region: np.ndarray, image: sitk.Image, reference: sitk.Image) -> float:
+    """Share of ``region``'s voxels (on ``image``'s grid) whose centres fall inside ``reference``'s grid."""
+    zyx = np.argwhere(region)
+    if zyx.size == 0:
+        return 1.0
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    points = np.asarray(image.GetOrigin()) + (zyx[:, ::-1] * np.asarray(image.GetSpacing())) @ direction.T
+    ref_direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    index = ((points - np.asarray(reference.GetOrigin())) @ ref_direction) / np.asarray(reference.GetSpacing())
+    size = np.asarray(reference.GetSize())
+    inside = np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
+    return float(inside.mean())
+
+
 def resample_image(image: sitk.Image, reference: sitk.Image, default: float = 0.0) -> sitk.Image:
     """Linear resampling of intensities onto ``reference`` (outside the scan: ``default``)."""
     import SimpleITK as sitk

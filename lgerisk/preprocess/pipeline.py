@@ -139,9 +139,8 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     normalised = sitk.GetImageFromArray(normalisation.apply(crop_values))
     normalised.CopyInformation(reference)
 
-    kept = tissue_volumes_ml(sitk.GetArrayViewFromImage(cropped_labels), float(np.prod(reference.GetSpacing())))
     myocardium_ml = volumes["myocardium_volume_ml"]
-    kept_fraction = kept["myocardium_volume_ml"] / myocardium_ml if myocardium_ml else 0.0
+    kept_fraction = geometry.fraction_inside(myocardium_of(scar.labels), image, reference)
     warnings = []
     if kept_fraction < CROP_KEEP_WARNING:
         warnings.append(f"only {100 * kept_fraction:.1f} % of the myocardium lies inside the "

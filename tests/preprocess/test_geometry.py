@@ -59,3 +59,20 @@ def test_crop_is_centred_on_lv_and_keeps_slices() -> None:
     assert abs(after - before) / before < 0.05
     resampled = sitk.GetArrayFromImage(geometry.resample_image(img, reference))
     assert abs(resampled[array == 1].mean() - 600) < 20
+
+
+def test_fraction_inside_and_crop_warning(tmp_path) -> None:
+    from lgerisk.io.cohort import discover_cohort
+    from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.preprocess.pipeline import preprocess_case
+    from tests.conftest import make_cohort
+
+    image, labels = phantom_arrays()
+    img, _ = _images(image, labels)
+    centre = geometry.lv_centre_index(labels)
+    assert geometry.fraction_inside(labels == 2, img, geometry.crop_grid(img, centre, 1.0, 96)) == 1.0
+    assert geometry.fraction_inside(labels == 2, img, geometry.crop_grid(img, centre, 1.0, 24)) < 0.5
+    case = discover_cohort(make_cohort(tmp_path / "c", n=1)).cases[0]
+    assert preprocess_case(case, PreprocessConfig()).qc["warnings"] == []
+    small = preprocess_case(case, PreprocessConfig(crop_size=16)).qc
+    assert small["myocardium_in_crop_fraction"] < 0.5 and "--crop" in small["warnings"][0]
