@@ -82,8 +82,7 @@ def discover_cohort(data: str | os.PathLike[str]) -> Cohort:
             raise InputError(f"{path}: --data must be a cohort folder or a CSV manifest, not a single file.")
         return _read_manifest(path)
     if (path / "preprocess.json").is_file() and (path / "cases.csv").is_file():
-        cohort = _read_manifest(path / "cases.csv")
-        return Cohort(cases=cohort.cases, layout="preprocessed", source=path)
+        return Cohort(cases=_read_manifest(path / "cases.csv").cases, layout="preprocessed", source=path)
     for layout, finder in (("images+masks", _find_images_masks), ("emidec", _find_emidec),
                            ("dicom", _find_dicom_folders)):
         cases = finder(path)
@@ -253,4 +252,5 @@ def _read_manifest(path: Path) -> Cohort:
         cases.append(Case(case_id, image, mask, time, event, covariates))
     cases = _attach_outcomes(cases, base / "outcomes.csv") if not {"time", "event"} <= set(table.columns) else cases
     _check_unique(cases, path)
-    return Cohort(cases=tuple(cases), layout="manifest", source=path)
+    preprocessed = path.name == "cases.csv" and (path.parent / "preprocess.json").is_file()
+    return Cohort(cases=tuple(cases), layout="preprocessed" if preprocessed else "manifest", source=path)

@@ -97,8 +97,11 @@ def check_nifti_voxels(path: Path, what: str) -> None:
         raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")
 
 
-def read_volume(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
+def read_volume(path: str | os.PathLike[str], what: str = "image", verify_nifti: bool = True) -> sitk.Image:
     """Read one 3D volume (a file or a DICOM folder); 2D, 4D and vector images are refused.
+
+    ``verify_nifti=False`` skips the full nibabel decode of NIfTI files (``check_nifti_voxels``):
+    only for files lgerisk wrote itself (preprocessed cases), never for a user's scans.
 
     Example:
         >>> image = read_volume("images/P01.nii.gz")        # doctest: +SKIP
@@ -112,7 +115,7 @@ def read_volume(path: str | os.PathLike[str], what: str = "image") -> sitk.Image
     if path.is_dir():
         image = read_dicom_series(path)
     else:
-        if path.name.lower().endswith((".nii", ".nii.gz")):
+        if verify_nifti and path.name.lower().endswith((".nii", ".nii.gz")):
             check_nifti_voxels(path, what)
         try:
             image = sitk.ReadImage(str(path))

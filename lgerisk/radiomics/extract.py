@@ -24,29 +24,32 @@ from lgerisk.radiomics.settings import ROIS
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
-PROVENANCE_KEYS = {
-    "diagnostics_Versions_PyRadiomics": "pyradiomics_version",
-    "diagnostics_Versions_Numpy": "numpy_version",
-    "diagnostics_Versions_SimpleITK": "simpleitk_version",
-    "diagnostics_Versions_PyWavelet": "pywavelet_version",
-    "diagnostics_Versions_Python": "python_version",
-    "diagnostics_Image-original_Hash": "image_hash",
-}
-"""pyradiomics' own provenance (diagnostics) keys -> feature-table column names."""
-
 QC_COLUMNS = ("scar_method", "myocardium_volume_ml", "myocardium_mass_g", "scar_volume_ml", "scar_percent",
               "noreflow_percent", "greyzone_percent")
 """Scar metrics copied from the case's preprocessing QC into the feature table."""
 
 
 def make_extractor(params: dict[str, Any]):  # noqa: ANN201 - pyradiomics imported lazily
-    """A pyradiomics ``RadiomicsFeatureExtractor`` configured with ``params`` (quiet logging)."""
+    """A pyradiomics ``RadiomicsFeatureExtractor`` configured with ``params`` (quiet logging).
+
+    Built once per process and parameter set: pyradiomics re-validates its schema on every
+    construction (about 40 ms), and an extractor is reusable across cases. Its ``additionalInfo``
+    diagnostics are switched off: ``extract_rois`` records the same provenance (versions, and the
+    image and mask hashes exactly as pyradiomics computes them) once per case instead of once per ROI.
+    """
+    return _extractor(json.dumps(params, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _extractor(params_json: str):  # noqa: ANN202
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     radiomics.setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    return RadiomicsFeatureExtractor(json.loads(json.dumps(params)))
+    extractor = RadiomicsFeatureExtractor(json.loads(params_json))
+    extractor.settings["additionalInfo"] = False
+    return extractor
 
 
 def roi_mask(labels: np.ndarray, roi: str, reference: sitk.Image) -> sitk.Image:
@@ -92,6 +95,8 @@ def extract_rois(image: sitk.Image, labels: np.ndarray, params: dict[str, Any], 
         >>> row = extract_rois(image, labels, load_params(), ("myocardium", "scar"))  # doctest: +SKIP
         >>> row["scar__status"], row["scar__original_firstorder_Mean"]                # doctest: +SKIP
     """
+    import SimpleITK as sitk
+
     extractor = extractor or make_extractor(params)
     names = feature_names(json.dumps(params, sort_keys=True))
     row: dict[str, Any] = {}
@@ -113,14 +118,15 @@ def extract_rois(image: sitk.Image, labels: np.ndarray, params: dict[str, Any], 
         for name in names:
             value = _value(values.get(name, math.nan))
             row[f"{roi}__{name}"] = value
-        provenance.update({PROVENANCE_KEYS[k]: _value(v) for k, v in values.items() if k in PROVENANCE_KEYS})
-        provenance[f"{roi}__mask_hash"] = values.get("diagnostics_Mask-original_Hash")
-    if "pyradiomics_version" not in provenance:
-        provenance.update(_versions())
+        # as pyradiomics' diagnostics_Mask-original_Hash: the hash of the mask cast to UInt32
+        provenance[f"{roi}__mask_hash"] = sitk.Hash(sitk.Cast(mask, sitk.sitkUInt32))
+    provenance = {**_versions(), "image_hash": sitk.Hash(image), **provenance}
     return {**row, "__provenance__": provenance}
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
+    """Versions as pyradiomics' diagnostics report them."""
     import pywt
     import radiomics
     import SimpleITK as sitk
@@ -131,11 +137,11 @@ def _versions() -> dict[str, str]:
 
 
 def read_case(image_path: Path, mask_path: Path) -> tuple[sitk.Image, np.ndarray]:
-    """A preprocessed case: its image and its label array (1-5)."""
+    """A preprocessed case (written by ``lgerisk preprocess``): its image and its label array (1-5)."""
     from lgerisk.io.scans import image_array, label_array, read_volume
 
-    image = read_volume(image_path, "image")
-    mask = read_volume(mask_path, "mask")
+    image = read_volume(image_path, "image", verify_nifti=False)
+    mask = read_volume(mask_path, "mask", verify_nifti=False)
     if mask.GetSize() != image.GetSize():
         raise CaseError(f"{mask_path}: mask size {mask.GetSize()} differs from its image's {image.GetSize()}.")
     image_array(image, image_path)  # refuses NaN/inf

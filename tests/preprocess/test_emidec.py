@@ -59,3 +59,8 @@ def test_preprocessed_folder_is_a_cohort(emidec: Path, tmp_path: Path) -> None:
     assert cohort.layout == "preprocessed"
     assert [c.case_id for c in cohort.cases] == ["sampleNegative", "samplePositive"]
     assert all(c.image.is_file() and c.mask.is_file() for c in cohort.cases)
+
+
+def test_preprocessed_cases_csv_is_a_preprocessed_cohort(emidec: Path, tmp_path: Path) -> None:
+    preprocess_cohort(emidec, tmp_path / "prep", PreprocessConfig())
+    assert discover_cohort(tmp_path / "prep" / "cases.csv").layout == "preprocessed"

@@ -48,7 +48,10 @@ def test_emidec_features_equal_pyradiomics_cli(emidec: Path, tmp_path: Path) -> 
         assert compared > 90  # shape, first order and five texture classes
         assert ours[f"{roi}__mask_hash"] == theirs["diagnostics_Mask-original_Hash"]
     assert ours["image_hash"] == theirs["diagnostics_Image-original_Hash"]
-    assert ours["pyradiomics_version"] == theirs["diagnostics_Versions_PyRadiomics"]
+    for column, key in (("pyradiomics_version", "PyRadiomics"), ("numpy_version", "Numpy"),
+                        ("simpleitk_version", "SimpleITK"), ("pywavelet_version", "PyWavelet"),
+                        ("python_version", "Python")):
+        assert str(ours[column]) == theirs[f"diagnostics_Versions_{key}"], column
 
 
 def _case(scar: bool = True):
