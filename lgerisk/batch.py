@@ -136,6 +136,16 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
     return report
 
 
+def read_record(path: Path, settings_hash: str) -> dict[str, Any] | None:
+    """A case's JSON record (QC or cache entry) when it exists, parses and was made with
+    ``settings_hash``; else ``None`` (missing, half-written by an older version, or other settings)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("settings_hash") == settings_hash else None
+
+
 def _clear_error(out: Path, name: str) -> None:
     (out / ERRORS_DIR / f"{name}.json").unlink(missing_ok=True)
 

@@ -224,24 +224,24 @@ def write_case(result: PreprocessedCase, out: Path) -> Path:
     return folder
 
 
+def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
+    """Whether ``record`` was made from the case's current image and mask (by SHA-256); a vanished
+    input counts as changed (the case is then redone and the error names the file)."""
+    try:
+        return (record.get("image_sha256") == source_hash(case.image)
+                and record.get("mask_sha256") == source_hash(case.mask))
+    except OSError:
+        return False
+
+
 def is_case_done(case: Case, out: Path, config: PreprocessConfig) -> bool:
     """Whether ``out`` already holds this case from the same inputs and settings."""
-    import json
+    from lgerisk.batch import read_record
 
-    qc_path = case_dir(out, case.case_id) / QC_FILE
-    if not qc_path.is_file():
-        return False
-    try:
-        qc = json.loads(qc_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    try:
-        same_inputs = (qc.get("image_sha256") == source_hash(case.image)
-                       and qc.get("mask_sha256") == source_hash(case.mask))
-    except OSError:  # an input vanished: not done, and preprocessing will say which file
-        return False
-    return (same_inputs and qc.get("settings_hash") == config.settings_hash()
-            and all((case_dir(out, case.case_id) / name).is_file() for name in (IMAGE_FILE, MASK_FILE)))
+    folder = case_dir(out, case.case_id)
+    qc = read_record(folder / QC_FILE, config.settings_hash())
+    return (qc is not None and inputs_unchanged(qc, case)
+            and all((folder / name).is_file() for name in (IMAGE_FILE, MASK_FILE)))
 
 
 def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig) -> dict[str, Any]:

@@ -14,14 +14,13 @@ Output folder::
 
 from __future__ import annotations
 
-import json
 import os
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lgerisk
-from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
+from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Cohort, discover_cohort
 from lgerisk.io.labels import parse_label_map
@@ -69,14 +68,8 @@ def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> An
 
     rows = []
     for case in cohort.cases:
-        qc_path = case_dir(out, case.case_id) / QC_FILE
-        if not qc_path.is_file():
-            continue
-        try:
-            qc = json.loads(qc_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if qc.get("settings_hash") != config.settings_hash():
+        qc = read_record(case_dir(out, case.case_id) / QC_FILE, config.settings_hash())
+        if qc is None:
             continue
         row: dict[str, Any] = {"case_id": case.case_id,
                                "image": f"cases/{case.case_id}/{IMAGE_FILE}",

@@ -11,18 +11,17 @@ Given ``--out work/radiomics.csv``::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
+from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Case, Cohort, discover_cohort
 from lgerisk.preprocess.config import PreprocessConfig
-from lgerisk.preprocess.pipeline import source_hash
+from lgerisk.preprocess.pipeline import inputs_unchanged, source_hash
 from lgerisk.radiomics.settings import load_params, params_hash
 
 
@@ -75,19 +74,8 @@ def extract_case(case: Case, parts: Path, params: dict[str, Any], rois: tuple[st
 
 def is_extracted(case: Case, parts: Path, settings: str, stability: bool) -> bool:
     """Whether the cache holds this case from the same files and settings (and perturbations if needed)."""
-    path = parts / "cases" / f"{case.case_id}.json"
-    if not path.is_file():
-        return False
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    try:
-        same_inputs = (record.get("image_sha256") == source_hash(case.image)
-                       and record.get("mask_sha256") == source_hash(case.mask))
-    except OSError:
-        return False
-    return same_inputs and record.get("settings_hash") == settings and (not stability or "perturbations" in record)
+    record = read_record(parts / "cases" / f"{case.case_id}.json", settings)
+    return record is not None and inputs_unchanged(record, case) and (not stability or "perturbations" in record)
 
 
 def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], params_path: str | None = None,
@@ -140,14 +128,8 @@ def assemble(cohort: Cohort, parts: Path, settings: str, out_csv: Path, stabilit
 
     rows, perturbations = [], {}
     for case in cohort.cases:
-        path = parts / "cases" / f"{case.case_id}.json"
-        if not path.is_file():
-            continue
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if record.get("settings_hash") != settings:
+        record = read_record(parts / "cases" / f"{case.case_id}.json", settings)
+        if record is None:
             continue
         rows.append(record["row"])
         if stability and "perturbations" in record:

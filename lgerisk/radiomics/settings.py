@@ -28,24 +28,24 @@ def default_params_path() -> Path:
     return Path(str(resources.files("lgerisk.radiomics") / "params_lge.yaml"))
 
 
+def _parse_names(text: str, allowed: dict[str, Any], option: str, kind: str) -> tuple[str, ...]:
+    """Comma-separated names -> a tuple without duplicates, refusing names not in ``allowed``."""
+    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise InputError(f"{option} {text!r}: unknown {kind} {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(allowed)}.")
+    return names
+
+
 def parse_rois(text: str) -> tuple[str, ...]:
     """``"myocardium,scar"`` -> ROI names, refusing unknown ones."""
-    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
-    unknown = [name for name in names if name not in ROIS]
-    if unknown or not names:
-        raise InputError(f"--rois {text!r}: unknown ROI {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(ROIS)}.")
-    return names
+    return _parse_names(text, ROIS, "--rois", "ROI")
 
 
 def parse_image_types(text: str) -> tuple[str, ...]:
     """``"original,log"`` -> image type names, refusing unknown ones."""
-    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
-    unknown = [name for name in names if name not in IMAGE_TYPES]
-    if unknown or not names:
-        raise InputError(f"--image-types {text!r}: unknown image type {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(IMAGE_TYPES)}.")
-    return names
+    return _parse_names(text, IMAGE_TYPES, "--image-types", "image type")
 
 
 def load_params(path: str | os.PathLike[str] | None = None, image_types: tuple[str, ...] | None = None) -> dict[str, Any]:
