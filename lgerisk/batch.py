@@ -9,8 +9,6 @@ never write the same file, and ``collect_errors`` gathers them into ``errors.csv
 from __future__ import annotations
 
 import json
-import os
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,6 +18,7 @@ from typing import Any, TypeVar
 
 from lgerisk.errors import InputError, LgeriskError
 from lgerisk.io.atomic import write_csv, write_json
+from lgerisk.progress import progress
 
 T = TypeVar("T")
 
@@ -120,7 +119,7 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
             write_json(out / ERRORS_DIR / f"{name}.json", {"case_id": name, "error": value,
                                                           "source": str(getattr(case, "image", ""))})
 
-    with _progress(description, len(todo), quiet) as advance:
+    with progress(description, len(todo), quiet) as advance:
         if jobs <= 1 or len(todo) <= 1:
             for case in todo:
                 ok, value = _call(work, case, debug)
@@ -167,27 +166,3 @@ def collect_errors(out: Path) -> Any:
     else:
         (out / "errors.csv").unlink(missing_ok=True)
     return table
-
-
-class _progress:
-    """Context manager yielding an ``advance()`` callable; a rich bar on a terminal, silent otherwise."""
-
-    def __init__(self, description: str, total: int, quiet: bool) -> None:
-        self.enabled = not quiet and total > 0 and sys.stderr.isatty() and not os.environ.get("LGERISK_NO_PROGRESS")
-        self.description, self.total = description, total
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self._bar.__enter__()
-        task = self._bar.add_task(self.description, total=self.total)
-        return lambda: self._bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._bar.__exit__(*exc)

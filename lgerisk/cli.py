@@ -7,6 +7,7 @@ never at start-up, so ``lgerisk --help`` answers at once.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,11 +79,11 @@ def synth(
 
     Example: [bold]lgerisk synth work/synth --cases 300 --seed 1[/]
     """
-    from lgerisk.batch import _progress
     from lgerisk.data.synthetic import SynthConfig, generate_cohort
+    from lgerisk.progress import progress
 
     config = SynthConfig(n_cases=cases, seed=seed, small=small)
-    with _progress("synth", cases, quiet) as advance:
+    with progress("synth", cases, quiet) as advance:
         truth = generate_cohort(out, config, progress=lambda n: advance())
     if not quiet:
         _stderr().print(f"wrote {len(truth)} SYNTHETIC cases to {out} (images/, masks/, outcomes.csv, ground_truth.csv)")
@@ -171,6 +172,70 @@ def extract_radiomics(
         _stderr().print(f"stability: {robust} of {len(stability_table)} features robust (ICC(1,1) >= 0.75), "
                         f"{int(stability_table['excellent'].sum())} excellent (>= 0.9)")
     raise typer.Exit(report.exit_code)
+
+
+@app.command()
+@friendly
+def pretrain(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Raw cohort (folder or manifest) or preprocessed folder; "
+                                       "unlabelled scans are enough.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (model.pt, model_card.json, "
+                                      "metrics.csv, checkpoint/).")],
+    features: Annotated[Optional[Path], typer.Option("--features", help="Feature table from extract-radiomics "
+                                                     "(default: extracted and cached in OUT/cache).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
+    objective: Annotated[str, typer.Option("--objective", help="hybrid (image<->radiomics + image<->image), "
+                                           "radiomics, or simclr.")] = "hybrid",
+    clip_weight: Annotated[Optional[float], typer.Option("--clip-weight", help="Weight of image<->radiomics "
+                                                         "InfoNCE (default: the preset's).")] = None,
+    simclr_weight: Annotated[Optional[float], typer.Option("--simclr-weight", help="Weight of image<->image "
+                                                           "NT-Xent (default: the preset's).")] = None,
+    temperature: Annotated[float, typer.Option("--temperature", help="InfoNCE temperature.")] = 0.1,
+    learn_temperature: Annotated[bool, typer.Option("--learn-temperature", help="Learn the temperature "
+                                                    "(CLIP-style).")] = False,
+    queue_size: Annotated[int, typer.Option("--queue-size", min=0, help="Past embeddings kept as extra "
+                                            "negatives (0: off).")] = 256,
+    scarf_rate: Annotated[float, typer.Option("--scarf-rate", help="Share of radiomics features resampled "
+                                              "from their marginals (SCARF).")] = 0.3,
+    width: Annotated[int, typer.Option("--width", min=4, help="Encoder base width (16 CPU, 32-64 GPU).")] = 16,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share for validation.")] = 0.2,
+    labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
+    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="Data-loading processes.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same device: same weights.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT after its last finished "
+                                         "epoch.")] = False,
+    jobs: Jobs = 1,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Pretrain the 3D image encoder with radiomics-guided contrastive learning.
+
+    Example: [bold]lgerisk pretrain --data sample_data --out work/pretrain --epochs 5[/]
+
+    Multi-GPU / multi-node: [bold]torchrun --nproc_per_node=4 -m lgerisk pretrain --data D --out RUN[/]
+    """
+    from lgerisk.training.pretrain import PretrainConfig, run_pretrain
+
+    objective_settings: dict[str, Any] = {"preset": objective, "temperature": temperature,
+                                          "learn_temperature": learn_temperature, "queue_size": queue_size,
+                                          "scarf_rate": scarf_rate}
+    if clip_weight is not None:
+        objective_settings["clip_weight"] = clip_weight
+    if simclr_weight is not None:
+        objective_settings["simclr_weight"] = simclr_weight
+    config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
+                            width=width, objective=objective_settings, labels=labels, num_workers=num_workers,
+                            amp=amp)
+    console = _stderr()
+    summary = run_pretrain(data, out, config, features=str(features) if features else None, device=device,
+                           resume=resume, jobs=jobs, quiet=quiet, debug=debug,
+                           log=None if quiet else console.print)
+    if not quiet and summary.get("final") is not None and os.environ.get("RANK", "0") == "0":
+        console.print(f"pretrained on {summary['train_cases']} cases ({summary['val_cases']} held out) -> {out}")
 
 
 def _summary(report: Any, out: Path, quiet: bool) -> None:
