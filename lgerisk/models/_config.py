@@ -1,0 +1,51 @@
+"""Helpers shared by the frozen configuration dataclasses of models and objectives."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from lgerisk.errors import InputError
+
+
+def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """The ``from_dict`` input as a plain dict, refusing a non-mapping or unknown keys.
+
+    Example:
+        >>> from lgerisk.models.encoder import EncoderConfig
+        >>> checked_fields(EncoderConfig, {"width": 8}, "encoder settings")
+        {'width': 8}
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"{what} must be a mapping, not a {type(data).__name__}.")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise InputError(f"{what} have unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                         f"known: {', '.join(sorted(names))}.")
+    return dict(data)
+
+
+def require_int(value: Any, name: str, low: int, high: int | None = None) -> None:
+    """``InputError`` unless ``value`` is an int (not a bool) in ``[low, high]``.
+
+    Example:
+        >>> require_int(16, "width", 1)
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name} {value!r}: must be an integer.")
+    if value < low or (high is not None and value > high):
+        bound = f"{low}-{high}" if high is not None else f">= {low}"
+        raise InputError(f"{name} {value}: must be {bound}.")
+
+
+def require_fraction(value: Any, name: str, *, allow_one: bool) -> None:
+    """``InputError`` unless ``value`` is a number in ``[0, 1)`` (``[0, 1]`` with ``allow_one``).
+
+    Example:
+        >>> require_fraction(0.1, "dropout", allow_one=False)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} {value!r}: must be a number.")
+    if not (0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0):
+        raise InputError(f"{name} {value}: must be in [0, {'1]' if allow_one else '1)'}.")

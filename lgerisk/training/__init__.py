@@ -1,0 +1,1 @@
+"""Training loops (pretrain; finetune to come): devices, AMP, DDP, checkpoints, run folders."""

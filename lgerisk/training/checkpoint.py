@@ -1,0 +1,42 @@
+"""Checkpoints: written atomically, read with ``torch.load(weights_only=True)`` (never unpickling code)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lgerisk.errors import InputError
+from lgerisk.io.atomic import atomic_path
+
+CHECKPOINT_FORMAT = "lgerisk-checkpoint-1"
+"""Marker stored in every lgerisk checkpoint; anything else is refused as foreign."""
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Save tensors, numbers, strings, lists and dicts (no objects) atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by ``save_checkpoint``; a corrupted or foreign file -> ``InputError``."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint does not exist.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise InputError(f"{path}: not a loadable lgerisk checkpoint (corrupted, or holds objects other than "
+                         f"tensors and plain data: {reason}).") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not an lgerisk checkpoint (no '{CHECKPOINT_FORMAT}' marker).")
+    return state

@@ -1,0 +1,35 @@
+"""Choosing the torch device from ``--device auto|cpu|cuda[:i]``."""
+
+from __future__ import annotations
+
+import re
+
+from lgerisk.errors import InputError
+
+
+def resolve_device(spec: str, local_rank: int | None = None):  # noqa: ANN201 - torch imported lazily
+    """``auto`` -> CUDA when available (the local rank's GPU under torchrun), else CPU.
+
+    Example:
+        >>> str(resolve_device("cpu"))
+        'cpu'
+    """
+    import torch
+
+    text = spec.strip().lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank or 0)
+        return torch.device("cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if not match:
+        raise InputError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N.")
+    if not torch.cuda.is_available():
+        raise InputError(f"--device {spec}: CUDA is not available here (torch {torch.__version__}, "
+                         f"built {'with' if torch.version.cuda else 'without'} CUDA); use --device cpu.")
+    index = int(match.group(1)) if match.group(1) else (local_rank or 0)
+    if index >= torch.cuda.device_count():
+        raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present.")
+    return torch.device("cuda", index)

@@ -1,0 +1,472 @@
+"""Radiomics-guided contrastive pretraining: the library function behind ``lgerisk pretrain``.
+
+Run folder (written by rank 0 only, every file atomically)::
+
+    RUN/model.pt            state dicts only (torch.load(weights_only=True))
+    RUN/model_card.json     data, config, features and scaling, versions, metrics, intended use
+    RUN/metrics.csv         a row an epoch
+    RUN/checkpoint/last.pt  everything needed to resume after the last finished epoch
+    RUN/cache/              preprocessing, radiomics and tensors of a raw cohort (reused on rerun)
+
+Determinism: every random draw is derived from (seed, epoch, case index) — weights from the seed,
+the sampling order from (seed, epoch), augmentations and SCARF corruption from (seed, epoch, index) —
+so a run resumed after its last finished epoch ends with the weights of an uninterrupted run, and
+two processes under torchrun see the same global batches as one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lgerisk
+from lgerisk.errors import InputError
+from lgerisk.io.atomic import atomic_path, write_csv, write_json
+from lgerisk.progress import progress
+
+MODEL_FILE, CARD_FILE, METRICS_FILE = "model.pt", "model_card.json", "metrics.csv"
+CHECKPOINT = Path("checkpoint") / "last.pt"
+RESUME_FREE = ("epochs", "num_workers", "quiet")
+"""Settings that may differ when resuming (others must match the interrupted run)."""
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that shapes a pretraining run (round-trips through JSON).
+
+    Example:
+        >>> PretrainConfig(epochs=2).to_dict()["objective"]["preset"]
+        'hybrid'
+    """
+
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1
+    val_fraction: float = 0.2
+    seed: int = 0
+    width: int = 16
+    depth: int = 4
+    embedding_dim: int = 256
+    projection_dim: int = 128
+    radiomics_dropout: float = 0.0
+    objective: dict[str, Any] = field(default_factory=lambda: {"preset": "hybrid"})
+    tensor: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
+    labels: str = "emidec"
+    num_workers: int = 0
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"--epochs {self.epochs}: at least 1.")
+        if self.batch_size < 2:
+            raise InputError(f"--batch-size {self.batch_size}: contrastive learning needs at least 2.")
+        if not 0 < self.lr < 1:
+            raise InputError(f"--lr {self.lr}: must be in (0, 1).")
+        if not 0 <= self.val_fraction < 1:
+            raise InputError(f"--val-fraction {self.val_fraction}: must be in [0, 1).")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-able)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
+        """Inverse of ``to_dict``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def resume_hash(self) -> str:
+        """Hash of the settings a resumed run must share with the interrupted one."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded split into training and validation ids (at least 2 validation cases when any)."""
+    import numpy as np
+
+    order = sorted(case_ids)
+    if val_fraction <= 0 or len(order) < 4:
+        return order, []
+    n_val = max(2, int(round(val_fraction * len(order))))
+    permutation = np.random.default_rng([seed, 7]).permutation(len(order))
+    val = sorted(order[i] for i in permutation[:n_val])
+    return [c for c in order if c not in set(val)], val
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across processes and platforms)."""
+    digest = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _lr_factor(epoch: int, config: PretrainConfig) -> float:
+    """Linear warm-up then cosine decay, by epoch."""
+    if epoch < config.warmup_epochs:
+        return (epoch + 1) / (config.warmup_epochs + 1)
+    span = max(1, config.epochs - config.warmup_epochs)
+    return 0.5 * (1 + math.cos(math.pi * (epoch - config.warmup_epochs) / span))
+
+
+class _Forward:
+    """Builds the nn.Module that DDP wraps: one forward from views and radiomics to projections."""
+
+    @staticmethod
+    def module(model: Any) -> Any:
+        import torch
+
+        class PretrainForward(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, view1: Any, view2: Any, radiomics: Any) -> tuple[Any, Any, Any]:
+                z1 = self.inner.project_image(view1)
+                z2 = self.inner.project_image(view2) if view2 is not None else None
+                zr = self.inner.project_radiomics(radiomics) if radiomics is not None else None
+                return z1, z2, zr
+
+        return PretrainForward(model)
+
+
+def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoch: int) -> Any:
+    """SCARF-corrupt each row with a generator seeded by (seed, epoch, case index)."""
+    import torch
+
+    from lgerisk.objectives.contrastive import scarf_corrupt
+
+    if rate <= 0:
+        return radiomics
+    rows = []
+    for row, index in zip(radiomics, indices.tolist()):
+        generator = torch.Generator().manual_seed(_seed(seed, epoch, index, 11))
+        rows.append(scarf_corrupt(row.unsqueeze(0).cpu(), bank, rate, generator))
+    return torch.cat(rows).to(radiomics.device)
+
+
+def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], config: PretrainConfig,
+                 features: str | None = None, device: str = "auto", resume: bool = False, jobs: int = 1,
+                 quiet: bool = False, debug: bool = False, log: Any = None) -> dict[str, Any]:
+    """Pretrain an image encoder on ``data`` and write the run folder ``out``; returns the summary.
+
+    Example:
+        >>> run_pretrain("sample_data", "work/pretrain", PretrainConfig(epochs=2))   # doctest: +SKIP
+    """
+    import numpy as np
+    import torch
+
+    from lgerisk.data.augment import AugmentConfig, Augmenter
+    from lgerisk.data.dataset import PretrainDataset, make_loader
+    from lgerisk.data.features import FeatureScaler, feature_columns
+    from lgerisk.data.tensors import TensorCache, TensorSpec
+    from lgerisk.models import describe
+    from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
+    from lgerisk.models.encoder import EncoderConfig
+    from lgerisk.models.radiomics import RadiomicsEncoderConfig
+    from lgerisk.objectives.contrastive import HybridObjective, ObjectiveConfig
+    from lgerisk.training import distributed
+    from lgerisk.training.checkpoint import load_checkpoint, save_checkpoint
+    from lgerisk.training.data import prepare_data
+    from lgerisk.training.devices import resolve_device
+
+    say = log or (lambda message: None)
+    run = Path(out)
+    torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    context = distributed.init_distributed(torch_device.type)
+    try:
+        if context.is_main:
+            _check_out(run, resume)
+        cache = run / "cache"
+        if context.is_main:
+            prepared = prepare_data(data, cache, config.labels, features, jobs, quiet, debug)
+        context.barrier()
+        if not context.is_main:
+            prepared = prepare_data(data, cache, config.labels, features, 1, True, debug)
+
+        train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
+        global_batch = config.batch_size
+        if len(train_ids) < global_batch:
+            raise InputError(f"{data}: {len(train_ids)} training cases (of {len(prepared.cases)} usable, "
+                             f"{len(val_ids)} held out) is fewer than one batch of {global_batch}; lower "
+                             "--batch-size or --val-fraction.")
+        if global_batch % context.world_size:
+            raise InputError(f"--batch-size {global_batch} must be divisible by the number of processes "
+                             f"({context.world_size}).")
+        table = prepared.features
+        columns = feature_columns(table, cases=train_ids)
+        scaler = FeatureScaler.fit(table, columns, cases=train_ids)
+        radiomics_all = scaler.transform(table, cases=prepared.case_ids)
+        if not np.isfinite(radiomics_all).all():
+            raise InputError("radiomics features hold NaN or infinite values after scaling; check the table.")
+        index_of = {case_id: i for i, case_id in enumerate(prepared.case_ids)}
+        spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
+        tensors_cache = TensorCache(cache / "tensors")
+        tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
+
+        objective_settings = dict(config.objective)
+        objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)
+        model_config = ContrastiveModelConfig(
+            encoder=EncoderConfig(in_channels=len(spec.channels), width=config.width, depth=config.depth,
+                                  embedding_dim=config.embedding_dim),
+            radiomics=RadiomicsEncoderConfig(n_features=radiomics_all.shape[1], embedding_dim=config.embedding_dim,
+                                             dropout=config.radiomics_dropout),
+            projection_dim=config.projection_dim)
+        torch.manual_seed(_seed(config.seed, 1))
+        model = ContrastiveModel(model_config).to(torch_device)
+        objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
+        if context.is_main:
+            say(describe(model))
+        forward = _Forward.module(model)
+        if context.initialised:
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward = DistributedDataParallel(
+                forward, device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
+                find_unused_parameters=not (objective_config.clip_weight > 0 and objective_config.simclr_weight > 0))
+        parameters = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        use_amp = config.amp and torch_device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        scaler_amp = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+        history: list[dict[str, Any]] = []
+        start_epoch = 0
+        if resume:
+            state = load_checkpoint(run / CHECKPOINT, map_location=torch_device)
+            if state.get("resume_hash") != config.resume_hash():
+                raise InputError(f"{run / CHECKPOINT}: --resume from a run with a different configuration "
+                                 "(only --epochs and --num-workers may change); use a new --out.")
+            if state.get("data_hash") != prepared.data_hash():
+                raise InputError(f"{run / CHECKPOINT}: --resume with different data than the interrupted run.")
+            model.load_state_dict(state["model"])
+            objective.load_state_dict(state["objective"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler_amp.load_state_dict(state["amp_scaler"])
+            history = json.loads(state["history"])
+            start_epoch = int(state["epoch"]) + 1
+
+        train_tensors = [tensors[index_of[c]] for c in train_ids]
+        train_features = radiomics_all[[index_of[c] for c in train_ids]]
+        bank = torch.from_numpy(train_features)
+        uses_image_pairs = objective_config.simclr_weight > 0
+        uses_radiomics = objective_config.clip_weight > 0
+        augmentation = Augmenter(AugmentConfig(**config.augment), spec.channels)
+        dataset = PretrainDataset(train_tensors, train_features, augmentation, views=2 if uses_image_pairs else 1,
+                                  base_seed=_seed(config.seed, 3))
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True,
+                                     seed=_seed(config.seed, 4) % (2**31), drop_last=True)
+        local_batch = global_batch // context.world_size
+        steps_per_epoch = len(train_ids) // global_batch
+
+        for epoch in range(start_epoch, config.epochs):
+            started = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * _lr_factor(epoch, config)
+            torch.manual_seed(_seed(config.seed, epoch, 5))  # dropout: same draws on resume
+            dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            loader = make_loader(dataset, local_batch, shuffle=False, seed=_seed(config.seed, epoch, 6),
+                                 epoch=epoch, num_workers=config.num_workers, sampler=sampler, drop_last=True)
+            model.train()
+            objective.train()
+            sums: dict[str, float] = {}
+            with progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch, quiet or not context.is_main,
+                          show=("loss",), transient=True) as advance:
+                for batch in loader:
+                    view1 = batch["view1"].to(torch_device, non_blocking=True)
+                    view2 = batch["view2"].to(torch_device, non_blocking=True) if uses_image_pairs else None
+                    radiomics = None
+                    if uses_radiomics:
+                        radiomics = _scarf(batch["radiomics"], batch["index"], bank, objective_config.scarf_rate,
+                                           config.seed, epoch).to(torch_device)
+                    with torch.autocast(device_type=torch_device.type, dtype=amp_dtype, enabled=use_amp):
+                        z1, z2, zr = forward(view1, view2, radiomics)
+                    z1 = distributed.gather(z1.float(), context)
+                    z2 = distributed.gather(z2.float(), context) if z2 is not None else None
+                    zr = distributed.gather(zr.float(), context) if zr is not None else None
+                    terms = objective(z1, z2, zr)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler_amp.scale(terms["loss"]).backward()
+                    scaler_amp.step(optimizer)
+                    scaler_amp.update()
+                    objective.update_queues(z1.detach(), zr.detach() if zr is not None else None)
+                    for key, value in terms.items():
+                        sums[key] = sums.get(key, 0.0) + float(value.detach())
+                    advance(loss=float(terms["loss"].detach()))
+            row = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
+            row.update({f"train_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()})
+            row.update(_validate(model, objective, tensors, radiomics_all, [index_of[c] for c in val_ids],
+                                 torch_device, uses_image_pairs, uses_radiomics, augmentation, config.seed))
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            history.append(row)
+            if context.is_main:
+                save_checkpoint(run / CHECKPOINT, {
+                    "epoch": epoch, "resume_hash": config.resume_hash(), "data_hash": prepared.data_hash(),
+                    "model": model.state_dict(), "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(), "amp_scaler": scaler_amp.state_dict(),
+                    "history": json.dumps(history)})
+                _write_metrics(run, history)
+                say(_epoch_line(row))
+            context.barrier()
+
+        summary = {"run": str(run), "epochs": config.epochs, "train_cases": len(train_ids),
+                   "val_cases": len(val_ids), "final": history[-1] if history else {}}
+        if context.is_main:
+            _write_model(run, model, model_config)
+            _write_metrics(run, history)
+            write_json(run / CARD_FILE, _model_card(config, model_config, objective_config, spec, scaler, prepared,
+                                                    train_ids, val_ids, history, torch_device, context, model))
+        context.barrier()
+        return summary
+    finally:
+        distributed.shutdown(context)
+
+
+def _check_out(run: Path, resume: bool) -> None:
+    if resume:
+        if not (run / CHECKPOINT).is_file():
+            raise InputError(f"{run}: --resume needs {run / CHECKPOINT}, which does not exist.")
+        return
+    if (run / CHECKPOINT).exists() or (run / MODEL_FILE).exists():
+        raise InputError(f"{run}: already holds a pretraining run; pass --resume to continue it or choose a new "
+                         "--out (nothing is overwritten).")
+
+
+def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, indices: list[int], device: Any,
+              uses_image_pairs: bool, uses_radiomics: bool, augmentation: Any, seed: int) -> dict[str, float]:
+    """Held-out loss, cross-modal retrieval top-1/top-5 (and chance), alignment and uniformity."""
+    import torch
+
+    from lgerisk.objectives.contrastive import clip_loss, nt_xent_loss
+    from lgerisk.training.metrics import alignment, retrieval_topk, uniformity
+
+    if len(indices) < 2:
+        return {}
+    model.eval()
+    with torch.no_grad():
+        images = torch.stack([torch.as_tensor(tensors[i]) for i in indices]).to(device)
+        image_z = model.project_image(images)
+        out: dict[str, float] = {"val_uniformity": uniformity(image_z)}
+        temperature = float(objective.temperature())
+        loss = 0.0
+        if uses_radiomics:
+            radiomics_z = model.project_radiomics(torch.as_tensor(radiomics[indices]).to(device))
+            clip = float(clip_loss(image_z, radiomics_z, temperature))
+            out.update({"val_clip": clip, "val_top1": retrieval_topk(image_z, radiomics_z, 1),
+                        "val_top5": retrieval_topk(image_z, radiomics_z, 5), "val_chance_top1": 1 / len(indices),
+                        "val_chance_top5": min(5, len(indices)) / len(indices),
+                        "val_alignment": alignment(image_z, radiomics_z)})
+            loss += objective.config.clip_weight * clip
+        if uses_image_pairs:
+            views = torch.stack([torch.as_tensor(augmentation(tensors[i], _seed(seed, 99, i)))
+                                 for i in indices]).to(device)
+            other = model.project_image(views)
+            simclr = float(nt_xent_loss(image_z, other, temperature))
+            out.update({"val_simclr": simclr, "val_view_alignment": alignment(image_z, other)})
+            loss += objective.config.simclr_weight * simclr
+        out["val_loss"] = loss
+    return out
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    parts = [f"epoch {row['epoch']}", f"loss {row.get('train_loss', float('nan')):.4f}"]
+    if "val_loss" in row:
+        parts.append(f"val loss {row['val_loss']:.4f}")
+    if "val_top1" in row:
+        parts.append(f"retrieval top-1 {row['val_top1']:.2f} (chance {row['val_chance_top1']:.2f}), "
+                     f"top-5 {row['val_top5']:.2f}")
+    parts.append(f"{row['seconds']:.1f} s")
+    return ", ".join(parts)
+
+
+def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
+    import pandas as pd
+
+    write_csv(run / METRICS_FILE, pd.DataFrame(history))
+
+
+def _write_model(run: Path, model: Any, model_config: Any) -> None:
+    import torch
+
+    state = {"format": "lgerisk-model-1", "config": json.dumps(model_config.to_dict()),
+             "image_encoder": model.image_encoder.state_dict(),
+             "radiomics_encoder": model.radiomics_encoder.state_dict(),
+             "image_projection": model.image_projection.state_dict(),
+             "radiomics_projection": model.radiomics_projection.state_dict()}
+    with atomic_path(run / MODEL_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def load_pretrained(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The ``ContrastiveModel`` of a pretraining run folder and its model card (weights_only loading)."""
+    import torch
+
+    from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
+
+    run = Path(run)
+    if not (run / MODEL_FILE).is_file() or not (run / CARD_FILE).is_file():
+        raise InputError(f"{run}: not a pretraining run folder (needs {MODEL_FILE} and {CARD_FILE}).")
+    try:
+        state = torch.load(run / MODEL_FILE, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
+        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({' '.join(str(exc).split())[:120]}).") from None
+    if not isinstance(state, dict) or state.get("format") != "lgerisk-model-1":
+        raise InputError(f"{run / MODEL_FILE}: not an lgerisk model file.")
+    model = ContrastiveModel(ContrastiveModelConfig.from_dict(json.loads(state["config"])))
+    for part in ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection"):
+        getattr(model, part).load_state_dict(state[part])
+    card = json.loads((run / CARD_FILE).read_text(encoding="utf-8"))
+    return model.eval(), card
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import SimpleITK
+    import torch
+
+    versions = {"lgerisk": lgerisk.__version__, "python": platform.python_version(), "torch": torch.__version__,
+                "numpy": numpy.__version__, "simpleitk": SimpleITK.Version.VersionString()}
+    for name in ("radiomics", "torchio"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    return versions
+
+
+def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any, spec: Any, scaler: Any,
+                prepared: Any, train_ids: list[str], val_ids: list[str], history: list[dict[str, Any]],
+                device: Any, context: Any, model: Any) -> dict[str, Any]:
+    from lgerisk.models import parameter_count
+
+    return {
+        "kind": "lgerisk pretrained encoder",
+        "intended_use": "Research only: not a medical device and not for clinical decisions.",
+        "created_by": f"lgerisk {lgerisk.__version__} pretrain",
+        "data": {"hash": prepared.data_hash(), "cases": len(prepared.cases), "train_cases": train_ids,
+                 "val_cases": val_ids, "excluded_cases": prepared.excluded,
+                 "synthetic": all(c.startswith("synth-") for c in prepared.case_ids)},
+        "config": config.to_dict(),
+        "model": model_config.to_dict(),
+        "parameters": parameter_count(model),
+        "objective": dataclasses.asdict(objective_config),
+        "tensor_spec": dataclasses.asdict(spec),
+        "preprocessing": prepared.preprocess_settings,
+        "radiomics": {"feature_names": scaler.feature_names, "scaler": scaler.to_dict()},
+        "training": {"device": str(device), "world_size": context.world_size},
+        "metrics": history[-1] if history else {},
+        "versions": _versions(),
+    }

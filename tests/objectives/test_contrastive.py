@@ -1,0 +1,310 @@
+"""Contrastive losses against slow reference loops, SCARF, the embedding queue, presets and the
+hybrid objective."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lgerisk.errors import InputError
+from lgerisk.objectives import (
+    EmbeddingQueue,
+    HybridObjective,
+    ObjectiveConfig,
+    clip_loss,
+    nt_xent_loss,
+    scarf_corrupt,
+)
+
+
+def _unit(v: torch.Tensor) -> list[float]:
+    v = v.double()
+    return (v / v.norm()).tolist()
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b))
+
+
+def ref_info_nce(query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, tau: float) -> float:
+    """Mean over i of -log(exp(s_ii/tau) / sum_j exp(s_ij/tau)), j over keys then queue rows."""
+    candidates = [_unit(k) for k in keys] + ([list(map(float, q)) for q in queue] if queue is not None else [])
+    total = 0.0
+    for i, q in enumerate(query):
+        q = _unit(q)
+        sims = [_dot(q, c) / tau for c in candidates]
+        total += -math.log(math.exp(sims[i]) / sum(math.exp(s) for s in sims))
+    return total / len(query)
+
+
+def ref_clip(image: torch.Tensor, radiomics: torch.Tensor, tau: float, image_queue=None, radiomics_queue=None) -> float:
+    return (ref_info_nce(image, radiomics, radiomics_queue, tau) + ref_info_nce(radiomics, image, image_queue, tau)) / 2
+
+
+def ref_nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float, queue: torch.Tensor | None = None) -> float:
+    n = len(z1)
+    views = [_unit(v) for v in torch.cat([z1, z2])]
+    extra = [list(map(float, q)) for q in queue] if queue is not None else []
+    total = 0.0
+    for a in range(2 * n):
+        positive = (a + n) % (2 * n)
+        others = [views[b] for b in range(2 * n) if b != a] + extra
+        denominator = sum(math.exp(_dot(views[a], o) / tau) for o in others)
+        total += -math.log(math.exp(_dot(views[a], views[positive]) / tau) / denominator)
+    return total / (2 * n)
+
+
+def normalised(*shape: int, seed: int) -> torch.Tensor:
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+# --- losses against references ----------------------------------------------------------------
+
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+@pytest.mark.parametrize("queue_rows", [0, 5])
+def test_clip_loss_matches_reference(tau: float, queue_rows: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    image, radiomics = torch.randn(6, 8, generator=g) * 3, torch.randn(6, 8, generator=g)
+    image_queue = normalised(queue_rows, 8, seed=1) if queue_rows else None
+    radiomics_queue = normalised(queue_rows + 2, 8, seed=2) if queue_rows else None
+    loss = clip_loss(image.double(), radiomics.double(), tau, image_queue, radiomics_queue)
+    assert float(loss) == pytest.approx(ref_clip(image, radiomics, tau, image_queue, radiomics_queue), rel=1e-9)
+    # float32 inputs, float64 queue: the queue follows the embeddings' dtype
+    assert float(clip_loss(image, radiomics, tau, image_queue, radiomics_queue)) == pytest.approx(float(loss), rel=1e-5)
+
+
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+@pytest.mark.parametrize("queue_rows", [0, 7])
+def test_nt_xent_matches_reference(tau: float, queue_rows: int) -> None:
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(5, 8, generator=g, dtype=torch.float64), torch.randn(5, 8, generator=g, dtype=torch.float64)
+    queue = normalised(queue_rows, 8, seed=4).double() if queue_rows else None
+    assert float(nt_xent_loss(z1, z2, tau, queue)) == pytest.approx(ref_nt_xent(z1, z2, tau, queue), rel=1e-9)
+
+
+def test_empty_queue_means_no_queue() -> None:
+    a, b = normalised(4, 6, seed=0), normalised(4, 6, seed=1)
+    empty = torch.zeros(0, 6)
+    assert torch.equal(clip_loss(a, b, 0.1, empty, empty), clip_loss(a, b, 0.1))
+    assert torch.equal(nt_xent_loss(a, b, 0.1, empty), nt_xent_loss(a, b, 0.1))
+
+
+def test_symmetry() -> None:
+    a, b = normalised(6, 10, seed=0), normalised(6, 10, seed=1)
+    qa, qb = normalised(4, 10, seed=2), normalised(3, 10, seed=3)
+    assert torch.allclose(clip_loss(a, b, 0.1, qa, qb), clip_loss(b, a, 0.1, qb, qa))
+    assert torch.allclose(nt_xent_loss(a, b, 0.1, qa), nt_xent_loss(b, a, 0.1, qa))
+    # order of pairs does not matter
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    assert torch.allclose(clip_loss(a[order], b[order], 0.1), clip_loss(a, b, 0.1))
+    assert torch.allclose(nt_xent_loss(a[order], b[order], 0.1), nt_xent_loss(a, b, 0.1))
+
+
+def test_random_embeddings_give_about_log_n() -> None:
+    n, dim = 32, 2048
+    a, b, queue = normalised(n, dim, seed=0), normalised(n, dim, seed=1), normalised(64, dim, seed=2)
+    assert float(clip_loss(a, b, 1.0)) == pytest.approx(math.log(n), abs=0.02)
+    assert float(clip_loss(a, b, 1.0, queue, queue)) == pytest.approx(math.log(n + 64), abs=0.02)
+    assert float(nt_xent_loss(a, b, 1.0)) == pytest.approx(math.log(2 * n - 1), abs=0.02)
+    assert float(nt_xent_loss(a, b, 1.0, queue)) == pytest.approx(math.log(2 * n - 1 + 64), abs=0.02)
+
+
+def test_aligned_embeddings_give_about_zero() -> None:
+    z = torch.eye(8)[:6] * 5.0
+    queue = torch.eye(8)[6:]
+    assert float(clip_loss(z, z * 2, 0.02, queue, queue)) < 1e-6
+    assert float(nt_xent_loss(z, z * 3, 0.02, queue)) < 1e-6
+    # and far from zero at a large temperature
+    assert float(clip_loss(z, z, 1.0)) > 0.5
+
+
+def test_gradients_reach_both_inputs() -> None:
+    a = torch.randn(5, 8, requires_grad=True)
+    b = torch.randn(5, 8, requires_grad=True)
+    queue = normalised(3, 8, seed=0)
+    for loss in (clip_loss(a, b, 0.1, queue, queue), nt_xent_loss(a, b, 0.1, queue)):
+        ga, gb = torch.autograd.grad(loss, (a, b))
+        assert ga.abs().sum() > 0 and gb.abs().sum() > 0
+
+
+def test_loss_input_checks() -> None:
+    with pytest.raises(ValueError):
+        clip_loss(torch.randn(4, 8), torch.randn(5, 8), 0.1)
+    with pytest.raises(ValueError):
+        nt_xent_loss(torch.randn(4, 8), torch.randn(4, 8), 0.1, queue=torch.randn(3, 7))
+
+
+# --- SCARF ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.25, 0.3, 0.5, 1.0])
+def test_scarf_replaces_the_stated_share_from_the_same_column(rate: float) -> None:
+    n_rows, n_features, n_bank = 40, 10, 25
+    features = torch.randn(n_rows, n_features, generator=torch.Generator().manual_seed(0))
+    bank = 100 + torch.arange(n_bank * n_features, dtype=torch.float32).reshape(n_bank, n_features)  # all distinct
+    before = features.clone()
+    out = scarf_corrupt(features, bank, rate, torch.Generator().manual_seed(1))
+    assert torch.equal(features, before)  # not modified in place
+    changed = out != features
+    assert changed.sum(dim=1).tolist() == [round(rate * n_features)] * n_rows
+    for i, j in changed.nonzero().tolist():
+        assert out[i, j] in bank[:, j]  # same column of some bank row
+    if 0 < rate < 1:
+        assert len({tuple(row) for row in changed.tolist()}) > 1  # subsets drawn per row
+        used_rows = {int(((bank[:, j] == out[i, j]).nonzero())[0]) for i, j in changed.nonzero().tolist()}
+        assert len(used_rows) > 1  # random bank rows
+
+
+def test_scarf_is_deterministic_under_a_seeded_generator() -> None:
+    features, bank = torch.randn(16, 30), torch.randn(50, 30)
+    first = scarf_corrupt(features, bank, 0.3, torch.Generator().manual_seed(7))
+    again = scarf_corrupt(features, bank, 0.3, torch.Generator().manual_seed(7))
+    other = scarf_corrupt(features, bank, 0.3, torch.Generator().manual_seed(8))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_scarf_checks() -> None:
+    with pytest.raises(InputError):
+        scarf_corrupt(torch.randn(2, 5), torch.randn(3, 5), 1.5, torch.Generator())
+    with pytest.raises(ValueError):
+        scarf_corrupt(torch.randn(2, 5), torch.randn(3, 4), 0.3, torch.Generator())
+
+
+# --- queue ------------------------------------------------------------------------------------
+
+def test_queue_is_a_fifo_of_normalised_detached_embeddings() -> None:
+    queue = EmbeddingQueue(dim=3, size=4)
+    assert queue.tensor().shape == (0, 3) and len(queue) == 0
+    batches = [torch.randn(2, 3, requires_grad=True) for _ in range(3)]
+    queue.enqueue(batches[0])
+    assert torch.allclose(queue.tensor(), F.normalize(batches[0].detach(), dim=1))
+    queue.enqueue(batches[1])
+    queue.enqueue(batches[2])
+    expected = F.normalize(torch.cat([b.detach() for b in batches])[-4:], dim=1)  # oldest two dropped
+    assert torch.allclose(queue.tensor(), expected) and len(queue) == 4
+    assert not queue.tensor().requires_grad
+    big = torch.randn(9, 3)
+    queue.enqueue(big)
+    assert torch.allclose(queue.tensor(), F.normalize(big[-4:], dim=1))
+    with pytest.raises(ValueError):
+        queue.enqueue(torch.randn(2, 4))
+
+
+def test_disabled_queue() -> None:
+    queue = EmbeddingQueue(dim=3, size=0)
+    queue.enqueue(torch.randn(5, 3))
+    assert queue.tensor().shape == (0, 3)
+
+
+def test_queue_state_round_trips_through_torch_save(tmp_path) -> None:
+    queue = EmbeddingQueue(dim=4, size=6)
+    queue.enqueue(torch.randn(4, 4))
+    path = tmp_path / "queue.pt"
+    torch.save(queue.state_dict(), path)
+    state = torch.load(path, weights_only=True)
+    assert all(isinstance(v, (torch.Tensor, dict)) for v in state.values())
+    restored = EmbeddingQueue(dim=4, size=6)
+    restored.load_state_dict(state)
+    assert torch.equal(restored.tensor(), queue.tensor()) and len(restored) == 4
+    queue.enqueue(torch.ones(3, 4))
+    restored.enqueue(torch.ones(3, 4))
+    assert torch.equal(restored.tensor(), queue.tensor())
+    with pytest.raises((ValueError, RuntimeError)):
+        EmbeddingQueue(dim=4, size=5).load_state_dict(state)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+def test_presets() -> None:
+    assert ObjectiveConfig() == ObjectiveConfig.from_preset("hybrid")
+    radiomics = ObjectiveConfig.from_preset("radiomics")
+    assert (radiomics.preset, radiomics.clip_weight, radiomics.simclr_weight) == ("radiomics", 1.0, 0.0)
+    simclr = ObjectiveConfig.from_preset("simclr", temperature=0.2, queue_size=0)
+    assert (simclr.clip_weight, simclr.simclr_weight, simclr.temperature, simclr.queue_size) == (0.0, 1.0, 0.2, 0)
+    assert ObjectiveConfig.from_preset("hybrid", clip_weight=0.5).clip_weight == 0.5
+    config = ObjectiveConfig.from_preset("radiomics", learn_temperature=True, scarf_rate=0.5)
+    assert ObjectiveConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize("build", [
+    lambda: ObjectiveConfig.from_preset("moco"),
+    lambda: ObjectiveConfig(preset="moco"),
+    lambda: ObjectiveConfig(preset="radiomics"),  # simclr_weight 1 contradicts the preset
+    lambda: ObjectiveConfig.from_preset("simclr", clip_weight=1.0),
+    lambda: ObjectiveConfig.from_preset("hybrid", simclr_weight=0.0),
+    lambda: ObjectiveConfig(temperature=0.0),
+    lambda: ObjectiveConfig(temperature=0.005, learn_temperature=True),
+    lambda: ObjectiveConfig(queue_size=-1),
+    lambda: ObjectiveConfig(scarf_rate=1.2),
+    lambda: ObjectiveConfig(clip_weight=-1.0),
+    lambda: ObjectiveConfig.from_preset("hybrid", tau=0.1),
+    lambda: ObjectiveConfig.from_dict({"preset": "hybrid", "weights": 1}),
+])
+def test_bad_objective_configuration_is_an_input_error(build) -> None:
+    with pytest.raises(InputError):
+        build()
+
+
+# --- the hybrid objective ---------------------------------------------------------------------
+
+def test_hybrid_objective_is_the_weighted_sum() -> None:
+    z1, z2, r = normalised(6, 16, seed=0), normalised(6, 16, seed=1), normalised(6, 16, seed=2)
+    config = ObjectiveConfig.from_preset("hybrid", clip_weight=0.7, simclr_weight=0.3, queue_size=0)
+    out = HybridObjective(config, embedding_dim=16)(z1, z2, r)
+    clip = (clip_loss(z1, r, 0.1) + clip_loss(z2, r, 0.1)) / 2
+    simclr = nt_xent_loss(z1, z2, 0.1)
+    assert torch.allclose(out["clip"], clip) and torch.allclose(out["simclr"], simclr)
+    assert torch.allclose(out["loss"], 0.7 * clip + 0.3 * simclr)
+    assert float(out["temperature"]) == pytest.approx(0.1)
+
+
+def test_presets_skip_terms_and_inputs() -> None:
+    z1, z2, r = normalised(4, 8, seed=0), normalised(4, 8, seed=1), normalised(4, 8, seed=2)
+    radiomics = HybridObjective(ObjectiveConfig.from_preset("radiomics"), embedding_dim=8)
+    out = radiomics(z1, None, r)
+    assert float(out["simclr"]) == 0 and torch.allclose(out["loss"], clip_loss(z1, r, 0.1))
+    simclr = HybridObjective(ObjectiveConfig.from_preset("simclr"), embedding_dim=8)
+    out = simclr(z1, z2)
+    assert float(out["clip"]) == 0 and torch.allclose(out["loss"], nt_xent_loss(z1, z2, 0.1))
+    with pytest.raises(ValueError, match="radiomics_z"):
+        HybridObjective(embedding_dim=8)(z1, z2)
+    with pytest.raises(ValueError, match="image_z2"):
+        simclr(z1, None, r)
+
+
+def test_queues_feed_the_losses_and_round_trip(tmp_path) -> None:
+    objective = HybridObjective(ObjectiveConfig(queue_size=5), embedding_dim=8)
+    z1, z2, r = normalised(4, 8, seed=0), normalised(4, 8, seed=1), normalised(4, 8, seed=2)
+    no_queue = objective(z1, z2, r)["loss"]
+    past_image, past_radiomics = torch.randn(3, 8) * 4, torch.randn(3, 8)
+    objective.update_queues(past_image, past_radiomics)
+    iq, rq = F.normalize(past_image, dim=1), F.normalize(past_radiomics, dim=1)
+    assert torch.allclose(objective.image_queue.tensor(), iq) and torch.allclose(objective.radiomics_queue.tensor(), rq)
+    out = objective(z1, z2, r)
+    clip = (clip_loss(z1, r, 0.1, iq, rq) + clip_loss(z2, r, 0.1, iq, rq)) / 2
+    assert torch.allclose(out["loss"], clip + nt_xent_loss(z1, z2, 0.1, iq)) and not torch.allclose(out["loss"], no_queue)
+    path = tmp_path / "objective.pt"
+    torch.save(objective.state_dict(), path)
+    restored = HybridObjective(ObjectiveConfig(queue_size=5), embedding_dim=8)
+    restored.load_state_dict(torch.load(path, weights_only=True))
+    assert torch.equal(restored(z1, z2, r)["loss"], out["loss"])
+
+
+def test_learned_temperature() -> None:
+    objective = HybridObjective(ObjectiveConfig(temperature=0.07, learn_temperature=True), embedding_dim=8)
+    assert float(objective.log_scale.detach()) == pytest.approx(math.log(1 / 0.07))
+    assert [name for name, _ in objective.named_parameters()] == ["log_scale"]
+    z1 = torch.randn(4, 8, requires_grad=True)
+    out = objective(z1, torch.randn(4, 8), torch.randn(4, 8))
+    assert float(out["temperature"]) == pytest.approx(0.07) and not out["temperature"].requires_grad
+    out["loss"].backward()
+    assert objective.log_scale.grad is not None and float(objective.log_scale.grad) != 0
+    assert z1.grad is not None
+    with torch.no_grad():
+        objective.log_scale.fill_(10.0)  # 1/tau = e^10, beyond the cap
+    assert float(objective.temperature().detach()) == pytest.approx(0.01)
+    fixed = HybridObjective(ObjectiveConfig(), embedding_dim=8)
+    assert list(fixed.parameters()) == []

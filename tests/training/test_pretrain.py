@@ -1,0 +1,201 @@
+"""lgerisk pretrain: end to end, determinism, resume after a kill, bad input, DDP equality."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lgerisk.errors import InputError
+from lgerisk.preprocess.config import PreprocessConfig
+from lgerisk.preprocess.run import preprocess_cohort
+from lgerisk.radiomics.run import extract_cohort
+from lgerisk.training.checkpoint import load_checkpoint
+from lgerisk.training.pretrain import PretrainConfig, load_pretrained, run_pretrain
+from tests.conftest import ROOT, SAMPLE_DATA
+
+TINY = {"width": 4, "depth": 3, "embedding_dim": 32, "projection_dim": 16, "batch_size": 4, "lr": 1e-3,
+        "tensor": {"slices": 6, "size": 64}, "radiomics_dropout": 0.0}
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """sample_data's first 12 cases, preprocessed, with their feature table (built once)."""
+    root = tmp_path_factory.mktemp("pretrain-data")
+    manifest = root / "manifest.csv"
+    rows = pd.read_csv(SAMPLE_DATA / "outcomes.csv").head(12)
+    pd.DataFrame({"case_id": rows["case_id"], "image": [str(SAMPLE_DATA / "images" / f"{c}.nii.gz") for c in rows["case_id"]],
+                  "mask": [str(SAMPLE_DATA / "masks" / f"{c}.nii.gz") for c in rows["case_id"]]}).to_csv(manifest, index=False)
+    preprocess_cohort(manifest, root / "prep", PreprocessConfig(), jobs=2, quiet=True)
+    extract_cohort(root / "prep", root / "radiomics.csv", jobs=2, quiet=True)
+    return root / "prep", root / "radiomics.csv"
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run / "model.pt", weights_only=True)
+    return {f"{part}.{k}": v for part in ("image_encoder", "radiomics_encoder", "image_projection",
+                                          "radiomics_projection") for k, v in state[part].items()}
+
+
+def test_pretrain_writes_a_documented_run(prepared, tmp_path: Path) -> None:
+    prep, features = prepared
+    summary = run_pretrain(prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features),
+                           device="cpu", quiet=True)
+    run = tmp_path / "run"
+    assert summary["train_cases"] + summary["val_cases"] == 12
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2]
+    assert {"train_loss", "val_loss", "val_top1", "val_top5", "val_alignment", "val_uniformity"} <= set(metrics.columns)
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["data"]["cases"] == 12 and card["data"]["synthetic"] is True
+    assert "not" in card["intended_use"] and card["radiomics"]["feature_names"]
+    assert card["versions"]["torch"] == torch.__version__
+    model, loaded_card = load_pretrained(run)
+    assert loaded_card == card
+    x = torch.zeros(1, 2, 6, 64, 64)
+    assert model.embed_image(x).shape[-1] == 32
+    assert load_checkpoint(run / "checkpoint" / "last.pt")["epoch"] == 1
+
+
+def test_same_seed_same_weights(prepared, tmp_path: Path) -> None:
+    prep, features = prepared
+    for name in ("a", "b"):
+        run_pretrain(prep, tmp_path / name, PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu",
+                     quiet=True)
+    other = PretrainConfig(epochs=1, **{**TINY, "seed": 1})
+    run_pretrain(prep, tmp_path / "c", other, features=str(features), device="cpu", quiet=True)
+    a, b, c = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_objective_presets_run(prepared, tmp_path: Path) -> None:
+    prep, features = prepared
+    for preset in ("radiomics", "simclr"):
+        config = PretrainConfig(epochs=1, **{**TINY, "objective": {"preset": preset}})
+        run_pretrain(prep, tmp_path / preset, config, features=str(features), device="cpu", quiet=True)
+        metrics = pd.read_csv(tmp_path / preset / "metrics.csv")
+        assert ("val_top1" in metrics.columns) == (preset == "radiomics")
+
+
+def _cli(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "lgerisk", "pretrain", *[str(a) for a in args]]
+
+
+def _tiny_args(prep: Path, features: Path, out: Path, epochs: int) -> list[str]:
+    return ["--data", prep, "--features", features, "--out", out, "--epochs", str(epochs), "--batch-size", "4",
+            "--width", "4", "--device", "cpu", "--quiet"]
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(prepared, tmp_path: Path) -> None:
+    prep, features = prepared
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(_cli(_tiny_args(prep, features, tmp_path / "whole", 3)), env=env, check=True, timeout=600)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_cli(_tiny_args(prep, features, killed, 3)), env=env)
+    checkpoint = killed / "checkpoint" / "last.pt"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not checkpoint.exists():
+        time.sleep(0.01)
+    time.sleep(0.3)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.pt").exists(), "the run must be killed before it ends for this test to mean anything"
+    result = subprocess.run(_cli(_tiny_args(prep, features, killed, 3) + ["--resume"]), env=env, timeout=600,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    whole, resumed = _weights(tmp_path / "whole"), _weights(killed)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(killed / "metrics.csv").drop(columns="seconds"))
+
+
+def test_bad_input(prepared, tmp_path: Path, cli) -> None:
+    prep, features = prepared
+    base = ["pretrain", "--data", prep, "--features", features, "--epochs", "1", "--width", "4", "--device", "cpu"]
+    # fewer training cases than a batch
+    result = cli(*base, "--out", tmp_path / "r1", "--batch-size", "64")
+    assert result.exit_code == 2 and "fewer than one batch" in result.output
+    # a feature table that lacks cases
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(features).head(3).to_csv(partial, index=False)
+    result = cli("pretrain", "--data", prep, "--features", partial, "--out", tmp_path / "r2", "--device", "cpu")
+    assert result.exit_code == 2 and "lacks 9 of the 12 cases" in result.output
+    # CUDA asked for where there is none
+    if not torch.cuda.is_available():
+        result = cli(*base, "--out", tmp_path / "r3", "--device", "cuda")
+        assert result.exit_code == 2 and "CUDA is not available" in result.output
+    # no usable cases
+    empty = tmp_path / "empty"
+    (empty / "images").mkdir(parents=True)
+    result = cli("pretrain", "--data", empty, "--out", tmp_path / "r4")
+    assert result.exit_code == 2 and "no cases found" in result.output
+    # an existing run is never overwritten; --resume needs a checkpoint
+    run = tmp_path / "run"
+    assert cli(*base, "--out", run, "--batch-size", "4").exit_code == 0
+    result = cli(*base, "--out", run, "--batch-size", "4")
+    assert result.exit_code == 2 and "--resume" in result.output
+    result = cli(*base, "--out", tmp_path / "nothing", "--resume")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    # resuming with another configuration is refused
+    result = cli(*base, "--out", run, "--batch-size", "4", "--lr", "0.01", "--resume")
+    assert result.exit_code == 2 and "different configuration" in result.output
+    # a foreign or corrupted checkpoint is refused, never unpickled
+    checkpoint = run / "checkpoint" / "last.pt"
+    torch.save({"something": 1}, checkpoint)
+    result = cli(*base, "--out", run, "--batch-size", "4", "--resume")
+    assert result.exit_code == 2 and "not an lgerisk checkpoint" in result.output
+    checkpoint.write_bytes(b"garbage" * 10)
+    result = cli(*base, "--out", run, "--batch-size", "4", "--resume")
+    assert result.exit_code == 2 and "not a loadable lgerisk checkpoint" in result.output
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"format": "lgerisk-checkpoint-1", "payload": Evil()}, checkpoint)
+    result = cli(*base, "--out", run, "--batch-size", "4", "--resume")
+    assert result.exit_code == 2 and not (tmp_path / "pwned").exists()
+    assert "Traceback" not in result.output
+
+
+def test_nan_features_are_refused(prepared, tmp_path: Path, cli) -> None:
+    prep, features = prepared
+    table = pd.read_csv(features)
+    table.loc[0, "scar_percent"] = float("nan")
+    bad = tmp_path / "nan.csv"
+    table.to_csv(bad, index=False)
+    result = cli("pretrain", "--data", prep, "--features", bad, "--out", tmp_path / "r", "--device", "cpu",
+                 "--epochs", "1", "--width", "4", "--batch-size", "4")
+    assert result.exit_code == 2 and "scar_percent" in result.output
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(prepared, tmp_path: Path) -> None:
+    """torchrun with 2 gloo processes and a global batch of 4 == one process with a batch of 4."""
+    prep, features = prepared
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = _tiny_args(prep, features, tmp_path / "one", 2) + ["--queue-size", "8"]
+    subprocess.run(_cli(args), env=env, check=True, timeout=600)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lgerisk",
+                "pretrain", *[str(a) for a in _tiny_args(prep, features, tmp_path / "two", 2)], "--queue-size", "8"]
+    result = subprocess.run(torchrun, env=env, timeout=600, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # the losses agree to float precision at every epoch ...
+    for column in ("train_loss", "train_clip", "train_simclr", "val_loss"):
+        assert pd.read_csv(tmp_path / "one" / "metrics.csv")[column].tolist() == pytest.approx(
+            pd.read_csv(tmp_path / "two" / "metrics.csv")[column].tolist(), rel=1e-5)
+    # ... and the weights to a tenth of one AdamW step (lr 1e-3): Adam divides by the gradient's own
+    # magnitude, so float-rounding differences in near-zero gradients show as up to ~1e-5 in the weights
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for key in one:
+        assert torch.allclose(one[key], two[key], rtol=0, atol=1e-4), key
