@@ -49,6 +49,12 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             _stderr().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:  # e.g. an output folder that is a file, no permission, a full disk
+            if kwargs.get("debug"):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            _stderr().print(f"[bold red]error:[/] {where}{exc.strerror or exc}.", soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -196,7 +202,7 @@ def pretrain(
     learn_temperature: Annotated[bool, typer.Option("--learn-temperature", help="Learn the temperature "
                                                     "(CLIP-style).")] = False,
     queue_size: Annotated[int, typer.Option("--queue-size", min=0, help="Past embeddings kept as extra "
-                                            "negatives (0: off).")] = 256,
+                                            "negatives (0: off, the default; see README).")] = 0,
     scarf_rate: Annotated[float, typer.Option("--scarf-rate", help="Share of radiomics features resampled "
                                               "from their marginals (SCARF).")] = 0.3,
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder base width (16 CPU, 32-64 GPU).")] = 16,

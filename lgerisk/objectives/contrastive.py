@@ -48,23 +48,43 @@ def _negatives(queue: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor |
     return queue.detach().to(device=like.device, dtype=like.dtype)
 
 
-def _info_nce(query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, temperature: Temperature) -> torch.Tensor:
-    """Mean cross-entropy of ``query[i]`` picking ``keys[i]`` among ``[keys; queue]``."""
+def _own_entries(ids: torch.Tensor | None, queue_ids: torch.Tensor | None, queue: torch.Tensor | None,
+                 n_rows: int) -> torch.Tensor | None:
+    """``(n_rows, Q)`` mask of queue entries that hold the row's own case (never a negative)."""
+    if ids is None or queue_ids is None or queue is None:
+        return None
+    if queue_ids.shape[0] != queue.shape[0] or ids.shape[0] != n_rows:
+        raise ValueError("case ids must match the rows of the embeddings and of the queue.")
+    return ids.to(queue_ids.device).view(-1, 1) == queue_ids.view(1, -1)
+
+
+def _info_nce(query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, temperature: Temperature,
+              ids: torch.Tensor | None = None, queue_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of ``query[i]`` picking ``keys[i]`` among ``[keys; queue]``; queue entries
+    of the same case (``queue_ids == ids[i]``) are left out of ``query[i]``'s negatives."""
     queue = _negatives(queue, keys)
-    candidates = keys if queue is None else torch.cat([keys, queue])
-    logits = query @ candidates.T / temperature
+    logits = query @ keys.T / temperature
+    if queue is not None:
+        queue_logits = query @ queue.T / temperature
+        own = _own_entries(ids, queue_ids, queue, query.shape[0])
+        if own is not None:
+            queue_logits = queue_logits.masked_fill(own.to(queue_logits.device), float("-inf"))
+        logits = torch.cat([logits, queue_logits], dim=1)
     return F.cross_entropy(logits, torch.arange(query.shape[0], device=query.device))
 
 
 def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Temperature,
-              image_queue: torch.Tensor | None = None, radiomics_queue: torch.Tensor | None = None) -> torch.Tensor:
+              image_queue: torch.Tensor | None = None, radiomics_queue: torch.Tensor | None = None,
+              ids: torch.Tensor | None = None, image_queue_ids: torch.Tensor | None = None,
+              radiomics_queue_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between paired image and radiomics embeddings (CLIP).
 
     Both inputs are L2-normalised. Image -> radiomics: cross-entropy over the logits
     ``image_z @ [radiomics_z; radiomics_queue].T / temperature`` with the positive on the
     diagonal; radiomics -> image likewise against ``[image_z; image_queue]``; the loss is the mean
     of the two. Queues ``(Q, d)`` are extra negatives (detached, already normalised); None or
-    empty means none. ``temperature`` may be a float or a (learned) scalar tensor.
+    empty means none. With case ``ids`` and the queues' ids, a case's own past embeddings are
+    never its negatives. ``temperature`` may be a float or a (learned) scalar tensor.
 
     Example:
         >>> z = torch.eye(4)
@@ -74,17 +94,19 @@ def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Tem
     _check_pair(image_z, radiomics_z, "clip_loss embeddings")
     image_z = F.normalize(image_z, dim=1)
     radiomics_z = F.normalize(radiomics_z, dim=1)
-    image_to_radiomics = _info_nce(image_z, radiomics_z, radiomics_queue, temperature)
-    radiomics_to_image = _info_nce(radiomics_z, image_z, image_queue, temperature)
+    image_to_radiomics = _info_nce(image_z, radiomics_z, radiomics_queue, temperature, ids, radiomics_queue_ids)
+    radiomics_to_image = _info_nce(radiomics_z, image_z, image_queue, temperature, ids, image_queue_ids)
     return (image_to_radiomics + radiomics_to_image) / 2
 
 
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: Temperature,
-                 queue: torch.Tensor | None = None) -> torch.Tensor:
+                 queue: torch.Tensor | None = None, ids: torch.Tensor | None = None,
+                 queue_ids: torch.Tensor | None = None) -> torch.Tensor:
     """SimCLR NT-Xent over the 2N views of N pairs ``(z1[i], z2[i])``.
 
     Each of the 2N (normalised) views has its pair as the positive and the other 2N - 2 views
-    plus the queue ``(Q, d)`` as negatives; the loss is the mean over the 2N views.
+    plus the queue ``(Q, d)`` as negatives (less the case's own entries when ``ids`` and
+    ``queue_ids`` are given); the loss is the mean over the 2N views.
 
     Example:
         >>> z = torch.eye(4)
@@ -99,7 +121,11 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: Temperature,
     logits = logits.masked_fill(self_mask, float("-inf"))
     queue = _negatives(queue, z)
     if queue is not None:
-        logits = torch.cat([logits, z @ queue.T / temperature], dim=1)
+        queue_logits = z @ queue.T / temperature
+        own = _own_entries(None if ids is None else torch.cat([ids, ids]), queue_ids, queue, 2 * n)
+        if own is not None:
+            queue_logits = queue_logits.masked_fill(own.to(queue_logits.device), float("-inf"))
+        logits = torch.cat([logits, queue_logits], dim=1)
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
@@ -164,32 +190,44 @@ class EmbeddingQueue(nn.Module):
         self.size = size
         self.count = 0
         self.register_buffer("embeddings", torch.zeros(size, dim), persistent=True)
+        self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long), persistent=True)
 
     def __len__(self) -> int:
         return self.count
 
     @torch.no_grad()
-    def enqueue(self, z: torch.Tensor) -> None:
-        """Append the rows of ``z`` ``(n, dim)`` (normalised, detached), dropping the oldest beyond ``size``."""
+    def enqueue(self, z: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        """Append the rows of ``z`` ``(n, dim)`` (normalised, detached) and their case ``ids`` (-1:
+        unknown), dropping the oldest beyond ``size``."""
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f"EmbeddingQueue expects (n, {self.dim}) embeddings, got {tuple(z.shape)}.")
         if self.size == 0 or z.shape[0] == 0:
             return
         if self.embeddings.device != z.device:
             self.embeddings = self.embeddings.to(z.device)
+            self.ids = self.ids.to(z.device)
         z = F.normalize(z.detach().float(), dim=1)
+        new_ids = torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device) if ids is None \
+            else ids.detach().to(device=z.device, dtype=torch.long).view(-1)
         content = torch.cat([self.embeddings[: self.count], z])[-self.size:]
+        content_ids = torch.cat([self.ids[: self.count], new_ids])[-self.size:]
         self.embeddings[: content.shape[0]] = content
+        self.ids[: content.shape[0]] = content_ids
         self.count = content.shape[0]
 
     def tensor(self) -> torch.Tensor:
         """Current content ``(n, dim)``, oldest first, ``n <= size`` (a detached copy)."""
         return self.embeddings[: self.count].detach().clone()
 
+    def case_ids(self) -> torch.Tensor:
+        """Case ids of the current content ``(n,)``, -1 where unknown."""
+        return self.ids[: self.count].clone()
+
     def reset(self) -> None:
         """Empty the queue."""
         self.count = 0
         self.embeddings.zero_()
+        self.ids.fill_(-1)
 
     def get_extra_state(self) -> dict[str, int]:
         """The int part of the state (stored by ``state_dict`` beside the buffer)."""
@@ -233,7 +271,7 @@ class ObjectiveConfig:
     simclr_weight: float = 1.0
     temperature: float = 0.1
     learn_temperature: bool = False
-    queue_size: int = 256
+    queue_size: int = 0
     scarf_rate: float = 0.3
 
     def __post_init__(self) -> None:
@@ -316,35 +354,38 @@ class HybridObjective(nn.Module):
         return torch.exp(-self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)))
 
     def forward(self, image_z1: torch.Tensor, image_z2: torch.Tensor | None = None,
-                radiomics_z: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                radiomics_z: torch.Tensor | None = None, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss terms of one batch of projections -> ``loss``, ``clip``, ``simclr``, ``temperature``.
 
         Terms with weight 0 are skipped (reported as 0): ``image_z2`` may be None for the
-        ``radiomics`` preset and ``radiomics_z`` for ``simclr``.
+        ``radiomics`` preset and ``radiomics_z`` for ``simclr``. ``ids`` (case indices of the rows)
+        keep a case's own queued embeddings out of its negatives.
         """
         cfg = self.config
         temperature = self.temperature().to(image_z1.device)
         zero = image_z1.new_zeros(())
         loss, clip, simclr = zero, zero, zero
-        image_queue = self.image_queue.tensor()
+        image_queue, image_queue_ids = self.image_queue.tensor(), self.image_queue.case_ids()
         if cfg.clip_weight > 0:
             if radiomics_z is None:
                 raise ValueError(f"objective preset {cfg.preset!r} needs radiomics embeddings (radiomics_z).")
             views = [image_z1] if image_z2 is None else [image_z1, image_z2]
-            radiomics_queue = self.radiomics_queue.tensor()
-            clip = sum(clip_loss(view, radiomics_z, temperature, image_queue, radiomics_queue) for view in views) / len(views)
+            radiomics_queue, radiomics_queue_ids = self.radiomics_queue.tensor(), self.radiomics_queue.case_ids()
+            clip = sum(clip_loss(view, radiomics_z, temperature, image_queue, radiomics_queue, ids, image_queue_ids,
+                                 radiomics_queue_ids) for view in views) / len(views)
             loss = loss + cfg.clip_weight * clip
         if cfg.simclr_weight > 0:
             if image_z2 is None:
                 raise ValueError(f"objective preset {cfg.preset!r} needs a second image view (image_z2).")
-            simclr = nt_xent_loss(image_z1, image_z2, temperature, image_queue)
+            simclr = nt_xent_loss(image_z1, image_z2, temperature, image_queue, ids, image_queue_ids)
             loss = loss + cfg.simclr_weight * simclr
         return {"loss": loss, "clip": clip, "simclr": simclr, "temperature": temperature.detach()}
 
     @torch.no_grad()
-    def update_queues(self, image_z: torch.Tensor, radiomics_z: torch.Tensor | None = None) -> None:
-        """Push projected embeddings (normalised here, detached) into the queues; call after the
-        optimiser step. Pass one image view per case."""
-        self.image_queue.enqueue(image_z)
+    def update_queues(self, image_z: torch.Tensor, radiomics_z: torch.Tensor | None = None,
+                      ids: torch.Tensor | None = None) -> None:
+        """Push projected embeddings (normalised here, detached) and their case ``ids`` into the
+        queues; call after the optimiser step. Pass one image view per case."""
+        self.image_queue.enqueue(image_z, ids)
         if radiomics_z is not None:
-            self.radiomics_queue.enqueue(radiomics_z)
+            self.radiomics_queue.enqueue(radiomics_z, ids)

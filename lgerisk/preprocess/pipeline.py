@@ -109,8 +109,6 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     check_same_geometry(raw_image, raw_mask, case.mask)
     image_values = image_array(raw_image, case.image)
     internal = to_internal(label_array(raw_mask, case.mask), label_map, str(case.mask))
-    if not label_map.blood:
-        internal = fill_blood_pool(internal)
 
     image = sitk.GetImageFromArray(image_values)
     image.CopyInformation(raw_image)
@@ -119,6 +117,10 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     image, labels, reorientation = geometry.canonical_orientation(image, labels)
     values = sitk.GetArrayFromImage(image)
     internal = sitk.GetArrayFromImage(labels)
+    if not label_map.blood:  # in-plane holes: only meaningful once the slice axis is the last one
+        internal = fill_blood_pool(internal)
+        labels = sitk.GetImageFromArray(internal)
+        labels.CopyInformation(image)
 
     scar = quantify_scar(values, internal, method, nsd=config.nsd, greyzone_nsd=config.greyzone_nsd)
     refined = sitk.GetImageFromArray(scar.labels)
@@ -245,7 +247,10 @@ def is_case_done(case: Case, out: Path, config: PreprocessConfig) -> bool:
 
 
 def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig) -> dict[str, Any]:
-    """Preprocess and write one case; returns its QC (the batch runner's unit of work)."""
+    """Preprocess and write one case; returns its QC (the batch runner's unit of work).
+
+    The case's old QC goes first, so a rerun that fails leaves no stale row behind."""
+    (case_dir(Path(out), case.case_id) / QC_FILE).unlink(missing_ok=True)
     result = preprocess_case(case, config)
     write_case(result, Path(out))
     return result.qc

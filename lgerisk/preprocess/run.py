@@ -81,7 +81,9 @@ def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> An
             row[key] = "; ".join(value) if isinstance(value, list) else value
         rows.append(row)
     table = pd.DataFrame(rows)
-    if rows:
+    if not rows:
+        (out / CASES_FILE).unlink(missing_ok=True)
+    else:
         if table["time"].isna().all():
             table = table.drop(columns=["time", "event"])
         else:

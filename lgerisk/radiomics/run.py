@@ -11,6 +11,7 @@ Given ``--out work/radiomics.csv``::
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from functools import partial
@@ -36,18 +37,23 @@ def sibling(out_csv: Path, kind: str) -> Path:
 
 
 def preprocessed_cohort(data: str | os.PathLike[str], cache: Path, config: PreprocessConfig, jobs: int,
-                        quiet: bool, debug: bool) -> tuple[Cohort, dict[str, str]]:
-    """``data`` as preprocessed cases: as-is when it is a preprocess output, else preprocessed into
-    ``cache`` first (resumable). Returns the cohort and the cases preprocessing failed on."""
+                        quiet: bool, debug: bool, shard: Shard = Shard()) -> tuple[Cohort, dict[str, str]]:
+    """The cases of ``shard`` of ``data``, preprocessed: as-is when ``data`` is a preprocess output,
+    else preprocessed into ``cache`` first (resumable; only the shard's cases, so SLURM array tasks
+    never redo each other's). Returns those cases and the ones preprocessing failed on."""
     cohort = discover_cohort(data)
-    if cohort.layout == "preprocessed":
-        return cohort, {}
-    from lgerisk.preprocess.run import preprocess_cohort
+    wanted = {case.case_id for case in shard.select(cohort.cases)}
+    if cohort.layout != "preprocessed":
+        from lgerisk.preprocess.run import preprocess_cohort
 
-    report, _ = preprocess_cohort(data, cache, config, jobs=jobs, quiet=quiet, debug=debug)
-    if not (cache / "cases.csv").is_file():
-        return Cohort(cases=(), layout="preprocessed", source=cache), report.failed
-    return discover_cohort(cache), report.failed
+        report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, quiet=quiet, debug=debug)
+        failed = report.failed
+        cohort = discover_cohort(cache) if (cache / "cases.csv").is_file() else \
+            Cohort(cases=(), layout="preprocessed", source=cache)
+    else:
+        failed = {}
+    cases = tuple(case for case in cohort.cases if case.case_id in wanted)
+    return Cohort(cases=cases, layout="preprocessed", source=cohort.source), failed
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +65,7 @@ def extract_case(case: Case, parts: Path, params: dict[str, Any], rois: tuple[st
     """Extract one case and cache its row (and its perturbation rows with ``stability``)."""
     from lgerisk.radiomics.extract import feature_row, read_case
 
+    (parts / "cases" / f"{case.case_id}.json").unlink(missing_ok=True)  # no stale row if this attempt fails
     row = feature_row(case.case_id, case.image, case.mask, params, rois, settings)
     record: dict[str, Any] = {"settings_hash": settings, "image_sha256": source_hash(case.image),
                               "mask_sha256": source_hash(case.mask), "row": _json_safe(row)}
@@ -66,16 +73,25 @@ def extract_case(case: Case, parts: Path, params: dict[str, Any], rois: tuple[st
         from lgerisk.radiomics.stability import perturbation_rows
 
         image, labels = read_case(case.image, case.mask)
-        rows = perturbation_rows(image, labels, params, rois, n_random=n_random, seed=seed)
+        rows = perturbation_rows(image, labels, params, rois, n_random=n_random, seed=case_seed(seed, case.case_id))
         record["perturbations"] = {name: _json_safe(values) for name, values in rows.items()}
+        record["perturbation_settings"] = {"random_contours": n_random, "seed": seed}
     write_json(parts / "cases" / f"{case.case_id}.json", record, sort_keys=False)  # keeps the column order
     return record
 
 
-def is_extracted(case: Case, parts: Path, settings: str, stability: bool) -> bool:
-    """Whether the cache holds this case from the same files and settings (and perturbations if needed)."""
+def case_seed(seed: int, case_id: str) -> int:
+    """A per-case seed for contour randomisation (every case gets its own random fields)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{case_id}".encode()).digest()[:8], "little")
+
+
+def is_extracted(case: Case, parts: Path, settings: str, stability: bool, n_random: int = 2, seed: int = 0) -> bool:
+    """Whether the cache holds this case from the same files and settings (and, with ``stability``,
+    perturbations made with the same number of contour randomisations and seed)."""
     record = read_record(parts / "cases" / f"{case.case_id}.json", settings)
-    return record is not None and inputs_unchanged(record, case) and (not stability or "perturbations" in record)
+    if record is None or not inputs_unchanged(record, case):
+        return False
+    return not stability or record.get("perturbation_settings") == {"random_contours": n_random, "seed": seed}
 
 
 def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], params_path: str | None = None,
@@ -94,14 +110,16 @@ def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], pa
     out_csv = Path(out)
     parts = parts_dir(out_csv)
     parts.mkdir(parents=True, exist_ok=True)
-    cohort, failed_preprocessing = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs,
-                                                       quiet, debug)
+    selected, failed_preprocessing = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs,
+                                                         quiet, debug, shard)
     write_json(parts / "settings.json", {"params": params, "rois": list(rois), "settings_hash": settings})
-    selected = shard.select(cohort.cases)
-    report = run_batch(selected, partial(extract_case, parts=parts, params=params, rois=rois, settings=settings,
-                                         stability=stability, n_random=n_random, seed=seed),
-                       partial(is_extracted, parts=parts, settings=settings, stability=stability), parts,
-                       jobs=jobs, description="radiomics", quiet=quiet, debug=debug)
+    report = run_batch(selected.cases, partial(extract_case, parts=parts, params=params, rois=rois,
+                                               settings=settings, stability=stability, n_random=n_random, seed=seed),
+                       partial(is_extracted, parts=parts, settings=settings, stability=stability, n_random=n_random,
+                               seed=seed), parts, jobs=jobs, description="radiomics", quiet=quiet, debug=debug)
+    source = selected.source
+    has_table = source.is_file() or (source / "cases.csv").is_file()
+    cohort = discover_cohort(source) if has_table else selected  # every shard's cases, for the table
     for case_id, message in failed_preprocessing.items():
         report.failed[case_id] = message
     table, stability_frame = assemble(cohort, parts, settings, out_csv, stability)
@@ -137,6 +155,8 @@ def assemble(cohort: Cohort, parts: Path, settings: str, out_csv: Path, stabilit
     table = pd.DataFrame(rows)
     if rows:
         write_csv(out_csv, table)
+    else:
+        out_csv.unlink(missing_ok=True)
     stability_frame = None
     if stability and perturbations:
         from lgerisk.radiomics.stability import stability_table

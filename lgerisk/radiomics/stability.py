@@ -64,7 +64,8 @@ def randomise_contour(mask: np.ndarray, rng: np.random.Generator, amplitude: flo
     if not mask.any():
         return mask.copy()
     inside = np.stack([ndimage.distance_transform_edt(s) for s in mask])
-    outside = np.stack([ndimage.distance_transform_edt(~s) for s in mask])
+    # an empty slice stays empty (its distance to a contour is infinite, not measured from a corner)
+    outside = np.stack([ndimage.distance_transform_edt(~s) if s.any() else np.full(s.shape, np.inf) for s in mask])
     signed = inside - outside  # > 0 inside, <= 0 outside, in voxels
     field = ndimage.gaussian_filter(rng.normal(size=mask.shape), sigma=(0, smoothness, smoothness))
     field *= amplitude / (field.std() or 1.0)
@@ -94,7 +95,7 @@ def perturbation_rows(image: Any, labels: np.ndarray, params: dict[str, Any], ro
     rows: dict[str, dict[str, Any]] = {}
     for roi in rois:
         roi_labels = np.isin(labels, ROIS[roi])
-        for name, mask in perturbed_masks(roi_labels, n_random, seed).items():
+        for name, mask in perturbed_masks(roi_labels, n_random, seed + list(ROIS).index(roi)).items():
             # encode the perturbed ROI as the first label of its definition so extract_rois finds it
             perturbed = np.where(mask, ROIS[roi][0], 0).astype(np.uint8)
             features = extract_rois(image, perturbed, params, (roi,), extractor=extractor)

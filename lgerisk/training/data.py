@@ -22,6 +22,8 @@ class PreparedData:
     features: Any  # pandas DataFrame indexed by case_id
     preprocess_settings: dict[str, Any]
     excluded: dict[str, str]
+    source: Path  # the preprocessed cohort (folder or cases.csv)
+    features_path: Path
 
     @property
     def case_ids(self) -> list[str]:
@@ -87,8 +89,11 @@ def prepare_data(data: str | os.PathLike[str], cache: Path, labels: str = "emide
     usable = tuple(case for case in cohort.cases if case.case_id in getattr(table, "index", ()))
     if not usable:
         raise InputError(f"{data}: no usable cases (no case has a radiomics row).")
-    return PreparedData(cases=usable, features=table.loc[[c.case_id for c in usable]],
-                        preprocess_settings=_preprocess_settings(cohort), excluded=excluded)
+    rows = table.loc[[c.case_id for c in usable]]
+    features_path = Path(features) if features is not None else cache / "radiomics.csv"
+    rows.attrs["source"] = str(features_path)  # named in errors
+    return PreparedData(cases=usable, features=rows, preprocess_settings=_preprocess_settings(cohort),
+                        excluded=excluded, source=cohort.source, features_path=features_path)
 
 
 def _preprocess_settings(cohort: Cohort) -> dict[str, Any]:

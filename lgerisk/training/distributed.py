@@ -38,12 +38,19 @@ def init_distributed(device_type: str) -> DistributedContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistributedContext()
+    from datetime import timedelta
+
+    import torch
     import torch.distributed as dist
 
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)  # NCCL collectives then use this process's own GPU
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                              local_rank=int(os.environ.get("LOCAL_RANK", "0")), initialised=True)
+        # generous timeout: rank 0 may preprocess a raw cohort while the others wait
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=2))
+    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                              initialised=True)
 
 
 def shutdown(context: DistributedContext) -> None:
@@ -68,8 +75,20 @@ def gather(tensor: Any, context: DistributedContext) -> Any:
         return torch.cat(dist_nn.all_gather(tensor), dim=0)
 
 
+def gather_plain(tensor: Any, context: DistributedContext) -> Any:
+    """Concatenate a tensor that needs no gradient (e.g. case indices) from every rank, in rank order."""
+    if not context.initialised:
+        return tensor
+    import torch
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(tensor) for _ in range(context.world_size)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 def broadcast_object(value: Any, context: DistributedContext) -> Any:
-    """Rank 0's ``value`` on every rank."""
+    """Rank 0's ``value`` (any picklable object) on every rank."""
     if not context.initialised:
         return value
     import torch.distributed as dist

@@ -22,7 +22,7 @@ def retrieval_topk(image_z: Any, radiomics_z: Any, k: int) -> float:
     similarity = image @ radiomics.T
     k = min(k, similarity.shape[1])
     top = similarity.topk(k, dim=1).indices
-    hits = (top == torch.arange(len(image)).unsqueeze(1)).any(dim=1)
+    hits = (top == torch.arange(len(image), device=similarity.device).unsqueeze(1)).any(dim=1)
     return float(hits.float().mean())
 
 

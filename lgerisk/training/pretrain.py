@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import lgerisk
-from lgerisk.errors import InputError
+from lgerisk.errors import InputError, LgeriskError
 from lgerisk.io.atomic import atomic_path, write_csv, write_json
 from lgerisk.progress import progress
 
@@ -106,7 +106,7 @@ def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[li
     return [c for c in order if c not in set(val)], val
 
 
-def _seed(*parts: int) -> int:
+def derive_seed(*parts: int) -> int:
     """A 63-bit seed derived from integers (stable across processes and platforms)."""
     digest = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
@@ -120,27 +120,6 @@ def _lr_factor(epoch: int, config: PretrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * (epoch - config.warmup_epochs) / span))
 
 
-class _Forward:
-    """Builds the nn.Module that DDP wraps: one forward from views and radiomics to projections."""
-
-    @staticmethod
-    def module(model: Any) -> Any:
-        import torch
-
-        class PretrainForward(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, view1: Any, view2: Any, radiomics: Any) -> tuple[Any, Any, Any]:
-                z1 = self.inner.project_image(view1)
-                z2 = self.inner.project_image(view2) if view2 is not None else None
-                zr = self.inner.project_radiomics(radiomics) if radiomics is not None else None
-                return z1, z2, zr
-
-        return PretrainForward(model)
-
-
 def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoch: int) -> Any:
     """SCARF-corrupt each row with a generator seeded by (seed, epoch, case index)."""
     import torch
@@ -151,7 +130,7 @@ def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoc
         return radiomics
     rows = []
     for row, index in zip(radiomics, indices.tolist()):
-        generator = torch.Generator().manual_seed(_seed(seed, epoch, index, 11))
+        generator = torch.Generator().manual_seed(derive_seed(seed, epoch, index, 11))
         rows.append(scarf_corrupt(row.unsqueeze(0).cpu(), bank, rate, generator))
     return torch.cat(rows).to(radiomics.device)
 
@@ -186,14 +165,23 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     context = distributed.init_distributed(torch_device.type)
     try:
-        if context.is_main:
-            _check_out(run, resume)
         cache = run / "cache"
+        # rank 0 checks the run folder and prepares the data (writing the caches); the others wait for its
+        # verdict, then read what it wrote, so an error on rank 0 stops every rank with the same sentence
+        failure, paths = None, None
         if context.is_main:
-            prepared = prepare_data(data, cache, config.labels, features, jobs, quiet, debug)
-        context.barrier()
+            try:
+                _check_out(run, resume)
+                prepared = prepare_data(data, cache, config.labels, features, jobs, quiet, debug)
+                paths = (str(prepared.source), str(prepared.features_path))
+            except LgeriskError as exc:
+                failure = str(exc)
+        failure, paths = distributed.broadcast_object((failure, paths), context)
+        if failure is not None:
+            raise InputError(failure)
         if not context.is_main:
-            prepared = prepare_data(data, cache, config.labels, features, 1, True, debug)
+            prepared = prepare_data(paths[0], cache, config.labels, paths[1], 1, True, debug)
+        data_hash = prepared.data_hash()
 
         train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
         global_batch = config.batch_size
@@ -223,12 +211,12 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             radiomics=RadiomicsEncoderConfig(n_features=radiomics_all.shape[1], embedding_dim=config.embedding_dim,
                                              dropout=config.radiomics_dropout),
             projection_dim=config.projection_dim)
-        torch.manual_seed(_seed(config.seed, 1))
+        torch.manual_seed(derive_seed(config.seed, 1))
         model = ContrastiveModel(model_config).to(torch_device)
         objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
         if context.is_main:
             say(describe(model))
-        forward = _Forward.module(model)
+        forward = model
         if context.initialised:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -241,6 +229,7 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler_amp = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
+        features_hash = hashlib.sha256(json.dumps(scaler.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resume:
@@ -248,12 +237,18 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             if state.get("resume_hash") != config.resume_hash():
                 raise InputError(f"{run / CHECKPOINT}: --resume from a run with a different configuration "
                                  "(only --epochs and --num-workers may change); use a new --out.")
-            if state.get("data_hash") != prepared.data_hash():
-                raise InputError(f"{run / CHECKPOINT}: --resume with different data than the interrupted run.")
-            model.load_state_dict(state["model"])
-            objective.load_state_dict(state["objective"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler_amp.load_state_dict(state["amp_scaler"])
+            if state.get("data_hash") != data_hash or state.get("features_hash") != features_hash:
+                raise InputError(f"{run / CHECKPOINT}: --resume with different data or radiomics features than "
+                                 "the interrupted run.")
+            try:
+                model.load_state_dict(state["model"])
+                objective.load_state_dict(state["objective"])
+                optimizer.load_state_dict(state["optimizer"])
+                if state["amp_scaler"]:
+                    scaler_amp.load_state_dict(state["amp_scaler"])
+            except (KeyError, RuntimeError, ValueError) as exc:
+                raise InputError(f"{run / CHECKPOINT}: does not fit this model ({' '.join(str(exc).split())[:160]})."
+                                 ) from None
             history = json.loads(state["history"])
             start_epoch = int(state["epoch"]) + 1
 
@@ -264,23 +259,23 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         uses_radiomics = objective_config.clip_weight > 0
         augmentation = Augmenter(AugmentConfig(**config.augment), spec.channels)
         dataset = PretrainDataset(train_tensors, train_features, augmentation, views=2 if uses_image_pairs else 1,
-                                  base_seed=_seed(config.seed, 3))
+                                  base_seed=derive_seed(config.seed, 3))
         from torch.utils.data import DistributedSampler
 
         sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True,
-                                     seed=_seed(config.seed, 4) % (2**31), drop_last=True)
+                                     seed=derive_seed(config.seed, 4) % (2**31), drop_last=True)
         local_batch = global_batch // context.world_size
         steps_per_epoch = len(train_ids) // global_batch
+        loader = make_loader(dataset, local_batch, shuffle=False, seed=derive_seed(config.seed, 6), epoch=start_epoch,
+                             num_workers=config.num_workers, sampler=sampler, drop_last=True,
+                             pin_memory=torch_device.type == "cuda")
 
         for epoch in range(start_epoch, config.epochs):
             started = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(epoch, config)
-            torch.manual_seed(_seed(config.seed, epoch, 5))  # dropout: same draws on resume
-            dataset.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            loader = make_loader(dataset, local_batch, shuffle=False, seed=_seed(config.seed, epoch, 6),
-                                 epoch=epoch, num_workers=config.num_workers, sampler=sampler, drop_last=True)
+            torch.manual_seed(derive_seed(config.seed, epoch, 5))  # dropout: same draws on resume
+            dataset.set_epoch(epoch)  # the loader's sampler reads it (and passes it to the DistributedSampler)
             model.train()
             objective.train()
             sums: dict[str, float] = {}
@@ -294,16 +289,18 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                         radiomics = _scarf(batch["radiomics"], batch["index"], bank, objective_config.scarf_rate,
                                            config.seed, epoch).to(torch_device)
                     with torch.autocast(device_type=torch_device.type, dtype=amp_dtype, enabled=use_amp):
-                        z1, z2, zr = forward(view1, view2, radiomics)
-                    z1 = distributed.gather(z1.float(), context)
-                    z2 = distributed.gather(z2.float(), context) if z2 is not None else None
-                    zr = distributed.gather(zr.float(), context) if zr is not None else None
-                    terms = objective(z1, z2, zr)
+                        projections = forward(view1, view2, radiomics)
+                    z1 = distributed.gather(projections["image_z1"].float(), context)
+                    z2 = distributed.gather(projections["image_z2"].float(), context) if view2 is not None else None
+                    zr = distributed.gather(projections["radiomics_z"].float(), context) if radiomics is not None \
+                        else None
+                    ids = distributed.gather_plain(batch["index"].to(torch_device), context)
+                    terms = objective(z1, z2, zr, ids)
                     optimizer.zero_grad(set_to_none=True)
                     scaler_amp.scale(terms["loss"]).backward()
                     scaler_amp.step(optimizer)
                     scaler_amp.update()
-                    objective.update_queues(z1.detach(), zr.detach() if zr is not None else None)
+                    objective.update_queues(z1.detach(), zr.detach() if zr is not None else None, ids)
                     for key, value in terms.items():
                         sums[key] = sums.get(key, 0.0) + float(value.detach())
                     advance(loss=float(terms["loss"].detach()))
@@ -315,7 +312,8 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             history.append(row)
             if context.is_main:
                 save_checkpoint(run / CHECKPOINT, {
-                    "epoch": epoch, "resume_hash": config.resume_hash(), "data_hash": prepared.data_hash(),
+                    "epoch": epoch, "resume_hash": config.resume_hash(), "data_hash": data_hash,
+                    "features_hash": features_hash,
                     "model": model.state_dict(), "objective": objective.state_dict(),
                     "optimizer": optimizer.state_dict(), "amp_scaler": scaler_amp.state_dict(),
                     "history": json.dumps(history)})
@@ -329,7 +327,7 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             _write_model(run, model, model_config)
             _write_metrics(run, history)
             write_json(run / CARD_FILE, _model_card(config, model_config, objective_config, spec, scaler, prepared,
-                                                    train_ids, val_ids, history, torch_device, context, model))
+                                                    data_hash, train_ids, val_ids, history, torch_device, context, model))
         context.barrier()
         return summary
     finally:
@@ -358,8 +356,7 @@ def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, in
         return {}
     model.eval()
     with torch.no_grad():
-        images = torch.stack([torch.as_tensor(tensors[i]) for i in indices]).to(device)
-        image_z = model.project_image(images)
+        image_z = _in_chunks(model.project_image, [torch.as_tensor(tensors[i]) for i in indices], device)
         out: dict[str, float] = {"val_uniformity": uniformity(image_z)}
         temperature = float(objective.temperature())
         loss = 0.0
@@ -372,14 +369,20 @@ def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, in
                         "val_alignment": alignment(image_z, radiomics_z)})
             loss += objective.config.clip_weight * clip
         if uses_image_pairs:
-            views = torch.stack([torch.as_tensor(augmentation(tensors[i], _seed(seed, 99, i)))
-                                 for i in indices]).to(device)
-            other = model.project_image(views)
+            views = [torch.as_tensor(augmentation(tensors[i], derive_seed(seed, 99, i))) for i in indices]
+            other = _in_chunks(model.project_image, views, device)
             simclr = float(nt_xent_loss(image_z, other, temperature))
             out.update({"val_simclr": simclr, "val_view_alignment": alignment(image_z, other)})
             loss += objective.config.simclr_weight * simclr
         out["val_loss"] = loss
     return out
+
+
+def _in_chunks(function: Any, items: list[Any], device: Any, size: int = 16) -> Any:
+    """``function`` over stacked ``items`` in chunks of ``size`` (bounded memory), concatenated."""
+    import torch
+
+    return torch.cat([function(torch.stack(items[i:i + size]).to(device)) for i in range(0, len(items), size)])
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -448,7 +451,7 @@ def _versions() -> dict[str, str]:
 
 
 def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any, spec: Any, scaler: Any,
-                prepared: Any, train_ids: list[str], val_ids: list[str], history: list[dict[str, Any]],
+                prepared: Any, data_hash: str, train_ids: list[str], val_ids: list[str], history: list[dict[str, Any]],
                 device: Any, context: Any, model: Any) -> dict[str, Any]:
     from lgerisk.models import parameter_count
 
@@ -456,7 +459,7 @@ def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any
         "kind": "lgerisk pretrained encoder",
         "intended_use": "Research only: not a medical device and not for clinical decisions.",
         "created_by": f"lgerisk {lgerisk.__version__} pretrain",
-        "data": {"hash": prepared.data_hash(), "cases": len(prepared.cases), "train_cases": train_ids,
+        "data": {"hash": data_hash, "cases": len(prepared.cases), "train_cases": train_ids,
                  "val_cases": val_ids, "excluded_cases": prepared.excluded,
                  "synthetic": all(c.startswith("synth-") for c in prepared.case_ids)},
         "config": config.to_dict(),

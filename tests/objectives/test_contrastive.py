@@ -308,3 +308,44 @@ def test_learned_temperature() -> None:
     assert float(objective.temperature().detach()) == pytest.approx(0.01)
     fixed = HybridObjective(ObjectiveConfig(), embedding_dim=8)
     assert list(fixed.parameters()) == []
+
+
+def test_a_cases_own_queued_embeddings_are_never_its_negatives() -> None:
+    """Masking own entries equals removing them from the queue, row by row (direct computation)."""
+    import torch.nn.functional as F
+
+    from lgerisk.objectives.contrastive import EmbeddingQueue
+
+    torch.manual_seed(3)
+    image, radiomics = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(4, 8), dim=1)
+    queue = EmbeddingQueue(8, 6)
+    queue_ids = torch.tensor([0, 9, 2, 9, 1, 7])
+    queue.enqueue(torch.randn(6, 8), queue_ids)
+    assert queue.case_ids().tolist() == queue_ids.tolist()
+    ids = torch.tensor([0, 1, 2, 3])
+    masked = clip_loss(image, radiomics, 0.1, queue.tensor(), queue.tensor(), ids, queue.case_ids(), queue.case_ids())
+    expected = 0.0
+    for query, keys in ((image, radiomics), (radiomics, image)):
+        for i in range(4):
+            others = queue.tensor()[queue.case_ids() != ids[i]]
+            logits = torch.cat([query[i] @ keys.T, query[i] @ others.T]) / 0.1
+            expected += -torch.log_softmax(logits, 0)[i] / 8
+    assert torch.allclose(masked, expected, atol=1e-5)
+    unmasked = clip_loss(image, radiomics, 0.1, queue.tensor(), queue.tensor())
+    assert not torch.allclose(masked, unmasked)
+    # NT-Xent alike: each view's own case left out of the queue negatives
+    z1, z2 = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(4, 8), dim=1)
+    masked = nt_xent_loss(z1, z2, 0.1, queue.tensor(), ids, queue.case_ids())
+    views = torch.cat([z1, z2])
+    expected = 0.0
+    for a in range(8):
+        case = ids[a % 4]
+        positive = (a + 4) % 8
+        others = queue.tensor()[queue.case_ids() != case]
+        candidates = torch.cat([views[[b for b in range(8) if b != a]], others])
+        logits = candidates @ views[a] / 0.1
+        position = positive if positive < a else positive - 1
+        expected += -torch.log_softmax(logits, 0)[position] / 8
+    assert torch.allclose(masked, expected, atol=1e-5)
+    queue.reset()
+    assert queue.case_ids().numel() == 0

@@ -97,3 +97,44 @@ def test_bad_usage_exits_2(cli, tmp_path: Path, args: list[str], message: str) -
                  *[a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_contour_randomisation_keeps_empty_slices_empty_and_differs_by_case() -> None:
+    from lgerisk.radiomics.run import case_seed
+
+    _, labels = phantom_arrays()
+    scar = labels == 3
+    scar[0] = False  # a slice without the ROI
+    for seed in range(20):
+        assert not perturbed_masks(scar, n_random=1, seed=seed)["random1"][0].any()
+    assert case_seed(0, "a") != case_seed(0, "b")
+    first = perturbed_masks(scar, 1, case_seed(0, "a"))["random1"]
+    second = perturbed_masks(scar, 1, case_seed(0, "b"))["random1"]
+    assert not np.array_equal(first, second)
+
+
+def test_stability_reextracts_when_its_settings_change(tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=3)
+    extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=1, quiet=True)
+    again, _, _ = extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=1, quiet=True)
+    assert again.done == []
+    changed, _, _ = extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=2, quiet=True)
+    assert len(changed.done) == 3
+
+
+def test_all_cases_failing_gives_exit_1_with_errors(cli, tmp_path: Path) -> None:
+    image, labels = phantom_arrays()
+    data = tmp_path / "cohort"
+    write_volume(data / "images" / "bad.nii.gz", image)
+    write_volume(data / "masks" / "bad.nii.gz", np.zeros_like(labels))
+    result = cli("extract-radiomics", "--data", data, "--out", tmp_path / "f.csv")
+    assert result.exit_code == 1 and (tmp_path / "f.errors.csv").is_file() and not (tmp_path / "f.csv").exists()
+
+
+def test_shards_of_a_raw_cohort_preprocess_only_their_cases(tmp_path: Path) -> None:
+    data = make_cohort(tmp_path / "cohort", n=4)
+    report, _, _ = extract_cohort(data, tmp_path / "s.csv", shard=Shard(1, 2), quiet=True)
+    assert sorted(report.done) == ["case0", "case2"]
+    assert sorted(p.name for p in (tmp_path / "s.parts" / "preprocessed" / "cases").iterdir()) == ["case0", "case2"]
+    extract_cohort(data, tmp_path / "s.csv", shard=Shard(2, 2), quiet=True)
+    assert list(pd.read_csv(tmp_path / "s.csv")["case_id"]) == ["case0", "case1", "case2", "case3"]

@@ -199,3 +199,12 @@ def test_two_processes_match_one(prepared, tmp_path: Path) -> None:
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for key in one:
         assert torch.allclose(one[key], two[key], rtol=0, atol=1e-4), key
+
+
+def test_feature_table_without_radiomics_columns_is_refused(prepared, tmp_path: Path, cli) -> None:
+    prep, features = prepared
+    foreign = tmp_path / "foreign.csv"
+    pd.read_csv(features)[["case_id"]].assign(age=60).to_csv(foreign, index=False)
+    result = cli("pretrain", "--data", prep, "--features", foreign, "--out", tmp_path / "r", "--device", "cpu",
+                 "--epochs", "1", "--width", "4", "--batch-size", "4")
+    assert result.exit_code == 2 and str(foreign) in result.output and "extract-radiomics" in result.output
