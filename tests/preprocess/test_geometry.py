@@ -76,3 +76,26 @@ def test_fraction_inside_and_crop_warning(tmp_path) -> None:
     assert preprocess_case(case, PreprocessConfig()).qc["warnings"] == []
     small = preprocess_case(case, PreprocessConfig(crop_size=16)).qc
     assert small["myocardium_in_crop_fraction"] < 0.5 and "--crop" in small["warnings"][0]
+
+
+def test_blood_pool_is_derived_in_plane_even_when_slices_are_stored_along_x(tmp_path) -> None:
+    """A map without blood labels: the blood pool is filled within each short-axis slice, after the
+    slice axis has been moved last, and matches the phantom's true blood pool."""
+    import SimpleITK as sitk
+
+    from lgerisk.io.cohort import discover_cohort
+    from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.preprocess.pipeline import preprocess_case
+    from tests.conftest import write_volume
+
+    image, labels = phantom_arrays()
+    myocardium_only = np.where(labels >= 2, 2, 0).astype(np.uint8)  # blood pool unlabelled
+    # store with slices along the x axis (array (x', y, z') -> slices are the last numpy axis)
+    write_volume(tmp_path / "c" / "images" / "p.nii.gz", np.ascontiguousarray(image.transpose(1, 2, 0)), (10.0, 1.5, 1.5))
+    write_volume(tmp_path / "c" / "masks" / "p.nii.gz", np.ascontiguousarray(myocardium_only.transpose(1, 2, 0)),
+                 (10.0, 1.5, 1.5))
+    case = discover_cohort(tmp_path / "c").cases[0]
+    result = preprocess_case(case, PreprocessConfig(labels="myocardium=2", scar_method="nsd"))
+    expected_ml = (labels == 1).sum() * 1.5 * 1.5 * 10.0 / 1000
+    assert abs(result.qc["blood_pool_volume_ml"] - expected_ml) < 0.01 * expected_ml
+    assert sitk.GetArrayFromImage(result.labels).max() >= 1
