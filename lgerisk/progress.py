@@ -27,7 +27,13 @@ class progress:  # noqa: N801 - used like a function: ``with progress(...) as ad
         if not self.enabled:
             return lambda **fields: None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
         columns += [TextColumn(f"{name} {{task.fields[{name}]:.4f}}") for name in self.show]

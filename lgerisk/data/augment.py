@@ -22,26 +22,28 @@ gives the same result in any process, and the caller's RNG stream is left untouc
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 
 DEFAULT_CHANNELS = ("image", "myocardium")
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(JsonConfig):
     """Which augmentations run, and how strongly (``strength`` scales every magnitude; 0 = none).
 
     Example:
         >>> AugmentConfig.from_dict(AugmentConfig(elastic=False).to_dict()) == AugmentConfig(elastic=False)
         True
     """
+
+    config_name: ClassVar[str] = "augmentation settings"
 
     strength: float = 1.0
     affine: bool = True
@@ -54,19 +56,6 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.strength) <= 2.0:
             raise InputError(f"augmentation strength {self.strength}: must be 0-2.")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
-        """Inverse of ``to_dict`` (unknown keys refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise InputError(f"augmentation settings have unknown key(s) {', '.join(sorted(unknown))}.")
-        return cls(**data)
 
 
 def make_augmentation(config: AugmentConfig = AugmentConfig()) -> Any:

@@ -13,16 +13,16 @@ stack of short-axis slices, base first, ``crop x crop`` in-plane. The network wa
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from lgerisk.config import JsonConfig
 from lgerisk.errors import CaseError, InputError
 from lgerisk.io.cohort import Case
 
@@ -41,7 +41,7 @@ LABEL_CHANNELS = frozenset(name for name, labels in CHANNEL_LABELS.items() if la
 
 
 @dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(JsonConfig):
     """Shape and channels of a network input.
 
     Example:
@@ -51,6 +51,8 @@ class TensorSpec:
         >>> TensorSpec.from_dict(spec.to_dict()) == spec
         True
     """
+
+    config_name: ClassVar[str] = "tensor spec"
 
     slices: int = 12
     size: int = 96
@@ -72,24 +74,6 @@ class TensorSpec:
     def shape(self) -> tuple[int, int, int, int]:
         """``(C, D, H, W)``."""
         return (len(self.channels), self.slices, self.size, self.size)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (channels as a list)."""
-        data = dataclasses.asdict(self)
-        data["channels"] = list(self.channels)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
-        """Inverse of ``to_dict`` (unknown keys refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise InputError(f"tensor spec has unknown key(s) {', '.join(sorted(unknown))}.")
-        values = dict(data)
-        if "channels" in values:
-            values["channels"] = tuple(values["channels"])
-        return cls(**values)
 
     def spec_hash(self) -> str:
         """Short stable hash of the spec and ``TENSOR_VERSION`` (names cache files)."""

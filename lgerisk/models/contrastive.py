@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lgerisk.config import checked_fields, require_int
 from lgerisk.errors import InputError
-from lgerisk.models._config import checked_fields, require_int
 from lgerisk.models.encoder import EncoderConfig, ImageEncoder
 from lgerisk.models.heads import ProjectionHead
 from lgerisk.models.radiomics import RadiomicsEncoder, RadiomicsEncoderConfig

@@ -19,20 +19,19 @@ At 96 x 96 x 12 with the default ``depth=4`` the feature map is ``(8 * width, 6,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from lgerisk.config import JsonConfig, require_fraction, require_int
 from lgerisk.errors import InputError
-from lgerisk.models._config import checked_fields, require_fraction, require_int
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(JsonConfig):
     """Settings of :class:`ImageEncoder`.
 
     Attributes:
@@ -46,6 +45,8 @@ class EncoderConfig:
         >>> EncoderConfig.from_dict(EncoderConfig(width=32).to_dict()) == EncoderConfig(width=32)
         True
     """
+
+    config_name: ClassVar[str] = "encoder settings"
 
     in_channels: int = 2
     width: int = 16
@@ -62,15 +63,6 @@ class EncoderConfig:
         if self.width * 2 ** (self.depth - 1) > 4096:
             raise InputError(f"encoder width {self.width} with depth {self.depth}: the last stage would have "
                              f"{self.width * 2 ** (self.depth - 1)} channels (at most 4096).")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of the settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
-        """Inverse of :meth:`to_dict` (unknown keys refused)."""
-        return cls(**checked_fields(cls, data, "encoder settings"))
 
 
 def _groups(channels: int) -> int:

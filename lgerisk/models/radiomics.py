@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from lgerisk.models._config import checked_fields, require_fraction, require_int
+from lgerisk.config import JsonConfig, require_fraction, require_int
 
 
 @dataclass(frozen=True)
-class RadiomicsEncoderConfig:
+class RadiomicsEncoderConfig(JsonConfig):
     """Settings of :class:`RadiomicsEncoder`.
 
     Attributes:
@@ -28,6 +27,8 @@ class RadiomicsEncoderConfig:
         40
     """
 
+    config_name: ClassVar[str] = "radiomics encoder settings"
+
     n_features: int
     hidden_dim: int = 256
     embedding_dim: int = 256
@@ -40,15 +41,6 @@ class RadiomicsEncoderConfig:
         require_int(self.embedding_dim, "radiomics embedding_dim", 1)
         require_int(self.depth, "radiomics depth", 1, 8)
         require_fraction(self.dropout, "radiomics dropout", allow_one=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of the settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RadiomicsEncoderConfig:
-        """Inverse of :meth:`to_dict` (unknown keys refused)."""
-        return cls(**checked_fields(cls, data, "radiomics encoder settings"))
 
 
 class RadiomicsEncoder(nn.Module):

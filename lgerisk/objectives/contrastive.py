@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lgerisk.config import checked_fields, require_fraction, require_int
 from lgerisk.errors import InputError
-from lgerisk.models._config import checked_fields, require_fraction, require_int
 
 PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
     "radiomics": MappingProxyType({"clip_weight": 1.0, "simclr_weight": 0.0}),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
+from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 
 SCAR_METHODS = ("auto", "label", "nsd", "fwhm")
@@ -15,7 +15,7 @@ NORMALISATIONS = ("myo-blood", "zscore", "percentile")
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(JsonConfig):
     """How a raw case becomes a canonical one.
 
     Attributes:
@@ -33,6 +33,8 @@ class PreprocessConfig:
         >>> PreprocessConfig(nsd=3).settings_hash() != PreprocessConfig().settings_hash()
         True
     """
+
+    config_name: ClassVar[str] = "preprocessing settings"
 
     labels: str = "emidec"
     inplane_spacing_mm: float = 1.4
@@ -56,18 +58,6 @@ class PreprocessConfig:
         if self.greyzone_nsd <= 0:
             raise InputError(f"--greyzone-nsd {self.greyzone_nsd}: must be positive.")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
-        """Inverse of ``to_dict`` (unknown keys refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise InputError(f"preprocessing settings have unknown key(s) {', '.join(sorted(unknown))}.")
-        return cls(**data)
 
     def settings_hash(self) -> str:
         """Short stable hash of the settings and the algorithm version (outputs change with either)."""

@@ -19,12 +19,26 @@ import lgerisk
 from lgerisk.errors import CaseError
 from lgerisk.io.atomic import write_image, write_json
 from lgerisk.io.cohort import Case
-from lgerisk.io.labels import BLOOD, GREYZONE, MYOCARDIUM, NOREFLOW, SCAR, LabelMap, parse_label_map, to_internal
+from lgerisk.io.labels import (
+    BLOOD,
+    GREYZONE,
+    MYOCARDIUM,
+    NOREFLOW,
+    SCAR,
+    LabelMap,
+    parse_label_map,
+    to_internal,
+)
 from lgerisk.io.scans import check_same_geometry, image_array, label_array, read_volume
 from lgerisk.preprocess import geometry
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.intensity import fit_normalisation
-from lgerisk.preprocess.scar import dice, myocardium_of, quantify_scar, tissue_volumes_ml
+from lgerisk.preprocess.scar import (
+    dice,
+    myocardium_of,
+    quantify_scar,
+    tissue_volumes_ml,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk

@@ -25,7 +25,15 @@ from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Cohort, discover_cohort
 from lgerisk.io.labels import parse_label_map
 from lgerisk.preprocess.config import PreprocessConfig
-from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE, case_dir, is_case_done, resolve_scar_method, run_case
+from lgerisk.preprocess.pipeline import (
+    IMAGE_FILE,
+    MASK_FILE,
+    QC_FILE,
+    case_dir,
+    is_case_done,
+    resolve_scar_method,
+    run_case,
+)
 
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"

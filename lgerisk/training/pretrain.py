@@ -26,9 +26,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lgerisk
+from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError, LgeriskError
 from lgerisk.io.atomic import atomic_path, write_csv, write_json
 from lgerisk.progress import progress
@@ -40,13 +41,15 @@ RESUME_FREE = ("epochs", "num_workers", "quiet")
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(JsonConfig):
     """Everything that shapes a pretraining run (round-trips through JSON).
 
     Example:
         >>> PretrainConfig(epochs=2).to_dict()["objective"]["preset"]
         'hybrid'
     """
+
+    config_name: ClassVar[str] = "pretraining settings"
 
     epochs: int = 30
     batch_size: int = 8
@@ -76,16 +79,6 @@ class PretrainConfig:
             raise InputError(f"--lr {self.lr}: must be in (0, 1).")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"--val-fraction {self.val_fraction}: must be in [0, 1).")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-able)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
-        """Inverse of ``to_dict``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     def resume_hash(self) -> str:
         """Hash of the settings a resumed run must share with the interrupted one."""

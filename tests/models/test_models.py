@@ -227,7 +227,7 @@ def test_docstring_examples() -> None:
     import doctest
 
     import lgerisk.models
-    import lgerisk.models._config
+    import lgerisk.config
     import lgerisk.models.contrastive
     import lgerisk.models.encoder
     import lgerisk.models.heads
@@ -235,7 +235,7 @@ def test_docstring_examples() -> None:
     import lgerisk.objectives
     import lgerisk.objectives.contrastive
 
-    for module in (lgerisk.models, lgerisk.models._config, lgerisk.models.contrastive, lgerisk.models.encoder,
+    for module in (lgerisk.models, lgerisk.config, lgerisk.models.contrastive, lgerisk.models.encoder,
                    lgerisk.models.heads, lgerisk.models.radiomics, lgerisk.objectives,
                    lgerisk.objectives.contrastive):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

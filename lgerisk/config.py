@@ -1,9 +1,9 @@
-"""Helpers shared by the frozen configuration dataclasses of models and objectives."""
+"""Configuration helpers: every setting of lgerisk is a frozen dataclass that round-trips to JSON."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from lgerisk.errors import InputError
 
@@ -49,3 +49,24 @@ def require_fraction(value: Any, name: str, *, allow_one: bool) -> None:
         raise InputError(f"{name} {value!r}: must be a number.")
     if not (0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0):
         raise InputError(f"{name} {value}: must be in [0, {'1]' if allow_one else '1)'}.")
+
+
+class JsonConfig:
+    """Mixin for frozen dataclasses: ``to_dict`` (JSON-able) and ``from_dict`` (unknown keys refused).
+
+    Example:
+        >>> from lgerisk.preprocess.config import PreprocessConfig
+        >>> PreprocessConfig.from_dict(PreprocessConfig(nsd=3).to_dict()) == PreprocessConfig(nsd=3)
+        True
+    """
+
+    config_name: ClassVar[str] = "settings"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of the settings."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Inverse of ``to_dict``; unknown keys are refused with ``InputError``."""
+        return cls(**checked_fields(cls, data, cls.config_name))
