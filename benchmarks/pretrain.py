@@ -21,8 +21,11 @@ import os
 import platform
 import resource
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
 

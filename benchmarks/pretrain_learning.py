@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+
 BIN = Path(sys.executable).parent
 
 
@@ -65,6 +67,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--work", type=Path, default=Path("bench-out/learning"))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--synth", type=Path, default=None, help="reuse this synthetic cohort (else WORK/synth)")
+    parser.add_argument("--objective", default="hybrid")
+    parser.add_argument("--queue-size", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
     import pandas as pd
@@ -75,14 +80,15 @@ def main() -> None:
     from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
     from lgerisk.training.pretrain import derive_seed, load_pretrained
 
-    data, run = args.work / "synth", args.work / "pretrain"
+    data, run = args.synth or args.work / "synth", args.work / "pretrain"
     started = time.perf_counter()
     if not (data / "ground_truth.csv").is_file():
         subprocess.run([str(BIN / "lgerisk"), "synth", str(data), "--cases", str(args.cases), "--seed",
                         str(args.seed), "--quiet"], check=True)
     if not (run / "model.pt").is_file():
         command = [str(BIN / "lgerisk"), "pretrain", "--data", str(data), "--out", str(run), "--epochs",
-                   str(args.epochs), "--jobs", str(args.jobs), "--device", "cpu"]
+                   str(args.epochs), "--jobs", str(args.jobs), "--device", "cpu", "--objective", args.objective,
+                   "--queue-size", str(args.queue_size)]
         if (run / "checkpoint" / "last.pt").is_file():
             command.append("--resume")
         subprocess.run(command, check=True)
@@ -105,12 +111,13 @@ def main() -> None:
     metrics = pd.read_csv(run / "metrics.csv")
     last = metrics.iloc[-1]
     result = {
-        "synthetic": True, "cases": args.cases, "train_cases": len(train_ids), "val_cases": len(val_ids),
+        "synthetic": True, "cases": args.cases, "objective": args.objective, "queue_size": args.queue_size, "train_cases": len(train_ids), "val_cases": len(val_ids),
         "epochs": int(last["epoch"]), "val_top1": float(last["val_top1"]), "val_top5": float(last["val_top5"]),
         "chance_top1": float(last["val_chance_top1"]), "chance_top5": float(last["val_chance_top5"]),
         "probe_r2_scar_percent_pretrained": round(r2_trained, 3),
         "probe_r2_scar_percent_untrained": round(r2_untrained, 3),
-        "first_epoch_val_top1": float(metrics.iloc[0]["val_top1"]),
+        "val_top1_by_epoch": [round(float(v), 3) for v in metrics["val_top1"]],
+        "val_uniformity_last": float(last["val_uniformity"]),
         "seconds_per_epoch": float(metrics["seconds"].mean()),
         "wall_seconds_this_call": round(time.perf_counter() - started, 1),
     }
