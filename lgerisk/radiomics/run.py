@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
-from lgerisk.io.cohort import Case, Cohort, discover_cohort
+from lgerisk.io.cohort import Case, discover_cohort
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.pipeline import inputs_unchanged, source_hash
 from lgerisk.radiomics.settings import load_params, params_hash
@@ -36,24 +37,39 @@ def sibling(out_csv: Path, kind: str) -> Path:
     return out_csv.with_name(out_csv.name.removesuffix(".csv") + f".{kind}.csv")
 
 
+@dataclass(frozen=True)
+class PreprocessedSelection:
+    """The shard's preprocessed cases, every case id of the cohort (all shards), and the shard's failures."""
+
+    cases: tuple[Case, ...]
+    all_ids: tuple[str, ...]
+    failed: dict[str, str]
+    source: Path
+    raw: bool
+
+
 def preprocessed_cohort(data: str | os.PathLike[str], cache: Path, config: PreprocessConfig, jobs: int,
-                        quiet: bool, debug: bool, shard: Shard = Shard()) -> tuple[Cohort, dict[str, str]]:
+                        quiet: bool, debug: bool, shard: Shard = Shard()) -> PreprocessedSelection:
     """The cases of ``shard`` of ``data``, preprocessed: as-is when ``data`` is a preprocess output,
     else preprocessed into ``cache`` first (resumable; only the shard's cases, so SLURM array tasks
-    never redo each other's). Returns those cases and the ones preprocessing failed on."""
+    never redo each other's). A raw cohort's cases are found by their own QC records, never through the
+    ``cases.csv`` that concurrent shards rewrite."""
     cohort = discover_cohort(data)
-    wanted = {case.case_id for case in shard.select(cohort.cases)}
-    if cohort.layout != "preprocessed":
-        from lgerisk.preprocess.run import preprocess_cohort
+    selected = shard.select(cohort.cases)
+    all_ids = tuple(case.case_id for case in cohort.cases)
+    if cohort.layout == "preprocessed":
+        return PreprocessedSelection(tuple(selected), all_ids, {}, cohort.source, raw=False)
+    from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE, case_dir
+    from lgerisk.preprocess.run import preprocess_cohort
 
-        report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, quiet=quiet, debug=debug)
-        failed = report.failed
-        cohort = discover_cohort(cache) if (cache / "cases.csv").is_file() else \
-            Cohort(cases=(), layout="preprocessed", source=cache)
-    else:
-        failed = {}
-    cases = tuple(case for case in cohort.cases if case.case_id in wanted)
-    return Cohort(cases=cases, layout="preprocessed", source=cohort.source), failed
+    report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, quiet=quiet, debug=debug)
+    done = []
+    for case in selected:
+        folder = case_dir(cache, case.case_id)
+        if read_record(folder / QC_FILE, config.settings_hash()) is not None:
+            done.append(Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event,
+                             case.covariates))
+    return PreprocessedSelection(tuple(done), all_ids, report.failed, cache, raw=True)
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -110,21 +126,17 @@ def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], pa
     out_csv = Path(out)
     parts = parts_dir(out_csv)
     parts.mkdir(parents=True, exist_ok=True)
-    selected, failed_preprocessing = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs,
-                                                         quiet, debug, shard)
+    selection = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs, quiet, debug, shard)
     write_json(parts / "settings.json", {"params": params, "rois": list(rois), "settings_hash": settings})
-    report = run_batch(selected.cases, partial(extract_case, parts=parts, params=params, rois=rois,
-                                               settings=settings, stability=stability, n_random=n_random, seed=seed),
+    report = run_batch(selection.cases, partial(extract_case, parts=parts, params=params, rois=rois,
+                                                settings=settings, stability=stability, n_random=n_random, seed=seed),
                        partial(is_extracted, parts=parts, settings=settings, stability=stability, n_random=n_random,
                                seed=seed), parts, jobs=jobs, description="radiomics", quiet=quiet, debug=debug)
-    source = selected.source
-    has_table = source.is_file() or (source / "cases.csv").is_file()
-    cohort = discover_cohort(source) if has_table else selected  # every shard's cases, for the table
-    for case_id, message in failed_preprocessing.items():
-        report.failed[case_id] = message
-    table, stability_frame = assemble(cohort, parts, settings, out_csv, stability)
+    report.failed.update(selection.failed)
+    perturbation_settings = {"random_contours": n_random, "seed": seed} if stability else None
+    table, stability_frame = assemble(selection.all_ids, parts, settings, out_csv, perturbation_settings)
     errors = collect_errors(parts)
-    pre_errors = collect_errors(parts / "preprocessed") if failed_preprocessing else None
+    pre_errors = collect_errors(parts / "preprocessed") if selection.raw else None  # every shard's failures
     _write_errors(out_csv, errors, pre_errors)
     return report, table, stability_frame
 
@@ -140,27 +152,32 @@ def _write_errors(out_csv: Path, *tables: Any) -> None:
         path.unlink(missing_ok=True)
 
 
-def assemble(cohort: Cohort, parts: Path, settings: str, out_csv: Path, stability: bool) -> tuple[Any, Any]:
-    """Gather every cached row of ``cohort`` (all shards) into the feature table (and stability table)."""
+def assemble(case_ids: tuple[str, ...], parts: Path, settings: str, out_csv: Path,
+             perturbation_settings: dict[str, int] | None) -> tuple[Any, Any]:
+    """Gather every cached row of ``case_ids`` (all shards) into the feature table and, when
+    ``perturbation_settings`` is given, the perturbation rows made with those settings into the
+    stability table. A table with no rows is removed rather than left stale."""
     import pandas as pd
 
     rows, perturbations = [], {}
-    for case in cohort.cases:
-        record = read_record(parts / "cases" / f"{case.case_id}.json", settings)
+    for case_id in case_ids:
+        record = read_record(parts / "cases" / f"{case_id}.json", settings)
         if record is None:
             continue
         rows.append(record["row"])
-        if stability and "perturbations" in record:
-            perturbations[case.case_id] = record["perturbations"]
+        if perturbation_settings is not None and record.get("perturbation_settings") == perturbation_settings:
+            perturbations[case_id] = record["perturbations"]
     table = pd.DataFrame(rows)
     if rows:
         write_csv(out_csv, table)
     else:
         out_csv.unlink(missing_ok=True)
     stability_frame = None
-    if stability and perturbations:
+    if perturbations:
         from lgerisk.radiomics.stability import stability_table
 
         stability_frame = stability_table(perturbations)
         write_csv(sibling(out_csv, "stability"), stability_frame)
+    elif perturbation_settings is not None:
+        sibling(out_csv, "stability").unlink(missing_ok=True)
     return table, stability_frame

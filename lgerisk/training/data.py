@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lgerisk.errors import InputError
-from lgerisk.io.cohort import Case, Cohort
+from lgerisk.io.cohort import Case
 from lgerisk.preprocess.config import PreprocessConfig
 
 
@@ -61,42 +61,43 @@ def read_feature_table(path: str | os.PathLike[str]) -> Any:
 
 def prepare_data(data: str | os.PathLike[str], cache: Path, labels: str = "emidec",
                  features: str | os.PathLike[str] | None = None, jobs: int = 1, quiet: bool = False,
-                 debug: bool = False) -> PreparedData:
+                 debug: bool = False, only: list[str] | None = None) -> PreparedData:
     """Preprocess ``data`` (unless it already is) and extract its radiomics (unless ``features`` is
     given), both cached under ``cache``; returns the usable cases and their feature rows.
 
-    A given feature table must hold a row for every usable case (``InputError`` otherwise).
+    A given feature table must hold a row for every usable case (``InputError`` otherwise). ``only``
+    keeps just those case ids (other DDP ranks take rank 0's list of usable cases).
     """
     from lgerisk.radiomics.run import extract_cohort, preprocessed_cohort
 
-    cohort, failed = preprocessed_cohort(data, cache / "preprocessed", PreprocessConfig(labels=labels), jobs,
-                                         quiet, debug)
-    excluded = dict(failed)
-    if not cohort.cases:
+    selection = preprocessed_cohort(data, cache / "preprocessed", PreprocessConfig(labels=labels), jobs, quiet, debug)
+    excluded = dict(selection.failed)
+    cases = selection.cases if only is None else tuple(c for c in selection.cases if c.case_id in set(only))
+    if not cases:
         raise InputError(f"{data}: no usable cases (every case failed preprocessing; see "
                          f"{cache / 'preprocessed' / 'errors.csv'}).")
     if features is not None:
         table = read_feature_table(features)
-        missing = [case.case_id for case in cohort.cases if case.case_id not in table.index]
+        missing = [case.case_id for case in cases if case.case_id not in table.index]
         if missing:
-            raise InputError(f"{features}: feature table lacks {len(missing)} of the {len(cohort.cases)} cases "
+            raise InputError(f"{features}: feature table lacks {len(missing)} of the {len(cases)} cases "
                              f"(e.g. {missing[0]!r}); extract it from the same data.")
     else:
-        report, table, _ = extract_cohort(cohort.source, cache / "radiomics.csv", jobs=jobs, quiet=quiet,
+        report, table, _ = extract_cohort(selection.source, cache / "radiomics.csv", jobs=jobs, quiet=quiet,
                                           debug=debug)
         excluded.update(report.failed)
         table = table.set_index("case_id", drop=False) if len(table) else table
-    usable = tuple(case for case in cohort.cases if case.case_id in getattr(table, "index", ()))
+    usable = tuple(case for case in cases if case.case_id in getattr(table, "index", ()))
     if not usable:
         raise InputError(f"{data}: no usable cases (no case has a radiomics row).")
     rows = table.loc[[c.case_id for c in usable]]
     features_path = Path(features) if features is not None else cache / "radiomics.csv"
     rows.attrs["source"] = str(features_path)  # named in errors
-    return PreparedData(cases=usable, features=rows, preprocess_settings=_preprocess_settings(cohort),
-                        excluded=excluded, source=cohort.source, features_path=features_path)
+    return PreparedData(cases=usable, features=rows, preprocess_settings=_preprocess_settings(selection.source),
+                        excluded=excluded, source=selection.source, features_path=features_path)
 
 
-def _preprocess_settings(cohort: Cohort) -> dict[str, Any]:
-    source = cohort.source if cohort.source.is_dir() else cohort.source.parent
-    path = source / "preprocess.json"
+def _preprocess_settings(source: Path) -> dict[str, Any]:
+    folder = source if source.is_dir() else source.parent
+    path = folder / "preprocess.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

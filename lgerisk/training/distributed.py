@@ -33,8 +33,8 @@ class DistributedContext:
             dist.barrier()
 
 
-def init_distributed(device_type: str) -> DistributedContext:
-    """Start the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+def init_distributed(device: Any) -> DistributedContext:
+    """Start the process group when launched by torchrun (gloo on CPU, nccl on CUDA ``device``)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistributedContext()
@@ -44,11 +44,11 @@ def init_distributed(device_type: str) -> DistributedContext:
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_type == "cuda":
-        torch.cuda.set_device(local_rank)  # NCCL collectives then use this process's own GPU
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives then run on the device the model uses
     if not dist.is_initialized():
         # generous timeout: rank 0 may preprocess a raw cohort while the others wait
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=2))
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=2))
     return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                               initialised=True)
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import lgerisk
 from lgerisk.config import JsonConfig
-from lgerisk.errors import InputError, LgeriskError
+from lgerisk.errors import InputError
 from lgerisk.io.atomic import atomic_path, write_csv, write_json
 from lgerisk.progress import progress
 
@@ -156,24 +156,31 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     say = log or (lambda message: None)
     run = Path(out)
     torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
-    context = distributed.init_distributed(torch_device.type)
+    context = distributed.init_distributed(torch_device)
     try:
         cache = run / "cache"
-        # rank 0 checks the run folder and prepares the data (writing the caches); the others wait for its
-        # verdict, then read what it wrote, so an error on rank 0 stops every rank with the same sentence
-        failure, paths = None, None
+        # rank 0 checks the run folder and prepares everything that is written (caches, tensors); the others
+        # wait for its verdict and its list of usable cases, then only read, so any error on rank 0 stops every
+        # rank with the same sentence instead of leaving them waiting
+        spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
+        tensors_cache = TensorCache(cache / "tensors")
+        failure, shared = None, None
         if context.is_main:
             try:
                 _check_out(run, resume)
                 prepared = prepare_data(data, cache, config.labels, features, jobs, quiet, debug)
-                paths = (str(prepared.source), str(prepared.features_path))
-            except LgeriskError as exc:
-                failure = str(exc)
-        failure, paths = distributed.broadcast_object((failure, paths), context)
+                tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
+                shared = (str(prepared.source), str(prepared.features_path), prepared.case_ids)
+            except Exception as exc:  # noqa: BLE001 - every rank must learn of it; re-raised below
+                failure = exc
+        message, shared = distributed.broadcast_object((None if failure is None else str(failure), shared), context)
         if failure is not None:
-            raise InputError(failure)
+            raise failure
+        if message is not None:
+            raise InputError(message)
         if not context.is_main:
-            prepared = prepare_data(paths[0], cache, config.labels, paths[1], 1, True, debug)
+            prepared = prepare_data(shared[0], cache, config.labels, shared[1], 1, True, debug, only=shared[2])
+            tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
         data_hash = prepared.data_hash()
 
         train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
@@ -192,9 +199,6 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         if not np.isfinite(radiomics_all).all():
             raise InputError("radiomics features hold NaN or infinite values after scaling; check the table.")
         index_of = {case_id: i for i, case_id in enumerate(prepared.case_ids)}
-        spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
-        tensors_cache = TensorCache(cache / "tensors")
-        tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
 
         objective_settings = dict(config.objective)
         objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)

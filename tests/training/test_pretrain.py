@@ -208,3 +208,18 @@ def test_feature_table_without_radiomics_columns_is_refused(prepared, tmp_path: 
     result = cli("pretrain", "--data", prep, "--features", foreign, "--out", tmp_path / "r", "--device", "cpu",
                  "--epochs", "1", "--width", "4", "--batch-size", "4")
     assert result.exit_code == 2 and str(foreign) in result.output and "extract-radiomics" in result.output
+
+
+def test_other_ranks_take_rank0s_usable_cases(prepared, tmp_path: Path) -> None:
+    """A feature table lacking cases that rank 0 left out is fine for the ranks given rank 0's list."""
+    from lgerisk.training.data import prepare_data
+
+    prep, features = prepared
+    partial = tmp_path / "partial.csv"
+    table = pd.read_csv(features)
+    table.head(10).to_csv(partial, index=False)
+    with pytest.raises(InputError, match="lacks 2 of the 12 cases"):
+        prepare_data(prep, tmp_path / "cache", features=partial, quiet=True)
+    kept = list(table["case_id"].head(10))
+    other_rank = prepare_data(prep, tmp_path / "cache", features=partial, quiet=True, only=kept)
+    assert other_rank.case_ids == sorted(kept)
