@@ -241,7 +241,8 @@ def pretrain(
                            resume=resume, jobs=jobs, quiet=quiet, debug=debug,
                            log=None if quiet else console.print)
     if not quiet and summary.get("final") is not None and os.environ.get("RANK", "0") == "0":
-        console.print(f"pretrained on {summary['train_cases']} cases ({summary['val_cases']} held out) -> {out}")
+        kind = "SYNTHETIC cases" if summary.get("synthetic") else "cases"
+        console.print(f"pretrained on {summary['train_cases']} {kind} ({summary['val_cases']} held out) -> {out}")
 
 
 def _summary(report: Any, out: Path, quiet: bool) -> None:

@@ -315,11 +315,12 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                     "optimizer": optimizer.state_dict(), "amp_scaler": scaler_amp.state_dict(),
                     "history": json.dumps(history)})
                 _write_metrics(run, history)
-                say(_epoch_line(row))
+                say(("[SYNTHETIC data] " if _is_synthetic(prepared.case_ids) else "") + _epoch_line(row))
             context.barrier()
 
         summary = {"run": str(run), "epochs": config.epochs, "train_cases": len(train_ids),
-                   "val_cases": len(val_ids), "final": history[-1] if history else {}}
+                   "val_cases": len(val_ids), "final": history[-1] if history else {},
+                   "synthetic": _is_synthetic(prepared.case_ids)}
         if context.is_main:
             _write_model(run, model, model_config)
             _write_metrics(run, history)
@@ -329,6 +330,11 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         return summary
     finally:
         distributed.shutdown(context)
+
+
+def _is_synthetic(case_ids: list[str]) -> bool:
+    """Whether every case comes from ``lgerisk synth`` (its ids are ``synth-NNNN``)."""
+    return bool(case_ids) and all(case_id.startswith("synth-") for case_id in case_ids)
 
 
 def _check_out(run: Path, resume: bool) -> None:
@@ -458,7 +464,7 @@ def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any
         "created_by": f"lgerisk {lgerisk.__version__} pretrain",
         "data": {"hash": data_hash, "cases": len(prepared.cases), "train_cases": train_ids,
                  "val_cases": val_ids, "excluded_cases": prepared.excluded,
-                 "synthetic": all(c.startswith("synth-") for c in prepared.case_ids)},
+                 "synthetic": _is_synthetic(prepared.case_ids)},
         "config": config.to_dict(),
         "model": model_config.to_dict(),
         "parameters": parameter_count(model),
