@@ -1,0 +1,1 @@
+"""Evaluation of survival models: discrimination and calibration metrics, cross-validation splits."""

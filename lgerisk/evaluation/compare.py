@@ -1,0 +1,127 @@
+"""From out-of-fold predictions to the comparison table: pooled and per-split metrics, risk groups,
+calibration and Kaplan-Meier plots, for every method evaluated on the same splits.
+
+A *prediction frame* has a row per (method, split, case, role): ``method``, ``split``,
+``evaluation`` (``cv`` or ``test``), ``role`` (``train`` or ``test``), ``case_id``, ``time``,
+``event``, ``risk``. Training rows supply each split's Breslow baseline hazard and risk tertiles, so
+the survival curves and risk groups of test cases use nothing but their own training fold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lgerisk.evaluation import metrics
+from lgerisk.evaluation.cox import breslow_baseline, survival_at
+from lgerisk.evaluation.plots import risk_groups, tertile_thresholds
+
+TABLE_METRICS = ("harrell_c", "uno_c")
+
+
+def out_of_fold(predictions: pd.DataFrame, grid: np.ndarray, horizons: tuple[float, ...]) -> pd.DataFrame:
+    """Test rows of every split with their survival at ``grid`` (columns ``s@t``), at the horizons
+    (``survival_<h>``) and their risk group, each computed from the split's own training rows."""
+    frames = []
+    for (method, split), rows in predictions.groupby(["method", "split"], sort=False):
+        train = rows[rows["role"] == "train"]
+        test = rows[rows["role"] == "test"].copy()
+        if test.empty:
+            continue
+        # the baseline is estimated on risks centred at the training mean (numerically safer; same curves)
+        centre = float(train["risk"].mean())
+        times, cumhaz = breslow_baseline(train["time"].to_numpy(float), train["event"].to_numpy(int),
+                                         train["risk"].to_numpy(float) - centre)
+        risk = test["risk"].to_numpy(float) - centre
+        curves = survival_at(risk, times, cumhaz, grid)
+        for index, t in enumerate(grid):
+            test[f"s@{t:.6g}"] = curves[:, index]
+        at_horizons = survival_at(risk, times, cumhaz, np.asarray(horizons, float)) if horizons else None
+        for index, horizon in enumerate(horizons):
+            test[f"survival_{horizon:g}"] = at_horizons[:, index]
+        test["risk_group"] = risk_groups(test["risk"].to_numpy(float),
+                                         tertile_thresholds(train["risk"].to_numpy(float)))
+        frames.append(test)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def comparison_table(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndarray, grid: np.ndarray,
+                     horizons: tuple[float, ...], n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pooled table: a row per method and evaluation with CIs; per-split table without CIs).
+
+    Pooled CV metrics treat the out-of-fold risks of all folds as one sample (the censoring
+    distribution for Uno's C and the IBS is the whole labelled cohort's)."""
+    pooled, per_split = [], []
+    grid_columns = [f"s@{t:.6g}" for t in grid]
+    for (method, evaluation), rows in oof.groupby(["method", "evaluation"], sort=False):
+        survival = rows[grid_columns].to_numpy(float)
+        row: dict[str, Any] = {"method": method, "evaluation": evaluation}
+        row.update(metrics.evaluate(all_time, all_event, rows["time"].to_numpy(float), rows["event"].to_numpy(int),
+                                    rows["risk"].to_numpy(float), survival=survival, grid=grid, horizons=horizons,
+                                    n_boot=n_boot, seed=seed))
+        by_split = []
+        for split, part in rows.groupby("split", sort=False):
+            values = metrics.evaluate(all_time, all_event, part["time"].to_numpy(float),
+                                      part["event"].to_numpy(int), part["risk"].to_numpy(float), horizons=(),
+                                      n_boot=0, seed=seed)
+            per_split.append({"method": method, "evaluation": evaluation, "split": split,
+                              **{k: v for k, v in values.items() if not k.endswith(("_low", "_high"))}})
+            by_split.append(values["harrell_c"])
+        finite = [v for v in by_split if np.isfinite(v)]
+        row["harrell_c_fold_mean"] = float(np.mean(finite)) if finite else float("nan")
+        row["harrell_c_fold_sd"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
+        pooled.append(row)
+    return pd.DataFrame(pooled), pd.DataFrame(per_split)
+
+
+def oracle_row(case_ids: list[str], time: np.ndarray, event: np.ndarray, log_hazard: pd.Series,
+               horizons: tuple[float, ...], n_boot: int, seed: int) -> dict[str, Any]:
+    """The comparison row of the true log-hazard of a synthetic cohort (no survival curves)."""
+    risk = log_hazard.reindex(case_ids).to_numpy(float)
+    values = metrics.evaluate(time, event, time, event, risk, horizons=horizons, n_boot=n_boot, seed=seed)
+    return {"method": "oracle (true log-hazard)", "evaluation": "all", **values}
+
+
+def calibration(oof: pd.DataFrame, horizon: float, groups: int = 3) -> pd.DataFrame:
+    """Predicted vs observed (Kaplan-Meier) event probability by ``horizon``, per method and evaluation."""
+    column = f"survival_{horizon:g}"
+    frames = []
+    for (method, evaluation), rows in oof.groupby(["method", "evaluation"], sort=False):
+        table = metrics.calibration_table(rows["time"].to_numpy(float), rows["event"].to_numpy(int),
+                                          rows[column].to_numpy(float), horizon, groups=groups)
+        table.insert(0, "horizon", horizon)
+        table.insert(0, "evaluation", evaluation)
+        table.insert(0, "method", method)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def km_plots(oof: pd.DataFrame, folder: Path, synthetic: bool) -> dict[str, Path]:
+    """A Kaplan-Meier PNG per method (out-of-fold risk groups, thresholds from each training fold)."""
+    from lgerisk.evaluation.plots import km_by_risk_group
+
+    paths = {}
+    for (method, evaluation), rows in oof.groupby(["method", "evaluation"], sort=False):
+        name = f"km_{slug(method)}{'' if evaluation == 'cv' else '_' + evaluation}.png"
+        where = "out-of-fold" if evaluation == "cv" else "held-out test"
+        paths[f"{method} ({evaluation})"] = km_by_risk_group(
+            rows["time"].to_numpy(float), rows["event"].to_numpy(int), rows["risk_group"].to_numpy(),
+            folder / name, f"{method}: {where} risk tertiles", synthetic=synthetic)
+    return paths
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a method name.
+
+    Example:
+        >>> slug("scar-% Cox")
+        'scar-pct-cox'
+    """
+    text = name.lower().replace("%", "pct").replace("+", "plus")
+    out = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")

@@ -1,0 +1,294 @@
+"""The Cox model outside the network: Breslow baseline hazard, survival curves, and a penalised
+linear Cox model fitted in torch that reproduces lifelines' ``CoxPHFitter`` (numpy in, numpy out).
+
+Centring. ``breslow_baseline`` takes ``risk`` as given: it estimates the cumulative baseline hazard
+``H0`` of ``exp(risk)``, so ``S(t | x) = exp(-H0(t) exp(risk))`` for the same ``risk`` scale. Shifting
+every risk by ``c`` scales ``H0`` by ``exp(-c)`` and leaves the curves unchanged; risks centred near 0
+are numerically safer. ``LinearCox`` centres like lifelines: ``risk = (x - mean_) . coef_``.
+
+Penalty (lifelines 0.30, ``CoxPHFitter._newton_raphson_for_efron_model``, ``fitters/coxph_fitter.py``)::
+
+    elastic_net_penalty = lambda beta, a: n * (self.penalizer * (self.l1_ratio * soft_abs(beta, a)
+                                                                 + 0.5 * (1 - self.l1_ratio) * beta**2)).sum()
+    ...
+    ll_ -= elastic_net_penalty(beta, 1.3**i)
+
+where ``n`` is the number of rows and ``beta`` the coefficients of the *standardised* covariates
+(lifelines fits on ``(X - X.mean(0)) / X.std(0)``, pandas' ``std`` with ``ddof=1``, and returns
+``params_ = beta / std``). So for ``l1_ratio = 0`` lifelines maximises
+``loglik_Efron(Z beta) - n * penalizer / 2 * ||beta||^2`` over standardised ``beta``; ``LinearCox``
+minimises exactly that objective (divided by ``n``), by L-BFGS in float64.
+
+Survival curves are right-continuous step functions (``H0`` of the last event time ``<= t``, 0
+before the first event). lifelines' ``predict_survival_function(times=...)`` instead interpolates
+``H0`` linearly between the observed durations; the two agree at the observed durations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lgerisk.errors import InputError
+from lgerisk.objectives.survival import cox_efron_loss
+
+GRADIENT_TOLERANCE = 1e-9
+"""L-BFGS stops when every partial derivative of the per-row objective is below this."""
+
+
+def _outcome(time: np.ndarray, event: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    time = np.asarray(time, dtype=float)
+    event = np.asarray(event)
+    if time.ndim != 1 or event.shape != time.shape:
+        raise InputError(f"time and event: expected two 1-D arrays of the same length, got shapes {time.shape} "
+                         f"and {event.shape}.")
+    if n is not None and time.size != n:
+        raise InputError(f"time and event: expected {n} values (one per row of the covariates), got {time.size}.")
+    if not np.all(np.isfinite(time)):
+        raise InputError("time: follow-up times must be finite numbers.")
+    try:
+        event_float = event.astype(float)
+    except (TypeError, ValueError):
+        raise InputError("event: expected 0 (censored) or 1 (event) values.") from None
+    if not np.all((event_float == 0) | (event_float == 1)):
+        raise InputError("event: expected 0 (censored) or 1 (event) values only.")
+    return time, event_float.astype(np.int64)
+
+
+def _risk(risk: np.ndarray, n: int) -> np.ndarray:
+    risk = np.asarray(risk, dtype=float)
+    if risk.shape != (n,):
+        raise InputError(f"risk: expected {n} values (one per case), got shape {risk.shape}.")
+    if not np.all(np.isfinite(risk)):
+        raise InputError("risk: risk scores must be finite numbers.")
+    return risk
+
+
+def breslow_baseline(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Breslow estimate of the cumulative baseline hazard of ``exp(risk)`` at the distinct event times.
+
+    ``H0(t) = sum_{event times t_j <= t} d_j / sum_{i: T_i >= t_j} exp(risk_i)`` (``d_j`` events at
+    ``t_j``); ``risk`` is used as given, so ``S(t | x) = exp(-H0(t) exp(risk(x)))``. With ``risk``
+    lifelines' ``predict_log_partial_hazard`` of the training data this is its
+    ``baseline_cumulative_hazard_`` at the event times. Computed in log space (any risk scale).
+
+    Returns:
+        ``(event_times, cumulative_hazard)``, both increasing, one value per distinct event time.
+
+    Example:
+        >>> breslow_baseline(np.array([1.0, 2.0, 2.0, 3.0]), np.array([1, 1, 0, 0]), np.zeros(4))
+        (array([1., 2.]), array([0.25      , 0.58333333]))
+    """
+    time, event = _outcome(time, event)
+    risk = _risk(risk, time.size)
+    if not event.any():
+        raise InputError("event: no events, so the baseline hazard cannot be estimated.")
+    order = np.argsort(time, kind="stable")
+    time, event, risk = time[order], event[order], risk[order]
+    unique_times, first = np.unique(time, return_index=True)
+    log_tail = np.logaddexp.accumulate(risk[::-1])[::-1]  # log sum over rows at or after each row
+    events_at = np.add.reduceat(event, first)
+    keep = events_at > 0
+    increments = events_at[keep] * np.exp(-log_tail[first[keep]])
+    return unique_times[keep], np.cumsum(increments)
+
+
+def survival_at(risk: np.ndarray, baseline_times: np.ndarray, baseline_cumhaz: np.ndarray,
+                at: np.ndarray) -> np.ndarray:
+    """Survival probability of each case at each time: ``exp(-H0(t) exp(risk))``, with ``H0`` the
+    step function of the baseline (its value at the last event time ``<= t``, 0 before the first).
+
+    Args:
+        risk: ``(n,)`` risks on the scale the baseline was estimated for.
+        baseline_times: increasing event times from :func:`breslow_baseline`.
+        baseline_cumhaz: cumulative baseline hazard at those times.
+        at: ``(m,)`` times to evaluate.
+
+    Returns:
+        ``(n, m)`` survival probabilities.
+
+    Example:
+        >>> survival_at(np.array([0.0, math.log(2)]), np.array([1.0, 2.0]), np.array([0.1, 0.3]),
+        ...             np.array([0.5, 1.0, 1.5, 5.0])).round(4)
+        array([[1.    , 0.9048, 0.9048, 0.7408],
+               [1.    , 0.8187, 0.8187, 0.5488]])
+    """
+    risk = np.asarray(risk, dtype=float)
+    if risk.ndim != 1:
+        raise InputError(f"risk: expected a 1-D array of risk scores, got shape {risk.shape}.")
+    baseline_times = np.asarray(baseline_times, dtype=float)
+    baseline_cumhaz = np.asarray(baseline_cumhaz, dtype=float)
+    if baseline_times.ndim != 1 or baseline_cumhaz.shape != baseline_times.shape:
+        raise InputError("baseline: expected event times and cumulative hazards of the same length.")
+    if baseline_times.size > 1 and np.any(np.diff(baseline_times) <= 0):
+        raise InputError("baseline: event times must be strictly increasing.")
+    at = np.atleast_1d(np.asarray(at, dtype=float))
+    if at.ndim != 1 or np.any(np.isnan(at)):
+        raise InputError("at: expected a 1-D array of times without NaN.")
+    index = np.searchsorted(baseline_times, at, side="right") - 1
+    cumhaz = np.where(index >= 0, baseline_cumhaz[np.clip(index, 0, None)] if baseline_cumhaz.size else 0.0, 0.0)
+    return np.exp(-np.outer(np.exp(risk), cumhaz))
+
+
+def _covariates(x: np.ndarray, n_columns: int | None = None) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2:
+        raise InputError(f"x: expected a 2-D (cases, covariates) array, got shape {x.shape}.")
+    if n_columns is not None and x.shape[1] != n_columns:
+        raise InputError(f"x: expected {n_columns} covariate columns as in training, got {x.shape[1]}.")
+    if not np.all(np.isfinite(x)):
+        raise InputError("x: covariates must be finite numbers (impute missing values first).")
+    return x
+
+
+@dataclass(eq=False)
+class LinearCox:
+    """Linear Cox proportional-hazards model with lifelines' L2 penalty, fitted by L-BFGS in torch.
+
+    The objective is lifelines' ``CoxPHFitter(penalizer=p, l1_ratio=0)`` one (see the module
+    docstring): the Efron partial likelihood of the standardised covariates ``Z = (x - mean) / sd``
+    (``sd`` with ``ddof=1``) minus ``n * p / 2 * ||beta||^2`` on the *standardised* coefficients; the
+    reported ``coef_ = beta / sd`` is on the original scale and matches lifelines' ``params_``.
+    A constant column carries no information for a Cox model (the partial likelihood ignores
+    shifts), where lifelines would divide by a zero SD: it gets a zero coefficient instead.
+
+    Attributes (after ``fit``): ``coef_`` (p,), ``mean_`` (p,) column means, ``scale_`` (p,) column SDs
+    (1 for constant columns), ``baseline_times_`` and ``baseline_cumhaz_`` (Breslow, on the centred
+    training risk), ``n_events_``, ``n_samples_``, ``converged_``.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(60, 2)); time = rng.exponential(np.exp(-x[:, 0])); event = np.ones(60)
+        >>> model = LinearCox(penalizer=0.1).fit(x, time, event)
+        >>> bool(model.coef_[0] > 0.3), model.predict_survival(x[:2], [0.0]).tolist()
+        (True, [[1.0], [1.0]])
+    """
+
+    penalizer: float = 0.0
+    coef_: np.ndarray | None = field(default=None, init=False, repr=False)
+    mean_: np.ndarray | None = field(default=None, init=False, repr=False)
+    scale_: np.ndarray | None = field(default=None, init=False, repr=False)
+    baseline_times_: np.ndarray | None = field(default=None, init=False, repr=False)
+    baseline_cumhaz_: np.ndarray | None = field(default=None, init=False, repr=False)
+    n_events_: int = field(default=0, init=False)
+    n_samples_: int = field(default=0, init=False)
+    converged_: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        penalizer = self.penalizer
+        if isinstance(penalizer, bool) or not isinstance(penalizer, (int, float)) or not math.isfinite(penalizer) \
+                or penalizer < 0:
+            raise InputError(f"penalizer: expected a finite number >= 0, got {penalizer!r}.")
+        self.penalizer = float(penalizer)
+
+    def fit(self, x: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int = 500) -> LinearCox:
+        """Fit on ``(n, p)`` covariates and outcomes; returns ``self``. Raises ``InputError`` on no
+        events, fewer than 2 rows, or non-finite values."""
+        x = _covariates(x)
+        n, p = x.shape
+        time, event = _outcome(time, event, n)
+        if n < 2:
+            raise InputError(f"x: a Cox model needs at least 2 cases, got {n}.")
+        if not event.any():
+            raise InputError("event: no events, so a Cox model cannot be fitted.")
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0, ddof=1)
+        varying = np.ptp(x, axis=0) > 0
+        scale = np.where(varying, scale, 1.0)
+        beta, converged = self._minimise((x[:, varying] - mean[varying]) / scale[varying], time, event, max_iter)
+        coef = np.zeros(p)
+        coef[varying] = beta / scale[varying]
+        self.coef_, self.mean_, self.scale_ = coef, mean, scale
+        self.baseline_times_, self.baseline_cumhaz_ = breslow_baseline(time, event, (x - mean) @ coef)
+        self.n_events_, self.n_samples_, self.converged_ = int(event.sum()), int(n), bool(converged)
+        return self
+
+    def _minimise(self, z: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int) -> tuple[np.ndarray, bool]:
+        """Standardised coefficients minimising ``(-loglik_Efron + n p / 2 ||beta||^2) / n``."""
+        n, p = z.shape
+        if p == 0:
+            return np.zeros(0), True
+        z_t = torch.as_tensor(z, dtype=torch.float64)
+        time_t = torch.as_tensor(time, dtype=torch.float64)
+        event_t = torch.as_tensor(event, dtype=torch.float64)
+        beta = torch.zeros(p, dtype=torch.float64, requires_grad=True)
+        optimiser = torch.optim.LBFGS([beta], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, history_size=20,
+                                      tolerance_grad=GRADIENT_TOLERANCE, tolerance_change=1e-15,
+                                      line_search_fn="strong_wolfe")
+
+        def objective() -> torch.Tensor:
+            optimiser.zero_grad()
+            loss = cox_efron_loss(z_t @ beta, time_t, event_t, reduction="sum") / n \
+                + 0.5 * self.penalizer * (beta * beta).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(3):  # a restart clears a stale curvature history if the first run stalls
+            optimiser.step(objective)
+            objective()
+            if float(beta.grad.abs().max()) <= GRADIENT_TOLERANCE * 10:
+                break
+            optimiser.state.clear()
+        objective()
+        converged = bool(torch.isfinite(beta).all()) and float(beta.grad.abs().max()) <= 1e-6
+        return beta.detach().numpy().copy(), converged
+
+    def _check_fitted(self) -> None:
+        if self.coef_ is None:
+            raise InputError("LinearCox: the model is not fitted yet (call fit first).")
+
+    def predict_risk(self, x: np.ndarray) -> np.ndarray:
+        """Log partial hazard ``(x - mean_) . coef_`` (lifelines' ``predict_log_partial_hazard``)."""
+        self._check_fitted()
+        x = _covariates(x, self.coef_.size)
+        return (x - self.mean_) @ self.coef_
+
+    def predict_survival(self, x: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """``(n, len(at))`` survival probabilities ``exp(-H0(t) exp(predict_risk(x)))`` (step function)."""
+        self._check_fitted()
+        return survival_at(self.predict_risk(x), self.baseline_times_, self.baseline_cumhaz_, np.asarray(at))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe description of the fitted model (for a model card); :meth:`from_dict` reads it back.
+
+        Example:
+            >>> model = LinearCox().fit(np.array([[0.0], [1.0], [2.0]]), np.array([3.0, 2.0, 1.0]), np.array([1, 1, 1]))
+            >>> LinearCox.from_dict(model.to_dict()).predict_risk(np.array([[1.0]])).tolist()
+            [0.0]
+        """
+        self._check_fitted()
+        return {"model": "LinearCox", "penalizer": self.penalizer, "coef": self.coef_.tolist(),
+                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "baseline_times": self.baseline_times_.tolist(), "baseline_cumhaz": self.baseline_cumhaz_.tolist(),
+                "n_events": self.n_events_, "n_samples": self.n_samples_, "converged": self.converged_}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LinearCox:
+        """A fitted model from :meth:`to_dict`'s output."""
+        required = ("penalizer", "coef", "mean", "baseline_times", "baseline_cumhaz")
+        if not isinstance(data, dict) or data.get("model", "LinearCox") != "LinearCox" \
+                or any(key not in data for key in required):
+            raise InputError(f"LinearCox: expected a dictionary with keys {', '.join(required)}.")
+        model = cls(penalizer=data["penalizer"])
+        try:
+            coef = np.asarray(data["coef"], dtype=float)
+            mean = np.asarray(data["mean"], dtype=float)
+            scale = np.asarray(data.get("scale", np.ones_like(coef)), dtype=float)
+            times = np.asarray(data["baseline_times"], dtype=float)
+            cumhaz = np.asarray(data["baseline_cumhaz"], dtype=float)
+        except (TypeError, ValueError):
+            raise InputError("LinearCox: coefficients and baseline must be lists of numbers.") from None
+        if coef.ndim != 1 or mean.shape != coef.shape or scale.shape != coef.shape or times.ndim != 1 \
+                or cumhaz.shape != times.shape:
+            raise InputError("LinearCox: coef, mean and scale must have one value per covariate, and the "
+                             "baseline one cumulative hazard per event time.")
+        model.coef_, model.mean_, model.scale_ = coef, mean, scale
+        model.baseline_times_, model.baseline_cumhaz_ = times, cumhaz
+        model.n_events_ = int(data.get("n_events", 0))
+        model.n_samples_ = int(data.get("n_samples", 0))
+        model.converged_ = bool(data.get("converged", True))
+        return model

@@ -1,0 +1,210 @@
+"""Classic baselines: scar-% Cox and penalised radiomics Cox, selection inside fit() only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lgerisk.errors import InputError
+from lgerisk.evaluation.baselines import (
+    RadiomicsCox,
+    RiskModel,
+    ScarCox,
+    case_ids,
+    fit_predict,
+    score_statistics,
+)
+
+DRIVER = "scar__original_firstorder_F07"
+
+
+def simulate(n: int = 200, p: int = 40, seed: int = 0, effect: float = 1.0) -> tuple[pd.DataFrame, np.ndarray,
+                                                                                         np.ndarray]:
+    """A feature table whose column ``DRIVER`` alone drives an exponential hazard exp(effect * x)."""
+    rng = np.random.default_rng(seed)
+    columns = [f"{'scar' if j % 2 else 'myocardium'}__original_firstorder_F{j:02d}" for j in range(p)]
+    x = rng.normal(size=(n, p)) * rng.uniform(0.5, 50.0, size=p) + rng.uniform(-100, 100, size=p)
+    table = pd.DataFrame(x, columns=columns)
+    driver = (table[DRIVER] - table[DRIVER].mean()) / table[DRIVER].std()
+    event_time = rng.exponential(1.0 / np.exp(effect * driver.to_numpy()))
+    censor_time = rng.uniform(0.5, 3.0, size=n)
+    time = np.minimum(event_time, censor_time)
+    event = (event_time <= censor_time).astype(int)
+    table.insert(0, "case_id", [f"P{i:03d}" for i in range(n)])
+    table["scar_percent"] = 10 + 5 * driver.to_numpy() + rng.normal(0, 1, n)
+    table["scar__status"] = "ok"
+    return table, time, event
+
+
+def breslow_loglik(beta: float, x: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
+    return sum(beta * x[i] - np.log(np.exp(beta * x[time >= time[i]]).sum()) for i in np.flatnonzero(event))
+
+
+def test_score_statistics_match_the_breslow_partial_likelihood_with_ties():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3))
+    time = np.round(rng.exponential(size=40), 1)  # many ties
+    event = rng.integers(0, 2, size=40)
+    event[0] = 1
+    h = 1e-4
+    expected = []
+    for j in range(3):
+        f = [breslow_loglik(b, x[:, j], time, event) for b in (-h, 0.0, h)]
+        u, info = (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h ** 2
+        expected.append(u ** 2 / info)
+    np.testing.assert_allclose(score_statistics(x, time, event), expected, rtol=1e-5)
+
+
+def test_selection_finds_the_driving_column_among_noise():
+    table, time, event = simulate()
+    model = RadiomicsCox(max_features=5).fit(table, time, event)
+    assert model.selected_[0] == DRIVER
+    assert model.coefficients_[0] > 0.5  # hazard ratio per SD ~ e^1
+    assert "scar_percent" not in model.selected_  # QC metrics are not radiomics
+    risk = model.predict_risk(table)
+    assert np.corrcoef(risk, table[DRIVER])[0, 1] > 0.9
+    assert isinstance(model, RiskModel)
+
+
+def test_correlated_duplicates_are_skipped():
+    table, time, event = simulate(seed=1)
+    rng = np.random.default_rng(1)
+    table["myocardium__original_firstorder_Copy"] = 3 * table[DRIVER] + rng.normal(0, 0.01, len(table))
+    table["myocardium__original_firstorder_Negated"] = -table[DRIVER]
+    model = RadiomicsCox(max_features=4, correlation_threshold=0.9).fit(table, time, event)
+    kept = [c for c in model.selected_ if c in (DRIVER, "myocardium__original_firstorder_Copy",
+                                                "myocardium__original_firstorder_Negated")]
+    assert len(kept) == 1
+    assert len(model.selected_) == 4
+    assert {"myocardium__original_firstorder_Copy", "myocardium__original_firstorder_Negated",
+            DRIVER} - set(kept) <= set(model.skipped_correlated_)
+    z = (table[model.selected_] - model.means_) / model.stds_
+    r = np.corrcoef(z.to_numpy().T)
+    assert np.max(np.abs(r[~np.eye(4, dtype=bool)])) <= 0.9
+
+
+@pytest.mark.parametrize("make", [lambda: RadiomicsCox(max_features=6), lambda: ScarCox()])
+def test_poisoned_test_rows_change_nothing_learned(make):
+    table, time, event = simulate(n=150, seed=2)
+    ids = table["case_id"].tolist()
+    train, test = ids[:100], ids[100:]
+    model = make()
+    risk_train, risk_test = fit_predict(model, table, time, event, train, test)
+    learned = json.dumps(model.to_dict(), sort_keys=True)
+
+    poisoned, p_time, p_event = table.copy(), time.copy(), event.copy()
+    rows = np.arange(100, 150)
+    rng = np.random.default_rng(99)
+    p_time[rows] = rng.uniform(0.01, 100, size=50)
+    p_event[rows] = 1
+    selected = getattr(model, "selected_", [])
+    noise = next(c for c in table.columns if c.startswith("myocardium__") and c not in selected)
+    poisoned.loc[rows, noise] = -p_time[rows] * 1e6  # perfectly predictive of the test outcomes
+    poisoned.loc[rows, DRIVER] = -poisoned.loc[rows, DRIVER] * 1e3  # reversed and huge
+    poisoned.loc[rows[:5], "myocardium__original_firstorder_F02"] = np.nan
+    poisoned.loc[rows[5:10], "scar__original_firstorder_F03"] = np.inf
+    poisoned.loc[rows, "myocardium__original_firstorder_F04"] = 7.0
+    text = next(c for c in table.columns if c.startswith("scar__original") and c not in selected)
+    poisoned[text] = poisoned[text].astype(object)
+    poisoned.loc[rows[0], text] = "n/a"  # a text cell in a test row: the column stays a candidate in training
+    other = make()
+    risk_train2, _ = fit_predict(other, poisoned, p_time, p_event, train, test)
+    assert json.dumps(other.to_dict(), sort_keys=True) == learned
+    np.testing.assert_array_equal(risk_train2, risk_train)  # bit-identical
+    assert risk_test.shape == (50,)
+    if isinstance(other, RadiomicsCox):
+        np.testing.assert_array_equal(other.coefficients_, model.coefficients_)
+        assert noise not in other.selected_
+
+
+def test_fit_is_deterministic_and_round_trips_through_json():
+    table, time, event = simulate(n=120, seed=4)
+    first = RadiomicsCox(max_features=5, penalizer=0.2, l1_ratio=0.5).fit(table, time, event)
+    second = RadiomicsCox(max_features=5, penalizer=0.2, l1_ratio=0.5).fit(table, time, event)
+    text = json.dumps(first.to_dict(), allow_nan=False)
+    assert text == json.dumps(second.to_dict(), allow_nan=False)
+    np.testing.assert_array_equal(first.predict_risk(table), second.predict_risk(table))
+    loaded = RadiomicsCox.from_dict(json.loads(text))
+    np.testing.assert_allclose(loaded.predict_risk(table), first.predict_risk(table), rtol=0, atol=1e-12)
+    scar = ScarCox().fit(table, time, event)
+    again = ScarCox.from_dict(json.loads(json.dumps(scar.to_dict(), allow_nan=False)))
+    np.testing.assert_array_equal(again.predict_risk(table), scar.predict_risk(table))
+
+
+def test_non_finite_and_constant_training_columns_are_dropped_and_test_nan_imputed():
+    table, time, event = simulate(n=80, seed=5)
+    table.loc[3, DRIVER] = np.nan  # not measurable in one training case: dropped
+    table["myocardium__original_shape_Constant"] = 4.2
+    table["myocardium__original_shape_NearlyConstant"] = 1e6 + np.arange(80) * 1e-6
+    model = RadiomicsCox(max_features=3).fit(table, time, event)  # default columns skip the exactly constant
+    assert "myocardium__original_shape_Constant" not in model.selected_
+    columns = [c for c in table.columns if c.startswith(("myocardium__", "scar__original"))]
+    model = RadiomicsCox(max_features=3, columns=columns).fit(table, time, event)
+    assert DRIVER not in model.selected_
+    assert model.dropped_not_finite_ == 1 and model.dropped_constant_ == 2
+    assert model.n_candidates_ == len(columns)
+    new = table.iloc[:4].copy()
+    new.loc[new.index[:2], model.selected_[0]] = np.nan
+    risk = model.predict_risk(new)
+    assert model.imputed_ == 2 and np.all(np.isfinite(risk))
+    assert risk[0] == pytest.approx(float(model.coefficients_[1:] @ ((new.iloc[0][model.selected_[1:]].to_numpy(float)
+                                                                      - model.means_[1:]) / model.stds_[1:])))
+
+
+def test_case_ids_from_the_index_and_explicit_columns():
+    table, time, event = simulate(n=60, seed=6)
+    indexed = table.set_index("case_id")
+    assert case_ids(indexed)[:2].tolist() == ["P000", "P001"]
+    ids = indexed.index.tolist()
+    risk_train, risk_test = fit_predict(RadiomicsCox(max_features=2), indexed, time, event, ids[:40], ids[40:])
+    assert risk_train.shape == (40,) and risk_test.shape == (20,)
+    chosen = RadiomicsCox(columns=["scar_percent", DRIVER], max_features=1).fit(indexed, time, event)
+    assert chosen.selected_ in (["scar_percent"], [DRIVER])
+
+
+def test_scar_cox_matches_lifelines():
+    from lifelines import CoxPHFitter
+
+    table, time, event = simulate(n=60, seed=7)
+    model = ScarCox().fit(table, time, event)
+    reference = CoxPHFitter().fit(pd.DataFrame({"scar_percent": table["scar_percent"], "t": time, "e": event}),
+                                  "t", "e")
+    assert model.coefficient_ == pytest.approx(float(reference.params_["scar_percent"]))
+    np.testing.assert_allclose(model.predict_risk(table),
+                               reference.predict_log_partial_hazard(table[["scar_percent"]]).to_numpy(), atol=1e-9)
+    assert model.name == "scar_cox" and ScarCox("lvef").name == "cox_lvef"
+
+
+def test_errors_are_one_clear_sentence():
+    table, time, event = simulate(n=30, seed=8)
+    with pytest.raises(InputError, match="no column 'scar_percent'"):
+        ScarCox().fit(table.drop(columns="scar_percent"), time, event)
+    broken = table.copy()
+    broken.loc[[1, 4], "scar_percent"] = np.nan
+    with pytest.raises(InputError, match="'scar_percent' is missing or not finite for 2 of the 30 training cases"):
+        ScarCox().fit(broken, time, event)
+    with pytest.raises(InputError, match="no events among the 30 training cases"):
+        ScarCox().fit(table, time, np.zeros(30, dtype=int))
+    with pytest.raises(InputError, match="30 feature rows but 29 times"):
+        RadiomicsCox().fit(table, time[:29], event[:29])
+    with pytest.raises(InputError, match="event indicators must be 0 or 1"):
+        RadiomicsCox().fit(table, time, event * 2)
+    with pytest.raises(InputError, match="not fitted"):
+        RadiomicsCox().predict_risk(table)
+    with pytest.raises(InputError, match="max_features"):
+        RadiomicsCox(max_features=0)
+    with pytest.raises(InputError, match="l1_ratio"):
+        RadiomicsCox(l1_ratio=2.0)
+    with pytest.raises(InputError, match="no varying radiomics column"):
+        RadiomicsCox().fit(table[["case_id", "scar_percent"]], time, event)
+    fitted = RadiomicsCox(max_features=2).fit(table, time, event)
+    with pytest.raises(InputError, match=f"no column {fitted.selected_[0]!r}"):
+        fitted.predict_risk(table.drop(columns=fitted.selected_[0]))
+    ids = table["case_id"].tolist()
+    with pytest.raises(InputError, match="no row for test case 'nobody'"):
+        fit_predict(ScarCox(), table, time, event, ids[:20], ["nobody"])
+    with pytest.raises(InputError, match="'P005' is in both the training and the test cases"):
+        fit_predict(ScarCox(), table, time, event, ids[:20], ids[5:6])

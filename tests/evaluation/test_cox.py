@@ -1,0 +1,142 @@
+"""Breslow baseline, step-function survival and the torch LinearCox against lifelines' CoxPHFitter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lgerisk.errors import InputError
+from lgerisk.evaluation.cox import LinearCox, breslow_baseline, survival_at
+
+COLUMNS = ["a", "b", "c"]
+TIGHT = {"precision": 1e-10, "r_precision": 1e-14}  # lifelines' Newton-Raphson run to the optimum
+
+
+def tied_cohort(n: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Covariates on different scales (so standardisation matters), integer times with many ties."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)) * np.array([1.0, 10.0, 0.1]) + np.array([0.0, 50.0, -1.0])
+    log_hazard = 0.7 * x[:, 0] - 0.05 * x[:, 1] + 3.0 * x[:, 2]
+    event_time = rng.exponential(np.exp(-(log_hazard - log_hazard.mean()))) * 5
+    censor_time = rng.exponential(10.0, size=n)
+    time = np.ceil(np.minimum(event_time, censor_time))
+    event = (event_time <= censor_time).astype(int)
+    return x, time, event
+
+
+def frame_of(x: np.ndarray, time: np.ndarray | None = None, event: np.ndarray | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame(x, columns=COLUMNS)
+    return frame if time is None else frame.assign(time=time, event=event)
+
+
+@pytest.fixture(scope="module")
+def cohort() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tied_cohort()
+
+
+@pytest.fixture(scope="module")
+def lifelines_models(cohort):
+    from lifelines import CoxPHFitter
+
+    x, time, event = cohort
+    return {p: CoxPHFitter(penalizer=p).fit(frame_of(x, time, event), "time", "event", fit_options=TIGHT)
+            for p in (0.0, 0.1, 1.0)}
+
+
+def test_breslow_matches_lifelines_baseline_and_survival(cohort, lifelines_models) -> None:
+    x, time, event = cohort
+    cph = lifelines_models[0.0]
+    risk = cph.predict_log_partial_hazard(frame_of(x)).to_numpy()  # lifelines' centred risk
+    times, cumhaz = breslow_baseline(time, event, risk)
+    assert np.array_equal(times, np.unique(time[event == 1]))
+    theirs = cph.baseline_cumulative_hazard_.iloc[:, 0]
+    np.testing.assert_allclose(cumhaz, theirs.loc[times].to_numpy(), rtol=1e-10)
+    # S(t|x) = exp(-H0(t) exp(risk)) equals lifelines' curve at its own time grid (all observed durations)
+    grid = theirs.index.to_numpy()
+    ours = survival_at(risk, times, cumhaz, grid)
+    np.testing.assert_allclose(ours, cph.predict_survival_function(frame_of(x), times=grid).to_numpy().T, atol=1e-6)
+
+
+def test_breslow_curves_do_not_depend_on_the_risk_centring(cohort) -> None:
+    _, time, event = cohort
+    risk = np.random.default_rng(1).normal(size=time.size)
+    grid = np.array([0.0, 1.0, 3.5, 10.0, 1e6])
+    curves = [survival_at(risk + shift, *breslow_baseline(time, event, risk + shift), grid) for shift in (0.0, 700.0)]
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-10)
+    assert np.all(curves[0][:, 0] == 1.0) and np.all(np.diff(curves[0], axis=1) <= 0)
+
+
+def test_survival_at_is_a_right_continuous_step_function() -> None:
+    times, cumhaz = np.array([1.0, 2.0]), np.array([0.1, 0.3])
+    curve = survival_at(np.zeros(1), times, cumhaz, np.array([0.0, 0.999, 1.0, 1.999, 2.0, 50.0]))[0]
+    np.testing.assert_allclose(-np.log(curve), [0.0, 0.0, 0.1, 0.1, 0.3, 0.3], atol=1e-15)
+    assert survival_at(np.zeros(2), times, cumhaz, np.array([1.5])).shape == (2, 1)
+
+
+def test_breslow_rejects_bad_outcomes() -> None:
+    with pytest.raises(InputError, match="no events"):
+        breslow_baseline(np.array([1.0, 2.0]), np.array([0, 0]), np.zeros(2))
+    with pytest.raises(InputError, match="event"):
+        breslow_baseline(np.array([1.0, 2.0]), np.array([0, 2]), np.zeros(2))
+    with pytest.raises(InputError, match="risk"):
+        breslow_baseline(np.array([1.0, 2.0]), np.array([1, 1]), np.zeros(3))
+
+
+@pytest.mark.parametrize("penalizer", [0.0, 0.1, 1.0])
+def test_linear_cox_matches_lifelines(cohort, lifelines_models, penalizer: float) -> None:
+    x, time, event = cohort
+    cph = lifelines_models[penalizer]
+    model = LinearCox(penalizer=penalizer).fit(x, time, event)
+    assert model.converged_ and model.n_events_ == event.sum()
+    np.testing.assert_allclose(model.coef_, cph.params_.to_numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(model.mean_, x.mean(0))
+    np.testing.assert_allclose(model.predict_risk(x), cph.predict_log_partial_hazard(frame_of(x)).to_numpy(),
+                               rtol=1e-4, atol=1e-6)
+    grid = np.unique(time)[::3]
+    np.testing.assert_allclose(model.predict_survival(x[:20], grid),
+                               cph.predict_survival_function(frame_of(x[:20]), times=grid).to_numpy().T, atol=1e-5)
+
+
+def test_penalty_shrinks_the_coefficients(cohort) -> None:
+    x, time, event = cohort
+    norms = [np.linalg.norm(LinearCox(penalizer=p).fit(x, time, event).coef_ * x.std(0, ddof=1)) for p in (0, 0.1, 1)]
+    assert norms[0] > norms[1] > norms[2] > 0
+
+
+def test_constant_column_gets_a_zero_coefficient(cohort) -> None:
+    x, time, event = cohort
+    with_constant = np.column_stack([x[:, :2], np.full(len(x), 3.0)])
+    model = LinearCox(penalizer=0.1).fit(with_constant, time, event)
+    reference = LinearCox(penalizer=0.1).fit(x[:, :2], time, event)
+    assert model.coef_[2] == 0.0
+    np.testing.assert_allclose(model.coef_[:2], reference.coef_, rtol=1e-8)
+    np.testing.assert_allclose(model.baseline_cumhaz_, reference.baseline_cumhaz_, rtol=1e-8)
+
+
+def test_model_round_trips_through_json(cohort) -> None:
+    x, time, event = cohort
+    model = LinearCox(penalizer=0.1).fit(x, time, event)
+    copy = LinearCox.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert copy.penalizer == 0.1 and copy.n_events_ == model.n_events_
+    np.testing.assert_array_equal(copy.predict_survival(x, [1.0, 5.0]), model.predict_survival(x, [1.0, 5.0]))
+    with pytest.raises(InputError, match="LinearCox"):
+        LinearCox.from_dict({"coef": [1.0]})
+
+
+def test_linear_cox_rejects_bad_input(cohort) -> None:
+    x, time, event = cohort
+    with pytest.raises(InputError, match="no events"):
+        LinearCox().fit(x, time, np.zeros_like(event))
+    with pytest.raises(InputError, match="x"):
+        LinearCox().fit(np.where(x > 2, np.nan, x), time, event)
+    with pytest.raises(InputError, match="150"):
+        LinearCox().fit(x, time[:-1], event[:-1])
+    with pytest.raises(InputError, match="penalizer"):
+        LinearCox(penalizer=-1.0)
+    with pytest.raises(InputError, match="not fitted"):
+        LinearCox().predict_risk(x)
+    with pytest.raises(InputError, match="columns"):
+        LinearCox().fit(x, time, event).predict_risk(x[:, :2])
