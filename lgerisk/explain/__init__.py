@@ -1,0 +1,1 @@
+"""Explanations of a risk prediction: image attributions, radiomics concept alignment, and reports."""

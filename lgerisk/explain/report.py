@@ -1,0 +1,286 @@
+"""A prediction explained in words and as one self-contained HTML page.
+
+``summary_text`` writes a few plain sentences a cardiologist can read: the risk score and group,
+the probability of remaining free of SCD at the model's horizons, the scar burden, the radiomics
+features the risk aligns with over the training cohort and where this scan lies on them, warnings,
+and that the tool is for research only. ``html_report`` lays it out with the pictures embedded
+(base64 data URIs) and inline CSS, so the one file opens offline, can be e-mailed, and references
+nothing outside itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lgerisk.errors import InputError
+from lgerisk.io.atomic import write_text
+
+DISCLAIMER = ("For research use only: lgerisk is not a medical device and its risk estimates are not validated "
+              "for clinical decisions.")
+
+RISK_GROUP_MEANING = {"low": "bottom third", "intermediate": "middle third", "high": "top third"}
+
+_IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 0 1.5em 2em; color: #1d232a; line-height: 1.45; }
+h1 { font-size: 1.5em; margin: 0.8em 0 0.4em; }
+h2 { font-size: 1.15em; margin: 1.6em 0 0.5em; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
+.banner { background: #b42318; color: #fff; font-weight: 700; text-align: center; padding: 0.6em;
+          letter-spacing: 0.04em; margin: 0 -1.5em; }
+.summary p { margin: 0.35em 0; }
+.warning { color: #9a3412; font-weight: 600; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0; }
+th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f5f7; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 0.6em 0 1.2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
+figcaption { font-size: 0.85em; color: #57606a; }
+.table-wrap { overflow-x: auto; }
+footer { margin-top: 2.5em; padding-top: 0.6em; border-top: 1px solid #d0d7de; font-size: 0.85em; color: #57606a; }
+"""
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _percent(probability: float) -> str:
+    """A probability as a percentage, never rounded up to 100 % or down to 0 %."""
+    value = 100.0 * probability
+    text = f"{value:.0f}"
+    if (text == "100" and value < 100) or (text == "0" and value > 0):
+        text = f"{value:.1f}"
+    return f"{text} %"
+
+
+def ordinal(value: float) -> str:
+    """``91`` -> ``91st``, ``12`` -> ``12th`` (rounded to a whole number).
+
+    Example:
+        >>> ordinal(91.4), ordinal(12), ordinal(2.6), ordinal(73)
+        ('91st', '12th', '3rd', '73rd')
+    """
+    number = round(float(value))
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _horizons(survival: Any) -> list[tuple[float, float]]:
+    if not isinstance(survival, Mapping):
+        return []
+    pairs = []
+    for horizon, probability in survival.items():
+        years, value = _number(horizon), _number(probability)
+        if years is not None and value is not None:
+            pairs.append((years, value))
+    return sorted(pairs)
+
+
+def _risk_sentence(prediction: Mapping[str, Any]) -> str | None:
+    score = _number(prediction.get("risk_score"))
+    group = prediction.get("risk_group")
+    if score is None and not group:
+        return None
+    parts = [f"Risk score {score:.2f}" if score is not None else "Risk score not available"]
+    if group:
+        meaning = RISK_GROUP_MEANING.get(str(group).lower())
+        parts.append(f" ({group} risk group: {meaning} of the training cohort)" if meaning else f" (risk group {group})")
+    return "".join(parts) + "."
+
+
+def _concept_sentence(alignment: pd.DataFrame, percentiles: pd.Series, top: int) -> str | None:
+    from lgerisk.explain.concepts import short_feature_name
+
+    if alignment is None or len(alignment) == 0 or "r_risk" not in alignment or top < 1:
+        return None
+    ranked = alignment.loc[alignment["r_risk"].abs().sort_values(ascending=False, kind="stable").index]
+    items = []
+    for _, row in ranked.head(top).iterrows():
+        r = _number(row["r_risk"])
+        if r is None:
+            continue
+        name = short_feature_name(row["feature"], width=60)
+        text = f"{name} (r = {r:.2f}"
+        if r < 0:
+            text += ", higher values go with lower risk"
+        known = percentiles is not None and row["feature"] in percentiles.index
+        percentile = _number(percentiles[row["feature"]]) if known else None
+        if percentile is not None:
+            text += f"; this scan: {ordinal(percentile)} percentile)"
+        else:
+            text += "; not measured in this scan)" if known else ")"
+        items.append(text)
+    if not items:
+        return None
+    n_cases = alignment.attrs.get("n_cases")
+    cohort = f"the training cohort ({n_cases} cases)" if n_cases else "the training cohort"
+    if len(items) == 1:
+        return f"Over {cohort}, the model's risk agrees most with {items[0]}."
+    return f"Over {cohort}, the model's risk agrees most with " + "; ".join(items[:-1]) + f"; and {items[-1]}."
+
+
+def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percentiles: pd.Series, top: int = 3) -> str:
+    r"""A few plain sentences about one prediction, one paragraph per line.
+
+    ``prediction`` has ``case_id``, ``risk_score``, ``risk_group``, ``survival`` (years ->
+    probability of remaining free of SCD), ``scar_percent``, ``greyzone_percent``,
+    ``myocardium_mass_g``, ``warnings`` and ``synthetic``; missing entries are left out.
+    ``alignment`` is :func:`lgerisk.explain.concepts.concept_alignment` over the training cohort and
+    ``percentiles`` the scan's :func:`lgerisk.explain.concepts.case_percentiles`; the ``top``
+    features by ``|r|`` are named.
+
+    Example:
+        >>> prediction = {"case_id": "A1", "risk_score": 0.84, "risk_group": "high", "survival": {3: 0.91},
+        ...               "scar_percent": 14.6, "greyzone_percent": 5.2, "warnings": [], "synthetic": False}
+        >>> text = summary_text(prediction, pd.DataFrame(), pd.Series(dtype=float))
+        >>> print(text.splitlines()[0].replace(". ", ".\n"))
+        Case A1.
+        Risk score 0.84 (high risk group: top third of the training cohort).
+        Estimated probability of remaining free of SCD: 91 % at 3 years.
+        Scar 14.6 % of LV myocardium, grey zone 5.2 %.
+    """
+    if not isinstance(prediction, Mapping):
+        raise InputError(f"prediction must be a dict, not {type(prediction).__name__}.")
+    lines = []
+    if prediction.get("synthetic"):
+        lines.append("SYNTHETIC data: every number below comes from a synthetic cohort, not from patients.")
+    sentences = []
+    if prediction.get("case_id") not in (None, ""):
+        sentences.append(f"Case {prediction['case_id']}.")
+    risk = _risk_sentence(prediction)
+    if risk:
+        sentences.append(risk)
+    horizons = _horizons(prediction.get("survival"))
+    if horizons:
+        parts = [f"{_percent(p)} at {years:g} year{'' if years == 1 else 's'}" for years, p in horizons]
+        sentences.append("Estimated probability of remaining free of SCD: " + ", ".join(parts) + ".")
+    scar, grey = _number(prediction.get("scar_percent")), _number(prediction.get("greyzone_percent"))
+    burden = []
+    if scar is not None:
+        burden.append(f"Scar {scar:.1f} % of LV myocardium")
+    if grey is not None:
+        burden.append(f"grey zone {grey:.1f} %" if burden else f"Grey zone {grey:.1f} % of LV myocardium")
+    mass = _number(prediction.get("myocardium_mass_g"))
+    if burden:
+        sentences.append(", ".join(burden) + (f" (LV myocardial mass {mass:.0f} g)." if mass is not None else "."))
+    elif mass is not None:
+        sentences.append(f"LV myocardial mass {mass:.0f} g.")
+    if sentences:
+        lines.append(" ".join(sentences))
+    concepts = _concept_sentence(alignment, percentiles, top)
+    if concepts:
+        lines.append(concepts + " These are associations over the cohort, not the model's reasoning.")
+    warnings = [str(w) for w in (prediction.get("warnings") or []) if str(w).strip()]
+    if warnings:
+        lines.append("Warnings: " + "; ".join(w.rstrip(".") for w in warnings) + ".")
+    lines.append(DISCLAIMER)
+    return "\n".join(lines)
+
+
+def _data_uri(path: Path, name: str) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"report image {name!r}: {path} does not exist.")
+    data = path.read_bytes()
+    for signature, mime in _IMAGE_TYPES:
+        if data.startswith(signature):
+            return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    raise InputError(f"report image {name!r}: {path} is not a PNG or JPEG file.")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "–" if not math.isfinite(float(value)) else f"{float(value):.4g}"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {_format_value(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_format_value(item) for item in value) if value else "none"
+    return str(value)
+
+
+def _prediction_table(prediction: Mapping[str, Any]) -> str:
+    rows = []
+    for key, value in prediction.items():
+        if key == "survival" and isinstance(value, Mapping):
+            for years, probability in _horizons(value):
+                rows.append((f"SCD-free probability at {years:g} years", _format_value(probability)))
+            continue
+        rows.append((str(key).replace("_", " "), _format_value(value)))
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="prediction">{body}</table>'
+
+
+def _frame_html(frame: pd.DataFrame) -> str:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"report tables must be pandas DataFrames, not {type(frame).__name__}.")
+    return frame.to_html(escape=True, index=False, border=0, na_rep="–", float_format=lambda x: f"{x:.3g}")
+
+
+def html_report(path: str | os.PathLike[str], title: str, summary: str, prediction: Mapping[str, Any],
+                images: Mapping[str, str | os.PathLike[str]], tables: Mapping[str, pd.DataFrame],
+                synthetic: bool = False) -> Path:
+    """Write one self-contained HTML report (images inline as data URIs, inline CSS); returns its path.
+
+    ``images`` maps a caption to a PNG (or JPEG) file, ``tables`` a heading to a DataFrame
+    (numbers shown to 3 significant digits). Every text is HTML-escaped. A ``SYNTHETIC data``
+    banner heads the page when ``synthetic`` (or ``prediction["synthetic"]``) is true.
+
+    Example:
+        >>> html_report("report.html", "Case A1", "Risk score 0.84.", {"case_id": "A1"}, {}, {})  # doctest: +SKIP
+        PosixPath('report.html')
+    """
+    from lgerisk import __version__
+
+    if not isinstance(prediction, Mapping):
+        raise InputError(f"prediction must be a dict, not {type(prediction).__name__}.")
+    synthetic = bool(synthetic or prediction.get("synthetic"))
+    heading = f"SYNTHETIC — {title}" if synthetic and "SYNTHETIC" not in title else title
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{html.escape(heading)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    if synthetic:
+        parts.append('<div class="banner">SYNTHETIC data — generated cases, not patients; no number on this page '
+                     "describes a real person.</div>")
+    parts.append(f"<h1>{html.escape(heading)}</h1>")
+    parts.append('<section class="summary">')
+    for line in str(summary).splitlines():
+        if line.strip():
+            css = ' class="warning"' if line.startswith("Warnings:") else ""
+            parts.append(f"<p{css}>{html.escape(line)}</p>")
+    parts.append("</section>")
+    parts.append("<h2>Prediction</h2>")
+    parts.append(_prediction_table(prediction))
+    for caption, image_path in images.items():
+        uri = _data_uri(Path(image_path), str(caption))
+        parts.append(f"<h2>{html.escape(str(caption))}</h2>")
+        parts.append(f'<figure><img src="{uri}" alt="{html.escape(str(caption), quote=True)}">'
+                     f"<figcaption>{html.escape(str(caption))}</figcaption></figure>")
+    for heading_text, frame in tables.items():
+        parts.append(f"<h2>{html.escape(str(heading_text))}</h2>")
+        parts.append(f'<div class="table-wrap">{_frame_html(frame)}</div>')
+    parts.append(f"<footer>{html.escape(DISCLAIMER)} Generated by lgerisk {html.escape(__version__)}."
+                 + (" Synthetic data." if synthetic else "") + "</footer>")
+    parts.append("</body>")
+    parts.append("</html>")
+    final = Path(path)
+    write_text(final, "\n".join(parts) + "\n")
+    return final

@@ -1,0 +1,191 @@
+"""Grad-CAM and integrated gradients of the risk score; myocardium concentration; montages."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lgerisk.errors import InputError
+from lgerisk.explain.attribution import (
+    grad_cam,
+    integrated_gradients,
+    integrated_gradients_attribution,
+    myocardium_concentration,
+)
+from lgerisk.explain.montage import attribution_montage
+from lgerisk.models.encoder import EncoderConfig
+from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SHAPE = (6, 32, 32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and do not stall when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(n_tabular: int = 0, seed: int = 0) -> SurvivalModel:
+    """A small survival model with random weights and a non-zero head (so the risk depends on the image)."""
+    torch.manual_seed(seed)
+    model = SurvivalModel(SurvivalModelConfig(EncoderConfig(width=4, embedding_dim=8), n_tabular=n_tabular))
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 1.0)
+    return model
+
+
+def ring(shape: tuple[int, int, int] = SHAPE) -> np.ndarray:
+    """A myocardium-like ring in every slice."""
+    yy, xx = np.mgrid[: shape[1], : shape[2]]
+    radius = np.hypot(yy - shape[1] / 2, xx - shape[2] / 2)
+    return np.broadcast_to((radius > 6) & (radius < 10), shape).copy()
+
+
+def case(seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """A (1, 2, D, H, W) input (image, myocardium) and its myocardium mask."""
+    rng = np.random.default_rng(seed)
+    myocardium = ring()
+    image = (rng.normal(0.0, 1.0, SHAPE) + 2.0 * myocardium).astype(np.float32)
+    tensor = torch.from_numpy(np.stack([image, myocardium.astype(np.float32)]))[None]
+    return tensor, myocardium
+
+
+class RegionOnly(nn.Module):
+    """A survival model that sees the image only inside ``region`` (zero elsewhere): provably no
+    voxel outside the region can change its risk."""
+
+    def __init__(self, model: SurvivalModel, region: np.ndarray) -> None:
+        super().__init__()
+        self.model = model
+        self.image_encoder = model.image_encoder
+        self.register_buffer("region", torch.from_numpy(region.astype(np.float32)))
+
+    def forward(self, image: torch.Tensor, tabular: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(image * self.region, tabular)
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def assert_untouched(model: nn.Module, before: dict[str, torch.Tensor]) -> None:
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        assert torch.equal(value, after[name]), name
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is None or not parameter.grad.any(), name
+        assert parameter.requires_grad, name
+
+
+def test_grad_cam_shape_finite_non_negative_and_model_untouched():
+    model = tiny_model()
+    model.train()
+    image, _ = case()
+    before = snapshot(model)
+    cam = grad_cam(model, image)
+    assert cam.shape == SHAPE and cam.dtype == np.float32
+    assert np.isfinite(cam).all()
+    assert (cam >= 0).all()
+    assert cam.std() > 0
+    assert_untouched(model, before)
+    assert model.training  # the caller's mode is restored
+
+
+def test_grad_cam_with_tabular_inputs():
+    model = tiny_model(n_tabular=3)
+    image, _ = case()
+    cam = grad_cam(model, image, torch.tensor([0.5, -1.0, 2.0]))
+    assert cam.shape == SHAPE and np.isfinite(cam).all() and cam.std() > 0
+
+
+def test_integrated_gradients_completeness_and_model_untouched():
+    model = tiny_model(n_tabular=2)
+    image, _ = case()
+    tabular = torch.tensor([[0.3, -0.7]])
+    before = snapshot(model)
+    result = integrated_gradients_attribution(model, image, tabular, steps=32)
+    assert result.values.shape == SHAPE and result.values.dtype == np.float32
+    assert np.isfinite(result.values).all() and result.values.std() > 0
+    with torch.no_grad():
+        model.eval()
+        risk = float(model(image, tabular)[0])
+        baseline = image.clone()
+        baseline[:, 0] = 0.0  # the mask channel stays as it is
+        baseline_risk = float(model(baseline, tabular)[0])
+    assert result.risk == pytest.approx(risk, abs=1e-5)
+    assert result.baseline_risk == pytest.approx(baseline_risk, abs=1e-5)
+    difference = risk - baseline_risk
+    assert abs(difference) > 1e-4
+    assert float(result.values.sum(dtype=np.float64)) == pytest.approx(difference, rel=1e-2, abs=1e-5)
+    assert abs(result.delta) < 1e-2 * abs(difference) + 1e-6
+    assert_untouched(model, before)
+
+
+def test_integrated_gradients_array_api_and_blur_baseline():
+    model = tiny_model()
+    image, _ = case()
+    values = integrated_gradients(model, image, steps=8)
+    assert values.shape == SHAPE and np.isfinite(values).all()
+    assert (values < 0).any() or (values > 0).any()
+    blurred = integrated_gradients_attribution(model, image, steps=8, baseline="blur")
+    assert blurred.baseline == "blur" and np.isfinite(blurred.values).all()
+    with pytest.raises(InputError, match="baseline"):
+        integrated_gradients(model, image, baseline="noise")
+    with pytest.raises(InputError, match="one case"):
+        integrated_gradients(model, image[0])
+
+
+def test_model_depending_on_myocardium_only_concentrates_attribution_there():
+    image, myocardium = case()
+    model = RegionOnly(tiny_model(), myocardium)
+    values = integrated_gradients(model, image, steps=16)
+    assert not values[~myocardium].any()  # provably no attribution outside
+    assert values[myocardium].any()
+    assert myocardium_concentration(values, myocardium) == math.inf
+    # with a margin of 2 voxels around the myocardium the ratio is finite and still well above 1
+    from scipy import ndimage
+
+    margin = ndimage.binary_dilation(myocardium, np.ones((1, 5, 5), bool))
+    values = integrated_gradients(RegionOnly(tiny_model(), margin), image, steps=16)
+    concentration = myocardium_concentration(values, myocardium)
+    assert math.isfinite(concentration) and concentration > 1
+
+
+def test_myocardium_concentration_edge_cases():
+    attribution = np.zeros((1, 2, 2))
+    attribution[0, 0, 0] = 3.0
+    attribution[0, 1, 1] = -1.0
+    mask = np.zeros((1, 2, 2), bool)
+    mask[0, 0, 0] = True
+    assert myocardium_concentration(attribution, mask) == pytest.approx(3.0 / (1.0 / 3.0))
+    assert math.isnan(myocardium_concentration(attribution, np.zeros_like(mask)))
+    assert math.isnan(myocardium_concentration(attribution, np.ones_like(mask)))
+    assert math.isnan(myocardium_concentration(np.zeros((1, 2, 2)), mask))
+    with pytest.raises(InputError, match="do not match"):
+        myocardium_concentration(attribution, mask[:, :1])
+
+
+def test_attribution_montage_writes_png_atomically(tmp_path: Path):
+    image, myocardium = case()
+    volume = image[0, 0].numpy()
+    scar = myocardium & (volume > 2.5)
+    signed = volume * myocardium  # negative and positive values
+    paths = [attribution_montage(volume, np.abs(signed), myocardium, scar, tmp_path / "cam.png",
+                                 "Grad-CAM <case>", synthetic=True, label="Grad-CAM"),
+             attribution_montage(volume, signed, myocardium, scar, tmp_path / "ig.png", "IG", columns=4)]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.png", "ig.png"]  # no temporary files left
+    with pytest.raises(InputError, match="does not match"):
+        attribution_montage(volume, signed[:3], myocardium, scar, tmp_path / "bad.png", "x")
+    assert not (tmp_path / "bad.png").exists()
