@@ -431,7 +431,10 @@ def load_pretrained(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
     except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
         raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({' '.join(str(exc).split())[:120]}).") from None
     if not isinstance(state, dict) or state.get("format") != "lgerisk-model-1":
-        raise InputError(f"{run / MODEL_FILE}: not an lgerisk model file.")
+        found = state.get("format") if isinstance(state, dict) else None
+        hint = " (a risk model from lgerisk finetune; --encoder takes a pretraining run)" \
+            if found == "lgerisk-survival-1" else ""
+        raise InputError(f"{run / MODEL_FILE}: not an lgerisk pretraining model{hint}.")
     model = ContrastiveModel(ContrastiveModelConfig.from_dict(json.loads(state["config"])))
     for part in ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection"):
         getattr(model, part).load_state_dict(state[part])

@@ -1,0 +1,832 @@
+"""Survival fine-tuning with honest evaluation: the library function behind ``lgerisk finetune``.
+
+One run fits every method on the same splits (stratified K-fold cross-validation and/or a held-out
+test split; ``label_fraction`` keeps a stratified share of each training fold):
+
+    scar-% Cox          univariate Cox on the QC scar percentage (lifelines)
+    radiomics Cox       penalised Cox on radiomics, features selected inside each training fold
+    deep, scratch       the same network trained from random weights (end to end)
+    the model           the pretrained encoder with a Cox head, as a frozen probe or fine-tuned
+
+then evaluates their out-of-fold predictions together (``lgerisk.evaluation.compare``) and trains
+the final model on every labelled development case. Run folder::
+
+    RUN/model.pt               state dicts only (torch.load(weights_only=True))
+    RUN/model_card.json        data, settings, scaling, baseline hazard, risk thresholds, CV metrics
+    RUN/comparison.csv|.json   method x metric with 95 % bootstrap CIs (and the oracle, when known)
+    RUN/metrics_by_split.csv   the same metrics per fold, without CIs
+    RUN/predictions.csv        out-of-fold risk, risk group and survival at the horizons, per method
+    RUN/calibration.csv        predicted vs observed event probability by risk group at a horizon
+    RUN/km_*.png, comparison.png
+    RUN/metrics.csv            the final model's training, a row an epoch
+    RUN/parts/                 finished (method, split) fits: a rerun with the same settings skips them
+    RUN/cache/                 preprocessing, radiomics and tensors of a raw cohort
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time as clock
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lgerisk
+from lgerisk.config import JsonConfig
+from lgerisk.errors import InputError
+from lgerisk.io.atomic import atomic_path, write_csv, write_json
+from lgerisk.progress import progress
+
+MODEL_FILE, CARD_FILE = "model.pt", "model_card.json"
+MODEL_FORMAT = "lgerisk-survival-1"
+MODES = ("probe", "full")
+SCAR_COLUMN = "scar_percent"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(JsonConfig):
+    """Everything that shapes a fine-tuning run (round-trips through JSON).
+
+    Example:
+        >>> FinetuneConfig(mode="full", covariates=("age",)).covariates
+        ('age',)
+    """
+
+    config_name: ClassVar[str] = "fine-tuning settings"
+
+    mode: str = "probe"
+    with_radiomics: bool = False
+    covariates: tuple[str, ...] = ()
+    folds: int = 5
+    test_fraction: float = 0.0
+    label_fraction: float = 1.0
+    baselines: bool = True
+    horizons: tuple[float, ...] = (1.0, 3.0, 5.0)
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    penalizer: float = 0.1
+    radiomics_features: int = 10
+    width: int = 16
+    embedding_dim: int = 256
+    n_boot: int = 200
+    seed: int = 0
+    labels: str = "emidec"
+    amp: bool = True
+    tensor: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "horizons", tuple(float(h) for h in self.horizons))
+        if self.mode not in MODES:
+            raise InputError(f"--mode {self.mode!r}: choose probe or full.")
+        if not 0 < self.label_fraction <= 1:
+            raise InputError(f"--label-fraction {self.label_fraction}: must be in (0, 1].")
+        if not 0 <= self.test_fraction < 1:
+            raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1).")
+        if self.folds == 1 or self.folds < 0:
+            raise InputError(f"--folds {self.folds}: use 2 or more, or 0 for no cross-validation.")
+        if self.folds == 0 and self.test_fraction == 0:
+            raise InputError("--folds 0 needs a held-out split (--test-fraction) to evaluate on.")
+        if any(not h > 0 for h in self.horizons) or not self.horizons:
+            raise InputError(f"--horizons {','.join(f'{h:g}' for h in self.horizons)}: need positive times.")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise InputError("--epochs must be >= 1 and --batch-size >= 2.")
+        if self.penalizer < 0:
+            raise InputError(f"--penalizer {self.penalizer}: must be >= 0.")
+
+    def settings_hash(self) -> str:
+        """Hash of everything that changes a fit (finished parts are reused only under the same hash)."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("n_boot",)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A training/evaluation split: ``cv`` folds or the held-out ``test`` split."""
+
+    name: str
+    evaluation: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+@dataclass
+class Workspace:
+    """What every method fits from: labelled cases, outcomes, features, tensors, the encoder."""
+
+    case_ids: list[str]
+    time: dict[str, float]
+    event: dict[str, int]
+    features: Any  # DataFrame indexed by case_id (radiomics + QC)
+    covariates: Any  # DataFrame indexed by case_id (the requested covariates, numeric)
+    tensors: dict[str, Any]
+    encoder_state: dict[str, Any] | None
+    encoder_config: Any
+    device: Any
+    config: FinetuneConfig
+    spec: Any
+    quiet: bool = True
+    embeddings: dict[str, Any] = field(default_factory=dict)
+
+    def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[Any, Any]:
+        """(time, event) arrays of ``ids``."""
+        import numpy as np
+
+        return (np.array([self.time[c] for c in ids], float), np.array([self.event[c] for c in ids], int))
+
+
+# ---------------------------------------------------------------- data
+
+
+def labelled_cases(prepared: Any, outcomes: str | os.PathLike[str] | None,
+                   covariates: tuple[str, ...]) -> tuple[list[str], dict[str, float], dict[str, int], Any,
+                                                          dict[str, str]]:
+    """The usable cases with an outcome (and every requested covariate): ids, time, event, covariate
+    frame, and the cases left out with why."""
+    import pandas as pd
+
+    from lgerisk.io.cohort import read_outcomes
+
+    rows = read_outcomes(Path(outcomes)) if outcomes is not None else None
+    time, event, values, skipped = {}, {}, {}, {}
+    for case in prepared.cases:
+        if rows is not None:
+            if case.case_id not in rows:
+                skipped[case.case_id] = "no outcome row"
+                continue
+            t, e, extra = rows[case.case_id]
+        else:
+            t, e, extra = case.time, case.event, case.covariates
+        if t is None or e is None:
+            skipped[case.case_id] = "no outcome"
+            continue
+        time[case.case_id], event[case.case_id] = float(t), int(e)
+        values[case.case_id] = extra or {}
+    # reindex: an outcomes table without covariate columns gives empty dicts, which from_dict drops
+    frame = pd.DataFrame.from_dict(values, orient="index").reindex(list(values))
+    source = outcomes if outcomes is not None else "the cohort's outcomes"
+    for name in covariates:
+        if name not in frame.columns:
+            known = ", ".join(sorted(str(c) for c in frame.columns)[:12]) or "none"
+            raise InputError(f"{source}: covariate {name!r} is not in the outcomes table (columns: {known}).")
+        numeric = pd.to_numeric(frame[name], errors="coerce")
+        bad = frame[name].notna() & numeric.isna()
+        if bad.any():
+            raise InputError(f"{source}: covariate {name!r} is not numeric (case {bad[bad].index[0]!r} has "
+                             f"{frame.loc[bad[bad].index[0], name]!r}).")
+        frame[name] = numeric
+    covariate_frame = frame[list(covariates)] if covariates else pd.DataFrame(index=frame.index)
+    missing = covariate_frame.index[covariate_frame.isna().any(axis=1)] if covariates else []
+    for case_id in missing:
+        skipped[case_id] = "missing covariate value"
+        time.pop(case_id)
+        event.pop(case_id)
+    ids = [c for c in prepared.case_ids if c in time]
+    return ids, time, event, covariate_frame.loc[ids].astype(float), skipped
+
+
+def make_splits(case_ids: list[str], event: dict[str, int], config: FinetuneConfig) -> list[Split]:
+    """The evaluation splits: an optional held-out test split, then K folds of the rest (each
+    training fold reduced to ``label_fraction`` of its cases, stratified by event)."""
+    from lgerisk.evaluation.cv import holdout_split, label_subset, stratified_folds
+
+    development = sorted(case_ids)
+    splits = []
+    if config.test_fraction > 0:
+        development, test = holdout_split(development, event, config.test_fraction, config.seed)
+        train = label_subset(development, event, config.label_fraction, config.seed)
+        splits.append(Split("test", "test", tuple(train), tuple(test)))
+    if config.folds:
+        for index, (train, test) in enumerate(stratified_folds(development, event, config.folds, config.seed)):
+            train = label_subset(train, event, config.label_fraction, config.seed + 1 + index)
+            splits.append(Split(f"fold{index + 1}", "cv", tuple(train), tuple(test)))
+    return splits
+
+
+def development_ids(splits: list[Split], case_ids: list[str]) -> list[str]:
+    """Every labelled case outside the held-out test split (the final model's training set)."""
+    held = {c for s in splits if s.evaluation == "test" for c in s.test}
+    return [c for c in case_ids if c not in held]
+
+
+# ---------------------------------------------------------------- methods
+
+
+def method_names(config: FinetuneConfig, pretrained: bool) -> list[str]:
+    """The methods of a run, the model itself last."""
+    names = []
+    if config.baselines:
+        names += ["scar-% Cox", "radiomics Cox"]
+        if pretrained:
+            names.append("deep, scratch (full)")
+    return names + [model_name(config, pretrained)]
+
+
+def model_name(config: FinetuneConfig, pretrained: bool) -> str:
+    """The display name of the requested model, e.g. ``pretrained probe + radiomics``."""
+    name = f"{'pretrained' if pretrained else 'deep, scratch'} {config.mode}"
+    if not pretrained:
+        name = "deep, scratch (full)"
+    if config.with_radiomics:
+        name += " + radiomics"
+    if config.covariates:
+        name += " + " + ",".join(config.covariates)
+    return name
+
+
+@dataclass
+class FittedDeep:
+    """A trained survival network and how its tabular inputs are made."""
+
+    model: Any
+    tabular: dict[str, Any]  # radiomics selection/scaling and covariate scaling
+    history: list[dict[str, Any]]
+
+
+def fit_method(name: str, workspace: Workspace, train: list[str], seed: int, say: Any = None) -> Any:
+    """Fit one method on the ``train`` ids; returns an object with ``predict_risk(ids)``."""
+    from lgerisk.evaluation.baselines import RadiomicsCox, ScarCox
+
+    time, event = workspace.outcome(train)
+    if name == "scar-% Cox":
+        return _Tabular(ScarCox(SCAR_COLUMN).fit(workspace.features.loc[train], time, event), workspace)
+    if name == "radiomics Cox":
+        model = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer)
+        return _Tabular(model.fit(workspace.features.loc[train], time, event), workspace)
+    pretrained = not name.startswith("deep, scratch")
+    config = workspace.config
+    mode = config.mode if pretrained else "full"
+    extras = name == model_name(config, workspace.encoder_state is not None)
+    return fit_deep(workspace, train, seed, pretrained=pretrained, mode=mode,
+                    with_radiomics=config.with_radiomics and extras,
+                    covariates=config.covariates if extras else (), say=say)
+
+
+@dataclass
+class _Tabular:
+    model: Any
+    workspace: Workspace
+
+    def predict_risk(self, ids: list[str]) -> Any:
+        return self.model.predict_risk(self.workspace.features.loc[list(ids)])
+
+
+def _tabular_inputs(workspace: Workspace, train: list[str], with_radiomics: bool,
+                    covariates: tuple[str, ...]) -> dict[str, Any]:
+    """Radiomics columns selected and scaled on ``train`` only, and covariate scaling."""
+    import numpy as np
+
+    from lgerisk.evaluation.baselines import RadiomicsCox
+
+    spec: dict[str, Any] = {"radiomics": [], "radiomics_mean": [], "radiomics_scale": [],
+                            "covariates": list(covariates), "covariate_mean": [], "covariate_scale": []}
+    if with_radiomics:
+        time, event = workspace.outcome(train)
+        selector = RadiomicsCox(max_features=workspace.config.radiomics_features,
+                                penalizer=workspace.config.penalizer).fit(workspace.features.loc[train], time, event)
+        columns = list(selector.selected_)
+        values = workspace.features.loc[train, columns].to_numpy(float)
+        spec["radiomics"] = columns
+        spec["radiomics_mean"] = np.nanmean(values, axis=0).tolist()
+        spec["radiomics_scale"] = np.maximum(np.nanstd(values, axis=0), 1e-8).tolist()
+    if covariates:
+        values = workspace.covariates.loc[train, list(covariates)].to_numpy(float)
+        spec["covariate_mean"] = values.mean(axis=0).tolist()
+        spec["covariate_scale"] = np.maximum(values.std(axis=0), 1e-8).tolist()
+    return spec
+
+
+def tabular_matrix(spec: dict[str, Any], features: Any, covariates: Any, ids: list[str]) -> Any:
+    """The standardised tabular inputs of ``ids`` (missing radiomics values -> the training mean)."""
+    import numpy as np
+
+    parts = [np.zeros((len(ids), 0))]
+    if spec["radiomics"]:
+        values = features.reindex(list(ids))[spec["radiomics"]].to_numpy(float)
+        values = (values - np.asarray(spec["radiomics_mean"])) / np.asarray(spec["radiomics_scale"])
+        parts.append(np.where(np.isfinite(values), values, 0.0))
+    if spec["covariates"]:
+        values = covariates.reindex(list(ids))[spec["covariates"]].to_numpy(float)
+        parts.append((values - np.asarray(spec["covariate_mean"])) / np.asarray(spec["covariate_scale"]))
+    return np.hstack(parts).astype(np.float32)
+
+
+def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int) -> Any:
+    import torch
+
+    from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
+
+    torch.manual_seed(seed)
+    model = SurvivalModel(SurvivalModelConfig(workspace.encoder_config, n_tabular=n_tabular))
+    if pretrained:
+        model.image_encoder.load_state_dict(workspace.encoder_state)
+    return model.to(workspace.device)
+
+
+def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
+    """Raw image embeddings ``(n, D)`` of the encoder of ``model`` (eval mode, no gradients)."""
+    import numpy as np
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(tensors), batch):
+            x = torch.from_numpy(np.stack(tensors[start:start + batch])).float().to(device)
+            out.append(model.image_encoder(x).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.encoder.embedding_dim))
+
+
+def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool, mode: str,
+             with_radiomics: bool, covariates: tuple[str, ...], say: Any = None) -> FittedDeep:
+    """The survival network on ``train``: a linear Cox probe on the standardised embedding (and
+    tabular inputs), then — in ``full`` mode — end-to-end training starting from that probe."""
+    import numpy as np
+    import torch
+
+    from lgerisk.evaluation.cox import LinearCox
+
+    config = workspace.config
+    tabular = _tabular_inputs(workspace, train, with_radiomics, covariates)
+    tab = tabular_matrix(tabular, workspace.features, workspace.covariates, train)
+    model = _new_model(workspace, pretrained, tab.shape[1], seed)
+    key = "pretrained" if pretrained else f"scratch-{seed}"
+    if key not in workspace.embeddings:  # embeddings of the frozen (initial) encoder, every case once
+        ids = workspace.case_ids
+        workspace.embeddings[key] = dict(zip(ids, embed(model, [workspace.tensors[c] for c in ids], workspace.device)))
+    raw = np.stack([workspace.embeddings[key][c] for c in train])
+    mean, scale = raw.mean(axis=0), np.maximum(raw.std(axis=0), 1e-6)
+    model.set_embedding_scaling(torch.from_numpy(mean).float(), torch.from_numpy(scale).float())
+    time, event = workspace.outcome(train)
+    probe = LinearCox(penalizer=config.penalizer).fit(np.hstack([(raw - mean) / scale, tab]), time, event)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(np.asarray(probe.coef_, np.float32)).unsqueeze(0))
+    history: list[dict[str, Any]] = [{"epoch": 0, "stage": "probe", "loss": _cox_loss_value(model, workspace, train,
+                                                                                            tab)}]
+    if mode == "full":
+        history += _train_full(model, workspace, train, tab, seed, say)
+    model.eval()
+    return FittedDeep(model=model, tabular=tabular, history=history)
+
+
+def _cox_loss_value(model: Any, workspace: Workspace, ids: list[str], tab: Any) -> float:
+    import torch
+
+    from lgerisk.objectives.survival import cox_efron_loss
+
+    risk = torch.from_numpy(predict_deep_raw(model, workspace, ids, tab))
+    time, event = workspace.outcome(ids)
+    return float(cox_efron_loss(risk.double(), torch.from_numpy(time), torch.from_numpy(event)))
+
+
+def _train_full(model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int,
+                say: Any) -> list[dict[str, Any]]:
+    """End-to-end Cox training (AdamW, mini-batches, augmented views, mixed precision on CUDA)."""
+    import numpy as np
+    import torch
+
+    from lgerisk.data.augment import AugmentConfig, Augmenter
+    from lgerisk.data.dataset import item_seed
+    from lgerisk.objectives.survival import cox_efron_loss
+    from lgerisk.training.pretrain import derive_seed
+
+    config, device = workspace.config, workspace.device
+    augmenter = Augmenter(AugmentConfig(), workspace.spec.channels)
+    head = list(model.head.parameters())
+    encoder = list(model.image_encoder.parameters())
+    optimizer = torch.optim.AdamW([{"params": encoder, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
+                                  weight_decay=config.weight_decay)
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    time, event = workspace.outcome(train)
+    tensors = [workspace.tensors[c] for c in train]
+    history = []
+    base = derive_seed(seed, 21)
+    steps = max(1, int(np.ceil(len(train) / config.batch_size)))
+    for epoch in range(config.epochs):
+        model.train()
+        torch.manual_seed(derive_seed(seed, epoch, 22))
+        order = np.random.default_rng(derive_seed(seed, epoch, 23)).permutation(len(train))
+        total, used = 0.0, 0
+        with progress(f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, workspace.quiet, show=("loss",),
+                      transient=True) as advance:
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start:start + config.batch_size]
+                if event[batch].sum() == 0 or len(batch) < 2:
+                    advance(loss=float("nan"))
+                    continue
+                views = np.stack([augmenter(tensors[i], item_seed(base, epoch, int(i))) for i in batch])
+                x = torch.from_numpy(views).float().to(device)
+                t = torch.from_numpy(tab[batch]).to(device) if tab.shape[1] else None
+                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                    risk = model(x, t)
+                loss = cox_efron_loss(risk.float(), torch.from_numpy(time[batch]).to(device),
+                                      torch.from_numpy(event[batch]).to(device))
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                total += float(loss.detach())
+                used += 1
+                advance(loss=float(loss.detach()))
+        history.append({"epoch": epoch + 1, "stage": "full", "loss": total / max(1, used)})
+    return history
+
+
+def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any, batch: int = 16) -> Any:
+    """Risk scores of ``ids`` from their (un-augmented) tensors."""
+    import numpy as np
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(ids), batch):
+            x = torch.from_numpy(np.stack([workspace.tensors[c] for c in ids[start:start + batch]])).float()
+            t = torch.from_numpy(tab[start:start + batch]) if tab.shape[1] else None
+            out.append(model(x.to(workspace.device), None if t is None else t.to(workspace.device)).float().cpu())
+    return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
+
+
+def predict_risk(fitted: Any, workspace: Workspace, ids: list[str]) -> Any:
+    """Risk scores of ``ids`` from any fitted method."""
+    if isinstance(fitted, FittedDeep):
+        tab = tabular_matrix(fitted.tabular, workspace.features, workspace.covariates, list(ids))
+        return predict_deep_raw(fitted.model, workspace, list(ids), tab)
+    return fitted.predict_risk(list(ids))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], config: FinetuneConfig,
+                 encoder: str | os.PathLike[str] | None = None, outcomes: str | os.PathLike[str] | None = None,
+                 features: str | None = None, device: str = "auto", jobs: int = 1, quiet: bool = False,
+                 debug: bool = False, log: Any = None, labels_given: bool = False) -> dict[str, Any]:
+    """Evaluate every method on the same splits, train the final model, write the run folder ``out``.
+
+    Example:
+        >>> run_finetune("sample_data", "work/risk", FinetuneConfig(), encoder="work/pretrain")  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from lgerisk.data.tensors import TensorCache, TensorSpec
+    from lgerisk.evaluation import compare
+    from lgerisk.evaluation.metrics import brier_grid
+    from lgerisk.models.encoder import EncoderConfig
+    from lgerisk.training.data import prepare_data
+    from lgerisk.training.devices import resolve_device
+    from lgerisk.training.pretrain import derive_seed, load_pretrained
+
+    say = log or (lambda message: None)
+    run = Path(out)
+    if run.exists() and not run.is_dir():
+        raise InputError(f"{run}: --out exists and is not a folder.")
+    torch_device = resolve_device(device)
+    card_in: dict[str, Any] = {}
+    encoder_state = None
+    if encoder is not None:
+        pretrained_model, card_in = load_pretrained(encoder)
+        encoder_state = pretrained_model.image_encoder.state_dict()
+        encoder_config = pretrained_model.image_encoder.config
+        spec = TensorSpec(**card_in["tensor_spec"])
+        labels = card_in.get("config", {}).get("labels", config.labels)
+        if labels_given and config.labels != labels:
+            raise InputError(f"--labels {config.labels}: the encoder {encoder} was pretrained on masks read with "
+                             f"--labels {labels}; preprocess both the same way (or omit --labels).")
+    else:
+        if config.mode == "probe":
+            raise InputError("--mode probe needs a pretrained --encoder (without one the network is trained from "
+                             "scratch: use --mode full).")
+        spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
+        encoder_config = EncoderConfig(in_channels=len(spec.channels), width=config.width,
+                                       embedding_dim=config.embedding_dim)
+        labels = config.labels
+    cache = run / "cache"
+    prepared = prepare_data(data, cache, labels, features, jobs, quiet, debug)
+    if card_in:
+        _check_preprocessing(card_in, prepared, encoder)
+    ids, time, event, covariates, skipped = labelled_cases(prepared, outcomes, config.covariates)
+    skipped.update({c: f"preprocessing or radiomics failed: {why}" for c, why in prepared.excluded.items()})
+    _check_outcomes(ids, event, skipped, data, config)
+    if SCAR_COLUMN not in prepared.features.columns and config.baselines:
+        raise InputError(f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
+                         "baseline needs it); extract it with lgerisk extract-radiomics.")
+    synthetic = all(c.startswith("synth-") for c in ids)
+    tensor_cache = TensorCache(cache / "tensors")
+    by_id = {case.case_id: case for case in prepared.cases}
+    tensors = {c: tensor_cache.get(by_id[c], spec) for c in ids}
+    workspace = Workspace(case_ids=ids, time=time, event=event, features=prepared.features, covariates=covariates,
+                          tensors=tensors, encoder_state=encoder_state, encoder_config=encoder_config,
+                          device=torch_device, config=config, spec=spec, quiet=quiet)
+    splits = make_splits(ids, event, config)
+    names = method_names(config, encoder is not None)
+    n_events = sum(event[c] for c in ids)
+    say(f"{len(ids)} labelled {'SYNTHETIC ' if synthetic else ''}cases ({n_events} events); "
+        f"{len(skipped)} left out; {len(splits)} split(s) x {len(names)} method(s)")
+
+    parts = run / "parts"
+    data_hash = prepared.data_hash()
+    settings = config.settings_hash() + (_encoder_hash(encoder) if encoder is not None else "") + \
+        _inputs_hash(workspace, data_hash)
+    frames = []
+    jobs_list = [(name, split) for split in splits for name in names]
+    with progress("fit methods", len(jobs_list), quiet, transient=True) as advance:
+        for name, split in jobs_list:
+            frames.append(_fit_split(workspace, name, split, parts, settings,
+                                     derive_seed(config.seed, splits.index(split), 31), say))
+            advance()
+    predictions = pd.concat(frames, ignore_index=True)
+
+    all_time, all_event = workspace.outcome(ids)
+    grid = brier_grid(all_time, all_event, all_time, all_event)
+    oof = compare.out_of_fold(predictions, grid, config.horizons)
+    table, per_split = compare.comparison_table(oof, all_time, all_event, grid, config.horizons, config.n_boot,
+                                                config.seed)
+    oracle = _oracle(data, ids, all_time, all_event, config)
+    if oracle is not None:
+        table = pd.concat([table, pd.DataFrame([oracle])], ignore_index=True)
+    table.insert(0, "synthetic", synthetic)
+    horizon = _calibration_horizon(config.horizons, all_time)
+    calibration = compare.calibration(oof, horizon) if horizon is not None else pd.DataFrame()
+
+    # the final model: every labelled development case
+    final_ids = development_ids(splits, ids)
+    final = fit_method(names[-1], workspace, final_ids, derive_seed(config.seed, 99), say)
+    final_risk = predict_risk(final, workspace, final_ids)
+
+    run.mkdir(parents=True, exist_ok=True)
+    keep = [c for c in oof.columns if not c.startswith("s@")]
+    write_csv(run / "predictions.csv", oof[keep])
+    write_csv(run / "comparison.csv", table)
+    write_json(run / "comparison.json", {"synthetic": synthetic, "rows": _json_rows(table)})
+    write_csv(run / "metrics_by_split.csv", per_split)
+    if len(calibration):
+        write_csv(run / "calibration.csv", calibration)
+    pictures = compare.km_plots(oof, run, synthetic)
+    from lgerisk.evaluation.plots import comparison_plot
+
+    pictures["comparison"] = comparison_plot(table, run / "comparison.png", synthetic=synthetic)
+    write_csv(run / "metrics.csv", pd.DataFrame(final.history))
+    _write_model(run, final)
+    concepts = _concepts(final, workspace, final_ids, final_risk, prepared.features)
+    write_csv(run / "concepts.csv", concepts)
+    reference = prepared.features.loc[final_ids]
+    write_csv(run / "reference_features.csv", reference)
+    card = _model_card(config, workspace, prepared, final, final_ids, final_risk, table, splits, names, skipped,
+                       card_in, encoder, labels, synthetic, concepts)
+    write_json(run / CARD_FILE, card)
+    return {"run": str(run), "table": table, "cases": len(ids), "events": n_events, "skipped": skipped,
+            "synthetic": synthetic, "pictures": {k: str(v) for k, v in pictures.items()},
+            "final_cases": len(final_ids), "model": names[-1]}
+
+
+def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, settings: str, seed: int,
+               say: Any) -> Any:
+    """Out-of-split predictions of one method (reused from ``parts/`` when already done)."""
+    import pandas as pd
+
+    from lgerisk.evaluation.compare import slug
+
+    path = parts / split.name / f"{slug(name)}.csv"
+    if path.is_file():
+        done = pd.read_csv(path, dtype={"case_id": str}, float_precision="round_trip")
+        if len(done) and (done["settings"] == settings).all() and \
+                set(done["case_id"]) == set(split.train) | set(split.test):
+            return done.drop(columns=["settings"])
+    started = clock.perf_counter()
+    fitted = fit_method(name, workspace, list(split.train), seed, say)
+    rows = []
+    for role, ids in (("train", split.train), ("test", split.test)):
+        risk = predict_risk(fitted, workspace, list(ids))
+        time, event = workspace.outcome(ids)
+        rows.append(pd.DataFrame({"method": name, "split": split.name, "evaluation": split.evaluation,
+                                  "role": role, "case_id": list(ids), "time": time, "event": event, "risk": risk}))
+    frame = pd.concat(rows, ignore_index=True)
+    write_csv(path, frame.assign(settings=settings))
+    say(f"  {name:<32} {split.name:<6} {clock.perf_counter() - started:6.1f} s")
+    return frame
+
+
+def _inputs_hash(workspace: Workspace, data_hash: str) -> str:
+    """Hash of what the fits read besides the settings: images, outcomes, feature rows, covariates."""
+    import pandas as pd
+
+    ids = workspace.case_ids
+    digest = hashlib.sha256(data_hash.encode())
+    digest.update(json.dumps([[c, workspace.time[c], workspace.event[c]] for c in ids]).encode())
+    for frame in (workspace.features.loc[ids], workspace.covariates.loc[ids]):
+        digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _encoder_hash(encoder: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256(Path(encoder, MODEL_FILE).read_bytes()).hexdigest()
+    return digest[:16]
+
+
+def _check_preprocessing(card: dict[str, Any], prepared: Any, encoder: Any) -> None:
+    trained = (card.get("preprocessing") or {}).get("settings_hash")
+    ours = (prepared.preprocess_settings or {}).get("settings_hash")
+    if trained and ours and trained != ours:
+        raise InputError(f"{encoder}: the encoder was pretrained on data preprocessed with other settings "
+                         f"({trained}) than --data ({ours}); preprocess the data the same way.")
+
+
+def _check_outcomes(ids: list[str], event: dict[str, int], skipped: dict[str, str], data: Any,
+                    config: FinetuneConfig) -> None:
+    n_events = sum(event[c] for c in ids)
+    if not ids:
+        raise InputError(f"{data}: no case has an outcome (time, event); give --outcomes or an outcomes.csv "
+                         "beside the cohort.")
+    if n_events == 0:
+        raise InputError(f"{data}: all {len(ids)} labelled cases are censored; a survival model needs events.")
+    if len(ids) - n_events == 0:
+        raise InputError(f"{data}: all {len(ids)} labelled cases had the event; nothing is censored, check the "
+                         "event column.")
+    need = max(config.folds, 2 if config.test_fraction else 0)
+    if config.folds and n_events < config.folds:
+        raise InputError(f"{data}: {n_events} events cannot be spread over {config.folds} folds; use --folds "
+                         f"{max(2, n_events)} or fewer.")
+    del need
+
+
+def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None:
+    """The middle horizon within follow-up (calibration is shown at one)."""
+    inside = [h for h in horizons if h < float(time.max())]
+    return inside[len(inside) // 2] if inside else None
+
+
+def _oracle(data: Any, ids: list[str], time: Any, event: Any, config: FinetuneConfig) -> dict[str, Any] | None:
+    """The true log-hazard's row when ``data`` is a synthetic cohort with its ground_truth.csv."""
+    import pandas as pd
+
+    from lgerisk.evaluation.compare import oracle_row
+
+    folder = Path(data) if Path(data).is_dir() else Path(data).parent
+    path = folder / "ground_truth.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path, dtype={"case_id": str}).set_index("case_id")
+    if "log_hazard" not in truth.columns or not set(ids) <= set(truth.index):
+        return None
+    return oracle_row(ids, time, event, truth["log_hazard"], config.horizons, config.n_boot, config.seed)
+
+
+def _json_rows(table: Any) -> list[dict[str, Any]]:
+    import math
+
+    rows = []
+    for record in table.to_dict(orient="records"):
+        rows.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()})
+    return rows
+
+
+def _write_model(run: Path, fitted: Any) -> None:
+    import torch
+
+    state = {"format": MODEL_FORMAT, "config": json.dumps(fitted.model.config.to_dict()),
+             "model": fitted.model.state_dict(), "tabular": json.dumps(fitted.tabular)}
+    with atomic_path(run / MODEL_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(SurvivalModel, tabular input spec, model card) of a finetune run folder (weights_only loading)."""
+    import torch
+
+    from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
+
+    run = Path(run)
+    if not run.is_dir():
+        raise InputError(f"{run}: model folder does not exist.")
+    if not (run / MODEL_FILE).is_file() or not (run / CARD_FILE).is_file():
+        raise InputError(f"{run}: not a risk model folder (needs {MODEL_FILE} and {CARD_FILE}; train one with "
+                         "lgerisk finetune).")
+    try:
+        state = torch.load(run / MODEL_FILE, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
+        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({' '.join(str(exc).split())[:120]}).") \
+            from None
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        hint = " (a pretraining run: fine-tune it first with lgerisk finetune)" if found == "lgerisk-model-1" else ""
+        raise InputError(f"{run / MODEL_FILE}: not an lgerisk risk model{hint}.")
+    try:
+        card = json.loads((run / CARD_FILE).read_text(encoding="utf-8"))
+        model = SurvivalModel(SurvivalModelConfig.from_dict(json.loads(state["config"])))
+        model.load_state_dict(state["model"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(f"{run}: risk model files do not fit together ({' '.join(str(exc).split())[:160]}).") \
+            from None
+    major = str(card.get("created_by", "")).split(" ")[1:2]
+    if card.get("format") != MODEL_FORMAT:
+        raise InputError(f"{run / CARD_FILE}: model card of another format ({card.get('format')!r}, lgerisk "
+                         f"{major[0] if major else '?'}); retrain with this version.")
+    return model.to(device).eval(), json.loads(state["tabular"]), card
+
+
+def _concepts(final: Any, workspace: Workspace, ids: list[str], risk: Any, features: Any) -> Any:
+    """Radiomics features aligned with the final model's risk and embedding over its training cases."""
+    import numpy as np
+
+    from lgerisk.data.features import feature_columns
+    from lgerisk.explain.concepts import concept_alignment
+
+    columns = feature_columns(features, cases=ids)
+    embedding = None
+    if isinstance(final, FittedDeep) and final.model.config.use_image:
+        embedding = embed(final.model, [workspace.tensors[c] for c in ids], workspace.device)
+    table = concept_alignment(features.loc[ids, columns], np.asarray(risk, float), embedding,
+                              seed=workspace.config.seed)
+    return table
+
+
+def _training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> dict[str, list[float]]:
+    """Ranges of what a new scan is checked against (predict warns outside them)."""
+    import numpy as np
+
+    from lgerisk.preprocess.pipeline import QC_FILE
+
+    keys = ("slice_spacing_mm", "slice_count", "myocardium_volume_ml", "remote_mean", "blood_pool_mean",
+            "scar_percent", "greyzone_percent")
+    values: dict[str, list[float]] = {k: [] for k in keys}
+    values["inplane_spacing_mm"] = []
+    values["image_p99"] = []
+    by_id = {case.case_id: case for case in prepared.cases}
+    for case_id in ids:
+        qc_path = Path(by_id[case_id].image).parent / QC_FILE
+        if qc_path.is_file():
+            qc = json.loads(qc_path.read_text(encoding="utf-8"))
+            for key in keys:
+                if isinstance(qc.get(key), (int, float)):
+                    values[key].append(float(qc[key]))
+            spacing = qc.get("original_spacing_mm")
+            if isinstance(spacing, list) and len(spacing) >= 2:
+                values["inplane_spacing_mm"].append(float(min(spacing[:2])))
+        values["image_p99"].append(float(np.percentile(tensors[case_id][0], 99)))
+    return {k: [float(np.min(v)), float(np.max(v))] for k, v in values.items() if v}
+
+
+def _model_card(config: FinetuneConfig, workspace: Workspace, prepared: Any, final: Any, final_ids: list[str],
+                final_risk: Any, table: Any, splits: list[Split], names: list[str], skipped: dict[str, str],
+                card_in: dict[str, Any], encoder: Any, labels: str, synthetic: bool, concepts: Any) -> dict[str, Any]:
+    import numpy as np
+
+    from lgerisk.evaluation.cox import breslow_baseline
+    from lgerisk.evaluation.plots import tertile_thresholds
+    from lgerisk.models import parameter_count
+    from lgerisk.training.pretrain import _versions
+
+    time, event = workspace.outcome(final_ids)
+    risk = np.asarray(final_risk, float)
+    times, cumhaz = breslow_baseline(time, event, risk)
+    model_rows = table[table["method"] == names[-1]]
+    return {
+        "format": MODEL_FORMAT,
+        "kind": "lgerisk survival risk model",
+        "intended_use": "Research only: not a medical device and not for clinical decisions.",
+        "created_by": f"lgerisk {lgerisk.__version__} finetune",
+        "method": names[-1],
+        "data": {"hash": prepared.data_hash(), "cases": len(final_ids), "events": int(event.sum()),
+                 "labelled_cases": len(workspace.case_ids), "left_out": skipped, "synthetic": synthetic,
+                 "train_cases": final_ids},
+        "config": config.to_dict(),
+        "labels": labels,
+        "encoder": {"run": str(encoder) if encoder is not None else None,
+                    "data_hash": (card_in.get("data") or {}).get("hash"),
+                    "objective": card_in.get("objective")},
+        "model": final.model.config.to_dict(),
+        "parameters": parameter_count(final.model),
+        "tabular": final.tabular,
+        "tensor_spec": workspace.spec.to_dict(),
+        "preprocessing": prepared.preprocess_settings,
+        "radiomics": {"source": "lgerisk extract-radiomics defaults (params_lge.yaml)",
+                      "settings_hash": _column_value(prepared.features, "settings_hash")},
+        "survival": {"time_unit": "as in the outcomes (years in the synthetic cohorts)",
+                     "horizons": list(config.horizons),
+                     "baseline_times": times.tolist(), "baseline_cumhaz": cumhaz.tolist(),
+                     "risk_thresholds": list(tertile_thresholds(risk)),
+                     "training_risk_mean": float(risk.mean()), "training_risk_sd": float(risk.std())},
+        "training_ranges": _training_ranges(prepared, final_ids, workspace.tensors),
+        "evaluation": {"splits": [{"name": s.name, "evaluation": s.evaluation, "train": len(s.train),
+                                   "test": len(s.test)} for s in splits],
+                       "methods": names, "metrics": _json_rows(table),
+                       "model_metrics": _json_rows(model_rows)},
+        "concepts": _json_rows(concepts.head(50)),
+        "versions": _versions(),
+    }
+
+
+def _column_value(table: Any, column: str) -> Any:
+    if column in getattr(table, "columns", ()):
+        values = table[column].dropna().unique()
+        return str(values[0]) if len(values) == 1 else [str(v) for v in values]
+    return None

@@ -1,0 +1,384 @@
+"""lgerisk finetune: the run folder end to end, determinism, resume, label fraction, covariates and
+radiomics inputs, bad input, and no leakage of test-fold rows into a fold's fit.
+
+Everything reuses one tiny pretrained encoder and one finetune run on sample_data (built once per
+test session on disk, see ``shared_runs``; tests/predict reuses the same risk models).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import SAMPLE_DATA
+
+METHODS = ["scar-% Cox", "radiomics Cox", "deep, scratch (full)", "pretrained probe"]
+ORACLE = "oracle (true log-hazard)"
+FINETUNE_TINY = ("--folds", "3", "--bootstrap", "20", "--epochs", "1", "--device", "cpu", "--quiet")
+
+
+def run_cli(*args: object):
+    """Invoke the lgerisk CLI in-process (usable from module- and session-scoped fixtures)."""
+    from typer.testing import CliRunner
+
+    from lgerisk.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _check(result, what: str) -> None:
+    assert result.exit_code == 0, f"{what} failed ({result.exit_code}): {result.output[-3000:]}"
+
+
+def shared_runs(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """sample_data preprocessed + its feature table, a tiny pretrained encoder, and finetune runs on it.
+
+    Built once per session under the session's base temp folder (a second test module asking for it
+    finds the finished folders): ``prep``, ``features``, ``encoder``, ``main`` (the CLI run of the
+    brief: baselines, probe, 3 folds), ``tabular`` (probe + radiomics + age,lvef, no baselines).
+    """
+    from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.preprocess.run import preprocess_cohort
+    from lgerisk.radiomics.run import extract_cohort
+    from lgerisk.training.pretrain import PretrainConfig, run_pretrain
+
+    root = factory.getbasetemp() / "finetune-shared"
+    paths = {"prep": root / "prep", "features": root / "radiomics.csv", "encoder": root / "pretrain",
+             "main": root / "risk", "tabular": root / "risk-tabular"}
+    if (root / "done").is_file():
+        return paths
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    preprocess_cohort(SAMPLE_DATA, paths["prep"], PreprocessConfig(), jobs=2, quiet=True)
+    extract_cohort(paths["prep"], paths["features"], jobs=2, quiet=True)
+    config = PretrainConfig(epochs=1, width=4, embedding_dim=16, projection_dim=8, tensor={"slices": 4, "size": 32},
+                            batch_size=8)
+    run_pretrain(paths["prep"], paths["encoder"], config, features=str(paths["features"]), device="cpu", quiet=True)
+    _check(run_cli("finetune", "--data", SAMPLE_DATA, "--features", paths["features"], "--encoder", paths["encoder"],
+                   "--out", paths["main"], "--jobs", "2", *FINETUNE_TINY), "the main finetune run")
+    _check(run_cli("finetune", "--data", paths["prep"], "--features", paths["features"], "--encoder",
+                   paths["encoder"], "--out", paths["tabular"], "--no-baselines", "--with-radiomics",
+                   "--covariates", "age,lvef", *FINETUNE_TINY), "the finetune run with radiomics and covariates")
+    (root / "done").write_text("ok\n")
+    return paths
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread: the tiny convolutions are far faster so on a small, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return shared_runs(tmp_path_factory)
+
+
+def _outcomes_copy(folder: Path, edit) -> Path:
+    table = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str})
+    path = folder / "outcomes.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    edit(table).to_csv(path, index=False)
+    return path
+
+
+LEFT_OUT = ["synth-0004", "synth-0011", "synth-0020"]
+
+
+@pytest.fixture(scope="module")
+def small_run(runs, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A probe run without baselines at label fraction 0.5, with outcomes lacking three cases."""
+    root = tmp_path_factory.mktemp("finetune-small")
+    outcomes = _outcomes_copy(root, lambda t: t[~t["case_id"].isin(LEFT_OUT)])
+    args = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+            "--outcomes", outcomes, "--no-baselines", "--label-fraction", "0.5", *FINETUNE_TINY]
+    _check(run_cli(*args, "--out", root / "run"), "the label-fraction run")
+    return root / "run", args
+
+
+# ------------------------------------------------------------------------------------------ the run folder
+
+
+def test_finetune_writes_a_complete_run(runs) -> None:
+    run = runs["main"]
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert state["format"] == "lgerisk-survival-1" and isinstance(state["model"], dict)
+
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["format"] == "lgerisk-survival-1" and card["method"] == "pretrained probe"
+    assert card["data"]["synthetic"] is True and card["data"]["cases"] == 32 and card["data"]["left_out"] == {}
+    survival = card["survival"]
+    times, cumhaz = np.array(survival["baseline_times"]), np.array(survival["baseline_cumhaz"])
+    assert len(times) == len(cumhaz) > 0 and np.all(np.diff(times) > 0) and np.all(np.diff(cumhaz) > 0)
+    low, high = survival["risk_thresholds"]
+    assert low < high
+    assert survival["horizons"] == [1.0, 3.0, 5.0]
+    assert {"slice_spacing_mm", "image_p99", "scar_percent"} <= set(card["training_ranges"])
+    assert all(a <= b for a, b in card["training_ranges"].values())
+    assert card["labels"] == "emidec" and card["preprocessing"]["settings_hash"]
+    assert card["tabular"]["radiomics"] == [] and card["tabular"]["covariates"] == []
+    assert card["concepts"] and "not" in card["intended_use"]
+    assert card["evaluation"]["methods"] == METHODS
+    assert [s["name"] for s in card["evaluation"]["splits"]] == ["fold1", "fold2", "fold3"]
+    assert {row["method"] for row in card["evaluation"]["metrics"]} == {*METHODS, ORACLE}
+    assert card["evaluation"]["model_metrics"][0]["method"] == "pretrained probe"
+
+    table = pd.read_csv(run / "comparison.csv")
+    assert list(table["method"]) == [*METHODS, ORACLE]
+    assert set(table.loc[table["method"] != ORACLE, "evaluation"]) == {"cv"}
+    assert table["synthetic"].all()
+    for column in ("harrell_c", "harrell_c_low", "harrell_c_high", "uno_c", "auc_1", "auc_3", "auc_5", "ibs"):
+        assert column in table.columns, column
+    for name in ("harrell_c", "uno_c"):
+        rows = table[np.isfinite(table[f"{name}_low"])]
+        assert len(rows) == len(table)
+        assert (rows[f"{name}_low"] <= rows[name] + 1e-12).all() and (rows[name] <= rows[f"{name}_high"] + 1e-12).all()
+        assert table[name].between(0, 1).all()
+    assert table.loc[table["method"] != ORACLE, "ibs"].between(0, 1).all()
+    assert np.isnan(table.loc[table["method"] == ORACLE, "ibs"]).all()  # no survival curves for the oracle
+    assert (table["n"] == 32).all() and (table["events"] == 14).all()
+    assert json.loads((run / "comparison.json").read_text())["synthetic"] is True
+
+    predictions = pd.read_csv(run / "predictions.csv", dtype={"case_id": str})
+    assert not [c for c in predictions.columns if c.startswith("s@")]
+    assert {"survival_1", "survival_3", "survival_5", "risk_group", "risk"} <= set(predictions.columns)
+    cv = predictions[predictions["evaluation"] == "cv"]
+    assert set(cv["role"]) == {"test"}
+    for method in METHODS:
+        counts = cv.loc[cv["method"] == method, "case_id"].value_counts()
+        assert len(counts) == 32 and (counts == 1).all(), method
+    assert set(cv["risk_group"]) <= {"low", "intermediate", "high"}
+    survival_columns = cv[["survival_1", "survival_3", "survival_5"]].to_numpy()
+    assert ((survival_columns >= 0) & (survival_columns <= 1)).all()
+    assert (np.diff(survival_columns, axis=1) <= 1e-12).all()
+
+    for method in ("scar-pct-cox", "radiomics-cox", "deep-scratch-full", "pretrained-probe"):
+        assert (run / f"km_{method}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(pd.read_csv(run / "metrics_by_split.csv")) == 3 * len(METHODS)
+    assert len(list((run / "parts").glob("fold*/*.csv"))) == 3 * len(METHODS)
+
+
+def test_same_config_same_results(runs, tmp_path: Path) -> None:
+    """A second run of the same configuration into another folder (no shared parts) matches."""
+    again = tmp_path / "again"
+    _check(run_cli("finetune", "--data", SAMPLE_DATA, "--features", runs["features"], "--encoder", runs["encoder"],
+                   "--out", again, "--jobs", "2", *FINETUNE_TINY), "the repeated run")
+    for name in ("comparison.csv", "predictions.csv", "metrics_by_split.csv"):
+        assert (again / name).read_text() == (runs["main"] / name).read_text(), name
+    first = torch.load(runs["main"] / "model.pt", weights_only=True)["model"]
+    second = torch.load(again / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def test_rerun_reuses_parts_and_changed_settings_refit(small_run, tmp_path: Path, monkeypatch) -> None:
+    from lgerisk.training import finetune
+
+    source, args = small_run
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    parts = sorted((run / "parts").glob("fold*/*.csv"))
+    assert len(parts) == 3
+    stamps = {p: p.stat().st_mtime_ns for p in parts}
+    calls: list[str] = []
+    original = finetune.fit_method
+
+    def counting(name, workspace, train, seed, say=None):
+        calls.append(name)
+        return original(name, workspace, train, seed, say)
+
+    monkeypatch.setattr(finetune, "fit_method", counting)
+    _check(run_cli(*args, "--out", run), "the rerun")
+    assert len(calls) == 1  # the final model only: every (method, fold) fit was reused
+    assert {p: p.stat().st_mtime_ns for p in parts} == stamps
+    assert (run / "predictions.csv").read_text() == (source / "predictions.csv").read_text()
+
+    calls.clear()
+    _check(run_cli(*args, "--out", run, "--penalizer", "0.5"), "the rerun with another penalizer")
+    assert len(calls) == 4  # three folds and the final model
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in parts)
+    assert (run / "predictions.csv").read_text() != (source / "predictions.csv").read_text()
+
+
+def test_changed_outcomes_are_not_served_from_stale_parts(small_run, tmp_path: Path) -> None:
+    """Same settings, other outcomes for the same cases: the parts must be refitted, not reused."""
+    source, args = small_run
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    changed = _outcomes_copy(tmp_path / "other", lambda t: t[~t["case_id"].isin(LEFT_OUT)].assign(
+        time=lambda f: f["time"] * 1.5))
+    at = args.index("--outcomes")
+    result = run_cli(*args[:at + 1], changed, *args[at + 2:], "--out", run)
+    _check(result, "the run with changed outcomes")
+    predictions = pd.read_csv(run / "predictions.csv", dtype={"case_id": str})
+    original = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str}).set_index("case_id")["time"]
+    assert np.allclose(predictions["time"], original.loc[predictions["case_id"]].to_numpy() * 1.5)
+
+
+# ------------------------------------------------------------------------------------------ label fraction, cases
+
+
+def test_label_fraction_halves_each_training_fold(small_run) -> None:
+    from lgerisk.training.finetune import FinetuneConfig, make_splits
+
+    run, _ = small_run
+    outcomes = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str})
+    outcomes = outcomes[~outcomes["case_id"].isin(LEFT_OUT)]
+    event = dict(zip(outcomes["case_id"], outcomes["event"].astype(int)))
+    whole = make_splits(sorted(event), event, FinetuneConfig(folds=3))
+    for split in whole:
+        part = pd.read_csv(run / "parts" / split.name / "pretrained-probe.csv", dtype={"case_id": str})
+        train = set(part.loc[part["role"] == "train", "case_id"])
+        test = set(part.loc[part["role"] == "test", "case_id"])
+        assert test == set(split.test)  # the evaluation cases do not change with the label fraction
+        assert train < set(split.train)
+        assert abs(len(train) - len(split.train) / 2) <= 1
+        assert sum(event[c] for c in train) >= 2
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["config"]["label_fraction"] == 0.5
+    assert [s["train"] for s in card["evaluation"]["splits"]] == [round(len(s.train) / 2 + 1e-9) for s in whole]
+
+
+def test_cases_without_outcome_are_left_out_and_listed(small_run) -> None:
+    run, _ = small_run
+    card = json.loads((run / "model_card.json").read_text())
+    assert sorted(card["data"]["left_out"]) == LEFT_OUT
+    assert all("outcome" in why for why in card["data"]["left_out"].values())
+    assert card["data"]["labelled_cases"] == 29 and card["data"]["cases"] == 29
+    predictions = pd.read_csv(run / "predictions.csv", dtype={"case_id": str})
+    assert not set(LEFT_OUT) & set(predictions["case_id"])
+
+
+def test_outcomes_with_only_time_and_event(runs, tmp_path: Path) -> None:
+    """An outcomes table without any covariate column is the commonest kind."""
+    outcomes = _outcomes_copy(tmp_path, lambda t: t[["case_id", "time", "event"]])
+    from lgerisk.training.data import prepare_data
+    from lgerisk.training.finetune import labelled_cases
+
+    prepared = prepare_data(runs["prep"], tmp_path / "cache", features=runs["features"], quiet=True)
+    ids, _, _, covariates, skipped = labelled_cases(prepared, outcomes, ())
+    assert len(ids) == 32 and not skipped and covariates.shape == (32, 0)
+
+
+# ------------------------------------------------------------------------------------------ tabular inputs
+
+
+def test_covariates_and_radiomics_are_in_the_model(runs) -> None:
+    card = json.loads((runs["tabular"] / "model_card.json").read_text())
+    tabular = card["tabular"]
+    assert tabular["covariates"] == ["age", "lvef"] and len(tabular["covariate_mean"]) == 2
+    assert tabular["radiomics"] and len(tabular["radiomics"]) <= 10
+    assert len(tabular["radiomics_mean"]) == len(tabular["radiomics_scale"]) == len(tabular["radiomics"])
+    assert all("__" in name for name in tabular["radiomics"])  # pyradiomics features, not QC columns
+    assert card["method"] == "pretrained probe + radiomics + age,lvef"
+    assert card["model"]["n_tabular"] == len(tabular["radiomics"]) + 2
+    assert card["evaluation"]["methods"] == ["pretrained probe + radiomics + age,lvef"]
+
+
+def test_covariate_errors(runs, tmp_path: Path, cli) -> None:
+    base = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+            "--no-baselines", *FINETUNE_TINY]
+    result = cli(*base, "--out", tmp_path / "a", "--covariates", "age,weight",
+                 "--outcomes", SAMPLE_DATA / "outcomes.csv")
+    assert result.exit_code == 2
+    assert "'weight'" in result.output and "not in the outcomes table" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
+    text = _outcomes_copy(tmp_path / "text", lambda t: t.assign(nyha=["II" if i % 2 else "III" for i in range(len(t))]))
+    result = cli(*base, "--out", tmp_path / "b", "--covariates", "age,nyha", "--outcomes", text)
+    assert result.exit_code == 2 and "'nyha'" in result.output and "not numeric" in result.output
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_input(runs, tmp_path: Path, cli) -> None:
+    base = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+            "--no-baselines", *FINETUNE_TINY]
+    censored = _outcomes_copy(tmp_path / "censored", lambda t: t.assign(event=0))
+    result = cli(*base, "--out", tmp_path / "r1", "--outcomes", censored)
+    assert result.exit_code == 2 and "all 32" in result.output and "censored" in result.output
+
+    result = cli(*base, "--out", tmp_path / "r2", "--folds", "20")
+    assert result.exit_code == 2 and "14 events" in result.output and "20 folds" in result.output
+
+    for fraction in ("0", "1.5"):
+        result = cli(*base, "--out", tmp_path / "r3", "--label-fraction", fraction)
+        assert result.exit_code == 2 and "--label-fraction" in result.output, fraction
+
+    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["prep"],
+                 "--out", tmp_path / "r4", *FINETUNE_TINY)
+    assert result.exit_code == 2 and "not a pretraining run" in result.output
+
+    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--mode", "probe",
+                 "--out", tmp_path / "r5", *FINETUNE_TINY)
+    assert result.exit_code == 2 and "--encoder" in result.output
+
+    other = tmp_path / "other-encoder"
+    shutil.copytree(runs["encoder"], other, ignore=shutil.ignore_patterns("cache", "checkpoint"))
+    card = json.loads((other / "model_card.json").read_text())
+    card["preprocessing"]["settings_hash"] = "0123456789abcdef"
+    (other / "model_card.json").write_text(json.dumps(card))
+    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", other,
+                 "--out", tmp_path / "r6", *FINETUNE_TINY)
+    assert result.exit_code == 2 and "other settings" in result.output
+    for r in ("r1", "r2", "r3", "r4", "r5", "r6"):
+        assert not (tmp_path / r / "model.pt").exists()
+    assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------------ leakage
+
+
+def _fold1_risks(part: Path, role: str) -> pd.Series:
+    table = pd.read_csv(part, dtype={"case_id": str}, float_precision="round_trip")
+    return table[table["role"] == role].set_index("case_id")["risk"]
+
+
+def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, monkeypatch) -> None:
+    """Test-fold rows of the feature table set to a perfect function of the outcome leave that fold's
+    training risks unchanged, for the radiomics Cox baseline and for the model with radiomics inputs
+    (selection, scaling and fit see training rows only), while the test rows' risks do move."""
+    from lgerisk.evaluation.baselines import RadiomicsCox
+    from lgerisk.training import finetune
+
+    baseline = runs["main"] / "parts" / "fold1" / "radiomics-cox.csv"
+    model = runs["tabular"] / "parts" / "fold1" / "pretrained-probe-plus-radiomics-plus-age-lvef.csv"
+    train_ids = list(_fold1_risks(baseline, "train").index)
+    test_ids = list(_fold1_risks(baseline, "test").index)
+    assert list(_fold1_risks(model, "test").index) == test_ids  # the same folds in both runs
+    table = pd.read_csv(runs["features"], dtype={"case_id": str}, low_memory=False).set_index("case_id", drop=False)
+    outcomes = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str}).set_index("case_id")
+    selected = RadiomicsCox(max_features=10, penalizer=0.1).fit(
+        table.loc[train_ids], outcomes.loc[train_ids, "time"].to_numpy(), outcomes.loc[train_ids, "event"].to_numpy()
+    ).selected_
+    column = selected[0]  # poison a feature the fold's models use, so that their test risks must move
+    rows = table["case_id"].isin(test_ids)
+    ours = outcomes.loc[table.loc[rows, "case_id"]]
+    table.loc[rows, column] = (-np.log(ours["time"]) + 3 * ours["event"]).to_numpy() * 100
+    poisoned = tmp_path / "poisoned.csv"
+    table.to_csv(poisoned, index=False)
+
+    # only the two methods this needs (the last one is the model the run saves)
+    names = lambda config, pretrained: ["radiomics Cox", finetune.model_name(config, pretrained)]
+    monkeypatch.setattr(finetune, "method_names", names)
+    _check(run_cli("finetune", "--data", runs["prep"], "--features", poisoned, "--encoder", runs["encoder"],
+                   "--out", tmp_path / "run", "--with-radiomics", "--covariates", "age,lvef", *FINETUNE_TINY),
+           "the poisoned run")
+    for before in (baseline, model):
+        after = tmp_path / "run" / "parts" / "fold1" / before.name
+        pd.testing.assert_series_equal(_fold1_risks(after, "train"), _fold1_risks(before, "train"), rtol=0,
+                                       atol=1e-9)
+        moved = _fold1_risks(after, "test") - _fold1_risks(before, "test")
+        assert moved.abs().max() > 1e-3, before.name
