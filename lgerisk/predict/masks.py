@@ -1,0 +1,65 @@
+"""Where a scan's segmentation lies when ``--mask`` is not given, and the ``Case`` of a lone scan.
+
+Conventions, tried in order for a scan ``DIR/X.ext`` (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ...):
+
+1. ``DIR/X_seg.ext``, ``DIR/X_mask.ext``, ``DIR/X_label.ext``, ``DIR/X_labels.ext`` (any supported extension);
+2. EMIDEC: ``ID/Images/ID.nii.gz`` -> ``ID/Contours/ID.nii.gz``;
+3. the cohort layout: ``images/X.ext`` -> ``masks/X.*`` or ``labels/X.*``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lgerisk.errors import InputError
+from lgerisk.io.cohort import Case, check_case_id
+from lgerisk.io.scans import scan_stem
+
+SUFFIXES = ("_seg", "_mask", "_label", "_labels")
+EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+def find_mask(scan: str | Path) -> Path | None:
+    """The segmentation beside ``scan`` by the conventions above, or ``None``.
+
+    Example:
+        >>> find_mask("cohort/P01.nii.gz")          # doctest: +SKIP
+        PosixPath('cohort/P01_seg.nii.gz')
+    """
+    scan = Path(scan)
+    stem, folder = scan_stem(scan), scan.parent
+    for suffix in SUFFIXES:
+        for extension in EXTENSIONS:
+            candidate = folder / f"{stem}{suffix}{extension}"
+            if candidate.is_file():
+                return candidate
+    if folder.name == "Images":
+        candidate = folder.parent / "Contours" / scan.name
+        if candidate.is_file():
+            return candidate
+    if folder.name == "images":
+        for name in ("masks", "labels"):
+            other = folder.parent / name
+            if other.is_dir():
+                for candidate in sorted(other.glob(f"{stem}.*")):
+                    if scan_stem(candidate) == stem and candidate.is_file():
+                        return candidate
+    return None
+
+
+def scan_case(scan: str | Path, mask: str | Path | None = None) -> Case:
+    """The ``Case`` of one scan: its id is the file's stem (never the path), its mask given or found."""
+    scan = Path(scan)
+    if not scan.exists():
+        raise InputError(f"{scan}: no such file or folder.")
+    if scan.is_dir() and not any(scan.iterdir()):
+        raise InputError(f"{scan}: folder is empty.")
+    found = Path(mask) if mask is not None else find_mask(scan)
+    if found is None:
+        raise InputError(f"{scan}: no segmentation found; give --mask, or put it beside the scan as "
+                         f"{scan_stem(scan)}_seg.nii.gz (see README, 'Predict').")
+    if not found.exists():
+        raise InputError(f"{found}: mask file does not exist.")
+    stem = scan_stem(scan) if scan.is_file() else scan.name
+    case_id = check_case_id("".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem), str(scan))
+    return Case(case_id, scan, found)

@@ -1,0 +1,251 @@
+"""lgerisk predict: one scan (mask by convention), a cohort (resumable), covariate and radiomics models,
+the real EMIDEC scans, and bad input. Reuses the risk models of tests/training/test_finetune.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from lgerisk.predict.masks import find_mask, scan_case
+from lgerisk.predict.run import out_of_range_warnings
+from tests.conftest import SAMPLE_DATA
+from tests.training.test_finetune import one_torch_thread, shared_runs  # noqa: F401 - a fixture
+
+HORIZONS = ("survival_1", "survival_3", "survival_5")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return shared_runs(tmp_path_factory)
+
+
+@pytest.fixture
+def no_model_env(monkeypatch) -> None:
+    monkeypatch.delenv("LGERISK_MODEL", raising=False)
+
+
+def _scan_pair(folder: Path, case: str, name: str = "X") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLE_DATA / "images" / f"{case}.nii.gz", folder / f"{name}.nii.gz")
+    shutil.copy(SAMPLE_DATA / "masks" / f"{case}.nii.gz", folder / f"{name}_seg.nii.gz")
+    return folder / f"{name}.nii.gz"
+
+
+def _check_record(record: dict) -> None:
+    assert record["risk_group"] in ("low", "intermediate", "high")
+    assert np.isfinite(record["risk_score"])
+    survival = [record[h] for h in HORIZONS]
+    assert all(0 <= s <= 1 for s in survival) and survival == sorted(survival, reverse=True)
+    assert isinstance(record["warnings"], list)
+
+
+# ------------------------------------------------------------------------------------------ mask conventions
+
+
+def test_find_mask_conventions(tmp_path: Path) -> None:
+    for suffix in ("_seg.nii.gz", "_mask.nrrd", "_labels.nii"):
+        folder = tmp_path / suffix.strip("._")
+        folder.mkdir()
+        (folder / "P1.nii.gz").write_bytes(b"x")
+        (folder / f"P1{suffix}").write_bytes(b"x")
+        assert find_mask(folder / "P1.nii.gz") == folder / f"P1{suffix}"
+    emidec = tmp_path / "Case_P1"
+    (emidec / "Images").mkdir(parents=True)
+    (emidec / "Contours").mkdir()
+    (emidec / "Images" / "Case_P1.nii.gz").write_bytes(b"x")
+    (emidec / "Contours" / "Case_P1.nii.gz").write_bytes(b"x")
+    assert find_mask(emidec / "Images" / "Case_P1.nii.gz") == emidec / "Contours" / "Case_P1.nii.gz"
+    cohort = tmp_path / "cohort"
+    (cohort / "images").mkdir(parents=True)
+    (cohort / "labels").mkdir()
+    (cohort / "images" / "A.nii.gz").write_bytes(b"x")
+    (cohort / "labels" / "A.nii.gz").write_bytes(b"x")
+    (cohort / "labels" / "A2.nii.gz").write_bytes(b"x")
+    assert find_mask(cohort / "images" / "A.nii.gz") == cohort / "labels" / "A.nii.gz"
+    assert find_mask(cohort / "images" / "B.nii.gz") is None
+    case = scan_case(cohort / "images" / "A.nii.gz")
+    assert case.case_id == "A" and case.mask == cohort / "labels" / "A.nii.gz"
+
+
+def test_out_of_range_warnings_name_the_quantity() -> None:
+    ranges = {"slice_spacing_mm": [8.314, 12.975], "inplane_spacing_mm": [1.4117, 1.7955], "image_p99": [1.1, 1.5]}
+    warnings = out_of_range_warnings({"slice_spacing_mm": 13.0, "original_spacing_mm": [1.406, 1.406, 13.0]}, 1.2,
+                                     ranges)
+    assert len(warnings) == 2
+    # the value and the violated bound must read differently (not "13 mm is outside 8.31-13 mm")
+    assert warnings[0] == "slice spacing 13 mm is outside the training range 8.314-12.97 mm"
+    assert "1.406" in warnings[1] and "1.412" in warnings[1]
+    assert out_of_range_warnings({"slice_spacing_mm": 10.0}, 1.2, ranges) == []
+
+
+# ------------------------------------------------------------------------------------------ one scan
+
+
+def test_single_scan_with_mask_by_convention(runs, tmp_path: Path, cli) -> None:
+    scan = _scan_pair(tmp_path / "in", "synth-0003")
+    result = cli("predict", scan, "--model", runs["main"], "--format", "json", "--quiet")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert len(records) == 1
+    record = records[0]
+    assert record["case_id"] == "X"
+    _check_record(record)
+    qc = json.loads((runs["prep"] / "cases" / "synth-0003" / "qc.json").read_text())
+    assert record["scar_percent"] == qc["scar_percent"]
+    assert record["model_trained_on_synthetic"] is True and record["model_method"] == "pretrained probe"
+
+    result = cli("predict", scan, "--model", runs["main"], "--format", "csv", "--quiet")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert list(table["case_id"]) == ["X"] and table.loc[0, "risk_score"] == pytest.approx(record["risk_score"])
+    assert {"risk_group", *HORIZONS, "scar_percent", "warnings"} <= set(table.columns)
+
+
+def test_cohort_to_a_file_resumes(runs, tmp_path: Path, cli) -> None:
+    out = tmp_path / "risk.csv"
+    result = cli("predict", "--data", SAMPLE_DATA, "--model", runs["main"], "--out", out, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, dtype={"case_id": str})
+    assert len(table) == 32 and table["case_id"].is_unique
+    assert set(table["risk_group"]) <= {"low", "intermediate", "high"}
+    first = out.read_text()
+    result = cli("predict", "--data", SAMPLE_DATA, "--model", runs["main"], "--out", out, "--jobs", "1")
+    assert result.exit_code == 0 and "32 already done" in result.output
+    assert out.read_text() == first
+    assert not Path(f"{out}.errors.csv").exists()
+
+    # the same cohort, already preprocessed (lgerisk preprocess output): used as it is, same predictions
+    result = cli("predict", "--data", runs["prep"], "--model", runs["main"], "--out", tmp_path / "prep.csv")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "prep.csv").read_text() == first
+
+
+def test_a_case_preprocessed_with_other_settings_is_refused(runs, tmp_path: Path, cli) -> None:
+    case = tmp_path / "cases" / "synth-0001"
+    shutil.copytree(runs["prep"] / "cases" / "synth-0001", case)
+    qc = json.loads((case / "qc.json").read_text())
+    (case / "qc.json").write_text(json.dumps({**qc, "settings_hash": "0123456789abcdef"}))
+    result = cli("predict", case / "image.nii.gz", "--mask", case / "mask.nii.gz", "--model", runs["main"])
+    assert result.exit_code == 1 and "other settings" in result.output and "raw scan" in result.output
+
+
+# ------------------------------------------------------------------------------------------ tabular models
+
+
+def test_covariate_and_radiomics_model(runs, tmp_path: Path, cli) -> None:
+    scan = _scan_pair(tmp_path / "in", "synth-0007", name="P7")
+    result = cli("predict", scan, "--model", runs["tabular"], "--format", "json")
+    assert result.exit_code == 1
+    assert "P7" in result.output and "covariate" in result.output and "age" in result.output
+    assert "--clinical" in result.output
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text("case_id,age,lvef\nP7,61.5,42.0\n")
+    result = cli("predict", scan, "--model", runs["tabular"], "--format", "json", "--clinical", clinical, "--quiet")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)[0]
+    _check_record(record)
+    assert record["model_method"] == "pretrained probe + radiomics + age,lvef"
+    # other covariate values, other risk (the values are used, not just required)
+    clinical.write_text("case_id,age,lvef\nP7,81.5,22.0\n")
+    result = cli("predict", scan, "--model", runs["tabular"], "--format", "json", "--clinical", clinical, "--quiet")
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["risk_score"] != record["risk_score"]
+
+
+def test_changed_clinical_values_are_not_served_from_the_resume_cache(runs, tmp_path: Path, cli) -> None:
+    scan = _scan_pair(tmp_path / "in", "synth-0007", name="P7")
+    clinical, out = tmp_path / "clinical.csv", tmp_path / "out.csv"
+    risks = []
+    for age in (61.5, 81.5):
+        clinical.write_text(f"case_id,age,lvef\nP7,{age},42.0\n")
+        result = cli("predict", scan, "--model", runs["tabular"], "--clinical", clinical, "--out", out)
+        assert result.exit_code == 0, result.output
+        risks.append(pd.read_csv(out)["risk_score"].iloc[0])
+    assert risks[0] != risks[1]
+
+
+def test_a_training_scan_gets_the_inputs_it_was_trained_with(runs, tmp_path: Path) -> None:
+    """No train/serve skew: predict's tensor and radiomics of a training scan equal the finetune run's."""
+    import torch
+
+    from lgerisk.predict.run import RiskPredictor
+
+    predictor = RiskPredictor.load(runs["tabular"])
+    case = scan_case(_scan_pair(tmp_path / "in", "synth-0007", name="P7"))
+    prepared, _ = predictor.prepare(case, tmp_path / "work")
+    image, tabular, row = predictor.inputs(prepared, {"age": 50.0, "lvef": 40.0})
+    cached = np.load(next((runs["tabular"] / "cache" / "tensors").glob("synth-0007-*.npy")))
+    assert torch.equal(image[0], torch.from_numpy(cached))
+    table = pd.read_csv(runs["features"], dtype={"case_id": str}, float_precision="round_trip").set_index("case_id")
+    names = predictor.tabular["radiomics"]
+    np.testing.assert_allclose([row[c] for c in names], table.loc["synth-0007", names].to_numpy(float), rtol=1e-12)
+    assert tabular.shape == (1, len(names) + 2)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_input(runs, tmp_path: Path, cli, no_model_env) -> None:
+    lone = tmp_path / "lone" / "Y.nii.gz"
+    lone.parent.mkdir()
+    shutil.copy(SAMPLE_DATA / "images" / "synth-0001.nii.gz", lone)
+    result = cli("predict", lone, "--model", runs["main"])
+    assert result.exit_code == 2 and str(lone) in result.output and "--mask" in result.output
+
+    scan = _scan_pair(tmp_path / "in", "synth-0001")
+    result = cli("predict", scan)
+    assert result.exit_code == 2 and "lgerisk finetune" in result.output
+
+    result = cli("predict", scan, "--model", runs["encoder"])
+    assert result.exit_code == 2 and "pretraining run" in result.output
+
+    result = cli("predict", scan, "--model", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_model_from_the_environment(runs, tmp_path: Path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("LGERISK_MODEL", str(runs["main"]))
+    result = cli("predict", _scan_pair(tmp_path / "in", "synth-0001"), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(io.StringIO(result.stdout))["case_id"].tolist() == ["X"]
+
+
+def test_single_slice_scan_is_a_clear_case_failure(runs, tmp_path: Path, cli) -> None:
+    folder = tmp_path / "slice"
+    folder.mkdir()
+    for kind, name in (("images", "S.nii.gz"), ("masks", "S_seg.nii.gz")):
+        volume = sitk.ReadImage(str(SAMPLE_DATA / kind / "synth-0002.nii.gz"))
+        middle = volume.GetSize()[2] // 2
+        sitk.WriteImage(volume[:, :, middle:middle + 1], str(folder / name))
+    result = cli("predict", folder / "S.nii.gz", "--model", runs["main"])
+    assert result.exit_code == 1
+    assert "S.nii.gz" in result.output and "slice" in result.output
+    assert result.stdout == ""  # no records, no stray CSV line
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+# ------------------------------------------------------------------------------------------ real scans
+
+
+def test_real_emidec_scans(runs, emidec: Path, cli) -> None:
+    scans = [emidec / name / "Images" / f"{name}.nii.gz" for name in ("samplePositive", "sampleNegative")]
+    result = cli("predict", *scans, "--model", runs["main"], "--format", "json", "--quiet")
+    assert result.exit_code == 0, result.output
+    records = {r["case_id"]: r for r in json.loads(result.stdout)}
+    assert set(records) == {"samplePositive", "sampleNegative"}
+    for name, record in records.items():
+        _check_record(record)
+        labels = np.rint(sitk.GetArrayFromImage(sitk.ReadImage(str(emidec / name / "Contours" / f"{name}.nii.gz"))))
+        direct = 100 * np.isin(labels, (3, 4)).sum() / np.isin(labels, (2, 3, 4)).sum()
+        assert record["scar_percent"] == pytest.approx(direct, abs=0.5), name
+    # real scans differ from the synthetic training cohort, and the records say so
+    assert all(r["warnings"] for r in records.values())
+    assert any("intensity" in w for r in records.values() for w in r["warnings"])
+    assert str(emidec) not in result.stdout and "/" not in "".join(records)
