@@ -1,0 +1,126 @@
+"""``lgerisk demo``: the whole chain on the shipped SYNTHETIC sample cohort, in a few minutes on a CPU.
+
+preprocess -> extract-radiomics -> pretrain -> finetune (with baselines) -> predict -> explain,
+each step the same library call its command makes, into ``OUT/`` (default ``lgerisk-demo/``).
+A rerun reuses every finished step's outputs (the steps are resumable).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lgerisk.errors import InputError
+
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """How big the demo's models are (``quick`` is what the tests run)."""
+
+    pretrain_epochs: int = 5
+    width: int = 16
+    embedding_dim: int = 256
+    tensor: tuple[tuple[str, int], ...] = ()
+    folds: int = 5
+    finetune_epochs: int = 3
+    bootstrap: int = 200
+    explain_steps: int = 32
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        """Tiny settings: seconds, not minutes (for tests)."""
+        return cls(pretrain_epochs=1, width=4, embedding_dim=16, tensor=(("slices", 4), ("size", 32)), folds=3,
+                   finetune_epochs=1, bootstrap=20, explain_steps=8)
+
+
+def find_sample_data(data: str | Path | None = None) -> Path:
+    """The sample cohort: ``data`` if given, else the repository's ``sample_data/``."""
+    path = Path(data) if data is not None else SAMPLE_DATA
+    if not (path / "images").is_dir() or not (path / "outcomes.csv").is_file():
+        raise InputError(f"{path}: sample data not found (images/ and outcomes.csv); run the demo from a clone of "
+                         "the repository, or give --data, or make a cohort with: lgerisk synth DIR.")
+    return path
+
+
+def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSettings(), data: str | Path | None = None,
+             device: str = "auto", fresh: bool = False, say: Callable[[Any], None] = print,
+             quiet_steps: bool = True) -> dict[str, Any]:
+    """Run the chain; returns the comparison table, the outputs and the timings."""
+    from lgerisk.explain.run import explain_cases
+    from lgerisk.predict.masks import scan_case
+    from lgerisk.predict.run import predict_cases
+    from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.preprocess.run import preprocess_cohort
+    from lgerisk.radiomics.run import extract_cohort
+    from lgerisk.training.finetune import FinetuneConfig, run_finetune
+    from lgerisk.training.pretrain import PretrainConfig, run_pretrain
+
+    source = find_sample_data(data)
+    out = Path(out)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prep, features, pretrain, risk = out / "prep", out / "radiomics.csv", out / "pretrain", out / "risk"
+    tensor = dict(settings.tensor)
+    timings: dict[str, float] = {}
+
+    def step(name: str, command: str) -> float:
+        say(f"[bold]{name}[/]  [dim]{command}[/]")
+        return time.perf_counter()
+
+    started = step("1/6 preprocess", f"lgerisk preprocess --data {source} --out {prep}")
+    report, _ = preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, quiet=quiet_steps)
+    timings["preprocess"] = time.perf_counter() - started
+    say(f"    {len(report.done) + len(report.skipped)} SYNTHETIC cases preprocessed ({timings['preprocess']:.0f} s)")
+
+    started = step("2/6 extract-radiomics", f"lgerisk extract-radiomics --data {prep} --out {features}")
+    report, table, _ = extract_cohort(prep, features, quiet=quiet_steps)
+    timings["extract-radiomics"] = time.perf_counter() - started
+    say(f"    {table.shape[1]} columns for {len(table)} cases ({timings['extract-radiomics']:.0f} s)")
+
+    started = step("3/6 pretrain", f"lgerisk pretrain --data {prep} --features {features} --out {pretrain} "
+                                   f"--epochs {settings.pretrain_epochs}")
+    if not (pretrain / "model.pt").is_file():
+        shutil.rmtree(pretrain, ignore_errors=True)
+        run_pretrain(prep, pretrain, PretrainConfig(epochs=settings.pretrain_epochs, width=settings.width,
+                                                    embedding_dim=settings.embedding_dim, tensor=tensor),
+                     features=str(features), device=device, quiet=quiet_steps)
+    timings["pretrain"] = time.perf_counter() - started
+    say(f"    hybrid image<->radiomics pretraining, {settings.pretrain_epochs} epoch(s) ({timings['pretrain']:.0f} s)")
+
+    started = step("4/6 finetune", f"lgerisk finetune --data {prep} --features {features} --encoder {pretrain} "
+                                   f"--out {risk} --folds {settings.folds}")
+    shutil.copy(source / "ground_truth.csv", prep / "ground_truth.csv")  # the oracle row (synthetic truth)
+    summary = run_finetune(prep, risk, FinetuneConfig(folds=settings.folds, epochs=settings.finetune_epochs,
+                                                      n_boot=settings.bootstrap, width=settings.width,
+                                                      embedding_dim=settings.embedding_dim, tensor=tensor),
+                           encoder=pretrain, features=str(features), device=device, quiet=quiet_steps)
+    timings["finetune"] = time.perf_counter() - started
+    say(f"    {summary['cases']} cases, {summary['events']} events, {settings.folds}-fold CV; final model "
+        f"'{summary['model']}' ({timings['finetune']:.0f} s)")
+
+    scans = sorted((source / "images").glob("*.nii.gz"))[:3]
+    started = step("5/6 predict", f"lgerisk predict {' '.join(str(s) for s in scans)} --model {risk} "
+                                  f"--out {out / 'predictions.csv'}")
+    cases = [scan_case(scan) for scan in scans]
+    report, records, _ = predict_cases(cases, risk, out / "predictions.csv", fmt="csv", device="cpu",
+                                       quiet=quiet_steps)
+    timings["predict"] = time.perf_counter() - started
+    for record in records:
+        say(f"    {record['case_id']}: risk {record['risk_score']:+.2f} ({record['risk_group']}), "
+            f"scar {record['scar_percent']:.1f} %")
+
+    started = step("6/6 explain", f"lgerisk explain {scans[0]} --model {risk} --out {out / 'explain'}")
+    report, pages = explain_cases(cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps,
+                                  quiet=quiet_steps)
+    timings["explain"] = time.perf_counter() - started
+    if report.failed:
+        raise InputError(f"explain failed: {next(iter(report.failed.values()))}")
+    return {"table": summary["table"], "synthetic": True, "timings": timings, "out": out,
+            "report": pages["cases"].get(cases[0].case_id), "risk": risk, "predictions": out / "predictions.csv"}

@@ -1,0 +1,214 @@
+"""Explaining predictions: the library behind ``lgerisk explain``.
+
+Per scan, ``OUT/ID/``::
+
+    report.html               one self-contained page (opens offline): summary, pictures, tables
+    gradcam.png               Grad-CAM of the risk on the last 3D block, over every slice
+    integrated_gradients.png  integrated gradients of the risk w.r.t. the image, over every slice
+    prediction.json           the prediction record plus the attribution checks
+    features.csv              the radiomics features most aligned with the model's risk over its
+                              training cohort (r with 95 % CI, embedding R²) and this scan's percentile
+
+For a cohort, also ``OUT/cohort.html`` with the embedding <-> radiomics correlation heatmap,
+the risk-tertile Kaplan-Meier plot (when outcomes are known) and every case's prediction, and
+``OUT/predictions.csv``. Cases already explained with the same model are skipped on rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
+from lgerisk.errors import InputError
+from lgerisk.io.atomic import write_csv, write_json
+from lgerisk.io.cohort import Case
+
+TOP_FEATURES = 10
+RECORD_FILE = "prediction.json"
+
+
+def _reference(model_dir: Path) -> tuple[Any, Any]:
+    """(concept alignment table, training feature table) saved by finetune."""
+    import pandas as pd
+
+    concepts_path, reference_path = model_dir / "concepts.csv", model_dir / "reference_features.csv"
+    for path in (concepts_path, reference_path):
+        if not path.is_file():
+            raise InputError(f"{model_dir}: risk model folder lacks {path.name} (written by lgerisk finetune); "
+                             "retrain it with this version.")
+    concepts = pd.read_csv(concepts_path)
+    reference = pd.read_csv(reference_path, dtype={"case_id": str}, low_memory=False)
+    return concepts, reference
+
+
+def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference: Any, steps: int = 32,
+                 key: str = "") -> dict[str, Any]:
+    """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features)."""
+    import numpy as np
+    import pandas as pd
+
+    from lgerisk.data.tensors import TensorSpec, case_tensor
+    from lgerisk.explain.attribution import grad_cam, integrated_gradients_attribution, myocardium_concentration
+    from lgerisk.explain.concepts import case_percentiles
+    from lgerisk.explain.montage import attribution_montage
+    from lgerisk.explain.report import html_report, summary_text
+    from lgerisk.radiomics.extract import feature_row
+    from lgerisk.radiomics.settings import ROIS, load_params, params_hash
+
+    folder = out / case.case_id
+    (folder / RECORD_FILE).unlink(missing_ok=True)
+    prepared, qc = predictor.prepare(case, out / ".work")
+    image, tabular, _ = predictor.inputs(prepared, case.covariates)
+    risk = predictor.risk(image, tabular)
+    record = predictor.record(case.case_id, risk, qc, image)
+    synthetic = case.case_id.startswith("synth-") or record["model_trained_on_synthetic"]
+
+    masks = case_tensor(prepared.image, prepared.mask,
+                        TensorSpec(slices=predictor.spec.slices, size=predictor.spec.size,
+                                   channels=("image", "myocardium", "scar")))
+    volume, myocardium, scar = masks[0], masks[1] > 0.5, masks[2] > 0.5
+    cam = grad_cam(predictor.model, image, tabular)
+    ig = integrated_gradients_attribution(predictor.model, image, tabular, steps=steps)
+    record["attribution"] = {
+        "gradcam_myocardium_ratio": _finite(myocardium_concentration(cam, myocardium)),
+        "ig_myocardium_ratio": _finite(myocardium_concentration(ig.values, myocardium)),
+        "ig_relative_delta": _finite(ig.relative_delta), "ig_steps": steps,
+        "note": "ratio = mean |attribution| per voxel inside the myocardium / outside it"}
+    title = f"{case.case_id}: risk {risk:.2f} ({record['risk_group']})"
+    gradcam_png = attribution_montage(volume, cam, myocardium, scar, folder / "gradcam.png",
+                                      f"Grad-CAM — {title}", synthetic=synthetic, label="Grad-CAM (raises risk)")
+    ig_png = attribution_montage(volume, ig.values, myocardium, scar, folder / "integrated_gradients.png",
+                                 f"Integrated gradients — {title}", synthetic=synthetic,
+                                 label="integrated gradients (signed)")
+
+    params = load_params()
+    rois = tuple(ROIS)
+    row = feature_row(case.case_id, prepared.image, prepared.mask, params, rois, params_hash(params, rois))
+    features = concepts["feature"].tolist()
+    numeric = {f: _number(row.get(f)) for f in features}
+    percentiles = case_percentiles(pd.Series(numeric, dtype=float),
+                                   reference[[f for f in features if f in reference.columns]])
+    top = concepts.head(TOP_FEATURES).copy()
+    top["this_scan"] = [numeric.get(f) for f in top["feature"]]
+    top["percentile"] = [percentiles.get(f, np.nan) for f in top["feature"]]
+    write_csv(folder / "features.csv", top)
+    prediction = {**record, "synthetic": synthetic,
+                  "survival": {h: record[f"survival_{h:g}"] for h in predictor.horizons}}
+    summary = summary_text(prediction, concepts, percentiles)
+    shown = {k: v for k, v in record.items() if k not in ("attribution",)}
+    html_report(folder / "report.html", f"lgerisk explanation: {case.case_id}", summary, shown,
+                {"Grad-CAM on the last 3D block (regions that raise the risk; myocardium and scar outlined)": gradcam_png,
+                 "Integrated gradients w.r.t. the image (red raises, blue lowers the risk)": ig_png},
+                {"Radiomics features most aligned with the model's risk over its training cohort": top,
+                 "Attribution checks": pd.DataFrame([record["attribution"]])}, synthetic=synthetic)
+    embedding = predictor.model.image_encoder(image).detach().float().cpu().numpy()[0] \
+        if predictor.model.config.use_image else np.zeros(0)
+    stored = {**record, "summary": summary}
+    write_json(folder / RECORD_FILE, {"key": key, "record": stored, "embedding": embedding.tolist(),
+                                      "features": {k: v for k, v in numeric.items() if v == v}}, sort_keys=False)
+    return stored
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value == value and abs(value) != float("inf") else None
+
+
+def _done(case: Case, out: Path, key: str) -> bool:
+    try:
+        stored = json.loads((out / case.case_id / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return stored.get("key") == key and (out / case.case_id / "report.html").is_file()
+
+
+def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, out: Path, steps: int,
+                 key: str) -> dict[str, Any]:
+    from lgerisk.predict.run import _predictor
+
+    concepts, reference = _reference(Path(model_dir))
+    return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key)
+
+
+def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+                  device: str = "cpu", labels: str | None = None, steps: int = 32, jobs: int = 1,
+                  shard: Shard = Shard(), cohort: bool = False, quiet: bool = False,
+                  debug: bool = False) -> tuple[BatchReport, dict[str, Any]]:
+    """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page."""
+    from lgerisk.predict.run import _predictor
+
+    out = Path(out)
+    predictor = _predictor(str(model_dir), device, labels)  # a bad model fails here, once
+    _reference(Path(model_dir))
+    key = predictor.model_hash + (labels or "") + f"-ig{steps}"
+    out.mkdir(parents=True, exist_ok=True)
+    work = partial(_explain_one, model_dir=str(model_dir), device=device, labels=labels, out=out, steps=steps,
+                   key=key)
+    report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key), out, jobs=jobs,
+                       description="explain", quiet=quiet, debug=debug)
+    collect_errors(out)
+    pages: dict[str, Any] = {"cases": {c.case_id: str(out / c.case_id / "report.html") for c in cases
+                                       if (out / c.case_id / "report.html").is_file()}}
+    if cohort:
+        pages.update(cohort_page(cases, predictor, out, key))
+    return report, pages
+
+
+def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[str, Any]:
+    """The cohort view: predictions table, embedding <-> radiomics heatmap, risk-tertile KM plot."""
+    import numpy as np
+    import pandas as pd
+
+    from lgerisk.evaluation.plots import km_by_risk_group
+    from lgerisk.explain.concepts import correlation_heatmap
+    from lgerisk.explain.report import html_report
+
+    records, embeddings, features, outcomes = [], [], [], []
+    for case in cases:
+        try:
+            stored = json.loads((out / case.case_id / RECORD_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if stored.get("key") != key:
+            continue
+        record = {k: v for k, v in stored["record"].items() if k not in ("summary", "attribution")}
+        record["warnings"] = "; ".join(record.get("warnings") or [])
+        records.append(record)
+        embeddings.append(stored["embedding"])
+        features.append(stored["features"])
+        outcomes.append((case.time, case.event))
+    if not records:
+        return {}
+    table = pd.DataFrame(records)
+    write_csv(out / "predictions.csv", table)
+    synthetic = bool(table["case_id"].astype(str).str.startswith("synth-").all()) or \
+        bool(table["model_trained_on_synthetic"].any())
+    images: dict[str, Path] = {}
+    embedding = np.asarray(embeddings, float)
+    frame = pd.DataFrame(features, index=table["case_id"])
+    if embedding.ndim == 2 and embedding.shape[1] and len(records) >= 5:
+        images["Embedding principal components vs radiomics features (Pearson r over this cohort)"] = \
+            correlation_heatmap(frame, embedding, out / "embedding_radiomics.png", synthetic=synthetic)
+    known = [(t, e, g) for (t, e), g in zip(outcomes, table["risk_group"]) if t is not None and e is not None]
+    if len(known) >= 3:
+        time, event, groups = (np.asarray(v) for v in zip(*known))
+        images["Kaplan-Meier by predicted risk group (thresholds: the training cohort's tertiles)"] = \
+            km_by_risk_group(time.astype(float), event.astype(int), groups, out / "km_risk_groups.png",
+                             "Observed survival by predicted risk group", synthetic=synthetic)
+    counts = table["risk_group"].value_counts().to_dict()
+    summary = (f"{len(table)} scans explained with model '{predictor.card.get('method')}'. Risk groups: "
+               + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high"))
+               + ". Each scan's own report is in its folder.")
+    html_report(out / "cohort.html", "lgerisk cohort explanation", summary, {"scans": len(table)}, images,
+                {"Predictions": table}, synthetic=synthetic)
+    return {"cohort": str(out / "cohort.html"), "predictions": str(out / "predictions.csv")}
