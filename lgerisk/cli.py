@@ -29,10 +29,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or s
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
 
 
-def _stderr():  # noqa: ANN202 - rich imported lazily
+def _stderr(wide: bool = False):  # noqa: ANN202 - rich imported lazily
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False)
+    if wide and not console.is_terminal:  # a log file or a pipe: do not fold tables at 80 columns
+        console = Console(stderr=True, highlight=False, width=160)
+    return console
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -245,13 +248,239 @@ def pretrain(
         console.print(f"pretrained on {summary['train_cases']} {kind} ({summary['val_cases']} held out) -> {out}")
 
 
-def _summary(report: Any, out: Path, quiet: bool) -> None:
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    from lgerisk.errors import InputError
+
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option} {text!r}: give comma-separated numbers, e.g. 1,3,5.") from None
+
+
+@app.command()
+@friendly
+def finetune(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Raw cohort (folder or manifest) or preprocessed folder, "
+                                       "with outcomes (time, event).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (model, model card, comparison "
+                                      "table, plots).")],
+    encoder: Annotated[Optional[Path], typer.Option("--encoder", "-e", help="Pretraining run folder (lgerisk "
+                                                    "pretrain); without it the network is trained from scratch.")
+                       ] = None,
+    outcomes: Annotated[Optional[Path], typer.Option("--outcomes", help="CSV case_id,time,event[,covariates] "
+                                                     "(default: the cohort's outcomes).")] = None,
+    features: Annotated[Optional[Path], typer.Option("--features", help="Feature table from extract-radiomics "
+                                                     "(default: extracted and cached in OUT/cache).")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="probe (frozen encoder, linear Cox head) or full "
+                                                "(end to end); default probe with --encoder, full without.")] = None,
+    with_radiomics: Annotated[bool, typer.Option("--with-radiomics", help="Radiomics features (selected inside "
+                                                 "each training fold) beside the image embedding.")] = False,
+    covariates: Annotated[str, typer.Option("--covariates", help="Clinical covariates beside the embedding, "
+                                            "e.g. age,lvef (columns of the outcomes table).")] = "",
+    folds: Annotated[int, typer.Option("--folds", "-k", min=0, help="Stratified cross-validation folds (0: none, "
+                                       "with --test-fraction).")] = 5,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share held out as a test split "
+                                                 "(0: none).")] = 0.0,
+    label_fraction: Annotated[float, typer.Option("--label-fraction", help="Share of each training fold used "
+                                                  "(label efficiency), in (0, 1].")] = 1.0,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Scar-% Cox, radiomics Cox and "
+                                            "the scratch network in the same folds.")] = True,
+    horizons: Annotated[str, typer.Option("--horizons", help="Times for survival probabilities and AUC, in the "
+                                          "outcomes' unit.")] = "1,3,5",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
+    lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = 1e-4,
+    penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty of the Cox fits (lifelines' "
+                                             "scale).")] = 0.1,
+    width: Annotated[int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")] = 16,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")
+                         ] = 200,
+    labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of a raw cohort "
+                                                  "(default: the encoder's, else emidec).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same folds and weights.")] = 0,
+    jobs: Jobs = 1,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Fit a survival model for SCD risk and compare it with the radiomics baselines in the same folds.
+
+    Example: [bold]lgerisk finetune --data sample_data --encoder work/pretrain --out work/risk[/]
+    """
+    from lgerisk.training.finetune import FinetuneConfig, run_finetune
+
+    chosen = mode or ("probe" if encoder is not None else "full")
+    config = FinetuneConfig(mode=chosen, with_radiomics=with_radiomics,
+                            covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()), folds=folds,
+                            test_fraction=test_fraction, label_fraction=label_fraction, baselines=baselines,
+                            horizons=_floats(horizons, "--horizons"), epochs=epochs, batch_size=batch_size, lr=lr,
+                            penalizer=penalizer, width=width, n_boot=bootstrap, seed=seed, labels=labels or "emidec",
+                            amp=amp)
+    console = _stderr(wide=True)
+    summary = run_finetune(data, out, config, encoder=encoder, outcomes=outcomes, labels_given=labels is not None,
+                           features=str(features) if features else None, device=device, jobs=jobs, quiet=quiet,
+                           debug=debug, log=None if quiet else console.print)
+    if not quiet:
+        from lgerisk.evaluation.display import comparison_table
+
+        console.print(comparison_table(summary["table"], synthetic=summary["synthetic"]))
+        console.print(f"final model ({summary['model']}, {summary['final_cases']} cases) -> {out}")
+
+@app.command()
+@friendly
+def predict(
+    scans: Annotated[Optional[list[Path]], typer.Argument(help="Scan files (NIfTI, NRRD, MHA) or DICOM folders.")
+                     ] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest) instead of "
+                                                 "scans.")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: "
+                                                 "found beside it, e.g. X_seg.nii.gz; see README).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune "
+                                                  "(default: $LGERISK_MODEL).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: stdout); batches to "
+                                                "a file resume where they stopped.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
+    labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: "
+                                                  "the model's).")] = None,
+    clinical: Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models "
+                                                     "trained with --covariates.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    jobs: Jobs = 1,
+    shard: ShardOption = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Predict SCD risk for new scans: risk score, risk group, survival, scar metrics, warnings.
+
+    Example: [bold]lgerisk predict scan.nii.gz --mask scan_seg.nii.gz --model work/risk[/]
+    """
+    from lgerisk.batch import Shard
+    from lgerisk.errors import InputError
+    from lgerisk.predict.run import predict_cases, read_clinical, resolve_model
+
+    model_dir = resolve_model(model)
+    cases = _cases_to_score(scans, data, mask)
+    if jobs > 1 and out is None:
+        raise InputError("--jobs needs --out (parallel predictions are gathered in a file).")
+    report, _, text = predict_cases(cases, model_dir, out, fmt=fmt, device=device, labels=labels, jobs=jobs,
+                                    shard=Shard.parse(shard), clinical=read_clinical(clinical), quiet=quiet,
+                                    debug=debug)
+    if out is None:
+        sys.stdout.write(text)
+    _summary(report, out, quiet)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def explain(
+    scans: Annotated[Optional[list[Path]], typer.Argument(help="Scan files (NIfTI, NRRD, MHA) or DICOM folders.")
+                     ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports (a sub-folder per scan).")
+                   ] = Path("lgerisk-explain"),
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest): every "
+                                                 "scan, plus the cohort page.")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: "
+                                                 "found beside it).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune "
+                                                  "(default: $LGERISK_MODEL).")] = None,
+    labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: "
+                                                  "the model's).")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=4, help="Integrated-gradients steps.")] = 32,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    jobs: Jobs = 1,
+    shard: ShardOption = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Explain predictions: attribution maps, the radiomics features the risk aligns with, an HTML report.
+
+    Example: [bold]lgerisk explain scan.nii.gz --mask scan_seg.nii.gz --model work/risk --out report/[/]
+    """
+    from lgerisk.batch import Shard
+    from lgerisk.explain.run import explain_cases
+    from lgerisk.predict.run import resolve_model
+
+    model_dir = resolve_model(model)
+    cases = _cases_to_score(scans, data, mask)
+    report, pages = explain_cases(cases, model_dir, out, device=device, labels=labels, steps=steps, jobs=jobs,
+                                  shard=Shard.parse(shard), cohort=data is not None, quiet=quiet, debug=debug)
+    _summary(report, out, quiet)
+    if not quiet:
+        console = _stderr()
+        for case_id, page in sorted(pages.get("cases", {}).items())[:5]:
+            console.print(f"  {case_id}: {page}")
+        if pages.get("cohort"):
+            console.print(f"  cohort: {pages['cohort']}")
+    if report.failed:
+        raise typer.Exit(1)
+
+@app.command()
+@friendly
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every output of the chain.")
+                   ] = Path("lgerisk-demo"),
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Cohort to run on (default: the shipped "
+                                                 "SYNTHETIC sample_data).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Tiny models: seconds instead of minutes (what the "
+                                        "tests run).")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete OUT first (else finished steps are reused).")
+                     ] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    debug: Debug = False,
+) -> None:
+    """Run the whole chain on the SYNTHETIC sample data: preprocess, extract-radiomics, pretrain, finetune,
+    predict, explain.
+
+    Example: [bold]lgerisk demo[/]
+    """
+    from lgerisk.demo import DemoSettings, run_demo
+    from lgerisk.evaluation.display import comparison_table
+
+    console = _stderr(wide=True)
+    result = run_demo(out, DemoSettings.quick() if quick else DemoSettings(), data=data, device=device,
+                      fresh=fresh, say=console.print)
+    console.print(comparison_table(result["table"], synthetic=True))
+    total = sum(result["timings"].values())
+    console.print(f"done in {total:.0f} s. Outputs in {out}/:")
+    for label, path in (("risk model", result["risk"]), ("comparison", Path(result["risk"]) / "comparison.csv"),
+                        ("predictions", result["predictions"]), ("report", result["report"])):
+        console.print(f"  {label:<12} {path}")
+    console.print("Next, on your own data (see README):\n"
+                  "  lgerisk preprocess --data COHORT --out work/prep --labels emidec\n"
+                  "  lgerisk pretrain --data work/prep --out work/pretrain\n"
+                  "  lgerisk finetune --data work/prep --encoder work/pretrain --out work/risk\n"
+                  "  lgerisk predict scan.nii.gz --mask scan_seg.nii.gz --model work/risk")
+
+def _cases_to_score(scans: list[Path] | None, data: Path | None, mask: Path | None) -> list[Any]:
+    from lgerisk.errors import InputError
+    from lgerisk.predict.masks import scan_case
+
+    if bool(scans) == (data is not None):
+        raise InputError("give scan files or --data COHORT (one of the two).")
+    if data is not None:
+        from lgerisk.io.cohort import discover_cohort
+
+        return list(discover_cohort(data).cases)
+    if mask is not None and len(scans) != 1:
+        raise InputError("--mask goes with a single scan; for several, put each mask beside its scan.")
+    cases = [scan_case(scan, mask) for scan in scans]
+    seen: dict[str, Path] = {}
+    for case in cases:
+        if case.case_id in seen:
+            raise InputError(f"{case.image}: same case id {case.case_id!r} as {seen[case.case_id]}; rename one.")
+        seen[case.case_id] = case.image
+    return cases
+
+def _summary(report: Any, out: Path | None, quiet: bool) -> None:
     console = _stderr()
     for case_id, message in sorted(report.failed.items()):
         console.print(f"[red]failed[/] {case_id}: {message}", soft_wrap=True)
     if not quiet:
         console.print(f"{len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed "
-                      f"-> {out}" + (" (see the errors table)" if report.failed else ""))
+                      + (f"-> {out}" + (" (see the errors table)" if report.failed else "") if out else ""))
 
 
 def main() -> None:
