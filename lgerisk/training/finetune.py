@@ -651,11 +651,9 @@ def _check_outcomes(ids: list[str], event: dict[str, int], skipped: dict[str, st
     if len(ids) - n_events == 0:
         raise InputError(f"{data}: all {len(ids)} labelled cases had the event; nothing is censored, check the "
                          "event column.")
-    need = max(config.folds, 2 if config.test_fraction else 0)
     if config.folds and n_events < config.folds:
         raise InputError(f"{data}: {n_events} events cannot be spread over {config.folds} folds; use --folds "
                          f"{max(2, n_events)} or fewer.")
-    del need
 
 
 def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None:

@@ -382,3 +382,27 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
                                        atol=1e-9)
         moved = _fold1_risks(after, "test") - _fold1_risks(before, "test")
         assert moved.abs().max() > 1e-3, before.name
+
+
+def test_held_out_split_with_and_without_folds(runs, tmp_path: Path) -> None:
+    tiny = [a for a in FINETUNE_TINY if a not in ("--folds", "3")]
+    base = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+            "--no-baselines", *tiny]
+    _check(run_cli(*base, "--folds", "0", "--test-fraction", "0.25", "--out", tmp_path / "test-only"), "test only")
+    table = pd.read_csv(tmp_path / "test-only" / "comparison.csv")
+    assert list(table["evaluation"]) == ["test"]
+    card = json.loads((tmp_path / "test-only" / "model_card.json").read_text())
+    test_cases = card["evaluation"]["splits"][0]["test"]
+    assert 7 <= test_cases <= 9 and card["data"]["cases"] == 32 - test_cases  # the final model never sees it
+    _check(run_cli(*base, "--folds", "2", "--test-fraction", "0.25", "--mode", "full", "--out", tmp_path / "both"),
+           "test split and folds, full fine-tuning")
+    table = pd.read_csv(tmp_path / "both" / "comparison.csv")
+    assert set(table["evaluation"]) == {"cv", "test"} and set(table["method"]) == {"pretrained full"}
+    metrics = pd.read_csv(tmp_path / "both" / "metrics.csv")
+    assert list(metrics["stage"]) == ["probe", "full"] and metrics["loss"].notna().all()
+
+
+def test_labels_conflicting_with_the_encoder_are_refused(runs, tmp_path: Path, cli) -> None:
+    result = cli("finetune", "--data", SAMPLE_DATA, "--encoder", runs["encoder"], "--out", tmp_path / "r",
+                 "--labels", "acdc", *FINETUNE_TINY)
+    assert result.exit_code == 2 and "--labels acdc" in result.output
