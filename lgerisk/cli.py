@@ -389,6 +389,8 @@ def explain(
     labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: "
                                                   "the model's).")] = None,
     steps: Annotated[int, typer.Option("--steps", min=4, help="Integrated-gradients steps.")] = 32,
+    clinical: Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models "
+                                                     "trained with --covariates.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
     jobs: Jobs = 1,
     shard: ShardOption = None,
@@ -401,12 +403,13 @@ def explain(
     """
     from lgerisk.batch import Shard
     from lgerisk.explain.run import explain_cases
-    from lgerisk.predict.run import resolve_model
+    from lgerisk.predict.run import read_clinical, resolve_model
 
     model_dir = resolve_model(model)
     cases = _cases_to_score(scans, data, mask)
     report, pages = explain_cases(cases, model_dir, out, device=device, labels=labels, steps=steps, jobs=jobs,
-                                  shard=Shard.parse(shard), cohort=data is not None, quiet=quiet, debug=debug)
+                                  shard=Shard.parse(shard), cohort=data is not None,
+                                  clinical=read_clinical(clinical), quiet=quiet, debug=debug)
     _summary(report, out, quiet)
     if not quiet:
         console = _stderr()
@@ -442,7 +445,7 @@ def demo(
     console = _stderr(wide=True)
     result = run_demo(out, DemoSettings.quick() if quick else DemoSettings(), data=data, device=device,
                       fresh=fresh, say=console.print)
-    console.print(comparison_table(result["table"], synthetic=True))
+    console.print(comparison_table(result["table"], synthetic=result["synthetic"]))
     total = sum(result["timings"].values())
     console.print(f"done in {total:.0f} s. Outputs in {out}/:")
     for label, path in (("risk model", result["risk"]), ("comparison", Path(result["risk"]) / "comparison.csv"),

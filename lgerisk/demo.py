@@ -39,6 +39,17 @@ class DemoSettings:
                    finetune_epochs=1, bootstrap=20, explain_steps=8)
 
 
+def _finished(run: Path, config: dict[str, Any]) -> bool:
+    """Whether ``run`` holds a finished pretraining made with ``config``."""
+    import json
+
+    try:
+        card = json.loads((run / "model_card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (run / "model.pt").is_file() and card.get("config") == json.loads(json.dumps(config))
+
+
 def find_sample_data(data: str | Path | None = None) -> Path:
     """The sample cohort: ``data`` if given, else the repository's ``sample_data/``."""
     path = Path(data) if data is not None else SAMPLE_DATA
@@ -77,7 +88,8 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
     started = step("1/6 preprocess", f"lgerisk preprocess --data {source} --out {prep}")
     report, _ = preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, quiet=quiet_steps)
     timings["preprocess"] = time.perf_counter() - started
-    say(f"    {len(report.done) + len(report.skipped)} SYNTHETIC cases preprocessed ({timings['preprocess']:.0f} s)")
+    kind = "SYNTHETIC cases" if (source / "ground_truth.csv").is_file() else "cases"
+    say(f"    {len(report.done) + len(report.skipped)} {kind} preprocessed ({timings['preprocess']:.0f} s)")
 
     started = step("2/6 extract-radiomics", f"lgerisk extract-radiomics --data {prep} --out {features}")
     report, table, _ = extract_cohort(prep, features, quiet=quiet_steps)
@@ -86,17 +98,18 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
 
     started = step("3/6 pretrain", f"lgerisk pretrain --data {prep} --features {features} --out {pretrain} "
                                    f"--epochs {settings.pretrain_epochs}")
-    if not (pretrain / "model.pt").is_file():
+    config = PretrainConfig(epochs=settings.pretrain_epochs, width=settings.width,
+                            embedding_dim=settings.embedding_dim, tensor=tensor)
+    if not _finished(pretrain, config.to_dict()):  # reuse only a finished run with these very settings
         shutil.rmtree(pretrain, ignore_errors=True)
-        run_pretrain(prep, pretrain, PretrainConfig(epochs=settings.pretrain_epochs, width=settings.width,
-                                                    embedding_dim=settings.embedding_dim, tensor=tensor),
-                     features=str(features), device=device, quiet=quiet_steps)
+        run_pretrain(prep, pretrain, config, features=str(features), device=device, quiet=quiet_steps)
     timings["pretrain"] = time.perf_counter() - started
     say(f"    hybrid image<->radiomics pretraining, {settings.pretrain_epochs} epoch(s) ({timings['pretrain']:.0f} s)")
 
     started = step("4/6 finetune", f"lgerisk finetune --data {prep} --features {features} --encoder {pretrain} "
                                    f"--out {risk} --folds {settings.folds}")
-    shutil.copy(source / "ground_truth.csv", prep / "ground_truth.csv")  # the oracle row (synthetic truth)
+    if (source / "ground_truth.csv").is_file():
+        shutil.copy(source / "ground_truth.csv", prep / "ground_truth.csv")  # the oracle row (synthetic truth)
     summary = run_finetune(prep, risk, FinetuneConfig(folds=settings.folds, epochs=settings.finetune_epochs,
                                                       n_boot=settings.bootstrap, width=settings.width,
                                                       embedding_dim=settings.embedding_dim, tensor=tensor),
@@ -122,5 +135,5 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
     timings["explain"] = time.perf_counter() - started
     if report.failed:
         raise InputError(f"explain failed: {next(iter(report.failed.values()))}")
-    return {"table": summary["table"], "synthetic": True, "timings": timings, "out": out,
+    return {"table": summary["table"], "synthetic": summary["synthetic"], "timings": timings, "out": out,
             "report": pages["cases"].get(cases[0].case_id), "risk": risk, "predictions": out / "predictions.csv"}

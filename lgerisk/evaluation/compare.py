@@ -36,14 +36,14 @@ def out_of_fold(predictions: pd.DataFrame, grid: np.ndarray, horizons: tuple[flo
         times, cumhaz = breslow_baseline(train["time"].to_numpy(float), train["event"].to_numpy(int),
                                          train["risk"].to_numpy(float) - centre)
         risk = test["risk"].to_numpy(float) - centre
+        test["risk"] = risk  # pooled metrics compare cases of different folds: each fold centred on its training mean
         curves = survival_at(risk, times, cumhaz, grid)
         for index, t in enumerate(grid):
             test[f"s@{t:.6g}"] = curves[:, index]
         at_horizons = survival_at(risk, times, cumhaz, np.asarray(horizons, float)) if horizons else None
         for index, horizon in enumerate(horizons):
             test[f"survival_{horizon:g}"] = at_horizons[:, index]
-        test["risk_group"] = risk_groups(test["risk"].to_numpy(float),
-                                         tertile_thresholds(train["risk"].to_numpy(float)))
+        test["risk_group"] = risk_groups(risk, tertile_thresholds(train["risk"].to_numpy(float) - centre))
         frames.append(test)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -77,12 +77,20 @@ def comparison_table(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndar
     return pd.DataFrame(pooled), pd.DataFrame(per_split)
 
 
-def oracle_row(case_ids: list[str], time: np.ndarray, event: np.ndarray, log_hazard: pd.Series,
-               horizons: tuple[float, ...], n_boot: int, seed: int) -> dict[str, Any]:
-    """The comparison row of the true log-hazard of a synthetic cohort (no survival curves)."""
-    risk = log_hazard.reindex(case_ids).to_numpy(float)
-    values = metrics.evaluate(time, event, time, event, risk, horizons=horizons, n_boot=n_boot, seed=seed)
-    return {"method": "oracle (true log-hazard)", "evaluation": "all", **values}
+def oracle_rows(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndarray, log_hazard: pd.Series,
+                horizons: tuple[float, ...], n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """The comparison rows of the true log-hazard of a synthetic cohort, one per evaluation, on exactly
+    the cases of that evaluation (no survival curves: the truth has no baseline hazard here)."""
+    rows = []
+    for evaluation, part in oof.groupby("evaluation", sort=False):
+        cases = part.drop_duplicates("case_id")
+        risk = log_hazard.reindex(cases["case_id"]).to_numpy(float)
+        if not np.isfinite(risk).all():
+            continue
+        values = metrics.evaluate(all_time, all_event, cases["time"].to_numpy(float), cases["event"].to_numpy(int),
+                                  risk, horizons=horizons, n_boot=n_boot, seed=seed)
+        rows.append({"method": "oracle (true log-hazard)", "evaluation": evaluation, **values})
+    return rows
 
 
 def calibration(oof: pd.DataFrame, horizon: float, groups: int = 3) -> pd.DataFrame:

@@ -62,9 +62,10 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     folder = out / case.case_id
     (folder / RECORD_FILE).unlink(missing_ok=True)
     prepared, qc = predictor.prepare(case, out / ".work")
-    image, tabular, _ = predictor.inputs(prepared, case.covariates)
+    image, tabular, inputs_row = predictor.inputs(prepared, case.covariates)
     risk = predictor.risk(image, tabular)
     record = predictor.record(case.case_id, risk, qc, image)
+    record["warnings"] += inputs_row.get("__warnings__", [])
     synthetic = case.case_id.startswith("synth-") or record["model_trained_on_synthetic"]
 
     masks = case_tensor(prepared.image, prepared.mask,
@@ -108,7 +109,8 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     embedding = predictor.model.image_encoder(image).detach().float().cpu().numpy()[0] \
         if predictor.model.config.use_image else np.zeros(0)
     stored = {**record, "summary": summary}
-    write_json(folder / RECORD_FILE, {"key": key, "record": stored, "embedding": embedding.tolist(),
+    write_json(folder / RECORD_FILE, {"key": key, **_inputs_key(case), "record": stored,
+                                      "embedding": embedding.tolist(),
                                       "features": {k: v for k, v in numeric.items() if v == v}}, sort_keys=False)
     return stored
 
@@ -124,12 +126,24 @@ def _finite(value: float) -> float | None:
     return float(value) if value == value and abs(value) != float("inf") else None
 
 
+def _inputs_key(case: Case) -> dict[str, Any]:
+    """What an explanation depends on beyond the model: the scan, its mask, its covariates."""
+    from lgerisk.preprocess.pipeline import source_hash
+
+    covariates = {str(k): (None if isinstance(v, float) and v != v else v)
+                  for k, v in sorted((case.covariates or {}).items()) if isinstance(v, (int, float, str))}
+    return {"image_sha256": source_hash(case.image), "mask_sha256": source_hash(case.mask),
+            "covariates": covariates}
+
+
 def _done(case: Case, out: Path, key: str) -> bool:
     try:
         stored = json.loads((out / case.case_id / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return stored.get("key") == key and (out / case.case_id / "report.html").is_file()
+    current = _inputs_key(case)
+    return (stored.get("key") == key and (out / case.case_id / "report.html").is_file()
+            and all(stored.get(k) == v for k, v in current.items()))
 
 
 def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, out: Path, steps: int,
@@ -142,11 +156,17 @@ def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, ou
 
 def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                   device: str = "cpu", labels: str | None = None, steps: int = 32, jobs: int = 1,
-                  shard: Shard = Shard(), cohort: bool = False, quiet: bool = False,
-                  debug: bool = False) -> tuple[BatchReport, dict[str, Any]]:
-    """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page."""
+                  shard: Shard = Shard(), cohort: bool = False, clinical: dict[str, dict[str, Any]] | None = None,
+                  quiet: bool = False, debug: bool = False) -> tuple[BatchReport, dict[str, Any]]:
+    """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
+    gives covariates by case id (for models trained with covariates)."""
+    import dataclasses
+
     from lgerisk.predict.run import _predictor
 
+    if clinical:
+        cases = [dataclasses.replace(c, covariates={**(c.covariates or {}), **clinical[c.case_id]})
+                 if c.case_id in clinical else c for c in cases]
     out = Path(out)
     predictor = _predictor(str(model_dir), device, labels)  # a bad model fails here, once
     _reference(Path(model_dir))

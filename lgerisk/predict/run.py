@@ -76,14 +76,19 @@ class RiskPredictor:
         settings = dict((card.get("preprocessing") or {}).get("settings") or {})
         if labels is not None:
             settings["labels"] = labels
-        elif card.get("labels"):
+        elif not settings.get("labels") and card.get("labels"):
             settings["labels"] = card["labels"]
         preprocess = PreprocessConfig.from_dict(settings) if settings else PreprocessConfig()
         params: dict[str, Any] = {}
         if tabular.get("radiomics"):
-            from lgerisk.radiomics.settings import load_params
+            from lgerisk.radiomics.settings import ROIS, load_params, params_hash
 
             params = load_params()
+            trained = (card.get("radiomics") or {}).get("settings_hash")
+            if trained is not None and trained != params_hash(params, tuple(ROIS)):
+                raise InputError(f"{model_dir}: the model's radiomics inputs were extracted with other settings "
+                                 f"({trained}) than lgerisk's defaults, which predict uses; retrain it on a feature "
+                                 "table from the default extract-radiomics settings.")
         return cls(model=model, tabular=tabular, card=card, device=torch_device, preprocess=preprocess,
                    spec=TensorSpec.from_dict(card["tensor_spec"]), model_dir=Path(model_dir), params=params)
 
@@ -140,6 +145,10 @@ class RiskPredictor:
             row = feature_row(prepared.case_id, prepared.image, prepared.mask, self.params, rois,
                               params_hash(self.params, rois))
             values = np.array([_number(row.get(c)) for c in self.tabular["radiomics"]], float)
+            missing = [c for c, v in zip(self.tabular["radiomics"], values) if not np.isfinite(v)]
+            if missing:
+                row["__warnings__"] = [f"radiomics feature(s) {', '.join(missing)} not measurable in this scan "
+                                       "(set to the training mean)"]
             values = (values - np.asarray(self.tabular["radiomics_mean"])) / np.asarray(self.tabular["radiomics_scale"])
             parts.append(np.where(np.isfinite(values), values, 0.0))
         if self.tabular.get("covariates"):
@@ -188,8 +197,10 @@ class RiskPredictor:
     def predict_case(self, case: Case, work: Path, covariates: dict[str, Any] | None = None) -> dict[str, Any]:
         """Preprocess, extract what the model needs, and predict one case."""
         prepared, qc = self.prepare(case, work)
-        image, tabular, _ = self.inputs(prepared, covariates if covariates is not None else case.covariates)
-        return self.record(case.case_id, self.risk(image, tabular), qc, image)
+        image, tabular, row = self.inputs(prepared, covariates if covariates is not None else case.covariates)
+        record = self.record(case.case_id, self.risk(image, tabular), qc, image)
+        record["warnings"] += row.get("__warnings__", [])
+        return record
 
 
 def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
@@ -324,12 +335,10 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
         records = []
         for case in every:
-            try:
-                stored = json.loads(_part(parts, case.case_id).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if stored.get("key") == key:
-                records.append(stored["record"])
+            if case.case_id in report.results:
+                records.append(report.results[case.case_id])
+            elif is_done(case):  # finished earlier, or by another shard, from these very inputs
+                records.append(json.loads(_part(parts, case.case_id).read_text(encoding="utf-8"))["record"])
         errors = collect_errors(parts)
         text = render(records, fmt)
         if out is not None:

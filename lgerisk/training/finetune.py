@@ -496,10 +496,7 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         encoder_state = pretrained_model.image_encoder.state_dict()
         encoder_config = pretrained_model.image_encoder.config
         spec = TensorSpec(**card_in["tensor_spec"])
-        labels = card_in.get("config", {}).get("labels", config.labels)
-        if labels_given and config.labels != labels:
-            raise InputError(f"--labels {config.labels}: the encoder {encoder} was pretrained on masks read with "
-                             f"--labels {labels}; preprocess both the same way (or omit --labels).")
+        labels = config.labels if labels_given else card_in.get("config", {}).get("labels", config.labels)
     else:
         if config.mode == "probe":
             raise InputError("--mode probe needs a pretrained --encoder (without one the network is trained from "
@@ -508,12 +505,22 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         encoder_config = EncoderConfig(in_channels=len(spec.channels), width=config.width,
                                        embedding_dim=config.embedding_dim)
         labels = config.labels
+    if encoder is not None and run.resolve() == Path(encoder).resolve():
+        raise InputError(f"--out {run}: that is the encoder's folder; write the risk model elsewhere.")
+    if (run / CARD_FILE).is_file() and _card_format(run / CARD_FILE) != MODEL_FORMAT:
+        raise InputError(f"--out {run}: holds another kind of run (not a risk model); choose a new folder.")
     cache = run / "cache"
     prepared = prepare_data(data, cache, labels, features, jobs, quiet, debug)
+    data_labels = (prepared.preprocess_settings.get("settings") or {}).get("labels")
+    if data_labels is not None and data_labels != labels:
+        if labels_given:
+            raise InputError(f"--labels {labels}: {data} was preprocessed with --labels {data_labels}; omit "
+                             "--labels or preprocess again.")
+        labels = data_labels  # a preprocessed folder's masks were read with its own map
     if card_in:
         _check_preprocessing(card_in, prepared, encoder)
     ids, time, event, covariates, skipped = labelled_cases(prepared, outcomes, config.covariates)
-    skipped.update({c: f"preprocessing or radiomics failed: {why}" for c, why in prepared.excluded.items()})
+    skipped.update({c: "preprocessing or radiomics failed (see the cache's errors.csv)" for c in prepared.excluded})
     _check_outcomes(ids, event, skipped, data, config)
     if SCAR_COLUMN not in prepared.features.columns and config.baselines:
         raise InputError(f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
@@ -549,9 +556,9 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     oof = compare.out_of_fold(predictions, grid, config.horizons)
     table, per_split = compare.comparison_table(oof, all_time, all_event, grid, config.horizons, config.n_boot,
                                                 config.seed)
-    oracle = _oracle(data, ids, all_time, all_event, config)
-    if oracle is not None:
-        table = pd.concat([table, pd.DataFrame([oracle])], ignore_index=True)
+    oracle = _oracle(data, oof, all_time, all_event, config)
+    if oracle:
+        table = pd.concat([table, pd.DataFrame(oracle)], ignore_index=True)
     table.insert(0, "synthetic", synthetic)
     horizon = _calibration_horizon(config.horizons, all_time)
     calibration = compare.calibration(oof, horizon) if horizon is not None else pd.DataFrame()
@@ -562,6 +569,9 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     final_risk = predict_risk(final, workspace, final_ids)
 
     run.mkdir(parents=True, exist_ok=True)
+    (run / CARD_FILE).unlink(missing_ok=True)  # no card until every file of this run is in place
+    for stale in [*run.glob("km_*.png"), run / "calibration.csv", run / "comparison.png"]:
+        stale.unlink(missing_ok=True)
     keep = [c for c in oof.columns if not c.startswith("s@")]
     write_csv(run / "predictions.csv", oof[keep])
     write_csv(run / "comparison.csv", table)
@@ -577,11 +587,12 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     _write_model(run, final)
     concepts = _concepts(final, workspace, final_ids, final_risk, prepared.features)
     write_csv(run / "concepts.csv", concepts)
-    reference = prepared.features.loc[final_ids]
-    write_csv(run / "reference_features.csv", reference)
+    reference = prepared.features.loc[final_ids, [c for c in concepts["feature"] if c in prepared.features.columns]]
+    write_csv(run / "reference_features.csv", reference.reset_index(drop=True))  # values only: no ids, no hashes
     card = _model_card(config, workspace, prepared, final, final_ids, final_risk, table, splits, names, skipped,
                        card_in, encoder, labels, synthetic, concepts)
-    write_json(run / CARD_FILE, card)
+    card = {"format": card.pop("format"), "model_sha256": file_sha256(run / MODEL_FILE), **card}
+    write_json(run / CARD_FILE, card)  # last: its presence says the folder is whole
     return {"run": str(run), "table": table, "cases": len(ids), "events": n_events, "skipped": skipped,
             "synthetic": synthetic, "pictures": {k: str(v) for k, v in pictures.items()},
             "final_cases": len(final_ids), "model": names[-1]}
@@ -636,8 +647,13 @@ def _check_preprocessing(card: dict[str, Any], prepared: Any, encoder: Any) -> N
     trained = (card.get("preprocessing") or {}).get("settings_hash")
     ours = (prepared.preprocess_settings or {}).get("settings_hash")
     if trained and ours and trained != ours:
-        raise InputError(f"{encoder}: the encoder was pretrained on data preprocessed with other settings "
-                         f"({trained}) than --data ({ours}); preprocess the data the same way.")
+        theirs = (card.get("preprocessing") or {}).get("settings") or {}
+        mine = (prepared.preprocess_settings or {}).get("settings") or {}
+        differ = [f"{k} {theirs.get(k)} vs {mine.get(k)}" for k in sorted(set(theirs) | set(mine))
+                  if theirs.get(k) != mine.get(k)]
+        raise InputError(f"{encoder}: the encoder was pretrained on data preprocessed with other settings than "
+                         f"--data ({'; '.join(differ) or f'{trained} vs {ours}'}); preprocess the data the same "
+                         "way.")
 
 
 def _check_outcomes(ids: list[str], event: dict[str, int], skipped: dict[str, str], data: Any,
@@ -662,20 +678,20 @@ def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None
     return inside[len(inside) // 2] if inside else None
 
 
-def _oracle(data: Any, ids: list[str], time: Any, event: Any, config: FinetuneConfig) -> dict[str, Any] | None:
-    """The true log-hazard's row when ``data`` is a synthetic cohort with its ground_truth.csv."""
+def _oracle(data: Any, oof: Any, time: Any, event: Any, config: FinetuneConfig) -> list[dict[str, Any]]:
+    """The true log-hazard's rows when ``data`` is a synthetic cohort with its ground_truth.csv."""
     import pandas as pd
 
-    from lgerisk.evaluation.compare import oracle_row
+    from lgerisk.evaluation.compare import oracle_rows
 
     folder = Path(data) if Path(data).is_dir() else Path(data).parent
     path = folder / "ground_truth.csv"
     if not path.is_file():
-        return None
+        return []
     truth = pd.read_csv(path, dtype={"case_id": str}).set_index("case_id")
-    if "log_hazard" not in truth.columns or not set(ids) <= set(truth.index):
-        return None
-    return oracle_row(ids, time, event, truth["log_hazard"], config.horizons, config.n_boot, config.seed)
+    if "log_hazard" not in truth.columns:
+        return []
+    return oracle_rows(oof, time, event, truth["log_hazard"], config.horizons, config.n_boot, config.seed)
 
 
 def _json_rows(table: Any) -> list[dict[str, Any]]:
@@ -692,8 +708,20 @@ def _write_model(run: Path, fitted: Any) -> None:
 
     state = {"format": MODEL_FORMAT, "config": json.dumps(fitted.model.config.to_dict()),
              "model": fitted.model.state_dict(), "tabular": json.dumps(fitted.tabular)}
-    with atomic_path(run / MODEL_FILE) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(run / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)  # a file object: the archive's inner name does not depend on the temp name
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _card_format(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -728,6 +756,9 @@ def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
     if card.get("format") != MODEL_FORMAT:
         raise InputError(f"{run / CARD_FILE}: model card of another format ({card.get('format')!r}, lgerisk "
                          f"{major[0] if major else '?'}); retrain with this version.")
+    if card.get("model_sha256") != file_sha256(run / MODEL_FILE):
+        raise InputError(f"{run}: {MODEL_FILE} and {CARD_FILE} do not belong together (an interrupted or mixed "
+                         "run); train the model again.")
     return model.to(device).eval(), json.loads(state["tabular"]), card
 
 
@@ -797,8 +828,11 @@ def _model_card(config: FinetuneConfig, workspace: Workspace, prepared: Any, fin
                  "labelled_cases": len(workspace.case_ids), "left_out": skipped, "synthetic": synthetic,
                  "train_cases": final_ids},
         "config": config.to_dict(),
+        "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
+                               "trains on every labelled development case",
         "labels": labels,
-        "encoder": {"run": str(encoder) if encoder is not None else None,
+        "encoder": {"run": Path(encoder).name if encoder is not None else None,
+                    "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
                     "data_hash": (card_in.get("data") or {}).get("hash"),
                     "objective": card_in.get("objective")},
         "model": final.model.config.to_dict(),
@@ -806,8 +840,10 @@ def _model_card(config: FinetuneConfig, workspace: Workspace, prepared: Any, fin
         "tabular": final.tabular,
         "tensor_spec": workspace.spec.to_dict(),
         "preprocessing": prepared.preprocess_settings,
-        "radiomics": {"source": "lgerisk extract-radiomics defaults (params_lge.yaml)",
-                      "settings_hash": _column_value(prepared.features, "settings_hash")},
+        "radiomics": {"settings_hash": _column_value(prepared.features, "settings_hash"),
+                      "default_settings_hash": _default_radiomics_hash(),
+                      "note": "predict re-extracts the selected features with the default extraction settings "
+                              "and refuses a model whose table was made with other ones"},
         "survival": {"time_unit": "as in the outcomes (years in the synthetic cohorts)",
                      "horizons": list(config.horizons),
                      "baseline_times": times.tolist(), "baseline_cumhaz": cumhaz.tolist(),
@@ -821,6 +857,12 @@ def _model_card(config: FinetuneConfig, workspace: Workspace, prepared: Any, fin
         "concepts": _json_rows(concepts.head(50)),
         "versions": _versions(),
     }
+
+
+def _default_radiomics_hash() -> str:
+    from lgerisk.radiomics.settings import ROIS, load_params, params_hash
+
+    return params_hash(load_params(), tuple(ROIS))
 
 
 def _column_value(table: Any, column: str) -> Any:

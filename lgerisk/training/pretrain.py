@@ -413,8 +413,8 @@ def _write_model(run: Path, model: Any, model_config: Any) -> None:
              "radiomics_encoder": model.radiomics_encoder.state_dict(),
              "image_projection": model.image_projection.state_dict(),
              "radiomics_projection": model.radiomics_projection.state_dict()}
-    with atomic_path(run / MODEL_FILE) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(run / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)  # a file object: the archive's inner name does not depend on the temp name
 
 
 def load_pretrained(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any]]:

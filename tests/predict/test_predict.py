@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import torch
 
 from lgerisk.predict.masks import find_mask, scan_case
 from lgerisk.predict.run import out_of_range_warnings
@@ -249,3 +250,38 @@ def test_real_emidec_scans(runs, emidec: Path, cli) -> None:
     assert all(r["warnings"] for r in records.values())
     assert any("intensity" in w for r in records.values() for w in r["warnings"])
     assert str(emidec) not in result.stdout and "/" not in "".join(records)
+
+
+def test_a_model_folder_with_mismatched_files_is_refused(runs, tmp_path: Path, cli) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
+    other = torch.load(model / "model.pt", weights_only=True)
+    other["model"]["head.weight"] = other["model"]["head.weight"] + 1.0  # another run's weights, same card
+    torch.save(other, model / "model.pt")
+    scan = _scan_pair(tmp_path / "scan", "synth-0001")
+    result = cli("predict", scan, "--model", model)
+    assert result.exit_code == 2 and "do not belong together" in result.output
+
+
+def test_a_radiomics_model_from_other_extraction_settings_is_refused(runs, tmp_path: Path, cli) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(runs["tabular"], model, ignore=shutil.ignore_patterns("cache", "parts"))
+    card = json.loads((model / "model_card.json").read_text())
+    card["radiomics"]["settings_hash"] = "0123456789abcdef"  # as if extracted with --params my.yaml
+    (model / "model_card.json").write_text(json.dumps(card))
+    result = cli("predict", _scan_pair(tmp_path / "scan", "synth-0001"), "--model", model, "--clinical",
+                 SAMPLE_DATA / "outcomes.csv")
+    assert result.exit_code == 2 and "other settings" in result.output
+
+
+def test_explain_redoes_a_case_whose_mask_changed(runs, tmp_path: Path, cli) -> None:
+    scan = _scan_pair(tmp_path / "scan", "synth-0002")
+    out = tmp_path / "explain"
+    assert cli("explain", scan, "--model", runs["main"], "--out", out, "--steps", "4").exit_code == 0
+    again = cli("explain", scan, "--model", runs["main"], "--out", out, "--steps", "4")
+    assert "1 already done" in again.output
+    shutil.copy(SAMPLE_DATA / "masks" / "synth-0003.nii.gz", scan.parent / "X_seg.nii.gz")  # a corrected mask
+    image = sitk.ReadImage(str(SAMPLE_DATA / "images" / "synth-0003.nii.gz"))
+    sitk.WriteImage(image, str(scan))
+    redone = cli("explain", scan, "--model", runs["main"], "--out", out, "--steps", "4")
+    assert redone.exit_code == 0 and "1 done, 0 already done" in redone.output

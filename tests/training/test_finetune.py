@@ -405,4 +405,11 @@ def test_held_out_split_with_and_without_folds(runs, tmp_path: Path) -> None:
 def test_labels_conflicting_with_the_encoder_are_refused(runs, tmp_path: Path, cli) -> None:
     result = cli("finetune", "--data", SAMPLE_DATA, "--encoder", runs["encoder"], "--out", tmp_path / "r",
                  "--labels", "acdc", *FINETUNE_TINY)
-    assert result.exit_code == 2 and "--labels acdc" in result.output
+    assert result.exit_code == 2 and "labels emidec vs acdc" in result.output
+
+
+def test_out_must_not_be_the_encoder_folder(runs, cli) -> None:
+    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+                 "--out", runs["encoder"], *FINETUNE_TINY)
+    assert result.exit_code == 2 and "encoder's folder" in result.output
+    assert json.loads((runs["encoder"] / "model_card.json").read_text())["kind"] == "lgerisk pretrained encoder"
