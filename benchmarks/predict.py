@@ -1,0 +1,82 @@
+"""How fast is ``lgerisk predict``? One scan in a fresh process, and a batch of 100 scans.
+
+    python benchmarks/predict.py --work bench-out/predict
+
+1. A default-size risk model (encoder width 16, 12 x 96 x 96 input; 1 pretraining epoch and a
+   2-fold probe: the weights do not matter for timing) on a SYNTHETIC cohort of 100 cases.
+2. Single scan, as a user runs it: wall time of ``lgerisk predict one.nii.gz --model RUN`` in a
+   fresh process, against the floor ``python -c "import torch; import SimpleITK; read the scan"``
+   (the best any Python tool loading torch could do), median of --repeats runs each.
+3. Batch: ``lgerisk predict --data COHORT --model RUN --out preds.csv`` over the 100 scans, scans/s
+   (the model is loaded once), at --jobs 1 and --jobs 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+
+BIN = Path(sys.executable).parent
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("bench-out/predict"))
+    parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    env = {**os.environ, "LGERISK_NO_PROGRESS": "1"}
+    os.environ.update(env)
+    work = args.work
+    cohort, risk = work / "cohort", work / "risk"
+    if not (cohort / "outcomes.csv").is_file():
+        subprocess.run([str(BIN / "lgerisk"), "synth", str(cohort), "--cases", str(args.cases), "--quiet"],
+                       check=True)
+    if not (risk / "model.pt").is_file():
+        from lgerisk.training.finetune import FinetuneConfig, run_finetune
+        from lgerisk.training.pretrain import PretrainConfig, run_pretrain
+
+        run_pretrain(cohort, work / "pretrain", PretrainConfig(epochs=1), device="cpu", quiet=True)
+        run_finetune(cohort, risk, FinetuneConfig(folds=2, baselines=False, n_boot=0), encoder=work / "pretrain",
+                     features=str(work / "pretrain" / "cache" / "radiomics.csv"), device="cpu", quiet=True)
+    scan = work / "one" / "case.nii.gz"
+    first = sorted((cohort / "images").glob("*.nii.gz"))[0]
+    scan.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(first, scan)
+    shutil.copy(cohort / "masks" / first.name, scan.parent / "case_seg.nii.gz")
+
+    floor_code = (f"import torch, SimpleITK as s; s.GetArrayFromImage(s.ReadImage({str(scan)!r})); "
+                  f"s.GetArrayFromImage(s.ReadImage({str(scan.parent / 'case_seg.nii.gz')!r}))")
+    floor = [timed([sys.executable, "-c", floor_code], env) for _ in range(args.repeats)]
+    single = [timed([str(BIN / "lgerisk"), "predict", str(scan), "--model", str(risk), "--quiet"], env)
+              for _ in range(args.repeats)]
+    print("SYNTHETIC scans; 2-core CPU unless stated")
+    print(f"single scan, fresh process: lgerisk predict {statistics.median(single):.2f} s, "
+          f"floor (import torch + read scan and mask) {statistics.median(floor):.2f} s, "
+          f"ratio {statistics.median(single) / statistics.median(floor):.2f}")
+    for jobs in (1, 2):
+        out = work / f"batch-j{jobs}.csv"
+        for stale in (out, Path(f"{out}.parts")):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        seconds = timed([str(BIN / "lgerisk"), "predict", "--data", str(cohort), "--model", str(risk), "--out",
+                         str(out), "--jobs", str(jobs), "--quiet"], env)
+        print(f"batch of {args.cases} scans, --jobs {jobs}: {seconds:.1f} s, {args.cases / seconds:.1f} scans/s "
+              "(one process start and one model load included)")
+
+
+if __name__ == "__main__":
+    main()
