@@ -93,11 +93,13 @@ def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any
 
 def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callable[[Any], bool], out: Path,
               jobs: int = 1, description: str = "cases", quiet: bool = False, debug: bool = False,
-              case_id: Callable[[Any], str] = lambda case: case.case_id) -> BatchReport:
+              case_id: Callable[[Any], str] = lambda case: case.case_id, start_method: str | None = None
+              ) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with a progress bar.
 
     ``work`` must be picklable (a module-level function or ``functools.partial``) when
-    ``jobs > 1``. Failures are recorded under ``out/.errors``; a success clears its old error.
+    ``jobs > 1``. ``start_method`` ``"spawn"`` starts workers afresh instead of forking: needed when
+    the parent holds torch (its OpenMP thread pool does not survive a fork: forked workers hang). Failures are recorded under ``out/.errors``; a success clears its old error.
     """
     report = BatchReport()
     todo = []
@@ -126,7 +128,10 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
                 record(case, ok, value)
                 advance()
         else:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+            import multiprocessing
+
+            context = multiprocessing.get_context(start_method) if start_method else None
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, mp_context=context) as pool:
                 futures = {pool.submit(_call, work, case, debug): case for case in todo}
                 for future in as_completed(futures):
                     ok, value = future.result()

@@ -175,7 +175,7 @@ def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
     work = partial(_explain_one, model_dir=str(model_dir), device=device, labels=labels, out=out, steps=steps,
                    key=key)
     report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key), out, jobs=jobs,
-                       description="explain", quiet=quiet, debug=debug)
+                       description="explain", quiet=quiet, debug=debug, start_method="spawn")
     collect_errors(out)
     pages: dict[str, Any] = {"cases": {c.case_id: str(out / c.case_id / "report.html") for c in cases
                                        if (out / c.case_id / "report.html").is_file()}}

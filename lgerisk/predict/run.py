@@ -331,7 +331,7 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
         is_done = partial(_is_predicted, parts=parts, key=key, clinical=clinical,
                           covariates=list(predictor.tabular.get("covariates") or []))
         report = run_batch(selected, work, is_done, parts, jobs=jobs, description="predict", quiet=quiet,
-                           debug=debug)
+                           debug=debug, start_method="spawn")
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
         records = []
         for case in every:
