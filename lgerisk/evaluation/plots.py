@@ -6,7 +6,6 @@ pyplot state), written atomically as PNG; anything drawn from synthetic data say
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -15,52 +14,11 @@ import numpy as np
 import pandas as pd
 
 from lgerisk.errors import InputError
+from lgerisk.evaluation.groups import RISK_GROUPS, _risk, risk_groups, tertile_thresholds  # noqa: F401 - re-exported
 from lgerisk.io.atomic import atomic_path
 
-RISK_GROUPS = ("low", "intermediate", "high")
 GROUP_COLOURS = {"low": "#1b9e77", "intermediate": "#d95f02", "high": "#c0392b"}
 DPI = 120
-
-
-def _risk(risk: Any, name: str = "risk") -> np.ndarray:
-    values = np.asarray(risk, dtype=float).reshape(-1)
-    if not values.size:
-        raise InputError(f"{name}: no risk scores given.")
-    if not np.all(np.isfinite(values)):
-        raise InputError(f"{name}: {int((~np.isfinite(values)).sum())} risk score(s) are NaN or infinite.")
-    return values
-
-
-def tertile_thresholds(risk: Any) -> tuple[float, float]:
-    """The 1/3 and 2/3 quantiles of the TRAINING risks (the cut-offs of ``risk_groups``).
-
-    Example:
-        >>> tertile_thresholds([0.0, 1.0, 2.0, 3.0])
-        (1.0, 2.0)
-    """
-    values = _risk(risk, "tertile thresholds")
-    low, high = np.quantile(values, [1 / 3, 2 / 3])
-    return float(low), float(high)
-
-
-def risk_groups(risk: Any, thresholds: tuple[float, float]) -> np.ndarray:
-    """``"low"`` (risk < t1), ``"high"`` (risk >= t2), else ``"intermediate"``, per case.
-
-    Example:
-        >>> risk_groups([-1.0, 1.0, 2.0, 5.0], (1.0, 2.0)).tolist()
-        ['low', 'intermediate', 'high', 'high']
-    """
-    values = _risk(risk, "risk groups")
-    try:
-        low, high = (float(t) for t in thresholds)
-    except (TypeError, ValueError):
-        raise InputError(f"risk groups: thresholds must be two numbers, not {thresholds!r}.") from None
-    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-        raise InputError(f"risk groups: thresholds ({low}, {high}) must be finite with the first <= the second.")
-    groups = np.full(values.shape, "intermediate", dtype="<U12")
-    groups[values < low] = "low"
-    groups[values >= high] = "high"
-    return groups
 
 
 def _figure(width: float, height: float) -> Any:

@@ -147,8 +147,13 @@ def _done(case: Case, out: Path, key: str) -> bool:
 
 
 def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, out: Path, steps: int,
-                 key: str) -> dict[str, Any]:
+                 key: str, threads: int | None = None) -> dict[str, Any]:
     from lgerisk.predict.run import _predictor
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     concepts, reference = _reference(Path(model_dir))
     return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key)
@@ -172,8 +177,10 @@ def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
     _reference(Path(model_dir))
     key = predictor.model_hash + (labels or "") + f"-ig{steps}"
     out.mkdir(parents=True, exist_ok=True)
+    from lgerisk.predict.run import worker_threads
+
     work = partial(_explain_one, model_dir=str(model_dir), device=device, labels=labels, out=out, steps=steps,
-                   key=key)
+                   key=key, threads=worker_threads(jobs))
     report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key), out, jobs=jobs,
                        description="explain", quiet=quiet, debug=debug, start_method="spawn")
     collect_errors(out)

@@ -175,7 +175,7 @@ class RiskPredictor:
         import numpy as np
 
         from lgerisk.evaluation.cox import survival_at
-        from lgerisk.evaluation.plots import risk_groups
+        from lgerisk.evaluation.groups import risk_groups
 
         survival = self.card["survival"]
         probabilities = survival_at(np.array([risk]), np.asarray(survival["baseline_times"], float),
@@ -281,9 +281,19 @@ def _covariates_used(case: Case, clinical: dict[str, dict[str, Any]], names: lis
     return {name: _number(given.get(name)) for name in names}
 
 
+def worker_threads(jobs: int) -> int | None:
+    """Torch threads per worker process so that ``jobs`` workers share the cores (None: one process)."""
+    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _predict_one(case: Case, model_dir: str, device: str, labels: str | None, parts: Path, key: str,
-                 clinical: dict[str, dict[str, Any]]) -> dict[str, Any]:
+                 clinical: dict[str, dict[str, Any]], threads: int | None = None) -> dict[str, Any]:
     from lgerisk.preprocess.pipeline import source_hash
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     predictor = _predictor(model_dir, device, labels)
     _part(parts, case.case_id).unlink(missing_ok=True)
@@ -327,7 +337,7 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
         parts = Path(f"{out}.parts") if out is not None else Path(scratch)
         parts.mkdir(parents=True, exist_ok=True)
         work = partial(_predict_one, model_dir=str(model_dir), device=device, labels=labels, parts=parts, key=key,
-                       clinical=clinical)
+                       clinical=clinical, threads=worker_threads(jobs))
         is_done = partial(_is_predicted, parts=parts, key=key, clinical=clinical,
                           covariates=list(predictor.tabular.get("covariates") or []))
         report = run_batch(selected, work, is_done, parts, jobs=jobs, description="predict", quiet=quiet,
@@ -339,9 +349,9 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
                 records.append(report.results[case.case_id])
             elif is_done(case):  # finished earlier, or by another shard, from these very inputs
                 records.append(json.loads(_part(parts, case.case_id).read_text(encoding="utf-8"))["record"])
-        errors = collect_errors(parts)
         text = render(records, fmt)
         if out is not None:
+            errors = collect_errors(parts)
             write_text(Path(out), text)
             errors_path = Path(f"{out}.errors.csv")
             if len(errors):
@@ -357,10 +367,16 @@ def render(records: list[dict[str, Any]], fmt: str) -> str:
         return json.dumps(records, indent=2, sort_keys=False) + "\n"
     if not records:
         return ""  # not a lone empty line (every case failed)
-    import pandas as pd
+    import csv
+    import io
 
-    frame = pd.DataFrame([{**r, "warnings": "; ".join(r.get("warnings") or [])} for r in records])
-    return frame.to_csv(index=False)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({**record, "warnings": "; ".join(record.get("warnings") or [])})
+    return buffer.getvalue()
 
 
 def read_clinical(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:
