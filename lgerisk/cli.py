@@ -25,6 +25,14 @@ app = typer.Typer(name="lgerisk", no_args_is_help=True, add_completion=False, pr
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")]
 ShardOption = Annotated[Optional[str], typer.Option("--shard", help="Run shard i of n (1-based), e.g. "
                                                     "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")]
+ScanArgs = Annotated[Optional[list[Path]], typer.Argument(help="Scan files (NIfTI, NRRD, MHA) or DICOM folders.")]
+RiskModelOption = Annotated[Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune "
+                                                         "(default: $LGERISK_MODEL).")]
+MaskLabels = Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: the "
+                                                   "model's).")]
+Clinical = Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models trained "
+                                                  "with --covariates.")]
+CpuDevice = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
 
@@ -330,22 +338,18 @@ def finetune(
 @app.command()
 @friendly
 def predict(
-    scans: Annotated[Optional[list[Path]], typer.Argument(help="Scan files (NIfTI, NRRD, MHA) or DICOM folders.")
-                     ] = None,
+    scans: ScanArgs = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest) instead of "
                                                  "scans.")] = None,
     mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: "
                                                  "found beside it, e.g. X_seg.nii.gz; see README).")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune "
-                                                  "(default: $LGERISK_MODEL).")] = None,
+    model: RiskModelOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: stdout); batches to "
                                                 "a file resume where they stopped.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
-    labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: "
-                                                  "the model's).")] = None,
-    clinical: Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models "
-                                                     "trained with --covariates.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    labels: MaskLabels = None,
+    clinical: Clinical = None,
+    device: CpuDevice = "cpu",
     jobs: Jobs = 1,
     shard: ShardOption = None,
     quiet: Quiet = False,
@@ -376,22 +380,18 @@ def predict(
 @app.command()
 @friendly
 def explain(
-    scans: Annotated[Optional[list[Path]], typer.Argument(help="Scan files (NIfTI, NRRD, MHA) or DICOM folders.")
-                     ] = None,
+    scans: ScanArgs = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports (a sub-folder per scan).")
                    ] = Path("lgerisk-explain"),
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest): every "
                                                  "scan, plus the cohort page.")] = None,
     mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: "
                                                  "found beside it).")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune "
-                                                  "(default: $LGERISK_MODEL).")] = None,
-    labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: "
-                                                  "the model's).")] = None,
+    model: RiskModelOption = None,
+    labels: MaskLabels = None,
     steps: Annotated[int, typer.Option("--steps", min=4, help="Integrated-gradients steps.")] = 32,
-    clinical: Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models "
-                                                     "trained with --covariates.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    clinical: Clinical = None,
+    device: CpuDevice = "cpu",
     jobs: Jobs = 1,
     shard: ShardOption = None,
     quiet: Quiet = False,
