@@ -372,9 +372,18 @@ def predict(
                                     debug=debug)
     if out is None:
         sys.stdout.write(text)
+    _lone_scan_failed(report, scans)
     _summary(report, out, quiet)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _lone_scan_failed(report: Any, scans: list[Path] | None) -> None:
+    """One scan given and it failed: that is bad input (exit 2, one sentence), not a partial batch."""
+    if scans and len(scans) == 1 and report.failed:
+        message = next(iter(report.failed.values()))
+        _stderr().print(f"[bold red]error:[/] {message}", soft_wrap=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -410,6 +419,7 @@ def explain(
     report, pages = explain_cases(cases, model_dir, out, device=device, labels=labels, steps=steps, jobs=jobs,
                                   shard=Shard.parse(shard), cohort=data is not None,
                                   clinical=read_clinical(clinical), quiet=quiet, debug=debug)
+    _lone_scan_failed(report, scans)
     _summary(report, out, quiet)
     if not quiet:
         console = _stderr()

@@ -226,8 +226,10 @@ def test_single_slice_scan_is_a_clear_case_failure(runs, tmp_path: Path, cli) ->
         middle = volume.GetSize()[2] // 2
         sitk.WriteImage(volume[:, :, middle:middle + 1], str(folder / name))
     result = cli("predict", folder / "S.nii.gz", "--model", runs["main"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a lone scan the model cannot take is bad input
     assert "S.nii.gz" in result.output and "slice" in result.output
+    both = cli("predict", folder / "S.nii.gz", SAMPLE_DATA / "images" / "synth-0001.nii.gz", "--model", runs["main"])
+    assert both.exit_code == 1 and "synth-0001" in both.stdout  # in a batch: a per-case failure
     assert result.stdout == ""  # no records, no stray CSV line
     assert "Traceback" not in result.output and "unexpected" not in result.output
 
