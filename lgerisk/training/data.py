@@ -61,16 +61,19 @@ def read_feature_table(path: str | os.PathLike[str]) -> Any:
 
 def prepare_data(data: str | os.PathLike[str], cache: Path, labels: str = "emidec",
                  features: str | os.PathLike[str] | None = None, jobs: int = 1, quiet: bool = False,
-                 debug: bool = False, only: list[str] | None = None) -> PreparedData:
+                 debug: bool = False, only: list[str] | None = None,
+                 preprocess: PreprocessConfig | None = None) -> PreparedData:
     """Preprocess ``data`` (unless it already is) and extract its radiomics (unless ``features`` is
     given), both cached under ``cache``; returns the usable cases and their feature rows.
 
     A given feature table must hold a row for every usable case (``InputError`` otherwise). ``only``
-    keeps just those case ids (other DDP ranks take rank 0's list of usable cases).
+    keeps just those case ids (other DDP ranks take rank 0's list of usable cases). ``preprocess`` gives
+    the preprocessing settings of a raw cohort (default: the defaults with ``labels``).
     """
     from lgerisk.radiomics.run import extract_cohort, preprocessed_cohort
 
-    selection = preprocessed_cohort(data, cache / "preprocessed", PreprocessConfig(labels=labels), jobs, quiet, debug)
+    config = preprocess if preprocess is not None else PreprocessConfig(labels=labels)
+    selection = preprocessed_cohort(data, cache / "preprocessed", config, jobs, quiet, debug)
     excluded = dict(selection.failed)
     cases = selection.cases if only is None else tuple(c for c in selection.cases if c.case_id in set(only))
     if not cases:

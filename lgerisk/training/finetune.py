@@ -510,7 +510,13 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     if (run / CARD_FILE).is_file() and _card_format(run / CARD_FILE) != MODEL_FORMAT:
         raise InputError(f"--out {run}: holds another kind of run (not a risk model); choose a new folder.")
     cache = run / "cache"
-    prepared = prepare_data(data, cache, labels, features, jobs, quiet, debug)
+    preprocess = None
+    trained_settings = (card_in.get("preprocessing") or {}).get("settings")
+    if trained_settings:  # a raw cohort is preprocessed the way the encoder's data was
+        from lgerisk.preprocess.config import PreprocessConfig
+
+        preprocess = PreprocessConfig.from_dict({**trained_settings, "labels": labels})
+    prepared = prepare_data(data, cache, labels, features, jobs, quiet, debug, preprocess=preprocess)
     data_labels = (prepared.preprocess_settings.get("settings") or {}).get("labels")
     if data_labels is not None and data_labels != labels:
         if labels_given:

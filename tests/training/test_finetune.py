@@ -413,3 +413,20 @@ def test_out_must_not_be_the_encoder_folder(runs, cli) -> None:
                  "--out", runs["encoder"], *FINETUNE_TINY)
     assert result.exit_code == 2 and "encoder's folder" in result.output
     assert json.loads((runs["encoder"] / "model_card.json").read_text())["kind"] == "lgerisk pretrained encoder"
+
+
+def test_a_raw_cohort_is_preprocessed_like_the_encoders_data(runs, tmp_path: Path) -> None:
+    from lgerisk.preprocess.config import PreprocessConfig
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(runs["encoder"], encoder, ignore=shutil.ignore_patterns("cache", "checkpoint"))
+    card = json.loads((encoder / "model_card.json").read_text())
+    settings = {**card["preprocessing"]["settings"], "nsd": 3.0}  # as if pretrained with preprocess --nsd 3
+    card["preprocessing"] = {**card["preprocessing"], "settings": settings,
+                             "settings_hash": PreprocessConfig.from_dict(settings).settings_hash()}
+    (encoder / "model_card.json").write_text(json.dumps(card))
+    out = tmp_path / "risk"
+    _check(run_cli("finetune", "--data", SAMPLE_DATA, "--features", runs["features"], "--encoder", encoder,
+                   "--out", out, "--no-baselines", *FINETUNE_TINY), "finetune on a raw cohort")
+    used = json.loads((out / "cache" / "preprocessed" / "preprocess.json").read_text())
+    assert used["settings"]["nsd"] == 3.0
