@@ -187,11 +187,16 @@ class RiskPredictor:
             record[f"survival_{horizon:g}"] = round(float(value), 6)
         for key in RECORD_FIELDS:
             record[key] = qc.get(key)
+        seen = survival.get("training_risk_range")
+        extrapolated = bool(seen) and not seen[0] <= risk <= seen[1]
         record["model_method"] = self.card.get("method")
         record["model_trained_on_synthetic"] = bool((self.card.get("data") or {}).get("synthetic"))
         record["warnings"] = out_of_range_warnings(qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)),
                                                    self.card.get("training_ranges") or {}) + list(qc.get("warnings")
                                                                                                   or [])
+        if extrapolated:
+            record["warnings"].append(f"risk score {risk:.3g} is outside the training cohort's range "
+                                      f"{seen[0]:.3g} to {seen[1]:.3g}: the survival estimates are extrapolated")
         return record
 
     def predict_case(self, case: Case, work: Path, covariates: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -301,3 +301,14 @@ def test_parallel_predictions_equal_serial_ones(runs, tmp_path: Path, cli) -> No
         assert result.exit_code == 0, result.output
     serial, parallel = (pd.read_csv(tmp_path / f"j{j}.csv") for j in ("1", "2"))
     pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_a_risk_beyond_the_training_range_is_flagged(runs, tmp_path: Path, cli) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
+    card = json.loads((model / "model_card.json").read_text())
+    card["survival"]["training_risk_range"] = [100.0, 200.0]  # no scan of ours scores there
+    (model / "model_card.json").write_text(json.dumps(card))
+    result = cli("predict", _scan_pair(tmp_path / "scan", "synth-0001"), "--model", model, "--format", "json")
+    warnings = json.loads(result.stdout)[0]["warnings"]
+    assert any("extrapolated" in w for w in warnings)
