@@ -382,6 +382,8 @@ def _lone_scan_failed(report: Any, scans: list[Path] | None) -> None:
     """One scan given and it failed: that is bad input (exit 2, one sentence), not a partial batch."""
     if scans and len(scans) == 1 and report.failed:
         message = next(iter(report.failed.values()))
+        if scans[0].name not in message:
+            message = f"{scans[0]}: {message}"
         _stderr().print(f"[bold red]error:[/] {message}", soft_wrap=True)
         raise typer.Exit(2)
 

@@ -134,7 +134,7 @@ def test_a_case_preprocessed_with_other_settings_is_refused(runs, tmp_path: Path
     qc = json.loads((case / "qc.json").read_text())
     (case / "qc.json").write_text(json.dumps({**qc, "settings_hash": "0123456789abcdef"}))
     result = cli("predict", case / "image.nii.gz", "--mask", case / "mask.nii.gz", "--model", runs["main"])
-    assert result.exit_code == 1 and "other settings" in result.output and "raw scan" in result.output
+    assert result.exit_code == 2 and "other settings" in result.output and "raw scan" in result.output
 
 
 # ------------------------------------------------------------------------------------------ tabular models
@@ -143,7 +143,7 @@ def test_a_case_preprocessed_with_other_settings_is_refused(runs, tmp_path: Path
 def test_covariate_and_radiomics_model(runs, tmp_path: Path, cli) -> None:
     scan = _scan_pair(tmp_path / "in", "synth-0007", name="P7")
     result = cli("predict", scan, "--model", runs["tabular"], "--format", "json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a lone scan the model cannot score: bad input
     assert "P7" in result.output and "covariate" in result.output and "age" in result.output
     assert "--clinical" in result.output
     clinical = tmp_path / "clinical.csv"
