@@ -33,6 +33,8 @@ MaskLabels = Annotated[Optional[str], typer.Option("--labels", help="Label prese
 Clinical = Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models trained "
                                                   "with --covariates.")]
 CpuDevice = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+FeatureTable = Annotated[Optional[Path], typer.Option("--features", help="Feature table from extract-radiomics "
+                                                      "(default: extracted and cached in OUT/cache).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
 
@@ -198,8 +200,7 @@ def pretrain(
                                        "unlabelled scans are enough.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (model.pt, model_card.json, "
                                       "metrics.csv, checkpoint/).")],
-    features: Annotated[Optional[Path], typer.Option("--features", help="Feature table from extract-radiomics "
-                                                     "(default: extracted and cached in OUT/cache).")] = None,
+    features: FeatureTable = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
@@ -277,8 +278,7 @@ def finetune(
                        ] = None,
     outcomes: Annotated[Optional[Path], typer.Option("--outcomes", help="CSV case_id,time,event[,covariates] "
                                                      "(default: the cohort's outcomes).")] = None,
-    features: Annotated[Optional[Path], typer.Option("--features", help="Feature table from extract-radiomics "
-                                                     "(default: extracted and cached in OUT/cache).")] = None,
+    features: FeatureTable = None,
     mode: Annotated[Optional[str], typer.Option("--mode", help="probe (frozen encoder, linear Cox head) or full "
                                                 "(end to end); default probe with --encoder, full without.")] = None,
     with_radiomics: Annotated[bool, typer.Option("--with-radiomics", help="Radiomics features (selected inside "

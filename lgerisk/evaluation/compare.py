@@ -17,10 +17,7 @@ import pandas as pd
 
 from lgerisk.evaluation import metrics
 from lgerisk.evaluation.cox import breslow_baseline, survival_at
-from lgerisk.evaluation.plots import risk_groups, tertile_thresholds
-
-TABLE_METRICS = ("harrell_c", "uno_c")
-
+from lgerisk.evaluation.groups import risk_groups, tertile_thresholds
 
 def out_of_fold(predictions: pd.DataFrame, grid: np.ndarray, horizons: tuple[float, ...]) -> pd.DataFrame:
     """Test rows of every split with their survival at ``grid`` (columns ``s@t``), at the horizons

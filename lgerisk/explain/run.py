@@ -46,8 +46,9 @@ def _reference(model_dir: Path) -> tuple[Any, Any]:
 
 
 def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference: Any, steps: int = 32,
-                 key: str = "") -> dict[str, Any]:
-    """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features)."""
+                 key: str = "", params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features).
+    ``params``: the radiomics extraction settings (default: lgerisk's)."""
     import numpy as np
     import pandas as pd
 
@@ -56,6 +57,7 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     from lgerisk.explain.concepts import case_percentiles
     from lgerisk.explain.montage import attribution_montage
     from lgerisk.explain.report import html_report, summary_text
+    from lgerisk.predict.run import as_number
     from lgerisk.radiomics.extract import feature_row
     from lgerisk.radiomics.settings import ROIS, load_params, params_hash
 
@@ -86,11 +88,11 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
                                  f"Integrated gradients — {title}", synthetic=synthetic,
                                  label="integrated gradients (signed)")
 
-    params = load_params()
+    params = params if params is not None else load_params()
     rois = tuple(ROIS)
     row = feature_row(case.case_id, prepared.image, prepared.mask, params, rois, params_hash(params, rois))
     features = concepts["feature"].tolist()
-    numeric = {f: _number(row.get(f)) for f in features}
+    numeric = {f: as_number(row.get(f)) for f in features}
     percentiles = case_percentiles(pd.Series(numeric, dtype=float),
                                    reference[[f for f in features if f in reference.columns]])
     top = concepts.head(TOP_FEATURES).copy()
@@ -113,13 +115,6 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
                                       "embedding": embedding.tolist(),
                                       "features": {k: v for k, v in numeric.items() if v == v}}, sort_keys=False)
     return stored
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def _finite(value: float) -> float | None:
@@ -147,16 +142,15 @@ def _done(case: Case, out: Path, key: str) -> bool:
 
 
 def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, out: Path, steps: int,
-                 key: str, threads: int | None = None) -> dict[str, Any]:
+                 key: str, concepts: Any, reference: Any, params: dict[str, Any],
+                 threads: int | None = None) -> dict[str, Any]:
     from lgerisk.predict.run import _predictor
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-
-    concepts, reference = _reference(Path(model_dir))
-    return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key)
+    return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params)
 
 
 def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -173,14 +167,17 @@ def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
         cases = [dataclasses.replace(c, covariates={**(c.covariates or {}), **clinical[c.case_id]})
                  if c.case_id in clinical else c for c in cases]
     out = Path(out)
+    from lgerisk.radiomics.settings import load_params
+
     predictor = _predictor(str(model_dir), device, labels)  # a bad model fails here, once
-    _reference(Path(model_dir))
+    concepts, reference = _reference(Path(model_dir))  # read once, not per case
     key = predictor.model_hash + (labels or "") + f"-ig{steps}"
     out.mkdir(parents=True, exist_ok=True)
     from lgerisk.predict.run import worker_threads
 
     work = partial(_explain_one, model_dir=str(model_dir), device=device, labels=labels, out=out, steps=steps,
-                   key=key, threads=worker_threads(jobs))
+                   key=key, concepts=concepts, reference=reference, params=load_params(),
+                   threads=worker_threads(jobs))
     report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key), out, jobs=jobs,
                        description="explain", quiet=quiet, debug=debug, start_method="spawn")
     collect_errors(out)

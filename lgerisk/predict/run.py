@@ -144,7 +144,7 @@ class RiskPredictor:
             rois = tuple(ROIS)
             row = feature_row(prepared.case_id, prepared.image, prepared.mask, self.params, rois,
                               params_hash(self.params, rois))
-            values = np.array([_number(row.get(c)) for c in self.tabular["radiomics"]], float)
+            values = np.array([as_number(row.get(c)) for c in self.tabular["radiomics"]], float)
             missing = [c for c, v in zip(self.tabular["radiomics"], values) if not np.isfinite(v)]
             if missing:
                 row["__warnings__"] = [f"radiomics feature(s) {', '.join(missing)} not measurable in this scan "
@@ -153,11 +153,11 @@ class RiskPredictor:
             parts.append(np.where(np.isfinite(values), values, 0.0))
         if self.tabular.get("covariates"):
             given = covariates or {}
-            missing = [c for c in self.tabular["covariates"] if _number(given.get(c)) != _number(given.get(c))]
+            missing = [c for c in self.tabular["covariates"] if as_number(given.get(c)) != as_number(given.get(c))]
             if missing:
                 raise CaseError(f"the model needs covariate(s) {', '.join(missing)}; give them "
                                 "with --clinical FILE (case_id plus those columns) or in the cohort's outcomes.")
-            values = np.array([_number(given[c]) for c in self.tabular["covariates"]], float)
+            values = np.array([as_number(given[c]) for c in self.tabular["covariates"]], float)
             parts.append((values - np.asarray(self.tabular["covariate_mean"])) / np.asarray(self.tabular["covariate_scale"]))
         image = torch.from_numpy(tensor).unsqueeze(0).to(self.device)
         tab = torch.from_numpy(np.concatenate(parts).astype(np.float32)).unsqueeze(0).to(self.device) if parts else None
@@ -222,7 +222,8 @@ def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
     return qc if isinstance(qc, dict) else None
 
 
-def _number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """``float(value)``, NaN where it is not a number."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -283,7 +284,7 @@ def _covariates_used(case: Case, clinical: dict[str, dict[str, Any]], names: lis
     """The values of the model's covariates for ``case`` (what a stored prediction depends on beyond the scan)."""
     given = clinical.get(case.case_id)
     given = given if given is not None else (case.covariates or {})
-    return {name: _number(given.get(name)) for name in names}
+    return {name: as_number(given.get(name)) for name in names}
 
 
 def worker_threads(jobs: int) -> int | None:

@@ -246,6 +246,7 @@ class FittedDeep:
     model: Any
     tabular: dict[str, Any]  # radiomics selection/scaling and covariate scaling
     history: list[dict[str, Any]]
+    frozen: str | None = None  # key of the cached embeddings while the encoder is untouched (probe)
 
 
 def fit_method(name: str, workspace: Workspace, train: list[str], seed: int, say: Any = None) -> Any:
@@ -366,20 +367,21 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
     probe = LinearCox(penalizer=config.penalizer).fit(np.hstack([(raw - mean) / scale, tab]), time, event)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(np.asarray(probe.coef_, np.float32)).unsqueeze(0))
-    history: list[dict[str, Any]] = [{"epoch": 0, "stage": "probe", "loss": _cox_loss_value(model, workspace, train,
-                                                                                            tab)}]
+    fitted = FittedDeep(model=model, tabular=tabular, history=[], frozen=key)
+    fitted.history.append({"epoch": 0, "stage": "probe", "loss": _cox_loss_value(fitted, workspace, train)})
     if mode == "full":
-        history += _train_full(model, workspace, train, tab, seed, say)
+        fitted.history += _train_full(model, workspace, train, tab, seed, say)
+        fitted.frozen = None  # the encoder has moved: its cached embeddings no longer apply
     model.eval()
-    return FittedDeep(model=model, tabular=tabular, history=history)
+    return fitted
 
 
-def _cox_loss_value(model: Any, workspace: Workspace, ids: list[str], tab: Any) -> float:
+def _cox_loss_value(fitted: FittedDeep, workspace: Workspace, ids: list[str]) -> float:
     import torch
 
     from lgerisk.objectives.survival import cox_efron_loss
 
-    risk = torch.from_numpy(predict_deep_raw(model, workspace, ids, tab))
+    risk = torch.from_numpy(predict_risk(fitted, workspace, ids))
     time, event = workspace.outcome(ids)
     return float(cox_efron_loss(risk.double(), torch.from_numpy(time), torch.from_numpy(event)))
 
@@ -454,10 +456,26 @@ def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any,
     return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
 
 
+def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> Any:
+    """What ``model`` outputs for cases whose raw (frozen-encoder) embeddings are ``raw``."""
+    import numpy as np
+    import torch
+
+    if not raw:
+        return np.zeros(0)
+    with torch.no_grad():
+        z = (torch.from_numpy(np.stack(raw)).float().to(workspace.device) - model.embedding_mean) \
+            / model.embedding_scale
+        inputs = torch.cat([z, torch.from_numpy(tab).to(z.device)], dim=1) if tab.shape[1] else z
+        return model.head(inputs).squeeze(1).float().cpu().numpy().astype(float)
+
+
 def predict_risk(fitted: Any, workspace: Workspace, ids: list[str]) -> Any:
     """Risk scores of ``ids`` from any fitted method."""
     if isinstance(fitted, FittedDeep):
         tab = tabular_matrix(fitted.tabular, workspace.features, workspace.covariates, list(ids))
+        if fitted.frozen is not None:  # a probe: the head on the embeddings computed once per case
+            return _head_risk(fitted.model, workspace, [workspace.embeddings[fitted.frozen][c] for c in ids], tab)
         return predict_deep_raw(fitted.model, workspace, list(ids), tab)
     return fitted.predict_risk(list(ids))
 
