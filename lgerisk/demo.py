@@ -65,6 +65,7 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
     """Run the chain; returns the comparison table, the outputs and the timings."""
     from lgerisk.explain.run import explain_cases
     from lgerisk.predict.masks import scan_case
+    from lgerisk.io.provenance import cohort_marker
     from lgerisk.predict.run import predict_cases
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort
@@ -88,7 +89,7 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
     started = step("1/6 preprocess", f"lgerisk preprocess --data {source} --out {prep}")
     report, _ = preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, quiet=quiet_steps)
     timings["preprocess"] = time.perf_counter() - started
-    kind = "SYNTHETIC cases" if (source / "ground_truth.csv").is_file() else "cases"
+    kind = "SYNTHETIC cases" if cohort_marker(source) is not None else "cases"  # the generator's own marker
     say(f"    {len(report.done) + len(report.skipped)} {kind} preprocessed ({timings['preprocess']:.0f} s)")
 
     started = step("2/6 extract-radiomics", f"lgerisk extract-radiomics --data {prep} --out {features}")
@@ -127,7 +128,8 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
     timings["predict"] = time.perf_counter() - started
     for record in records:
         say(f"    {record['case_id']}: risk {record['risk_score']:+.2f} ({record['risk_group']}), "
-            f"scar {record['scar_percent']:.1f} %")
+            f"scar {record['scar_percent']:.1f} %" + ("" if record["reliable"] else
+                                                     f" — not reliable: {'; '.join(record['unreliable_reasons'])}"))
 
     started = step("6/6 explain", f"lgerisk explain {scans[0]} --model {risk} --out {out / 'explain'}")
     report, pages = explain_cases(cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps,

@@ -47,6 +47,16 @@ SYNTHETIC_NOTICE = (
     "not patient data, no result on it is clinical evidence."
 )
 
+GENERATOR = "lgerisk.data.synthetic"
+"""The generator's name in the cohort marker (``synth.json``'s ``generator``)."""
+
+MARKER_FILE = "synth.json"
+"""The cohort marker: written into every cohort folder the generator makes."""
+
+SCAN_MARKER = "lgerisk synth: SYNTHETIC scan, not patient data"
+"""The scan marker: the NIfTI header description (``descrip``, 80 characters at most) of every image and
+mask the generator writes, so a scan copied out of its cohort still says where it came from."""
+
 SCAR_PATTERNS = ("none", "ischemic", "nonischemic")
 TERRITORIES = ("LAD", "RCA", "LCX")
 
@@ -1059,7 +1069,9 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig, progress: Callable
 
     Writes ``images/<id>.nii.gz``, ``masks/<id>.nii.gz``, ``outcomes.csv``,
     ``ground_truth.csv``, ``synth.json`` and ``README.txt`` under ``out_dir`` (atomically, file by
-    file); calls ``progress(1)`` after each case.
+    file); calls ``progress(1)`` after each case. The generator marks what it writes: every image and
+    mask carries :data:`SCAN_MARKER` in its NIfTI header description, and ``synth.json`` (the cohort
+    marker) names :data:`GENERATOR` and that scan marker (see :mod:`lgerisk.io.provenance`).
 
     Example:
         >>> table = generate_cohort("synth_out", SynthConfig(n_cases=4, small=True))  # doctest: +SKIP
@@ -1071,6 +1083,8 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig, progress: Callable
     outcomes: list[dict[str, Any]] = []
     for index in range(config.n_cases):
         case = generate_case(index, config)
+        for volume in (case.image, case.mask):
+            volume.SetMetaData("ITK_FileNotes", SCAN_MARKER)  # written as the NIfTI header's descrip
         write_image(out / "images" / f"{case.case_id}.nii.gz", case.image)
         write_image(out / "masks" / f"{case.case_id}.nii.gz", case.mask)
         truths.append({**case.truth, **case.clinical})
@@ -1084,11 +1098,12 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig, progress: Callable
     write_csv(out / "ground_truth.csv", table)
     write_csv(out / "outcomes.csv", pd.DataFrame(outcomes)[list(OUTCOME_COLUMNS)])
     write_json(
-        out / "synth.json",
+        out / MARKER_FILE,
         {
             "synthetic": SYNTHETIC_NOTICE,
-            "generator": "lgerisk.data.synthetic",
+            "generator": GENERATOR,
             "generator_version": SYNTH_VERSION,
+            "scan_marker": SCAN_MARKER,
             "config": config.to_dict(),
             "hazard_model": config.hazard.to_dict(),
             "labels": {"0": "background", "1": "LV blood pool (papillary muscles included)", "2": "myocardium (grey zone included)", "3": "scar core", "4": "no-reflow"},

@@ -1,6 +1,7 @@
 """A prediction explained in words and as one self-contained HTML page.
 
-``summary_text`` writes a few plain sentences a cardiologist can read: the risk score and group,
+``summary_text`` writes a few plain sentences a cardiologist can read, led by what limits them (a scan
+outside what the model was trained on; where the scan and the model come from): the risk score and group,
 the probability of remaining free of SCD at the model's horizons, the scar burden, the radiomics
 features the risk aligns with over the training cohort and where this scan lies on them, warnings,
 and that the tool is for research only. ``html_report`` lays it out with the pictures embedded
@@ -23,11 +24,15 @@ import pandas as pd
 
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_text
+from lgerisk.io.provenance import provenance_sentence
 
 DISCLAIMER = ("For research use only: lgerisk is not a medical device and its risk estimates are not validated "
               "for clinical decisions.")
 
 RISK_GROUP_MEANING = {"low": "bottom third", "intermediate": "middle third", "high": "top third"}
+
+OUT_OF_RANGE = "out of range"
+"""The risk group of a prediction that is not reliable (as in :mod:`lgerisk.predict.run`)."""
 
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 
@@ -38,6 +43,7 @@ h1 { font-size: 1.5em; margin: 0.8em 0 0.4em; }
 h2 { font-size: 1.15em; margin: 1.6em 0 0.5em; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
 .banner { background: #b42318; color: #fff; font-weight: 700; text-align: center; padding: 0.6em;
           letter-spacing: 0.04em; margin: 0 -1.5em; }
+.banner + .banner { border-top: 1px solid #fff; }
 .summary p { margin: 0.35em 0; }
 .warning { color: #9a3412; font-weight: 600; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0; }
@@ -101,7 +107,9 @@ def _risk_sentence(prediction: Mapping[str, Any]) -> str | None:
     if score is None and not group:
         return None
     parts = [f"Risk score {score:.2f}" if score is not None else "Risk score not available"]
-    if group:
+    if str(group).lower() == OUT_OF_RANGE:
+        parts.append(" (no risk group: the scan is out of the model's range)")
+    elif group:
         meaning = RISK_GROUP_MEANING.get(str(group).lower())
         parts.append(f" ({group} risk group: {meaning} of the training cohort)" if meaning else f" (risk group {group})")
     return "".join(parts) + "."
@@ -138,19 +146,61 @@ def _concept_sentence(alignment: pd.DataFrame, percentiles: pd.Series, top: int)
     return f"Over {cohort}, the model's risk agrees most with " + "; ".join(items[:-1]) + f"; and {items[-1]}."
 
 
+def provenance_of(prediction: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(scan synthetic, model trained on synthetic data) of a prediction record; a bare ``synthetic``
+    (older records) stands for both.
+
+    Example:
+        >>> provenance_of({"scan_synthetic": False, "model_trained_on_synthetic": True})
+        (False, True)
+    """
+    legacy = bool(prediction.get("synthetic"))
+    scan = prediction.get("scan_synthetic")
+    model = prediction.get("model_trained_on_synthetic")
+    return (legacy if scan is None else bool(scan)), (legacy if model is None else bool(model))
+
+
+def out_of_range_sentence(reasons: Any) -> str:
+    """What a prediction flagged ``reliable=false`` means, with its reasons.
+
+    Example:
+        >>> out_of_range_sentence(["slice spacing 15 mm is outside the training range 8-13 mm"])[:60]
+        'OUT OF RANGE: this scan lies outside what the model was trai'
+    """
+    listed = [str(r).rstrip(".") for r in (reasons or []) if str(r).strip()]
+    because = f" ({'; '.join(listed)})" if listed else ""
+    return (f"OUT OF RANGE: this scan lies outside what the model was trained on{because}. The risk score is "
+            "shown, but no risk group is given and no number here is reliable for this scan.")
+
+
+def notices(prediction: Mapping[str, Any]) -> list[str]:
+    """The sentences that must lead any report of ``prediction``: out of range first, then where the scan
+    and the model come from (true for that pair)."""
+    lines = []
+    if prediction.get("reliable") is False:
+        lines.append(out_of_range_sentence(prediction.get("unreliable_reasons")))
+    sentence = provenance_sentence(*provenance_of(prediction))
+    if sentence is not None:
+        lines.append(sentence)
+    return lines
+
+
 def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percentiles: pd.Series, top: int = 3) -> str:
     r"""A few plain sentences about one prediction, one paragraph per line.
 
     ``prediction`` has ``case_id``, ``risk_score``, ``risk_group``, ``survival`` (years ->
     probability of remaining free of SCD), ``scar_percent``, ``greyzone_percent``,
-    ``myocardium_mass_g``, ``warnings`` and ``synthetic``; missing entries are left out.
+    ``myocardium_mass_g``, ``warnings``, ``scan_synthetic``, ``model_trained_on_synthetic``, ``reliable``
+    and ``unreliable_reasons`` (:mod:`lgerisk.predict.run`'s record; a bare ``synthetic`` stands for
+    both provenance flags); missing entries are left out. The text leads with :func:`notices`.
     ``alignment`` is :func:`lgerisk.explain.concepts.concept_alignment` over the training cohort and
     ``percentiles`` the scan's :func:`lgerisk.explain.concepts.case_percentiles`; the ``top``
     features by ``|r|`` are named.
 
     Example:
         >>> prediction = {"case_id": "A1", "risk_score": 0.84, "risk_group": "high", "survival": {3: 0.91},
-        ...               "scar_percent": 14.6, "greyzone_percent": 5.2, "warnings": [], "synthetic": False}
+        ...               "scar_percent": 14.6, "greyzone_percent": 5.2, "warnings": [], "scan_synthetic": False,
+        ...               "model_trained_on_synthetic": False, "reliable": True}
         >>> text = summary_text(prediction, pd.DataFrame(), pd.Series(dtype=float))
         >>> print(text.splitlines()[0].replace(". ", ".\n"))
         Case A1.
@@ -160,9 +210,7 @@ def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percent
     """
     if not isinstance(prediction, Mapping):
         raise InputError(f"prediction must be a dict, not {type(prediction).__name__}.")
-    lines = []
-    if prediction.get("synthetic"):
-        lines.append("SYNTHETIC data: every number below comes from a synthetic cohort, not from patients.")
+    lines = notices(prediction)
     sentences = []
     if prediction.get("case_id") not in (None, ""):
         sentences.append(f"Case {prediction['case_id']}.")
@@ -237,12 +285,14 @@ def _frame_html(frame: pd.DataFrame) -> str:
 
 def html_report(path: str | os.PathLike[str], title: str, summary: str, prediction: Mapping[str, Any],
                 images: Mapping[str, str | os.PathLike[str]], tables: Mapping[str, pd.DataFrame],
-                synthetic: bool = False) -> Path:
+                synthetic: bool = False, banners: list[str] | None = None) -> Path:
     """Write one self-contained HTML report (images inline as data URIs, inline CSS); returns its path.
 
     ``images`` maps a caption to a PNG (or JPEG) file, ``tables`` a heading to a DataFrame
-    (numbers shown to 3 significant digits). Every text is HTML-escaped. A ``SYNTHETIC data``
-    banner heads the page when ``synthetic`` (or ``prediction["synthetic"]``) is true.
+    (numbers shown to 3 significant digits). Every text is HTML-escaped. Banners head the page:
+    ``banners`` when given, else :func:`notices` of ``prediction`` (out of range first, then where the
+    scan and the model come from). ``synthetic`` (or a synthetic scan in ``prediction``): the data shown
+    are synthetic; the title says so, and a ``SYNTHETIC data`` banner is added when no banner says it.
 
     Example:
         >>> html_report("report.html", "Case A1", "Risk score 0.84.", {"case_id": "A1"}, {}, {})  # doctest: +SKIP
@@ -252,18 +302,21 @@ def html_report(path: str | os.PathLike[str], title: str, summary: str, predicti
 
     if not isinstance(prediction, Mapping):
         raise InputError(f"prediction must be a dict, not {type(prediction).__name__}.")
-    synthetic = bool(synthetic or prediction.get("synthetic"))
+    scan_synthetic, _ = provenance_of(prediction)
+    synthetic = bool(synthetic or scan_synthetic)
+    shown = list(notices(prediction) if banners is None else banners)
+    if synthetic and not any("SYNTHETIC" in banner for banner in shown):
+        shown.append("SYNTHETIC data — generated cases, not patients; no number on this page describes a real "
+                     "person.")
     heading = f"SYNTHETIC — {title}" if synthetic and "SYNTHETIC" not in title else title
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{html.escape(heading)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
-    if synthetic:
-        parts.append('<div class="banner">SYNTHETIC data — generated cases, not patients; no number on this page '
-                     "describes a real person.</div>")
+    parts.extend(f'<div class="banner">{html.escape(banner)}</div>' for banner in shown)
     parts.append(f"<h1>{html.escape(heading)}</h1>")
     parts.append('<section class="summary">')
     for line in str(summary).splitlines():
-        if line.strip():
+        if line.strip() and line.strip() not in shown:  # a banner above says it already
             css = ' class="warning"' if line.startswith("Warnings:") else ""
             parts.append(f"<p{css}>{html.escape(line)}</p>")
     parts.append("</section>")

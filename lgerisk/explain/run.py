@@ -2,10 +2,15 @@
 
 Per scan, ``OUT/ID/``::
 
-    report.html               one self-contained page (opens offline): summary, pictures, tables
-    gradcam.png               Grad-CAM of the risk on the last 3D block, over every slice
-    integrated_gradients.png  integrated gradients of the risk w.r.t. the image, over every slice
-    prediction.json           the prediction record plus the attribution checks
+    report.html               one self-contained page (opens offline): summary, pictures, tables; it
+                              leads with "out of range" when the prediction is not reliable, and says
+                              whether the scan is synthetic and whether the model was trained on
+                              synthetic data (words true for that pair)
+    gradcam.png               Grad-CAM of the risk on the last 3D block, one panel per real slice of the
+                              scan (its own slice numbers, base to apex); padding and voxels outside the
+                              scan's field of view carry no attribution
+    integrated_gradients.png  integrated gradients of the risk w.r.t. the image, drawn the same way
+    prediction.json           the prediction record (see lgerisk.predict.run) plus the attribution checks
     features.csv              the radiomics features most aligned with the model's risk over its
                               training cohort (r with 95 % CI, embedding R²) and this scan's percentile
 
@@ -29,6 +34,8 @@ from lgerisk.io.cohort import Case
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
+EXPLAIN_VERSION = "2"
+"""Changes whenever an explanation's record or pictures change (explained cases are then redone)."""
 
 
 def _reference(model_dir: Path) -> tuple[Any, Any]:
@@ -57,6 +64,7 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     from lgerisk.explain.concepts import case_percentiles
     from lgerisk.explain.montage import attribution_montage
     from lgerisk.explain.report import html_report, summary_text
+    from lgerisk.explain.slices import field_of_view, source_of, tensor_view
     from lgerisk.predict.run import as_number
     from lgerisk.radiomics.extract import feature_row
     from lgerisk.radiomics.settings import ROIS, load_params, params_hash
@@ -68,25 +76,33 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     risk = predictor.risk(image, tabular)
     record = predictor.record(case.case_id, risk, qc, image)
     record["warnings"] += inputs_row.get("__warnings__", [])
-    synthetic = case.case_id.startswith("synth-") or record["model_trained_on_synthetic"]
+    scan_synthetic, model_synthetic = record["scan_synthetic"], record["model_trained_on_synthetic"]
 
     masks = case_tensor(prepared.image, prepared.mask,
                         TensorSpec(slices=predictor.spec.slices, size=predictor.spec.size,
                                    channels=("image", "myocardium", "scar")))
+    view = tensor_view(field_of_view(prepared.image, source_of(case, prepared)), predictor.spec.slices,
+                       predictor.spec.size, slices_flipped=bool(qc.get("slices_flipped")))
+    real, inside = slice(0, view.count), view.inside
     volume, myocardium, scar = masks[0], masks[1] > 0.5, masks[2] > 0.5
     cam = grad_cam(predictor.model, image, tabular)
     ig = integrated_gradients_attribution(predictor.model, image, tabular, steps=steps)
     record["attribution"] = {
-        "gradcam_myocardium_ratio": _finite(myocardium_concentration(cam, myocardium)),
-        "ig_myocardium_ratio": _finite(myocardium_concentration(ig.values, myocardium)),
+        "gradcam_myocardium_ratio": _finite(myocardium_concentration(cam[inside], myocardium[inside])),
+        "ig_myocardium_ratio": _finite(myocardium_concentration(ig.values[inside], myocardium[inside])),
         "ig_relative_delta": _finite(ig.relative_delta), "ig_steps": steps,
-        "note": "ratio = mean |attribution| per voxel inside the myocardium / outside it"}
+        "slices_shown": list(view.numbers),
+        "note": "ratio = mean |attribution| per voxel inside the myocardium / outside it, over the voxels that "
+                "show the scan (padding and background fill left out); slices_shown: the scan's own slice "
+                "numbers of the montage panels, base to apex"}
     title = f"{case.case_id}: risk {risk:.2f} ({record['risk_group']})"
-    gradcam_png = attribution_montage(volume, cam, myocardium, scar, folder / "gradcam.png",
-                                      f"Grad-CAM — {title}", synthetic=synthetic, label="Grad-CAM (raises risk)")
-    ig_png = attribution_montage(volume, ig.values, myocardium, scar, folder / "integrated_gradients.png",
-                                 f"Integrated gradients — {title}", synthetic=synthetic,
-                                 label="integrated gradients (signed)")
+    drawn = {"slice_numbers": list(view.numbers), "inside": inside[real], "synthetic": scan_synthetic,
+             "model_synthetic": model_synthetic}
+    gradcam_png = attribution_montage(volume[real], cam[real], myocardium[real], scar[real], folder / "gradcam.png",
+                                      f"Grad-CAM — {title}", label="Grad-CAM (raises risk)", **drawn)
+    ig_png = attribution_montage(volume[real], ig.values[real], myocardium[real], scar[real],
+                                 folder / "integrated_gradients.png", f"Integrated gradients — {title}",
+                                 label="integrated gradients (signed)", **drawn)
 
     params = params if params is not None else load_params()
     rois = tuple(ROIS)
@@ -99,15 +115,14 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     top["this_scan"] = [numeric.get(f) for f in top["feature"]]
     top["percentile"] = [percentiles.get(f, np.nan) for f in top["feature"]]
     write_csv(folder / "features.csv", top)
-    prediction = {**record, "synthetic": synthetic,
-                  "survival": {h: record[f"survival_{h:g}"] for h in predictor.horizons}}
+    prediction = {**record, "survival": {h: record[f"survival_{h:g}"] for h in predictor.horizons}}
     summary = summary_text(prediction, concepts, percentiles)
     shown = {k: v for k, v in record.items() if k not in ("attribution",)}
     html_report(folder / "report.html", f"lgerisk explanation: {case.case_id}", summary, shown,
                 {"Grad-CAM on the last 3D block (regions that raise the risk; myocardium and scar outlined)": gradcam_png,
                  "Integrated gradients w.r.t. the image (red raises, blue lowers the risk)": ig_png},
                 {"Radiomics features most aligned with the model's risk over its training cohort": top,
-                 "Attribution checks": pd.DataFrame([record["attribution"]])}, synthetic=synthetic)
+                 "Attribution checks": pd.DataFrame([record["attribution"]])}, synthetic=scan_synthetic)
     embedding = predictor.model.image_encoder(image).detach().float().cpu().numpy()[0] \
         if predictor.model.config.use_image else np.zeros(0)
     stored = {**record, "summary": summary}
@@ -171,7 +186,7 @@ def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
 
     predictor = _predictor(str(model_dir), device, labels)  # a bad model fails here, once
     concepts, reference = _reference(Path(model_dir))  # read once, not per case
-    key = predictor.model_hash + (labels or "") + f"-ig{steps}"
+    key = predictor.model_hash + (labels or "") + f"-ig{steps}-e{EXPLAIN_VERSION}"
     out.mkdir(parents=True, exist_ok=True)
     from lgerisk.predict.run import worker_threads
 
@@ -196,6 +211,8 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
     from lgerisk.evaluation.plots import km_by_risk_group
     from lgerisk.explain.concepts import correlation_heatmap
     from lgerisk.explain.report import html_report
+    from lgerisk.io.provenance import cohort_sentence
+    from lgerisk.predict.run import LIST_FIELDS, OUT_OF_RANGE
 
     records, embeddings, features, outcomes = [], [], [], []
     for case in cases:
@@ -206,7 +223,8 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
         if stored.get("key") != key:
             continue
         record = {k: v for k, v in stored["record"].items() if k not in ("summary", "attribution")}
-        record["warnings"] = "; ".join(record.get("warnings") or [])
+        for name in LIST_FIELDS:
+            record[name] = "; ".join(record.get(name) or [])
         records.append(record)
         embeddings.append(stored["embedding"])
         features.append(stored["features"])
@@ -215,15 +233,22 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
         return {}
     table = pd.DataFrame(records)
     write_csv(out / "predictions.csv", table)
-    synthetic = bool(table["case_id"].astype(str).str.startswith("synth-").all()) or \
-        bool(table["model_trained_on_synthetic"].any())
+    scan_flags = [bool(flag) for flag in table["scan_synthetic"]]
+    synthetic = bool(scan_flags) and all(scan_flags)  # what the cohort pictures show
+    banners = [sentence for sentence in (cohort_sentence(scan_flags, predictor.trained_on_synthetic),) if sentence]
+    unreliable = int((~table["reliable"].astype(bool)).sum())
+    if unreliable:
+        banners.insert(0, f"OUT OF RANGE: {unreliable} of {len(table)} scans lie outside what the model was "
+                          "trained on; their risk group reads 'out of range' and their numbers are not reliable "
+                          "(see unreliable_reasons).")
     images: dict[str, Path] = {}
     embedding = np.asarray(embeddings, float)
     frame = pd.DataFrame(features, index=table["case_id"])
     if embedding.ndim == 2 and embedding.shape[1] and len(records) >= 5:
         images["Embedding principal components vs radiomics features (Pearson r over this cohort)"] = \
             correlation_heatmap(frame, embedding, out / "embedding_radiomics.png", synthetic=synthetic)
-    known = [(t, e, g) for (t, e), g in zip(outcomes, table["risk_group"]) if t is not None and e is not None]
+    known = [(t, e, g) for (t, e), g in zip(outcomes, table["risk_group"])
+             if t is not None and e is not None and g != OUT_OF_RANGE]  # no group, no curve
     if len(known) >= 3:
         time, event, groups = (np.asarray(v) for v in zip(*known))
         images["Kaplan-Meier by predicted risk group (thresholds: the training cohort's tertiles)"] = \
@@ -231,8 +256,8 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
                              "Observed survival by predicted risk group", synthetic=synthetic)
     counts = table["risk_group"].value_counts().to_dict()
     summary = (f"{len(table)} scans explained with model '{predictor.card.get('method')}'. Risk groups: "
-               + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high"))
+               + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high", OUT_OF_RANGE))
                + ". Each scan's own report is in its folder.")
     html_report(out / "cohort.html", "lgerisk cohort explanation", summary, {"scans": len(table)}, images,
-                {"Predictions": table}, synthetic=synthetic)
+                {"Predictions": table}, synthetic=synthetic, banners=banners)
     return {"cohort": str(out / "cohort.html"), "predictions": str(out / "predictions.csv")}

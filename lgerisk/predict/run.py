@@ -8,7 +8,20 @@ lies outside what the model was trained on. Prediction record (a row in CSV, an 
 
     case_id, risk_score, risk_group, survival_<h> (one per horizon), scar_percent, greyzone_percent,
     myocardium_mass_g, myocardium_volume_ml, scar_volume_ml, scar_method, model_method,
-    model_trained_on_synthetic, warnings
+    model_trained_on_synthetic, scan_synthetic, reliable, unreliable_reasons, warnings
+
+* ``risk_score``: log relative hazard; always given, also when the prediction is not reliable.
+* ``risk_group``: ``low``, ``intermediate`` or ``high`` (the training cohort's risk tertiles), or
+  ``out of range`` when ``reliable`` is false.
+* ``model_trained_on_synthetic``: the model card says the model was trained on synthetic scans.
+* ``scan_synthetic``: this scan comes from the synthetic generator (its own marker, see
+  :mod:`lgerisk.io.provenance`; never the case id).
+* ``reliable``: false when the scan lies outside the model's training ranges (slice spacing and count,
+  in-plane spacing, myocardial volume, intensity, scar burden), or when scan and model come from
+  different worlds (a real scan and a model trained on synthetic data, or the reverse);
+  ``unreliable_reasons`` lists why (joined with ``; `` in CSV, a list in JSON). The numbers stay in
+  their columns, the risk group does not.
+* ``warnings``: every warning, the reasons above included (``; `` in CSV, a list in JSON).
 """
 
 from __future__ import annotations
@@ -25,8 +38,15 @@ from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
 from lgerisk.errors import CaseError, InputError
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
+from lgerisk.io.provenance import mismatch_reason, scan_is_synthetic
 
 MODEL_ENV = "LGERISK_MODEL"
+OUT_OF_RANGE = "out of range"
+"""The risk group of a prediction that is not reliable (the scan lies outside what the model was trained on)."""
+RECORD_VERSION = "2"
+"""Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
+LIST_FIELDS = ("unreliable_reasons", "warnings")
+"""Record fields that are lists (joined with '; ' in CSV)."""
 RECORD_FIELDS = ("scar_percent", "greyzone_percent", "myocardium_mass_g", "myocardium_volume_ml", "scar_volume_ml",
                  "scar_method")
 RANGE_LABELS = {"slice_spacing_mm": ("slice spacing", "mm"), "slice_count": ("slice count", ""),
@@ -105,7 +125,8 @@ class RiskPredictor:
         return [float(h) for h in self.card["survival"]["horizons"]]
 
     def prepare(self, case: Case, work: Path) -> tuple[Case, dict[str, Any]]:
-        """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC).
+        """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
+        ``synthetic`` says whether the scan comes from the synthetic generator (its own marker).
 
         A case of a preprocessed folder (``lgerisk preprocess`` output) is used as it is when it was
         preprocessed with the model's settings (preprocessing it again would misread its labels)."""
@@ -116,9 +137,9 @@ class RiskPredictor:
             if done.get("settings_hash") != self.preprocess.settings_hash():
                 raise CaseError(f"{case.image}: already preprocessed, but with other settings than the model's; "
                                 "give the raw scan and mask instead.")
-            return case, done
+            return case, {**done, "synthetic": scan_is_synthetic(case.image, done)}
         result = preprocess_case(case, self.preprocess)
-        qc = result.qc
+        qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
         if int(qc.get("slices_with_myocardium") or 0) < 2:
             raise CaseError(f"{case.image}: only {qc.get('slices_with_myocardium')} slice(s) with myocardium; the "
                             "model needs a short-axis stack (2 or more slices).")
@@ -170,8 +191,14 @@ class RiskPredictor:
         with torch.no_grad():
             return float(self.model(image, tabular).float().cpu()[0])
 
+    @property
+    def trained_on_synthetic(self) -> bool:
+        """Whether the model card says the model was trained on synthetic scans."""
+        return bool((self.card.get("data") or {}).get("synthetic"))
+
     def record(self, case_id: str, risk: float, qc: dict[str, Any], tensor: Any) -> dict[str, Any]:
-        """The prediction record of DESIGN.md."""
+        """The prediction record (see the module docstring); ``qc``'s ``synthetic`` says whether the scan
+        is synthetic (set by :meth:`prepare`)."""
         import numpy as np
 
         from lgerisk.evaluation.cox import survival_at
@@ -190,10 +217,19 @@ class RiskPredictor:
         seen = survival.get("training_risk_range")
         extrapolated = bool(seen) and not seen[0] <= risk <= seen[1]
         record["model_method"] = self.card.get("method")
-        record["model_trained_on_synthetic"] = bool((self.card.get("data") or {}).get("synthetic"))
-        record["warnings"] = out_of_range_warnings(qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)),
-                                                   self.card.get("training_ranges") or {}) + list(qc.get("warnings")
-                                                                                                  or [])
+        record["model_trained_on_synthetic"] = self.trained_on_synthetic
+        record["scan_synthetic"] = bool(qc.get("synthetic"))
+        outside = out_of_range_warnings(qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)),
+                                        self.card.get("training_ranges") or {})
+        reasons = list(outside)
+        mismatch = mismatch_reason(record["scan_synthetic"], record["model_trained_on_synthetic"])
+        if mismatch is not None:
+            reasons.append(mismatch)
+        record["reliable"] = not reasons
+        record["unreliable_reasons"] = reasons
+        if reasons:
+            record["risk_group"] = OUT_OF_RANGE  # the numeric score stays in its column
+        record["warnings"] = reasons + list(qc.get("warnings") or [])
         if extrapolated:
             record["warnings"].append(f"risk score {risk:.3g} is outside the training cohort's range "
                                       f"{seen[0]:.3g} to {seen[1]:.3g}: the survival estimates are extrapolated")
@@ -336,7 +372,7 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
     if fmt not in ("csv", "json"):
         raise InputError(f"--format {fmt!r}: choose csv or json.")
     predictor = _predictor(str(model_dir), device, labels)  # fails fast on a bad model, loads it once
-    key = predictor.model_hash + (labels or "")
+    key = predictor.model_hash + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
     clinical = clinical or {}
     with tempfile.TemporaryDirectory(prefix="lgerisk-predict-") as scratch:
@@ -368,7 +404,7 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
 
 
 def render(records: list[dict[str, Any]], fmt: str) -> str:
-    """Records as CSV (warnings joined with '; ') or a JSON list."""
+    """Records as CSV (warnings and unreliable reasons joined with '; ') or a JSON list."""
     if fmt == "json":
         return json.dumps(records, indent=2, sort_keys=False) + "\n"
     if not records:
@@ -381,7 +417,8 @@ def render(records: list[dict[str, Any]], fmt: str) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "warnings": "; ".join(record.get("warnings") or [])})
+        writer.writerow({**record, **{name: "; ".join(record.get(name) or []) for name in LIST_FIELDS
+                                      if name in record}})
     return buffer.getvalue()
 
 

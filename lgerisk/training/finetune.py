@@ -549,7 +549,7 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     if SCAR_COLUMN not in prepared.features.columns and config.baselines:
         raise InputError(f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
                          "baseline needs it); extract it with lgerisk extract-radiomics.")
-    synthetic = all(c.startswith("synth-") for c in ids)
+    synthetic = _trained_on_synthetic(data, ids)
     tensor_cache = TensorCache(cache / "tensors")
     by_id = {case.case_id: case for case in prepared.cases}
     tensors = {c: tensor_cache.get(by_id[c], spec) for c in ids}
@@ -748,6 +748,16 @@ def _card_format(path: Path) -> Any:
         return None
 
 
+def _trained_on_synthetic(data: str | os.PathLike[str], ids: list[str]) -> bool:
+    """Whether every training scan comes from the synthetic generator, by its own marker (never by id): the
+    scans of ``data`` as given (raw scans by their header or cohort marker, preprocessed ones by qc.json)."""
+    from lgerisk.io.cohort import discover_cohort
+    from lgerisk.io.provenance import cases_are_synthetic
+
+    wanted = set(ids)
+    return cases_are_synthetic(case.image for case in discover_cohort(data).cases if case.case_id in wanted)
+
+
 def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """(SurvivalModel, tabular input spec, model card) of a finetune run folder (weights_only loading)."""
     import torch
@@ -755,6 +765,10 @@ def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
     from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
 
     run = Path(run)
+    if run.is_file():
+        where = f" (pass its folder, {run.parent})" if run.name in (MODEL_FILE, CARD_FILE) else ""
+        raise InputError(f"{run}: is a file, not a model folder; --model takes the folder written by lgerisk "
+                         f"finetune, which holds {MODEL_FILE} and {CARD_FILE}{where}.")
     if not run.is_dir():
         raise InputError(f"{run}: model folder does not exist.")
     if not (run / MODEL_FILE).is_file() or not (run / CARD_FILE).is_file():

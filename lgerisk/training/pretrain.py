@@ -276,8 +276,10 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             model.train()
             objective.train()
             sums: dict[str, float] = {}
-            with progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch, quiet or not context.is_main,
-                          show=("loss",), transient=True) as advance:
+            bar = f"epoch {epoch + 1}/{config.epochs}"
+            # the loss is shown once a batch has one (a loss column would read "nan" until then)
+            with progress(f"{bar} loss –", steps_per_epoch, quiet or not context.is_main,
+                          transient=True) as advance:
                 for batch in loader:
                     view1 = batch["view1"].to(torch_device, non_blocking=True)
                     view2 = batch["view2"].to(torch_device, non_blocking=True) if uses_image_pairs else None
@@ -300,7 +302,7 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                     objective.update_queues(z1.detach(), zr.detach() if zr is not None else None, ids)
                     for key, value in terms.items():
                         sums[key] = sums.get(key, 0.0) + float(value.detach())
-                    advance(loss=float(terms["loss"].detach()))
+                    advance(description=f"{bar} loss {float(terms['loss'].detach()):.4f}")
             row = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
             row.update({f"train_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()})
             row.update(_validate(model, objective, tensors, radiomics_all, [index_of[c] for c in val_ids],
@@ -315,12 +317,12 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                     "optimizer": optimizer.state_dict(), "amp_scaler": scaler_amp.state_dict(),
                     "history": json.dumps(history)})
                 _write_metrics(run, history)
-                say(("[SYNTHETIC data] " if _is_synthetic(prepared.case_ids) else "") + _epoch_line(row))
+                say(("[SYNTHETIC data] " if _is_synthetic(prepared.cases) else "") + _epoch_line(row))
             context.barrier()
 
         summary = {"run": str(run), "epochs": config.epochs, "train_cases": len(train_ids),
                    "val_cases": len(val_ids), "final": history[-1] if history else {},
-                   "synthetic": _is_synthetic(prepared.case_ids)}
+                   "synthetic": _is_synthetic(prepared.cases)}
         if context.is_main:
             _write_model(run, model, model_config)
             _write_metrics(run, history)
@@ -332,9 +334,11 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         distributed.shutdown(context)
 
 
-def _is_synthetic(case_ids: list[str]) -> bool:
-    """Whether every case comes from ``lgerisk synth`` (its ids are ``synth-NNNN``)."""
-    return bool(case_ids) and all(case_id.startswith("synth-") for case_id in case_ids)
+def _is_synthetic(cases: Any) -> bool:
+    """Whether every case comes from ``lgerisk synth``, by the generator's own marker (never by id)."""
+    from lgerisk.io.provenance import cases_are_synthetic
+
+    return cases_are_synthetic(case.image for case in cases)
 
 
 def _check_out(run: Path, resume: bool) -> None:
@@ -399,10 +403,18 @@ def _epoch_line(row: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_clip", "train_simclr", "train_temperature", "val_loss",
+                   "val_clip", "val_simclr", "val_top1", "val_top5", "val_chance_top1", "val_chance_top5",
+                   "val_alignment", "val_view_alignment", "val_uniformity", "seconds")
+"""The columns of metrics.csv, in order (README, "pretrain"); those an objective does not compute are left out."""
+
+
 def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    write_csv(run / METRICS_FILE, pd.DataFrame(history))
+    table = pd.DataFrame(history)
+    order = [c for c in METRICS_COLUMNS if c in table.columns]
+    write_csv(run / METRICS_FILE, table[order + [c for c in table.columns if c not in order]])
 
 
 def _write_model(run: Path, model: Any, model_config: Any) -> None:
@@ -467,7 +479,7 @@ def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any
         "created_by": f"lgerisk {lgerisk.__version__} pretrain",
         "data": {"hash": data_hash, "cases": len(prepared.cases), "train_cases": train_ids,
                  "val_cases": val_ids, "excluded_cases": prepared.excluded,
-                 "synthetic": _is_synthetic(prepared.case_ids)},
+                 "synthetic": _is_synthetic(prepared.cases)},
         "config": config.to_dict(),
         "model": model_config.to_dict(),
         "parameters": parameter_count(model),

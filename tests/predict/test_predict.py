@@ -40,7 +40,10 @@ def _scan_pair(folder: Path, case: str, name: str = "X") -> Path:
 
 
 def _check_record(record: dict) -> None:
-    assert record["risk_group"] in ("low", "intermediate", "high")
+    if record["reliable"]:
+        assert record["risk_group"] in ("low", "intermediate", "high") and not record["unreliable_reasons"]
+    else:  # the group is withheld, the numbers stay
+        assert record["risk_group"] == "out of range" and record["unreliable_reasons"]
     assert np.isfinite(record["risk_score"])
     survival = [record[h] for h in HORIZONS]
     assert all(0 <= s <= 1 for s in survival) and survival == sorted(survival, reverse=True)
@@ -250,6 +253,7 @@ def test_real_emidec_scans(runs, emidec: Path, cli) -> None:
         assert record["scar_percent"] == pytest.approx(direct, abs=0.5), name
     # real scans differ from the synthetic training cohort, and the records say so
     assert all(r["warnings"] for r in records.values())
+    assert not any(r["reliable"] or r["scan_synthetic"] for r in records.values())
     assert any("intensity" in w for r in records.values() for w in r["warnings"])
     assert str(emidec) not in result.stdout and "/" not in "".join(records)
 
