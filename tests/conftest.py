@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
 EMIDEC = ROOT.parent / "shared" / "data" / "emidec"
+MYOPS_DEV = ROOT.parent / "shared" / "data" / "myops-dev"
 SAMPLE_DATA = ROOT / "sample_data"
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
@@ -74,6 +75,14 @@ def emidec() -> Path:
     if not (EMIDEC / "samplePositive" / "Images" / "samplePositive.nii.gz").is_file():
         pytest.skip(f"real EMIDEC scans not found at {EMIDEC} (the shared data folder is absent)")
     return EMIDEC
+
+
+@pytest.fixture
+def myops_dev() -> Path:
+    """15 real MyoPS 2020 LGE scans with expert scar labels in ../shared/data/myops-dev (skipped where absent)."""
+    if not (MYOPS_DEV / "images" / "Case3001.nii.gz").is_file():
+        pytest.skip(f"real MyoPS development scans not found at {MYOPS_DEV} (the shared data folder is absent)")
+    return MYOPS_DEV
 
 
 @pytest.fixture

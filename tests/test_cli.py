@@ -62,7 +62,7 @@ def test_preprocess_acdc_labels_derive_scar(cli, tmp_path: Path) -> None:
     result = cli("preprocess", "--data", data, "--out", tmp_path / "prep", "--labels", "acdc")
     assert result.exit_code == 0, result.output
     row = pd.read_csv(tmp_path / "prep" / "cases.csv").iloc[0]
-    assert row["scar_method"] == "nsd" and 10 < row["scar_percent"] < 20  # the phantom's scar sector: 14.5 %
+    assert row["scar_method"] == "fwhm" and 10 < row["scar_percent"] < 20  # the phantom's scar sector: 14.5 %
 
 
 def test_synth_command_writes_a_cohort(cli, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from typing import ClassVar
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 
-SCAR_METHODS = ("auto", "label", "nsd", "fwhm")
+SCAR_METHODS = ("auto", "label", "fwhm", "nsd")
+REMOTE_METHODS = ("mixture", "iterative", "whole")  # the same names as lgerisk.preprocess.scar.REMOTE_METHODS
 NORMALISATIONS = ("myo-blood", "zscore", "percentile")
 
 
@@ -24,10 +25,17 @@ class PreprocessConfig(JsonConfig):
         crop_size: in-plane field of view in voxels (square), centred on the LV.
         normalisation: ``myo-blood`` (remote myocardium -> 0, blood pool -> 1), ``zscore``
             (inside the crop) or ``percentile`` (1st/99th percentile of the crop -> 0/1).
-        scar_method: ``auto`` (``label`` when the map names scar labels, else ``nsd``),
-            ``label``, ``nsd`` (remote mean + n SD) or ``fwhm`` (50 % of the myocardial maximum).
-        nsd: n of the ``nsd`` core threshold.
+        scar_method: ``auto`` (``label`` when the map names scar labels, else ``fwhm``),
+            ``label``, ``fwhm`` (remote + 50 % of the enhanced region's peak above remote) or ``nsd``
+            (remote mean + n SD).
+        nsd: n of the ``nsd`` core threshold (any positive n; at or below ``greyzone_nsd`` there is
+            no grey zone).
         greyzone_nsd: the grey zone starts at remote mean + this many SD.
+        remote_method: how remote (non-enhanced) myocardium is found: ``mixture`` (darker class of a
+            two-Gaussian mixture), ``iterative`` (exclusion above 2 SD to convergence) or ``whole``
+            (median / MAD of the whole wall, as before; biased by scar).
+        scar_smoothing_mm: in-plane Gaussian SD (mm) of the smoothing within the myocardium that
+            ``fwhm`` searches (0: none).
 
     Example:
         >>> PreprocessConfig(nsd=3).settings_hash() != PreprocessConfig().settings_hash()
@@ -43,6 +51,8 @@ class PreprocessConfig(JsonConfig):
     scar_method: str = "auto"
     nsd: float = 5.0
     greyzone_nsd: float = 2.0
+    remote_method: str = "mixture"
+    scar_smoothing_mm: float = 2.5
 
     def __post_init__(self) -> None:
         if self.scar_method not in SCAR_METHODS:
@@ -53,8 +63,12 @@ class PreprocessConfig(JsonConfig):
             raise InputError(f"--spacing {self.inplane_spacing_mm}: in-plane spacing must be 0.2-5 mm.")
         if not 16 <= self.crop_size <= 1024:
             raise InputError(f"--crop {self.crop_size}: crop size must be 16-1024 voxels.")
-        if not self.greyzone_nsd < self.nsd:
-            raise InputError(f"--nsd {self.nsd}: must exceed the grey-zone threshold ({self.greyzone_nsd} SD).")
+        if not self.nsd > 0:
+            raise InputError(f"--nsd {self.nsd}: must be positive.")
+        if self.remote_method not in REMOTE_METHODS:
+            raise InputError(f"--remote {self.remote_method!r}: choose one of {', '.join(REMOTE_METHODS)}.")
+        if not 0 <= self.scar_smoothing_mm <= 10:
+            raise InputError(f"--scar-smoothing {self.scar_smoothing_mm}: must be 0-10 mm.")
         if self.greyzone_nsd <= 0:
             raise InputError(f"--greyzone-nsd {self.greyzone_nsd}: must be positive.")
 

@@ -2,16 +2,34 @@
 
 Definitions (documented in the README, "Scar quantification"):
 
-* remote myocardium statistics are robust: median and 1.4826 x MAD of the myocardial
-  intensities (normal-labelled myocardium when scar labels exist), so scar does not inflate them,
-  taken on the myocardium eroded by one voxel in-plane, so partial volume with the bright blood
-  pool does not either;
-* scar core: the labelled scar (``label``), voxels above remote + n SD (``nsd``), or voxels at
-  or above 50 % of the myocardial maximum and above the grey-zone threshold (``fwhm``; the
-  maximum is taken after a 3 x 3 in-plane median filter so one noisy voxel cannot set it);
-* grey zone: myocardium outside the core, brighter than remote + ``greyzone_nsd`` SD (and,
-  for derived cores, below the core threshold);
-* derived regions drop in-plane clusters smaller than ``MIN_CLUSTER_VOXELS`` (noise specks).
+* **remote reference** — the intensity statistics of myocardium *without enhancement*, never of the
+  whole wall (whose statistics move with scar size). It is estimated on the myocardium eroded by one
+  voxel in-plane (no partial volume with the bright blood pool), with labelled scar left out when the
+  mask has scar labels, by one of ``REMOTE_METHODS``:
+
+  - ``mixture`` (default): a two-Gaussian mixture of those intensities (EM); remote is the darker
+    component. When the components are not distinct (upper mean within ``MIXTURE_MIN_SEPARATION``
+    remote SDs, or upper weight below ``MIXTURE_MIN_WEIGHT``) the myocardium has no enhanced class
+    and the median / MAD statistics of all of it are used (recorded as ``remote_fallback``);
+  - ``iterative``: median / MAD, then repeatedly drop voxels above median + 2 SD and re-estimate,
+    to convergence;
+  - ``whole``: median / MAD of all of it (the reference before preprocessing ALGORITHM_VERSION 2;
+    biased by scar, kept to reproduce old results and for comparison).
+
+* derived methods (``fwhm``, ``nsd``) search the whole myocardium; ``fwhm`` searches it on an image
+  smoothed *within* the myocardium (Gaussian, ``smoothing_mm`` in-plane; normalised convolution, so the
+  bright blood pool never bleeds in), ``nsd`` on the raw image (n is in raw remote SDs, as readers
+  measure them); the remote reference is estimated on the image searched;
+* ``fwhm`` core: voxels at or above remote + 50 % of (peak - remote), where the peak is the
+  ``FWHM_PEAK_PERCENTILE``-th percentile of the largest enhanced region (connected voxels above remote
+  + ``ENHANCEMENT_NSD`` SD that pass the cluster rules) — not a single bright voxel; no enhanced region,
+  no scar;
+* ``nsd`` core: voxels at or above remote + n SD;
+* cluster rules for derived regions: in-plane (8-connected) clusters smaller than
+  ``MIN_CLUSTER_AREA_MM2`` are noise; clusters that never reach deeper than ``EPICARDIAL_RIM_MM`` from
+  the epicardial surface are epicardial fat / partial volume, not scar;
+* grey zone: myocardium outside the core brighter than remote + ``greyzone_nsd`` SD (below the core
+  threshold for derived cores), against the same remote reference.
 """
 
 from __future__ import annotations
@@ -22,11 +40,66 @@ import numpy as np
 
 from lgerisk.io.labels import BLOOD, GREYZONE, MYOCARDIUM, NOREFLOW, SCAR
 
+REMOTE_METHODS = ("mixture", "iterative", "whole")
+"""Ways to find the remote (non-enhanced) myocardium reference; see the module docstring."""
+
 MIN_CLUSTER_VOXELS = 4
-"""Derived scar or grey-zone clusters smaller than this (in-plane, 8-connected) are dropped as noise."""
+"""Label-method grey-zone clusters smaller than this (in-plane, 8-connected) are dropped as noise."""
+
+MIN_CLUSTER_AREA_MM2 = 10.0
+"""Derived scar or grey-zone clusters smaller than this in-plane area (8-connected) are dropped as noise."""
+
+EPICARDIAL_RIM_MM = 2.5
+"""Derived clusters lying wholly within this distance of the epicardial surface are dropped (fat, partial volume)."""
+
+ENHANCEMENT_NSD = 4.0
+"""``fwhm``: an enhanced region, whose peak sets the threshold, is above remote + this many SD."""
+
+FWHM_PEAK_PERCENTILE = 95.0
+"""``fwhm``: the peak is this percentile of the largest enhanced region (robust to single bright voxels)."""
+
+MIXTURE_MIN_SEPARATION = 2.0
+"""``mixture``: components closer than this many remote SDs are one class (no enhancement)."""
+
+MIXTURE_MIN_WEIGHT = 0.02
+"""``mixture``: an upper component lighter than this share is no enhanced class."""
 
 MAD_TO_SD = 1.4826
 """Scale of the median absolute deviation to a normal standard deviation."""
+
+
+@dataclass(frozen=True)
+class ScarRules:
+    """The fixed rules of the derived methods (defaults: the module constants, chosen on real scans).
+
+    Exposed for method research (``benchmarks/scar_agreement.py --select``), not as command options.
+    """
+
+    enhancement_nsd: float = ENHANCEMENT_NSD
+    peak_percentile: float = FWHM_PEAK_PERCENTILE
+    epicardial_rim_mm: float = EPICARDIAL_RIM_MM
+    min_cluster_area_mm2: float = MIN_CLUSTER_AREA_MM2
+
+
+@dataclass(frozen=True)
+class RemoteReference:
+    """Statistics of remote (non-enhanced) myocardium and how they were found.
+
+    Attributes:
+        mean: remote intensity (mixture mean, or median).
+        sd: remote standard deviation (mixture SD, or 1.4826 x MAD).
+        method: one of ``REMOTE_METHODS``.
+        fallback: ``mixture`` found no distinct enhanced class and used median / MAD of all voxels.
+        voxel_count: voxels the reference was estimated from (the eroded search region).
+        remote_fraction: share of those voxels that belong to remote (mixture weight, or kept share).
+    """
+
+    mean: float
+    sd: float
+    method: str
+    fallback: bool
+    voxel_count: int
+    remote_fraction: float
 
 
 @dataclass(frozen=True)
@@ -35,10 +108,20 @@ class ScarResult:
 
     labels: np.ndarray
     method: str
-    remote_mean: float
-    remote_sd: float
+    remote: RemoteReference
     core_threshold: float | None
     greyzone_threshold: float
+    peak: float | None = None
+
+    @property
+    def remote_mean(self) -> float:
+        """Remote reference mean (kept for callers of the older result)."""
+        return self.remote.mean
+
+    @property
+    def remote_sd(self) -> float:
+        """Remote reference SD."""
+        return self.remote.sd
 
 
 def myocardium_of(labels: np.ndarray) -> np.ndarray:
@@ -62,6 +145,81 @@ def robust_statistics(values: np.ndarray) -> tuple[float, float]:
     return median, sd
 
 
+def two_gaussian_mixture(values: np.ndarray, iterations: int = 300,
+                         tolerance: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means, SDs and weights (ascending by mean) of a two-Gaussian mixture fitted by EM.
+
+    Started from the 25th and 90th percentiles (remote is usually the larger, darker class).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> values = np.concatenate([rng.normal(100, 10, 8000), rng.normal(300, 40, 2000)])
+        >>> means, sds, weights = two_gaussian_mixture(values)
+        >>> [round(float(m), -1) for m in means], round(float(weights[0]), 1)
+        ([100.0, 300.0], 0.8)
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    spread = float(np.std(x)) or 1.0
+    means = np.percentile(x, [25.0, 90.0]).astype(float)
+    sds = np.array([spread / 2, spread / 2])
+    weights = np.array([0.7, 0.3])
+    previous = -np.inf
+    for _ in range(iterations):
+        z = (x[:, None] - means) / sds
+        density = weights * np.exp(-0.5 * z * z) / sds + 1e-300
+        total = density.sum(axis=1, keepdims=True)
+        likelihood = float(np.log(total).sum())
+        responsibility = density / total
+        counts = responsibility.sum(axis=0) + 1e-12
+        weights = counts / counts.sum()
+        means = (responsibility * x[:, None]).sum(axis=0) / counts
+        sds = np.sqrt((responsibility * (x[:, None] - means) ** 2).sum(axis=0) / counts) + 1e-6 * spread
+        if abs(likelihood - previous) <= tolerance * abs(likelihood):
+            break
+        previous = likelihood
+    order = np.argsort(means)
+    return means[order], sds[order], weights[order]
+
+
+def remote_reference(values: np.ndarray, method: str = "mixture") -> RemoteReference:
+    """Remote myocardium statistics of ``values`` (intensities of the eroded search region).
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> wall = np.concatenate([rng.normal(100, 10, 6000), rng.normal(400, 60, 4000)])  # 40 % scar
+        >>> reference = remote_reference(wall)
+        >>> round(reference.mean), round(reference.sd), reference.fallback
+        (100, 10, False)
+        >>> round(remote_reference(wall, "whole").sd)          # the whole wall's spread is inflated by scar
+        29
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size < 2:
+        mean, sd = robust_statistics(x)
+        return RemoteReference(mean, sd, method, method == "mixture", int(x.size), 1.0)
+    if method == "whole":
+        mean, sd = robust_statistics(x)
+        return RemoteReference(mean, sd, method, False, int(x.size), 1.0)
+    if method == "iterative":
+        mean, sd = robust_statistics(x)
+        kept = x
+        for _ in range(100):
+            kept = x[x <= mean + 2.0 * sd]
+            new_mean, new_sd = robust_statistics(kept)
+            if np.isclose(new_mean, mean, rtol=1e-9, atol=0) and np.isclose(new_sd, sd, rtol=1e-9, atol=0):
+                break
+            mean, sd = new_mean, new_sd
+        return RemoteReference(mean, sd, method, False, int(x.size), kept.size / x.size)
+    if method == "mixture":
+        means, sds, weights = two_gaussian_mixture(x)
+        distinct = (means[1] - means[0] >= MIXTURE_MIN_SEPARATION * sds[0]) and weights[1] >= MIXTURE_MIN_WEIGHT
+        if not distinct:
+            mean, sd = robust_statistics(x)
+            return RemoteReference(mean, sd, method, True, int(x.size), 1.0)
+        return RemoteReference(float(means[0]), float(sds[0]), method, False, int(x.size), float(weights[0]))
+    raise ValueError(f"unknown remote method {method!r}; choose one of {', '.join(REMOTE_METHODS)}")
+
+
 def remote_region(myocardium: np.ndarray, min_voxels: int = 50) -> np.ndarray:
     """The myocardium eroded by one voxel in-plane (no partial volume with blood or fat).
 
@@ -75,68 +233,156 @@ def remote_region(myocardium: np.ndarray, min_voxels: int = 50) -> np.ndarray:
     return eroded if eroded.sum() >= min_voxels else myocardium
 
 
-def drop_small_clusters(region: np.ndarray, min_voxels: int = MIN_CLUSTER_VOXELS) -> np.ndarray:
-    """Remove in-plane (per slice, 8-connected) clusters of ``region`` smaller than ``min_voxels``."""
+def smooth_within(image: np.ndarray, region: np.ndarray, sigma_mm: float,
+                  spacing: tuple[float, ...]) -> np.ndarray:
+    """In-plane Gaussian smoothing of ``image`` restricted to ``region`` (normalised convolution).
+
+    Voxels outside ``region`` neither change nor contribute, so the bright blood pool does not
+    bleed into the myocardium. ``spacing`` is (x, y, z) in mm, the array (z, y, x).
+
+    Example:
+        >>> image = np.zeros((1, 5, 5)); image[0, :, 3:] = 1000.0            # bright "blood" on the right
+        >>> region = np.zeros((1, 5, 5), dtype=bool); region[0, :, :3] = True
+        >>> float(smooth_within(image, region, 2.0, (1.0, 1.0, 10.0))[region].max())
+        0.0
+    """
+    if sigma_mm <= 0 or not region.any():
+        return image.astype(np.float32, copy=True)
     from scipy import ndimage
 
-    if min_voxels <= 1 or not region.any():
+    sigma = (0.0, sigma_mm / float(spacing[1]), sigma_mm / float(spacing[0]))
+    weight = region.astype(np.float32)
+    numerator = ndimage.gaussian_filter(image.astype(np.float32) * weight, sigma=sigma, mode="nearest")
+    denominator = ndimage.gaussian_filter(weight, sigma=sigma, mode="nearest")
+    smoothed = np.where(region, numerator / np.maximum(denominator, 1e-6), image)
+    return smoothed.astype(np.float32)
+
+
+def epicardial_depth_mm(labels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """Per slice, each voxel's in-plane distance (mm) to the outside of the LV (blood pool + myocardium)."""
+    from scipy import ndimage
+
+    left_ventricle = np.isin(labels, (BLOOD, MYOCARDIUM, SCAR, NOREFLOW, GREYZONE))
+    depth = np.zeros(labels.shape, dtype=np.float32)
+    for k in range(labels.shape[0]):
+        if left_ventricle[k].any():
+            filled = ndimage.binary_fill_holes(left_ventricle[k])
+            depth[k] = ndimage.distance_transform_edt(filled, sampling=(float(spacing[1]), float(spacing[0])))
+    return depth
+
+
+def drop_small_clusters(region: np.ndarray, min_voxels: int = MIN_CLUSTER_VOXELS) -> np.ndarray:
+    """Remove in-plane (per slice, 8-connected) clusters of ``region`` smaller than ``min_voxels``."""
+    return clean_clusters(region, min_voxels)
+
+
+def clean_clusters(region: np.ndarray, min_voxels: int, depth_mm: np.ndarray | None = None,
+                   rim_mm: float = 0.0) -> np.ndarray:
+    """Keep in-plane (per slice, 8-connected) clusters of at least ``min_voxels`` voxels and, when
+    ``depth_mm`` is given, with at least ``min_voxels`` voxels deeper than ``rim_mm`` from the epicardium.
+
+    Example:
+        >>> region = np.zeros((1, 6, 6), dtype=bool); region[0, 0, :] = True; region[0, 3:5, 2:5] = True
+        >>> depth = np.tile(np.minimum(np.arange(6), 5 - np.arange(6))[:, None], (1, 1, 6)).astype(float)
+        >>> int(clean_clusters(region, 2, depth, rim_mm=0.5).sum())    # the row on the surface goes
+        6
+    """
+    from scipy import ndimage
+
+    if not region.any():
         return region
     structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True  # connectivity within a slice only: LGE slices are 8-13 mm apart
+    structure[1] = True  # connectivity within a slice only: LGE slices are 8-23 mm apart
     labelled, count = ndimage.label(region, structure=structure)
     if count == 0:
         return region
-    sizes = np.bincount(labelled.ravel(), minlength=count + 1)
-    keep = sizes >= min_voxels
+    keep = np.bincount(labelled.ravel(), minlength=count + 1) >= min_voxels
+    if depth_mm is not None and rim_mm > 0:
+        deep = np.bincount(labelled[depth_mm > rim_mm].ravel(), minlength=count + 1)
+        keep &= deep >= min_voxels
     keep[0] = False
     return keep[labelled]
 
 
+def _min_voxels(area_mm2: float, spacing: tuple[float, ...]) -> int:
+    return max(1, int(round(area_mm2 / (float(spacing[0]) * float(spacing[1])))))
+
+
+def fwhm_peak(smoothed: np.ndarray, candidates: np.ndarray, percentile: float = FWHM_PEAK_PERCENTILE) -> float | None:
+    """The ``percentile``-th percentile of the largest region of ``candidates``.
+
+    Regions are face-connected in 3D (a scar seen on neighbouring slices is one region), so the peak
+    comes from the bulk of the enhancement rather than from one slice's bright fragment.
+    """
+    from scipy import ndimage
+
+    if not candidates.any():
+        return None
+    labelled, _ = ndimage.label(candidates)
+    sizes = np.bincount(labelled.ravel())
+    sizes[0] = 0
+    return float(np.percentile(smoothed[labelled == int(sizes.argmax())], percentile))
+
+
 def quantify_scar(image: np.ndarray, labels: np.ndarray, method: str, nsd: float = 5.0,
-                  greyzone_nsd: float = 2.0) -> ScarResult:
+                  greyzone_nsd: float = 2.0, remote: str = "mixture", smoothing_mm: float = 2.5,
+                  spacing: tuple[float, ...] = (1.0, 1.0, 1.0), rules: ScarRules = ScarRules()) -> ScarResult:
     """Scar core and grey zone of one case.
 
     Args:
         image: intensities (z, y, x).
         labels: internal labels (1 blood, 2 myocardium, 3 scar, 4 no-reflow).
-        method: ``label``, ``nsd`` or ``fwhm`` (``auto`` is resolved by the caller).
-        nsd: core threshold of ``nsd`` in remote SDs.
+        method: ``label``, ``fwhm`` or ``nsd`` (``auto`` is resolved by the caller).
+        nsd: core threshold of ``nsd`` in remote SDs (any positive n; at or below ``greyzone_nsd``
+            there is no grey zone).
         greyzone_nsd: grey-zone threshold in remote SDs.
+        remote: how the remote reference is found (``REMOTE_METHODS``).
+        smoothing_mm: in-plane Gaussian SD (mm) of the smoothing within the myocardium that ``fwhm``
+            searches; 0 for none.
+        spacing: voxel spacing (x, y, z) in mm.
+        rules: the derived methods' fixed rules (enhancement guard, peak percentile, cluster rules).
 
     Example:
-        >>> result = quantify_scar(image, labels, "nsd")                     # doctest: +SKIP
-        >>> (result.labels == 3).sum()                                       # doctest: +SKIP
+        >>> result = quantify_scar(image, labels, "fwhm", spacing=(1.4, 1.4, 10.0))   # doctest: +SKIP
+        >>> (result.labels == 3).sum(), result.remote.method                          # doctest: +SKIP
     """
     myocardium = myocardium_of(labels)
     out = labels.copy()
     if method == "label":
         scar = np.isin(labels, (SCAR, NOREFLOW))
-        remote_mean, remote_sd = robust_statistics(image[remote_region(myocardium & ~scar)])
-        greyzone_threshold = remote_mean + greyzone_nsd * remote_sd
-        grey = myocardium & ~scar & (image > greyzone_threshold)
-        grey = drop_small_clusters(grey)
+        reference = remote_reference(image[remote_region(myocardium & ~scar)], remote)
+        greyzone_threshold = reference.mean + greyzone_nsd * reference.sd
+        grey = drop_small_clusters(myocardium & ~scar & (image > greyzone_threshold))
         out[grey] = GREYZONE
-        return ScarResult(out, method, remote_mean, remote_sd, None, greyzone_threshold)
+        return ScarResult(out, method, reference, None, greyzone_threshold)
+    if method not in ("fwhm", "nsd"):
+        raise ValueError(f"unknown scar method {method!r}")
 
     # Derived methods ignore any scar labels: the whole myocardium is the search region.
     out[myocardium] = MYOCARDIUM
-    remote_mean, remote_sd = robust_statistics(image[remote_region(myocardium)])
-    greyzone_threshold = remote_mean + greyzone_nsd * remote_sd
-    if method == "nsd":
-        core_threshold = remote_mean + nsd * remote_sd
-    elif method == "fwhm":
-        from scipy import ndimage
+    # fwhm searches an image smoothed within the myocardium; nsd thresholds the raw image, as readers do.
+    smoothed = smooth_within(image, myocardium, smoothing_mm if method == "fwhm" else 0.0, spacing)
+    reference = remote_reference(smoothed[remote_region(myocardium)], remote)
+    min_voxels = _min_voxels(rules.min_cluster_area_mm2, spacing)
+    depth = epicardial_depth_mm(labels, spacing)
 
-        smoothed = ndimage.median_filter(image, size=(1, 3, 3))
-        peak = float(smoothed[myocardium].max()) if myocardium.any() else 0.0
-        core_threshold = max(0.5 * peak, greyzone_threshold)
+    def clean(region: np.ndarray) -> np.ndarray:
+        return clean_clusters(region, min_voxels, depth, rules.epicardial_rim_mm)
+
+    greyzone_threshold = reference.mean + greyzone_nsd * reference.sd
+    peak = None
+    if method == "nsd":
+        core_threshold = reference.mean + nsd * reference.sd
     else:
-        raise ValueError(f"unknown scar method {method!r}")
-    core = drop_small_clusters(myocardium & (image >= core_threshold))
-    grey = drop_small_clusters(myocardium & ~core & (image > greyzone_threshold))
+        guard = reference.mean + rules.enhancement_nsd * reference.sd
+        peak = fwhm_peak(smoothed, clean(myocardium & (smoothed > guard)), rules.peak_percentile)
+        core_threshold = float("inf") if peak is None else max(reference.mean + 0.5 * (peak - reference.mean), guard)
+    core = clean(myocardium & (smoothed >= core_threshold))
+    grey = clean(myocardium & ~core & (smoothed > greyzone_threshold) & (smoothed < core_threshold))
     out[core] = SCAR
     out[grey] = GREYZONE
-    return ScarResult(out, method, remote_mean, remote_sd, core_threshold, greyzone_threshold)
+    return ScarResult(out, method, reference, None if not np.isfinite(core_threshold) else core_threshold,
+                      greyzone_threshold, peak)
 
 
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:

@@ -66,3 +66,128 @@ def test_volumes_and_dice() -> None:
                        "noreflow_volume_ml": 1.0, "greyzone_volume_ml": 1.0}
     assert dice(np.zeros(3, bool), np.zeros(3, bool)) is None
     assert dice(np.array([True, False]), np.array([True, True])) == pytest.approx(2 / 3)
+
+
+# --- remote reference that excludes enhancement (issue 10) ---------------------------------------
+
+from lgerisk.preprocess.scar import (  # noqa: E402
+    EPICARDIAL_RIM_MM,
+    ScarRules,
+    clean_clusters,
+    epicardial_depth_mm,
+    remote_reference,
+    smooth_within,
+)
+
+SPACING = (1.4, 1.4, 10.0)
+
+
+def ring_phantom(scar_fraction: float, seed: int = 0, size: int = 64, slices: int = 6,
+                 wall: float = 7.0, scar: float = 350.0, noise: float = 35.0) -> tuple[np.ndarray, np.ndarray]:
+    """A ring phantom (z, y, x) whose scar is one transmural sector covering ``scar_fraction`` of the wall.
+
+    Remote myocardium 100, scar ``scar``, blood 600, background 50, Gaussian noise SD ``noise``: a
+    contrast-to-noise like real LGE's, where a scar-inflated reference misses scar.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    angle = np.arctan2(yy - size / 2, xx - size / 2)  # -pi..pi
+    labels = np.zeros((slices, size, size), dtype=np.uint8)
+    for k in range(slices):
+        labels[k][radius < 12 + wall] = 2
+        labels[k][radius < 12] = 1
+        labels[k][(labels[k] == 2) & (angle < -np.pi + 2 * np.pi * scar_fraction)] = 3
+    image = np.choose(labels, [50.0, 600.0, 100.0, scar]) + rng.normal(0, noise, labels.shape)
+    return image.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("method", ["mixture", "iterative"])
+def test_remote_reference_excludes_large_scar(method: str) -> None:
+    rng = np.random.default_rng(3)
+    wall = np.concatenate([rng.normal(100, 10, 5500), rng.normal(400, 60, 4500)])  # 45 % scar
+    reference = remote_reference(wall, method)
+    assert abs(reference.mean - 100) < 3 and abs(reference.sd - 10) < 2
+    assert 0.5 < reference.remote_fraction < 0.6 and not reference.fallback
+    whole = remote_reference(wall, "whole")
+    assert whole.sd > 3 * reference.sd  # the old reference: inflated by the scar
+
+
+def test_mixture_falls_back_to_robust_statistics_without_enhancement() -> None:
+    values = np.random.default_rng(4).normal(100, 10, 10000)
+    reference = remote_reference(values, "mixture")
+    assert reference.fallback and reference.remote_fraction == 1.0
+    assert abs(reference.mean - np.median(values)) < 1e-9 and abs(reference.sd - 10) < 0.5
+
+
+def test_remote_reference_rejects_unknown_method() -> None:
+    with pytest.raises(ValueError, match="unknown remote method"):
+        remote_reference(np.arange(10.0), "median")
+
+
+def test_smoothing_within_the_myocardium_ignores_the_blood_pool() -> None:
+    image, labels = ring_phantom(0.0)
+    myocardium = labels == 2
+    smoothed = smooth_within(image, myocardium, 2.5, SPACING)
+    assert np.array_equal(smoothed[~myocardium], image[~myocardium])
+    assert abs(float(smoothed[myocardium].mean()) - 100) < 3  # blood (600) would pull this up
+    assert smoothed[myocardium].std() < 0.6 * image[myocardium].std()  # noise is reduced
+
+
+@pytest.mark.parametrize("scar_fraction", [0.2, 0.45])
+def test_fwhm_is_not_under_called_when_scar_is_large(scar_fraction: float) -> None:
+    image, labels = ring_phantom(scar_fraction)
+    truth = labels == 3
+    myocardium = labels >= 2
+    result = quantify_scar(image, labels, "fwhm", spacing=SPACING)
+    found = result.labels == 3
+    assert abs(found.sum() / myocardium.sum() - truth.sum() / myocardium.sum()) < 0.03
+    assert dice(found, truth) > 0.9
+    assert abs(result.remote.mean - 100) < 5 and result.remote.method == "mixture"
+    old = quantify_scar(image, labels, "nsd", nsd=5, remote="whole", spacing=SPACING)
+    if scar_fraction >= 0.4:  # the whole-wall reference is inflated by the scar: most of it is missed
+        assert (old.labels == 3).sum() < 0.5 * truth.sum()
+
+
+def test_nsd_of_two_works_and_leaves_no_grey_zone() -> None:
+    image, labels = ring_phantom(0.3)
+    result = quantify_scar(image, labels, "nsd", nsd=2.0, greyzone_nsd=2.0, spacing=SPACING)
+    assert result.core_threshold == pytest.approx(result.greyzone_threshold)
+    assert not (result.labels == 5).any()
+    assert dice(result.labels == 3, labels == 3) > 0.8
+
+
+def test_nsd_grey_zone_lies_between_the_thresholds() -> None:
+    image, labels = ring_phantom(0.3)
+    result = quantify_scar(image, labels, "nsd", nsd=5.0, greyzone_nsd=2.0, spacing=SPACING)
+    assert result.greyzone_threshold < result.core_threshold  # type: ignore[operator]
+    grey = result.labels == 5
+    assert (image[grey] < result.core_threshold).all()
+
+
+def test_a_bright_epicardial_rim_alone_is_not_scar() -> None:
+    image, labels = ring_phantom(0.0, seed=5)
+    depth = epicardial_depth_mm(labels, SPACING)
+    rim = (labels == 2) & (depth <= 1.4)
+    image[rim] += 500.0  # epicardial fat partial volume: bright, but only on the surface
+    assert (quantify_scar(image, labels, "nsd", nsd=5.0, spacing=SPACING).labels == 3).sum() == 0
+    without_rule = quantify_scar(image, labels, "nsd", nsd=5.0, spacing=SPACING, rules=ScarRules(epicardial_rim_mm=0))
+    assert (without_rule.labels == 3).sum() >= 0.9 * rim.sum()  # without the rule it would be scar
+
+
+def test_fwhm_of_a_scar_free_heart_is_empty() -> None:
+    image, labels = ring_phantom(0.0, seed=6)
+    result = quantify_scar(image, labels, "fwhm", spacing=SPACING)
+    assert (result.labels == 3).sum() == 0 and result.remote.fallback
+
+
+def test_clusters_reaching_past_the_rim_are_kept() -> None:
+    labels = ring_phantom(0.0)[1]
+    depth = epicardial_depth_mm(labels, SPACING)
+    region = (labels == 2) & (depth <= 1.4)  # a surface-only band
+    region[:, 20:30, 45:52] |= labels[:, 20:30, 45:52] == 2  # plus a transmural patch touching it
+    kept = clean_clusters(region, 4, depth, EPICARDIAL_RIM_MM)
+    assert kept[:, 20:30, 45:52][labels[:, 20:30, 45:52] == 2].all()
+    only_band = clean_clusters((labels == 2) & (depth <= 1.4), 4, depth, EPICARDIAL_RIM_MM)
+    assert not only_band.any()
+    assert float(depth[labels == 1].max()) > 16  # depth is in mm from the epicardium, blood pool included
