@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
-from lgerisk.errors import CaseError, InputError
+from lgerisk.errors import CaseError, InputError, LgeriskError
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
 from lgerisk.io.provenance import mismatch_reason, scan_is_synthetic
@@ -196,6 +196,25 @@ class RiskPredictor:
         """Whether the model card says the model was trained on synthetic scans."""
         return bool((self.card.get("data") or {}).get("synthetic"))
 
+    @property
+    def preprocessing_outdated(self) -> str | None:
+        """Why the model's training scans were preprocessed differently from how this lgerisk preprocesses
+        with the same settings (an earlier preprocessing version), or None when they match."""
+        from lgerisk.preprocess.config import PreprocessConfig
+
+        trained = self.card.get("preprocessing") or {}
+        settings, recorded = trained.get("settings"), trained.get("settings_hash")
+        if not settings or not recorded:
+            return None
+        try:
+            now = PreprocessConfig.from_dict(settings).settings_hash()
+        except LgeriskError:
+            return None
+        if now == recorded:
+            return None
+        return ("the model was trained on scans preprocessed by an earlier version of lgerisk's preprocessing "
+                f"(settings hash {recorded}, now {now}: e.g. another remote-myocardium reference); retrain it")
+
     def record(self, case_id: str, risk: float, qc: dict[str, Any], tensor: Any) -> dict[str, Any]:
         """The prediction record (see the module docstring); ``qc``'s ``synthetic`` says whether the scan
         is synthetic (set by :meth:`prepare`)."""
@@ -225,6 +244,8 @@ class RiskPredictor:
         mismatch = mismatch_reason(record["scan_synthetic"], record["model_trained_on_synthetic"])
         if mismatch is not None:
             reasons.append(mismatch)
+        if self.preprocessing_outdated is not None:
+            reasons.append(self.preprocessing_outdated)
         record["reliable"] = not reasons
         record["unreliable_reasons"] = reasons
         if reasons:

@@ -316,3 +316,20 @@ def test_a_risk_beyond_the_training_range_is_flagged(runs, tmp_path: Path, cli) 
     result = cli("predict", _scan_pair(tmp_path / "scan", "synth-0001"), "--model", model, "--format", "json")
     warnings = json.loads(result.stdout)[0]["warnings"]
     assert any("extrapolated" in w for w in warnings)
+
+
+def test_a_model_from_an_earlier_preprocessing_version_is_flagged(runs, tmp_path: Path, cli) -> None:
+    """A model whose training scans were preprocessed by an earlier algorithm (e.g. the old whole-wall remote
+    reference, which moved the normalisation) gets reliable=false with the reason, not a silent skew."""
+    scan = _scan_pair(tmp_path / "scan", "synth-0001")
+    current = json.loads(cli("predict", scan, "--model", runs["main"], "--format", "json").stdout)[0]
+    assert not any("earlier version" in reason for reason in current["unreliable_reasons"])
+    model = tmp_path / "model"
+    shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
+    card = json.loads((model / "model_card.json").read_text())
+    card["preprocessing"]["settings_hash"] = "0123456789abcdef"  # what an ALGORITHM_VERSION 1 run recorded
+    (model / "model_card.json").write_text(json.dumps(card))
+    result = cli("predict", scan, "--model", model, "--format", "json")
+    record = json.loads(result.stdout)[0]
+    assert record["reliable"] is False and record["risk_group"] == "out of range"
+    assert any("earlier version of lgerisk's preprocessing" in reason for reason in record["unreliable_reasons"])
