@@ -10,8 +10,10 @@ import pytest
 import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
-EMIDEC = ROOT.parent / "shared" / "data" / "emidec"
-MYOPS_DEV = ROOT.parent / "shared" / "data" / "myops-dev"
+EMIDEC = Path(os.environ.get("LGERISK_EMIDEC") or ROOT.parent / "shared" / "data" / "emidec")
+"""The two real EMIDEC scans: $LGERISK_EMIDEC, else the development checkout's data folder."""
+MYOPS_DEV = Path(os.environ.get("LGERISK_MYOPS_DEV") or ROOT.parent / "shared" / "data" / "myops-dev")
+"""15 real MyoPS 2020 LGE scans with expert labels: $LGERISK_MYOPS_DEV, else the development checkout's data folder."""
 SAMPLE_DATA = ROOT / "sample_data"
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
@@ -71,17 +73,17 @@ def cohort(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def emidec() -> Path:
-    """The two real EMIDEC scans in ../shared/data/emidec (skipped where absent)."""
+    """The two real EMIDEC scans (``EMIDEC``; skipped where absent)."""
     if not (EMIDEC / "samplePositive" / "Images" / "samplePositive.nii.gz").is_file():
-        pytest.skip(f"real EMIDEC scans not found at {EMIDEC} (the shared data folder is absent)")
+        pytest.skip(f"real EMIDEC scans not found at {EMIDEC} (set LGERISK_EMIDEC to their folder)")
     return EMIDEC
 
 
 @pytest.fixture
 def myops_dev() -> Path:
-    """15 real MyoPS 2020 LGE scans with expert scar labels in ../shared/data/myops-dev (skipped where absent)."""
+    """15 real MyoPS 2020 LGE scans with expert scar labels (``MYOPS_DEV``; skipped where absent)."""
     if not (MYOPS_DEV / "images" / "Case3001.nii.gz").is_file():
-        pytest.skip(f"real MyoPS development scans not found at {MYOPS_DEV} (the shared data folder is absent)")
+        pytest.skip(f"real MyoPS development scans not found at {MYOPS_DEV} (set LGERISK_MYOPS_DEV to their folder)")
     return MYOPS_DEV
 
 
