@@ -6,12 +6,20 @@ selected and the coefficients) and ``name``. ``features`` is a feature table (a 
 ``lgerisk extract-radiomics``); ``time`` and ``event`` are aligned with its rows.
 
 ``RadiomicsCox`` does all of its feature selection inside ``fit`` on the rows it is given, so that
-in cross-validation nothing of a test fold reaches the model: columns that are not finite in every
-training row or (nearly) constant are dropped; the rest are standardised (training mean and SD)
-and ranked by the Cox score-test statistic at beta = 0, ``U^2 / I`` (Breslow ties; the
-log-rank-like chi-square of each column, computed for all columns at once with numpy); the
+in cross-validation nothing of a test fold reaches the model. A feature that is not measurable in a
+case (every ``scar__`` feature of a scar-free heart) is imputed with the training mean of the cases
+where it is, and one indicator per such ROI, ``ROI__present``, joins the candidates, so no column is
+lost because a training fold holds a scar-free case (columns measured in fewer than
+``min_present`` of the training rows, or (nearly) constant, are dropped). Optionally the QC scar
+metrics (scar %, grey-zone %, mass, ...) are candidates too. The candidates are standardised
+(training mean and SD) and ranked by the Cox score-test statistic at beta = 0, ``U^2 / I`` (Breslow
+ties; the log-rank-like chi-square of each column, computed for all columns at once with numpy); the
 top-ranked are kept greedily, skipping any with ``|Pearson r| > correlation_threshold`` to one
-already kept, up to ``max_features``; a penalised ``CoxPHFitter`` is fitted on those.
+already kept, up to ``max_features``; a penalised ``CoxPHFitter`` is fitted on those, its penalty
+fixed or chosen by inner cross-validation on the training rows (``penalizer="cv"``).
+
+``ClinicalCox`` is an unpenalised Cox model on a few named columns: ``scar_percent`` and
+``greyzone_percent`` make the clinician's two-number model.
 """
 
 from __future__ import annotations
@@ -208,6 +216,82 @@ class ScarCox:
         return model
 
 
+class ClinicalCox:
+    """Cox model on a few named feature-table columns (default: scar % and grey-zone %), unpenalised.
+
+    Example:
+        >>> table = pd.DataFrame({"scar_percent": [0.0, 5.0, 12.0, 20.0, 31.0, 2.0, 8.0, 15.0],
+        ...                       "greyzone_percent": [1.0, 6.0, 3.0, 9.0, 4.0, 0.5, 7.0, 2.0]})
+        >>> time = np.array([9.0, 2.5, 3.0, 1.0, 1.5, 8.0, 2.0, 4.0]); event = np.array([0, 1, 1, 1, 1, 0, 1, 0])
+        >>> model = ClinicalCox().fit(table, time, event)
+        >>> model.name, len(model.predict_risk(table))
+        ('scar_grey_cox', 8)
+    """
+
+    def __init__(self, columns: Sequence[str] = ("scar_percent", "greyzone_percent"),
+                 name: str = "scar_grey_cox") -> None:
+        if isinstance(columns, str) or not len(columns):
+            raise InputError("ClinicalCox: columns must be a non-empty list of column names.")
+        self.columns = [str(c) for c in columns]
+        self.name = name
+        self.means_: np.ndarray | None = None
+        self.coefficients_: np.ndarray | None = None
+        self.n_train_ = 0
+        self.n_events_ = 0
+
+    def _matrix(self, features: pd.DataFrame, which: str) -> np.ndarray:
+        x = _values(_frame(features, self.name), self.columns, self.name)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            column = self.columns[int(np.argmax(bad.any(axis=0)))]
+            raise InputError(f"{self.name}: column {column!r} is missing or not finite for "
+                             f"{int(bad.any(axis=1).sum())} of the {len(x)} {which} cases.")
+        return x
+
+    def fit(self, features: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> ClinicalCox:
+        """Fit ``h(t|x) = h0(t) exp(beta . x)`` on the training rows."""
+        x = self._matrix(features, "training")
+        time, event = _outcomes(time, event, len(x), self.name)
+        constant = [c for c, sd, m in zip(self.columns, x.std(axis=0), x.mean(axis=0))
+                    if sd <= NEAR_ZERO_SD * max(1.0, abs(m))]
+        if constant:
+            raise InputError(f"{self.name}: column {constant[0]!r} is constant over the {len(x)} training cases.")
+        model = _fit_cox(pd.DataFrame(x, columns=self.columns), time, event, 0.0, 0.0, self.name)
+        self.means_ = x.mean(axis=0)
+        self.coefficients_ = model.params_.loc[self.columns].to_numpy(dtype=float)
+        self.n_train_, self.n_events_ = len(x), int(event.sum())
+        return self
+
+    def predict_risk(self, features: pd.DataFrame) -> np.ndarray:
+        """``beta . (x - training mean)`` for each row."""
+        if self.coefficients_ is None or self.means_ is None:
+            raise InputError(f"{self.name}: not fitted; call fit() first.")
+        return (self._matrix(features, "") - self.means_) @ self.coefficients_
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe description (columns, training means, coefficients, hazard ratios per unit)."""
+        if self.coefficients_ is None or self.means_ is None:
+            raise InputError(f"{self.name}: not fitted; call fit() first.")
+        return {"model": "ClinicalCox", "name": self.name, "columns": list(self.columns),
+                "means": [float(v) for v in self.means_], "coefficients": [float(v) for v in self.coefficients_],
+                "hazard_ratios": [math.exp(v) for v in self.coefficients_], "n_train": self.n_train_,
+                "n_events": self.n_events_}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClinicalCox:
+        """Inverse of ``to_dict``."""
+        try:
+            model = cls([str(c) for c in data["columns"]], str(data["name"]))
+            model.means_ = np.asarray(data["means"], dtype=float)
+            model.coefficients_ = np.asarray(data["coefficients"], dtype=float)
+            model.n_train_, model.n_events_ = int(data["n_train"]), int(data["n_events"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"ClinicalCox: not a ClinicalCox description ({exc!r}).") from None
+        if not len(model.means_) == len(model.coefficients_) == len(model.columns):
+            raise InputError("ClinicalCox: columns, means and coefficients differ in length.")
+        return model
+
+
 def score_statistics(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:
     """Univariate Cox score-test chi-square at beta = 0 (``U^2 / I``, Breslow ties) of every column of ``x``.
 
@@ -241,14 +325,43 @@ def score_statistics(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
     return stats
 
 
+PENALTY_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+"""Penalties ``RadiomicsCox(penalizer="cv")`` chooses from by inner cross-validation."""
+
+PRESENT_SUFFIX = "__present"
+
+
+def presence(frame: pd.DataFrame, roi: str) -> np.ndarray:
+    """1.0 where ROI ``roi`` was measured: its ``ROI__status`` is ``ok``, else any of its features is finite.
+
+    Example:
+        >>> presence(pd.DataFrame({"scar__original_firstorder_Mean": [1.0, np.nan]}), "scar").tolist()
+        [1.0, 0.0]
+    """
+    from lgerisk.data.features import roi_of
+
+    status = f"{roi}__status"
+    if status in frame.columns:
+        return (frame[status].astype(str) == "ok").to_numpy(dtype=float)
+    columns = [c for c in frame.columns if roi_of(str(c)) == roi]
+    if not columns:
+        return np.zeros(len(frame))
+    values = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in columns])
+    return np.isfinite(values).any(axis=1).astype(float)
+
+
 class RadiomicsCox:
     """Penalised Cox model on radiomics features, selected on the training rows only.
 
-    ``columns``: the candidate columns (default: ``feature_columns(table, qc_metrics=False)`` of the
-    training rows). After ``fit``: ``selected_`` (selected, in rank order), ``means_``, ``stds_``,
-    ``coefficients_`` (per training-SD), ``scores_`` (score-test chi-square of each selected column);
-    after ``predict_risk``: ``imputed_``, the number of rows whose non-finite values in a selected
-    column were replaced by the training mean.
+    ``columns``: the candidate columns (default: ``feature_columns(table, qc_metrics=qc_metrics)`` of
+    the training rows). ``penalizer``: a number, or ``"cv"`` to choose it from ``PENALTY_GRID`` by
+    ``inner_folds``-fold cross-validation on the training rows (Harrell's C). ``impute``: keep features
+    that are not measurable in some training rows (training-mean imputation plus ``ROI__present``
+    candidates); otherwise such columns are dropped. ``min_present``: the share of training rows a
+    feature must be measured in. After ``fit``: ``selected_`` (in rank order; may include
+    ``ROI__present``), ``means_``, ``stds_``, ``coefficients_`` (per training-SD), ``scores_``,
+    ``penalizer_`` (the one used) and ``cv_scores_`` (penalty -> inner-CV C); after ``predict_risk``:
+    ``imputed_``, the number of rows with a non-measurable selected value.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -261,12 +374,15 @@ class RadiomicsCox:
 
     name = "radiomics_cox"
 
-    def __init__(self, max_features: int = 10, penalizer: float = 0.1, l1_ratio: float = 0.0,
-                 correlation_threshold: float = 0.9, columns: Sequence[str] | None = None) -> None:
+    def __init__(self, max_features: int = 10, penalizer: float | str = 0.1, l1_ratio: float = 0.0,
+                 correlation_threshold: float = 0.9, columns: Sequence[str] | None = None,
+                 qc_metrics: bool = False, impute: bool = True, min_present: float = 0.2,
+                 inner_folds: int = 5, seed: int = 0) -> None:
         if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
             raise InputError(f"RadiomicsCox: max_features must be an integer >= 1, not {max_features!r}.")
-        if not (isinstance(penalizer, (int, float)) and math.isfinite(penalizer) and penalizer >= 0):
-            raise InputError(f"RadiomicsCox: penalizer must be a finite number >= 0, not {penalizer!r}.")
+        if penalizer != "cv" and not (isinstance(penalizer, (int, float)) and math.isfinite(penalizer)
+                                      and penalizer >= 0):
+            raise InputError(f"RadiomicsCox: penalizer must be a finite number >= 0 or 'cv', not {penalizer!r}.")
         if not (isinstance(l1_ratio, (int, float)) and 0.0 <= l1_ratio <= 1.0):
             raise InputError(f"RadiomicsCox: l1_ratio must lie in [0, 1], not {l1_ratio!r}.")
         if not (isinstance(correlation_threshold, (int, float)) and 0.0 < correlation_threshold <= 1.0):
@@ -274,16 +390,27 @@ class RadiomicsCox:
                              f"{correlation_threshold!r}.")
         if columns is not None and (isinstance(columns, str) or not len(columns)):
             raise InputError("RadiomicsCox: columns must be a non-empty list of column names.")
+        if not 0.0 < min_present <= 1.0:
+            raise InputError(f"RadiomicsCox: min_present must lie in (0, 1], not {min_present!r}.")
+        if not (isinstance(inner_folds, int) and inner_folds >= 2):
+            raise InputError(f"RadiomicsCox: inner_folds must be an integer >= 2, not {inner_folds!r}.")
         self.max_features = int(max_features)
-        self.penalizer = float(penalizer)
+        self.penalizer: float | str = penalizer if penalizer == "cv" else float(penalizer)
         self.l1_ratio = float(l1_ratio)
         self.correlation_threshold = float(correlation_threshold)
         self.columns = None if columns is None else [str(c) for c in columns]
+        self.qc_metrics = bool(qc_metrics)
+        self.impute = bool(impute)
+        self.min_present = float(min_present)
+        self.inner_folds = int(inner_folds)
+        self.seed = int(seed)
         self.selected_: list[str] | None = None
         self.means_: np.ndarray | None = None
         self.stds_: np.ndarray | None = None
         self.coefficients_: np.ndarray | None = None
         self.scores_: np.ndarray | None = None
+        self.penalizer_: float | None = None
+        self.cv_scores_: dict[str, float] = {}
         self.imputed_ = 0
         self.n_train_ = 0
         self.n_events_ = 0
@@ -297,11 +424,37 @@ class RadiomicsCox:
             return list(self.columns)
         from lgerisk.data.features import feature_columns
 
-        candidates = feature_columns(_with_case_id(frame), qc_metrics=False)
+        candidates = feature_columns(_with_case_id(frame), qc_metrics=self.qc_metrics)
         if not candidates:
             raise InputError(f"{self.name}: the training rows have no varying radiomics column "
                              "(named ROI__imagetype_class_Feature).")
         return candidates
+
+    @staticmethod
+    def _matrix(frame: pd.DataFrame, columns: Sequence[str], name: str) -> np.ndarray:
+        """Values of ``columns``; ``ROI__present`` columns computed from the ROI's status or features."""
+        plain = [c for c in columns if not c.endswith(PRESENT_SUFFIX)]
+        values = dict(zip(plain, _values(frame, plain, name).T)) if plain else {}
+        out = np.empty((len(frame), len(columns)), dtype=float)
+        for j, column in enumerate(columns):
+            out[:, j] = (presence(frame, column[: -len(PRESENT_SUFFIX)]) if column.endswith(PRESENT_SUFFIX)
+                         else values[column])
+        return out
+
+    def _design(self, frame: pd.DataFrame, name: str) -> tuple[list[str], np.ndarray]:
+        """Candidate columns (with presence indicators for partly measured ROIs) and their values."""
+        from lgerisk.data.features import roi_of
+
+        candidates = self._candidates(frame)
+        x = _values(frame, candidates, name)
+        if self.impute:
+            partly = sorted({roi for c, col in zip(candidates, x.T)
+                             if (roi := roi_of(c)) is not None and not np.isfinite(col).all()})
+            extra = [f"{roi}{PRESENT_SUFFIX}" for roi in partly if f"{roi}{PRESENT_SUFFIX}" not in candidates]
+            if extra:
+                candidates = candidates + extra
+                x = np.hstack([x, self._matrix(frame, extra, name)])
+        return candidates, x
 
     def fit(self, features: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> RadiomicsCox:
         """Select columns and fit the penalised Cox model, all on these (training) rows."""
@@ -309,21 +462,24 @@ class RadiomicsCox:
         time, event = _outcomes(time, event, len(frame), self.name)
         # dtypes from the training rows alone (a text cell in a test row must not change what is a candidate)
         frame = frame.infer_objects()
-        candidates = self._candidates(frame)
-        x = _values(frame, candidates, self.name)
-        finite = np.isfinite(x).all(axis=0)
+        candidates, x = self._design(frame, self.name)
+        measured = np.isfinite(x)
+        share = measured.mean(axis=0)
+        usable_rows = share >= (self.min_present if self.impute else 1.0)
         with np.errstate(invalid="ignore"):
-            means = np.where(finite, x.mean(axis=0), 0.0)
-            stds = np.where(finite, x.std(axis=0, ddof=1), 0.0)
-        varying = finite & (stds > NEAR_ZERO_SD * np.maximum(1.0, np.abs(means)))
+            means = np.array([float(x[measured[:, j], j].mean()) if usable_rows[j] else 0.0
+                              for j in range(x.shape[1])])
+            stds = np.array([float(x[measured[:, j], j].std(ddof=1)) if usable_rows[j] and measured[:, j].sum() > 1
+                             else 0.0 for j in range(x.shape[1])])
+        varying = usable_rows & (stds > NEAR_ZERO_SD * np.maximum(1.0, np.abs(means)))
         self.n_candidates_ = len(candidates)
-        self.dropped_not_finite_ = int((~finite).sum())
-        self.dropped_constant_ = int((finite & ~varying).sum())
+        self.dropped_not_finite_ = int((~usable_rows).sum())
+        self.dropped_constant_ = int((usable_rows & ~varying).sum())
         usable = np.flatnonzero(varying)
         if not usable.size:
-            raise InputError(f"{self.name}: none of the {len(candidates)} candidate columns is finite and varying "
+            raise InputError(f"{self.name}: none of the {len(candidates)} candidate columns is measured and varying "
                              f"over the {len(frame)} training cases.")
-        z = (x[:, usable] - means[usable]) / stds[usable]
+        z = np.where(measured[:, usable], (x[:, usable] - means[usable]) / stds[usable], 0.0)
         stats = score_statistics(z, time, event)
         ranked = np.argsort(-stats, kind="stable")
         kept: list[int] = []
@@ -340,7 +496,9 @@ class RadiomicsCox:
             kept.append(int(j))
         names = [candidates[usable[j]] for j in kept]
         design = pd.DataFrame(z[:, kept], columns=names)
-        model = _fit_cox(design, time, event, self.penalizer, self.l1_ratio, self.name)
+        penalizer = self._choose_penalizer(design, time, event) if self.penalizer == "cv" else float(self.penalizer)
+        model = _fit_cox(design, time, event, penalizer, self.l1_ratio, self.name)
+        self.penalizer_ = penalizer
         self.selected_ = names
         self.means_ = means[usable[kept]]
         self.stds_ = stds[usable[kept]]
@@ -350,12 +508,45 @@ class RadiomicsCox:
         self.n_train_, self.n_events_ = n, int(event.sum())
         return self
 
+    def _choose_penalizer(self, design: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> float:
+        """The penalty of ``PENALTY_GRID`` with the best inner-CV Harrell's C on these training rows.
+
+        Inner folds are stratified by event; the selected columns are fixed (chosen on all training rows),
+        so the inner CV compares penalties only. Ties go to the larger penalty.
+        """
+        from lifelines.utils import concordance_index
+
+        rng = np.random.default_rng(self.seed)
+        folds = np.empty(len(design), dtype=int)
+        for label in (0, 1):
+            index = rng.permutation(np.flatnonzero(event == label))
+            folds[index] = np.arange(index.size) % self.inner_folds
+        scores: dict[str, float] = {}
+        for penalizer in PENALTY_GRID:
+            risks = np.full(len(design), np.nan)
+            for k in range(self.inner_folds):
+                train, test = folds != k, folds == k
+                if not test.any() or event[train].sum() == 0:
+                    continue
+                try:
+                    model = _fit_cox(design[train], time[train], event[train], penalizer, self.l1_ratio, self.name)
+                except InputError:
+                    continue
+                risks[test] = design[test].to_numpy(dtype=float) @ model.params_.loc[list(design.columns)].to_numpy()
+            done = np.isfinite(risks)
+            scores[f"{penalizer:g}"] = (float(concordance_index(time[done], -risks[done], event[done]))
+                                        if done.sum() > 1 and event[done].sum() > 0 else float("nan"))
+        self.cv_scores_ = scores
+        best = max((v, float(k)) for k, v in scores.items() if np.isfinite(v)) if any(
+            np.isfinite(v) for v in scores.values()) else (float("nan"), 1.0)
+        return best[1]
+
     def predict_risk(self, features: pd.DataFrame) -> np.ndarray:
-        """Standardised selected columns times the coefficients; non-finite values take the training mean."""
+        """Standardised selected columns times the coefficients; non-measurable values take the training mean."""
         if self.selected_ is None or self.means_ is None or self.stds_ is None or self.coefficients_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
         frame = _frame(features, self.name)
-        x = _values(frame, self.selected_, self.name)
+        x = self._matrix(frame, self.selected_, self.name)
         bad = ~np.isfinite(x)
         self.imputed_ = int(bad.any(axis=1).sum())
         x = np.where(bad, self.means_, x)
@@ -368,9 +559,12 @@ class RadiomicsCox:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
         scores = self.scores_ if self.scores_ is not None else np.full(len(self.selected_), np.nan)
         return {"model": "RadiomicsCox", "name": self.name, "max_features": self.max_features,
-                "penalizer": self.penalizer, "l1_ratio": self.l1_ratio,
+                "penalizer": self.penalizer, "penalizer_used": self.penalizer_, "cv_scores": dict(self.cv_scores_),
+                "l1_ratio": self.l1_ratio, "qc_metrics": self.qc_metrics, "impute": self.impute,
+                "min_present": self.min_present,
                 "correlation_threshold": self.correlation_threshold,
-                "selection": "univariate Cox score test (U^2/I at beta=0) on training-standardised columns, "
+                "selection": "univariate Cox score test (U^2/I at beta=0) on training-standardised columns "
+                             "(non-measurable values imputed with the training mean, ROI__present indicators), "
                              "greedy skip of |r| > correlation_threshold",
                 "columns": list(self.selected_), "means": [float(v) for v in self.means_],
                 "stds": [float(v) for v in self.stds_], "coefficients": [float(v) for v in self.coefficients_],
@@ -383,9 +577,14 @@ class RadiomicsCox:
     def from_dict(cls, data: dict[str, Any]) -> RadiomicsCox:
         """Inverse of ``to_dict`` (a fitted model that predicts without refitting)."""
         try:
-            model = cls(int(data["max_features"]), float(data["penalizer"]), float(data["l1_ratio"]),
-                        float(data["correlation_threshold"]))
+            penalizer = data["penalizer"] if data["penalizer"] == "cv" else float(data["penalizer"])
+            model = cls(int(data["max_features"]), penalizer, float(data["l1_ratio"]),
+                        float(data["correlation_threshold"]), qc_metrics=bool(data.get("qc_metrics", False)),
+                        impute=bool(data.get("impute", False)), min_present=float(data.get("min_present", 1.0)))
             model.name = str(data["name"])
+            used = data.get("penalizer_used")
+            model.penalizer_ = None if used is None else float(used)
+            model.cv_scores_ = {str(k): float(v) for k, v in (data.get("cv_scores") or {}).items()}
             model.selected_ = [str(c) for c in data["columns"]]
             model.means_ = np.asarray(data["means"], dtype=float)
             model.stds_ = np.asarray(data["stds"], dtype=float)

@@ -74,6 +74,42 @@ def comparison_table(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndar
     return pd.DataFrame(pooled), pd.DataFrame(per_split)
 
 
+REFERENCE_METHOD = "scar-% Cox"
+"""What every model's gain is measured against: the one number clinicians already have."""
+
+
+def add_delta_c(table: pd.DataFrame, oof: pd.DataFrame, n_boot: int, seed: int,
+                reference: str = REFERENCE_METHOD, extra: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    """``table`` with ``delta_c`` (Harrell's C minus the reference method's on the same out-of-fold cases)
+    and its paired bootstrap 95 % interval ``delta_c_low`` / ``delta_c_high``, per method and evaluation.
+
+    ``extra`` maps further row names (e.g. the oracle) to a risk per case id. Rows of the reference itself
+    and rows without it in the same evaluation get NaN.
+    """
+    out = table.copy()
+    for column in ("delta_c", "delta_c_low", "delta_c_high"):
+        out[column] = np.nan
+    for index, row in out.iterrows():
+        method, evaluation = row["method"], row["evaluation"]
+        base = oof[(oof["method"] == reference) & (oof["evaluation"] == evaluation)]
+        if method == reference or base.empty:
+            continue
+        base = base.drop_duplicates("case_id").set_index("case_id")
+        if extra and method in extra:
+            risk = extra[method].reindex(base.index).to_numpy(float)
+        else:
+            mine = oof[(oof["method"] == method) & (oof["evaluation"] == evaluation)]
+            if mine.empty:
+                continue
+            risk = mine.drop_duplicates("case_id").set_index("case_id")["risk"].reindex(base.index).to_numpy(float)
+        if not np.isfinite(risk).all():
+            continue
+        delta, low, high = metrics.paired_delta_c(base["time"].to_numpy(float), base["event"].to_numpy(int), risk,
+                                                  base["risk"].to_numpy(float), n_boot, seed)
+        out.loc[index, ["delta_c", "delta_c_low", "delta_c_high"]] = [delta, low, high]
+    return out
+
+
 def oracle_rows(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndarray, log_hazard: pd.Series,
                 horizons: tuple[float, ...], n_boot: int, seed: int) -> list[dict[str, Any]]:
     """The comparison rows of the true log-hazard of a synthetic cohort, one per evaluation, on exactly

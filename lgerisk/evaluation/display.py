@@ -16,6 +16,16 @@ def _ci(row: dict[str, Any], key: str) -> str:
     return f"{value:.3f} ({low:.2f}-{high:.2f})"
 
 
+def _signed_ci(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{value:+.3f}"
+    return f"{value:+.3f} ({low:+.2f} to {high:+.2f})"
+
+
 def _plain(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
@@ -35,13 +45,17 @@ def comparison_table(table: Any, synthetic: bool = False) -> Any:
     records = table.to_dict(orient="records")
     aucs = [k for k in (records[0] if records else {}) if k.startswith("auc_") and not k.endswith(("_low", "_high"))]
     title = "Survival model comparison" + (" — SYNTHETIC data" if synthetic else "")
-    out = Table(title=title, caption="95 % bootstrap CIs in brackets; cv = pooled out-of-fold predictions")
-    for name in ("method", "eval", "n (events)", "Harrell C", "Uno C", *[f"AUC@{k[4:]}" for k in aucs], "IBS"):
+    delta = any("delta_c" in record for record in records)
+    out = Table(title=title, caption="95 % bootstrap CIs in brackets; cv = pooled out-of-fold predictions"
+                + ("; ΔC vs scar-% Cox: paired bootstrap on the same cases" if delta else ""))
+    for name in ("method", "eval", "n (events)", "Harrell C", *(["ΔC vs scar %"] if delta else []), "Uno C",
+                 *[f"AUC@{k[4:]}" for k in aucs], "IBS"):
         out.add_column(name, justify="left" if name == "method" else "right")
     for row in records:
         n = row.get("n")
         events = row.get("events")
         counts = "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
         out.add_row(str(row.get("method")), str(row.get("evaluation", "")), counts, _ci(row, "harrell_c"),
-                    _ci(row, "uno_c"), *[_plain(row.get(k)) for k in aucs], _plain(row.get("ibs")))
+                    *([_signed_ci(row, "delta_c")] if delta else []), _ci(row, "uno_c"),
+                    *[_plain(row.get(k)) for k in aucs], _plain(row.get("ibs")))
     return out

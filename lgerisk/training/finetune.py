@@ -4,7 +4,10 @@ One run fits every method on the same splits (stratified K-fold cross-validation
 test split; ``label_fraction`` keeps a stratified share of each training fold):
 
     scar-% Cox          univariate Cox on the QC scar percentage (lifelines)
-    radiomics Cox       penalised Cox on radiomics, features selected inside each training fold
+    scar+grey Cox       Cox on scar % and grey-zone %: the clinician's two-number model
+    radiomics Cox       penalised Cox on radiomics and the QC scar metrics, features selected and the
+                        penalty chosen (inner CV) inside each training fold; empty-ROI features imputed
+                        with a presence indicator
     deep, scratch       the same network trained from random weights (end to end)
     the model           the pretrained encoder with a Cox head, as a frozen probe or fine-tuned
 
@@ -43,6 +46,11 @@ MODEL_FILE, CARD_FILE = "model.pt", "model_card.json"
 MODEL_FORMAT = "lgerisk-survival-1"
 MODES = ("probe", "full")
 SCAR_COLUMN = "scar_percent"
+
+
+BASELINES_VERSION = 2
+"""2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
+chooses its penalty by inner CV; scar+grey Cox added. Finished parts of older runs are refitted, not reused."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class FinetuneConfig(JsonConfig):
     def settings_hash(self) -> str:
         """Hash of everything that changes a fit (finished parts are reused only under the same hash)."""
         payload = {k: v for k, v in self.to_dict().items() if k not in ("n_boot",)}
+        payload["baselines_version"] = BASELINES_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -221,7 +230,7 @@ def method_names(config: FinetuneConfig, pretrained: bool) -> list[str]:
     """The methods of a run, the model itself last."""
     names = []
     if config.baselines:
-        names += ["scar-% Cox", "radiomics Cox"]
+        names += ["scar-% Cox", "scar+grey Cox", "radiomics Cox"]
         if pretrained:
             names.append("deep, scratch (full)")
     return names + [model_name(config, pretrained)]
@@ -251,13 +260,17 @@ class FittedDeep:
 
 def fit_method(name: str, workspace: Workspace, train: list[str], seed: int, say: Any = None) -> Any:
     """Fit one method on the ``train`` ids; returns an object with ``predict_risk(ids)``."""
-    from lgerisk.evaluation.baselines import RadiomicsCox, ScarCox
+    from lgerisk.evaluation.baselines import ClinicalCox, RadiomicsCox, ScarCox
 
     time, event = workspace.outcome(train)
     if name == "scar-% Cox":
         return _Tabular(ScarCox(SCAR_COLUMN).fit(workspace.features.loc[train], time, event), workspace)
+    if name == "scar+grey Cox":
+        model = ClinicalCox((SCAR_COLUMN, "greyzone_percent"))
+        return _Tabular(model.fit(workspace.features.loc[train], time, event), workspace)
     if name == "radiomics Cox":
-        model = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer)
+        model = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer="cv", qc_metrics=True,
+                             seed=seed)
         return _Tabular(model.fit(workspace.features.loc[train], time, event), workspace)
     pretrained = not name.startswith("deep, scratch")
     config = workspace.config
@@ -288,8 +301,8 @@ def _tabular_inputs(workspace: Workspace, train: list[str], with_radiomics: bool
                             "covariates": list(covariates), "covariate_mean": [], "covariate_scale": []}
     if with_radiomics:
         time, event = workspace.outcome(train)
-        selector = RadiomicsCox(max_features=workspace.config.radiomics_features,
-                                penalizer=workspace.config.penalizer).fit(workspace.features.loc[train], time, event)
+        selector = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer,
+                                impute=False).fit(workspace.features.loc[train], time, event)
         columns = list(selector.selected_)
         values = workspace.features.loc[train, columns].to_numpy(float)
         spec["radiomics"] = columns
@@ -580,9 +593,11 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     oof = compare.out_of_fold(predictions, grid, config.horizons)
     table, per_split = compare.comparison_table(oof, all_time, all_event, grid, config.horizons, config.n_boot,
                                                 config.seed)
-    oracle = _oracle(data, oof, all_time, all_event, config)
+    oracle, truth = _oracle(data, oof, all_time, all_event, config)
     if oracle:
         table = pd.concat([table, pd.DataFrame(oracle)], ignore_index=True)
+    table = compare.add_delta_c(table, oof, config.n_boot, config.seed,
+                                extra={"oracle (true log-hazard)": truth} if truth is not None else None)
     table.insert(0, "synthetic", synthetic)
     horizon = _calibration_horizon(config.horizons, all_time)
     calibration = compare.calibration(oof, horizon) if horizon is not None else pd.DataFrame()
@@ -702,8 +717,9 @@ def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None
     return inside[len(inside) // 2] if inside else None
 
 
-def _oracle(data: Any, oof: Any, time: Any, event: Any, config: FinetuneConfig) -> list[dict[str, Any]]:
-    """The true log-hazard's rows when ``data`` is a synthetic cohort with its ground_truth.csv."""
+def _oracle(data: Any, oof: Any, time: Any, event: Any, config: FinetuneConfig) -> tuple[list[dict[str, Any]], Any]:
+    """The true log-hazard's rows and the log-hazard per case id, when ``data`` is a synthetic cohort
+    with its ground_truth.csv (else ``([], None)``)."""
     import pandas as pd
 
     from lgerisk.evaluation.compare import oracle_rows
@@ -711,11 +727,12 @@ def _oracle(data: Any, oof: Any, time: Any, event: Any, config: FinetuneConfig) 
     folder = Path(data) if Path(data).is_dir() else Path(data).parent
     path = folder / "ground_truth.csv"
     if not path.is_file():
-        return []
+        return [], None
     truth = pd.read_csv(path, dtype={"case_id": str}).set_index("case_id")
     if "log_hazard" not in truth.columns:
-        return []
-    return oracle_rows(oof, time, event, truth["log_hazard"], config.horizons, config.n_boot, config.seed)
+        return [], None
+    rows = oracle_rows(oof, time, event, truth["log_hazard"], config.horizons, config.n_boot, config.seed)
+    return rows, truth["log_hazard"]
 
 
 def _json_rows(table: Any) -> list[dict[str, Any]]:

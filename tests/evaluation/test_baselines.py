@@ -10,6 +10,8 @@ import pytest
 
 from lgerisk.errors import InputError
 from lgerisk.evaluation.baselines import (
+    PENALTY_GRID,
+    ClinicalCox,
     RadiomicsCox,
     RiskModel,
     ScarCox,
@@ -136,13 +138,13 @@ def test_fit_is_deterministic_and_round_trips_through_json():
 
 def test_non_finite_and_constant_training_columns_are_dropped_and_test_nan_imputed():
     table, time, event = simulate(n=80, seed=5)
-    table.loc[3, DRIVER] = np.nan  # not measurable in one training case: dropped
+    table.loc[3, DRIVER] = np.nan  # not measurable in one training case: dropped without imputation
     table["myocardium__original_shape_Constant"] = 4.2
     table["myocardium__original_shape_NearlyConstant"] = 1e6 + np.arange(80) * 1e-6
     model = RadiomicsCox(max_features=3).fit(table, time, event)  # default columns skip the exactly constant
     assert "myocardium__original_shape_Constant" not in model.selected_
     columns = [c for c in table.columns if c.startswith(("myocardium__", "scar__original"))]
-    model = RadiomicsCox(max_features=3, columns=columns).fit(table, time, event)
+    model = RadiomicsCox(max_features=3, columns=columns, impute=False).fit(table, time, event)
     assert DRIVER not in model.selected_
     assert model.dropped_not_finite_ == 1 and model.dropped_constant_ == 2
     assert model.n_candidates_ == len(columns)
@@ -208,3 +210,70 @@ def test_errors_are_one_clear_sentence():
         fit_predict(ScarCox(), table, time, event, ids[:20], ["nobody"])
     with pytest.raises(InputError, match="'P005' is in both the training and the test cases"):
         fit_predict(ScarCox(), table, time, event, ids[:20], ids[5:6])
+
+
+def test_a_scar_free_training_case_costs_no_scar_feature_and_adds_a_presence_indicator():
+    """Issue 11: every scar__ feature is NaN for a scar-free heart; the driver must survive such a fold."""
+    table, time, event = simulate(n=80, seed=5)
+    scar_columns = [c for c in table.columns if c.startswith("scar__")]
+    free = table.index[:12]
+    table.loc[free, scar_columns] = np.nan  # 12 scar-free training cases
+    model = RadiomicsCox(max_features=3).fit(table, time, event)
+    assert DRIVER in model.selected_ and model.dropped_not_finite_ == 0
+    from lgerisk.data.features import feature_columns
+
+    assert model.n_candidates_ == len(feature_columns(table, qc_metrics=False)) + 1  # + scar__present
+    # imputation uses the training rows only: changing a test row's value changes nothing else
+    means = model.means_.copy()
+    risk = model.predict_risk(table.iloc[:20])
+    assert np.all(np.isfinite(risk)) and model.imputed_ == 12
+    assert np.array_equal(model.means_, means)
+    measured = table.loc[table.index[12:], DRIVER].to_numpy(float)
+    assert model.means_[model.selected_.index(DRIVER)] == pytest.approx(measured.mean())
+    dropped = RadiomicsCox(max_features=3, impute=False).fit(table, time, event)
+    scar_candidates = [c for c in feature_columns(table, qc_metrics=False) if c.startswith("scar__")]
+    assert DRIVER not in dropped.selected_ and dropped.dropped_not_finite_ == len(scar_candidates)
+
+
+def test_presence_indicator_is_a_candidate_and_predicts():
+    rng = np.random.default_rng(1)
+    n = 120
+    present = rng.random(n) < 0.6
+    table = pd.DataFrame({"case_id": [f"P{i:03d}" for i in range(n)],
+                          "scar__original_firstorder_Mean": np.where(present, rng.normal(size=n), np.nan),
+                          "myocardium__original_firstorder_Mean": rng.normal(size=n)})
+    time = rng.exponential(np.exp(-1.5 * present))  # having scar at all is what matters
+    model = RadiomicsCox(max_features=1).fit(table, time, np.ones(n, dtype=int))
+    assert model.selected_ == ["scar__present"] and model.coefficients_[0] > 0
+    restored = RadiomicsCox.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert np.allclose(restored.predict_risk(table), model.predict_risk(table))
+
+
+def test_inner_cv_chooses_the_penalty_on_training_rows():
+    table, time, event = simulate(n=100, seed=7)
+    model = RadiomicsCox(max_features=5, penalizer="cv").fit(table, time, event)
+    assert model.penalizer_ in PENALTY_GRID
+    assert set(model.cv_scores_) == {f"{p:g}" for p in PENALTY_GRID}
+    best = max(model.cv_scores_.values())
+    assert model.cv_scores_[f"{model.penalizer_:g}"] == best and 0.5 < best <= 1.0
+    noise = table.copy()  # outcomes unrelated to every column: a heavy penalty should do no worse
+    rng = np.random.default_rng(3)
+    shuffled = RadiomicsCox(max_features=5, penalizer="cv").fit(noise, rng.permutation(time), event)
+    assert shuffled.penalizer_ >= model.penalizer_ or max(shuffled.cv_scores_.values()) < best
+
+
+def test_clinical_cox_matches_lifelines_and_round_trips():
+    from lifelines import CoxPHFitter
+
+    rng = np.random.default_rng(2)
+    n = 150
+    frame = pd.DataFrame({"scar_percent": rng.uniform(0, 30, n), "greyzone_percent": rng.uniform(0, 12, n)})
+    time = rng.exponential(np.exp(-(0.05 * frame.scar_percent + 0.1 * frame.greyzone_percent)))
+    event = (rng.random(n) < 0.8).astype(int)
+    model = ClinicalCox().fit(frame, time, event)
+    reference = CoxPHFitter().fit(frame.assign(t=time, e=event), "t", "e")
+    assert np.allclose(model.coefficients_, reference.params_[["scar_percent", "greyzone_percent"]], rtol=1e-5)
+    restored = ClinicalCox.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert np.allclose(restored.predict_risk(frame), model.predict_risk(frame))
+    with pytest.raises(InputError, match="greyzone_percent"):
+        ClinicalCox().fit(frame.assign(greyzone_percent=np.nan), time, event)

@@ -18,7 +18,7 @@ import torch
 
 from tests.conftest import SAMPLE_DATA
 
-METHODS = ["scar-% Cox", "radiomics Cox", "deep, scratch (full)", "pretrained probe"]
+METHODS = ["scar-% Cox", "scar+grey Cox", "radiomics Cox", "deep, scratch (full)", "pretrained probe"]
 ORACLE = "oracle (true log-hazard)"
 FINETUNE_TINY = ("--folds", "3", "--bootstrap", "20", "--epochs", "1", "--device", "cpu", "--quiet")
 
@@ -360,10 +360,13 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
     assert list(_fold1_risks(model, "test").index) == test_ids  # the same folds in both runs
     table = pd.read_csv(runs["features"], dtype={"case_id": str}, low_memory=False).set_index("case_id", drop=False)
     outcomes = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str}).set_index("case_id")
-    selected = RadiomicsCox(max_features=10, penalizer=0.1).fit(
-        table.loc[train_ids], outcomes.loc[train_ids, "time"].to_numpy(), outcomes.loc[train_ids, "event"].to_numpy()
-    ).selected_
-    column = selected[0]  # poison a feature the fold's models use, so that their test risks must move
+    time, event = outcomes.loc[train_ids, "time"].to_numpy(), outcomes.loc[train_ids, "event"].to_numpy()
+    baseline_columns = RadiomicsCox(max_features=10, penalizer="cv", qc_metrics=True).fit(
+        table.loc[train_ids], time, event).selected_  # as the radiomics Cox baseline selects
+    model_columns = RadiomicsCox(max_features=10, penalizer=0.1, impute=False).fit(
+        table.loc[train_ids], time, event).selected_  # as the model's radiomics inputs are selected
+    # poison a feature both of the fold's models use, so that their test risks must move
+    column = next(c for c in baseline_columns if c in model_columns)
     rows = table["case_id"].isin(test_ids)
     ours = outcomes.loc[table.loc[rows, "case_id"]]
     table.loc[rows, column] = (-np.log(ours["time"]) + 3 * ours["event"]).to_numpy() * 100
