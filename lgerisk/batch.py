@@ -4,25 +4,52 @@ Every batch command (preprocess, extract-radiomics, predict) uses ``run_batch``.
 skipped when ``is_done(case)`` says its outputs exist with the same inputs and settings;
 failures are kept per case (one small JSON each under ``OUT/.errors/``) so concurrent shards
 never write the same file, and ``collect_errors`` gathers them into ``errors.csv``.
+
+Signals. While a batch runs, SIGINT (Ctrl-C) and SIGTERM stop it: pending cases are cancelled,
+worker processes are terminated (``STOP_GRACE_S`` to remove their temporary files, then killed),
+finished cases stay on disk, and ``Interrupted`` is raised with the number of cases finished.
+Workers ignore SIGINT themselves (a terminal sends it to the whole process group; the parent
+decides), and exit when the parent dies, even by SIGKILL: the kernel's parent-death signal on
+Linux, and a thread watching ``os.getppid()`` everywhere.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
 
-from lgerisk.errors import InputError, LgeriskError
-from lgerisk.io.atomic import write_csv, write_json
+from lgerisk.errors import InputError, Interrupted, LgeriskError, WorkerDied
+from lgerisk.io.atomic import IN_FLIGHT, remove_in_flight, write_csv, write_json
 from lgerisk.progress import progress
 
 T = TypeVar("T")
 
 ERRORS_DIR = ".errors"
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a batch (Ctrl-C; a scheduler's or ``kill``'s terminate)."""
+
+STOP_GRACE_S = 1.0
+"""Seconds a terminated worker gets to remove its temporary files before it is killed."""
+
+PARENT_WATCH_INTERVAL_S = 0.5
+"""How often a worker checks that the process that started it is still alive."""
+
+_PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal a process receives when its parent dies (Linux)."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +96,64 @@ class BatchReport:
         """0 when every case succeeded, 1 when some failed."""
         return 1 if self.failed else 0
 
+    @property
+    def finished(self) -> int:
+        """Cases finished so far: done now, already done, or failed."""
+        return len(self.done) + len(self.skipped) + len(self.failed)
 
-def _init_worker() -> None:
+
+# --- worker processes ----------------------------------------------------------------------------------
+
+
+def _stop_worker(signum: int, frame: FrameType | None = None) -> NoReturn:
+    """Remove this worker's temporary files and exit at once (128 + ``signum``, as a shell reports it)."""
+    remove_in_flight()
+    os._exit(128 + signum)
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Ask the kernel to send ``signum`` to this process when its parent dies (Linux ``prctl``);
+    returns whether it was set (False elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return False
+
+
+def watch_parent(parent_pid: int, interval: float = PARENT_WATCH_INTERVAL_S) -> None:
+    """Exit this process (as ``_stop_worker`` does) once ``parent_pid`` is no longer its parent.
+
+    Runs forever in a daemon thread of each worker: the fallback where the parent-death signal is
+    not available (or was not set), so a worker never outlives a parent killed by SIGKILL.
+    """
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    _stop_worker(signal.SIGTERM)
+
+
+def init_worker(parent_pid: int, death_signal: bool = True) -> None:
+    """Set up a worker process of ``run_batch`` (the pool's initializer; also runs under spawn).
+
+    SIGINT is ignored (the parent decides, and terminates the workers); SIGTERM removes the worker's
+    temporary files and exits. The worker exits when ``parent_pid`` dies: by the parent-death signal
+    (when ``death_signal``, on Linux) and by a thread watching ``os.getppid()``. The signals stay
+    blocked from the parent's ``submit`` until here, so none arrives half-way through start-up.
+    """
+    IN_FLIGHT.clear()  # a forked worker's copy of the parent's list: those files are not this worker's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    if death_signal:
+        set_parent_death_signal(signal.SIGTERM)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        _stop_worker(signal.SIGTERM)
+    threading.Thread(target=watch_parent, args=(parent_pid,), name="lgerisk-parent-watch", daemon=True).start()
     try:
         import SimpleITK as sitk
 
@@ -80,37 +163,153 @@ def _init_worker() -> None:
         pass
 
 
-def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any]:
+def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any, dict[str, Any] | None]:
+    """``(True, result, None)``, or ``(False, message, details)`` when the case failed."""
     try:
-        return True, work(case)
+        return True, work(case), None
     except LgeriskError as exc:
-        return False, str(exc)
+        return False, str(exc), exc.details
     except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
         if debug:
-            return False, "".join(traceback.format_exception(exc))
-        return False, f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+            return False, "".join(traceback.format_exception(exc)), None
+        return False, f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", None
+
+
+# --- the parent: signals and the pool ------------------------------------------------------------------
+
+
+class _StopSignals:
+    """While active, the first SIGINT or SIGTERM raises ``Interrupted`` in the main thread; later ones
+    (and any arriving while ``holding``) are only remembered, so stopping the workers is never cut short."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.holding = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+            if not self.holding:
+                raise Interrupted(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread; processes (and threads) started meanwhile inherit the
+    block, which ``init_worker`` lifts once its handlers are in place. Pending signals arrive on exit."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> dict[int, int | None]:
+    """Cancel what has not started, terminate every worker (killed after ``STOP_GRACE_S``) and wait
+    for them all; returns each worker's exit code."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # the pool's only handle on them
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+    if manager is not None:
+        manager.join(STOP_GRACE_S)  # it sees the workers gone and winds down; never wait on it forever
+    return {process.pid: process.exitcode for process in processes}
+
+
+def _worker_death(exit_codes: list[int], finished: int, total: int) -> BaseException:
+    """What a pool broken by a dying worker means: a SIGTERM sent to the workers (a scheduler stopping
+    the whole job) is an interrupt; anything else is ``WorkerDied``."""
+    terminated = (128 + signal.SIGTERM, -signal.SIGTERM)
+    killed = [code for code in exit_codes if code not in terminated and code != 0]
+    if exit_codes and not killed:
+        return Interrupted(signal.SIGTERM, finished, total)
+    code = killed[0] if killed else None
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        how = f"was killed by {name}" + (" (often: out of memory)" if -code == signal.SIGKILL else "")
+    else:
+        how = f"exited with code {code}" if code is not None else "stopped"
+    advice = ", with fewer --jobs if memory ran out" if code == -signal.SIGKILL else ""
+    return WorkerDied(f"a worker process {how} after {finished} of {total} cases; the finished cases are kept: "
+                      f"rerun the same command to resume{advice}.")
+
+
+def _run_pool(todo: list[Any], work: Callable[[Any], Any], debug: bool, jobs: int, start_method: str | None,
+              on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None], stops: _StopSignals,
+              counts: Callable[[], tuple[int, int]]) -> None:
+    """Run ``work`` over ``todo`` in ``jobs`` processes; on any exception (an interrupt, a decision of
+    ``on_result`` to stop, a dead worker) stop every worker before raising."""
+    import multiprocessing
+
+    context = multiprocessing.get_context(start_method) if start_method else None
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker, initargs=(os.getpid(),),
+                               mp_context=context)
+    futures: dict[Future[Any], Any] = {}
+    seen: set[Future[Any]] = set()
+    try:
+        with _stop_signals_blocked():
+            for case in todo:
+                futures[pool.submit(_call, work, case, debug)] = case
+        for future in as_completed(futures):
+            seen.add(future)
+            ok, value, details = future.result()
+            on_result(futures[future], ok, value, details)
+    except BaseException as exc:
+        stops.holding = True
+        processes = (getattr(pool, "_processes", None) or {}).values()
+        dead_before = [p.exitcode for p in processes if p.exitcode is not None]
+        _stop_pool(pool)
+        for future, case in futures.items():  # results that arrived but were not read yet still count
+            if future not in seen and future.done() and not future.cancelled() and future.exception() is None:
+                on_result(case, *future.result())
+        if stops.received is not None:
+            raise Interrupted(stops.received, *counts()) from None
+        if isinstance(exc, BrokenProcessPool):
+            raise _worker_death(dead_before, *counts()) from None
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callable[[Any], bool], out: Path,
               jobs: int = 1, description: str = "cases", quiet: bool = False, debug: bool = False,
-              case_id: Callable[[Any], str] = lambda case: case.case_id, start_method: str | None = None
-              ) -> BatchReport:
+              case_id: Callable[[Any], str] = lambda case: case.case_id, start_method: str | None = None,
+              stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with a progress bar.
 
     ``work`` must be picklable (a module-level function or ``functools.partial``) when
     ``jobs > 1``. ``start_method`` ``"spawn"`` starts workers afresh instead of forking: needed when
-    the parent holds torch (its OpenMP thread pool does not survive a fork: forked workers hang). Failures are recorded under ``out/.errors``; a success clears its old error.
+    the parent holds torch (its OpenMP thread pool does not survive a fork: forked workers hang).
+    Failures are recorded under ``out/.errors``; a success clears its old error. ``stop_if(case_id,
+    message, details)`` sees each failure and may raise (e.g. ``InputError``) to stop the whole batch.
+
+    Raises ``Interrupted`` on SIGINT or SIGTERM and ``WorkerDied`` when a worker process dies, after
+    stopping every worker; the cases finished by then stay done (a rerun resumes).
     """
     report = BatchReport()
-    todo = []
-    for case in cases:
-        if is_done(case):
-            report.skipped.append(case_id(case))
-            _clear_error(out, case_id(case))
-        else:
-            todo.append(case)
 
-    def record(case: Any, ok: bool, value: Any) -> None:
+    def record(case: Any, ok: bool, value: Any, details: dict[str, Any] | None = None) -> None:
         name = case_id(case)
         if ok:
             report.done.append(name)
@@ -120,23 +319,31 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
             report.failed[name] = value
             write_json(out / ERRORS_DIR / f"{name}.json", {"case_id": name, "error": value,
                                                           "source": str(getattr(case, "image", ""))})
+            if stop_if is not None:
+                stop_if(name, value, details)
 
-    with progress(description, len(todo), quiet) as advance:
-        if jobs <= 1 or len(todo) <= 1:
-            for case in todo:
-                ok, value = _call(work, case, debug)
-                record(case, ok, value)
-                advance()
-        else:
-            import multiprocessing
-
-            context = multiprocessing.get_context(start_method) if start_method else None
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, mp_context=context) as pool:
-                futures = {pool.submit(_call, work, case, debug): case for case in todo}
-                for future in as_completed(futures):
-                    ok, value = future.result()
-                    record(futures[future], ok, value)
+    with _StopSignals() as stops:
+        try:
+            todo = []
+            for case in cases:
+                if is_done(case):
+                    report.skipped.append(case_id(case))
+                    _clear_error(out, case_id(case))
+                else:
+                    todo.append(case)
+            with progress(description, len(todo), quiet) as advance:
+                def on_result(case: Any, ok: bool, value: Any, details: dict[str, Any] | None) -> None:
+                    record(case, ok, value, details)
                     advance()
+
+                if jobs <= 1 or len(todo) <= 1:
+                    for case in todo:
+                        on_result(case, *_call(work, case, debug))
+                else:
+                    _run_pool(todo, work, debug, jobs, start_method, on_result, stops,
+                              lambda: (report.finished, len(cases)))
+        except Interrupted as exc:
+            raise Interrupted(exc.signum, report.finished, len(cases)) from None
     return report
 
 

@@ -3,13 +3,25 @@
 ``InputError`` is bad usage or bad input that stops a whole command (exit code 2);
 ``CaseError`` is a problem with one case of a batch, which is recorded in the errors
 table while the other cases go on. Both carry one clear sentence naming the file.
+``Interrupted`` is a run stopped by SIGINT or SIGTERM (exit code 128 + the signal number).
 """
 
 from __future__ import annotations
 
+import re
+import signal
+from typing import Any
+
 
 class LgeriskError(Exception):
     """Base class of every error lgerisk reports to a user as one sentence."""
+
+    exit_code = 2
+    """Exit code of the command line when this error stops a command."""
+
+    details: dict[str, Any] | None = None
+    """Plain, picklable facts behind the sentence (e.g. the labels a mask holds), for callers that
+    judge failures across cases; ``None`` when there are none."""
 
 
 class InputError(LgeriskError):
@@ -18,3 +30,61 @@ class InputError(LgeriskError):
 
 class CaseError(LgeriskError):
     """A problem with one case; batches record it and continue."""
+
+
+class WorkerDied(LgeriskError):
+    """A worker process of a batch died abruptly (killed, out of memory, crashed); the CLI exits with code 1."""
+
+    exit_code = 1
+
+
+class Interrupted(BaseException):  # noqa: N818 - named for what happened, like KeyboardInterrupt
+    """A batch stopped by a signal after ``completed`` of ``total`` cases (either may be unknown).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: per-case ``except Exception`` handlers must not
+    record an interrupt as a failed case.
+
+    Example:
+        >>> str(Interrupted(2, 14, 60))
+        'interrupted after 14 of 60 cases; rerun the same command to resume'
+        >>> Interrupted(15).exit_code
+        143
+    """
+
+    def __init__(self, signum: int = signal.SIGINT, completed: int | None = None, total: int | None = None) -> None:
+        super().__init__(signum, completed, total)
+        self.signum, self.completed, self.total = int(signum), completed, total
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process stopped by that signal (130, 143)."""
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        if self.completed is None or self.total is None:
+            return "interrupted; rerun the same command to resume"
+        return f"interrupted after {self.completed} of {self.total} cases; rerun the same command to resume"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def brief(exc: BaseException | str, limit: int = 160) -> str:
+    """An exception's message on one line, shortened by whole sentences only, never mid-word.
+
+    Whitespace runs (newlines included) become single spaces. Whole sentences are kept while they fit
+    in ``limit`` characters; the first sentence is always kept whole, however long, so a reason is
+    never cut mid-word or mid-sentence (a cut message reads like "``torch.load`` fr").
+
+    Example:
+        >>> brief("Weights only load failed.\\n  Re-running `torch.load` from a trusted source may work. More.", 85)
+        'Weights only load failed. Re-running `torch.load` from a trusted source may work.'
+    """
+    text = " ".join(str(exc).split())
+    sentences = _SENTENCE_END.split(text)
+    kept = sentences[0]
+    for sentence in sentences[1:]:
+        if len(kept) + 1 + len(sentence) > limit:
+            break
+        kept = f"{kept} {sentence}"
+    return kept

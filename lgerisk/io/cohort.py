@@ -80,9 +80,10 @@ def discover_cohort(data: str | os.PathLike[str]) -> Cohort:
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise InputError(f"{path}: --data must be a cohort folder or a CSV manifest, not a single file.")
-        return _read_manifest(path)
+        return _nonempty(_read_manifest(path), path)
     if (path / "preprocess.json").is_file() and (path / "cases.csv").is_file():
-        return Cohort(cases=_read_manifest(path / "cases.csv").cases, layout="preprocessed", source=path)
+        cases = _nonempty(_read_manifest(path / "cases.csv"), path / "cases.csv").cases
+        return Cohort(cases=cases, layout="preprocessed", source=path)
     for layout, finder in (("images+masks", _find_images_masks), ("emidec", _find_emidec),
                            ("dicom", _find_dicom_folders)):
         cases = finder(path)
@@ -90,8 +91,15 @@ def discover_cohort(data: str | os.PathLike[str]) -> Cohort:
             cases = _attach_outcomes(cases, path / "outcomes.csv")
             _check_unique(cases, path)
             return Cohort(cases=tuple(sorted(cases, key=lambda c: c.case_id)), layout=layout, source=path)
-    raise InputError(f"{path}: no cases found; expected images/ + masks/ (or labels/), EMIDEC's ID/Images + "
+    raise InputError(f"no cases found in {path}; expected images/ + masks/ (or labels/), EMIDEC's ID/Images + "
                      "ID/Contours, DICOM folders with masks/, or a CSV manifest (see README, 'Cohorts').")
+
+
+def _nonempty(cohort: Cohort, table: Path) -> Cohort:
+    """``cohort``, unless its table has a header but no rows (``InputError``)."""
+    if not cohort.cases:
+        raise InputError(f"no cases found in {table}: it has a header but no rows.")
+    return cohort
 
 
 def _mask_for(folder: Path, case_id: str) -> Path | None:

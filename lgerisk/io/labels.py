@@ -12,7 +12,11 @@ Presets:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,31 +111,173 @@ def parse_label_map(spec: str) -> LabelMap:
     return LabelMap(**values, name="custom")
 
 
+class LabelMapMismatch(CaseError):
+    """A mask the label map does not fit; ``details`` holds the mask, its labels, those the map leaves
+    unnamed, and the kind of misfit (see ``label_fit``), so a batch can judge the map across cases."""
+
+    def __init__(self, message: str, mask: str, present: set[int], label_map: LabelMap) -> None:
+        super().__init__(message)
+        self.details = {"kind": "label_map", "fit": label_fit(present, label_map), "mask": mask,
+                        "present": sorted(present), "unnamed": sorted(present - label_map.named_values())}
+
+
+def label_fit(present: set[int], label_map: LabelMap) -> str:
+    """How ``label_map`` fits a mask holding the labels ``present`` (background 0 excluded).
+
+    ``"fits"``: every label is named and the myocardium (and blood pool, when the map names one) is
+    there; ``"partial"``: the tissues are there but some labels are not named (a map that leaves out,
+    say, the scar labels); ``"misfit"``: the map names none of the labels, or the mask lacks the map's
+    myocardium or blood pool (a map for other masks); ``"empty"``: no label at all.
+
+    Example:
+        >>> emidec = PRESETS["emidec"]
+        >>> [label_fit(labels, emidec) for labels in ({1, 2, 3}, {1, 2, 7}, {500, 200}, set())]
+        ['fits', 'partial', 'misfit', 'empty']
+    """
+    if not present:
+        return "empty"
+    named = present & label_map.named_values()
+    if (not named or not present & set(label_map.myocardium)
+            or (label_map.blood and not present & set(label_map.blood))):
+        return "misfit"
+    return "partial" if present - named else "fits"
+
+
 def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.ndarray:
     """Translate a mask's values to internal labels (uint8), checking the map fits the mask.
 
     Refuses an empty mask, values the map does not name, and a map whose blood-pool or
-    myocardium labels are absent from the mask. Scar labels may be absent (a scar-free heart).
+    myocardium labels are absent from the mask (``LabelMapMismatch``). Scar labels may be absent
+    (a scar-free heart).
     """
     present = {int(v) for v in np.unique(labels)} - {0}
     if not present:
         raise CaseError(f"{mask_path}: mask is empty (no labelled voxel).")
     unknown = sorted(present - label_map.named_values())
     if unknown:
-        raise CaseError(f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
-                        f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass --labels.")
+        raise LabelMapMismatch(f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
+                               f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass --labels.",
+                               mask_path, present, label_map)
     if not present & set(label_map.myocardium):
-        raise CaseError(f"{mask_path}: mask has no myocardium label ({_join(label_map.myocardium)} under "
-                        f"label map '{label_map.name}').")
+        raise LabelMapMismatch(f"{mask_path}: mask has no myocardium label ({_join(label_map.myocardium)} under "
+                               f"label map '{label_map.name}').", mask_path, present, label_map)
     if label_map.blood and not present & set(label_map.blood):
-        raise CaseError(f"{mask_path}: mask has no blood-pool label ({_join(label_map.blood)} under "
-                        f"label map '{label_map.name}').")
+        raise LabelMapMismatch(f"{mask_path}: mask has no blood-pool label ({_join(label_map.blood)} under "
+                               f"label map '{label_map.name}').", mask_path, present, label_map)
     out = np.zeros(labels.shape, dtype=np.uint8)
     for internal, values in ((BLOOD, label_map.blood), (MYOCARDIUM, label_map.myocardium),
                              (SCAR, label_map.scar), (NOREFLOW, label_map.noreflow)):
         if values:
             out[np.isin(labels, values)] = internal
     return out
+
+
+# --- the map against a whole cohort -----------------------------------------------------------------
+
+SAMPLED_MASKS = 3
+"""How many readable masks (the cohort's first) are checked against the label map before any work."""
+
+PARTIAL_MAP_LIMIT = 3
+"""A batch stops once this many masks showed labels the map leaves unnamed (the map, not the masks)."""
+
+
+def mask_labels(path: str | os.PathLike[str]) -> set[int]:
+    """The labels (other than background 0) a mask file or DICOM folder holds; ``CaseError`` if unreadable."""
+    from lgerisk.io.scans import label_array, read_volume
+
+    return {int(v) for v in np.unique(label_array(read_volume(path, "mask", verify_nifti=False), path))} - {0}
+
+
+def first_mask_labels(masks: Iterable[Path | None], count: int = SAMPLED_MASKS,
+                      tries: int = 3 * SAMPLED_MASKS) -> list[tuple[Path, set[int]]]:
+    """The labels of the first ``count`` masks that can be read and are not empty (looking at no more
+    than ``tries`` masks; a missing or broken mask is left to its case's own error)."""
+    samples: list[tuple[Path, set[int]]] = []
+    for mask in list(masks)[:tries]:
+        if mask is None:
+            continue
+        try:
+            present = mask_labels(mask)
+        except CaseError:
+            continue
+        if present:
+            samples.append((Path(mask), present))
+        if len(samples) == count:
+            break
+    return samples
+
+
+def fitting_presets(label_sets: Iterable[set[int]]) -> list[str]:
+    """The presets that fit every one of ``label_sets`` exactly."""
+    sets = list(label_sets)
+    return [name for name, preset in PRESETS.items() if sets and all(label_fit(s, preset) == "fits" for s in sets)]
+
+
+def _described(label_map: LabelMap) -> str:
+    return f"--labels '{label_map.name}' ({label_map.to_spec()})" if label_map.name != "custom" else \
+        f"--labels '{label_map.to_spec()}'"
+
+
+def _advice(label_sets: Iterable[set[int]]) -> str:
+    presets = fitting_presets(label_sets)
+    if presets:
+        return f"pass --labels {presets[0]}"
+    return "pass the masks' own map with --labels (presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
+
+
+def partial_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, set[int]]]) -> InputError:
+    """The one sentence for a map that leaves labels of ``masks`` unnamed (``(name, labels)`` pairs)."""
+    found = sorted(set().union(*(labels for _, labels in masks)))
+    unnamed = sorted(set(found) - label_map.named_values())
+    names = ", ".join(Path(name).name for name, _ in masks)
+    plus = "+".join(str(v) for v in unnamed)
+    return InputError(f"{where}: {_described(label_map)} leaves label(s) {_join(unnamed)} unnamed in {names} "
+                      f"(labels found: {_join(found)}); {_advice(labels for _, labels in masks)}, or name every "
+                      f"label in the map (e.g. add scar={plus} or ignore={plus}).")
+
+
+def check_map_fits(samples: Sequence[tuple[Path, set[int]]], label_map: LabelMap, where: str,
+                   allow_unnamed: bool = False) -> None:
+    """Stop a cohort whose first masks show the label map cannot fit it (``InputError``, one sentence
+    naming the labels found): when it fits none of ``samples``, or leaves labels unnamed in most of
+    them (a partial map, e.g. one without the scar labels), unless ``allow_unnamed`` (scar from
+    intensity asked for explicitly). A single odd mask among fitting ones is left to its own case's
+    error (and ``PartialMapWatch`` stops the batch if more follow)."""
+    if not samples:
+        return
+    fits = [label_fit(labels, label_map) for _, labels in samples]
+    partial = [(str(path), labels) for (path, labels), fit in zip(samples, fits) if fit == "partial"]
+    if partial and ("fits" not in fits or (not allow_unnamed and 2 * len(partial) > len(samples))):
+        raise partial_map_error(where, label_map, partial)
+    if "fits" not in fits:
+        found = sorted(set().union(*(labels for _, labels in samples)))
+        names = ", ".join(path.name for path, _ in samples)
+        raise InputError(f"{where}: {_described(label_map)} fits none of the first {len(samples)} mask(s) ({names}), "
+                         f"which hold label(s) {_join(found)}; {_advice(labels for _, labels in samples)}.")
+
+
+class PartialMapWatch:
+    """``run_batch``'s ``stop_if``: stops the batch once ``limit`` masks showed labels the map leaves
+    unnamed, with one sentence instead of one failure per case.
+
+    Example:
+        >>> watch = PartialMapWatch(PRESETS["acdc"], "cohort", limit=1)
+        >>> details = {"kind": "label_map", "fit": "partial", "mask": "c1.nii.gz", "present": [1, 2, 3, 4]}
+        >>> watch("c1", "...", details)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        lgerisk.errors.InputError: cohort: --labels 'acdc' (...) leaves label(s) 4 unnamed in c1.nii.gz ...
+    """
+
+    def __init__(self, label_map: LabelMap, where: str, limit: int = PARTIAL_MAP_LIMIT) -> None:
+        self.label_map, self.where, self.limit = label_map, where, limit
+        self.masks: list[tuple[str, set[int]]] = []
+
+    def __call__(self, case_id: str, message: str, details: dict[str, Any] | None) -> None:
+        """Note one failed case; raise ``InputError`` when the map is shown to be partial."""
+        if details and details.get("kind") == "label_map" and details.get("fit") == "partial":
+            self.masks.append((str(details["mask"]), set(details["present"])))
+            if len(self.masks) >= self.limit:
+                raise partial_map_error(self.where, self.label_map, self.masks)
 
 
 def _join(values: tuple[int, ...] | list[int]) -> str:

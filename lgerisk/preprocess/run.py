@@ -23,7 +23,7 @@ import lgerisk
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Cohort, discover_cohort
-from lgerisk.io.labels import parse_label_map
+from lgerisk.io.labels import PartialMapWatch, check_map_fits, first_mask_labels, parse_label_map
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.pipeline import (
     IMAGE_FILE,
@@ -38,6 +38,10 @@ from lgerisk.preprocess.pipeline import (
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"
 
+INTENSITY_SCAR_METHODS = ("nsd", "fwhm")
+"""Scar methods that derive scar from intensity: given explicitly, a map may leave mask labels unnamed
+without stopping the cohort."""
+
 QC_COLUMNS = ("scar_method", "myocardium_volume_ml", "myocardium_mass_g", "blood_pool_volume_ml", "scar_volume_ml",
               "scar_percent", "noreflow_percent", "greyzone_percent", "scar_label_dice", "remote_mean", "remote_sd",
               "blood_pool_mean", "slice_count", "slice_spacing_mm", "slices_with_myocardium",
@@ -49,14 +53,19 @@ def preprocess_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str],
                       debug: bool = False) -> tuple[BatchReport, Any]:
     """Preprocess every case of ``data`` into ``out``; returns the batch report and the cases table.
 
-    Cases already done with the same inputs and settings are skipped, so a rerun resumes.
+    Cases already done with the same inputs and settings are skipped, so a rerun resumes. The label map
+    is checked against the cohort's first masks before any work, and a map shown to leave labels unnamed
+    stops the batch (``InputError``) rather than failing case after case.
 
     Example:
         >>> report, table = preprocess_cohort("sample_data", "work/prep", PreprocessConfig())  # doctest: +SKIP
         >>> table[["case_id", "scar_percent"]].head()                                          # doctest: +SKIP
     """
-    resolve_scar_method(config.scar_method, parse_label_map(config.labels))  # usage errors before any work
+    label_map = parse_label_map(config.labels)
+    resolve_scar_method(config.scar_method, label_map)  # usage errors before any work
     cohort = discover_cohort(data)
+    allow_unnamed = config.scar_method in INTENSITY_SCAR_METHODS
+    check_map_fits(first_mask_labels(case.mask for case in cohort.cases), label_map, str(data), allow_unnamed)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
     write_json(out_path / SETTINGS_FILE, {"settings": config.to_dict(), "settings_hash": config.settings_hash(),
@@ -64,7 +73,8 @@ def preprocess_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str],
     selected = shard.select(cohort.cases)
     report = run_batch(selected, partial(run_case, out=out_path, config=config),
                        partial(is_case_done, out=out_path, config=config), out_path, jobs=jobs,
-                       description="preprocess", quiet=quiet, debug=debug)
+                       description="preprocess", quiet=quiet, debug=debug,
+                       stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)))
     table = write_cases_table(cohort, out_path, config)
     collect_errors(out_path)
     return report, table

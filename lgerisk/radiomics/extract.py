@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import lgerisk
-from lgerisk.errors import CaseError
+from lgerisk.errors import CaseError, brief
 from lgerisk.radiomics.settings import ROIS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,7 +113,7 @@ def extract_rois(image: sitk.Image, labels: np.ndarray, params: dict[str, Any], 
                 values = dict(extractor.execute(image, mask, label=1))
                 status = "ok"
             except (ValueError, IndexError, RuntimeError) as exc:
-                status = f"too small: {' '.join(str(exc).split())[:160]}"
+                status = f"too small: {brief(exc)}"
         row[f"{roi}__status"] = status
         for name in names:
             value = _value(values.get(name, math.nan))

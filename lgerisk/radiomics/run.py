@@ -124,8 +124,7 @@ def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], pa
     params = load_params(params_path, image_types)
     settings = params_hash(params, rois)
     out_csv = Path(out)
-    parts = parts_dir(out_csv)
-    parts.mkdir(parents=True, exist_ok=True)
+    parts = parts_dir(out_csv)  # created by the first write, once the cohort was found and checked
     selection = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs, quiet, debug, shard)
     write_json(parts / "settings.json", {"params": params, "rois": list(rois), "settings_hash": settings})
     report = run_batch(selection.cases, partial(extract_case, parts=parts, params=params, rois=rois,

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lgerisk.errors import InputError
+from lgerisk.errors import InputError, brief
 
 ROIS: dict[str, tuple[int, ...]] = {"myocardium": (2, 3, 4, 5), "scar": (3, 4), "greyzone": (5,)}
 """Regions of interest over the preprocessed labels (2 remote, 3 core, 4 no-reflow, 5 grey zone)."""
@@ -91,7 +91,7 @@ def validate_params(params: dict[str, Any], source: str) -> None:
                             extensions=[schema_functions]).validate()
     except Exception as exc:  # noqa: BLE001 - pykwalify raises SchemaError and plain exceptions alike
         message = " ".join(str(getattr(exc, "msg", exc)).split())
-        raise InputError(f"{source}: pyradiomics rejects these parameters ({message[:300]}).") from None
+        raise InputError(f"{source}: pyradiomics rejects these parameters ({brief(message, 300)}).") from None
 
 
 def params_hash(params: dict[str, Any], rois: tuple[str, ...]) -> str:

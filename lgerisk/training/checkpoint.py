@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lgerisk.errors import InputError
+from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "lgerisk-checkpoint-1"
@@ -34,7 +34,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = " ".join(str(exc).split())[:160]
+        reason = brief(exc)
         raise InputError(f"{path}: not a loadable lgerisk checkpoint (corrupted, or holds objects other than "
                          f"tensors and plain data: {reason}).") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:

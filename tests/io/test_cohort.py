@@ -402,7 +402,7 @@ def test_no_cases_found(tmp_path: Path, setup: str) -> None:
     elif setup == "emidec without images":
         (folder / "P1" / "Images").mkdir(parents=True)
         (folder / "P1" / "Images" / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match=r"c: no cases found; expected images/ \+ masks/"):
+    with pytest.raises(InputError, match=r"no cases found in \S*c; expected images/ \+ masks/"):
         discover_cohort(folder)
 
 

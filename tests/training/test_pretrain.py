@@ -164,6 +164,8 @@ def test_bad_input(prepared, tmp_path: Path, cli) -> None:
     torch.save({"format": "lgerisk-checkpoint-1", "payload": Evil()}, checkpoint)
     result = cli(*base, "--out", run, "--batch-size", "4", "--resume")
     assert result.exit_code == 2 and not (tmp_path / "pwned").exists()
+    reason = " ".join(result.output.split()).split("(", 1)[1].rsplit(")", 1)[0]
+    assert reason.endswith((".", "!", "?", ":")) or "." not in reason, reason  # whole sentences, never "... fr"
     assert "Traceback" not in result.output
 
 

@@ -1,0 +1,69 @@
+"""Work that never finishes on its own, for tests of interrupted batches (``tests/test_interrupts.py``).
+
+A module of its own so that spawned workers can import it. Run as a script it starts a batch
+(``python -m tests.interrupt_work batch FOLDER fork|spawn``) or an orphan-to-be worker
+(``python -m tests.interrupt_work orphan FOLDER``); every process it starts blocks in ``open()`` of a
+FIFO that nobody writes to, so a test can stop it at leisure and never depends on timing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+GATE = "gate"
+"""The FIFO in the test's folder that held work waits on (opening it for reading blocks)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One case of the test batch: its id and the test's folder."""
+
+    case_id: str
+    folder: str
+
+
+def hold(item: Item) -> str:
+    """Write ``started-<id>`` (holding this process's pid), then block on the gate FIFO."""
+    folder = Path(item.folder)
+    (folder / f"started-{item.case_id}").write_text(str(os.getpid()))
+    with open(folder / GATE, "rb") as gate:  # blocks until a writer opens it: none ever does
+        gate.read()
+    return item.case_id
+
+
+def _batch(folder: Path, start_method: str) -> int:
+    """Run ``hold`` over four items in two workers; an interrupt prints its line and exits 128 + signal."""
+    from lgerisk.batch import run_batch
+    from lgerisk.errors import Interrupted
+
+    items = [Item(f"item{i}", str(folder)) for i in range(4)]
+    try:
+        run_batch(items, hold, lambda item: False, folder / "out", jobs=2, quiet=True, start_method=start_method)
+    except Interrupted as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 0
+
+
+def _orphan_child(folder: str, parent_pid: int) -> None:
+    from lgerisk.batch import init_worker
+
+    init_worker(parent_pid, death_signal=False)  # only the watching thread can notice the parent's death
+    hold(Item("orphan", folder))
+
+
+def _orphan(folder: Path) -> int:
+    """Start one worker set up without the parent-death signal, then block on the gate ourselves."""
+    child = multiprocessing.get_context("fork").Process(target=_orphan_child, args=(str(folder), os.getpid()))
+    child.start()
+    hold(Item("parent", str(folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    mode, where = sys.argv[1], Path(sys.argv[2])
+    sys.exit(_batch(where, sys.argv[3]) if mode == "batch" else _orphan(where))
