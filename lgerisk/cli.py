@@ -49,19 +49,26 @@ def _stderr(wide: bool = False):  # noqa: ANN202 - rich imported lazily
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one red sentence and exit code 2 (unless ``--debug``)."""
+    """Turn library errors into one red sentence and their exit code (2 for bad input; unless ``--debug``),
+    and an interrupt into one line and 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from lgerisk.errors import LgeriskError
+        from lgerisk.errors import Interrupted, LgeriskError
 
         try:
             return command(*args, **kwargs)
+        except Interrupted as exc:
+            _stderr().print(str(exc), soft_wrap=True, markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:  # Ctrl-C outside a batch
+            _stderr().print("interrupted.", soft_wrap=True)
+            raise typer.Exit(130) from None
         except LgeriskError as exc:
             if kwargs.get("debug"):
                 raise
             _stderr().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # e.g. an output folder that is a file, no permission, a full disk
             if kwargs.get("debug"):
                 raise
@@ -91,17 +98,20 @@ def synth(
     cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="Number of cases.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same cohort).")] = 0,
     small: Annotated[bool, typer.Option("--small", help="Small matrices and few slices (compact sample data).")] = False,
+    hazard_version: Annotated[int, typer.Option("--hazard-version", min=1, max=2, help="Outcome model: 2 = image "
+                                                "terms scar % cannot see (default); 1 = generator 1.0's (reproduces "
+                                                "cohorts made before 2.0).")] = 2,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Generate a SYNTHETIC LGE cohort with labels, outcomes and the true log-hazard.
 
-    Example: [bold]lgerisk synth work/synth --cases 300 --seed 1[/]
+    Example: [bold]lgerisk synth work/synth --cases 300 --seed 1[/] (add --hazard-version 1 for generator 1.0)
     """
     from lgerisk.data.synthetic import SynthConfig, generate_cohort
     from lgerisk.progress import progress
 
-    config = SynthConfig(n_cases=cases, seed=seed, small=small)
+    config = SynthConfig(n_cases=cases, seed=seed, small=small, hazard_version=hazard_version)
     with progress("synth", cases, quiet) as advance:
         truth = generate_cohort(out, config, progress=lambda n: advance())
     if not quiet:
@@ -115,9 +125,14 @@ def preprocess(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
     labels: Annotated[str, typer.Option("--labels", help="Label preset (emidec, myops, acdc) or map, e.g. "
                                         "'blood=1,myocardium=2,scar=3+4'.")] = "emidec",
-    scar_method: Annotated[str, typer.Option("--scar-method", help="auto, label, nsd or fwhm.")] = "auto",
-    nsd: Annotated[float, typer.Option("--nsd", help="n of the n-SD scar threshold.")] = 5.0,
+    scar_method: Annotated[str, typer.Option("--scar-method", help="auto (label scar if the map names it, else "
+                                             "fwhm), label, fwhm or nsd.")] = "auto",
+    nsd: Annotated[float, typer.Option("--nsd", help="n of the n-SD scar threshold (e.g. 2, 3, 5, 6).")] = 5.0,
     greyzone_nsd: Annotated[float, typer.Option("--greyzone-nsd", help="Grey zone starts at remote + this many SD.")] = 2.0,
+    remote: Annotated[str, typer.Option("--remote", help="Remote-myocardium reference: mixture, iterative or "
+                                        "whole (the old, scar-biased one).")] = "mixture",
+    scar_smoothing: Annotated[float, typer.Option("--scar-smoothing", help="In-plane smoothing (mm, Gaussian SD) "
+                                                  "within the myocardium for fwhm; 0 for none.")] = 2.5,
     spacing: Annotated[float, typer.Option("--spacing", help="In-plane spacing (mm) after resampling.")] = 1.4,
     crop: Annotated[int, typer.Option("--crop", help="In-plane crop size (voxels) around the LV.")] = 96,
     normalisation: Annotated[str, typer.Option("--normalisation", help="myo-blood, zscore or percentile.")] = "myo-blood",
@@ -139,7 +154,7 @@ def preprocess(
 
     config = PreprocessConfig(labels=labels, inplane_spacing_mm=spacing, crop_size=crop,
                               normalisation=normalisation, scar_method=scar_method, nsd=nsd,
-                              greyzone_nsd=greyzone_nsd)
+                              greyzone_nsd=greyzone_nsd, remote_method=remote, scar_smoothing_mm=scar_smoothing)
     report, table = preprocess_cohort(data, out, config, jobs=jobs, shard=Shard.parse(shard), quiet=quiet,
                                       debug=debug)
     _summary(report, out, quiet)
@@ -283,6 +298,8 @@ def finetune(
                                                 "(end to end); default probe with --encoder, full without.")] = None,
     with_radiomics: Annotated[bool, typer.Option("--with-radiomics", help="Radiomics features (selected inside "
                                                  "each training fold) beside the image embedding.")] = False,
+    with_scar: Annotated[bool, typer.Option("--with-scar", help="Scar % and grey-zone % beside the image "
+                                            "embedding: a head that can only add to what clinicians have.")] = False,
     covariates: Annotated[str, typer.Option("--covariates", help="Clinical covariates beside the embedding, "
                                             "e.g. age,lvef (columns of the outcomes table).")] = "",
     folds: Annotated[int, typer.Option("--folds", "-k", min=0, help="Stratified cross-validation folds (0: none, "
@@ -291,15 +308,17 @@ def finetune(
                                                  "(0: none).")] = 0.0,
     label_fraction: Annotated[float, typer.Option("--label-fraction", help="Share of each training fold used "
                                                   "(label efficiency), in (0, 1].")] = 1.0,
-    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Scar-% Cox, radiomics Cox and "
-                                            "the scratch network in the same folds.")] = True,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Scar-% Cox, scar+grey Cox, "
+                                            "radiomics Cox and the scratch network in the same folds.")] = True,
     horizons: Annotated[str, typer.Option("--horizons", help="Times for survival probabilities and AUC, in the "
                                           "outcomes' unit.")] = "1,3,5",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = 1e-4,
-    penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty of the Cox fits (lifelines' "
-                                             "scale).")] = 0.1,
+    penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty of the Cox head with --head-penalty "
+                                             "fixed (lifelines' scale).")] = 0.1,
+    head_penalty: Annotated[str, typer.Option("--head-penalty", help="cv: the Cox head's L2 penalty chosen by "
+                                              "inner CV on each training fold; fixed: --penalizer.")] = "cv",
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")] = 16,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")
                          ] = 200,
@@ -319,7 +338,7 @@ def finetune(
     from lgerisk.training.finetune import FinetuneConfig, run_finetune
 
     chosen = mode or ("probe" if encoder is not None else "full")
-    config = FinetuneConfig(mode=chosen, with_radiomics=with_radiomics,
+    config = FinetuneConfig(mode=chosen, with_radiomics=with_radiomics, with_scar=with_scar, head_penalty=head_penalty,
                             covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()), folds=folds,
                             test_fraction=test_fraction, label_fraction=label_fraction, baselines=baselines,
                             horizons=_floats(horizons, "--horizons"), epochs=epochs, batch_size=batch_size, lr=lr,

@@ -72,7 +72,7 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     folder = out / case.case_id
     (folder / RECORD_FILE).unlink(missing_ok=True)
     prepared, qc = predictor.prepare(case, out / ".work")
-    image, tabular, inputs_row = predictor.inputs(prepared, case.covariates)
+    image, tabular, inputs_row = predictor.inputs(prepared, case.covariates, qc)
     risk = predictor.risk(image, tabular)
     record = predictor.record(case.case_id, risk, qc, image)
     record["warnings"] += inputs_row.get("__warnings__", [])

@@ -148,8 +148,10 @@ class RiskPredictor:
         return Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event,
                     case.covariates), qc
 
-    def inputs(self, prepared: Case, covariates: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
-        """(image tensor (1, C, D, H, W), tabular tensor or None, radiomics row) of a preprocessed case."""
+    def inputs(self, prepared: Case, covariates: dict[str, Any] | None = None,
+               qc: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+        """(image tensor (1, C, D, H, W), tabular tensor or None, radiomics row) of a preprocessed case;
+        ``qc`` (its preprocessing QC) gives the scar metrics a ``--with-scar`` model's head takes."""
         import numpy as np
         import torch
 
@@ -172,6 +174,13 @@ class RiskPredictor:
                                        "(set to the training mean)"]
             values = (values - np.asarray(self.tabular["radiomics_mean"])) / np.asarray(self.tabular["radiomics_scale"])
             parts.append(np.where(np.isfinite(values), values, 0.0))
+        if self.tabular.get("scar_metrics"):
+            values = np.array([as_number((qc or {}).get(c)) for c in self.tabular["scar_metrics"]], float)
+            if not np.isfinite(values).all():
+                raise CaseError(f"{prepared.image}: the model's head takes {', '.join(self.tabular['scar_metrics'])} "
+                                "and the preprocessing QC of this scan has none.")
+            parts.append((values - np.asarray(self.tabular["scar_metrics_mean"]))
+                         / np.asarray(self.tabular["scar_metrics_scale"]))
         if self.tabular.get("covariates"):
             given = covariates or {}
             missing = [c for c in self.tabular["covariates"] if as_number(given.get(c)) != as_number(given.get(c))]
@@ -259,7 +268,7 @@ class RiskPredictor:
     def predict_case(self, case: Case, work: Path, covariates: dict[str, Any] | None = None) -> dict[str, Any]:
         """Preprocess, extract what the model needs, and predict one case."""
         prepared, qc = self.prepare(case, work)
-        image, tabular, row = self.inputs(prepared, covariates if covariates is not None else case.covariates)
+        image, tabular, row = self.inputs(prepared, covariates if covariates is not None else case.covariates, qc)
         record = self.record(case.case_id, self.risk(image, tabular), qc, image)
         record["warnings"] += row.get("__warnings__", [])
         return record

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import lgerisk
 from lgerisk.config import JsonConfig
-from lgerisk.errors import InputError
+from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import atomic_path, write_csv, write_json
 from lgerisk.progress import progress
 
@@ -47,6 +47,12 @@ MODEL_FORMAT = "lgerisk-survival-1"
 MODES = ("probe", "full")
 SCAR_COLUMN = "scar_percent"
 
+
+HEAD_PENALTIES = ("cv", "fixed")
+"""How the Cox head's L2 penalty is set: chosen by inner CV on each training fold, or ``--penalizer``."""
+
+SCAR_METRICS = ("scar_percent", "greyzone_percent")
+"""What ``--with-scar`` puts beside the embedding: the numbers clinicians already have."""
 
 BASELINES_VERSION = 2
 """2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
@@ -66,6 +72,7 @@ class FinetuneConfig(JsonConfig):
 
     mode: str = "probe"
     with_radiomics: bool = False
+    with_scar: bool = False
     covariates: tuple[str, ...] = ()
     folds: int = 5
     test_fraction: float = 0.0
@@ -78,6 +85,7 @@ class FinetuneConfig(JsonConfig):
     head_lr: float = 1e-3
     weight_decay: float = 1e-4
     penalizer: float = 0.1
+    head_penalty: str = "cv"
     radiomics_features: int = 10
     width: int = 16
     embedding_dim: int = 256
@@ -96,6 +104,8 @@ class FinetuneConfig(JsonConfig):
             raise InputError(f"--label-fraction {self.label_fraction}: must be in (0, 1].")
         if not 0 <= self.test_fraction < 1:
             raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1).")
+        if self.head_penalty not in HEAD_PENALTIES:
+            raise InputError(f"--head-penalty {self.head_penalty!r}: choose cv or fixed.")
         if self.folds == 1 or self.folds < 0:
             raise InputError(f"--folds {self.folds}: use 2 or more, or 0 for no cross-validation.")
         if self.folds == 0 and self.test_fraction == 0:
@@ -241,6 +251,8 @@ def model_name(config: FinetuneConfig, pretrained: bool) -> str:
     name = f"{'pretrained' if pretrained else 'deep, scratch'} {config.mode}"
     if not pretrained:
         name = "deep, scratch (full)"
+    if config.with_scar:
+        name += " + scar %"
     if config.with_radiomics:
         name += " + radiomics"
     if config.covariates:
@@ -278,7 +290,8 @@ def fit_method(name: str, workspace: Workspace, train: list[str], seed: int, say
     extras = name == model_name(config, workspace.encoder_state is not None)
     return fit_deep(workspace, train, seed, pretrained=pretrained, mode=mode,
                     with_radiomics=config.with_radiomics and extras,
-                    covariates=config.covariates if extras else (), say=say)
+                    covariates=config.covariates if extras else (), say=say,
+                    with_scar=config.with_scar and extras)
 
 
 @dataclass
@@ -291,14 +304,19 @@ class _Tabular:
 
 
 def _tabular_inputs(workspace: Workspace, train: list[str], with_radiomics: bool,
-                    covariates: tuple[str, ...]) -> dict[str, Any]:
-    """Radiomics columns selected and scaled on ``train`` only, and covariate scaling."""
+                    covariates: tuple[str, ...], with_scar: bool = False) -> dict[str, Any]:
+    """Radiomics columns selected and scaled on ``train`` only, the scar metrics' and covariates' scaling."""
     import numpy as np
 
     from lgerisk.evaluation.baselines import RadiomicsCox
 
     spec: dict[str, Any] = {"radiomics": [], "radiomics_mean": [], "radiomics_scale": [],
                             "covariates": list(covariates), "covariate_mean": [], "covariate_scale": []}
+    if with_scar:
+        values = workspace.features.loc[train, list(SCAR_METRICS)].to_numpy(float)
+        spec["scar_metrics"] = list(SCAR_METRICS)
+        spec["scar_metrics_mean"] = values.mean(axis=0).tolist()
+        spec["scar_metrics_scale"] = np.maximum(values.std(axis=0), 1e-8).tolist()
     if with_radiomics:
         time, event = workspace.outcome(train)
         selector = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer,
@@ -324,6 +342,9 @@ def tabular_matrix(spec: dict[str, Any], features: Any, covariates: Any, ids: li
         values = features.reindex(list(ids))[spec["radiomics"]].to_numpy(float)
         values = (values - np.asarray(spec["radiomics_mean"])) / np.asarray(spec["radiomics_scale"])
         parts.append(np.where(np.isfinite(values), values, 0.0))
+    if spec.get("scar_metrics"):
+        values = features.reindex(list(ids))[spec["scar_metrics"]].to_numpy(float)
+        parts.append((values - np.asarray(spec["scar_metrics_mean"])) / np.asarray(spec["scar_metrics_scale"]))
     if spec["covariates"]:
         values = covariates.reindex(list(ids))[spec["covariates"]].to_numpy(float)
         parts.append((values - np.asarray(spec["covariate_mean"])) / np.asarray(spec["covariate_scale"]))
@@ -357,16 +378,18 @@ def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
 
 
 def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool, mode: str,
-             with_radiomics: bool, covariates: tuple[str, ...], say: Any = None) -> FittedDeep:
+             with_radiomics: bool, covariates: tuple[str, ...], say: Any = None,
+             with_scar: bool = False) -> FittedDeep:
     """The survival network on ``train``: a linear Cox probe on the standardised embedding (and
-    tabular inputs), then — in ``full`` mode — end-to-end training starting from that probe."""
+    tabular inputs: scar metrics, radiomics, covariates), its L2 penalty chosen by inner CV on ``train``
+    (``head_penalty="cv"``), then — in ``full`` mode — end-to-end training starting from that probe."""
     import numpy as np
     import torch
 
-    from lgerisk.evaluation.cox import LinearCox
+    from lgerisk.evaluation.cox import LinearCox, choose_penalizer
 
     config = workspace.config
-    tabular = _tabular_inputs(workspace, train, with_radiomics, covariates)
+    tabular = _tabular_inputs(workspace, train, with_radiomics, covariates, with_scar)
     tab = tabular_matrix(tabular, workspace.features, workspace.covariates, train)
     model = _new_model(workspace, pretrained, tab.shape[1], seed)
     key = "pretrained" if pretrained else f"scratch-{seed}"
@@ -377,11 +400,17 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
     mean, scale = raw.mean(axis=0), np.maximum(raw.std(axis=0), 1e-6)
     model.set_embedding_scaling(torch.from_numpy(mean).float(), torch.from_numpy(scale).float())
     time, event = workspace.outcome(train)
-    probe = LinearCox(penalizer=config.penalizer).fit(np.hstack([(raw - mean) / scale, tab]), time, event)
+    design = np.hstack([(raw - mean) / scale, tab])
+    penalizer, scores = config.penalizer, {}
+    if config.head_penalty == "cv":
+        penalizer, scores = choose_penalizer(design, time, event, seed=seed)
+    probe = LinearCox(penalizer=penalizer).fit(design, time, event)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(np.asarray(probe.coef_, np.float32)).unsqueeze(0))
+    tabular["head_penalizer"] = penalizer
     fitted = FittedDeep(model=model, tabular=tabular, history=[], frozen=key)
-    fitted.history.append({"epoch": 0, "stage": "probe", "loss": _cox_loss_value(fitted, workspace, train)})
+    fitted.history.append({"epoch": 0, "stage": "probe", "loss": _cox_loss_value(fitted, workspace, train),
+                           "penalizer": penalizer, **{f"inner_cv_c@{k}": v for k, v in scores.items()}})
     if mode == "full":
         fitted.history += _train_full(model, workspace, train, tab, seed, say)
         fitted.frozen = None  # the encoder has moved: its cached embeddings no longer apply
@@ -794,7 +823,7 @@ def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
     try:
         state = torch.load(run / MODEL_FILE, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
-        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({' '.join(str(exc).split())[:120]}).") \
+        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({brief(exc)}).") \
             from None
     if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
         found = state.get("format") if isinstance(state, dict) else None
@@ -805,7 +834,7 @@ def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
         model = SurvivalModel(SurvivalModelConfig.from_dict(json.loads(state["config"])))
         model.load_state_dict(state["model"])
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise InputError(f"{run}: risk model files do not fit together ({' '.join(str(exc).split())[:160]}).") \
+        raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") \
             from None
     major = str(card.get("created_by", "")).split(" ")[1:2]
     if card.get("format") != MODEL_FORMAT:

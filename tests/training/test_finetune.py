@@ -147,6 +147,13 @@ def test_finetune_writes_a_complete_run(runs) -> None:
     assert np.isnan(table.loc[table["method"] == ORACLE, "ibs"]).all()  # no survival curves for the oracle
     assert (table["n"] == 32).all() and (table["events"] == 14).all()
     assert json.loads((run / "comparison.json").read_text())["synthetic"] is True
+    # what each model adds over scar %: a paired delta C with its interval, none for scar % itself
+    by_method = table.set_index("method")
+    assert np.isnan(by_method.loc["scar-% Cox", "delta_c"])
+    for method in [m for m in METHODS if m != "scar-% Cox"] + [ORACLE]:
+        row = by_method.loc[method]
+        assert row["delta_c"] == pytest.approx(row["harrell_c"] - by_method.loc["scar-% Cox", "harrell_c"], abs=1e-9)
+        assert row["delta_c_low"] <= row["delta_c"] + 1e-12 <= row["delta_c_high"] + 2e-12, method
 
     predictions = pd.read_csv(run / "predictions.csv", dtype={"case_id": str})
     assert not [c for c in predictions.columns if c.startswith("s@")]
@@ -206,7 +213,8 @@ def test_rerun_reuses_parts_and_changed_settings_refit(small_run, tmp_path: Path
     assert (run / "predictions.csv").read_text() == (source / "predictions.csv").read_text()
 
     calls.clear()
-    _check(run_cli(*args, "--out", run, "--penalizer", "0.5"), "the rerun with another penalizer")
+    _check(run_cli(*args, "--out", run, "--head-penalty", "fixed", "--penalizer", "0.5"),
+           "the rerun with a fixed head penalty")  # 0.5 is not in the inner-CV grid: the probes must move
     assert len(calls) == 4  # three folds and the final model
     assert all(p.stat().st_mtime_ns != stamps[p] for p in parts)
     assert (run / "predictions.csv").read_text() != (source / "predictions.csv").read_text()
@@ -433,3 +441,43 @@ def test_a_raw_cohort_is_preprocessed_like_the_encoders_data(runs, tmp_path: Pat
                    "--out", out, "--no-baselines", *FINETUNE_TINY), "finetune on a raw cohort")
     used = json.loads((out / "cache" / "preprocessed" / "preprocess.json").read_text())
     assert used["settings"]["nsd"] == 3.0
+
+
+def test_a_head_with_scar_metrics_and_an_inner_cv_penalty(runs, tmp_path: Path) -> None:
+    """Issue 11: Cox on [embedding + scar % + grey-zone %], its penalty chosen by inner CV on each training fold;
+    predict feeds the scan's own QC scar metrics to the head."""
+    from lgerisk.evaluation.cox import HEAD_PENALTY_GRID
+    from lgerisk.io.cohort import discover_cohort
+    from lgerisk.predict.run import RiskPredictor
+
+    run = tmp_path / "scar-head"
+    _check(run_cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+                   "--out", run, "--no-baselines", "--with-scar", *FINETUNE_TINY), "the --with-scar run")
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["method"] == "pretrained probe + scar %"
+    tabular = card["tabular"]
+    assert tabular["scar_metrics"] == ["scar_percent", "greyzone_percent"]
+    assert card["model"]["n_tabular"] == 2 and tabular["head_penalizer"] in HEAD_PENALTY_GRID
+    probe = pd.read_csv(run / "metrics.csv").iloc[0]
+    assert probe["penalizer"] == tabular["head_penalizer"]
+    cv_columns = [c for c in probe.index if c.startswith("inner_cv_c@")]
+    assert len(cv_columns) == len(HEAD_PENALTY_GRID)
+    assert probe[f"inner_cv_c@{tabular['head_penalizer']:g}"] == max(probe[c] for c in cv_columns)
+
+    predictor = RiskPredictor.load(run, device="cpu")
+    case = discover_cohort(runs["prep"]).cases[0]
+    prepared, qc = predictor.prepare(case, tmp_path / "work")
+    image, tab, _ = predictor.inputs(prepared, None, qc)
+    expected = (np.array([qc["scar_percent"], qc["greyzone_percent"]]) - tabular["scar_metrics_mean"]) / np.array(
+        tabular["scar_metrics_scale"])
+    assert np.allclose(tab.cpu().numpy()[0], expected, atol=1e-5)
+    more_scar = dict(qc, scar_percent=qc["scar_percent"] + 20.0)
+    assert predictor.risk(image, predictor.inputs(prepared, None, more_scar)[1]) != predictor.risk(image, tab)
+
+
+def test_fixed_head_penalty_is_the_penalizer(small_run) -> None:
+    from lgerisk.training.finetune import FinetuneConfig
+
+    assert FinetuneConfig().head_penalty == "cv"
+    with pytest.raises(Exception, match="head-penalty"):
+        FinetuneConfig(head_penalty="aic")
