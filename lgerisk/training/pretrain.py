@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import lgerisk
 from lgerisk.config import JsonConfig
-from lgerisk.errors import InputError
+from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import atomic_path, write_csv, write_json
 from lgerisk.progress import progress
 
@@ -244,7 +244,7 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                 if state["amp_scaler"]:
                     scaler_amp.load_state_dict(state["amp_scaler"])
             except (KeyError, RuntimeError, ValueError) as exc:
-                raise InputError(f"{run / CHECKPOINT}: does not fit this model ({' '.join(str(exc).split())[:160]})."
+                raise InputError(f"{run / CHECKPOINT}: does not fit this model ({brief(exc)})."
                                  ) from None
             history = json.loads(state["history"])
             start_epoch = int(state["epoch"]) + 1
@@ -441,7 +441,7 @@ def load_pretrained(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
     try:
         state = torch.load(run / MODEL_FILE, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
-        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({' '.join(str(exc).split())[:120]}).") from None
+        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({brief(exc)}).") from None
     if not isinstance(state, dict) or state.get("format") != "lgerisk-model-1":
         found = state.get("format") if isinstance(state, dict) else None
         hint = " (a risk model from lgerisk finetune; --encoder takes a pretraining run)" \
