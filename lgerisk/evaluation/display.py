@@ -6,24 +6,16 @@ import math
 from typing import Any
 
 
-def _ci(row: dict[str, Any], key: str) -> str:
+def _ci(row: dict[str, Any], key: str, signed: bool = False) -> str:
+    """``value (low-high)``, or ``+value (+low to +high)`` for differences; ``-`` when not estimable."""
     value = row.get(key)
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
+    sign, joint = ("+", " to ") if signed else ("", "-")
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return f"{value:.3f}"
-    return f"{value:.3f} ({low:.2f}-{high:.2f})"
-
-
-def _signed_ci(row: dict[str, Any], key: str) -> str:
-    value = row.get(key)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return f"{value:+.3f}"
-    return f"{value:+.3f} ({low:+.2f} to {high:+.2f})"
+        return f"{value:{sign}.3f}"
+    return f"{value:{sign}.3f} ({low:{sign}.2f}{joint}{high:{sign}.2f})"
 
 
 def _plain(value: Any) -> str:
@@ -56,6 +48,6 @@ def comparison_table(table: Any, synthetic: bool = False) -> Any:
         events = row.get("events")
         counts = "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
         out.add_row(str(row.get("method")), str(row.get("evaluation", "")), counts, _ci(row, "harrell_c"),
-                    *([_signed_ci(row, "delta_c")] if delta else []), _ci(row, "uno_c"),
+                    *([_ci(row, "delta_c", signed=True)] if delta else []), _ci(row, "uno_c"),
                     *[_plain(row.get(k)) for k in aucs], _plain(row.get("ibs")))
     return out
