@@ -2,6 +2,8 @@
 deep learning alone, and with how few labelled patients?
 
     python benchmarks/label_efficiency.py --cases 200 --seeds 0 1 --work bench-out/label-efficiency
+    python benchmarks/label_efficiency.py --cases 300 --pool 300 --seeds 0 --fractions 1.0 --objectives hybrid \
+        --with-scar --work bench-out/headroom-pilot          # hazard version 2, a disjoint pretraining pool
 
 Per seed: ``lgerisk synth`` a cohort (not committed), preprocess it and extract its radiomics once,
 pretrain three encoders on all its scans (no outcomes are used in pretraining): ``simclr`` (image
@@ -35,25 +37,43 @@ def lgerisk(*args: str) -> None:
     subprocess.run([str(BIN / "lgerisk"), *args, "--quiet"], check=True)
 
 
-def table_from_parts(run: Path, ground_truth: Path, n_boot: int, seed: int, horizons=(1.0, 3.0, 5.0)):  # noqa: ANN001, ANN201
-    """The comparison table of a finished run, recomputed from its fitted (method, split) parts with the
-    current evaluation code (so a change to the evaluation needs no refitting)."""
+def predictions_from_parts(run: Path, rename: str | None = None):  # noqa: ANN201
+    """The fitted (method, split) predictions of a finished run (the model's rows renamed to ``rename``),
+    so that runs sharing folds can be evaluated together with the current evaluation code."""
+    import pandas as pd
+
+    parts = pd.concat([pd.read_csv(p, dtype={"case_id": str}, float_precision="round_trip")
+                       for p in sorted((run / "parts").glob("*/*.csv"))], ignore_index=True)
+    parts = parts.drop(columns=["settings"])
+    if rename is not None:
+        parts["method"] = rename
+    return parts
+
+
+def joint_table(parts, ground_truth: Path, n_boot: int, seed: int, horizons=(1.0, 3.0, 5.0)):  # noqa: ANN001, ANN201
+    """Comparison table of several runs' predictions on the same folds, with the oracle row and every
+    method's paired delta C over scar-% Cox (on the same out-of-fold cases)."""
     import pandas as pd
 
     from lgerisk.evaluation import compare
     from lgerisk.evaluation.metrics import brier_grid
 
-    parts = pd.concat([pd.read_csv(p, dtype={"case_id": str}, float_precision="round_trip")
-                       for p in sorted((run / "parts").glob("*/*.csv"))], ignore_index=True)
-    parts = parts.drop(columns=["settings"])
     cases = parts[parts["role"] == "test"].drop_duplicates("case_id")
     time, event = cases["time"].to_numpy(float), cases["event"].to_numpy(int)
     grid = brier_grid(time, event, time, event)
     oof = compare.out_of_fold(parts, grid, horizons)
     table, _ = compare.comparison_table(oof, time, event, grid, horizons, n_boot, seed)
-    truth = pd.read_csv(ground_truth, dtype={"case_id": str}).set_index("case_id")["log_hazard"]
-    oracle = compare.oracle_rows(oof, time, event, truth, horizons, n_boot, seed)
-    return pd.concat([table, pd.DataFrame(oracle)], ignore_index=True)
+    truth = pd.read_csv(ground_truth, dtype={"case_id": str}).set_index("case_id")
+    oracle = compare.oracle_rows(oof, time, event, truth["log_hazard"], horizons, n_boot, seed)
+    rows = [table, pd.DataFrame(oracle)]
+    extra = {"oracle (true log-hazard)": truth["log_hazard"]}
+    if "lp_image" in truth.columns:
+        image_only = compare.oracle_rows(oof, time, event, truth["lp_image"], horizons, n_boot, seed)
+        for row in image_only:
+            row["method"] = "oracle, image only (true lp_image)"
+        rows.append(pd.DataFrame(image_only))
+        extra["oracle, image only (true lp_image)"] = truth["lp_image"]
+    return compare.add_delta_c(pd.concat(rows, ignore_index=True), oof, n_boot, seed, extra=extra)
 
 
 def main() -> None:
@@ -72,6 +92,11 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("bench-out/label-efficiency"))
+    parser.add_argument("--hazard-version", type=int, default=2, help="synthetic outcome model (1: generator 1.0)")
+    parser.add_argument("--pool", type=int, default=0, help="pretrain on a separate unlabelled SYNTHETIC pool of "
+                        "this many scans (0: on the labelled cohort's own scans, no outcomes)")
+    parser.add_argument("--with-scar", action="store_true", help="also each encoder's probe with scar %% and "
+                        "grey-zone %% beside the embedding")
     args = parser.parse_args()
     os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
     import pandas as pd
@@ -87,23 +112,34 @@ def main() -> None:
     for seed in args.seeds:
         root = args.work / f"seed{seed}"
         synth, prep, features = root / "synth", root / "prep", root / "radiomics.csv"
+        version = ["--hazard-version", str(args.hazard_version)]
         if not (synth / "outcomes.csv").is_file():
-            lgerisk("synth", str(synth), "--cases", str(args.cases), "--seed", str(seed))
+            lgerisk("synth", str(synth), "--cases", str(args.cases), "--seed", str(seed), *version)
         if not (prep / "cases.csv").is_file():
             lgerisk("preprocess", "--data", str(synth), "--out", str(prep), "--jobs", str(args.jobs))
         shutil.copy(synth / "ground_truth.csv", prep / "ground_truth.csv")  # the oracle row of the table
         if not features.is_file():
             lgerisk("extract-radiomics", "--data", str(prep), "--out", str(features), "--jobs", str(args.jobs))
+        pool_prep, pool_features = prep, features
+        if args.pool:  # the setting users have: pretraining scans disjoint from the labelled cohort
+            pool, pool_prep, pool_features = root / "pool", root / "pool-prep", root / "pool-radiomics.csv"
+            if not (pool / "outcomes.csv").is_file():
+                lgerisk("synth", str(pool), "--cases", str(args.pool), "--seed", str(1000 + seed), *version)
+            if not (pool_prep / "cases.csv").is_file():
+                lgerisk("preprocess", "--data", str(pool), "--out", str(pool_prep), "--jobs", str(args.jobs))
+            if not pool_features.is_file():
+                lgerisk("extract-radiomics", "--data", str(pool_prep), "--out", str(pool_features), "--jobs",
+                        str(args.jobs))
         encoders = {}
         for objective in args.objectives:
             run = root / f"pretrain-{objective}"
             if not (run / "model.pt").is_file():
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
-                run_pretrain(prep, run, PretrainConfig(epochs=args.pretrain_epochs, width=args.width,
-                                                       embedding_dim=args.embedding_dim, projection_dim=64,
-                                                       objective={"preset": objective}, tensor=tensor, seed=seed),
-                             features=str(features), device="cpu", quiet=True)
+                run_pretrain(pool_prep, run, PretrainConfig(epochs=args.pretrain_epochs, width=args.width,
+                                                            embedding_dim=args.embedding_dim, projection_dim=64,
+                                                            objective={"preset": objective}, tensor=tensor, seed=seed),
+                             features=str(pool_features), device="cpu", quiet=True)
                 print(f"seed {seed}: pretrained {objective} in {time.perf_counter() - t0:.0f} s", flush=True)
             encoders[objective] = run
         for fraction in args.fractions:
@@ -113,35 +149,46 @@ def main() -> None:
             runs = [("baselines", None, FinetuneConfig(mode="full", baselines=True, **common))]
             for objective, run in encoders.items():
                 runs.append((f"{objective} probe", run, FinetuneConfig(mode="probe", baselines=False, **common)))
+                if args.with_scar:
+                    runs.append((f"{objective} probe+scar", run, FinetuneConfig(mode="probe", baselines=False,
+                                                                                with_scar=True, **common)))
                 runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
+            parts = []
             for label, encoder, config in runs:
-                out = root / f"finetune-{label.replace(' ', '-')}-{fraction:g}"
+                out = root / f"finetune-{label.replace(' ', '-').replace('+', '-plus-')}-{fraction:g}"
                 t0 = time.perf_counter()
                 if not (out / "model_card.json").is_file():
                     run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu", quiet=True)
-                table = table_from_parts(out, synth / "ground_truth.csv", args.bootstrap, seed)
-                for record in table.to_dict(orient="records"):
-                    method = record["method"]
-                    if encoder is not None:
-                        if method.startswith("oracle"):
-                            continue
-                        method = f"{label.split()[0]}-pretrained {config.mode}"
-                    elif method.startswith("oracle") and fraction != args.fractions[0]:
-                        continue
-                    rows.append({"seed": seed, "label_fraction": fraction if not method.startswith("oracle")
-                                 else float("nan"), "method": method, "cases": record["n"],
-                                 "events": record["events"], "harrell_c": record["harrell_c"],
-                                 "harrell_c_low": record["harrell_c_low"], "harrell_c_high": record["harrell_c_high"],
-                                 "uno_c": record["uno_c"], "ibs": record.get("ibs")})
+                rename = None
+                if encoder is not None:
+                    rename = f"{label.split()[0]}-pretrained {config.mode}" + (" + scar %" if config.with_scar else "")
+                parts.append(predictions_from_parts(out, rename))
                 print(f"seed {seed} fraction {fraction:g} {label}: {time.perf_counter() - t0:.0f} s", flush=True)
-                pd.DataFrame(rows).to_csv(args.work / "label_efficiency.csv", index=False)
+            table = joint_table(pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap, seed)
+            for record in table.to_dict(orient="records"):
+                method = record["method"]
+                if method.startswith("oracle") and fraction != args.fractions[0]:
+                    continue
+                rows.append({"seed": seed, "label_fraction": fraction if not method.startswith("oracle")
+                             else float("nan"), "method": method, "cases": record["n"],
+                             "events": record["events"], "harrell_c": record["harrell_c"],
+                             "harrell_c_low": record["harrell_c_low"], "harrell_c_high": record["harrell_c_high"],
+                             "delta_c": record.get("delta_c"), "delta_c_low": record.get("delta_c_low"),
+                             "delta_c_high": record.get("delta_c_high"),
+                             "uno_c": record["uno_c"], "ibs": record.get("ibs")})
+            pd.DataFrame(rows).to_csv(args.work / "label_efficiency.csv", index=False)
     table = pd.DataFrame(rows)
     table.to_csv(args.work / "label_efficiency.csv", index=False)
     wide = table.pivot_table(index="method", columns=["label_fraction", "seed"], values="harrell_c")
-    oracle = table[table["method"].str.startswith("oracle")].set_index("seed")["harrell_c"]
+    delta = table[table["delta_c"].notna()]
+    print("\nSYNTHETIC: delta C over scar-% Cox (paired bootstrap 95 % CI), by fraction and seed")
+    for record in delta.to_dict(orient="records"):
+        print(f"  seed {record['seed']} fraction {record['label_fraction']:g} {record['method']:45s} "
+              f"{record['delta_c']:+.3f} ({record['delta_c_low']:+.3f} to {record['delta_c_high']:+.3f})")
+    oracle = table[table["method"].str.startswith("oracle")].set_index(["method", "seed"])["harrell_c"]
     print("\nSYNTHETIC cohorts: pooled out-of-fold Harrell's C by training-label fraction and seed")
     print(wide.round(3).to_string())
-    print("oracle C by seed:", json.dumps({int(k): round(float(v), 3) for k, v in oracle.items()}))
+    print("oracle C:", json.dumps({f"{m} seed {k}": round(float(v), 3) for (m, k), v in oracle.items()}))
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
