@@ -97,6 +97,8 @@ def main() -> None:
                         "this many scans (0: on the labelled cohort's own scans, no outcomes)")
     parser.add_argument("--with-scar", action="store_true", help="also each encoder's probe with scar %% and "
                         "grey-zone %% beside the embedding")
+    parser.add_argument("--head-pcs", type=int, nargs="*", default=[], help="also the --with-scar probe on the "
+                        "embedding's K leading principal components, for each K given")
     args = parser.parse_args()
     os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
     import pandas as pd
@@ -152,6 +154,9 @@ def main() -> None:
                 if args.with_scar:
                     runs.append((f"{objective} probe+scar", run, FinetuneConfig(mode="probe", baselines=False,
                                                                                 with_scar=True, **common)))
+                    for k in args.head_pcs:
+                        runs.append((f"{objective} probe+scar-pc{k}", run, FinetuneConfig(
+                            mode="probe", baselines=False, with_scar=True, head_pcs=k, **common)))
                 runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
             parts = []
             for label, encoder, config in runs:
@@ -161,7 +166,9 @@ def main() -> None:
                     run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu", quiet=True)
                 rename = None
                 if encoder is not None:
-                    rename = f"{label.split()[0]}-pretrained {config.mode}" + (" + scar %" if config.with_scar else "")
+                    rename = (f"{label.split()[0]}-pretrained {config.mode}"
+                              + (f" on {config.head_pcs} PCs" if config.head_pcs else "")
+                              + (" + scar %" if config.with_scar else ""))
                 parts.append(predictions_from_parts(out, rename))
                 print(f"seed {seed} fraction {fraction:g} {label}: {time.perf_counter() - t0:.0f} s", flush=True)
             table = joint_table(pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap, seed)

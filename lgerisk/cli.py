@@ -319,6 +319,8 @@ def finetune(
                                              "fixed (lifelines' scale).")] = 0.1,
     head_penalty: Annotated[str, typer.Option("--head-penalty", help="cv: the Cox head's L2 penalty chosen by "
                                               "inner CV on each training fold; fixed: --penalizer.")] = "cv",
+    head_pcs: Annotated[int, typer.Option("--head-pcs", min=0, help="Fit the head on the embedding's K leading "
+                                          "principal components (0: the whole embedding).")] = 0,
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")] = 16,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")
                          ] = 200,
@@ -339,6 +341,7 @@ def finetune(
 
     chosen = mode or ("probe" if encoder is not None else "full")
     config = FinetuneConfig(mode=chosen, with_radiomics=with_radiomics, with_scar=with_scar, head_penalty=head_penalty,
+                            head_pcs=head_pcs,
                             covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()), folds=folds,
                             test_fraction=test_fraction, label_fraction=label_fraction, baselines=baselines,
                             horizons=_floats(horizons, "--horizons"), epochs=epochs, batch_size=batch_size, lr=lr,

@@ -86,6 +86,7 @@ class FinetuneConfig(JsonConfig):
     weight_decay: float = 1e-4
     penalizer: float = 0.1
     head_penalty: str = "cv"
+    head_pcs: int = 0
     radiomics_features: int = 10
     width: int = 16
     embedding_dim: int = 256
@@ -104,6 +105,8 @@ class FinetuneConfig(JsonConfig):
             raise InputError(f"--label-fraction {self.label_fraction}: must be in (0, 1].")
         if not 0 <= self.test_fraction < 1:
             raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1).")
+        if self.head_pcs < 0:
+            raise InputError(f"--head-pcs {self.head_pcs}: must be >= 0 (0: the whole embedding).")
         if self.head_penalty not in HEAD_PENALTIES:
             raise InputError(f"--head-penalty {self.head_penalty!r}: choose cv or fixed.")
         if self.folds == 1 or self.folds < 0:
@@ -400,13 +403,21 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
     mean, scale = raw.mean(axis=0), np.maximum(raw.std(axis=0), 1e-6)
     model.set_embedding_scaling(torch.from_numpy(mean).float(), torch.from_numpy(scale).float())
     time, event = workspace.outcome(train)
-    design = np.hstack([(raw - mean) / scale, tab])
+    standardised = (raw - mean) / scale
+    # --head-pcs K: the probe sees the embedding's K leading principal components (training cases); a linear
+    # map, so it folds back into the head's weights on the whole embedding (no change to the network)
+    components = _leading_components(standardised, config.head_pcs) if config.head_pcs else None
+    design = np.hstack([standardised if components is None else standardised @ components, tab])
     penalizer, scores = config.penalizer, {}
     if config.head_penalty == "cv":
         penalizer, scores = choose_penalizer(design, time, event, seed=seed)
     probe = LinearCox(penalizer=penalizer).fit(design, time, event)
+    coef = np.asarray(probe.coef_, float)
+    if components is not None:
+        k = components.shape[1]
+        coef = np.concatenate([components @ coef[:k], coef[k:]])
     with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(np.asarray(probe.coef_, np.float32)).unsqueeze(0))
+        model.head.weight.copy_(torch.from_numpy(coef.astype(np.float32)).unsqueeze(0))
     tabular["head_penalizer"] = penalizer
     fitted = FittedDeep(model=model, tabular=tabular, history=[], frozen=key)
     fitted.history.append({"epoch": 0, "stage": "probe", "loss": _cox_loss_value(fitted, workspace, train),
@@ -416,6 +427,16 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
         fitted.frozen = None  # the encoder has moved: its cached embeddings no longer apply
     model.eval()
     return fitted
+
+
+def _leading_components(standardised: Any, count: int) -> Any:
+    """``(D, k)`` orthonormal directions of the ``k = min(count, n - 1, D)`` largest principal components of
+    the (training) rows of ``standardised`` (columns already centred on those rows)."""
+    import numpy as np
+
+    _, _, vt = np.linalg.svd(standardised - standardised.mean(axis=0), full_matrices=False)
+    k = max(1, min(count, standardised.shape[0] - 1, standardised.shape[1]))
+    return vt[:k].T
 
 
 def _cox_loss_value(fitted: FittedDeep, workspace: Workspace, ids: list[str]) -> float:

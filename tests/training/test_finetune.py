@@ -481,3 +481,41 @@ def test_fixed_head_penalty_is_the_penalizer(small_run) -> None:
     assert FinetuneConfig().head_penalty == "cv"
     with pytest.raises(Exception, match="head-penalty"):
         FinetuneConfig(head_penalty="aic")
+
+
+def test_leading_components_are_the_top_variance_directions() -> None:
+    from lgerisk.training.finetune import _leading_components
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 6)) * np.array([5.0, 3.0, 0.1, 0.1, 0.1, 0.1])
+    components = _leading_components(x - x.mean(axis=0), 2)
+    assert components.shape == (6, 2) and np.allclose(components.T @ components, np.eye(2), atol=1e-9)
+    assert np.abs(components[2:]).max() < 0.05  # the two high-variance axes, not the noise
+    assert _leading_components(x[:3], 10).shape == (6, 2)  # at most n - 1 components
+
+
+def test_head_on_leading_components_folds_into_the_head(runs, tmp_path: Path) -> None:
+    """--head-pcs K: the probe is fitted on K principal components and folded back into the head's
+    weights on the whole embedding, which then lie in the span of those K directions."""
+    run = tmp_path / "pcs"
+    _check(run_cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
+                   "--out", run, "--no-baselines", "--with-scar", "--head-pcs", "1", *FINETUNE_TINY), "--head-pcs")
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["config"]["head_pcs"] == 1
+    state = torch.load(run / "model.pt", weights_only=True)["model"]
+    weight = state["head.weight"][0].numpy()
+    embedding_weight = weight[:-2]  # the last two inputs are scar % and grey-zone %
+    # the final model's training cases: their standardised embeddings' leading direction is the head's
+    from lgerisk.data.tensors import TensorSpec, case_tensor
+    from lgerisk.io.cohort import discover_cohort
+    from lgerisk.training.finetune import load_risk_model
+
+    model, _, card = load_risk_model(run)
+    spec = TensorSpec.from_dict(card["tensor_spec"])
+    cases = {c.case_id: c for c in discover_cohort(runs["prep"]).cases}
+    with torch.no_grad():
+        z = torch.cat([model.embed(torch.from_numpy(case_tensor(cases[c].image, cases[c].mask, spec))[None].float())
+                       for c in card["data"]["train_cases"]]).numpy()
+    _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    cosine = abs(float(vt[0] @ embedding_weight)) / np.linalg.norm(embedding_weight)
+    assert cosine > 0.999
