@@ -256,6 +256,20 @@ def _worker_death(exit_codes: list[int], finished: int, total: int) -> BaseExcep
                       f"rerun the same command to resume{advice}.")
 
 
+def worker_start_method(requested: str | None) -> str:
+    """How workers start: ``requested``, else ``fork`` on Linux and ``spawn`` elsewhere (never Python's
+    platform default, which is ``forkserver`` on Linux from Python 3.14). ``forkserver`` becomes ``spawn``:
+    its workers are the fork server's children, and each worker watches its own parent — the command — to
+    exit when that dies.
+
+    Example:
+        >>> worker_start_method("forkserver"), worker_start_method("spawn")
+        ('spawn', 'spawn')
+    """
+    method = requested or ("fork" if sys.platform.startswith("linux") else "spawn")
+    return "spawn" if method == "forkserver" else method
+
+
 def _run_pool(todo: list[Any], work: Callable[[Any], Any], debug: bool, jobs: int, start_method: str | None,
               on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None], stops: _StopSignals,
               counts: Callable[[], tuple[int, int]]) -> None:
@@ -263,7 +277,7 @@ def _run_pool(todo: list[Any], work: Callable[[Any], Any], debug: bool, jobs: in
     ``on_result`` to stop, a dead worker) stop every worker before raising."""
     import multiprocessing
 
-    context = multiprocessing.get_context(start_method) if start_method else None
+    context = multiprocessing.get_context(worker_start_method(start_method))
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker, initargs=(os.getpid(),),
                                mp_context=context)
     futures: dict[Future[Any], Any] = {}

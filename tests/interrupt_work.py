@@ -35,6 +35,11 @@ def hold(item: Item) -> str:
     return item.case_id
 
 
+def echo(item: Item) -> str:
+    """Finish at once with the item's id (work that completes, for start-method tests)."""
+    return item.case_id
+
+
 def _batch(folder: Path, start_method: str) -> int:
     """Run ``hold`` over four items in two workers; an interrupt prints its line and exits 128 + signal."""
     from lgerisk.batch import run_batch

@@ -316,3 +316,16 @@ def test_worker_without_death_signal_notices_its_parent_died(tmp_path: Path) -> 
 
     assert_group_gone(process.pid)
     assert worker not in live_group_members(process.pid)
+
+
+@pytest.mark.parametrize("start_method", [None, "forkserver"])
+def test_run_batch_completes_whatever_the_start_method(tmp_path: Path, start_method: str | None) -> None:
+    """Python 3.14 makes forkserver Linux's default: its workers are the fork server's children, and a
+    worker that watched the command as its parent exited at once ("interrupted after 0 of 4")."""
+    from lgerisk.batch import run_batch
+    from tests.interrupt_work import Item, echo
+
+    items = [Item(f"c{i}", str(tmp_path)) for i in range(4)]
+    report = run_batch(items, echo, lambda item: False, tmp_path / "out", jobs=2, description="test", quiet=True,
+                       start_method=start_method)
+    assert sorted(report.done) == ["c0", "c1", "c2", "c3"] and not report.failed

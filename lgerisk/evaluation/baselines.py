@@ -532,7 +532,8 @@ class RadiomicsCox:
                     model = _fit_cox(design[train], time[train], event[train], penalizer, self.l1_ratio, self.name)
                 except InputError:
                     continue
-                risks[test] = design[test].to_numpy(dtype=float) @ model.params_.loc[list(design.columns)].to_numpy()
+                centre = design[train].to_numpy(dtype=float).mean(axis=0)  # pooled folds: each on its own origin
+                risks[test] = (design[test].to_numpy(dtype=float) - centre) @ model.params_.loc[list(design.columns)].to_numpy()
             done = np.isfinite(risks)
             scores[f"{penalizer:g}"] = (float(concordance_index(time[done], -risks[done], event[done]))
                                         if done.sum() > 1 and event[done].sum() > 0 else float("nan"))

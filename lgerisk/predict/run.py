@@ -255,6 +255,10 @@ class RiskPredictor:
             reasons.append(mismatch)
         if self.preprocessing_outdated is not None:
             reasons.append(self.preprocessing_outdated)
+        trained_methods = self.tabular.get("scar_methods")
+        if self.tabular.get("scar_metrics") and trained_methods and qc.get("scar_method") not in trained_methods:
+            reasons.append(f"the model's head takes scar % measured by {' or '.join(trained_methods)}, and this "
+                           f"scan's is measured by {qc.get('scar_method')} (e.g. its mask has no scar labels)")
         record["reliable"] = not reasons
         record["unreliable_reasons"] = reasons
         if reasons:

@@ -9,8 +9,9 @@ Definitions (documented in the README, "Scar quantification"):
 
   - ``mixture`` (default): a two-Gaussian mixture of those intensities (EM); remote is the darker
     component. When the components are not distinct (upper mean within ``MIXTURE_MIN_SEPARATION``
-    remote SDs, or upper weight below ``MIXTURE_MIN_WEIGHT``) the myocardium has no enhanced class
-    and the median / MAD statistics of all of it are used (recorded as ``remote_fallback``);
+    remote SDs, or upper weight below ``MIXTURE_MIN_WEIGHT``) the myocardium has no enhanced class, and
+    when the darker one is too light to be remote (``MIXTURE_MIN_REMOTE_WEIGHT``: a dark artefact such as
+    a device's signal void), the median / MAD statistics of all of it are used (``remote_fallback``);
   - ``iterative``: median / MAD, then repeatedly drop voxels above median + 2 SD and re-estimate,
     to convergence;
   - ``whole``: median / MAD of all of it (the reference before preprocessing ALGORITHM_VERSION 2;
@@ -26,8 +27,8 @@ Definitions (documented in the README, "Scar quantification"):
   no scar;
 * ``nsd`` core: voxels at or above remote + n SD;
 * cluster rules for derived regions: in-plane (8-connected) clusters smaller than
-  ``MIN_CLUSTER_AREA_MM2`` are noise; clusters that never reach deeper than ``EPICARDIAL_RIM_MM`` from
-  the epicardial surface are epicardial fat / partial volume, not scar;
+  ``MIN_CLUSTER_AREA_MM2`` are noise; clusters with less than that area deeper than ``EPICARDIAL_RIM_MM``
+  from the epicardial surface are epicardial fat / partial volume, not scar;
 * grey zone: myocardium outside the core brighter than remote + ``greyzone_nsd`` SD (below the core
   threshold for derived cores), against the same remote reference.
 """
@@ -50,7 +51,8 @@ MIN_CLUSTER_AREA_MM2 = 10.0
 """Derived scar or grey-zone clusters smaller than this in-plane area (8-connected) are dropped as noise."""
 
 EPICARDIAL_RIM_MM = 2.5
-"""Derived clusters lying wholly within this distance of the epicardial surface are dropped (fat, partial volume)."""
+"""Derived clusters with less than the minimum cluster area deeper than this from the epicardial surface are
+dropped (fat, partial volume)."""
 
 ENHANCEMENT_NSD = 4.0
 """``fwhm``: an enhanced region, whose peak sets the threshold, is above remote + this many SD."""
@@ -63,6 +65,11 @@ MIXTURE_MIN_SEPARATION = 2.0
 
 MIXTURE_MIN_WEIGHT = 0.02
 """``mixture``: an upper component lighter than this share is no enhanced class."""
+
+MIXTURE_MIN_REMOTE_WEIGHT = 0.2
+"""``mixture``: a darker component lighter than this share is not remote myocardium but a dark artefact
+(e.g. an ICD-lead signal void); the robust statistics of the whole region are used instead. Remote was at
+least 29 % of the searched voxels on every real development scan (expert scar up to 38 %)."""
 
 MAD_TO_SD = 1.4826
 """Scale of the median absolute deviation to a normal standard deviation."""
@@ -212,7 +219,8 @@ def remote_reference(values: np.ndarray, method: str = "mixture") -> RemoteRefer
         return RemoteReference(mean, sd, method, False, int(x.size), kept.size / x.size)
     if method == "mixture":
         means, sds, weights = two_gaussian_mixture(x)
-        distinct = (means[1] - means[0] >= MIXTURE_MIN_SEPARATION * sds[0]) and weights[1] >= MIXTURE_MIN_WEIGHT
+        distinct = (means[1] - means[0] >= MIXTURE_MIN_SEPARATION * sds[0] and weights[1] >= MIXTURE_MIN_WEIGHT
+                    and weights[0] >= MIXTURE_MIN_REMOTE_WEIGHT)
         if not distinct:
             mean, sd = robust_statistics(x)
             return RemoteReference(mean, sd, method, True, int(x.size), 1.0)

@@ -54,9 +54,10 @@ HEAD_PENALTIES = ("cv", "fixed")
 SCAR_METRICS = ("scar_percent", "greyzone_percent")
 """What ``--with-scar`` puts beside the embedding: the numbers clinicians already have."""
 
-BASELINES_VERSION = 2
+BASELINES_VERSION = 3
 """2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
-chooses its penalty by inner CV; scar+grey Cox added. Finished parts of older runs are refitted, not reused."""
+chooses its penalty by inner CV; scar+grey Cox added. 3: inner-CV risks centred per fold. Finished parts of
+older runs are refitted, not reused."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ def _tabular_inputs(workspace: Workspace, train: list[str], with_radiomics: bool
         spec["scar_metrics"] = list(SCAR_METRICS)
         spec["scar_metrics_mean"] = values.mean(axis=0).tolist()
         spec["scar_metrics_scale"] = np.maximum(values.std(axis=0), 1e-8).tolist()
+        if "scar_method" in workspace.features.columns:  # predict checks a scan's scar % is measured the same way
+            spec["scar_methods"] = sorted({str(m) for m in workspace.features.loc[train, "scar_method"]})
     if with_radiomics:
         time, event = workspace.outcome(train)
         selector = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer,
@@ -411,6 +414,8 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
     penalizer, scores = config.penalizer, {}
     if config.head_penalty == "cv":
         penalizer, scores = choose_penalizer(design, time, event, seed=seed)
+        if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
+            penalizer = config.penalizer
     probe = LinearCox(penalizer=penalizer).fit(design, time, event)
     coef = np.asarray(probe.coef_, float)
     if components is not None:

@@ -191,3 +191,18 @@ def test_clusters_reaching_past_the_rim_are_kept() -> None:
     only_band = clean_clusters((labels == 2) & (depth <= 1.4), 4, depth, EPICARDIAL_RIM_MM)
     assert not only_band.any()
     assert float(depth[labels == 1].max()) > 16  # depth is in mm from the epicardium, blood pool included
+
+
+def test_a_small_dark_artefact_is_not_taken_as_remote() -> None:
+    """A device's signal void (about 8 % of a scar-free wall, dark) must not become the reference: it
+    would turn the whole normal wall into 'scar'."""
+    rng = np.random.default_rng(7)
+    wall = np.concatenate([rng.normal(100, 10, 9200), rng.normal(30, 10, 800)])
+    reference = remote_reference(wall, "mixture")
+    assert reference.fallback and abs(reference.mean - 100) < 5
+    image, labels = ring_phantom(0.0, seed=8, noise=10.0)
+    void = (labels == 2) & (np.arange(labels.shape[2])[None, None, :] < 17)  # 7 % of the wall
+    image[void] = 30.0 + rng.normal(0, 10, int(void.sum()))
+    for method in ("nsd", "fwhm"):
+        result = quantify_scar(image, labels, method, spacing=SPACING)
+        assert (result.labels == 3).sum() < 0.02 * (labels == 2).sum(), method

@@ -473,6 +473,12 @@ def test_a_head_with_scar_metrics_and_an_inner_cv_penalty(runs, tmp_path: Path) 
     assert np.allclose(tab.cpu().numpy()[0], expected, atol=1e-5)
     more_scar = dict(qc, scar_percent=qc["scar_percent"] + 20.0)
     assert predictor.risk(image, predictor.inputs(prepared, None, more_scar)[1]) != predictor.risk(image, tab)
+    # scar % measured another way than in training (e.g. derived, for a mask without scar labels): not reliable
+    assert tabular["scar_methods"] == ["label"]
+    risk = predictor.risk(image, tab)
+    assert not any("measured by" in r for r in predictor.record(case.case_id, risk, qc, image)["unreliable_reasons"])
+    derived = predictor.record(case.case_id, risk, dict(qc, scar_method="fwhm"), image)
+    assert derived["reliable"] is False and any("measured by fwhm" in r for r in derived["unreliable_reasons"])
 
 
 def test_fixed_head_penalty_is_the_penalizer(small_run) -> None:
