@@ -297,7 +297,10 @@ def _run_pool(todo: list[Any], work: Callable[[Any], Any], debug: bool, jobs: in
         _stop_pool(pool)
         for future, case in futures.items():  # results that arrived but were not read yet still count
             if future not in seen and future.done() and not future.cancelled() and future.exception() is None:
-                on_result(case, *future.result())
+                try:
+                    on_result(case, *future.result())  # recorded first; a stop_if decision here ...
+                except LgeriskError:
+                    pass  # ... must not replace what is already stopping the batch (an interrupt, an error)
         if stops.received is not None:
             raise Interrupted(stops.received, *counts()) from None
         if isinstance(exc, BrokenProcessPool):
