@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 
@@ -38,6 +40,17 @@ def phantom_arrays(slices: int = 6, size: int = 64, scar: bool = True, seed: int
             labels[k][(labels[k] == 2) & (angle > 0.3) & (angle < 1.4)] = 3
     image = np.choose(labels, [50.0, 600.0, 100.0, 800.0]) + rng.normal(0, 15, labels.shape)
     return image.astype(np.float32), labels
+
+
+def truth_rows(n_cases: int, config: Any) -> pd.DataFrame:
+    """Ground truth + covariates + outcomes of the first ``n_cases`` synthetic cases of ``config`` (no images)."""
+    from lgerisk.data.synthetic import generate_truth
+
+    rows = []
+    for k in range(n_cases):
+        truth, clinical, outcome = generate_truth(k, config)
+        rows.append({**truth, **clinical, **outcome})
+    return pd.DataFrame(rows)
 
 
 def write_volume(path: Path, array: np.ndarray, spacing: tuple[float, float, float] = (1.5, 1.5, 10.0),

@@ -28,6 +28,9 @@ QC_METRICS = ("scar_percent", "greyzone_percent", "noreflow_percent", "myocardiu
               "myocardium_volume_ml", "scar_volume_ml")
 """QC scar metrics of a feature table: measured for every case, so never NaN."""
 
+PRESENT_SUFFIX = "__present"
+"""``ROI__present``: the indicator column of whether a ROI was measured in a case."""
+
 ROI_META_SUFFIXES = ("__status", "__voxel_count", "__mask_hash")
 """Per-ROI columns of a feature table that are not features."""
 
@@ -83,7 +86,7 @@ def roi_of(column: str) -> str | None:
         >>> roi_of("scar__original_glcm_Contrast"), roi_of("scar_percent"), roi_of("scar__status")
         ('scar', None, None)
     """
-    if "__" not in column or column.endswith(ROI_META_SUFFIXES) or column.endswith("__present"):
+    if "__" not in column or column.endswith(ROI_META_SUFFIXES) or column.endswith(PRESENT_SUFFIX):
         return None
     return column.split("__", 1)[0]
 
@@ -217,7 +220,7 @@ class FeatureScaler:
     @property
     def feature_names(self) -> list[str]:
         """Names of the output columns: ``columns`` then ``ROI__present`` per ROI."""
-        return [*self.columns, *(f"{roi}__present" for roi in self.rois)]
+        return [*self.columns, *(f"{roi}{PRESENT_SUFFIX}" for roi in self.rois)]
 
     @property
     def n_features(self) -> int:
@@ -242,7 +245,7 @@ class FeatureScaler:
             z = np.clip((values - median) / scale, -self.clip, self.clip)
             out[:, j] = np.where(np.isfinite(values), z, 0.0)
         for k, roi in enumerate(self.rois):
-            out[:, len(self.columns) + k] = _present(rows, roi, [c for c in self.columns if roi_of(c) == roi], name)
+            out[:, len(self.columns) + k] = roi_present(rows, roi, [c for c in self.columns if roi_of(c) == roi], name)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,10 +279,21 @@ def _checked(rows: pd.DataFrame, column: str, name: str) -> np.ndarray:
     return values
 
 
-def _present(rows: pd.DataFrame, roi: str, columns: list[str], name: str) -> np.ndarray:
-    """1 where ROI ``roi`` was measured: its ``__status`` is ``ok`` (else: any of its features is finite)."""
+def roi_present(rows: pd.DataFrame, roi: str, columns: Sequence[str] | None = None,
+                name: str = "features") -> np.ndarray:
+    """1 where ROI ``roi`` was measured: its ``__status`` is ``ok`` (else: any of ``columns`` — by default
+    every feature of that ROI in ``rows`` — is finite); 0 elsewhere (float32).
+
+    Example:
+        >>> import pandas as pd
+        >>> roi_present(pd.DataFrame({"scar__original_firstorder_Mean": [1.0, np.nan]}), "scar").tolist()
+        [1.0, 0.0]
+    """
     status = f"{roi}__status"
     if status in rows.columns:
         return (rows[status].astype(str) == "ok").to_numpy(dtype=np.float32)
+    columns = [c for c in rows.columns if roi_of(str(c)) == roi] if columns is None else list(columns)
+    if not columns:
+        return np.zeros(len(rows), dtype=np.float32)
     values = np.stack([_numeric(rows, c, name) for c in columns], axis=1)
     return np.isfinite(values).any(axis=1).astype(np.float32)

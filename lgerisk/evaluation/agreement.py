@@ -95,19 +95,17 @@ def bootstrap_intervals(measured: np.ndarray, reference: np.ndarray, resamples: 
         >>> 0.9 < low < high <= 1.0
         True
     """
+    from lgerisk.evaluation.metrics import bootstrap_ci
+
     a = np.asarray(measured, dtype=float)
     b = np.asarray(reference, dtype=float)
-    rng = np.random.default_rng(seed)
-    rs, maes = [], []
-    for _ in range(resamples):
-        index = rng.integers(0, a.size, a.size)
+
+    def pearson(index: np.ndarray) -> float:
         x, y = a[index], b[index]
-        maes.append(float(np.abs(x - y).mean()))
-        if np.ptp(x) > 0 and np.ptp(y) > 0:
-            rs.append(float(np.corrcoef(x, y)[0, 1]))
-    def interval(values: list[float]) -> tuple[float, float]:
-        if not values:
-            return float("nan"), float("nan")
-        low, high = np.percentile(values, [2.5, 97.5])
-        return float(low), float(high)
-    return {"pearson_r": interval(rs), "mean_absolute_error": interval(maes)}
+        return float(np.corrcoef(x, y)[0, 1]) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
+
+    def mean_absolute_error(index: np.ndarray) -> float:
+        return float(np.abs(a[index] - b[index]).mean())
+
+    return {"pearson_r": bootstrap_ci(pearson, a.size, resamples, seed),
+            "mean_absolute_error": bootstrap_ci(mean_absolute_error, a.size, resamples, seed)}

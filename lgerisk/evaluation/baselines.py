@@ -328,28 +328,6 @@ def score_statistics(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
 PENALTY_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 """Penalties ``RadiomicsCox(penalizer="cv")`` chooses from by inner cross-validation."""
 
-PRESENT_SUFFIX = "__present"
-
-
-def presence(frame: pd.DataFrame, roi: str) -> np.ndarray:
-    """1.0 where ROI ``roi`` was measured: its ``ROI__status`` is ``ok``, else any of its features is finite.
-
-    Example:
-        >>> presence(pd.DataFrame({"scar__original_firstorder_Mean": [1.0, np.nan]}), "scar").tolist()
-        [1.0, 0.0]
-    """
-    from lgerisk.data.features import roi_of
-
-    status = f"{roi}__status"
-    if status in frame.columns:
-        return (frame[status].astype(str) == "ok").to_numpy(dtype=float)
-    columns = [c for c in frame.columns if roi_of(str(c)) == roi]
-    if not columns:
-        return np.zeros(len(frame))
-    values = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in columns])
-    return np.isfinite(values).any(axis=1).astype(float)
-
-
 class RadiomicsCox:
     """Penalised Cox model on radiomics features, selected on the training rows only.
 
@@ -433,17 +411,19 @@ class RadiomicsCox:
     @staticmethod
     def _matrix(frame: pd.DataFrame, columns: Sequence[str], name: str) -> np.ndarray:
         """Values of ``columns``; ``ROI__present`` columns computed from the ROI's status or features."""
+        from lgerisk.data.features import PRESENT_SUFFIX, roi_present
+
         plain = [c for c in columns if not c.endswith(PRESENT_SUFFIX)]
         values = dict(zip(plain, _values(frame, plain, name).T)) if plain else {}
         out = np.empty((len(frame), len(columns)), dtype=float)
         for j, column in enumerate(columns):
-            out[:, j] = (presence(frame, column[: -len(PRESENT_SUFFIX)]) if column.endswith(PRESENT_SUFFIX)
-                         else values[column])
+            roi = column[: -len(PRESENT_SUFFIX)]
+            out[:, j] = roi_present(frame, roi, name=name) if column.endswith(PRESENT_SUFFIX) else values[column]
         return out
 
     def _design(self, frame: pd.DataFrame, name: str) -> tuple[list[str], np.ndarray]:
         """Candidate columns (with presence indicators for partly measured ROIs) and their values."""
-        from lgerisk.data.features import roi_of
+        from lgerisk.data.features import PRESENT_SUFFIX, roi_of
 
         candidates = self._candidates(frame)
         x = _values(frame, candidates, name)
@@ -509,38 +489,16 @@ class RadiomicsCox:
         return self
 
     def _choose_penalizer(self, design: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> float:
-        """The penalty of ``PENALTY_GRID`` with the best inner-CV Harrell's C on these training rows.
+        """The penalty of ``PENALTY_GRID`` with the best inner-CV Harrell's C on these training rows
+        (``lgerisk.evaluation.cox.choose_penalizer``: the same penalised likelihood as lifelines').
 
-        Inner folds are stratified by event; the selected columns are fixed (chosen on all training rows),
-        so the inner CV compares penalties only. Ties go to the larger penalty.
+        The selected columns are fixed (chosen on all training rows), so the inner CV compares penalties only.
         """
-        from lifelines.utils import concordance_index
+        from lgerisk.evaluation.cox import choose_penalizer
 
-        rng = np.random.default_rng(self.seed)
-        folds = np.empty(len(design), dtype=int)
-        for label in (0, 1):
-            index = rng.permutation(np.flatnonzero(event == label))
-            folds[index] = np.arange(index.size) % self.inner_folds
-        scores: dict[str, float] = {}
-        for penalizer in PENALTY_GRID:
-            risks = np.full(len(design), np.nan)
-            for k in range(self.inner_folds):
-                train, test = folds != k, folds == k
-                if not test.any() or event[train].sum() == 0:
-                    continue
-                try:
-                    model = _fit_cox(design[train], time[train], event[train], penalizer, self.l1_ratio, self.name)
-                except InputError:
-                    continue
-                centre = design[train].to_numpy(dtype=float).mean(axis=0)  # pooled folds: each on its own origin
-                risks[test] = (design[test].to_numpy(dtype=float) - centre) @ model.params_.loc[list(design.columns)].to_numpy()
-            done = np.isfinite(risks)
-            scores[f"{penalizer:g}"] = (float(concordance_index(time[done], -risks[done], event[done]))
-                                        if done.sum() > 1 and event[done].sum() > 0 else float("nan"))
-        self.cv_scores_ = scores
-        best = max((v, float(k)) for k, v in scores.items() if np.isfinite(v)) if any(
-            np.isfinite(v) for v in scores.values()) else (float("nan"), 1.0)
-        return best[1]
+        penalizer, self.cv_scores_ = choose_penalizer(design.to_numpy(dtype=float), time, event, PENALTY_GRID,
+                                                      self.inner_folds, self.seed)
+        return penalizer
 
     def predict_risk(self, features: pd.DataFrame) -> np.ndarray:
         """Standardised selected columns times the coefficients; non-measurable values take the training mean."""

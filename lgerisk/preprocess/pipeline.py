@@ -180,7 +180,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     cropped = geometry.resample_image(image, reference, default=background)
     cropped_labels = geometry.resample_labels(refined, reference, (BLOOD, MYOCARDIUM, SCAR, NOREFLOW, GREYZONE))
     crop_values = sitk.GetArrayFromImage(cropped)
-    normalisation = fit_normalisation(config.normalisation, scar.remote_mean, blood_mean, crop_values,
+    normalisation = fit_normalisation(config.normalisation, scar.remote.mean, blood_mean, crop_values,
                                       str(case.image))
     normalised = sitk.GetImageFromArray(normalisation.apply(crop_values))
     normalised.CopyInformation(reference)

@@ -69,7 +69,8 @@ MIXTURE_MIN_WEIGHT = 0.02
 MIXTURE_MIN_REMOTE_WEIGHT = 0.2
 """``mixture``: a darker component lighter than this share is not remote myocardium but a dark artefact
 (e.g. an ICD-lead signal void); the robust statistics of the whole region are used instead. Remote was at
-least 29 % of the searched voxels on every real development scan (expert scar up to 38 %)."""
+least 29 % of the searched voxels on every real development scan (expert scar up to 38 %; QC
+``remote_fraction`` of ``lgerisk preprocess --data myops-dev --labels myops --scar-method fwhm``)."""
 
 MAD_TO_SD = 1.4826
 """Scale of the median absolute deviation to a normal standard deviation."""
@@ -119,16 +120,6 @@ class ScarResult:
     core_threshold: float | None
     greyzone_threshold: float
     peak: float | None = None
-
-    @property
-    def remote_mean(self) -> float:
-        """Remote reference mean (kept for callers of the older result)."""
-        return self.remote.mean
-
-    @property
-    def remote_sd(self) -> float:
-        """Remote reference SD."""
-        return self.remote.sd
 
 
 def myocardium_of(labels: np.ndarray) -> np.ndarray:

@@ -54,10 +54,10 @@ HEAD_PENALTIES = ("cv", "fixed")
 SCAR_METRICS = ("scar_percent", "greyzone_percent")
 """What ``--with-scar`` puts beside the embedding: the numbers clinicians already have."""
 
-BASELINES_VERSION = 3
+BASELINES_VERSION = 4
 """2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
-chooses its penalty by inner CV; scar+grey Cox added. 3: inner-CV risks centred per fold. Finished parts of
-older runs are refitted, not reused."""
+chooses its penalty by inner CV; scar+grey Cox added. 3: inner-CV risks centred per fold. 4: that inner CV is
+``lgerisk.evaluation.cox.choose_penalizer``. Finished parts of older runs are refitted, not reused."""
 
 
 @dataclass(frozen=True)

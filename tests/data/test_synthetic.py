@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from lgerisk.data.synthetic import (
     sample_outcomes,
 )
 from lgerisk.errors import InputError
+from tests.conftest import truth_rows
 
 SMALL = SynthConfig(small=True)
 # the image hazard inputs of the default hazard version (2) and of version 1 (generator 1.0)
@@ -59,11 +59,7 @@ def cohort(tmp_path_factory):
 @pytest.fixture(scope="module")
 def truth_table():
     """Ground truth + covariates + outcomes of 200 small cases, without images (~4 s)."""
-    rows = []
-    for k in range(200):
-        truth, clinical, outcome = generate_truth(k, SMALL)
-        rows.append({**truth, **clinical, **outcome})
-    return pd.DataFrame(rows)
+    return truth_rows(200, SMALL)
 
 
 # ---------------------------------------------------------------------------- config and errors
@@ -296,12 +292,3 @@ def test_small_cohort_size_on_disk(cohort):
     out, _, _ = cohort
     blocks = sum(os.stat(p).st_blocks * 512 for p in Path(out).rglob("*") if p.is_file())
     assert blocks < 10 * 1024 * 1024
-
-
-@pytest.mark.slow
-def test_default_case_speed():
-    cfg = SynthConfig()
-    start = time.perf_counter()
-    for k in range(10):
-        generate_case(k, cfg)
-    assert (time.perf_counter() - start) / 10 < 1.5

@@ -35,6 +35,7 @@ from lgerisk.data.synthetic import (
     regenerate_command,
 )
 from lgerisk.errors import InputError
+from tests.conftest import truth_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_SMALL = SynthConfig(small=True, hazard_version=1)
@@ -69,11 +70,7 @@ V1_CASES = {
 @pytest.fixture(scope="module")
 def v2_table():
     """Ground truth + covariates + outcomes of 120 small version-2 cases (no images)."""
-    rows = []
-    for k in range(120):
-        truth, clinical, outcome = generate_truth(k, V2_SMALL)
-        rows.append({**truth, **clinical, **outcome})
-    return pd.DataFrame(rows)
+    return truth_rows(120, V2_SMALL)
 
 
 def _truth_with(case_index: int, config: SynthConfig, **params) -> dict:

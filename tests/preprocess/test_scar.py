@@ -25,7 +25,7 @@ def test_label_method_keeps_labels_and_finds_grey_zone() -> None:
     assert np.array_equal(result.labels == 3, labels == 3)
     assert (result.labels == 5).sum() >= 0.9 * grey_voxels.sum()
     assert (result.labels == 5)[~grey_voxels].sum() < 0.01 * (labels == 2).sum()  # noise specks only
-    assert result.core_threshold is None and abs(result.remote_mean - 100) < 5
+    assert result.core_threshold is None and abs(result.remote.mean - 100) < 5
 
 
 @pytest.mark.parametrize("method", ["nsd", "fwhm"])

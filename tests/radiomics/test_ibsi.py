@@ -58,7 +58,6 @@ Left out, and why:
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -256,10 +255,7 @@ def phantom_row() -> dict:
     image = sitk.GetImageFromArray(PHANTOM)
     image.SetSpacing((SPACING_MM,) * 3)
     labels = np.where(ROI == 1, 2, 0).astype(np.uint8)
-    started = time.perf_counter()
-    row = extract_rois(image, labels, PARAMS, ("myocardium",))
-    assert time.perf_counter() - started < 5
-    return row
+    return extract_rois(image, labels, PARAMS, ("myocardium",))  # its speed: benchmarks/radiomics.py
 
 
 def test_phantom_matches_its_published_description():
