@@ -13,6 +13,8 @@ Per scan, ``OUT/ID/``::
     prediction.json           the prediction record (see lgerisk.predict.run) plus the attribution checks
     features.csv              the radiomics features most aligned with the model's risk over its
                               training cohort (r with 95 % CI, embedding R²) and this scan's percentile
+    scar_seg.dcm              with dicom_seg, for a scan that is a DICOM series: its scar and grey zone
+                              as a DICOM SEG over that series (see lgerisk.io.dicom_seg)
 
 For a cohort, also ``OUT/cohort.html`` with the embedding <-> radiomics correlation heatmap,
 the risk-tertile Kaplan-Meier plot (when outcomes are known) and every case's prediction, and
@@ -53,9 +55,12 @@ def _reference(model_dir: Path) -> tuple[Any, Any]:
 
 
 def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference: Any, steps: int = 32,
-                 key: str = "", params: dict[str, Any] | None = None) -> dict[str, Any]:
+                 key: str = "", params: dict[str, Any] | None = None, dicom_seg: bool = False) -> dict[str, Any]:
     """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features).
-    ``params``: the radiomics extraction settings (default: lgerisk's)."""
+    ``params``: the radiomics extraction settings (default: lgerisk's); ``dicom_seg``: also write the scar
+    and grey zone as ``out/ID/scar_seg.dcm`` over the scan's DICOM series."""
+    from lgerisk.io.dicom_seg import SEG_FILE
+
     import numpy as np
     import pandas as pd
 
@@ -71,7 +76,8 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
 
     folder = out / case.case_id
     (folder / RECORD_FILE).unlink(missing_ok=True)
-    prepared, qc = predictor.prepare(case, out / ".work")
+    (folder / SEG_FILE).unlink(missing_ok=True)
+    prepared, qc = predictor.prepare(case, out / ".work", folder / SEG_FILE if dicom_seg else None)
     image, tabular, inputs_row = predictor.inputs(prepared, case.covariates, qc)
     risk = predictor.risk(image, tabular)
     record = predictor.record(case.case_id, risk, qc, image)
@@ -146,7 +152,11 @@ def _inputs_key(case: Case) -> dict[str, Any]:
             "covariates": covariates}
 
 
-def _done(case: Case, out: Path, key: str) -> bool:
+def _done(case: Case, out: Path, key: str, dicom_seg: bool = False) -> bool:
+    from lgerisk.io.dicom_seg import SEG_FILE, has_dicom_series
+
+    if dicom_seg and has_dicom_series(case.image) and not (out / case.case_id / SEG_FILE).is_file():
+        return False
     try:
         stored = json.loads((out / case.case_id / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -158,23 +168,30 @@ def _done(case: Case, out: Path, key: str) -> bool:
 
 def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, out: Path, steps: int,
                  key: str, concepts: Any, reference: Any, params: dict[str, Any],
-                 threads: int | None = None) -> dict[str, Any]:
+                 threads: int | None = None, dicom_seg: bool = False) -> dict[str, Any]:
     from lgerisk.predict.run import _predictor
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params)
+    return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params,
+                        dicom_seg)
 
 
 def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                   device: str = "cpu", labels: str | None = None, steps: int = 32, jobs: int = 1,
                   shard: Shard = Shard(), cohort: bool = False, clinical: dict[str, dict[str, Any]] | None = None,
-                  quiet: bool = False, debug: bool = False) -> tuple[BatchReport, dict[str, Any]]:
+                  quiet: bool = False, debug: bool = False, dicom_seg: bool = False) -> tuple[BatchReport, dict[str, Any]]:
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
-    gives covariates by case id (for models trained with covariates)."""
+    gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
+    scan's scar and grey zone as ``out/ID/scar_seg.dcm``."""
     import dataclasses
+
+    from lgerisk.io.dicom_seg import check_seg_sources
+
+    if dicom_seg:
+        check_seg_sources([case.image for case in cases], "explain")
 
     from lgerisk.predict.run import _predictor
 
@@ -192,8 +209,8 @@ def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
 
     work = partial(_explain_one, model_dir=str(model_dir), device=device, labels=labels, out=out, steps=steps,
                    key=key, concepts=concepts, reference=reference, params=load_params(),
-                   threads=worker_threads(jobs))
-    report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key), out, jobs=jobs,
+                   threads=worker_threads(jobs), dicom_seg=dicom_seg)
+    report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key, dicom_seg=dicom_seg), out, jobs=jobs,
                        description="explain", quiet=quiet, debug=debug, start_method="spawn")
     collect_errors(out)
     pages: dict[str, Any] = {"cases": {c.case_id: str(out / c.case_id / "report.html") for c in cases

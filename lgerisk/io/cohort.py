@@ -9,6 +9,10 @@ Layouts understood (see README "Cohorts"):
 * one DICOM series per sub-folder ``ID/`` with masks in ``masks/ID.<ext>``;
 * a ``lgerisk preprocess`` output folder (``preprocess.json`` + ``cases.csv``).
 
+A mask may also be a DICOM SEG or RTSTRUCT (``lgerisk.io.dicom_masks``): ``masks/ID.dcm``, a folder
+``masks/ID/`` holding one, or, for a DICOM series folder without a mask in ``masks/``, the one SEG or
+RTSTRUCT file inside the series folder itself.
+
 Outcomes come from ``outcomes.csv`` beside the folder's contents (or beside the manifest),
 or from the manifest's own ``time``/``event`` columns.
 """
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lgerisk.errors import InputError
+from lgerisk.errors import CaseError, InputError
 from lgerisk.io.scans import is_scan_file, scan_stem
 
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -102,12 +106,30 @@ def _nonempty(cohort: Cohort, table: Path) -> Cohort:
     return cohort
 
 
-def _mask_for(folder: Path, case_id: str) -> Path | None:
+def mask_stem(path: Path) -> str:
+    """File name of a mask without its suffix: a scan suffix, or ``.dcm`` (a DICOM SEG/RTSTRUCT)."""
+    stem = scan_stem(path)
+    return stem[:-4] if stem == path.name and stem.lower().endswith(".dcm") else stem
+
+
+def _mask_for(folder: Path, case_id: str, series: Path | None = None) -> Path | None:
+    """The mask of ``case_id``: ``masks/ID.<ext>`` (a label image or ``.dcm`` SEG/RTSTRUCT) or a folder
+    ``masks/ID/`` (also under ``labels/``); else, for a DICOM ``series`` folder, the SEG or RTSTRUCT in it."""
     for name in ("masks", "labels"):
-        candidates = sorted(p for p in (folder / name).glob(f"{case_id}.*") if scan_stem(p) == case_id) \
-            if (folder / name).is_dir() else []
+        if not (folder / name).is_dir():
+            continue
+        candidates = sorted(p for p in (folder / name).glob(f"{case_id}.*") if mask_stem(p) == case_id)
         if candidates:
             return candidates[0]
+        if (folder / name / case_id).is_dir():
+            return folder / name / case_id
+    if series is not None and series.is_dir():
+        from lgerisk.io.dicom_masks import dicom_mask_file
+
+        try:
+            return dicom_mask_file(series)
+        except CaseError:
+            return series  # several SEG/RTSTRUCT objects in it: reading the mask says so, for this case
     return None
 
 
@@ -121,7 +143,7 @@ def _find_images_masks(folder: Path) -> list[Case]:
             continue
         if is_scan_file(entry) or entry.is_dir():
             case_id = check_case_id(scan_stem(entry), str(entry))
-            cases.append(Case(case_id, entry, _mask_for(folder, case_id)))
+            cases.append(Case(case_id, entry, _mask_for(folder, case_id, entry if entry.is_dir() else None)))
     return cases
 
 
@@ -159,7 +181,7 @@ def _find_dicom_folders(folder: Path) -> list[Case]:
     for entry in sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in skip and not p.name.startswith(".")):
         if _looks_dicom(entry):
             case_id = check_case_id(entry.name, str(entry))
-            cases.append(Case(case_id, entry, _mask_for(folder, case_id)))
+            cases.append(Case(case_id, entry, _mask_for(folder, case_id, entry)))
     return cases
 
 

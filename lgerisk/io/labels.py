@@ -8,6 +8,13 @@ Presets:
     emidec  blood=1, myocardium=2, scar=3, noreflow=4 (the internal default)
     myops   blood=500, myocardium=200+1220 (normal + edema), scar=2221, ignore=600 (RV)
     acdc    blood=3, myocardium=2, ignore=1 (RV); no scar labels, so scar is derived
+
+DICOM SEG and RTSTRUCT masks name their structures instead of numbering them: segment labels and
+ROI names are read through a name map, ``DEFAULT_NAMES`` (case, spaces, '_' and '-' ignored),
+which ``name:`` entries of ``--labels`` override or extend, e.g.
+``--labels 'myocardium=name:LV Myo,ignore=name:RV insertion'``. Two classes take names only:
+``epicardium`` (the area inside the epicardial contour, read as myocardium) and ``endocardium`` (the
+area inside the endocardial contour, read as blood pool), as some reading software exports them.
 """
 
 from __future__ import annotations
@@ -29,9 +36,42 @@ GREYZONE = 5
 """Label of the grey (border) zone in preprocessed masks: myocardium between the remote and core thresholds."""
 
 CLASS_NAMES = ("blood", "myocardium", "scar", "noreflow", "ignore")
+NAME_ONLY_CLASSES = ("epicardium", "endocardium")
+"""Classes that only DICOM structure names can take (an area, not a tissue: see the module docstring)."""
 _ALIASES = {"blood": "blood", "bloodpool": "blood", "blood_pool": "blood", "lv": "blood", "cavity": "blood",
             "myocardium": "myocardium", "myo": "myocardium", "scar": "scar", "infarct": "scar",
-            "noreflow": "noreflow", "no_reflow": "noreflow", "mvo": "noreflow", "ignore": "ignore"}
+            "noreflow": "noreflow", "no_reflow": "noreflow", "mvo": "noreflow", "ignore": "ignore",
+            "epicardium": "epicardium", "epi": "epicardium", "endocardium": "endocardium", "endo": "endocardium"}
+NAME_PREFIX = "name:"
+"""A ``--labels`` value starting with this is a DICOM structure name, not a label value."""
+
+DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
+    "myocardium": ("LV myocardium", "Myocardium", "LV myo", "Myo", "Left ventricular myocardium", "LV wall",
+                   "Healthy myocardium", "Normal myocardium", "Remote myocardium", "Edema", "Oedema",
+                   "Myocardial edema"),
+    "blood": ("LV blood pool", "LV bloodpool", "Blood pool", "LV blood", "LV cavity", "Left ventricular cavity",
+              "LV lumen", "Left ventricle", "LV"),
+    "scar": ("Scar", "LV scar", "Myocardial scar", "Infarct", "Myocardial infarct", "Myocardial infarction",
+             "Infarction", "LGE", "Enhancement", "Late enhancement", "Fibrosis"),
+    "noreflow": ("MVO", "Microvascular obstruction", "No reflow", "No-reflow", "Noreflow"),
+    "epicardium": ("LV epicardium", "Epicardium", "LV epicardial contour", "Epicardial contour",
+                   "saepicardialContour"),
+    "endocardium": ("LV endocardium", "Endocardium", "LV endocardial contour", "Endocardial contour",
+                    "saendocardialContour"),
+    "ignore": ("RV", "Right ventricle", "RV blood pool", "RV cavity", "RV myocardium", "RV endocardium",
+               "RV epicardium", "saendocardialContour RV", "saepicardialContour RV"),
+}
+"""The default name map of DICOM SEG segment labels and RTSTRUCT ROI names (compared by ``normalise_name``)."""
+
+
+def normalise_name(name: str) -> str:
+    """A structure name as the name map compares it: lower case, '_' and '-' as spaces, single spaces.
+
+    Example:
+        >>> normalise_name("  LV_Blood-pool ")
+        'lv blood pool'
+    """
+    return " ".join(str(name).replace("_", " ").replace("-", " ").lower().split())
 
 
 @dataclass(frozen=True)
@@ -49,11 +89,35 @@ class LabelMap:
     noreflow: tuple[int, ...] = ()
     ignore: tuple[int, ...] = ()
     name: str = field(default="custom", compare=False)
+    names: tuple[tuple[str, str], ...] = ()
+    """``(class, structure name)`` pairs given with ``name:`` (they override ``DEFAULT_NAMES``)."""
 
     def to_spec(self) -> str:
         """The map written back as a ``--labels`` string (round-trips through ``parse_label_map``)."""
-        parts = [f"{key}={'+'.join(str(v) for v in getattr(self, key))}" for key in CLASS_NAMES if getattr(self, key)]
+        parts = []
+        for key in CLASS_NAMES + NAME_ONLY_CLASSES:
+            values = [str(v) for v in getattr(self, key, ())]
+            values += [f"{NAME_PREFIX}{text}" for cls, text in self.names if cls == key]
+            if values:
+                parts.append(f"{key}={'+'.join(values)}")
         return ",".join(parts)
+
+    def name_classes(self) -> dict[str, str]:
+        """Normalised structure name -> class: ``DEFAULT_NAMES``, then this map's ``name:`` entries, which
+        win (so ``ignore=name:Scar`` turns the default 'Scar' off).
+
+        Example:
+            >>> parse_label_map("myocardium=name:Wall,ignore=name:LV").name_classes()["lv"]
+            'ignore'
+        """
+        classes = {normalise_name(text): cls for cls, texts in DEFAULT_NAMES.items() for text in texts}
+        classes.update({normalise_name(text): cls for cls, text in self.names})
+        return classes
+
+    @property
+    def names_scar(self) -> bool:
+        """Whether some structure name maps to scar or no-reflow (so DICOM masks can carry scar)."""
+        return any(cls in ("scar", "noreflow") for cls in self.name_classes().values())
 
     @property
     def has_scar(self) -> bool:
@@ -84,31 +148,49 @@ def parse_label_map(spec: str) -> LabelMap:
         raise InputError(f"--labels {spec!r}: not a preset ({', '.join(PRESETS)}) nor a map like "
                          "'blood=1,myocardium=2,scar=3+4'.")
     values: dict[str, tuple[int, ...]] = {}
+    names: list[tuple[str, str]] = []
     for part in text.split(","):
         if not part.strip():
             continue
         key, _, raw = part.partition("=")
         name = _ALIASES.get(key.strip().lower())
         if name is None:
-            raise InputError(f"--labels {spec!r}: unknown class {key.strip()!r}; use {', '.join(CLASS_NAMES)}.")
+            raise InputError(f"--labels {spec!r}: unknown class {key.strip()!r}; use "
+                             f"{', '.join(CLASS_NAMES + NAME_ONLY_CLASSES)}.")
+        tokens = [v.strip() for v in raw.split("+") if v.strip()]
+        texts = [t[len(NAME_PREFIX):].strip() for t in tokens if t.lower().startswith(NAME_PREFIX)]
+        if any(not t for t in texts):
+            raise InputError(f"--labels {spec!r}: 'name:' of {name!r} needs a structure name after it.")
+        names += [(name, t) for t in texts]
         try:
-            labels = tuple(int(v) for v in raw.split("+") if v.strip())
+            labels = tuple(int(v) for v in tokens if not v.lower().startswith(NAME_PREFIX))
         except ValueError:
-            raise InputError(f"--labels {spec!r}: labels of {name!r} must be integers joined by '+'.") from None
-        if not labels:
+            raise InputError(f"--labels {spec!r}: labels of {name!r} must be integers joined by '+' (or "
+                             "'name:' followed by a DICOM structure name).") from None
+        if not labels and not texts:
             raise InputError(f"--labels {spec!r}: class {name!r} has no label values.")
+        if labels and name in NAME_ONLY_CLASSES:
+            raise InputError(f"--labels {spec!r}: class {name!r} takes DICOM structure names only "
+                             f"({name}=name:...), not label values.")
         if 0 in labels:
             raise InputError(f"--labels {spec!r}: label 0 is background and cannot name a tissue.")
-        values[name] = values.get(name, ()) + labels
+        if labels:
+            values[name] = values.get(name, ()) + labels
     seen: dict[int, str] = {}
     for name, labels in values.items():
         for label in labels:
             if label in seen and seen[label] != name:
                 raise InputError(f"--labels {spec!r}: label {label} is given to both {seen[label]!r} and {name!r}.")
             seen[label] = name
-    if "myocardium" not in values:
+    seen_names: dict[str, str] = {}
+    for name, text in names:
+        key = normalise_name(text)
+        if key in seen_names and seen_names[key] != name:
+            raise InputError(f"--labels {spec!r}: name {text!r} is given to both {seen_names[key]!r} and {name!r}.")
+        seen_names[key] = name
+    if "myocardium" not in values and (values or not names):
         raise InputError(f"--labels {spec!r}: the map must name the myocardium label(s).")
-    return LabelMap(**values, name="custom")
+    return LabelMap(**values, name="custom", names=tuple(names))
 
 
 class LabelMapMismatch(CaseError):
@@ -190,11 +272,14 @@ def mask_labels(path: str | os.PathLike[str]) -> set[int]:
 
 def first_mask_labels(masks: Iterable[Path | None], count: int = SAMPLED_MASKS,
                       tries: int = 3 * SAMPLED_MASKS) -> list[tuple[Path, set[int]]]:
-    """The labels of the first ``count`` masks that can be read and are not empty (looking at no more
-    than ``tries`` masks; a missing or broken mask is left to its case's own error)."""
+    """The labels of the first ``count`` label-image masks that can be read and are not empty (looking at no
+    more than ``tries`` masks; a missing or broken mask is left to its case's own error, and DICOM
+    SEG/RTSTRUCT masks, which name structures instead, to ``lgerisk.io.dicom_masks.check_names_fit``)."""
+    from lgerisk.io.dicom_masks import is_dicom_mask
+
     samples: list[tuple[Path, set[int]]] = []
     for mask in list(masks)[:tries]:
-        if mask is None:
+        if mask is None or is_dicom_mask(mask):
             continue
         try:
             present = mask_labels(mask)
@@ -258,7 +343,8 @@ def check_map_fits(samples: Sequence[tuple[Path, set[int]]], label_map: LabelMap
 
 class PartialMapWatch:
     """``run_batch``'s ``stop_if``: stops the batch once ``limit`` masks showed labels the map leaves
-    unnamed, with one sentence instead of one failure per case.
+    unnamed (or, for DICOM SEG/RTSTRUCT masks, structure names the name map does not know), with one
+    sentence instead of one failure per case.
 
     Example:
         >>> watch = PartialMapWatch(PRESETS["acdc"], "cohort", limit=1)
@@ -271,6 +357,7 @@ class PartialMapWatch:
     def __init__(self, label_map: LabelMap, where: str, limit: int = PARTIAL_MAP_LIMIT) -> None:
         self.label_map, self.where, self.limit = label_map, where, limit
         self.masks: list[tuple[str, set[int]]] = []
+        self.named: list[tuple[str, list[str]]] = []
 
     def __call__(self, case_id: str, message: str, details: dict[str, Any] | None) -> None:
         """Note one failed case; raise ``InputError`` when the map is shown to be partial."""
@@ -278,6 +365,12 @@ class PartialMapWatch:
             self.masks.append((str(details["mask"]), set(details["present"])))
             if len(self.masks) >= self.limit:
                 raise partial_map_error(self.where, self.label_map, self.masks)
+        if details and details.get("kind") == "name_map" and details.get("fit") == "partial":
+            from lgerisk.io.dicom_masks import name_map_error
+
+            self.named.append((str(details["mask"]), list(details["names"])))
+            if len(self.named) >= self.limit:
+                raise name_map_error(self.where, self.label_map, self.named)
 
 
 def _join(values: tuple[int, ...] | list[int]) -> str:

@@ -44,17 +44,30 @@ def _quiet_itk() -> None:
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 
-def read_dicom_series(folder: Path) -> sitk.Image:
-    """Read the one DICOM series in ``folder`` (no metadata kept)."""
+def dicom_series_files(folder: Path) -> list[str]:
+    """The files of the one DICOM image series in ``folder``, in the slice order the series is read in
+    (slice k of the image is file k). A DICOM SEG or RTSTRUCT file beside the slices is not a series."""
     import SimpleITK as sitk
 
     _quiet_itk()
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    series = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    if len(series) > 1:  # a DICOM SEG (or RTSTRUCT) beside the slices is the mask, not an image series
+        from lgerisk.io.dicom_masks import dicom_object_kind
+
+        series = [uid for uid in series
+                  if not dicom_object_kind(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)[0])]
     if not series:
         raise CaseError(f"{folder}: folder holds no DICOM series (and no NIfTI/NRRD/MHA file was given).")
     if len(series) > 1:
         raise CaseError(f"{folder}: folder holds {len(series)} DICOM series; put one series per folder.")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0]))
+
+
+def read_dicom_series(folder: Path) -> sitk.Image:
+    """Read the one DICOM series in ``folder`` (no metadata kept)."""
+    import SimpleITK as sitk
+
+    files = dicom_series_files(folder)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOff()

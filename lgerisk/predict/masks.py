@@ -2,21 +2,23 @@
 
 Conventions, tried in order for a scan ``DIR/X.ext`` (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ...):
 
-1. ``DIR/X_seg.ext``, ``DIR/X_mask.ext``, ``DIR/X_label.ext``, ``DIR/X_labels.ext`` (any supported extension);
+1. ``DIR/X_seg.ext``, ``DIR/X_mask.ext``, ``DIR/X_label.ext``, ``DIR/X_labels.ext`` (any supported extension,
+   or ``.dcm``: a DICOM SEG or RTSTRUCT);
 2. EMIDEC: ``ID/Images/ID.nii.gz`` -> ``ID/Contours/ID.nii.gz``;
-3. the cohort layout: ``images/X.ext`` -> ``masks/X.*`` or ``labels/X.*``.
+3. the cohort layout: ``images/X.ext`` -> ``masks/X.*`` or ``labels/X.*`` (or a folder ``masks/X/``);
+4. a DICOM series folder ``X/``: the one DICOM SEG or RTSTRUCT file inside it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lgerisk.errors import InputError
-from lgerisk.io.cohort import Case, check_case_id
+from lgerisk.errors import CaseError, InputError
+from lgerisk.io.cohort import Case, check_case_id, mask_stem
 from lgerisk.io.scans import scan_stem
 
 SUFFIXES = ("_seg", "_mask", "_label", "_labels")
-EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
 
 
 def find_mask(scan: str | Path) -> Path | None:
@@ -42,8 +44,17 @@ def find_mask(scan: str | Path) -> Path | None:
             other = folder.parent / name
             if other.is_dir():
                 for candidate in sorted(other.glob(f"{stem}.*")):
-                    if scan_stem(candidate) == stem and candidate.is_file():
+                    if mask_stem(candidate) == stem and candidate.is_file():
                         return candidate
+                if (other / stem).is_dir():
+                    return other / stem
+    if scan.is_dir():
+        from lgerisk.io.dicom_masks import dicom_mask_file
+
+        try:
+            return dicom_mask_file(scan)
+        except CaseError:
+            return scan  # several SEG/RTSTRUCT objects in it: reading the mask says so
     return None
 
 

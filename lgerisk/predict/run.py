@@ -22,6 +22,10 @@ lies outside what the model was trained on. Prediction record (a row in CSV, an 
   ``unreliable_reasons`` lists why (joined with ``; `` in CSV, a list in JSON). The numbers stay in
   their columns, the risk group does not.
 * ``warnings``: every warning, the reasons above included (``; `` in CSV, a list in JSON).
+
+With ``dicom_seg`` (``--dicom-seg``, needs ``--out FILE``), each scan that is a DICOM series also gets
+its scar and grey zone as a DICOM SEG over that series, ``FILE.seg/ID.dcm`` (see
+:mod:`lgerisk.io.dicom_seg` for the attributes it keeps).
 """
 
 from __future__ import annotations
@@ -124,12 +128,15 @@ class RiskPredictor:
         """The horizons of the survival probabilities."""
         return [float(h) for h in self.card["survival"]["horizons"]]
 
-    def prepare(self, case: Case, work: Path) -> tuple[Case, dict[str, Any]]:
+    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
         """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
         ``synthetic`` says whether the scan comes from the synthetic generator (its own marker).
 
         A case of a preprocessed folder (``lgerisk preprocess`` output) is used as it is when it was
-        preprocessed with the model's settings (preprocessing it again would misread its labels)."""
+        preprocessed with the model's settings (preprocessing it again would misread its labels).
+        ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
+        scan that is no DICOM series gets a warning instead)."""
+        from lgerisk.io import dicom_seg
         from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, case_dir, preprocess_case, write_case
 
         done = _preprocessed_qc(case)
@@ -137,12 +144,18 @@ class RiskPredictor:
             if done.get("settings_hash") != self.preprocess.settings_hash():
                 raise CaseError(f"{case.image}: already preprocessed, but with other settings than the model's; "
                                 "give the raw scan and mask instead.")
-            return case, {**done, "synthetic": scan_is_synthetic(case.image, done)}
+            warnings = list(done.get("warnings") or []) + ([dicom_seg.PREPROCESSED_WARNING] if seg_path else [])
+            return case, {**done, "synthetic": scan_is_synthetic(case.image, done), "warnings": warnings}
         result = preprocess_case(case, self.preprocess)
         qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
         if int(qc.get("slices_with_myocardium") or 0) < 2:
             raise CaseError(f"{case.image}: only {qc.get('slices_with_myocardium')} slice(s) with myocardium; the "
                             "model needs a short-axis stack (2 or more slices).")
+        if seg_path is not None:
+            if dicom_seg.has_dicom_series(case.image) and result.source_labels is not None:
+                dicom_seg.write_scar_seg(seg_path, case.image, result.source_labels, str(qc.get("scar_method")))
+            else:
+                qc["warnings"] = list(qc.get("warnings") or []) + [dicom_seg.NOT_DICOM_WARNING]
         write_case(result, work)
         folder = case_dir(work, case.case_id)
         return Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event,
@@ -269,9 +282,10 @@ class RiskPredictor:
                                       f"{seen[0]:.3g} to {seen[1]:.3g}: the survival estimates are extrapolated")
         return record
 
-    def predict_case(self, case: Case, work: Path, covariates: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Preprocess, extract what the model needs, and predict one case."""
-        prepared, qc = self.prepare(case, work)
+    def predict_case(self, case: Case, work: Path, covariates: dict[str, Any] | None = None,
+                     seg_path: Path | None = None) -> dict[str, Any]:
+        """Preprocess, extract what the model needs, and predict one case (``seg_path``: see :meth:`prepare`)."""
+        prepared, qc = self.prepare(case, work, seg_path)
         image, tabular, row = self.inputs(prepared, covariates if covariates is not None else case.covariates, qc)
         record = self.record(case.case_id, self.risk(image, tabular), qc, image)
         record["warnings"] += row.get("__warnings__", [])
@@ -362,8 +376,18 @@ def worker_threads(jobs: int) -> int | None:
     return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
+def seg_folder(out: str | os.PathLike[str]) -> Path:
+    """Where ``predict --dicom-seg --out FILE`` writes the DICOM SEGs: ``FILE.seg/``."""
+    return Path(f"{out}.seg")
+
+
+def _seg_path(case: Case, seg_dir: Path | None) -> Path | None:
+    return seg_dir / f"{case.case_id}.dcm" if seg_dir is not None else None
+
+
 def _predict_one(case: Case, model_dir: str, device: str, labels: str | None, parts: Path, key: str,
-                 clinical: dict[str, dict[str, Any]], threads: int | None = None) -> dict[str, Any]:
+                 clinical: dict[str, dict[str, Any]], threads: int | None = None,
+                 seg_dir: Path | None = None, dicom_seg: bool = False) -> dict[str, Any]:
     from lgerisk.preprocess.pipeline import source_hash
 
     if threads is not None:
@@ -373,7 +397,11 @@ def _predict_one(case: Case, model_dir: str, device: str, labels: str | None, pa
 
     predictor = _predictor(model_dir, device, labels)
     _part(parts, case.case_id).unlink(missing_ok=True)
-    record = predictor.predict_case(case, parts / "work", clinical.get(case.case_id))
+    seg_path = _seg_path(case, seg_dir)
+    if seg_path is not None:
+        seg_path.unlink(missing_ok=True)  # never a SEG of older inputs beside a new prediction
+    record = predictor.predict_case(case, parts / "work", clinical.get(case.case_id),
+                                    seg_path if dicom_seg else None)
     used = _covariates_used(case, clinical, list(predictor.tabular.get("covariates") or []))
     write_json(_part(parts, case.case_id), {"key": key, "image_sha256": source_hash(case.image),
                                             "mask_sha256": source_hash(case.mask), "covariates": used,
@@ -382,9 +410,14 @@ def _predict_one(case: Case, model_dir: str, device: str, labels: str | None, pa
 
 
 def _is_predicted(case: Case, parts: Path, key: str, clinical: dict[str, dict[str, Any]] | None = None,
-                  covariates: list[str] | None = None) -> bool:
+                  covariates: list[str] | None = None, seg_dir: Path | None = None) -> bool:
+    """Whether ``case`` is predicted from its current inputs (and, given ``seg_dir``, has its SEG there)."""
+    from lgerisk.io.dicom_seg import has_dicom_series
     from lgerisk.preprocess.pipeline import source_hash
 
+    seg_path = _seg_path(case, seg_dir)
+    if seg_path is not None and has_dicom_series(case.image) and not seg_path.is_file():
+        return False
     try:
         stored = json.loads(_part(parts, case.case_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -398,13 +431,21 @@ def _is_predicted(case: Case, parts: Path, key: str, clinical: dict[str, dict[st
 def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None,
                   fmt: str = "csv", device: str = "cpu", labels: str | None = None, jobs: int = 1,
                   shard: Shard | None = None, clinical: dict[str, dict[str, Any]] | None = None, quiet: bool = False,
-                  debug: bool = False) -> tuple[BatchReport, list[dict[str, Any]], str]:
+                  debug: bool = False, dicom_seg: bool = False) -> tuple[BatchReport, list[dict[str, Any]], str]:
     """Predict ``cases`` (resumable when ``out`` is a file: finished cases are kept in ``OUT.parts/``);
-    returns (report, records in case order, the rendered output text)."""
+    returns (report, records in case order, the rendered output text). ``dicom_seg``: also write each
+    DICOM-series scan's scar and grey zone as a DICOM SEG, ``OUT.seg/ID.dcm`` (needs ``out``)."""
     import tempfile
+
+    from lgerisk.io.dicom_seg import check_seg_sources
 
     if fmt not in ("csv", "json"):
         raise InputError(f"--format {fmt!r}: choose csv or json.")
+    if dicom_seg:
+        if out is None:
+            raise InputError("--dicom-seg needs --out FILE (the DICOM SEGs are written beside it, in FILE.seg/).")
+        check_seg_sources([case.image for case in cases], "predict")
+    seg_dir = seg_folder(out) if out is not None else None
     predictor = _predictor(str(model_dir), device, labels)  # fails fast on a bad model, loads it once
     key = predictor.model_hash + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
@@ -413,9 +454,10 @@ def predict_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
         parts = Path(f"{out}.parts") if out is not None else Path(scratch)
         parts.mkdir(parents=True, exist_ok=True)
         work = partial(_predict_one, model_dir=str(model_dir), device=device, labels=labels, parts=parts, key=key,
-                       clinical=clinical, threads=worker_threads(jobs))
+                       clinical=clinical, threads=worker_threads(jobs), seg_dir=seg_dir, dicom_seg=dicom_seg)
         is_done = partial(_is_predicted, parts=parts, key=key, clinical=clinical,
-                          covariates=list(predictor.tabular.get("covariates") or []))
+                          covariates=list(predictor.tabular.get("covariates") or []),
+                          seg_dir=seg_dir if dicom_seg else None)
         report = run_batch(selected, work, is_done, parts, jobs=jobs, description="predict", quiet=quiet,
                            debug=debug, start_method="spawn")
         every = cases if out is not None else selected  # a file gathers all shards' finished cases

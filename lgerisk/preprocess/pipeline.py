@@ -3,6 +3,11 @@
 Order of work: read and check -> internal labels -> canonical orientation -> scar and grey
 zone on the acquired grid (no interpolation) -> QC volumes on the acquired grid -> in-plane
 resampling onto an LV-centred crop -> intensity normalisation -> atomic writes, QC JSON last.
+
+Masks are label images (NIfTI, NRRD, MHA, a DICOM label series) read through the label map, or DICOM
+SEG / RTSTRUCT objects over a DICOM image series, read through its name map
+(``lgerisk.io.dicom_masks``). With ``dicom_seg`` the scar and grey zone are also written as a DICOM
+SEG over the source series (``lgerisk.io.dicom_seg``).
 """
 
 from __future__ import annotations
@@ -54,12 +59,15 @@ IMAGE_FILE, MASK_FILE, QC_FILE = "image.nii.gz", "mask.nii.gz", "qc.json"
 
 @dataclass(frozen=True)
 class PreprocessedCase:
-    """A canonical case in memory: normalised image, labels (1-5) and QC numbers."""
+    """A canonical case in memory: normalised image, labels (1-5) and QC numbers; ``source_labels``: the
+    labels (1-5) on the source scan's own grid and slice order (for a DICOM SEG over a DICOM series;
+    ``None`` for other scans)."""
 
     case_id: str
     image: sitk.Image
     labels: sitk.Image
     qc: dict[str, Any]
+    source_labels: np.ndarray | None = None
 
 
 def source_hash(path: Path | None) -> str | None:
@@ -77,17 +85,41 @@ def source_hash(path: Path | None) -> str | None:
     return digest.hexdigest()
 
 
-def resolve_scar_method(method: str, label_map: LabelMap) -> str:
+def resolve_scar_method(method: str, label_map: LabelMap, from_names: bool = False) -> str:
     """``auto`` -> ``label`` when the map names scar labels, else ``fwhm`` (the derived method that agrees
-    best with experts on real scans; README "Scar quantification"); ``label`` needs scar labels."""
+    best with experts on real scans; README "Scar quantification"); ``label`` needs scar labels.
+    ``from_names``: the masks are DICOM SEG/RTSTRUCT objects, whose scar is named by the name map."""
+    named = label_map.names_scar if from_names else label_map.has_scar
     if method == "auto":
-        return "label" if label_map.has_scar else "fwhm"
-    if method == "label" and not label_map.has_scar:
+        return "label" if named else "fwhm"
+    if method == "label" and not named:
         from lgerisk.errors import InputError
 
-        raise InputError(f"--scar-method label: the label map '{label_map.to_spec()}' names no scar label; "
-                         "use --scar-method nsd or fwhm, or name scar in --labels.")
+        what = "name map names no scar structure" if from_names else f"label map '{label_map.to_spec()}' names no " \
+            "scar label"
+        raise InputError(f"--scar-method label: the {what}; use --scar-method nsd or fwhm, or name scar in --labels.")
     return method
+
+
+def masks_from_names(label_map: LabelMap) -> bool:
+    """Whether ``label_map`` can only read DICOM SEG/RTSTRUCT masks (it has ``name:`` entries and no label values)."""
+    return not label_map.named_values() and bool(label_map.names)
+
+
+def source_grid_labels(labels: np.ndarray, reorientation: geometry.Reorientation) -> np.ndarray:
+    """Labels (z, y, x) of the canonical grid put back on the source scan's grid: ``canonical_orientation``
+    undone (slices flipped back, axes permuted back), no interpolation.
+
+    Example:
+        >>> canonical = np.arange(24).reshape(2, 3, 4)
+        >>> back = source_grid_labels(canonical, geometry.Reorientation((0, 2, 1), True))
+        >>> back.shape, int(back[0, 0, 0]) == int(canonical[1, 0, 0])
+        ((3, 2, 4), True)
+    """
+    array = labels[::-1] if reorientation.slices_flipped else labels
+    order = list(reorientation.axis_order)
+    # numpy axis j of the source array is ITK axis 2 - j, which canonical ITK axis order.index(2 - j) holds
+    return np.ascontiguousarray(np.transpose(array, [2 - order.index(2 - j) for j in range(3)]))
 
 
 def fill_blood_pool(labels: np.ndarray) -> np.ndarray:
@@ -112,26 +144,39 @@ class CanonicalCase:
     values: np.ndarray
     internal: np.ndarray
     reorientation: geometry.Reorientation
+    mask_format: str = "label image"
+    structures: dict[str, int] | None = None
 
 
 def read_canonical(case: Case, label_map: LabelMap) -> CanonicalCase:
     """Read image and mask, check them, map labels to internal ones and reorient (no interpolation).
 
-    Raises ``CaseError`` naming the file on bad input.
+    A DICOM SEG or RTSTRUCT mask is matched to its DICOM series and rasterised onto it, its structures
+    named by the map's names (``lgerisk.io.dicom_masks``). Raises ``CaseError`` naming the file on bad input.
     """
     import SimpleITK as sitk
 
+    from lgerisk.io.dicom_masks import is_dicom_mask, read_dicom_mask
+
     if case.mask is None:
         raise CaseError(f"{case.image}: no mask found for case {case.case_id!r} (looked in masks/, labels/, "
-                        "Contours/ or the manifest's mask column).")
+                        "Contours/, the DICOM series folder or the manifest's mask column).")
     raw_image = read_volume(case.image, "image")
-    raw_mask = read_volume(case.mask, "mask")
+    dicom_mask = is_dicom_mask(case.mask)
+    raw_mask = None if dicom_mask else read_volume(case.mask, "mask")
     if raw_image.GetSize()[2] < 2 or min(raw_image.GetSize()) < 2:
         raise CaseError(f"{case.image}: image has size {raw_image.GetSize()}; a stack of several short-axis "
                         "slices is needed.")
-    check_same_geometry(raw_image, raw_mask, case.mask)
-    image_values = image_array(raw_image, case.image)
-    internal = to_internal(label_array(raw_mask, case.mask), label_map, str(case.mask))
+    structures = None
+    if raw_mask is None:
+        image_values = image_array(raw_image, case.image)
+        read = read_dicom_mask(case.mask, case.image, raw_image, label_map)
+        internal, has_blood, mask_format, structures = read.labels, read.has_blood, read.kind, read.structures
+    else:
+        check_same_geometry(raw_image, raw_mask, case.mask)
+        image_values = image_array(raw_image, case.image)
+        internal = to_internal(label_array(raw_mask, case.mask), label_map, str(case.mask))
+        has_blood, mask_format = bool(label_map.blood), "label image"
 
     image = sitk.GetImageFromArray(image_values)
     image.CopyInformation(raw_image)
@@ -140,12 +185,12 @@ def read_canonical(case: Case, label_map: LabelMap) -> CanonicalCase:
     image, labels, reorientation = geometry.canonical_orientation(image, labels)
     values = sitk.GetArrayFromImage(image)
     internal = sitk.GetArrayFromImage(labels)
-    if not label_map.blood:  # in-plane holes: only meaningful once the slice axis is the last one
+    if not has_blood:  # in-plane holes: only meaningful once the slice axis is the last one
         internal = fill_blood_pool(internal)
         labels = sitk.GetImageFromArray(internal)
         labels.CopyInformation(image)
 
-    return CanonicalCase(raw_image, image, labels, values, internal, reorientation)
+    return CanonicalCase(raw_image, image, labels, values, internal, reorientation, mask_format, structures)
 
 
 def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
@@ -157,10 +202,13 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     """
     import SimpleITK as sitk
 
+    from lgerisk.io.dicom_masks import is_dicom_mask
     from lgerisk.io.provenance import scan_is_synthetic
 
     label_map = parse_label_map(config.labels)
-    method = resolve_scar_method(config.scar_method, label_map)
+    from_names = is_dicom_mask(case.mask)
+    method = resolve_scar_method(config.scar_method, label_map, from_names)
+    scar_named = label_map.names_scar if from_names else label_map.has_scar
     canonical = read_canonical(case, label_map)
     raw_image, image, labels = canonical.raw_image, canonical.image, canonical.labels
     values, internal, reorientation = canonical.values, canonical.internal, canonical.reorientation
@@ -206,13 +254,15 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         "synthetic": scan_is_synthetic(case.image),  # from the generator's own marker on the source scan
         "scar_method": method,
         "label_map": label_map.to_spec(),
+        "mask_format": canonical.mask_format,
+        "mask_structures": canonical.structures,
         **{key: round(value, 4) for key, value in volumes.items()},
         "myocardium_mass_g": round(myocardium_ml * MYOCARDIAL_DENSITY_G_PER_ML, 4),
         "scar_percent": _percent(volumes["scar_volume_ml"], myocardium_ml),
         "noreflow_percent": _percent(volumes["noreflow_volume_ml"], myocardium_ml),
         "greyzone_percent": _percent(volumes["greyzone_volume_ml"], myocardium_ml),
         "scar_label_dice": _rounded(dice(np.isin(scar.labels, (SCAR, NOREFLOW)), label_scar))
-        if method != "label" and label_map.has_scar else None,
+        if method != "label" and scar_named else None,
         "remote_method": scar.remote.method,
         "remote_mean": round(scar.remote.mean, 4),
         "remote_sd": round(scar.remote.sd, 4),
@@ -240,7 +290,8 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         "myocardium_in_crop_fraction": round(kept_fraction, 4),
         "warnings": warnings,
     }
-    return PreprocessedCase(case.case_id, normalised, cropped_labels, qc)
+    source = source_grid_labels(scar.labels, reorientation) if Path(case.image).is_dir() else None
+    return PreprocessedCase(case.case_id, normalised, cropped_labels, qc, source)
 
 
 def _percent(part: float, whole: float) -> float:
@@ -265,14 +316,20 @@ def remove_stale_temporaries(folder: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def write_case(result: PreprocessedCase, out: Path) -> Path:
-    """Write image, mask, then QC JSON (the completion marker), each atomically."""
+def write_case(result: PreprocessedCase, out: Path, seg_image: Path | None = None) -> Path:
+    """Write image, mask, with ``seg_image`` (the case's DICOM series) the DICOM SEG of its scar and grey
+    zone, then QC JSON (the completion marker), each atomically."""
+    from lgerisk.io.dicom_seg import SEG_FILE, write_scar_seg
+
     folder = case_dir(out, result.case_id)
     remove_stale_temporaries(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / QC_FILE).unlink(missing_ok=True)  # the case is incomplete until the new QC lands
+    (folder / SEG_FILE).unlink(missing_ok=True)  # never a SEG of older inputs beside new results
     write_image(folder / IMAGE_FILE, result.image)
     write_image(folder / MASK_FILE, result.labels)
+    if seg_image is not None and result.source_labels is not None:
+        write_scar_seg(folder / SEG_FILE, seg_image, result.source_labels, str(result.qc.get("scar_method")))
     write_json(folder / QC_FILE, result.qc)
     return folder
 
@@ -287,21 +344,31 @@ def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
         return False
 
 
-def is_case_done(case: Case, out: Path, config: PreprocessConfig) -> bool:
-    """Whether ``out`` already holds this case from the same inputs and settings."""
+def is_case_done(case: Case, out: Path, config: PreprocessConfig, dicom_seg: bool = False) -> bool:
+    """Whether ``out`` already holds this case from the same inputs and settings (and, with ``dicom_seg``,
+    its DICOM SEG when the scan is a DICOM series)."""
     from lgerisk.batch import read_record
+    from lgerisk.io.dicom_seg import SEG_FILE, has_dicom_series
 
     folder = case_dir(out, case.case_id)
     qc = read_record(folder / QC_FILE, config.settings_hash())
-    return (qc is not None and inputs_unchanged(qc, case)
-            and all((folder / name).is_file() for name in (IMAGE_FILE, MASK_FILE)))
+    names = (IMAGE_FILE, MASK_FILE) + ((SEG_FILE,) if dicom_seg and has_dicom_series(case.image) else ())
+    return qc is not None and inputs_unchanged(qc, case) and all((folder / name).is_file() for name in names)
 
 
-def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig) -> dict[str, Any]:
-    """Preprocess and write one case; returns its QC (the batch runner's unit of work).
+def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig,
+             dicom_seg: bool = False) -> dict[str, Any]:
+    """Preprocess and write one case (with ``dicom_seg``, also the DICOM SEG of its scar and grey zone over
+    its DICOM series; a scan that is no DICOM series gets a warning instead); returns its QC (the batch
+    runner's unit of work).
 
     The case's old QC goes first, so a rerun that fails leaves no stale row behind."""
+    from lgerisk.io.dicom_seg import NOT_DICOM_WARNING, has_dicom_series
+
     (case_dir(Path(out), case.case_id) / QC_FILE).unlink(missing_ok=True)
     result = preprocess_case(case, config)
-    write_case(result, Path(out))
+    seg_image = Path(case.image) if dicom_seg and has_dicom_series(case.image) else None
+    if dicom_seg and seg_image is None:
+        result.qc["warnings"].append(NOT_DICOM_WARNING)
+    write_case(result, Path(out), seg_image)
     return result.qc

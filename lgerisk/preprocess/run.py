@@ -7,6 +7,8 @@ Output folder::
     OUT/cases/ID/mask.nii.gz         labels: 1 blood pool, 2 remote myocardium, 3 scar core,
                                      4 no-reflow, 5 grey zone (uint8)
     OUT/cases/ID/qc.json             QC numbers (written last: the case's completion marker)
+    OUT/cases/ID/scar_seg.dcm        with dicom_seg: scar and grey zone as a DICOM SEG over the case's
+                                     DICOM series (see lgerisk.io.dicom_seg for what it keeps)
     OUT/cases.csv                    a row a case: a manifest (case_id,image,mask,time,event,...)
                                      plus the QC numbers; opens in pandas, feeds later commands
     OUT/errors.csv                   cases that failed and why (absent when none failed)
@@ -31,6 +33,7 @@ from lgerisk.preprocess.pipeline import (
     QC_FILE,
     case_dir,
     is_case_done,
+    masks_from_names,
     resolve_scar_method,
     run_case,
 )
@@ -50,29 +53,37 @@ QC_COLUMNS = ("scar_method", "myocardium_volume_ml", "myocardium_mass_g", "blood
 
 def preprocess_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], config: PreprocessConfig,
                       jobs: int = 1, shard: Shard = Shard(), quiet: bool = False,
-                      debug: bool = False) -> tuple[BatchReport, Any]:
+                      debug: bool = False, dicom_seg: bool = False) -> tuple[BatchReport, Any]:
     """Preprocess every case of ``data`` into ``out``; returns the batch report and the cases table.
 
     Cases already done with the same inputs and settings are skipped, so a rerun resumes. The label map
-    is checked against the cohort's first masks before any work, and a map shown to leave labels unnamed
-    stops the batch (``InputError``) rather than failing case after case.
+    is checked against the cohort's first masks before any work (label images by their labels, DICOM
+    SEG/RTSTRUCT masks by their structure names), and a map shown to leave labels or names unmapped
+    stops the batch (``InputError``) rather than failing case after case. ``dicom_seg``: also write each
+    DICOM-series case's scar and grey zone as ``cases/ID/scar_seg.dcm``.
 
     Example:
         >>> report, table = preprocess_cohort("sample_data", "work/prep", PreprocessConfig())  # doctest: +SKIP
         >>> table[["case_id", "scar_percent"]].head()                                          # doctest: +SKIP
     """
+    from lgerisk.io.dicom_masks import check_names_fit, first_structure_names
+    from lgerisk.io.dicom_seg import check_seg_sources
+
     label_map = parse_label_map(config.labels)
-    resolve_scar_method(config.scar_method, label_map)  # usage errors before any work
+    resolve_scar_method(config.scar_method, label_map, masks_from_names(label_map))  # usage errors before any work
     cohort = discover_cohort(data)
     allow_unnamed = config.scar_method in INTENSITY_SCAR_METHODS
+    if dicom_seg:
+        check_seg_sources([case.image for case in cohort.cases], str(data))
     check_map_fits(first_mask_labels(case.mask for case in cohort.cases), label_map, str(data), allow_unnamed)
+    check_names_fit(first_structure_names(case.mask for case in cohort.cases), label_map, str(data))
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
     write_json(out_path / SETTINGS_FILE, {"settings": config.to_dict(), "settings_hash": config.settings_hash(),
                                           "lgerisk_version": lgerisk.__version__})
     selected = shard.select(cohort.cases)
-    report = run_batch(selected, partial(run_case, out=out_path, config=config),
-                       partial(is_case_done, out=out_path, config=config), out_path, jobs=jobs,
+    report = run_batch(selected, partial(run_case, out=out_path, config=config, dicom_seg=dicom_seg),
+                       partial(is_case_done, out=out_path, config=config, dicom_seg=dicom_seg), out_path, jobs=jobs,
                        description="preprocess", quiet=quiet, debug=debug,
                        stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)))
     table = write_cases_table(cohort, out_path, config)

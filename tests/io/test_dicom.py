@@ -176,3 +176,60 @@ def test_preprocess_writes_no_identifier(tmp_path: Path, cli) -> None:
     assert not leaks
     for secret in SECRETS:
         assert secret.decode() not in result.output
+
+
+# --- DICOM SEG / RTSTRUCT masks in, DICOM SEG out: still no identifier in any output -------------------
+
+MORE_SECRETS = (b"ACC-4711", b"Dr^Secret", b"S4711", b"20200102", b"101010")
+"""The other identifying values the series, SEG and RTSTRUCT written in tests.io.test_dicom_masks carry."""
+
+
+def all_leaks(folder: Path) -> list[str]:
+    """Every identifier found in any file under ``folder`` (``_leaks`` plus ``MORE_SECRETS``)."""
+    found = []
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        found += _leaks(path)
+        found += [f"{secret!r} in {where}" for where, data, _ in _all_bytes(path) for secret in MORE_SECRETS
+                  if secret in data]
+    return found
+
+
+def test_leak_check_sees_identifiers_in_a_dicom_file(tmp_path: Path) -> None:
+    """The scan is not vacuous for DICOM outputs: the masks written as input carry the identifiers."""
+    from tests.io.test_dicom_masks import dicom_case
+
+    _, seg = dicom_case(tmp_path / "a", "synth-0001", "seg")
+    _, rt = dicom_case(tmp_path / "b", "synth-0001", "rtstruct")
+    for mask in (seg, rt):
+        assert any("SECRET-4711" in leak for leak in all_leaks(mask.parent))
+        assert any("ACC-4711" in leak for leak in all_leaks(mask.parent))
+
+
+def test_preprocess_with_dicom_masks_and_seg_output_writes_no_identifier(tmp_path: Path, cli) -> None:
+    from tests.io.test_dicom_masks import dicom_case
+
+    root = tmp_path / "cohort"
+    dicom_case(root, "synth-0001", "rtstruct")
+    dicom_case(root, "synth-0002", "seg", inside=True)
+    dicom_case(root, "synth-0004", "rtstruct", names={1: "LV blood pool", 2: "Wall", 3: "Scar"})  # fails
+    out = tmp_path / "out"
+    result = cli("preprocess", "--data", root, "--out", out, "--dicom-seg", "--crop", 48)
+    assert result.exit_code == 1, result.output
+    names = {path.name for path in out.rglob("*") if path.is_file()}
+    assert {"scar_seg.dcm", "qc.json", "cases.csv", "errors.csv", "preprocess.json"} <= names
+    assert len(list(out.rglob("scar_seg.dcm"))) == 2
+    assert "'Wall'" in (out / "errors.csv").read_text()
+    assert not all_leaks(out)
+    for secret in SECRETS + MORE_SECRETS:
+        assert secret.decode() not in result.output
+
+
+def test_a_seg_needs_a_frame_of_reference(tmp_path: Path, cli) -> None:
+    """A series without Frame of Reference UID (as SimpleITK writes it) gets no SEG: that case's error."""
+    root = _dicom_cohort(tmp_path / "cohort")
+    out = tmp_path / "out"
+    result = cli("preprocess", "--data", root, "--out", out, "--crop", 48, "--dicom-seg")
+    assert result.exit_code == 1
+    error = (out / "errors.csv").read_text()
+    assert "P01: the DICOM series has no Frame of Reference UID, which a DICOM SEG must reference" in error
+    assert not list(out.rglob("*.dcm")) and not all_leaks(out)
