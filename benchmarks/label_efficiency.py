@@ -50,9 +50,11 @@ def predictions_from_parts(run: Path, rename: str | None = None):  # noqa: ANN20
     return parts
 
 
-def joint_table(parts, ground_truth: Path, n_boot: int, seed: int, horizons=(1.0, 3.0, 5.0)):  # noqa: ANN001, ANN201
+def joint_table(parts, ground_truth: Path, n_boot: int, seed: int, horizons=(1.0, 3.0, 5.0),  # noqa: ANN001, ANN201
+                with_oof: bool = False):
     """Comparison table of several runs' predictions on the same folds, with the oracle row and every
-    method's paired delta C over scar-% Cox (on the same out-of-fold cases)."""
+    method's paired delta C over scar-% Cox (on the same out-of-fold cases); with ``with_oof``, also
+    the out-of-fold risks (oracle rows included) as a second value."""
     import pandas as pd
 
     from lgerisk.evaluation import compare
@@ -73,14 +75,105 @@ def joint_table(parts, ground_truth: Path, n_boot: int, seed: int, horizons=(1.0
             row["method"] = "oracle, image only (true lp_image)"
         rows.append(pd.DataFrame(image_only))
         extra["oracle, image only (true lp_image)"] = truth["lp_image"]
-    return compare.add_delta_c(pd.concat(rows, ignore_index=True), oof, n_boot, seed, extra=extra)
+    table = compare.add_delta_c(pd.concat(rows, ignore_index=True), oof, n_boot, seed, extra=extra)
+    if not with_oof:
+        return table
+    pooled = oof[oof["evaluation"] == oof["evaluation"].iloc[0]][["method", "case_id", "time", "event", "risk"]]
+    base = pooled[pooled["method"] == compare.REFERENCE_METHOD]
+    for name, risk in extra.items():
+        rows_extra = base.assign(method=name, risk=risk.reindex(base["case_id"]).to_numpy(float))
+        pooled = pd.concat([pooled, rows_extra], ignore_index=True)
+    return table, pooled
+
+
+def pooled_summary(oof, n_boot: int, seed: int, reference_fraction: float = 1.0):  # noqa: ANN001, ANN201
+    """Per label fraction and method, over the seeds: the mean Harrell's C, its delta over scar-% Cox at the
+    same fraction and over radiomics Cox with every label (``reference_fraction``), each with a 95 %
+    interval from a bootstrap of cases within each seed (paired: the same out-of-fold cases)."""
+    import numpy as np
+    import pandas as pd
+
+    from lgerisk.evaluation.metrics import pooled_delta_c
+
+    def groups(frame, reference):  # noqa: ANN001, ANN202
+        out = []
+        for seed_value, mine in frame.groupby("seed"):
+            mine = mine.drop_duplicates("case_id").set_index("case_id")
+            ref = None
+            if reference is not None:
+                ref = reference[reference["seed"] == seed_value].drop_duplicates("case_id").set_index("case_id")
+                if ref.empty:
+                    return None
+                ref = ref["risk"].reindex(mine.index).to_numpy(float)
+            out.append((mine["time"].to_numpy(float), mine["event"].to_numpy(int), mine["risk"].to_numpy(float), ref))
+        return out
+
+    rows = []
+    full_radiomics = oof[(oof["method"] == "radiomics Cox") & (oof["label_fraction"] == reference_fraction)]
+    for (fraction, method), frame in oof.groupby(["label_fraction", "method"], sort=True):
+        scar = oof[(oof["method"] == "scar-% Cox") & (oof["label_fraction"] == fraction)]
+        c, c_low, c_high = pooled_delta_c(groups(frame, None), n_boot, seed)
+        row = {"label_fraction": fraction, "method": method, "seeds": frame["seed"].nunique(),
+               "harrell_c": c, "harrell_c_low": c_low, "harrell_c_high": c_high}
+        for name, reference in (("scar", scar), ("radiomics100", full_radiomics)):
+            itself = not reference.empty and method == reference["method"].iloc[0] and \
+                fraction == reference["label_fraction"].iloc[0]
+            paired = None if reference.empty or itself else groups(frame, reference)
+            delta = pooled_delta_c(paired, n_boot, seed) if paired else (np.nan, np.nan, np.nan)
+            row.update({f"delta_c_{name}": delta[0], f"delta_c_{name}_low": delta[1],
+                        f"delta_c_{name}_high": delta[2]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_fractions(summary, path: Path, title: str) -> None:  # noqa: ANN001
+    """C against label fraction, a line and a 95 % band per method (oracles as dashed lines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5.5))
+    for method, frame in summary.groupby("method", sort=False):
+        frame = frame.sort_values("label_fraction")
+        if method.startswith("oracle"):
+            axis.axhline(frame["harrell_c"].iloc[0], linestyle="--", linewidth=1, color="grey" if "image" in method
+                         else "black", label=method)
+            continue
+        line, = axis.plot(frame["label_fraction"] * 100, frame["harrell_c"], marker="o", label=method)
+        axis.fill_between(frame["label_fraction"] * 100, frame["harrell_c_low"], frame["harrell_c_high"],
+                          color=line.get_color(), alpha=0.12)
+    axis.set_xscale("log")
+    axis.set_xticks([10, 25, 50, 100], ["10 %", "25 %", "50 %", "100 %"])
+    axis.set_xlabel("labelled training cases (share of each training fold)")
+    axis.set_ylabel("Harrell's C, out of fold (mean over seeds, 95 % band)")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+LEVERS: dict[str, object] = {"aux_weight": 1.0, "radiomics_view": "decorrelated",
+                              "augment": {"scale": False, "elastic": False, "gamma": False, "bias_field": False},
+                              "objective": {"negatives": "all", "false_negative_similarity": 0.7}}
+"""The pretraining settings issue 11's ablation kept (benchmarks/README.md, "Pretraining ablation")."""
+
+
+def lever_settings(objective: str) -> dict[str, object]:
+    """PretrainConfig settings of ``objective`` with LEVERS: image-only SimCLR takes only the augmentation
+    (the rest is radiomics guidance)."""
+    if objective == "simclr":
+        return {"objective": {"preset": "simclr"}, "augment": LEVERS["augment"]}
+    return {**LEVERS, "objective": {"preset": objective, **LEVERS["objective"]}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 1.0])
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--objectives", nargs="+", default=["simclr", "radiomics", "hybrid"])
     parser.add_argument("--pretrain-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
@@ -99,6 +192,12 @@ def main() -> None:
                         "grey-zone %% beside the embedding")
     parser.add_argument("--head-pcs", type=int, nargs="*", default=[], help="also the --with-scar probe on the "
                         "embedding's K leading principal components, for each K given")
+    parser.add_argument("--levers", action="store_true", help="pretrain with the levers pretrain_ablation.py kept "
+                        "(LEVERS); without it, as before issue 11's item 4")
+    parser.add_argument("--skip-plain-scar", action="store_true", help="with --head-pcs, leave out the --with-scar "
+                        "probe on the whole embedding")
+    parser.add_argument("--full-objectives", nargs="*", default=None, help="fine-tune end to end only these "
+                        "encoders (default: every objective's)")
     args = parser.parse_args()
     os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
     import pandas as pd
@@ -109,9 +208,10 @@ def main() -> None:
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     tensor = {"slices": args.slices, "size": args.size}
-    rows = []
+    rows, oof_rows = [], []
     started = time.perf_counter()
-    for seed in args.seeds:
+    encoders_of, cohort_of = {}, {}
+    for seed in args.seeds:  # first every seed's data and encoders, then the fine-tuning, fraction by fraction
         root = args.work / f"seed{seed}"
         synth, prep, features = root / "synth", root / "prep", root / "radiomics.csv"
         version = ["--hazard-version", str(args.hazard_version)]
@@ -134,33 +234,45 @@ def main() -> None:
                         str(args.jobs))
         encoders = {}
         for objective in args.objectives:
-            run = root / f"pretrain-{objective}"
+            run = root / f"pretrain-{objective}{'-levers' if args.levers else ''}-e{args.pretrain_epochs}"
             if not (run / "model.pt").is_file():
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
+                settings = lever_settings(objective) if args.levers else {"objective": {"preset": objective}}
                 run_pretrain(pool_prep, run, PretrainConfig(epochs=args.pretrain_epochs, width=args.width,
                                                             embedding_dim=args.embedding_dim, projection_dim=64,
-                                                            objective={"preset": objective}, tensor=tensor, seed=seed),
+                                                            tensor=tensor, seed=seed, **settings),
                              features=str(pool_features), device="cpu", quiet=True)
                 print(f"seed {seed}: pretrained {objective} in {time.perf_counter() - t0:.0f} s", flush=True)
             encoders[objective] = run
-        for fraction in args.fractions:
+        encoders_of[seed], cohort_of[seed] = encoders, (root, synth, prep, features)
+    for fraction in args.fractions:
+        for seed in args.seeds:
+            root, synth, prep, features = cohort_of[seed]
+            encoders = encoders_of[seed]
             common = dict(folds=args.folds, label_fraction=fraction, n_boot=args.bootstrap, seed=seed,
                           epochs=args.finetune_epochs, width=args.width, embedding_dim=args.embedding_dim,
                           tensor=tensor)
             runs = [("baselines", None, FinetuneConfig(mode="full", baselines=True, **common))]
             for objective, run in encoders.items():
                 runs.append((f"{objective} probe", run, FinetuneConfig(mode="probe", baselines=False, **common)))
-                if args.with_scar:
+                if args.with_scar and not args.skip_plain_scar:
                     runs.append((f"{objective} probe+scar", run, FinetuneConfig(mode="probe", baselines=False,
                                                                                 with_scar=True, **common)))
+                if args.with_scar:
                     for k in args.head_pcs:
                         runs.append((f"{objective} probe+scar-pc{k}", run, FinetuneConfig(
                             mode="probe", baselines=False, with_scar=True, head_pcs=k, **common)))
-                runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
+                if args.full_objectives is None or objective in args.full_objectives:
+                    runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
+                    if args.with_scar:
+                        runs.append((f"{objective} full+scar", run, FinetuneConfig(mode="full", baselines=False,
+                                                                                   with_scar=True, **common)))
             parts = []
             for label, encoder, config in runs:
-                out = root / f"finetune-{label.replace(' ', '-').replace('+', '-plus-')}-{fraction:g}"
+                tag = f"{'-levers' if args.levers and encoder is not None else ''}-e{args.pretrain_epochs}" \
+                if encoder is not None else ""
+                out = root / f"finetune-{label.replace(' ', '-').replace('+', '-plus-')}{tag}-{fraction:g}"
                 t0 = time.perf_counter()
                 if not (out / "model_card.json").is_file():
                     run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu", quiet=True)
@@ -171,7 +283,10 @@ def main() -> None:
                               + (" + scar %" if config.with_scar else ""))
                 parts.append(predictions_from_parts(out, rename))
                 print(f"seed {seed} fraction {fraction:g} {label}: {time.perf_counter() - t0:.0f} s", flush=True)
-            table = joint_table(pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap, seed)
+            table, oof = joint_table(pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap,
+                                     seed, with_oof=True)
+            oof_rows.append(oof.assign(seed=seed, label_fraction=fraction))
+            pd.concat(oof_rows, ignore_index=True).to_csv(args.work / "oof.csv", index=False)
             for record in table.to_dict(orient="records"):
                 method = record["method"]
                 if method.startswith("oracle") and fraction != args.fractions[0]:
@@ -196,6 +311,19 @@ def main() -> None:
     print("\nSYNTHETIC cohorts: pooled out-of-fold Harrell's C by training-label fraction and seed")
     print(wide.round(3).to_string())
     print("oracle C:", json.dumps({f"{m} seed {k}": round(float(v), 3) for (m, k), v in oracle.items()}))
+    summary = pooled_summary(pd.concat(oof_rows, ignore_index=True), args.bootstrap, 0)
+    summary.to_csv(args.work / "pooled.csv", index=False)
+    print(f"\nSYNTHETIC: pooled over seeds {args.seeds} (mean C; delta C over scar-% Cox at the same fraction and "
+          "over radiomics Cox at 100 %, bootstrap of cases within each seed)")
+    for record in summary.to_dict(orient="records"):
+        print(f"  {record['label_fraction']:>5g} {record['method']:45s} C {record['harrell_c']:.3f} "
+              f"({record['harrell_c_low']:.3f}-{record['harrell_c_high']:.3f})  vs scar % "
+              f"{record['delta_c_scar']:+.3f} ({record['delta_c_scar_low']:+.3f} to {record['delta_c_scar_high']:+.3f})"
+              f"  vs radiomics Cox 100 % {record['delta_c_radiomics100']:+.3f} "
+              f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})")
+    plot_fractions(summary, args.work / "label_efficiency.png",
+                   f"SYNTHETIC cohorts (hazard version {args.hazard_version}), {len(args.seeds)} seeds x {args.cases} "
+                   f"labelled cases; pretraining pool {args.pool or 'the cohort itself'}")
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -37,6 +37,10 @@ FeatureTable = Annotated[Optional[Path], typer.Option("--features", help="Featur
                                                       "(default: extracted and cached in OUT/cache).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+DicomSeg = Annotated[bool, typer.Option("--dicom-seg", help="Also write the scar and grey zone of each DICOM-series "
+                                        "scan as a DICOM SEG over that series, for a DICOM viewer (keeps only the "
+                                        "UIDs it must reference; see README).")]
+Anonymise = Annotated[bool, typer.Option("--anonymise", help="Write no DICOM at all (refused with --dicom-seg).")]
 
 
 def _stderr(wide: bool = False):  # noqa: ANN202 - rich imported lazily
@@ -124,7 +128,8 @@ def preprocess(
     data: Annotated[Path, typer.Option("--data", "-d", help="Cohort folder or CSV manifest.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
     labels: Annotated[str, typer.Option("--labels", help="Label preset (emidec, myops, acdc) or map, e.g. "
-                                        "'blood=1,myocardium=2,scar=3+4'.")] = "emidec",
+                                        "'blood=1,myocardium=2,scar=3+4'; DICOM SEG/RTSTRUCT structure names with "
+                                        "name:, e.g. 'myocardium=name:LV Myo'.")] = "emidec",
     scar_method: Annotated[str, typer.Option("--scar-method", help="auto (label scar if the map names it, else "
                                              "fwhm), label, fwhm or nsd.")] = "auto",
     nsd: Annotated[float, typer.Option("--nsd", help="n of the n-SD scar threshold (e.g. 2, 3, 5, 6).")] = 5.0,
@@ -136,6 +141,8 @@ def preprocess(
     spacing: Annotated[float, typer.Option("--spacing", help="In-plane spacing (mm) after resampling.")] = 1.4,
     crop: Annotated[int, typer.Option("--crop", help="In-plane crop size (voxels) around the LV.")] = 96,
     normalisation: Annotated[str, typer.Option("--normalisation", help="myo-blood, zscore or percentile.")] = "myo-blood",
+    dicom_seg: DicomSeg = False,
+    anonymise: Anonymise = False,
     jobs: Jobs = 1,
     shard: ShardOption = None,
     quiet: Quiet = False,
@@ -149,6 +156,7 @@ def preprocess(
     Exit 0: all cases done; 1: some failed (see errors.csv); 2: bad usage or input.
     """
     from lgerisk.batch import Shard
+    from lgerisk.io.dicom_seg import dicom_seg_wanted
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort
 
@@ -156,7 +164,7 @@ def preprocess(
                               normalisation=normalisation, scar_method=scar_method, nsd=nsd,
                               greyzone_nsd=greyzone_nsd, remote_method=remote, scar_smoothing_mm=scar_smoothing)
     report, table = preprocess_cohort(data, out, config, jobs=jobs, shard=Shard.parse(shard), quiet=quiet,
-                                      debug=debug)
+                                      debug=debug, dicom_seg=dicom_seg_wanted(dicom_seg, anonymise))
     _summary(report, out, quiet)
     raise typer.Exit(report.exit_code)
 
@@ -232,6 +240,20 @@ def pretrain(
                                             "negatives (0: off, the default; see README).")] = 0,
     scarf_rate: Annotated[float, typer.Option("--scarf-rate", help="Share of radiomics features resampled "
                                               "from their marginals (SCARF).")] = 0.3,
+    negatives: Annotated[str, typer.Option("--negatives", help="batch (the batch's other cases) or all (every "
+                                           "training case's radiomics, each step) for image->radiomics.")] = "batch",
+    false_negative_similarity: Annotated[Optional[float], typer.Option(
+        "--false-negative-similarity", help="Cases whose radiomics have cosine similarity >= this are not each "
+        "other's negatives (default: off).")] = None,
+    aux_weight: Annotated[float, typer.Option("--aux-weight", min=0.0, help="Weight of an auxiliary head "
+                                              "regressing radiomics/QC targets from the image embedding (0: off).")
+                          ] = 0.0,
+    aux_targets: Annotated[str, typer.Option("--aux-targets", help="all (the whole radiomics view) or qc (scar %, "
+                                             "grey-zone %, mass, volumes).")] = "all",
+    radiomics_view: Annotated[str, typer.Option("--radiomics-view", help="all or decorrelated (drop features "
+                                                "with |r| > 0.9 against an earlier one).")] = "all",
+    augment: Annotated[str, typer.Option("--augment", help="default, or preserving (no scaling, elastic warp, "
+                                         "gamma or bias field: wall thickness and enhancement kept).")] = "default",
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder base width (16 CPU, 32-64 GPU).")] = 16,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share for validation.")] = 0.2,
     labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
@@ -251,18 +273,27 @@ def pretrain(
 
     Multi-GPU / multi-node: [bold]torchrun --nproc_per_node=4 -m lgerisk pretrain --data D --out RUN[/]
     """
+    from lgerisk.data.augment import AUGMENT_PRESETS
+    from lgerisk.errors import InputError
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
+    if augment not in AUGMENT_PRESETS:
+        raise InputError(f"--augment {augment!r}: choose one of {', '.join(AUGMENT_PRESETS)}.")
     objective_settings: dict[str, Any] = {"preset": objective, "temperature": temperature,
                                           "learn_temperature": learn_temperature, "queue_size": queue_size,
                                           "scarf_rate": scarf_rate}
+    if negatives != "batch":  # only settings away from the default enter the run's settings (resume hash)
+        objective_settings["negatives"] = negatives
+    if false_negative_similarity is not None:
+        objective_settings["false_negative_similarity"] = false_negative_similarity
     if clip_weight is not None:
         objective_settings["clip_weight"] = clip_weight
     if simclr_weight is not None:
         objective_settings["simclr_weight"] = simclr_weight
     config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
                             width=width, objective=objective_settings, labels=labels, num_workers=num_workers,
-                            amp=amp)
+                            amp=amp, aux_weight=aux_weight, aux_targets=aux_targets, radiomics_view=radiomics_view,
+                            augment=dict(AUGMENT_PRESETS[augment]))
     console = _stderr()
     summary = run_pretrain(data, out, config, features=str(features) if features else None, device=device,
                            resume=resume, jobs=jobs, quiet=quiet, debug=debug,
@@ -321,6 +352,9 @@ def finetune(
                                               "inner CV on each training fold; fixed: --penalizer.")] = "cv",
     head_pcs: Annotated[int, typer.Option("--head-pcs", min=0, help="Fit the head on the embedding's K leading "
                                           "principal components (0: the whole embedding).")] = 0,
+    scar_penalty_factor: Annotated[float, typer.Option("--scar-penalty-factor", min=0.0, help="With --with-scar: the "
+                                                       "head's penalty on scar % and grey-zone % relative to the "
+                                                       "embedding's (0: unpenalised).")] = 1.0,
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")] = 16,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")
                          ] = 200,
@@ -341,7 +375,7 @@ def finetune(
 
     chosen = mode or ("probe" if encoder is not None else "full")
     config = FinetuneConfig(mode=chosen, with_radiomics=with_radiomics, with_scar=with_scar, head_penalty=head_penalty,
-                            head_pcs=head_pcs,
+                            head_pcs=head_pcs, scar_penalty_factor=scar_penalty_factor,
                             covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()), folds=folds,
                             test_fraction=test_fraction, label_fraction=label_fraction, baselines=baselines,
                             horizons=_floats(horizons, "--horizons"), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -372,6 +406,8 @@ def predict(
     labels: MaskLabels = None,
     clinical: Clinical = None,
     device: CpuDevice = "cpu",
+    dicom_seg: DicomSeg = False,
+    anonymise: Anonymise = False,
     jobs: Jobs = 1,
     shard: ShardOption = None,
     quiet: Quiet = False,
@@ -383,15 +419,17 @@ def predict(
     """
     from lgerisk.batch import Shard
     from lgerisk.errors import InputError
+    from lgerisk.io.dicom_seg import dicom_seg_wanted
     from lgerisk.predict.run import predict_cases, read_clinical, resolve_model
 
+    wanted = dicom_seg_wanted(dicom_seg, anonymise)
     model_dir = resolve_model(model)
     cases = _cases_to_score(scans, data, mask)
     if jobs > 1 and out is None:
         raise InputError("--jobs needs --out (parallel predictions are gathered in a file).")
     report, _, text = predict_cases(cases, model_dir, out, fmt=fmt, device=device, labels=labels, jobs=jobs,
                                     shard=Shard.parse(shard), clinical=read_clinical(clinical), quiet=quiet,
-                                    debug=debug)
+                                    debug=debug, dicom_seg=wanted)
     if out is None:
         sys.stdout.write(text)
     _lone_scan_failed(report, scans)
@@ -425,6 +463,8 @@ def explain(
     steps: Annotated[int, typer.Option("--steps", min=4, help="Integrated-gradients steps.")] = 32,
     clinical: Clinical = None,
     device: CpuDevice = "cpu",
+    dicom_seg: DicomSeg = False,
+    anonymise: Anonymise = False,
     jobs: Jobs = 1,
     shard: ShardOption = None,
     quiet: Quiet = False,
@@ -436,13 +476,15 @@ def explain(
     """
     from lgerisk.batch import Shard
     from lgerisk.explain.run import explain_cases
+    from lgerisk.io.dicom_seg import dicom_seg_wanted
     from lgerisk.predict.run import read_clinical, resolve_model
 
+    wanted = dicom_seg_wanted(dicom_seg, anonymise)
     model_dir = resolve_model(model)
     cases = _cases_to_score(scans, data, mask)
     report, pages = explain_cases(cases, model_dir, out, device=device, labels=labels, steps=steps, jobs=jobs,
                                   shard=Shard.parse(shard), cohort=data is not None,
-                                  clinical=read_clinical(clinical), quiet=quiet, debug=debug)
+                                  clinical=read_clinical(clinical), quiet=quiet, debug=debug, dicom_seg=wanted)
     _lone_scan_failed(report, scans)
     _summary(report, out, quiet)
     if not quiet:

@@ -33,10 +33,20 @@ from lgerisk.errors import InputError
 
 DEFAULT_CHANNELS = ("image", "myocardium")
 
+AUGMENT_PRESETS: dict[str, dict[str, bool]] = {
+    "default": {},
+    "preserving": {"scale": False, "elastic": False, "gamma": False, "bias_field": False},
+}
+"""Named augmentation settings (``lgerisk pretrain --augment``): ``default`` (everything below) and
+``preserving`` (rotation, translation, ghosting and noise only: no in-plane scaling or elastic warp,
+which change wall thickness, and no gamma or bias field, which change enhancement relative to
+remote myocardium)."""
+
 
 @dataclass(frozen=True)
 class AugmentConfig(JsonConfig):
-    """Which augmentations run, and how strongly (``strength`` scales every magnitude; 0 = none).
+    """Which augmentations run, and how strongly (``strength`` scales every magnitude; 0 = none;
+    ``scale=False`` keeps the affine's rotation and translation without in-plane scaling).
 
     Example:
         >>> AugmentConfig.from_dict(AugmentConfig(elastic=False).to_dict()) == AugmentConfig(elastic=False)
@@ -47,6 +57,7 @@ class AugmentConfig(JsonConfig):
 
     strength: float = 1.0
     affine: bool = True
+    scale: bool = True
     elastic: bool = True
     bias_field: bool = True
     noise: bool = True
@@ -68,10 +79,11 @@ def make_augmentation(config: AugmentConfig = AugmentConfig()) -> Any:
     import torchio as tio
 
     s = float(config.strength)
+    z = s if config.scale else 0.0  # no scaling keeps wall thickness in millimetres
     transforms: list[Any] = []
     if config.affine:
         transforms.append(tio.RandomAffine(
-            scales=(1 - 0.1 * s, 1 + 0.1 * s, 1 - 0.1 * s, 1 + 0.1 * s, 1, 1),  # in-plane only
+            scales=(1 - 0.1 * z, 1 + 0.1 * z, 1 - 0.1 * z, 1 + 0.1 * z, 1, 1),  # in-plane only
             degrees=(0, 0, 0, 0, -15 * s, 15 * s),                             # about the slice axis
             translation=(-4 * s, 4 * s, -4 * s, 4 * s, 0, 0),                  # voxels, in-plane
             default_pad_value=0.0, image_interpolation="linear", label_interpolation="nearest", p=0.8))

@@ -141,6 +141,40 @@ def feature_columns(table: Any, only: Sequence[str] | None = None, qc_metrics: b
     return kept
 
 
+MAX_ABS_CORRELATION = 0.9
+"""``decorrelated_columns``: a column correlated beyond this with one already kept is dropped."""
+
+
+def decorrelated_columns(table: Any, columns: Sequence[str], cases: Sequence[str] | None = None,
+                         max_abs_r: float = MAX_ABS_CORRELATION) -> list[str]:
+    """``columns`` less those redundant with an earlier kept one (|Pearson r| > ``max_abs_r`` over the
+    rows of ``cases``, pairwise-complete); QC metrics are considered first (scar % first, in the order
+    of ``QC_METRICS``), then the rest in order.
+
+    Example:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"case_id": list("abcd"), "scar__x": [1.0, 2, 3, 4],
+        ...                       "scar__y": [2.0, 4, 6, 8.5], "scar__z": [1.0, -1, 1, -1]})
+        >>> decorrelated_columns(frame, ["scar__x", "scar__y", "scar__z"])
+        ['scar__x', 'scar__z']
+    """
+    if not 0 < max_abs_r <= 1:
+        raise InputError(f"max |r| {max_abs_r}: must be in (0, 1].")
+    frame, name = _frame(table)
+    rows = _rows(frame, name, cases)
+    order = [c for c in QC_METRICS if c in columns] + [c for c in columns if c not in QC_METRICS]
+    values = np.column_stack([_numeric(rows, c, name) for c in order]) if order else np.zeros((len(rows), 0))
+    import pandas as pd
+
+    r = pd.DataFrame(values).corr(min_periods=3).abs().to_numpy()
+    kept: list[int] = []
+    for j in range(len(order)):
+        if not any(np.isfinite(r[j, k]) and r[j, k] > max_abs_r for k in kept):
+            kept.append(j)
+    chosen = {order[j] for j in kept}
+    return [c for c in columns if c in chosen]
+
+
 @dataclass(frozen=True)
 class FeatureScaler:
     """Robust standardisation of feature columns, fitted on the training cases (``FeatureScaler.fit``).

@@ -185,11 +185,16 @@ class LinearCox:
             raise InputError(f"penalizer: expected a finite number >= 0, got {penalizer!r}.")
         self.penalizer = float(penalizer)
 
-    def fit(self, x: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int = 500) -> LinearCox:
-        """Fit on ``(n, p)`` covariates and outcomes; returns ``self``. Raises ``InputError`` on no
-        events, fewer than 2 rows, or non-finite values."""
+    def fit(self, x: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int = 500,
+            penalty_factor: np.ndarray | None = None) -> LinearCox:
+        """Fit on ``(n, p)`` covariates and outcomes; returns ``self``. ``penalty_factor`` ``(p,)`` scales the
+        penalty column by column (glmnet's name: 0 leaves a column unpenalised; default all 1). Raises
+        ``InputError`` on no events, fewer than 2 rows, or non-finite values."""
         x = _covariates(x)
         n, p = x.shape
+        factor = np.ones(p) if penalty_factor is None else np.asarray(penalty_factor, dtype=float).reshape(-1)
+        if factor.shape != (p,) or not np.isfinite(factor).all() or (factor < 0).any():
+            raise InputError(f"penalty_factor: expected {p} finite numbers >= 0, got {factor.tolist()!r}.")
         time, event = _outcome(time, event, n)
         if n < 2:
             raise InputError(f"x: a Cox model needs at least 2 cases, got {n}.")
@@ -199,7 +204,8 @@ class LinearCox:
         scale = x.std(axis=0, ddof=1)
         varying = np.ptp(x, axis=0) > 0
         scale = np.where(varying, scale, 1.0)
-        beta, converged = self._minimise((x[:, varying] - mean[varying]) / scale[varying], time, event, max_iter)
+        beta, converged = self._minimise((x[:, varying] - mean[varying]) / scale[varying], time, event, max_iter,
+                                         factor[varying])
         coef = np.zeros(p)
         coef[varying] = beta / scale[varying]
         self.coef_, self.mean_, self.scale_ = coef, mean, scale
@@ -207,11 +213,13 @@ class LinearCox:
         self.n_events_, self.n_samples_, self.converged_ = int(event.sum()), int(n), bool(converged)
         return self
 
-    def _minimise(self, z: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int) -> tuple[np.ndarray, bool]:
-        """Standardised coefficients minimising ``(-loglik_Efron + n p / 2 ||beta||^2) / n``."""
+    def _minimise(self, z: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int,
+                  factor: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+        """Standardised coefficients minimising ``(-loglik_Efron + n p / 2 sum_j f_j beta_j^2) / n``."""
         n, p = z.shape
         if p == 0:
             return np.zeros(0), True
+        weights = torch.as_tensor(np.ones(p) if factor is None else factor, dtype=torch.float64)
         z_t = torch.as_tensor(z, dtype=torch.float64)
         time_t = torch.as_tensor(time, dtype=torch.float64)
         event_t = torch.as_tensor(event, dtype=torch.float64)
@@ -223,7 +231,7 @@ class LinearCox:
         def objective() -> torch.Tensor:
             optimiser.zero_grad()
             loss = cox_efron_loss(z_t @ beta, time_t, event_t, reduction="sum") / n \
-                + 0.5 * self.penalizer * (beta * beta).sum()
+                + 0.5 * self.penalizer * (weights * beta * beta).sum()
             loss.backward()
             return loss
 
@@ -300,9 +308,10 @@ HEAD_PENALTY_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 def choose_penalizer(x: np.ndarray, time: np.ndarray, event: np.ndarray,
                      grid: tuple[float, ...] = HEAD_PENALTY_GRID, folds: int = 5,
-                     seed: int = 0) -> tuple[float, dict[str, float]]:
+                     seed: int = 0, penalty_factor: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
     """The L2 penalty of ``grid`` whose ``LinearCox`` has the best inner cross-validated Harrell's C on
     these (training) rows; ties go to the larger penalty. Returns (penalty, {penalty: C}).
+    ``penalty_factor`` is passed to every fit (:meth:`LinearCox.fit`).
 
     Folds are stratified by event; the pooled out-of-fold risks are scored (each fold's risks centred
     on its training mean, as the outer evaluation does).
@@ -332,7 +341,8 @@ def choose_penalizer(x: np.ndarray, time: np.ndarray, event: np.ndarray,
             if not test.any() or event[train].sum() == 0:
                 continue
             try:
-                model = LinearCox(penalizer=penalizer).fit(x[train], time[train], event[train])
+                model = LinearCox(penalizer=penalizer).fit(x[train], time[train], event[train],
+                                                           penalty_factor=penalty_factor)
             except InputError:
                 continue
             risk[test] = (x[test] - x[train].mean(axis=0)) @ model.coef_

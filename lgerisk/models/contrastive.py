@@ -30,6 +30,8 @@ class ContrastiveModelConfig:
     encoder: EncoderConfig
     radiomics: RadiomicsEncoderConfig
     projection_dim: int = 128
+    aux_targets: int = 0
+    """Length of the auxiliary regression head's output (0: no head)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, EncoderConfig):
@@ -38,6 +40,7 @@ class ContrastiveModelConfig:
             raise InputError("model radiomics settings must be a RadiomicsEncoderConfig, "
                              f"not a {type(self.radiomics).__name__}.")
         require_int(self.projection_dim, "model projection_dim", 1)
+        require_int(self.aux_targets, "model aux_targets", 0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able nested dict of the settings."""
@@ -59,7 +62,8 @@ class ContrastiveModelConfig:
 
 
 class ContrastiveModel(nn.Module):
-    """Image encoder + radiomics encoder, each followed by a projection head.
+    """Image encoder + radiomics encoder, each followed by a projection head (and, with
+    ``aux_targets``, a linear head that regresses radiomics/QC targets from the image embedding).
 
     ``image_projection`` serves both image⇄radiomics and image⇄image contrast. The projections
     are not normalised (the losses normalise). Call the model itself (``forward``) in training,
@@ -83,6 +87,7 @@ class ContrastiveModel(nn.Module):
                                                config.projection_dim)
         self.radiomics_projection = ProjectionHead(config.radiomics.embedding_dim, config.radiomics.embedding_dim,
                                                    config.projection_dim)
+        self.aux_head = nn.Linear(config.encoder.embedding_dim, config.aux_targets) if config.aux_targets else None
 
     def embed_image(self, x: torch.Tensor) -> torch.Tensor:
         """Image encoder embedding ``(B, encoder.embedding_dim)`` (the representation for downstream use)."""
@@ -101,20 +106,33 @@ class ContrastiveModel(nn.Module):
         return self.radiomics_projection(self.radiomics_encoder(r))
 
     def forward(self, image: torch.Tensor, image2: torch.Tensor | None = None,
-                radiomics: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                radiomics: torch.Tensor | None = None,
+                radiomics_bank: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Projections of one or two image views and of the radiomics vector.
 
-        Returns a dict with ``image_z1`` and, when given their inputs, ``image_z2`` and
-        ``radiomics_z``. Two views go through the encoder as one batch (GroupNorm does not mix
-        samples, so this equals two separate passes).
+        Returns a dict with ``image_z1`` and, when given their inputs, ``image_z2``,
+        ``radiomics_z`` and ``radiomics_bank_z`` (the projections of ``radiomics_bank``, e.g. every
+        training case's clean vector, computed in the same pass as ``radiomics``); ``aux`` (the
+        auxiliary head on the first view's embedding) when the model has one. Two views go
+        through the encoder as one batch (GroupNorm does not mix samples, so this equals two
+        separate passes).
         """
         if image2 is not None:
             if image2.shape != image.shape:
                 raise ValueError(f"the two image views differ in shape: {tuple(image.shape)} vs {tuple(image2.shape)}.")
-            z1, z2 = self.project_image(torch.cat([image, image2])).chunk(2)
+            embedding = self.image_encoder(torch.cat([image, image2]))
+            z1, z2 = self.image_projection(embedding).chunk(2)
             out = {"image_z1": z1, "image_z2": z2}
+            embedding = embedding[: image.shape[0]]
         else:
-            out = {"image_z1": self.project_image(image)}
+            embedding = self.image_encoder(image)
+            out = {"image_z1": self.image_projection(embedding)}
+        if self.aux_head is not None:
+            out["aux"] = self.aux_head(embedding)
         if radiomics is not None:
-            out["radiomics_z"] = self.project_radiomics(radiomics)
+            if radiomics_bank is None:
+                out["radiomics_z"] = self.project_radiomics(radiomics)
+            else:
+                both = self.project_radiomics(torch.cat([radiomics, radiomics_bank.to(radiomics.dtype)]))
+                out["radiomics_z"], out["radiomics_bank_z"] = both[: radiomics.shape[0]], both[radiomics.shape[0]:]
         return out

@@ -28,6 +28,9 @@ PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
 """Objective presets -> their loss weights (``radiomics``: image⇄radiomics only; ``simclr``:
 image⇄image only; ``hybrid``: both)."""
 
+NEGATIVES = ("batch", "all")
+"""Where image -> radiomics InfoNCE finds negatives (:class:`ObjectiveConfig` ``negatives``)."""
+
 MAX_LOGIT_SCALE = 100.0
 """Upper bound of a learned 1/temperature (as in CLIP)."""
 
@@ -59,24 +62,35 @@ def _own_entries(ids: torch.Tensor | None, queue_ids: torch.Tensor | None, queue
 
 
 def _info_nce(query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, temperature: Temperature,
-              ids: torch.Tensor | None = None, queue_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean cross-entropy of ``query[i]`` picking ``keys[i]`` among ``[keys; queue]``; queue entries
-    of the same case (``queue_ids == ids[i]``) are left out of ``query[i]``'s negatives."""
+              ids: torch.Tensor | None = None, queue_ids: torch.Tensor | None = None,
+              targets: torch.Tensor | None = None, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of ``query[i]`` picking ``keys[targets[i]]`` (default ``keys[i]``) among
+    ``[keys; queue]``; queue entries of the same case (``queue_ids == ids[i]``) and keys marked in
+    ``exclude`` ``(N, K)`` (false negatives; never the positive) are left out of ``query[i]``'s negatives."""
     queue = _negatives(queue, keys)
     logits = query @ keys.T / temperature
+    if targets is None:
+        targets = torch.arange(query.shape[0], device=query.device)
+    if exclude is not None:
+        if exclude.shape != logits.shape:
+            raise ValueError(f"the false-negative mask must be {tuple(logits.shape)}, got {tuple(exclude.shape)}.")
+        exclude = exclude.to(logits.device).clone()
+        exclude[torch.arange(query.shape[0], device=logits.device), targets] = False
+        logits = logits.masked_fill(exclude, float("-inf"))
     if queue is not None:
         queue_logits = query @ queue.T / temperature
         own = _own_entries(ids, queue_ids, queue, query.shape[0])
         if own is not None:
             queue_logits = queue_logits.masked_fill(own.to(queue_logits.device), float("-inf"))
         logits = torch.cat([logits, queue_logits], dim=1)
-    return F.cross_entropy(logits, torch.arange(query.shape[0], device=query.device))
+    return F.cross_entropy(logits, targets)
 
 
 def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Temperature,
               image_queue: torch.Tensor | None = None, radiomics_queue: torch.Tensor | None = None,
               ids: torch.Tensor | None = None, image_queue_ids: torch.Tensor | None = None,
-              radiomics_queue_ids: torch.Tensor | None = None) -> torch.Tensor:
+              radiomics_queue_ids: torch.Tensor | None = None, bank: torch.Tensor | None = None,
+              similar: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between paired image and radiomics embeddings (CLIP).
 
     Both inputs are L2-normalised. Image -> radiomics: cross-entropy over the logits
@@ -86,16 +100,38 @@ def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Tem
     empty means none. With case ``ids`` and the queues' ids, a case's own past embeddings are
     never its negatives. ``temperature`` may be a float or a (learned) scalar tensor.
 
+    ``bank`` ``(M, d)``: the radiomics embeddings of every training case (row ``ids[i]`` is case
+    ``i``'s; ``ids`` required); image -> radiomics then picks the case's own row among all ``M``
+    (the batch's rows, which carry the gradient of the SCARF view, replace theirs) instead of among
+    the batch and the radiomics queue. ``similar``: boolean ``(N, M)`` with a bank, ``(N, N)``
+    without: cases whose radiomics are near-identical to row ``i``'s (e.g. two scar-free hearts),
+    never each other's negatives in either direction.
+
     Example:
         >>> z = torch.eye(4)
         >>> float(clip_loss(z, z, temperature=0.01)) < 1e-6
+        True
+        >>> float(clip_loss(z[:2], z[:2], 0.01, ids=torch.tensor([0, 1]), bank=z)) < 1e-6
         True
     """
     _check_pair(image_z, radiomics_z, "clip_loss embeddings")
     image_z = F.normalize(image_z, dim=1)
     radiomics_z = F.normalize(radiomics_z, dim=1)
-    image_to_radiomics = _info_nce(image_z, radiomics_z, radiomics_queue, temperature, ids, radiomics_queue_ids)
-    radiomics_to_image = _info_nce(radiomics_z, image_z, image_queue, temperature, ids, image_queue_ids)
+    if bank is None:
+        image_to_radiomics = _info_nce(image_z, radiomics_z, radiomics_queue, temperature, ids, radiomics_queue_ids,
+                                       exclude=similar)
+        within = similar
+    else:
+        if ids is None:
+            raise ValueError("clip_loss with a bank needs the case ids (bank rows) of the batch.")
+        if bank.dim() != 2 or bank.shape[1] != radiomics_z.shape[1]:
+            raise ValueError(f"the bank must be (M, {radiomics_z.shape[1]}), got {tuple(bank.shape)}.")
+        ids = ids.to(bank.device).long()
+        keys = F.normalize(bank, dim=1).index_copy(0, ids, radiomics_z.to(bank.dtype))
+        image_to_radiomics = _info_nce(image_z, keys, None, temperature, targets=ids, exclude=similar)
+        within = None if similar is None else similar[:, ids]
+    radiomics_to_image = _info_nce(radiomics_z, image_z, image_queue, temperature, ids, image_queue_ids,
+                                   exclude=None if within is None else within.T)
     return (image_to_radiomics + radiomics_to_image) / 2
 
 
@@ -258,6 +294,11 @@ class ObjectiveConfig:
         learn_temperature: learn log(1/temperature) (CLIP), with 1/temperature <= 100.
         queue_size: embeddings kept per queue as extra negatives (0: no queue).
         scarf_rate: share of radiomics features SCARF replaces in the corrupted view.
+        negatives: where image -> radiomics finds its negatives: ``batch`` (the other cases of the
+            batch, plus the queue) or ``all`` (every training case's radiomics embedding, recomputed
+            each step: the radiomics encoder is cheap, so no queue is needed).
+        false_negative_similarity: cases whose standardised radiomics vectors have a cosine
+            similarity at or above this with the anchor's are not its negatives (None: off).
 
     Example:
         >>> ObjectiveConfig.from_preset("simclr", temperature=0.2).clip_weight
@@ -273,8 +314,17 @@ class ObjectiveConfig:
     learn_temperature: bool = False
     queue_size: int = 0
     scarf_rate: float = 0.3
+    negatives: str = "batch"
+    false_negative_similarity: float | None = None
 
     def __post_init__(self) -> None:
+        if self.negatives not in NEGATIVES:
+            raise InputError(f"objective negatives {self.negatives!r}: choose one of {', '.join(NEGATIVES)}.")
+        similarity = self.false_negative_similarity
+        if similarity is not None and (isinstance(similarity, bool) or not isinstance(similarity, (int, float))
+                                       or not -1 < similarity <= 1):
+            raise InputError(f"objective false_negative_similarity {similarity!r}: a cosine similarity in (-1, 1], "
+                             "or null for off.")
         if self.preset not in PRESETS:
             raise InputError(f"objective preset {self.preset!r}: choose one of {', '.join(PRESETS)}.")
         for name in ("clip_weight", "simclr_weight", "temperature"):
@@ -354,12 +404,15 @@ class HybridObjective(nn.Module):
         return torch.exp(-self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)))
 
     def forward(self, image_z1: torch.Tensor, image_z2: torch.Tensor | None = None,
-                radiomics_z: torch.Tensor | None = None, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                radiomics_z: torch.Tensor | None = None, ids: torch.Tensor | None = None,
+                bank: torch.Tensor | None = None, similar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss terms of one batch of projections -> ``loss``, ``clip``, ``simclr``, ``temperature``.
 
         Terms with weight 0 are skipped (reported as 0): ``image_z2`` may be None for the
         ``radiomics`` preset and ``radiomics_z`` for ``simclr``. ``ids`` (case indices of the rows)
-        keep a case's own queued embeddings out of its negatives.
+        keep a case's own queued embeddings out of its negatives. ``bank`` (every training case's
+        radiomics projection, for ``negatives="all"``) and ``similar`` (false negatives) are passed
+        on to :func:`clip_loss`.
         """
         cfg = self.config
         temperature = self.temperature().to(image_z1.device)
@@ -371,8 +424,12 @@ class HybridObjective(nn.Module):
                 raise ValueError(f"objective preset {cfg.preset!r} needs radiomics embeddings (radiomics_z).")
             views = [image_z1] if image_z2 is None else [image_z1, image_z2]
             radiomics_queue, radiomics_queue_ids = self.radiomics_queue.tensor(), self.radiomics_queue.case_ids()
+            if cfg.negatives == "all" and bank is None:
+                raise ValueError("objective negatives 'all' needs the bank of every training case's radiomics "
+                                 "projection.")
             clip = sum(clip_loss(view, radiomics_z, temperature, image_queue, radiomics_queue, ids, image_queue_ids,
-                                 radiomics_queue_ids) for view in views) / len(views)
+                                 radiomics_queue_ids, bank=bank if cfg.negatives == "all" else None,
+                                 similar=similar) for view in views) / len(views)
             loss = loss + cfg.clip_weight * clip
         if cfg.simclr_weight > 0:
             if image_z2 is None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time as clock
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class FinetuneConfig(JsonConfig):
     penalizer: float = 0.1
     head_penalty: str = "cv"
     head_pcs: int = 0
+    scar_penalty_factor: float = 1.0
     radiomics_features: int = 10
     width: int = 16
     embedding_dim: int = 256
@@ -108,6 +110,10 @@ class FinetuneConfig(JsonConfig):
             raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1).")
         if self.head_pcs < 0:
             raise InputError(f"--head-pcs {self.head_pcs}: must be >= 0 (0: the whole embedding).")
+        if not (isinstance(self.scar_penalty_factor, (int, float)) and not isinstance(self.scar_penalty_factor, bool)
+                and math.isfinite(self.scar_penalty_factor) and self.scar_penalty_factor >= 0):
+            raise InputError(f"--scar-penalty-factor {self.scar_penalty_factor!r}: a finite number >= 0 (0: scar % "
+                             "and grey-zone % unpenalised, 1: penalised like the embedding).")
         if self.head_penalty not in HEAD_PENALTIES:
             raise InputError(f"--head-penalty {self.head_penalty!r}: choose cv or fixed.")
         if self.folds == 1 or self.folds < 0:
@@ -123,7 +129,8 @@ class FinetuneConfig(JsonConfig):
 
     def settings_hash(self) -> str:
         """Hash of everything that changes a fit (finished parts are reused only under the same hash)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("n_boot",)}
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("n_boot",)
+                   and not (k == "scar_penalty_factor" and v == 1.0)}  # added later: at its default, old runs resume
         payload["baselines_version"] = BASELINES_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -411,12 +418,18 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
     # map, so it folds back into the head's weights on the whole embedding (no change to the network)
     components = _leading_components(standardised, config.head_pcs) if config.head_pcs else None
     design = np.hstack([standardised if components is None else standardised @ components, tab])
+    # --scar-penalty-factor: the head's penalty on the scar metrics relative to the rest (0: a head that starts
+    # from the clinicians' numbers and lets the embedding add only what the penalty allows)
+    factor = np.ones(design.shape[1])
+    if with_scar:
+        start = design.shape[1] - tab.shape[1] + len(tabular.get("radiomics", []))
+        factor[start:start + len(tabular.get("scar_metrics", []))] = config.scar_penalty_factor
     penalizer, scores = config.penalizer, {}
     if config.head_penalty == "cv":
-        penalizer, scores = choose_penalizer(design, time, event, seed=seed)
+        penalizer, scores = choose_penalizer(design, time, event, seed=seed, penalty_factor=factor)
         if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
             penalizer = config.penalizer
-    probe = LinearCox(penalizer=penalizer).fit(design, time, event)
+    probe = LinearCox(penalizer=penalizer).fit(design, time, event, penalty_factor=factor)
     coef = np.asarray(probe.coef_, float)
     if components is not None:
         k = components.shape[1]

@@ -37,6 +37,14 @@ from lgerisk.progress import progress
 MODEL_FILE, CARD_FILE, METRICS_FILE = "model.pt", "model_card.json", "metrics.csv"
 CHECKPOINT = Path("checkpoint") / "last.pt"
 RESUME_FREE = ("epochs", "num_workers", "quiet")
+LATER_FIELDS = {"aux_weight": 0.0, "aux_targets": "all", "radiomics_view": "all"}
+"""Settings added after the first runs that, at their defaults, stay out of the resume hash (earlier runs still resume)."""
+AUX_TARGETS = ("all", "qc")
+"""What the auxiliary head regresses from the image embedding: every standardised column of the radiomics
+view (``all``) or only its QC metrics (``qc``: scar %, grey-zone %, mass, volumes)."""
+RADIOMICS_VIEWS = ("all", "decorrelated")
+"""The radiomics vector contrasted with the image: every varying feature (``all``) or those left after
+dropping columns with |r| > 0.9 against an earlier one (``decorrelated``, QC metrics first)."""
 """Settings that may differ when resuming (others must match the interrupted run)."""
 
 
@@ -69,8 +77,18 @@ class PretrainConfig(JsonConfig):
     labels: str = "emidec"
     num_workers: int = 0
     amp: bool = True
+    aux_weight: float = 0.0
+    aux_targets: str = "all"
+    radiomics_view: str = "all"
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.aux_weight, (int, float)) and not isinstance(self.aux_weight, bool)
+                and math.isfinite(self.aux_weight) and self.aux_weight >= 0):
+            raise InputError(f"--aux-weight {self.aux_weight!r}: a finite number >= 0.")
+        if self.aux_targets not in AUX_TARGETS:
+            raise InputError(f"--aux-targets {self.aux_targets!r}: choose one of {', '.join(AUX_TARGETS)}.")
+        if self.radiomics_view not in RADIOMICS_VIEWS:
+            raise InputError(f"--radiomics-view {self.radiomics_view!r}: choose one of {', '.join(RADIOMICS_VIEWS)}.")
         if self.epochs < 1:
             raise InputError(f"--epochs {self.epochs}: at least 1.")
         if self.batch_size < 2:
@@ -82,7 +100,8 @@ class PretrainConfig(JsonConfig):
 
     def resume_hash(self) -> str:
         """Hash of the settings a resumed run must share with the interrupted one."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in RESUME_FREE and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -141,7 +160,12 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
 
     from lgerisk.data.augment import AugmentConfig, Augmenter
     from lgerisk.data.dataset import PretrainDataset, make_loader
-    from lgerisk.data.features import FeatureScaler, feature_columns
+    from lgerisk.data.features import (
+        QC_METRICS,
+        FeatureScaler,
+        decorrelated_columns,
+        feature_columns,
+    )
     from lgerisk.data.tensors import TensorCache, TensorSpec
     from lgerisk.models import describe
     from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
@@ -194,6 +218,8 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                              f"({context.world_size}).")
         table = prepared.features
         columns = feature_columns(table, cases=train_ids)
+        if config.radiomics_view == "decorrelated":
+            columns = decorrelated_columns(table, columns, cases=train_ids)
         scaler = FeatureScaler.fit(table, columns, cases=train_ids)
         radiomics_all = scaler.transform(table, cases=prepared.case_ids)
         if not np.isfinite(radiomics_all).all():
@@ -202,12 +228,17 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
 
         objective_settings = dict(config.objective)
         objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)
+        aux_columns = [i for i, name in enumerate(scaler.feature_names)
+                       if config.aux_targets == "all" or name in QC_METRICS] if config.aux_weight > 0 else []
+        if config.aux_weight > 0 and not aux_columns:
+            raise InputError(f"--aux-targets {config.aux_targets}: the feature table has no such column that varies "
+                             "in the training cases.")
         model_config = ContrastiveModelConfig(
             encoder=EncoderConfig(in_channels=len(spec.channels), width=config.width, depth=config.depth,
                                   embedding_dim=config.embedding_dim),
             radiomics=RadiomicsEncoderConfig(n_features=radiomics_all.shape[1], embedding_dim=config.embedding_dim,
                                              dropout=config.radiomics_dropout),
-            projection_dim=config.projection_dim)
+            projection_dim=config.projection_dim, aux_targets=len(aux_columns))
         torch.manual_seed(derive_seed(config.seed, 1))
         model = ContrastiveModel(model_config).to(torch_device)
         objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
@@ -252,6 +283,10 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         train_tensors = [tensors[index_of[c]] for c in train_ids]
         train_features = radiomics_all[[index_of[c] for c in train_ids]]
         bank = torch.from_numpy(train_features)
+        bank_device = bank.to(torch_device)
+        bank_unit = torch.nn.functional.normalize(bank_device, dim=1)  # false negatives: cosine of clean rows
+        aux_index = torch.as_tensor(aux_columns, dtype=torch.long, device=torch_device)
+        every_negative = objective_config.negatives == "all"
         uses_image_pairs = objective_config.simclr_weight > 0
         uses_radiomics = objective_config.clip_weight > 0
         augmentation = Augmenter(AugmentConfig(**config.augment), spec.channels)
@@ -288,13 +323,19 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                         radiomics = _scarf(batch["radiomics"], batch["index"], bank, objective_config.scarf_rate,
                                            config.seed, epoch).to(torch_device)
                     with torch.autocast(device_type=torch_device.type, dtype=amp_dtype, enabled=use_amp):
-                        projections = forward(view1, view2, radiomics)
+                        projections = forward(view1, view2, radiomics,
+                                              bank_device if every_negative and radiomics is not None else None)
                     z1 = distributed.gather(projections["image_z1"].float(), context)
                     z2 = distributed.gather(projections["image_z2"].float(), context) if view2 is not None else None
                     zr = distributed.gather(projections["radiomics_z"].float(), context) if radiomics is not None \
                         else None
                     ids = distributed.gather_plain(batch["index"].to(torch_device), context)
-                    terms = objective(z1, z2, zr, ids)
+                    similar = _false_negatives(bank_unit, ids, objective_config) if zr is not None else None
+                    terms = objective(z1, z2, zr, ids, bank=projections.get("radiomics_bank_z"), similar=similar)
+                    if aux_columns:  # over the global batch, like the contrastive terms
+                        predicted = distributed.gather(projections["aux"].float(), context)
+                        terms["aux"] = torch.nn.functional.mse_loss(predicted, bank_device[ids.long()][:, aux_index])
+                        terms["loss"] = terms["loss"] + config.aux_weight * terms["aux"]
                     optimizer.zero_grad(set_to_none=True)
                     scaler_amp.scale(terms["loss"]).backward()
                     scaler_amp.step(optimizer)
@@ -306,7 +347,8 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             row = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
             row.update({f"train_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()})
             row.update(_validate(model, objective, tensors, radiomics_all, [index_of[c] for c in val_ids],
-                                 torch_device, uses_image_pairs, uses_radiomics, augmentation, config.seed))
+                                 torch_device, uses_image_pairs, uses_radiomics, augmentation, config.seed,
+                                 aux_columns))
             row["seconds"] = round(time.perf_counter() - started, 3)
             history.append(row)
             if context.is_main:
@@ -327,7 +369,8 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             _write_model(run, model, model_config)
             _write_metrics(run, history)
             write_json(run / CARD_FILE, _model_card(config, model_config, objective_config, spec, scaler, prepared,
-                                                    data_hash, train_ids, val_ids, history, torch_device, context, model))
+                                                    data_hash, train_ids, val_ids, history, torch_device, context, model,
+                                                    aux_columns))
         context.barrier()
         return summary
     finally:
@@ -351,9 +394,21 @@ def _check_out(run: Path, resume: bool) -> None:
                          "--out (nothing is overwritten).")
 
 
+def _false_negatives(bank_unit: Any, ids: Any, config: Any) -> Any:
+    """Boolean ``(N, M)`` (``negatives="all"``) or ``(N, N)`` mask of cases whose clean standardised
+    radiomics have cosine similarity >= ``config.false_negative_similarity`` with row ``i``'s (None: off)."""
+    if config.false_negative_similarity is None:
+        return None
+    rows = bank_unit[ids.long()]
+    keys = bank_unit if config.negatives == "all" else rows
+    return rows @ keys.T >= config.false_negative_similarity
+
+
 def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, indices: list[int], device: Any,
-              uses_image_pairs: bool, uses_radiomics: bool, augmentation: Any, seed: int) -> dict[str, float]:
-    """Held-out loss, cross-modal retrieval top-1/top-5 (and chance), alignment and uniformity."""
+              uses_image_pairs: bool, uses_radiomics: bool, augmentation: Any, seed: int,
+              aux_columns: list[int] | None = None) -> dict[str, float]:
+    """Held-out loss, cross-modal retrieval top-1/top-5 (and chance), alignment and uniformity; with an
+    auxiliary head, its held-out mean squared error and R² (over the targets' held-out variance)."""
     import torch
 
     from lgerisk.objectives.contrastive import clip_loss, nt_xent_loss
@@ -365,6 +420,13 @@ def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, in
     with torch.no_grad():
         image_z = _in_chunks(model.project_image, [torch.as_tensor(tensors[i]) for i in indices], device)
         out: dict[str, float] = {"val_uniformity": uniformity(image_z)}
+        if aux_columns and model.aux_head is not None:
+            predicted = _in_chunks(lambda x: model.aux_head(model.embed_image(x)),
+                                   [torch.as_tensor(tensors[i]) for i in indices], device).float()
+            target = torch.as_tensor(radiomics[indices][:, aux_columns]).to(predicted.device)
+            error = float(torch.mean((predicted - target) ** 2))
+            spread = float(torch.mean((target - target.mean(dim=0)) ** 2))
+            out.update({"val_aux": error, "val_aux_r2": 1 - error / spread if spread > 0 else float("nan")})
         temperature = float(objective.temperature())
         loss = 0.0
         if uses_radiomics:
@@ -403,9 +465,9 @@ def _epoch_line(row: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_clip", "train_simclr", "train_temperature", "val_loss",
-                   "val_clip", "val_simclr", "val_top1", "val_top5", "val_chance_top1", "val_chance_top5",
-                   "val_alignment", "val_view_alignment", "val_uniformity", "seconds")
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_clip", "train_simclr", "train_aux", "train_temperature",
+                   "val_loss", "val_clip", "val_simclr", "val_top1", "val_top5", "val_chance_top1", "val_chance_top5",
+                   "val_alignment", "val_view_alignment", "val_uniformity", "val_aux", "val_aux_r2", "seconds")
 """The columns of metrics.csv, in order (README, "pretrain"); those an objective does not compute are left out."""
 
 
@@ -425,6 +487,8 @@ def _write_model(run: Path, model: Any, model_config: Any) -> None:
              "radiomics_encoder": model.radiomics_encoder.state_dict(),
              "image_projection": model.image_projection.state_dict(),
              "radiomics_projection": model.radiomics_projection.state_dict()}
+    if model.aux_head is not None:
+        state["aux_head"] = model.aux_head.state_dict()
     with atomic_path(run / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
         torch.save(state, handle)  # a file object: the archive's inner name does not depend on the temp name
 
@@ -450,6 +514,8 @@ def load_pretrained(run: str | os.PathLike[str], device: str = "cpu") -> tuple[A
     model = ContrastiveModel(ContrastiveModelConfig.from_dict(json.loads(state["config"])))
     for part in ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection"):
         getattr(model, part).load_state_dict(state[part])
+    if model.aux_head is not None and "aux_head" in state:
+        model.aux_head.load_state_dict(state["aux_head"])
     card = json.loads((run / CARD_FILE).read_text(encoding="utf-8"))
     return model.eval(), card
 
@@ -470,7 +536,7 @@ def _versions() -> dict[str, str]:
 
 def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any, spec: Any, scaler: Any,
                 prepared: Any, data_hash: str, train_ids: list[str], val_ids: list[str], history: list[dict[str, Any]],
-                device: Any, context: Any, model: Any) -> dict[str, Any]:
+                device: Any, context: Any, model: Any, aux_columns: list[int]) -> dict[str, Any]:
     from lgerisk.models import parameter_count
 
     return {
@@ -486,7 +552,9 @@ def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any
         "objective": dataclasses.asdict(objective_config),
         "tensor_spec": dataclasses.asdict(spec),
         "preprocessing": prepared.preprocess_settings,
-        "radiomics": {"feature_names": scaler.feature_names, "scaler": scaler.to_dict()},
+        "radiomics": {"feature_names": scaler.feature_names, "scaler": scaler.to_dict(),
+                      "view": config.radiomics_view,
+                      "aux_targets": [scaler.feature_names[i] for i in aux_columns]},
         "training": {"device": str(device), "world_size": context.world_size},
         "metrics": history[-1] if history else {},
         "versions": _versions(),

@@ -393,3 +393,27 @@ def test_loader_with_distributed_sampler(tensors: list[np.ndarray]) -> None:
             assert torch.equal(batch["view1"][0], single[index])
         assert sampler.epoch == 3
     assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_preserving_augmentation_keeps_wall_thickness_and_enhancement() -> None:
+    """``scale=False`` leaves the affine's rotation and translation without in-plane scaling; the
+    ``preserving`` preset drops the transforms that change thickness or relative enhancement."""
+    from lgerisk.data.augment import AUGMENT_PRESETS
+
+    default = make_augmentation(AugmentConfig(elastic=False, bias_field=False, gamma=False, motion=False, noise=False))
+    kept = make_augmentation(AugmentConfig(scale=False, elastic=False, bias_field=False, gamma=False, motion=False,
+                                           noise=False))
+    assert default[0].scales != (1, 1, 1, 1, 1, 1) and tuple(kept[0].scales) == (1, 1, 1, 1, 1, 1)
+    assert kept[0].degrees == default[0].degrees and kept[0].translation == default[0].translation
+    preserving = make_augmentation(AugmentConfig(**AUGMENT_PRESETS["preserving"]))
+    assert [type(t).__name__ for t in preserving] == ["RandomAffine", "RandomGhosting", "RandomNoise"]
+    # a ring of myocardium 6 voxels thick stays 6 voxels thick (area of the ring kept to 3 %)
+    yy, xx = np.mgrid[:96, :96]
+    radius = np.hypot(yy - 48, xx - 48)
+    x = np.zeros((2, 12, 96, 96), np.float32)
+    x[1, :, (radius > 20) & (radius <= 26)] = 1
+    x[0] = x[1] * 2 + 1
+    no_intensity = make_augmentation(AugmentConfig(**{**AUGMENT_PRESETS["preserving"], "motion": False,
+                                                      "noise": False}))
+    areas = [float(augment(x, seed, transform=no_intensity).numpy()[1].sum()) for seed in range(4)]
+    assert all(abs(a / x[1].sum() - 1) < 0.03 for a in areas)

@@ -277,3 +277,25 @@ def test_clinical_cox_matches_lifelines_and_round_trips():
     assert np.allclose(restored.predict_risk(frame), model.predict_risk(frame))
     with pytest.raises(InputError, match="greyzone_percent"):
         ClinicalCox().fit(frame.assign(greyzone_percent=np.nan), time, event)
+
+
+def test_decorrelated_columns_keep_scar_percent_and_drop_redundant_features() -> None:
+    from lgerisk.data.features import decorrelated_columns
+
+    rng = np.random.default_rng(0)
+    scar = rng.uniform(0, 30, 40)
+    frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(40)],
+                          "scar__original_shape_VoxelVolume": scar * 3 + rng.normal(0, 0.1, 40),
+                          "myocardium__original_firstorder_Mean": rng.normal(size=40),
+                          "myocardium__original_firstorder_Median": None,
+                          "scar_percent": scar, "greyzone_percent": rng.uniform(0, 10, 40)})
+    frame["myocardium__original_firstorder_Median"] = frame["myocardium__original_firstorder_Mean"] * 0.9 + 0.01
+    columns = [c for c in frame.columns if c != "case_id"]
+    kept = decorrelated_columns(frame, columns)
+    # scar % comes first among the QC metrics, so the voxel volume (r ~ 1 with it) goes, not scar %
+    assert kept == ["myocardium__original_firstorder_Mean", "scar_percent", "greyzone_percent"]
+    # only the training rows decide: on rows where the two myocardium columns disagree, both stay
+    frame.loc[:19, "myocardium__original_firstorder_Median"] = rng.normal(size=20)
+    assert "myocardium__original_firstorder_Median" in decorrelated_columns(frame, columns,
+                                                                            cases=[f"c{i}" for i in range(20)])
+    assert decorrelated_columns(frame, columns, max_abs_r=1.0) == columns

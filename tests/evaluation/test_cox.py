@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lgerisk.errors import InputError
-from lgerisk.evaluation.cox import LinearCox, breslow_baseline, survival_at
+from lgerisk.evaluation.cox import HEAD_PENALTY_GRID, LinearCox, breslow_baseline, choose_penalizer, survival_at
 
 COLUMNS = ["a", "b", "c"]
 TIGHT = {"precision": 1e-10, "r_precision": 1e-14}  # lifelines' Newton-Raphson run to the optimum
@@ -140,3 +140,20 @@ def test_linear_cox_rejects_bad_input(cohort) -> None:
         LinearCox().predict_risk(x)
     with pytest.raises(InputError, match="columns"):
         LinearCox().fit(x, time, event).predict_risk(x[:, :2])
+
+
+def test_penalty_factor_matches_lifelines_per_column_penalizer(cohort) -> None:
+    """``penalty_factor`` f with penalizer p is lifelines' per-column penalizer p * f (0: unpenalised)."""
+    from lifelines import CoxPHFitter
+
+    x, time, event = cohort
+    factor = np.array([0.0, 1.0, 2.0])
+    cph = CoxPHFitter(penalizer=1.0 * factor).fit(frame_of(x, time, event), "time", "event", fit_options=TIGHT)
+    model = LinearCox(penalizer=1.0).fit(x, time, event, penalty_factor=factor)
+    np.testing.assert_allclose(model.coef_, cph.params_.to_numpy(), rtol=1e-5, atol=1e-8)
+    shrunk = LinearCox(penalizer=1.0).fit(x, time, event)
+    assert abs(model.coef_[0]) > abs(shrunk.coef_[0])  # the unpenalised column keeps more of its effect
+    with pytest.raises(InputError, match="penalty_factor"):
+        LinearCox(penalizer=1.0).fit(x, time, event, penalty_factor=[1.0, -1.0, 1.0])
+    best, _ = choose_penalizer(x, time, event, penalty_factor=factor)
+    assert best in HEAD_PENALTY_GRID

@@ -307,3 +307,27 @@ def test_bad_input_names_the_argument(call, message):
 def test_module_exposes_no_state():
     public = [name for name in dir(metrics) if not name.startswith("_") and name.isupper()]
     assert public == ["NAN"]
+
+
+def test_pooled_delta_c_is_the_mean_of_the_groups_paired_deltas() -> None:
+    from lgerisk.evaluation.metrics import harrell_c, paired_delta_c, pooled_delta_c
+
+    rng = np.random.default_rng(3)
+    groups = []
+    for n in (60, 90):
+        t = rng.exponential(size=n)
+        e = (rng.random(n) < 0.7).astype(int)
+        groups.append((t, e, -t + rng.normal(0, 0.5, n), -t + rng.normal(0, 1.5, n)))
+    singles = [paired_delta_c(*g, n_boot=0)[0] for g in groups]
+    delta, low, high = pooled_delta_c(groups, n_boot=100, seed=2)
+    assert delta == pytest.approx(np.mean(singles), abs=1e-12)
+    assert low < delta < high
+    # one group: the same point as the paired delta; no reference: the mean C
+    assert pooled_delta_c(groups[:1], n_boot=0)[0] == pytest.approx(singles[0], abs=1e-12)
+    c_only = pooled_delta_c([(t, e, r, None) for t, e, r, _ in groups], n_boot=0)[0]
+    assert c_only == pytest.approx(np.mean([harrell_c(t, e, r) for t, e, r, _ in groups]), abs=1e-12)
+    # the interval of the pooled delta is narrower than a single group's (more cases)
+    single = paired_delta_c(*groups[0], n_boot=100, seed=2)
+    assert high - low < single[2] - single[1]
+    with pytest.raises(InputError):
+        pooled_delta_c([])

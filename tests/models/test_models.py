@@ -240,3 +240,19 @@ def test_docstring_examples() -> None:
                    lgerisk.objectives.contrastive):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
+
+
+def test_auxiliary_head_and_radiomics_bank() -> None:
+    config = ContrastiveModelConfig(small_config().encoder, small_config().radiomics, aux_targets=5)
+    model = ContrastiveModel(config).eval()
+    x1, x2 = torch.randn(3, 2, 4, 32, 32), torch.randn(3, 2, 4, 32, 32)
+    r, bank = torch.randn(3, N_FEATURES), torch.randn(7, N_FEATURES)
+    with torch.no_grad():
+        out = model(x1, x2, r, bank)
+        assert set(out) == {"image_z1", "image_z2", "radiomics_z", "radiomics_bank_z", "aux"}
+        assert torch.allclose(out["aux"], model.aux_head(model.embed_image(x1)), atol=1e-5)
+        assert torch.allclose(out["radiomics_z"], model.project_radiomics(r), atol=1e-5)
+        assert torch.allclose(out["radiomics_bank_z"], model.project_radiomics(bank), atol=1e-5)
+        assert tuple(model(x1)["aux"].shape) == (3, 5)
+    assert ContrastiveModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert "aux_head" not in dict(ContrastiveModel(small_config()).named_children())

@@ -349,3 +349,69 @@ def test_a_cases_own_queued_embeddings_are_never_its_negatives() -> None:
     assert torch.allclose(masked, expected, atol=1e-5)
     queue.reset()
     assert queue.case_ids().numel() == 0
+
+
+# --- every training case a negative, and false negatives (issue 11) ------------------------------
+
+def test_a_bank_of_the_batch_itself_is_the_batch_loss() -> None:
+    image, radiomics = normalised(5, 8, seed=1), normalised(5, 8, seed=2)
+    ids = torch.tensor([3, 0, 4, 1, 2])
+    bank = torch.zeros(5, 8).index_copy(0, ids, radiomics)
+    assert float(clip_loss(image, radiomics, 0.1, ids=ids, bank=bank)) == pytest.approx(
+        float(clip_loss(image, radiomics, 0.1)), rel=1e-6)
+
+
+def test_bank_negatives_match_a_reference() -> None:
+    """image -> radiomics picks the case's own row among all M bank rows (the batch's rows replaced by
+    its SCARF view's), radiomics -> image stays within the batch."""
+    image, radiomics, bank = normalised(3, 6, seed=3), normalised(3, 6, seed=4), normalised(7, 6, seed=5)
+    ids = torch.tensor([5, 1, 2])
+    keys = bank.clone()
+    keys[ids] = radiomics
+    tau = 0.2
+    expected_i2r = sum(-math.log(math.exp(_dot(_unit(image[i]), _unit(keys[ids[i]])) / tau)
+                                 / sum(math.exp(_dot(_unit(image[i]), _unit(k)) / tau) for k in keys))
+                       for i in range(3)) / 3
+    expected = (expected_i2r + ref_info_nce(radiomics, image, None, tau)) / 2
+    assert float(clip_loss(image, radiomics, tau, ids=ids, bank=bank)) == pytest.approx(expected, rel=1e-5)
+    # more negatives than the batch: the loss can only grow
+    assert float(clip_loss(image, radiomics, tau, ids=ids, bank=bank)) > float(clip_loss(image, radiomics, tau))
+
+
+def test_false_negatives_leave_the_softmax_and_the_positive_never_does() -> None:
+    image, radiomics = normalised(4, 8, seed=6), normalised(4, 8, seed=7)
+    everything = torch.ones(4, 4, dtype=torch.bool)
+    # every other case similar: only the positive is left in each row, so both directions score 0
+    assert float(clip_loss(image, radiomics, 0.1, similar=everything)) == pytest.approx(0.0, abs=1e-6)
+    # one pair similar: exactly that pair's logits leave, in both directions
+    similar = torch.zeros(4, 4, dtype=torch.bool)
+    similar[0, 1] = similar[1, 0] = True
+    tau = 0.1
+    logits = F.normalize(image) @ F.normalize(radiomics).T / tau
+    masked = logits.masked_fill(similar, float("-inf"))
+    expected = (F.cross_entropy(masked, torch.arange(4)) + F.cross_entropy(masked.T, torch.arange(4))) / 2
+    assert float(clip_loss(image, radiomics, tau, similar=similar)) == pytest.approx(float(expected), rel=1e-6)
+    assert float(clip_loss(image, radiomics, tau, similar=similar)) < float(clip_loss(image, radiomics, tau))
+    # with a bank, the mask is over bank rows and its batch columns serve radiomics -> image
+    ids = torch.tensor([2, 0, 3, 1])
+    bank = torch.zeros(4, 8).index_copy(0, ids, radiomics)
+    over_bank = torch.zeros(4, 4, dtype=torch.bool)
+    over_bank[0, ids[1]] = over_bank[1, ids[0]] = True
+    assert float(clip_loss(image, radiomics, tau, ids=ids, bank=bank, similar=over_bank)) == pytest.approx(
+        float(expected), rel=1e-5)
+
+
+def test_negative_settings_are_checked() -> None:
+    with pytest.raises(InputError, match="negatives 'few'"):
+        ObjectiveConfig(negatives="few")
+    with pytest.raises(InputError, match="false_negative_similarity"):
+        ObjectiveConfig(false_negative_similarity=1.5)
+    config = ObjectiveConfig.from_preset("radiomics", negatives="all", false_negative_similarity=0.9)
+    assert ObjectiveConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    z = normalised(3, 4, seed=8)
+    with pytest.raises(ValueError, match="bank"):
+        HybridObjective(config, embedding_dim=4)(z, None, z, torch.arange(3))
+    with pytest.raises(ValueError, match="case ids"):
+        clip_loss(z, z, 0.1, bank=z)
+    with pytest.raises(ValueError, match="false-negative mask"):
+        clip_loss(z, z, 0.1, similar=torch.zeros(2, 2, dtype=torch.bool))

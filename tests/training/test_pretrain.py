@@ -227,3 +227,67 @@ def test_other_ranks_take_rank0s_usable_cases(prepared, tmp_path: Path) -> None:
     kept = list(table["case_id"].head(10))
     other_rank = prepare_data(prep, tmp_path / "cache", features=partial, quiet=True, only=kept)
     assert other_rank.case_ids == sorted(kept)
+
+
+def test_levers_that_teach_what_scar_misses(prepared, tmp_path: Path) -> None:
+    """Auxiliary head, every training case a negative, false negatives, a decorrelated view, preserving
+    augmentation: they run, are recorded, and the head and its targets reach the run folder."""
+    prep, features = prepared
+    plain = run_pretrain(prep, tmp_path / "plain", PretrainConfig(epochs=1, **TINY), features=str(features),
+                         device="cpu", quiet=True)
+    assert plain["epochs"] == 1
+    config = PretrainConfig(epochs=2, **{**TINY, "objective": {"preset": "hybrid", "negatives": "all",
+                                                                "false_negative_similarity": 0.9}},
+                            aux_weight=1.0, aux_targets="qc", radiomics_view="decorrelated",
+                            augment={"scale": False, "elastic": False, "gamma": False, "bias_field": False})
+    run_pretrain(prep, tmp_path / "levers", config, features=str(features), device="cpu", quiet=True)
+    metrics = pd.read_csv(tmp_path / "levers" / "metrics.csv")
+    assert metrics["train_aux"].gt(0).all() and metrics["val_aux"].gt(0).all()
+    assert metrics["val_aux_r2"].notna().all() and "val_aux" not in pd.read_csv(tmp_path / "plain" / "metrics.csv")
+    card = json.loads((tmp_path / "levers" / "model_card.json").read_text())
+    plain_card = json.loads((tmp_path / "plain" / "model_card.json").read_text())
+    assert card["radiomics"]["view"] == "decorrelated" and plain_card["radiomics"]["aux_targets"] == []
+    assert set(card["radiomics"]["aux_targets"]) <= {"scar_percent", "greyzone_percent", "noreflow_percent",
+                                                     "myocardium_mass_g", "myocardium_volume_ml", "scar_volume_ml"}
+    assert "scar_percent" in card["radiomics"]["aux_targets"]
+    assert len(card["radiomics"]["feature_names"]) < len(plain_card["radiomics"]["feature_names"])
+    assert card["objective"]["negatives"] == "all" and card["model"]["aux_targets"] == len(
+        card["radiomics"]["aux_targets"])
+    model, _ = load_pretrained(tmp_path / "levers")
+    state = torch.load(tmp_path / "levers" / "model.pt", weights_only=True)
+    assert torch.equal(model.aux_head.weight, state["aux_head"]["weight"])
+    with pytest.raises(InputError, match="--aux-targets"):
+        PretrainConfig(aux_targets="texture")
+    with pytest.raises(InputError, match="--radiomics-view"):
+        PretrainConfig(radiomics_view="stable")
+    with pytest.raises(InputError, match="--aux-weight"):
+        PretrainConfig(aux_weight=-1.0)
+
+
+def test_new_settings_at_their_defaults_keep_the_resume_hash() -> None:
+    """A run checkpointed before the levers existed still resumes: their defaults stay out of the hash."""
+    import hashlib
+
+    config = PretrainConfig(epochs=3)
+    before = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "num_workers", "quiet", "aux_weight",
+                                                                    "aux_targets", "radiomics_view")}
+    assert config.resume_hash() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert PretrainConfig(epochs=3, aux_weight=1.0).resume_hash() != config.resume_hash()
+
+
+def test_two_processes_match_one_with_every_lever(prepared, tmp_path: Path) -> None:
+    """The bank of every training case and the auxiliary head give DDP the single-process gradients."""
+    prep, features = prepared
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    levers = ["--negatives", "all", "--false-negative-similarity", "0.5", "--aux-weight", "1"]
+    subprocess.run(_cli(_tiny_args(prep, features, tmp_path / "one", 2) + levers), env=env, check=True, timeout=600)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lgerisk",
+                "pretrain", *[str(a) for a in _tiny_args(prep, features, tmp_path / "two", 2)], *levers]
+    result = subprocess.run(torchrun, env=env, timeout=600, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for column in ("train_loss", "train_clip", "train_aux", "val_loss", "val_aux"):
+        assert pd.read_csv(tmp_path / "one" / "metrics.csv")[column].tolist() == pytest.approx(
+            pd.read_csv(tmp_path / "two" / "metrics.csv")[column].tolist(), rel=1e-5)
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for key in one:
+        assert float((one[key] - two[key]).abs().max()) < 1e-3, key
