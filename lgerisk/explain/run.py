@@ -59,17 +59,20 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features).
     ``params``: the radiomics extraction settings (default: lgerisk's); ``dicom_seg``: also write the scar
     and grey zone as ``out/ID/scar_seg.dcm`` over the scan's DICOM series."""
-    from lgerisk.io.dicom_seg import SEG_FILE
-
     import numpy as np
     import pandas as pd
 
     from lgerisk.data.tensors import TensorSpec, case_tensor
-    from lgerisk.explain.attribution import grad_cam, integrated_gradients_attribution, myocardium_concentration
+    from lgerisk.explain.attribution import (
+        grad_cam,
+        integrated_gradients_attribution,
+        myocardium_concentration,
+    )
     from lgerisk.explain.concepts import case_percentiles
     from lgerisk.explain.montage import attribution_montage
     from lgerisk.explain.report import html_report, summary_text
     from lgerisk.explain.slices import field_of_view, source_of, tensor_view
+    from lgerisk.io.dicom_seg import SEG_FILE
     from lgerisk.predict.run import as_number
     from lgerisk.radiomics.extract import feature_row
     from lgerisk.radiomics.settings import ROIS, load_params, params_hash

@@ -188,10 +188,16 @@ def read_dicom_mask(mask: str | os.PathLike[str], image: str | os.PathLike[str],
     if len(series.sop_instance_uids) != grid.GetSize()[2]:
         raise CaseError(f"{image}: the series has {len(series.sop_instance_uids)} slices and the image read "
                         f"from it {grid.GetSize()[2]}; put one series per folder.")
-    if kind == "seg":
-        structures = _seg_structures(file, series, grid)
-    else:
-        structures = _rtstruct_structures(file, series, grid)
+    try:
+        if kind == "seg":
+            structures = _seg_structures(file, series, grid)
+        else:
+            structures = _rtstruct_structures(file, series, grid)
+    except CaseError:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise CaseError(f"{file}: the {what} is malformed ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:100]}).") from exc
     return paint(structures, label_map, file, what)
 
 
@@ -213,7 +219,7 @@ def paint(structures: Sequence[Structure], label_map: LabelMap, file: str | os.P
         raise NameMapMismatch(
             f"{file}: {what} structure name(s) {_quoted(unnamed)} are not in the name map (names found: "
             f"{_quoted(names)}); map them with --labels, e.g. --labels 'ignore=name:{unnamed[0]}' or "
-            f"'scar=name:{unnamed[0]}' (see README, 'DICOM masks').", str(file), names, unnamed, "partial")
+            f"'scar=name:{unnamed[0]}' (see docs/dicom.md).", str(file), names, unnamed, "partial")
     if not structures:
         raise CaseError(f"{file}: {what} holds no segment or ROI.")
     shape = structures[0].voxels.shape
@@ -234,6 +240,11 @@ def paint(structures: Sequence[Structure], label_map: LabelMap, file: str | os.P
             "is named as myocardium or epicardium by the name map; name it with --labels, e.g. "
             "--labels 'myocardium=name:...'.", str(file), names, [], "misfit")
     has_blood = bool(counts.get("blood") or counts.get("endocardium"))
+    if counts.get("epicardium") and not has_blood and not counts.get("myocardium"):
+        raise NameMapMismatch(
+            f"{file}: {what} has an epicardial border but no endocardium, blood pool or myocardium structure, so "
+            "the myocardium cannot be told from the cavity; add the endocardial contour (or name it with --labels, "
+            "e.g. --labels 'endocardium=name:...').", str(file), names, [], "misfit")
     return DicomMask(labels=out, kind=what, has_blood=has_blood, structures=dict(sorted(counts.items())))
 
 
@@ -400,7 +411,10 @@ def _check_frame(file: Path, what: str, frame: str, series: SeriesReference) -> 
     if not series.frame_of_reference_uid:
         raise CaseError(f"{series.folder}: the DICOM series has no Frame of Reference UID, so the {what} "
                         f"{Path(file).name} cannot be matched to it.")
-    if frame and frame != series.frame_of_reference_uid:
+    if not frame:
+        raise CaseError(f"{file}: the {what} names no Frame of Reference UID, so it cannot be matched to the image "
+                        f"series {series.folder}.")
+    if frame != series.frame_of_reference_uid:
         raise CaseError(f"{file}: the frame of reference of the {what} differs from that of the image series "
                         f"{series.folder}; it was drawn on another scan (or another registration of it).")
 
@@ -552,13 +566,16 @@ def name_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, S
     example = unnamed[0] if unnamed else "..."
     return InputError(f"{where}: the name map leaves structure name(s) {_quoted(unnamed)} unmapped in {files} (names "
                       f"found: {_quoted(found)}); map them with --labels, e.g. --labels 'ignore=name:{example}' or "
-                      f"'myocardium=name:{example}' (see README, 'DICOM masks').")
+                      f"'myocardium=name:{example}' (see docs/dicom.md).")
 
 
-def check_names_fit(samples: Sequence[tuple[Path, list[str]]], label_map: LabelMap, where: str) -> None:
+def check_names_fit(samples: Sequence[tuple[Path, list[str]]], label_map: LabelMap, where: str,
+                    scar_auto: bool = False) -> None:
     """Stop a cohort whose first DICOM masks show the name map cannot fit it (``InputError``): structure
-    names it does not know in most of them, or no myocardium name in any; one odd mask among fitting
-    ones is left to its own case."""
+    names it does not know in most of them, or no myocardium name in any; with ``scar_auto``
+    (``--scar-method auto``, which reads scar from the masks' scar structures) also when none of them has
+    a scar structure, which would make every heart scar-free. One odd mask among fitting ones is left to
+    its own case."""
     if not samples:
         return
     classes = label_map.name_classes()
@@ -572,4 +589,10 @@ def check_names_fit(samples: Sequence[tuple[Path, list[str]]], label_map: LabelM
         raise InputError(f"{where}: none of the first {len(samples)} DICOM mask(s) "
                          f"({', '.join(file.name for file, _ in samples)}) has a structure the name map reads as "
                          f"myocardium (names found: {_quoted(found) or 'none'}); name it with --labels, e.g. "
-                         "--labels 'myocardium=name:...' (see README, 'DICOM masks').")
+                         "--labels 'myocardium=name:...' (see docs/dicom.md).")
+    if scar_auto and not any(classes.get(normalise_name(name)) in ("scar", "noreflow")
+                             for _, names in samples for name in names):
+        raise InputError(f"{where}: none of the first {len(samples)} DICOM mask(s) "
+                         f"({', '.join(file.name for file, _ in samples)}) has a scar structure, so --scar-method "
+                         "auto would read every heart as scar-free; pass --scar-method fwhm to derive scar from "
+                         "intensity, --scar-method label to accept scar-free hearts, or name the scar with --labels.")

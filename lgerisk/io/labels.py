@@ -10,7 +10,7 @@ Presets:
     acdc    blood=3, myocardium=2, ignore=1 (RV); no scar labels, so scar is derived
 
 DICOM SEG and RTSTRUCT masks name their structures instead of numbering them: segment labels and
-ROI names are read through a name map, ``DEFAULT_NAMES`` (case, spaces, '_' and '-' ignored),
+ROI names are read through a name map, ``DEFAULT_NAMES`` (case ignored, '_' and '-' read as spaces),
 which ``name:`` entries of ``--labels`` override or extend, e.g.
 ``--labels 'myocardium=name:LV Myo,ignore=name:RV insertion'``. Two classes take names only:
 ``epicardium`` (the area inside the epicardial contour, read as myocardium) and ``endocardium`` (the

@@ -137,7 +137,13 @@ class RiskPredictor:
         ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
         scan that is no DICOM series gets a warning instead)."""
         from lgerisk.io import dicom_seg
-        from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, case_dir, preprocess_case, write_case
+        from lgerisk.preprocess.pipeline import (
+            IMAGE_FILE,
+            MASK_FILE,
+            case_dir,
+            preprocess_case,
+            write_case,
+        )
 
         done = _preprocessed_qc(case)
         if done is not None:

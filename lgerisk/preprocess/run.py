@@ -76,7 +76,8 @@ def preprocess_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str],
     if dicom_seg:
         check_seg_sources([case.image for case in cohort.cases], str(data))
     check_map_fits(first_mask_labels(case.mask for case in cohort.cases), label_map, str(data), allow_unnamed)
-    check_names_fit(first_structure_names(case.mask for case in cohort.cases), label_map, str(data))
+    check_names_fit(first_structure_names(case.mask for case in cohort.cases), label_map, str(data),
+                    scar_auto=config.scar_method == "auto")
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
     write_json(out_path / SETTINGS_FILE, {"settings": config.to_dict(), "settings_hash": config.settings_hash(),

@@ -28,7 +28,9 @@ from lgerisk.io.cohort import Case, discover_cohort
 from lgerisk.io.dicom_masks import (
     NameMapMismatch,
     Structure,
+    check_names_fit,
     dicom_mask_file,
+    first_structure_names,
     paint,
     polygon_inside,
     rasterise,
@@ -576,3 +578,59 @@ def test_unmapped_names_later_in_a_batch_stop_it_after_the_third() -> None:
     with pytest.raises(InputError, match=r"^cohort: the name map leaves structure name\(s\) 'Wall' unmapped in a\.dcm, "
                                          r"b\.dcm, c\.dcm \(names found: 'Wall', 'Scar'\)"):
         watch("c", "...", {**details, "mask": "c.dcm"})
+
+
+# ------------------------------------------------------------------------------------------------ review fixes
+
+
+def test_an_epicardium_without_an_inner_border_is_refused() -> None:
+    """A filled epicardial disk alone would make the whole cavity myocardium (and hide the scar's share)."""
+    epi = np.zeros((1, 1, 5), bool)
+    epi[0, 0, :] = True
+    scar = np.zeros_like(epi)
+    scar[0, 0, 2] = True
+    with pytest.raises(NameMapMismatch, match="epicardial border but no endocardium, blood pool or myocardium"):
+        paint([Structure("LV epicardium", epi), Structure("Scar", scar)], PRESETS["emidec"], "x.dcm")
+    # with the endocardium it is a ring around a blood pool
+    endo = np.zeros_like(epi)
+    endo[0, 0, 1:4] = True
+    assert paint([Structure("LV epicardium", epi), Structure("LV endocardium", endo)], PRESETS["emidec"],
+                 "x.dcm").labels.tolist() == [[[MYOCARDIUM, BLOOD, BLOOD, BLOOD, MYOCARDIUM]]]
+
+
+def test_an_rtstruct_without_a_frame_of_reference_is_refused(tmp_path: Path) -> None:
+    import pydicom
+
+    series, mask = dicom_case(tmp_path, "synth-0002", "rtstruct")
+    ds = pydicom.dcmread(mask)
+    for roi in ds.StructureSetROISequence:
+        roi.ReferencedFrameOfReferenceUID = ""
+    for reference in ds.get("ReferencedFrameOfReferenceSequence", []):
+        reference.FrameOfReferenceUID = ""
+    ds.save_as(mask)
+    with pytest.raises(CaseError, match="names no Frame of Reference UID"):
+        _read(series, mask)
+
+
+def test_a_malformed_rtstruct_is_one_sentence_naming_the_file(tmp_path: Path) -> None:
+    import pydicom
+
+    series, mask = dicom_case(tmp_path, "synth-0002", "rtstruct")
+    ds = pydicom.dcmread(mask)
+    del ds.StructureSetROISequence[0].ROINumber
+    ds.save_as(mask)
+    with pytest.raises(CaseError, match=rf"^{mask}: the RTSTRUCT is malformed \(AttributeError"):
+        _read(series, mask)
+
+
+def test_a_cohort_without_scar_structures_stops_under_auto(tmp_path: Path) -> None:
+    """Readers often contour only the LV borders: under --scar-method auto that would read every heart as
+    scar-free, so the run stops; --scar-method fwhm (or label) goes on."""
+    borders_only = {BLOOD: "LV blood pool", MYOCARDIUM: "LV myocardium"}
+    masks = [dicom_case(tmp_path, case, "rtstruct", names=borders_only)[1] for case in ("synth-0001", "synth-0002")]
+    samples = first_structure_names(masks)
+    with pytest.raises(InputError, match="has a scar structure, so --scar-method auto would read every heart"):
+        check_names_fit(samples, PRESETS["emidec"], "cohort", scar_auto=True)
+    check_names_fit(samples, PRESETS["emidec"], "cohort", scar_auto=False)
+    with_scar = first_structure_names([dicom_case(tmp_path / "s", "synth-0001", "rtstruct")[1]])
+    check_names_fit(with_scar, PRESETS["emidec"], "cohort", scar_auto=True)
