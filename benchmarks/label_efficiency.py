@@ -155,18 +155,34 @@ def plot_fractions(summary, path: Path, title: str) -> None:  # noqa: ANN001
     plt.close(figure)
 
 
-LEVERS: dict[str, object] = {"aux_weight": 1.0, "radiomics_view": "decorrelated",
-                              "augment": {"scale": False, "elastic": False, "gamma": False, "bias_field": False},
-                              "objective": {"negatives": "all", "false_negative_similarity": 0.7}}
-"""The pretraining settings issue 11's ablation kept (benchmarks/README.md, "Pretraining ablation")."""
+LEVERS: dict[str, object] = {"aux_weight": 1.0, "radiomics_view": "decorrelated"}
+"""The pretraining levers the ablation kept (benchmarks/README.md, "Pretraining ablation"): the auxiliary head
+regressing the radiomics view, and the decorrelated radiomics view. Every training case as a negative, false
+negatives and the preserving augmentation lowered the embedding's information about the image-only hazard."""
 
 
 def lever_settings(objective: str) -> dict[str, object]:
-    """PretrainConfig settings of ``objective`` with LEVERS: image-only SimCLR takes only the augmentation
-    (the rest is radiomics guidance)."""
+    """PretrainConfig settings of ``objective`` with LEVERS; image-only SimCLR has no radiomics to use them."""
     if objective == "simclr":
-        return {"objective": {"preset": "simclr"}, "augment": LEVERS["augment"]}
-    return {**LEVERS, "objective": {"preset": objective, **LEVERS["objective"]}}
+        return {"objective": {"preset": "simclr"}}
+    return {**LEVERS, "objective": {"preset": objective}}
+
+
+def summarise(oof, args) -> None:  # noqa: ANN001
+    """Pool the out-of-fold risks over seeds, print the table, write pooled.csv and the plot."""
+    summary = pooled_summary(oof, args.bootstrap, 0)
+    summary.to_csv(args.work / "pooled.csv", index=False)
+    print(f"\nSYNTHETIC: pooled over seeds {args.seeds} (mean C; delta C over scar-% Cox at the same fraction and "
+          "over radiomics Cox at 100 %, bootstrap of cases within each seed)")
+    for record in summary.to_dict(orient="records"):
+        print(f"  {record['label_fraction']:>5g} {record['method']:45s} C {record['harrell_c']:.3f} "
+              f"({record['harrell_c_low']:.3f}-{record['harrell_c_high']:.3f})  vs scar % "
+              f"{record['delta_c_scar']:+.3f} ({record['delta_c_scar_low']:+.3f} to {record['delta_c_scar_high']:+.3f})"
+              f"  vs radiomics Cox 100 % {record['delta_c_radiomics100']:+.3f} "
+              f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})")
+    plot_fractions(summary, args.work / "label_efficiency.png",
+                   f"SYNTHETIC cohorts (hazard version {args.hazard_version}), {len(args.seeds)} seeds x {args.cases} "
+                   f"labelled cases; pretraining pool {args.pool or 'the cohort itself'}")
 
 
 def main() -> None:
@@ -174,7 +190,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
-    parser.add_argument("--objectives", nargs="+", default=["simclr", "radiomics", "hybrid"])
+    parser.add_argument("--objectives", nargs="*", default=["simclr", "radiomics", "hybrid"])
     parser.add_argument("--pretrain-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--width", type=int, default=8)
@@ -198,10 +214,16 @@ def main() -> None:
                         "probe on the whole embedding")
     parser.add_argument("--full-objectives", nargs="*", default=None, help="fine-tune end to end only these "
                         "encoders (default: every objective's)")
+    parser.add_argument("--summarise-only", action="store_true", help="only pool WORK/oof.csv (what a run has "
+                        "finished so far) into WORK/pooled.csv and the plot")
     args = parser.parse_args()
     os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
     import pandas as pd
     import torch
+
+    if args.summarise_only:
+        summarise(pd.read_csv(args.work / "oof.csv", dtype={"case_id": str}), args)
+        return
 
     from lgerisk.training.finetune import FinetuneConfig, run_finetune
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
@@ -311,19 +333,7 @@ def main() -> None:
     print("\nSYNTHETIC cohorts: pooled out-of-fold Harrell's C by training-label fraction and seed")
     print(wide.round(3).to_string())
     print("oracle C:", json.dumps({f"{m} seed {k}": round(float(v), 3) for (m, k), v in oracle.items()}))
-    summary = pooled_summary(pd.concat(oof_rows, ignore_index=True), args.bootstrap, 0)
-    summary.to_csv(args.work / "pooled.csv", index=False)
-    print(f"\nSYNTHETIC: pooled over seeds {args.seeds} (mean C; delta C over scar-% Cox at the same fraction and "
-          "over radiomics Cox at 100 %, bootstrap of cases within each seed)")
-    for record in summary.to_dict(orient="records"):
-        print(f"  {record['label_fraction']:>5g} {record['method']:45s} C {record['harrell_c']:.3f} "
-              f"({record['harrell_c_low']:.3f}-{record['harrell_c_high']:.3f})  vs scar % "
-              f"{record['delta_c_scar']:+.3f} ({record['delta_c_scar_low']:+.3f} to {record['delta_c_scar_high']:+.3f})"
-              f"  vs radiomics Cox 100 % {record['delta_c_radiomics100']:+.3f} "
-              f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})")
-    plot_fractions(summary, args.work / "label_efficiency.png",
-                   f"SYNTHETIC cohorts (hazard version {args.hazard_version}), {len(args.seeds)} seeds x {args.cases} "
-                   f"labelled cases; pretraining pool {args.pool or 'the cohort itself'}")
+    summarise(pd.concat(oof_rows, ignore_index=True), args)
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

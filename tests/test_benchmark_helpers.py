@@ -81,3 +81,21 @@ def test_ridge_cv_recovers_a_linear_signal_and_not_noise() -> None:
     assert ablation.r_squared(y, ablation.ridge_cv_predictions(x, y, folds)) > 0.9
     noise = rng.normal(size=200)
     assert ablation.r_squared(noise, ablation.ridge_cv_predictions(x, noise, folds)) < 0.05
+
+
+def test_gpu_benchmark_runs_on_the_cpu_with_the_tiny_grid(tmp_path: Path) -> None:
+    """benchmarks/gpu.py is known to run before a GPU is lent: the same code on a tiny grid."""
+    gpu = _load("gpu")
+    gpu.main(["--device", "cpu", "--tiny", "--out", str(tmp_path / "gpu.csv")])
+    table = pd.read_csv(tmp_path / "gpu.csv")
+    assert list(table["task"]) == ["pretrain step", "pretrain step", "predict (inference)"]
+    assert list(table["batch"]) == [2, 4, 4] and not table["amp"].any()
+    assert (table["volumes_per_s"].dropna() > 0).all() and table["volumes_per_s"].notna().sum() == 2
+    assert table.loc[2, "scans_per_s"] > 0 and (table["peak_mb"] > 0).all()
+    text = gpu.markdown(table)
+    assert text.count("\n") == 4 and "| predict (inference) | 4 | 4 | off |" in text
+    import torch
+
+    if not torch.cuda.is_available():  # asking for CUDA where there is none is one sentence
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            gpu.run("cuda", tiny=True)

@@ -37,6 +37,7 @@ from lgerisk.progress import progress
 MODEL_FILE, CARD_FILE, METRICS_FILE = "model.pt", "model_card.json", "metrics.csv"
 CHECKPOINT = Path("checkpoint") / "last.pt"
 RESUME_FREE = ("epochs", "num_workers", "quiet")
+"""Settings that may differ when resuming (others must match the interrupted run)."""
 LATER_FIELDS = {"aux_weight": 0.0, "aux_targets": "all", "radiomics_view": "all"}
 """Settings added after the first runs that, at their defaults, stay out of the resume hash (earlier runs still resume)."""
 AUX_TARGETS = ("all", "qc")
@@ -45,7 +46,6 @@ view (``all``) or only its QC metrics (``qc``: scar %, grey-zone %, mass, volume
 RADIOMICS_VIEWS = ("all", "decorrelated")
 """The radiomics vector contrasted with the image: every varying feature (``all``) or those left after
 dropping columns with |r| > 0.9 against an earlier one (``decorrelated``, QC metrics first)."""
-"""Settings that may differ when resuming (others must match the interrupted run)."""
 
 
 @dataclass(frozen=True)
