@@ -31,7 +31,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 FULL = {"widths": (16, 32, 64), "batches": (8, 16, 32, 64), "shape": (2, 12, 96, 96), "steps": 12, "warmup": 3}
 TINY = {"widths": (4,), "batches": (2, 4), "shape": (2, 4, 32, 32), "steps": 2, "warmup": 1}
-N_FEATURES = 132  # the decorrelated radiomics view of a 600-scan synthetic pool
+N_FEATURES = 132  # the length of a radiomics view (any length works: the MLP is a small part of the step)
 
 
 def _peak_mb(device: Any) -> float:

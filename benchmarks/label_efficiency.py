@@ -157,8 +157,9 @@ def plot_fractions(summary, path: Path, title: str) -> None:  # noqa: ANN001
 
 LEVERS: dict[str, object] = {"aux_weight": 1.0, "radiomics_view": "decorrelated"}
 """The pretraining levers the ablation kept (benchmarks/README.md, "Pretraining ablation"): the auxiliary head
-regressing the radiomics view, and the decorrelated radiomics view. Every training case as a negative, false
-negatives and the preserving augmentation lowered the embedding's information about the image-only hazard."""
+regressing the radiomics view, and the decorrelated radiomics view. Left out: every training case as a negative
+(held-out retrieval collapsed) and the preserving augmentation (it lowered the embedding's R² of the image-only
+hazard)."""
 
 
 def lever_settings(objective: str) -> dict[str, object]:

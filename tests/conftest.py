@@ -113,3 +113,12 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """sample_data preprocessed, its feature table, a tiny encoder and finetune runs on it, built once a session
+    (``tests.training.test_finetune.shared_runs``)."""
+    from tests.training.test_finetune import shared_runs
+
+    return shared_runs(tmp_path_factory)

@@ -6,17 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from tests.conftest import SAMPLE_DATA
-from tests.training.test_finetune import one_torch_thread, shared_runs  # noqa: F401 - fixtures
+from tests.training.test_finetune import one_torch_thread  # noqa: F401 - a fixture
 
 SHARDS = 8
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return shared_runs(tmp_path_factory)
 
 
 def _manifest(folder: Path, n: int = 16) -> Path:

@@ -418,11 +418,11 @@ def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, in
         return {}
     model.eval()
     with torch.no_grad():
-        image_z = _in_chunks(model.project_image, [torch.as_tensor(tensors[i]) for i in indices], device)
+        embedding = _in_chunks(model.embed_image, [torch.as_tensor(tensors[i]) for i in indices], device)
+        image_z = model.image_projection(embedding)  # the held-out scans go through the encoder once
         out: dict[str, float] = {"val_uniformity": uniformity(image_z)}
         if aux_columns and model.aux_head is not None:
-            predicted = _in_chunks(lambda x: model.aux_head(model.embed_image(x)),
-                                   [torch.as_tensor(tensors[i]) for i in indices], device).float()
+            predicted = model.aux_head(embedding).float()
             target = torch.as_tensor(radiomics[indices][:, aux_columns]).to(predicted.device)
             error = float(torch.mean((predicted - target) ** 2))
             spread = float(torch.mean((target - target.mean(dim=0)) ** 2))

@@ -17,14 +17,9 @@ import torch
 from lgerisk.predict.masks import find_mask, scan_case
 from lgerisk.predict.run import out_of_range_warnings
 from tests.conftest import SAMPLE_DATA
-from tests.training.test_finetune import one_torch_thread, shared_runs  # noqa: F401 - a fixture
+from tests.training.test_finetune import one_torch_thread  # noqa: F401 - a fixture
 
 HORIZONS = ("survival_1", "survival_3", "survival_5")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return shared_runs(tmp_path_factory)
 
 
 @pytest.fixture

@@ -18,16 +18,11 @@ from tests.conftest import SAMPLE_DATA
 from tests.io.test_dicom import MORE_SECRETS, SECRETS, all_leaks
 from tests.io.test_dicom_masks import dicom_case, sample_arrays, uid
 from tests.io.test_dicom_seg import seg_pixels
-from tests.training.test_finetune import one_torch_thread, shared_runs  # noqa: F401 - a fixture
+from tests.training.test_finetune import one_torch_thread  # noqa: F401 - a fixture
 
 CASES = ("synth-0001", "synth-0006")
 NUMBERS = ("risk_score", "survival_1", "survival_3", "survival_5", "scar_percent", "greyzone_percent",
            "myocardium_mass_g", "myocardium_volume_ml", "scar_volume_ml")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return shared_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

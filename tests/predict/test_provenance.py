@@ -27,15 +27,10 @@ from lgerisk.io.provenance import (
     scan_is_synthetic,
 )
 from tests.conftest import SAMPLE_DATA, phantom_arrays, write_volume
-from tests.training.test_finetune import one_torch_thread, shared_runs  # noqa: F401 - a fixture
+from tests.training.test_finetune import one_torch_thread  # noqa: F401 - a fixture
 
 REAL_SCAN_WITH_SYNTHETIC_MODEL = ("Model trained on SYNTHETIC data; this scan is a real scan: the risk is not "
                                   "meaningful for it.")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return shared_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

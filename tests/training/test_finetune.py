@@ -78,11 +78,6 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return shared_runs(tmp_path_factory)
-
-
 def _outcomes_copy(folder: Path, edit) -> Path:
     table = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str})
     path = folder / "outcomes.csv"
