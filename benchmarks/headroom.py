@@ -29,12 +29,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-COLUMNS = ("hazard_version", "seed", "cases", "redraws", "event_rate", "c_scar", "c_scar_grey_cox",
-           "c_image_oracle", "c_full_oracle", "gap", "gap_sd")
+COLUMNS = (
+    "hazard_version",
+    "seed",
+    "cases",
+    "redraws",
+    "event_rate",
+    "c_scar",
+    "c_scar_grey_cox",
+    "c_image_oracle",
+    "c_full_oracle",
+    "gap",
+    "gap_sd",
+)
 
 
 def _truth_row(args: tuple[int, int, int, bool]) -> dict[str, Any]:
-    from lgerisk.data.synthetic import SynthConfig, generate_truth
+    from lgerisk.synth import SynthConfig, generate_truth
 
     seed, index, version, small = args
     truth, clinical, outcome = generate_truth(index, SynthConfig(seed=seed, small=small, hazard_version=version))
@@ -67,8 +78,8 @@ def _cox_risk(table: pd.DataFrame, outcome: pd.DataFrame, columns: Sequence[str]
 
 def expected_c(table: pd.DataFrame, hazard: Any, redraws: int, seed: int, cox: bool = True) -> dict[str, float]:
     """Mean over ``redraws`` outcome draws of the event rate and of each score's Harrell C."""
-    from lgerisk.data.synthetic import sample_outcomes
     from lgerisk.evaluation.metrics import harrell_c
+    from lgerisk.synth import sample_outcomes
 
     rows = []
     for r in range(redraws):
@@ -80,7 +91,9 @@ def expected_c(table: pd.DataFrame, hazard: Any, redraws: int, seed: int, cox: b
             "c_image_oracle": harrell_c(t, e, table["lp_image"].to_numpy(float)),
             "c_full_oracle": harrell_c(t, e, out["log_hazard"].to_numpy(float)),
         }
-        row["c_scar_grey_cox"] = harrell_c(t, e, _cox_risk(table, out, ["scar_percent", "greyzone_percent"])) if cox else float("nan")
+        row["c_scar_grey_cox"] = (
+            harrell_c(t, e, _cox_risk(table, out, ["scar_percent", "greyzone_percent"])) if cox else float("nan")
+        )
         row["gap"] = row["c_image_oracle"] - row["c_scar"]
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -89,22 +102,36 @@ def expected_c(table: pd.DataFrame, hazard: Any, redraws: int, seed: int, cox: b
     return result
 
 
-def headroom(seeds: Sequence[int] = (0, 1, 2), n_cases: int = 400, redraws: int = 200, hazard_version: int = 2,
-             small: bool = False, jobs: int = 1, cox: bool = True) -> pd.DataFrame:
+def headroom(
+    seeds: Sequence[int] = (0, 1, 2),
+    n_cases: int = 400,
+    redraws: int = 200,
+    hazard_version: int = 2,
+    small: bool = False,
+    jobs: int = 1,
+    cox: bool = True,
+) -> pd.DataFrame:
     """One row per seed plus a ``mean`` row (seed ``-1``) with the expected C-indices and the gap.
 
     Example:
         >>> headroom(seeds=[0], n_cases=60, redraws=20, small=True).loc[0, "gap"] > 0  # doctest: +SKIP
         True
     """
-    from lgerisk.data.synthetic import hazard_model
+    from lgerisk.synth import hazard_model
 
     hazard = hazard_model(hazard_version)
     rows = []
     for seed in seeds:
         table = truth_table(seed, n_cases, hazard_version, small=small, jobs=jobs)
-        rows.append({"hazard_version": hazard_version, "seed": seed, "cases": n_cases, "redraws": redraws,
-                     **expected_c(table, hazard, redraws, seed, cox=cox)})
+        rows.append(
+            {
+                "hazard_version": hazard_version,
+                "seed": seed,
+                "cases": n_cases,
+                "redraws": redraws,
+                **expected_c(table, hazard, redraws, seed, cox=cox),
+            }
+        )
     frame = pd.DataFrame(rows)
     mean = frame.mean(numeric_only=True)
     mean["seed"], mean["hazard_version"], mean["cases"], mean["redraws"] = -1, hazard_version, n_cases, redraws
@@ -116,12 +143,18 @@ def headroom(seeds: Sequence[int] = (0, 1, 2), n_cases: int = 400, redraws: int 
 
 def format_table(frame: pd.DataFrame) -> str:
     """Markdown table (the one in benchmarks/README.md)."""
-    lines = ["| hazard version | seed | cases | events | scar % | scar % + grey-zone % Cox | image-only oracle | full oracle | gap (image-only − scar %) | gap SD (one draw) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| hazard version | seed | cases | events | scar % | scar % + grey-zone % Cox | image-only oracle "
+        "| full oracle | gap (image-only − scar %) | gap SD (one draw) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in frame.iterrows():
         seed = "mean" if r["seed"] < 0 else str(int(r["seed"]))
-        lines.append(f"| {int(r['hazard_version'])} | {seed} | {int(r['cases'])} | {r['event_rate']:.1%} | {r['c_scar']:.3f} | "
-                     f"{r['c_scar_grey_cox']:.3f} | {r['c_image_oracle']:.3f} | {r['c_full_oracle']:.3f} | {r['gap']:+.3f} | {r['gap_sd']:.3f} |")
+        lines.append(
+            f"| {int(r['hazard_version'])} | {seed} | {int(r['cases'])} | {r['event_rate']:.1%} | {r['c_scar']:.3f} | "
+            f"{r['c_scar_grey_cox']:.3f} | {r['c_image_oracle']:.3f} | {r['c_full_oracle']:.3f} | {r['gap']:+.3f} "
+            f"| {r['gap_sd']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -138,11 +171,16 @@ def main() -> None:
     frames = []
     for version in args.versions:
         start = time.perf_counter()
-        frame = headroom(args.seeds, args.cases, args.redraws, version, small=args.small, jobs=args.jobs, cox=not args.no_cox)
+        frame = headroom(
+            args.seeds, args.cases, args.redraws, version, small=args.small, jobs=args.jobs, cox=not args.no_cox
+        )
         frames.append(frame)
         gap = frame["gap"].iloc[-1]
-        print(f"hazard version {version}: {time.perf_counter() - start:.0f} s; expected gap {gap:+.3f} "
-              f"({'meets' if gap >= 0.05 else 'misses'} the 0.05 target)  (SYNTHETIC)", flush=True)
+        print(
+            f"hazard version {version}: {time.perf_counter() - start:.0f} s; expected gap {gap:+.3f} "
+            f"({'meets' if gap >= 0.05 else 'misses'} the 0.05 target)  (SYNTHETIC)",
+            flush=True,
+        )
     print(format_table(pd.concat(frames, ignore_index=True)))
 
 

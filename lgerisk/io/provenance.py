@@ -3,7 +3,7 @@
 Provenance is read from the generator's own marks, never from a case id (a real scan may be called
 ``synth-0001``; a synthetic one may be renamed):
 
-* **scan**: every image the generator writes carries :data:`lgerisk.data.synthetic.SCAN_MARKER` in its
+* **scan**: every image the generator writes carries :data:`lgerisk.synth.markers.SCAN_MARKER` in its
   NIfTI header description, so a synthetic scan copied anywhere still says so. A preprocessed case
   (``cases/ID/image.nii.gz`` + ``qc.json``) says it in ``qc.json``'s ``synthetic`` (copied from its source
   by ``lgerisk preprocess``). Cohorts written before images were marked are known by the cohort marker
@@ -32,7 +32,7 @@ def cohort_marker(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         >>> cohort_marker("sample_data")["generator"]          # doctest: +SKIP
         'lgerisk.data.synthetic'
     """
-    from lgerisk.data.synthetic import GENERATOR, MARKER_FILE
+    from lgerisk.synth.markers import GENERATOR, MARKER_FILE
 
     try:
         marker = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
@@ -48,7 +48,7 @@ def header_marked(path: str | os.PathLike[str]) -> bool:
     """
     import SimpleITK as sitk
 
-    from lgerisk.data.synthetic import SCAN_MARKER
+    from lgerisk.synth.markers import SCAN_MARKER
 
     path = Path(path)
     if not path.is_file() or not path.name.lower().endswith(NIFTI_SUFFIXES):
@@ -122,25 +122,34 @@ def provenance_sentence(scan_synthetic: bool | None, model_synthetic: bool, seve
     Example:
         >>> provenance_sentence(False, True)
         'Model trained on SYNTHETIC data; this scan is a real scan: the risk is not meaningful for it.'
-        >>> provenance_sentence(True, True, several=True)
-        'SYNTHETIC data: generated scans, scored by a model trained on generated cases; no number here describes a real person.'
+        >>> for part in provenance_sentence(True, True, several=True).split("; "): print(part)
+        SYNTHETIC data: generated scans, scored by a model trained on generated cases
+        no number here describes a real person.
         >>> provenance_sentence(False, False) is None
         True
     """
     if scan_synthetic is None:
         if model_synthetic:
-            return ("Model trained on SYNTHETIC data; some of these scans are real scans: their risks are not "
-                    "meaningful. The others are SYNTHETIC scans (generated cases, not patients).")
-        return ("Some of these scans are SYNTHETIC (generated cases, not patients), scored by a model trained on "
-                "real scans: no number about them describes a real person.")
+            return (
+                "Model trained on SYNTHETIC data; some of these scans are real scans: their risks are not "
+                "meaningful. The others are SYNTHETIC scans (generated cases, not patients)."
+            )
+        return (
+            "Some of these scans are SYNTHETIC (generated cases, not patients), scored by a model trained on "
+            "real scans: no number about them describes a real person."
+        )
     scans = "generated scans" if several else "a generated scan"
     cases = "generated cases, not patients" if several else "a generated case, not a patient"
     if scan_synthetic and model_synthetic:
-        return (f"SYNTHETIC data: {scans}, scored by a model trained on generated cases; no number here "
-                "describes a real person.")
+        return (
+            f"SYNTHETIC data: {scans}, scored by a model trained on generated cases; no number here "
+            "describes a real person."
+        )
     if scan_synthetic:
-        return (f"SYNTHETIC {'scans' if several else 'scan'}: {cases}, scored by a model trained on real scans; "
-                "no number here describes a real person.")
+        return (
+            f"SYNTHETIC {'scans' if several else 'scan'}: {cases}, scored by a model trained on real scans; "
+            "no number here describes a real person."
+        )
     if model_synthetic:
         if several:
             return "Model trained on SYNTHETIC data; these scans are real scans: their risks are not meaningful."

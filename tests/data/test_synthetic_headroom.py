@@ -23,19 +23,22 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from lgerisk.data import synthetic as syn
-from lgerisk.data.synthetic import (
+from lgerisk.errors import InputError
+from lgerisk.synth import (
     CLINICAL_COVARIATES,
     HAZARD_TERMS_V2,
+    SYNTH_VERSION,
     SynthConfig,
+    anatomy,
     config_of_cohort,
     generate_case,
     generate_truth,
+    generator,
     hazard_model,
+    phantom,
     regenerate_command,
 )
-from lgerisk.errors import InputError
-from tests.conftest import truth_rows
+from tests.helpers import truth_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_SMALL = SynthConfig(small=True, hazard_version=1)
@@ -75,12 +78,12 @@ def v2_table():
 
 def _truth_with(case_index: int, config: SynthConfig, **params) -> dict:
     """Version-2 fine-grid truth of a case with some scar parameters overridden (the generator's own steps)."""
-    rng = syn._streams(config.seed, case_index)
-    acq = syn._draw_acquisition(rng["acquisition"], config.small)
-    heart = syn._draw_heart(rng["heart"], acq)
-    scar = syn._draw_headroom(rng["headroom"], syn._draw_scar(rng["scar"], heart, config))
+    rng = generator.case_streams(config.seed, case_index)
+    acq = anatomy.draw_acquisition(rng["acquisition"], config.small)
+    heart = anatomy.draw_heart(rng["heart"], acq)
+    scar = anatomy.draw_headroom(rng["headroom"], anatomy.draw_scar(rng["scar"], heart, config))
     scar = dataclasses.replace(scar, params={**scar.params, **params})
-    return syn._render_heart(acq, heart, scar, config).truth
+    return phantom.render_heart(acq, heart, scar, config).truth
 
 
 def _image_eta(truth: dict) -> float:
@@ -109,8 +112,12 @@ def test_version_1_truth_and_outcomes_are_generator_1_0():
 def test_version_1_images_are_generator_1_0():
     for k, digests in V1_CASES.items():
         case = generate_case(k, V1_SMALL)
-        got = (_array_digest(case.image), _array_digest(case.mask), _array_digest(case.greyzone),
-               _digest([case.truth, case.clinical, case.outcome]))
+        got = (
+            _array_digest(case.image),
+            _array_digest(case.mask),
+            _array_digest(case.greyzone),
+            _digest([case.truth, case.clinical, case.outcome]),
+        )
         assert got == digests, k
 
 
@@ -126,7 +133,10 @@ def test_sample_data_reproduces_under_its_recorded_version():
         row = truth_csv.loc[truth["case_id"]]
         for key in ("log_hazard", "lp_image", "scar_percent", "greyzone_percent", "event_time"):
             assert truth[key] == pytest.approx(row[key], abs=1e-9), key
-        assert outcome == {"time": outcomes.loc[truth["case_id"], "time"], "event": outcomes.loc[truth["case_id"], "event"]}
+        assert outcome == {
+            "time": outcomes.loc[truth["case_id"], "time"],
+            "event": outcomes.loc[truth["case_id"], "event"],
+        }
         assert clinical["lvef"] == outcomes.loc[truth["case_id"], "lvef"]
 
 
@@ -150,7 +160,7 @@ def test_hazard_version_config():
         assert SynthConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert "--hazard-version" not in regenerate_command("out", SynthConfig())
     assert regenerate_command("out", SynthConfig(hazard_version=1)).endswith("--hazard-version 1")
-    assert syn.SYNTH_VERSION == "2.0"
+    assert SYNTH_VERSION == "2.0"
 
 
 def test_version_2_keeps_the_anatomy_and_marks_its_extras(v2_table):
@@ -159,7 +169,9 @@ def test_version_2_keeps_the_anatomy_and_marks_its_extras(v2_table):
         v2, _, _ = generate_truth(k, V2_SMALL)
         for key in ("matrix_x", "matrix_y", "slices", "spacing_xy_mm", "scar_pattern", "territory", "heterogeneity"):
             assert v1[key] == v2[key]
-    assert {"wall_thinning", "scar_islands", "midwall_lge", "conducting_channels", "greyzone_scale"} <= set(v2_table.columns)
+    assert {"wall_thinning", "scar_islands", "midwall_lge", "conducting_channels", "greyzone_scale"} <= set(
+        v2_table.columns
+    )
     none = v2_table[v2_table.scar_pattern == "none"]
     assert (none[["wall_thinning", "scar_islands", "midwall_lge"]] == 0).all().all()
     nonisch = v2_table[v2_table.scar_pattern == "nonischemic"]
@@ -189,7 +201,12 @@ def test_hazard_terms_move_eta_the_documented_way():
     base = {t.name: t.center for t in hazard.terms}
     base.update(scar_percent=8.0, midwall_lge=0)
     eta0 = hazard.linear_predictor(base)
-    for name, higher in (("greyzone_percent", 12.0), ("heterogeneity", 0.6), ("wall_thinning", 0.4), ("scar_islands", 3)):
+    for name, higher in (
+        ("greyzone_percent", 12.0),
+        ("heterogeneity", 0.6),
+        ("wall_thinning", 0.4),
+        ("scar_islands", 3),
+    ):
         assert hazard.linear_predictor({**base, name: higher}) > eta0, name
     # a non-ischaemic mid-wall scar against an ischaemic one of equal burden (all else equal)
     assert hazard.linear_predictor({**base, "midwall_lge": 1}) == pytest.approx(eta0 + 1.0)
@@ -197,7 +214,10 @@ def test_hazard_terms_move_eta_the_documented_way():
     assert "wall_thickness_mm" not in {t.name for t in hazard.terms}
     assert {t.name: t.beta for t in hazard_model(1).terms}["wall_thickness_mm"] > 0
     betas = {t.name: t.beta for t in HAZARD_TERMS_V2}
-    assert all(betas[n] > 0 for n in ("scar_percent", "greyzone_percent", "heterogeneity", "wall_thinning", "scar_islands", "midwall_lge"))
+    assert all(
+        betas[n] > 0
+        for n in ("scar_percent", "greyzone_percent", "heterogeneity", "wall_thinning", "scar_islands", "midwall_lge")
+    )
     assert betas["lvef"] < 0
 
 
