@@ -1,81 +1,49 @@
-"""Shared test fixtures: a tiny ring phantom, the real EMIDEC scans, and the CLI runner."""
+"""Shared test fixtures: a phantom cohort, the real EMIDEC and MyoPS scans, the CLI runner, the runs built
+once a session, one torch thread.
+
+Helpers (phantoms, paths, waiting on a run, PNG checks) are in ``tests/helpers``; test modules import
+those, never another test module. The names re-exported below from ``tests.helpers`` are for modules that
+still import them from here.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
-import SimpleITK as sitk
 
-ROOT = Path(__file__).resolve().parents[1]
-EMIDEC = Path(os.environ.get("LGERISK_EMIDEC") or ROOT.parent / "shared" / "data" / "emidec")
-"""The two real EMIDEC scans: $LGERISK_EMIDEC, else the development checkout's data folder."""
-MYOPS_DEV = Path(os.environ.get("LGERISK_MYOPS_DEV") or ROOT.parent / "shared" / "data" / "myops-dev")
-"""15 real MyoPS 2020 LGE scans with expert labels: $LGERISK_MYOPS_DEV, else the development checkout's data folder."""
-SAMPLE_DATA = ROOT / "sample_data"
+from tests.helpers import (  # noqa: F401 - ROOT, SAMPLE_DATA, phantom_arrays, write_volume re-exported
+    ROOT,
+    SAMPLE_DATA,
+    make_cohort,
+    phantom_arrays,
+    shared_runs,
+    single_torch_thread,
+    write_volume,
+)
+
+
+def _real_scans(variables: tuple[str, ...], default: Path) -> tuple[Path, str]:
+    """The folder named by the first of ``variables`` set in the environment, else ``default``; and the name of
+    the variable to set."""
+    for variable in variables:
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser(), variable
+    return default, variables[0]
+
+
+EMIDEC, EMIDEC_VARIABLE = _real_scans(("LGERISK_EMIDEC",), ROOT.parent / "shared" / "data" / "emidec")
+"""The two real EMIDEC scans (``ID/Images``, ``ID/Contours``): $LGERISK_EMIDEC, else ../shared/data/emidec."""
+MYOPS_DEV, MYOPS_VARIABLE = _real_scans(
+    ("LGERISK_MYOPS", "LGERISK_MYOPS_DEV"), ROOT.parent / "shared" / "data" / "myops-dev"
+)
+"""15 real MyoPS 2020 LGE scans with expert labels (``images/``, ``masks/``): $LGERISK_MYOPS (or the older
+$LGERISK_MYOPS_DEV), else ../shared/data/myops-dev."""
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
-
-
-def phantom_arrays(slices: int = 6, size: int = 64, scar: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A short-axis ring phantom (z, y, x): blood pool 1, myocardium 2, scar 3 in one sector.
-
-    LGE-like intensities: blood 600, nulled myocardium 100, scar 800, background 50, plus noise.
-    The LV shrinks from base (slice 0) to apex.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size].astype(float)
-    labels = np.zeros((slices, size, size), dtype=np.uint8)
-    for k in range(slices):
-        radius = 14.0 - 8.0 * k / max(slices - 1, 1)
-        r = np.hypot(yy - size / 2 + 2, xx - size / 2 + 1)
-        labels[k][r < radius + 5] = 2
-        labels[k][r < radius] = 1
-        if scar:
-            angle = np.arctan2(yy - size / 2, xx - size / 2)
-            labels[k][(labels[k] == 2) & (angle > 0.3) & (angle < 1.4)] = 3
-    image = np.choose(labels, [50.0, 600.0, 100.0, 800.0]) + rng.normal(0, 15, labels.shape)
-    return image.astype(np.float32), labels
-
-
-def truth_rows(n_cases: int, config: Any) -> pd.DataFrame:
-    """Ground truth + covariates + outcomes of the first ``n_cases`` synthetic cases of ``config`` (no images)."""
-    from lgerisk.data.synthetic import generate_truth
-
-    rows = []
-    for k in range(n_cases):
-        truth, clinical, outcome = generate_truth(k, config)
-        rows.append({**truth, **clinical, **outcome})
-    return pd.DataFrame(rows)
-
-
-def write_volume(path: Path, array: np.ndarray, spacing: tuple[float, float, float] = (1.5, 1.5, 10.0),
-                 pixel: int | None = None) -> Path:
-    """Write a (z, y, x) array as a volume with the given spacing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing(spacing)
-    if pixel is not None:
-        image = sitk.Cast(image, pixel)
-    sitk.WriteImage(image, str(path))
-    return path
-
-
-def make_cohort(folder: Path, n: int = 3, scar: bool = True, outcomes: bool = True) -> Path:
-    """An ``images/`` + ``masks/`` cohort of ``n`` phantom cases (``case0``...), with outcomes.csv."""
-    rows = ["case_id,time,event,age"]
-    for i in range(n):
-        image, labels = phantom_arrays(scar=scar and i % 2 == 0, seed=i)
-        write_volume(folder / "images" / f"case{i}.nii.gz", image)
-        write_volume(folder / "masks" / f"case{i}.nii.gz", labels)
-        rows.append(f"case{i},{1.5 + i},{i % 2},{60 + i}")
-    if outcomes:
-        (folder / "outcomes.csv").write_text("\n".join(rows) + "\n")
-    return folder
 
 
 @pytest.fixture
@@ -88,7 +56,7 @@ def cohort(tmp_path: Path) -> Path:
 def emidec() -> Path:
     """The two real EMIDEC scans (``EMIDEC``; skipped where absent)."""
     if not (EMIDEC / "samplePositive" / "Images" / "samplePositive.nii.gz").is_file():
-        pytest.skip(f"real EMIDEC scans not found at {EMIDEC} (set LGERISK_EMIDEC to their folder)")
+        pytest.skip(f"real EMIDEC scans not found at {EMIDEC} (set {EMIDEC_VARIABLE} to their folder)")
     return EMIDEC
 
 
@@ -96,7 +64,7 @@ def emidec() -> Path:
 def myops_dev() -> Path:
     """15 real MyoPS 2020 LGE scans with expert scar labels (``MYOPS_DEV``; skipped where absent)."""
     if not (MYOPS_DEV / "images" / "Case3001.nii.gz").is_file():
-        pytest.skip(f"real MyoPS development scans not found at {MYOPS_DEV} (set LGERISK_MYOPS_DEV to their folder)")
+        pytest.skip(f"real MyoPS development scans not found at {MYOPS_DEV} (set {MYOPS_VARIABLE} to their folder)")
     return MYOPS_DEV
 
 
@@ -118,7 +86,29 @@ def cli():
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """sample_data preprocessed, its feature table, a tiny encoder and finetune runs on it, built once a session
-    (``tests.training.test_finetune.shared_runs``)."""
-    from tests.training.test_finetune import shared_runs
-
+    (``tests.helpers.shared_runs``)."""
     return shared_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module's tests: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    yield from single_torch_thread()
+
+
+@pytest.fixture
+def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every matplotlib ``Figure`` saved while the test runs, in order (``Figure.savefig`` spied on), so a test
+    can check what a PNG shows: its axes, images, labels. (A figure the library clears after saving shows
+    nothing afterwards; spy on that library's own save function instead.)"""
+    from matplotlib.figure import Figure
+
+    saved: list[Any] = []
+    original = Figure.savefig
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return saved

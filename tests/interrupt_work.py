@@ -1,9 +1,11 @@
-"""Work that never finishes on its own, for tests of interrupted batches (``tests/test_interrupts.py``).
+"""Work that never finishes on its own, for tests of interrupted runs (``tests/test_interrupts.py``,
+``tests/training/test_pretrain.py``).
 
 A module of its own so that spawned workers can import it. Run as a script it starts a batch
-(``python -m tests.interrupt_work batch FOLDER fork|spawn``) or an orphan-to-be worker
-(``python -m tests.interrupt_work orphan FOLDER``); every process it starts blocks in ``open()`` of a
-FIFO that nobody writes to, so a test can stop it at leisure and never depends on timing.
+(``python -m tests.interrupt_work batch FOLDER fork|spawn``), an orphan-to-be worker
+(``python -m tests.interrupt_work orphan FOLDER``) or a pretraining run held in the middle of an epoch
+(``python -m tests.interrupt_work pretrain FOLDER EPOCH ARGS...``); every process it holds blocks in
+``open()`` of a FIFO that nobody writes to, so a test can stop it at leisure and never depends on timing.
 """
 
 from __future__ import annotations
@@ -69,6 +71,35 @@ def _orphan(folder: Path) -> int:
     return 0
 
 
+def _held_pretrain(folder: Path, epoch: int, args: list[str]) -> None:
+    """``lgerisk pretrain ARGS``, held once the first training batch of epoch ``epoch`` (1-based) is done.
+
+    The hook is the per-batch ``advance`` of the progress bar of ``lgerisk.training.pretrain`` (called after
+    every batch, drawn or not): in the epoch whose bar reads ``epoch EPOCH/...`` it writes
+    ``started-epoch<EPOCH>`` and blocks on the gate. A run that never gets there ends on its own, which the
+    test reports.
+    """
+    import lgerisk.training.pretrain as pretrain
+    from lgerisk.cli import app
+
+    class HeldProgress(pretrain.progress):
+        def __enter__(self):
+            advance = super().__enter__()
+            if not self.description.startswith(f"epoch {epoch}/"):
+                return advance
+
+            def step(**fields: object) -> None:
+                advance(**fields)
+                hold(Item(f"epoch{epoch}", str(folder)))
+
+            return step
+
+    pretrain.progress = HeldProgress
+    app(["pretrain", *args], prog_name="lgerisk")
+
+
 if __name__ == "__main__":
     mode, where = sys.argv[1], Path(sys.argv[2])
+    if mode == "pretrain":
+        _held_pretrain(where, int(sys.argv[3]), sys.argv[4:])
     sys.exit(_batch(where, sys.argv[3]) if mode == "batch" else _orphan(where))

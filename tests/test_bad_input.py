@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from tests.conftest import make_cohort, phantom_arrays, write_volume
+from tests.helpers import assert_one_sentence, make_cohort, phantom_arrays, write_volume
 
 GOOD = ("case0", "case1")
 MYOPS = {1: 500, 2: 200, 3: 2221}
@@ -38,19 +38,6 @@ def assert_nothing_half_written(out: Path) -> None:
     assert not leftovers, leftovers
 
 
-def assert_one_sentence(output: str, prefix: str, names: tuple[str, ...]) -> str:
-    """Exactly one line starts with ``prefix``; it names each of ``names`` and ends a sentence."""
-    assert "Traceback" not in output, output
-    assert "unexpected" not in output, output  # an unforeseen exception, not a handled input error
-    lines = [line for line in output.splitlines() if line.startswith(prefix)]
-    assert len(lines) == 1, output
-    line = lines[0].rstrip()
-    for name in names:
-        assert name in line, f"{name!r} not named in: {line}"
-    assert line.endswith("."), line
-    return line
-
-
 # --- cohort-level problems: exit 2 -------------------------------------------------------------------
 
 
@@ -69,27 +56,47 @@ def _outcomes(root: Path, rows: str) -> Path:
 COHORT_PROBLEMS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, ...]]] = {
     # name: (build(root) -> --data, extra CLI args, strings the error must name)
     "manifest missing columns": (
-        lambda root: _manifest(root, "case_id,image\ncase0,images/case0.nii.gz\n"), (), ("manifest.csv", "mask")),
+        lambda root: _manifest(root, "case_id,image\ncase0,images/case0.nii.gz\n"),
+        (),
+        ("manifest.csv", "mask"),
+    ),
     "manifest duplicate ids": (
-        lambda root: _manifest(root, "case_id,image,mask\ncase0,images/case0.nii.gz,masks/case0.nii.gz\n"
-                                     "case0,images/case1.nii.gz,masks/case1.nii.gz\n"),
-        (), ("manifest.csv", "'case0'", "more than once")),
+        lambda root: _manifest(
+            root,
+            "case_id,image,mask\ncase0,images/case0.nii.gz,masks/case0.nii.gz\n"
+            "case0,images/case1.nii.gz,masks/case1.nii.gz\n",
+        ),
+        (),
+        ("manifest.csv", "'case0'", "more than once"),
+    ),
     "manifest id is a path": (
-        lambda root: _manifest(root, "case_id,image,mask\ncase0,images/case0.nii.gz,masks/case0.nii.gz\n"
-                                     "../x,images/case1.nii.gz,masks/case1.nii.gz\n"),
-        (), ("manifest.csv", "'../x'")),
+        lambda root: _manifest(
+            root,
+            "case_id,image,mask\ncase0,images/case0.nii.gz,masks/case0.nii.gz\n"
+            "../x,images/case1.nii.gz,masks/case1.nii.gz\n",
+        ),
+        (),
+        ("manifest.csv", "'../x'"),
+    ),
     "outcomes negative time": (
-        lambda root: _outcomes(root, "case0,2.0,1\ncase1,-3,0\n"), (), ("outcomes.csv", "'case1'", "-3")),
+        lambda root: _outcomes(root, "case0,2.0,1\ncase1,-3,0\n"),
+        (),
+        ("outcomes.csv", "'case1'", "-3"),
+    ),
     "outcomes event not 0/1": (
-        lambda root: _outcomes(root, "case0,2.0,1\ncase1,3,2\n"), (), ("outcomes.csv", "'case1'", "event 2")),
+        lambda root: _outcomes(root, "case0,2.0,1\ncase1,3,2\n"),
+        (),
+        ("outcomes.csv", "'case1'", "event 2"),
+    ),
     "missing --data": (lambda root: root / "no_such_cohort", (), ("no_such_cohort",)),
-    "bad --labels": (
-        lambda root: make_cohort(root, n=2), ("--labels", "blood=1,muscle=2"), ("--labels", "'muscle'")),
+    "bad --labels": (lambda root: make_cohort(root, n=2), ("--labels", "blood=1,muscle=2"), ("--labels", "'muscle'")),
     "--shard 0/2": (lambda root: make_cohort(root, n=2), ("--shard", "0/2"), ("--shard", "0/2")),
     "--shard 3/2": (lambda root: make_cohort(root, n=2), ("--shard", "3/2"), ("--shard", "3/2")),
     "label scar without scar labels": (
-        lambda root: make_cohort(root, n=2), ("--scar-method", "label", "--labels", "acdc"),
-        ("--scar-method label",)),
+        lambda root: make_cohort(root, n=2),
+        ("--scar-method", "label", "--labels", "acdc"),
+        ("--scar-method label",),
+    ),
 }
 
 
@@ -113,9 +120,9 @@ def test_cohort_level_problem_exits_2(tmp_path: Path, cli, problem: str) -> None
 class Scenario:
     """One bad case ``bad`` beside the good ``case0`` and ``case1``."""
 
-    data: Path                      # --data
-    named: str                      # the file the error must name (its name)
-    fix: Callable[[], None]         # make the bad case good
+    data: Path  # --data
+    named: str  # the file the error must name (its name)
+    fix: Callable[[], None]  # make the bad case good
     args: tuple[str, ...] = ()
     message: tuple[str, ...] = field(default_factory=tuple)  # more words the error must hold
 
@@ -124,8 +131,9 @@ def _good_pair(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     return phantom_arrays(seed=seed)
 
 
-def _bad_case(root: Path, image: np.ndarray | None = None, labels: np.ndarray | None = None,
-              **mask_kwargs) -> tuple[Path, Path, Callable[[], None]]:
+def _bad_case(
+    root: Path, image: np.ndarray | None = None, labels: np.ndarray | None = None, **mask_kwargs
+) -> tuple[Path, Path, Callable[[], None]]:
     """Write images/bad + masks/bad (good by default) and return their paths and a fixer."""
     make_cohort(root, n=2, outcomes=False)
     good_image, good_labels = _good_pair()
@@ -154,10 +162,16 @@ def missing_mask(root: Path) -> Scenario:
     image, labels = _good_pair()
     write_volume(root / "images" / "bad.nii.gz", image)
     (root / "manifest.csv").write_text(
-        "case_id,image,mask\n" + "".join(f"{c},images/{c}.nii.gz,masks/{c}.nii.gz\n" for c in GOOD)
-        + "bad,images/bad.nii.gz,masks/nothere.nii.gz\n")
-    return Scenario(root / "manifest.csv", "nothere.nii.gz",
-                    lambda: write_volume(root / "masks" / "nothere.nii.gz", labels), message=("does not exist",))
+        "case_id,image,mask\n"
+        + "".join(f"{c},images/{c}.nii.gz,masks/{c}.nii.gz\n" for c in GOOD)
+        + "bad,images/bad.nii.gz,masks/nothere.nii.gz\n"
+    )
+    return Scenario(
+        root / "manifest.csv",
+        "nothere.nii.gz",
+        lambda: write_volume(root / "masks" / "nothere.nii.gz", labels),
+        message=("does not exist",),
+    )
 
 
 def truncated_image(root: Path) -> Scenario:
@@ -225,6 +239,7 @@ def image_4d(root: Path) -> Scenario:
 
 def _image_with(value: float, suffix: str) -> Callable[[Path], Scenario]:
     """An image holding one NaN or infinite voxel, stored as ``images/bad<suffix>``."""
+
     def build(root: Path) -> Scenario:
         image, _ = _good_pair()
         image = image.copy()
@@ -238,6 +253,7 @@ def _image_with(value: float, suffix: str) -> Callable[[Path], Scenario]:
             fix()
 
         return Scenario(root, f"images/bad{suffix}", fix_and_tidy, message=("NaN or infinite",))
+
     return build
 
 
@@ -253,11 +269,11 @@ def labels_unknown_to_the_map(root: Path) -> Scenario:
     write_volume(root / "masks" / "bad.nii.gz", labels)
 
     def fix() -> None:
-        write_volume(root / "masks" / "bad.nii.gz", np.vectorize(lambda v: MYOPS.get(int(v), 0))(labels)
-                     .astype(np.uint16))
+        write_volume(
+            root / "masks" / "bad.nii.gz", np.vectorize(lambda v: MYOPS.get(int(v), 0))(labels).astype(np.uint16)
+        )
 
-    return Scenario(root, "masks/bad.nii.gz", fix, args=("--labels", "myops"),
-                    message=("label(s) 1, 2, 3", "'myops'"))
+    return Scenario(root, "masks/bad.nii.gz", fix, args=("--labels", "myops"), message=("label(s) 1, 2, 3", "'myops'"))
 
 
 CASE_PROBLEMS = [
@@ -325,8 +341,9 @@ def test_source_deleted_after_case_done(tmp_path: Path, cli) -> None:
     out = tmp_path / "out"
     assert cli("preprocess", "--data", data, "--out", out).exit_code == 0
     manifest = data / "manifest.csv"
-    manifest.write_text("case_id,image,mask\n" + "".join(
-        f"case{i},images/case{i}.nii.gz,masks/case{i}.nii.gz\n" for i in range(3)))
+    manifest.write_text(
+        "case_id,image,mask\n" + "".join(f"case{i},images/case{i}.nii.gz,masks/case{i}.nii.gz\n" for i in range(3))
+    )
     (data / "masks" / "case2.nii.gz").unlink()
     result = cli("preprocess", "--data", manifest, "--out", out)
     assert result.exit_code == 1, result.output

@@ -6,31 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import SimpleITK as sitk
 
 from lgerisk.batch import Shard
 from lgerisk.errors import InputError
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.run import preprocess_cohort
-from tests.conftest import ROOT, make_cohort, phantom_arrays, write_volume
-
-
-def snapshot(folder: Path) -> dict[str, object]:
-    """Every file under ``folder`` -> its content (voxel arrays for images, text otherwise)."""
-    out: dict[str, object] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = str(path.relative_to(folder))
-        if path.name.endswith(".nii.gz"):
-            image = sitk.ReadImage(str(path))
-            out[key] = (sitk.GetArrayFromImage(image).tobytes(), image.GetSpacing(), image.GetOrigin())
-        else:
-            out[key] = path.read_bytes()
-    return out
+from tests.helpers import ROOT, make_cohort, phantom_arrays, snapshot, wait_for, write_volume
 
 
 def test_shard_selection() -> None:
@@ -94,9 +79,9 @@ def test_killed_batch_resumes_to_the_uninterrupted_result(tmp_path: Path) -> Non
     command = [sys.executable, "-m", "lgerisk", "preprocess", "--data", str(data), "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("cases/*/qc.json"))) < 3:
-        time.sleep(0.005)
+    # synchronised on the files the run writes (no sleep that assumes how far it got): killed once three
+    # cases are finished, wherever it then is in the fourth
+    wait_for(lambda: len(list(out.glob("cases/*/qc.json"))) >= 3, "three finished cases", process, timeout=600)
     process.send_signal(signal.SIGKILL)
     process.wait()
     finished = len(list(out.glob("cases/*/qc.json")))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lgerisk.evaluation.metrics import harrell_c, paired_delta_c
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _load(name: str):
@@ -33,9 +33,19 @@ def _oof(seeds=(0, 1), fractions=(0.25, 1.0), n=80) -> pd.DataFrame:
             noise = {"scar-% Cox": 1.0, "radiomics Cox": 0.8, "hybrid-pretrained probe": 0.5 / fraction}
             for method, sd in noise.items():
                 risk = -time + np.random.default_rng([seed, int(fraction * 100), len(method)]).normal(0, sd, n)
-                rows.append(pd.DataFrame({"method": method, "case_id": [f"s{seed}c{i}" for i in range(n)],
-                                          "time": time, "event": event, "risk": risk, "seed": seed,
-                                          "label_fraction": fraction}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "method": method,
+                            "case_id": [f"s{seed}c{i}" for i in range(n)],
+                            "time": time,
+                            "event": event,
+                            "risk": risk,
+                            "seed": seed,
+                            "label_fraction": fraction,
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -53,10 +63,18 @@ def test_pooled_summary_pairs_the_same_cases_within_each_seed(tmp_path: Path) ->
     expected_c = np.mean([harrell_c(*c(s, 0.25, "hybrid-pretrained probe")) for s in (0, 1)])
     assert row["harrell_c"] == pytest.approx(expected_c)
     # over scar % at the same fraction, and over radiomics Cox with every label (a different fraction)
-    expected_scar = np.mean([paired_delta_c(*c(s, 0.25, "hybrid-pretrained probe"), c(s, 0.25, "scar-% Cox")[2],
-                                            n_boot=0)[0] for s in (0, 1)])
-    expected_rad = np.mean([paired_delta_c(*c(s, 0.25, "hybrid-pretrained probe"), c(s, 1.0, "radiomics Cox")[2],
-                                           n_boot=0)[0] for s in (0, 1)])
+    expected_scar = np.mean(
+        [
+            paired_delta_c(*c(s, 0.25, "hybrid-pretrained probe"), c(s, 0.25, "scar-% Cox")[2], n_boot=0)[0]
+            for s in (0, 1)
+        ]
+    )
+    expected_rad = np.mean(
+        [
+            paired_delta_c(*c(s, 0.25, "hybrid-pretrained probe"), c(s, 1.0, "radiomics Cox")[2], n_boot=0)[0]
+            for s in (0, 1)
+        ]
+    )
     assert row["delta_c_scar"] == pytest.approx(expected_scar)
     assert row["delta_c_radiomics100"] == pytest.approx(expected_rad)
     assert row["delta_c_scar_low"] < row["delta_c_scar"] < row["delta_c_scar_high"]

@@ -10,14 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 import lgerisk
-from tests.conftest import ROOT, make_cohort
+from tests.helpers import ROOT, make_cohort
 
 HEAVY = ("torch", "SimpleITK", "radiomics", "pandas", "numpy", "scipy", "torchio", "lifelines", "matplotlib")
 
 
 def test_startup_imports_nothing_heavy() -> None:
-    code = ("import sys; from lgerisk.cli import app; "
-            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    code = f"import sys; from lgerisk.cli import app; print([m for m in {HEAVY!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -79,7 +78,7 @@ def test_synth_command_writes_a_cohort(cli, tmp_path: Path) -> None:
 
 def test_sample_data_preprocesses_cleanly(cli, tmp_path: Path) -> None:
     """The README's demo command: every sample case preprocesses without failure or warning."""
-    from tests.conftest import SAMPLE_DATA
+    from tests.helpers import SAMPLE_DATA
 
     result = cli("preprocess", "--data", SAMPLE_DATA, "--out", tmp_path / "prep", "--jobs", "2")
     assert result.exit_code == 0, result.output

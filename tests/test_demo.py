@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SAMPLE_DATA
+from tests.helpers import SAMPLE_DATA, assert_drawn_png
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,14 @@ def demo_run(tmp_path_factory):
 
 def test_demo_runs_the_chain_and_prints_the_comparison(demo_run):
     out, output = demo_run
-    for step in ("1/6 preprocess", "2/6 extract-radiomics", "3/6 pretrain", "4/6 finetune", "5/6 predict",
-                 "6/6 explain"):
+    for step in (
+        "1/6 preprocess",
+        "2/6 extract-radiomics",
+        "3/6 pretrain",
+        "4/6 finetune",
+        "5/6 predict",
+        "6/6 explain",
+    ):
         assert step in output
     assert "SYNTHETIC" in output
     for method in ("scar-% Cox", "radiomics Cox", "pretrained probe", "oracle"):
@@ -58,32 +64,45 @@ def test_explain_report_is_self_contained(demo_run):
     record = json.loads((folder / "prediction.json").read_text())["record"]
     assert record["risk_group"] in {"low", "intermediate", "high"}
     assert abs(record["attribution"]["ig_relative_delta"]) < 0.05  # integrated gradients complete
-    features = pd.read_csv(folder / "features.csv")
-    assert {"feature", "r_risk", "r_risk_low", "r_risk_high", "percentile"} <= set(features.columns)
-    assert features["percentile"].between(0, 100).any()
+    features = pd.read_csv(folder / "features.csv", float_precision="round_trip")
+    assert {"feature", "r_risk", "r_risk_low", "r_risk_high", "this_scan", "percentile"} <= set(features.columns)
+    # each measured feature's percentile is this scan's rank among the model's training cases (ties count
+    # half); a feature not measured on this scan has none
+    reference = pd.read_csv(out / "risk" / "reference_features.csv", float_precision="round_trip")
+    measured = features["this_scan"].notna()
+    assert measured.sum() >= 3 and features.loc[~measured, "percentile"].isna().all()
+    for row in features[measured].itertuples():
+        cohort = reference[row.feature].dropna().to_numpy()
+        below, equal = np.sum(cohort < row.this_scan), np.sum(cohort == row.this_scan)
+        assert row.percentile == pytest.approx(100 * (below + 0.5 * equal) / len(cohort)), row.feature
+    assert features.loc[measured, "percentile"].between(0, 100).all()
+    assert features.loc[measured, "percentile"].nunique() > 1  # not one value for every feature
 
 
 def test_explain_cohort_page_and_attributions(demo_run, cli, tmp_path):
     out, _ = demo_run
     rows = ["case_id,image,mask,time,event"]
     outcomes = pd.read_csv(SAMPLE_DATA / "outcomes.csv").set_index("case_id")
-    for case_id in ("synth-0003", "synth-0004", "synth-0005", "synth-0006", "synth-0007", "synth-0008"):
-        rows.append(f"{case_id},{SAMPLE_DATA}/images/{case_id}.nii.gz,{SAMPLE_DATA}/masks/{case_id}.nii.gz,"
-                    f"{outcomes.loc[case_id, 'time']},{outcomes.loc[case_id, 'event']}")
+    cases = ("synth-0003", "synth-0004", "synth-0005", "synth-0006", "synth-0007", "synth-0008")
+    for case_id in cases:
+        rows.append(
+            f"{case_id},{SAMPLE_DATA}/images/{case_id}.nii.gz,{SAMPLE_DATA}/masks/{case_id}.nii.gz,"
+            f"{outcomes.loc[case_id, 'time']},{outcomes.loc[case_id, 'event']}"
+        )
     manifest = tmp_path / "cohort.csv"
     manifest.write_text("\n".join(rows) + "\n")
     reports = tmp_path / "reports"
-    result = cli("explain", "--data", manifest, "--model", out / "risk", "--out", reports,
-                 "--steps", "8")
+    result = cli("explain", "--data", manifest, "--model", out / "risk", "--out", reports, "--steps", "8")
     assert result.exit_code == 0, result.output
-    assert (reports / "cohort.html").is_file() and (reports / "km_risk_groups.png").is_file()
-    assert (reports / "embedding_radiomics.png").is_file()
+    cohort_page = (reports / "cohort.html").read_text(encoding="utf-8")
+    assert all(case_id in cohort_page for case_id in cases) and cohort_page.count("data:image/png;base64,") == 2
+    assert_drawn_png(reports / "km_risk_groups.png", min_size=(400, 300))
+    assert_drawn_png(reports / "embedding_radiomics.png", min_size=(400, 200))
     assert len(pd.read_csv(reports / "predictions.csv")) == 6
     ratios = []
     for case_id in ("synth-0003", "synth-0004"):
         stored = json.loads((reports / case_id / "prediction.json").read_text())
         ratios.append(stored["record"]["attribution"]["gradcam_myocardium_ratio"])
     assert all(r is not None and np.isfinite(r) and r > 0 for r in ratios)  # non-trivial maps
-    again = cli("explain", "--data", manifest, "--model", out / "risk", "--out", reports,
-                 "--steps", "8")
+    again = cli("explain", "--data", manifest, "--model", out / "risk", "--out", reports, "--steps", "8")
     assert again.exit_code == 0 and "6 already done" in again.output

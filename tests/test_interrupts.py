@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,30 +25,15 @@ import pytest
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.run import preprocess_cohort
 from lgerisk.radiomics.run import extract_cohort
-from tests.conftest import ROOT, phantom_arrays, write_volume
-from tests.test_batch import snapshot
+from tests.helpers import ROOT, WAIT_S, phantom_arrays, snapshot, wait_for, write_volume
 
 N_CASES = 8
 GATED = ("p03", "p04")  # with two workers, both block here; p05-p07 never start
-WAIT_S = 120.0          # generous bound of every wait: a loaded machine is slow, never wrong
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "LGERISK_NO_PROGRESS": "1"}
 MESSAGE = re.compile(r"interrupted after (\d+) of (\d+) cases; rerun the same command to resume")
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen | None = None) -> None:
-    """Poll ``condition`` until true; fail (killing ``process``' group) after ``WAIT_S``."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the run ended (exit {process.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            if process is not None:
-                os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def live_group_members(pgid: int) -> list[int]:
@@ -61,7 +46,7 @@ def live_group_members(pgid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        state, _ppid, group = stat[stat.rindex(")") + 2:].split()[:3]
+        state, _ppid, group = stat[stat.rindex(")") + 2 :].split()[:3]
         if int(group) == pgid and state not in ("Z", "X"):
             members.append(int(entry.name))
     return members
@@ -94,8 +79,9 @@ def _no_stray_processes() -> Iterator[None]:
 
 def _popen(command: list[str], cwd: Path | None = None) -> subprocess.Popen:
     """``command`` in a session of its own: its pid is its process group (Ctrl-C goes to the group)."""
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, cwd=cwd)
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=cwd
+    )
     _STARTED.append(process.pid)
     return process
 
@@ -115,7 +101,7 @@ def _ppid(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 def send(process: subprocess.Popen, signum: int, to_group: bool) -> tuple[str, str]:
@@ -177,20 +163,25 @@ def open_gates(gates: list[tuple[Path, Path]]) -> None:
 # --- preprocess: SIGINT / SIGTERM -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("signum", "to_group"), [
-    pytest.param(signal.SIGINT, True, id="ctrl-c to the process group"),
-    pytest.param(signal.SIGTERM, False, id="sigterm to the parent"),
-    pytest.param(signal.SIGTERM, True, id="sigterm to the process group"),
-])
-def test_interrupted_preprocess_stops_workers_and_resumes(tmp_path: Path, source: dict[str, Path], signum: int,
-                                                          to_group: bool) -> None:
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [
+        pytest.param(signal.SIGINT, True, id="ctrl-c to the process group"),
+        pytest.param(signal.SIGTERM, False, id="sigterm to the parent"),
+        pytest.param(signal.SIGTERM, True, id="sigterm to the process group"),
+    ],
+)
+def test_interrupted_preprocess_stops_workers_and_resumes(
+    tmp_path: Path, source: dict[str, Path], signum: int, to_group: bool
+) -> None:
     manifest = gated_manifest(source, tmp_path)
     out = tmp_path / "out"
     args = ["preprocess", "--data", str(manifest), "--out", str(out), "--jobs", "2"]
     process = start(args)
     done = lambda: sorted(p.parent.name for p in out.glob("cases/*/qc.json"))  # noqa: E731
-    wait_for(lambda: len(done()) == 3 and len(workers_of(process.pid)) == 2, "the three cases before the gates",
-             process)
+    wait_for(
+        lambda: len(done()) == 3 and len(workers_of(process.pid)) == 2, "the three cases before the gates", process
+    )
 
     stdout, stderr = send(process, signum, to_group)
 
@@ -205,8 +196,9 @@ def test_interrupted_preprocess_stops_workers_and_resumes(tmp_path: Path, source
     assert not (out / "cases.csv").exists()
 
     open_gates([(tmp_path / "images" / f"{case}.mha", source["root"] / "real" / f"{case}.mha") for case in GATED])
-    rerun = subprocess.run([sys.executable, "-m", "lgerisk", *args], env=ENV, capture_output=True, text=True,
-                           timeout=WAIT_S)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "lgerisk", *args], env=ENV, capture_output=True, text=True, timeout=WAIT_S
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"{N_CASES - 3} done, 3 already done, 0 failed" in rerun.stderr
     assert snapshot(out) == snapshot(source["reference"])
@@ -229,8 +221,9 @@ def test_interrupted_radiomics_stops_workers_and_resumes(tmp_path: Path, source:
     process = start(args)
     parts = tmp_path / "radiomics.parts" / "cases"
     done = lambda: sorted(p.stem for p in parts.glob("*.json"))  # noqa: E731
-    wait_for(lambda: len(done()) == 3 and len(workers_of(process.pid)) == 2, "the three cases before the gates",
-             process)
+    wait_for(
+        lambda: len(done()) == 3 and len(workers_of(process.pid)) == 2, "the three cases before the gates", process
+    )
 
     stdout, stderr = send(process, signal.SIGINT, to_group=True)
 
@@ -242,8 +235,9 @@ def test_interrupted_radiomics_stops_workers_and_resumes(tmp_path: Path, source:
     assert not table.exists()
 
     open_gates(gates)
-    rerun = subprocess.run([sys.executable, "-m", "lgerisk", *args], env=ENV, capture_output=True, text=True,
-                           timeout=WAIT_S)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "lgerisk", *args], env=ENV, capture_output=True, text=True, timeout=WAIT_S
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"{N_CASES - 3} done, 3 already done, 0 failed" in rerun.stderr
     pd.testing.assert_frame_equal(pd.read_csv(table), pd.read_csv(source["features"]))
@@ -257,8 +251,11 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, source: dict[str
     manifest = gated_manifest(source, tmp_path)
     out = tmp_path / "out"
     process = start(["preprocess", "--data", str(manifest), "--out", str(out), "--jobs", "2"])
-    wait_for(lambda: len(list(out.glob("cases/*/qc.json"))) == 3 and len(workers_of(process.pid)) == 2,
-             "the three cases before the gates", process)
+    wait_for(
+        lambda: len(list(out.glob("cases/*/qc.json"))) == 3 and len(workers_of(process.pid)) == 2,
+        "the three cases before the gates",
+        process,
+    )
     assert len(workers_of(process.pid)) == 2
 
     process.kill()
@@ -306,8 +303,11 @@ def test_run_batch_workers_exit_when_the_parent_is_killed(tmp_path: Path, start_
 def test_worker_without_death_signal_notices_its_parent_died(tmp_path: Path) -> None:
     """The fallback where prctl is unavailable: the watching thread sees the parent gone and exits."""
     process = _start_batch(tmp_path, "orphan")
-    wait_for(lambda: (tmp_path / "started-orphan").exists() and (tmp_path / "started-parent").exists(),
-             "the worker and its parent holding", process)
+    wait_for(
+        lambda: (tmp_path / "started-orphan").exists() and (tmp_path / "started-parent").exists(),
+        "the worker and its parent holding",
+        process,
+    )
     worker = int((tmp_path / "started-orphan").read_text())
     assert _ppid(worker) == process.pid
 
@@ -326,6 +326,14 @@ def test_run_batch_completes_whatever_the_start_method(tmp_path: Path, start_met
     from tests.interrupt_work import Item, echo
 
     items = [Item(f"c{i}", str(tmp_path)) for i in range(4)]
-    report = run_batch(items, echo, lambda item: False, tmp_path / "out", jobs=2, description="test", quiet=True,
-                       start_method=start_method)
+    report = run_batch(
+        items,
+        echo,
+        lambda item: False,
+        tmp_path / "out",
+        jobs=2,
+        description="test",
+        quiet=True,
+        start_method=start_method,
+    )
     assert sorted(report.done) == ["c0", "c1", "c2", "c3"] and not report.failed

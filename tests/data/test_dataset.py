@@ -24,7 +24,7 @@ from lgerisk.data.features import QC_METRICS, FeatureScaler, feature_columns
 from lgerisk.data.tensors import TensorCache, TensorSpec, case_tensor, fit_plane, slice_indices
 from lgerisk.errors import CaseError, InputError
 from lgerisk.io.cohort import Case, discover_cohort
-from tests.conftest import SAMPLE_DATA
+from tests.helpers import SAMPLE_DATA
 
 SPATIAL_ONLY = AugmentConfig(bias_field=False, noise=False, gamma=False, motion=False)
 INTENSITY_ONLY = AugmentConfig(affine=False, elastic=False)
@@ -41,14 +41,20 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
     preprocess_cohort(SAMPLE_DATA, root / "prep", PreprocessConfig(), jobs=2, quiet=True)
     extract_cohort(root / "prep", root / "radiomics.csv", jobs=2, quiet=True)
     cohort = discover_cohort(root / "prep")
-    return {"root": root, "cases": list(cohort.cases), "table_path": root / "radiomics.csv",
-            "table": pd.read_csv(root / "radiomics.csv", dtype={"case_id": str}),
-            "qc": pd.read_csv(root / "prep" / "cases.csv", dtype={"case_id": str})}
+    return {
+        "root": root,
+        "cases": list(cohort.cases),
+        "table_path": root / "radiomics.csv",
+        "table": pd.read_csv(root / "radiomics.csv", dtype={"case_id": str}),
+        "qc": pd.read_csv(root / "prep" / "cases.csv", dtype={"case_id": str}),
+    }
 
 
 def arrays(case: Case) -> tuple[np.ndarray, np.ndarray]:
-    return (sitk.GetArrayFromImage(sitk.ReadImage(str(case.image))),
-            sitk.GetArrayFromImage(sitk.ReadImage(str(case.mask))))
+    return (
+        sitk.GetArrayFromImage(sitk.ReadImage(str(case.image))),
+        sitk.GetArrayFromImage(sitk.ReadImage(str(case.mask))),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +75,8 @@ def test_case_tensor_channels_and_apical_padding(prepared: dict) -> None:
     np.testing.assert_array_equal(x[0, :n], image)
     np.testing.assert_array_equal(x[1, :n], np.isin(labels, [2, 3, 4, 5]))
     np.testing.assert_array_equal(x[2, :n], np.isin(labels, [3, 4]))
-    assert not x[:, n:].any()                      # zero slices after the apex
-    assert x[1, 0].sum() > 0                       # slice 0 (base) first: the LV is there
+    assert not x[:, n:].any()  # zero slices after the apex
+    assert x[1, 0].sum() > 0  # slice 0 (base) first: the LV is there
     assert set(np.unique(x[1:])) <= {0.0, 1.0}
 
 
@@ -137,19 +143,19 @@ def test_tensor_cache_hit_miss_and_rebuild(prepared: dict, tmp_path: Path, monke
     calls = []
     real = tensors_module.case_tensor
     monkeypatch.setattr(tensors_module, "case_tensor", lambda *a, **k: calls.append(1) or real(*a, **k))
-    np.testing.assert_array_equal(cache.get(case, spec), built)            # hit
+    np.testing.assert_array_equal(cache.get(case, spec), built)  # hit
     assert calls == []
-    cache.get(case, TensorSpec(channels=("image", "myocardium", "scar")))   # another spec: a miss
+    cache.get(case, TensorSpec(channels=("image", "myocardium", "scar")))  # another spec: a miss
     assert len(calls) == 1
 
-    _, labels = arrays(case)                                                 # the case changes: rebuilt
+    _, labels = arrays(case)  # the case changes: rebuilt
     labels[labels == 2] = 1
     sitk.WriteImage(sitk.GetImageFromArray(labels), str(case.mask))
     rebuilt = cache.get(case, spec)
     assert len(calls) == 2 and rebuilt[1].sum() < built[1].sum()
     np.testing.assert_array_equal(np.load(path), rebuilt)
 
-    path.write_bytes(b"not an array")                                        # a damaged entry: rebuilt
+    path.write_bytes(b"not an array")  # a damaged entry: rebuilt
     np.testing.assert_array_equal(cache.get(case, spec), rebuilt)
     assert len(calls) == 3 and not list(path.parent.glob(".*tmp*"))
 
@@ -169,7 +175,7 @@ def test_feature_columns(prepared: dict) -> None:
     assert all(pd.api.types.is_numeric_dtype(table[c]) for c in columns)
     assert "image_hash" not in columns and "settings_hash" not in columns
     train = list(table["case_id"][:3])
-    for column in feature_columns(table, cases=train):                    # varies in the training rows
+    for column in feature_columns(table, cases=train):  # varies in the training rows
         assert table.set_index("case_id").loc[train, column].nunique() > 1
     only = ["myocardium__original_firstorder_Mean", "scar__original_firstorder_Mean"]
     assert feature_columns(table, only=only, qc_metrics=False) == only
@@ -192,12 +198,13 @@ def test_scaler_fits_on_training_rows_only(prepared: dict) -> None:
     out = scaler.transform(table, cases=test)
     assert out.shape == (len(test), 4) and out.dtype == np.float32
     assert scaler.feature_names == [*columns, "myocardium__present"]
-    expected = np.clip((rows.loc[test, columns].to_numpy(float) - np.array(scaler.medians)) / np.array(scaler.scales),
-                       -5, 5)
+    expected = np.clip(
+        (rows.loc[test, columns].to_numpy(float) - np.array(scaler.medians)) / np.array(scaler.scales), -5, 5
+    )
     np.testing.assert_allclose(out[:, :3], expected, rtol=1e-5, atol=1e-6)
-    assert np.abs(out).max() <= 5 and (np.abs(out[:, :3]) == 5).any()      # 3 training rows: test rows clip
+    assert np.abs(out).max() <= 5 and (np.abs(out[:, :3]) == 5).any()  # 3 training rows: test rows clip
     assert (out[:, 3] == 1).all()
-    again = FeatureScaler.fit(prepared["table_path"], columns, cases=list(reversed(train)))   # order-free, from CSV
+    again = FeatureScaler.fit(prepared["table_path"], columns, cases=list(reversed(train)))  # order-free, from CSV
     assert again == scaler
 
 
@@ -214,11 +221,17 @@ def test_scaler_nan_and_presence(prepared: dict) -> None:
     present = out[:, names.index("scar__present")]
     np.testing.assert_array_equal(present, (~scar_free).astype(np.float32))
     scar_columns = [i for i, c in enumerate(scaler.columns) if c.startswith("scar__")]
-    assert not out[np.ix_(scar_free, scar_columns)].any()                   # NaN -> 0, the median
+    assert not out[np.ix_(scar_free, scar_columns)].any()  # NaN -> 0, the median
 
-    frame = pd.DataFrame({"case_id": list("abcde"), "scar__f_Iqr0": [1.0, 1.0, 1.0, 1.0, 5.0],
-                          "scar__f_Const": [2.0] * 5, "scar__status": ["ok"] * 5,
-                          "scar_percent": [0.0, 1.0, 2.0, 3.0, 4.0]})
+    frame = pd.DataFrame(
+        {
+            "case_id": list("abcde"),
+            "scar__f_Iqr0": [1.0, 1.0, 1.0, 1.0, 5.0],
+            "scar__f_Const": [2.0] * 5,
+            "scar__status": ["ok"] * 5,
+            "scar_percent": [0.0, 1.0, 2.0, 3.0, 4.0],
+        }
+    )
     small = FeatureScaler.fit(frame, ["scar__f_Iqr0", "scar__f_Const", "scar_percent"])
     assert small.scales[0] == pytest.approx(np.std([1, 1, 1, 1, 5], ddof=1)) and small.scales[1] == 1.0
     frame.loc[2, "scar_percent"] = np.nan
@@ -251,12 +264,12 @@ def test_augmentation_is_deterministic_by_seed(tensors: list[np.ndarray]) -> Non
     a, b, c = augment(x, 7), augment(x, 7), augment(x, 8)
     assert a.shape == (2, 12, 96, 96) and a.dtype == torch.float32
     padding = ~x.any(axis=(0, 2, 3))
-    assert padding.any() and not a[:, padding].any()       # the zero slices past the apex stay zero
+    assert padding.any() and not a[:, padding].any()  # the zero slices past the apex stay zero
     assert torch.equal(a, b) and not torch.equal(a, c)
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
-    augment(x, 1)                                          # leaves the caller's RNG stream alone
+    augment(x, 1)  # leaves the caller's RNG stream alone
     assert torch.equal(torch.rand(3), expected)
     augmenter = pickle.loads(pickle.dumps(Augmenter(AugmentConfig())))
     assert torch.equal(augmenter(x, 7), a)
@@ -267,8 +280,8 @@ def test_augmentation_is_deterministic_by_seed(tensors: list[np.ndarray]) -> Non
 
 def test_myocardium_moves_with_the_image() -> None:
     x = np.zeros((2, 12, 96, 96), np.float32)
-    x[1, :, 20:44, 55:75] = 1                              # an off-centre block: the myocardium
-    x[0] = 3 * x[1] + 1                                    # image 4 inside, 1 outside
+    x[1, :, 20:44, 55:75] = 1  # an off-centre block: the myocardium
+    x[0] = 3 * x[1] + 1  # image 4 inside, 1 outside
     transform = make_augmentation(SPATIAL_ONLY)
     moved = 0
     for seed in range(6):
@@ -296,12 +309,12 @@ def test_intensity_transforms_leave_the_myocardium_alone(tensors: list[np.ndarra
 
 def test_spatial_transforms_stay_in_plane() -> None:
     x = np.zeros((2, 12, 96, 96), np.float32)
-    x[0] = np.arange(1, 13, dtype=np.float32)[:, None, None]   # slice k is constant k + 1
+    x[0] = np.arange(1, 13, dtype=np.float32)[:, None, None]  # slice k is constant k + 1
     x[1, :, 30:60, 30:60] = 1
     transform = make_augmentation(SPATIAL_ONLY)
     for seed in range(5):
         y = augment(x, seed, transform=transform).numpy()
-        for k in range(12):                                    # nothing blends across slices
+        for k in range(12):  # nothing blends across slices
             np.testing.assert_allclose(y[0, k, 24:72, 24:72], k + 1, atol=1e-4)
             assert y[0, k].max() <= k + 1 + 1e-4
         means = y[0].mean(axis=(1, 2))
@@ -312,11 +325,11 @@ def test_no_flips(tensors: list[np.ndarray]) -> None:
     assert not [t for t in make_augmentation(AugmentConfig(strength=2.0)) if "Flip" in type(t).__name__]
     x = tensors[2].copy()
     x[0] = 0
-    x[0, :, 10:40, 10:50] = 2                                  # bright upper-left block
+    x[0, :, 10:40, 10:50] = 2  # bright upper-left block
     for seed in range(6):
         y = augment(x, seed).numpy()[0]
-        assert y[:, :48].mean() > 3 * abs(y[:, 48:].mean())         # still up (H)
-        assert y[:, :, :48].mean() > 3 * abs(y[:, :, 48:].mean())   # still left (W)
+        assert y[:, :48].mean() > 3 * abs(y[:, 48:].mean())  # still up (H)
+        assert y[:, :, :48].mean() > 3 * abs(y[:, :, 48:].mean())  # still left (W)
 
 
 # ---------------------------------------------------------------- dataset and loader
@@ -366,16 +379,16 @@ def test_loader_same_with_0_and_2_workers_and_on_resume(tensors: list[np.ndarray
         loader = make_loader(dataset, batch_size=3, shuffle=True, seed=9, epoch=epochs[0], num_workers=workers)
         return _epochs(loader, dataset, epochs)
 
-    serial, parallel = run(0, range(2)), run(2, range(2))   # persistent workers see set_epoch
+    serial, parallel = run(0, range(2)), run(2, range(2))  # persistent workers see set_epoch
     resumed = run(0, range(1, 2))
-    assert len(serial[0]) == 2                                # 8 items, batches of 3, last dropped
+    assert len(serial[0]) == 2  # 8 items, batches of 3, last dropped
     assert serial[0][0]["view1"].shape == (3, 2, 12, 96, 96) and serial[0][0]["radiomics"].shape == (3, 4)
     for left, right in ((serial, parallel), (serial[1:], resumed)):
         for batches_l, batches_r in zip(left, right):
             for x, y in zip(batches_l, batches_r):
                 for key in ("index", "view1", "view2", "radiomics"):
                     assert torch.equal(x[key], y[key])
-    assert not torch.equal(serial[0][0]["index"], serial[1][0]["index"])   # reshuffled each epoch
+    assert not torch.equal(serial[0][0]["index"], serial[1][0]["index"])  # reshuffled each epoch
 
 
 def test_loader_with_distributed_sampler(tensors: list[np.ndarray]) -> None:
@@ -401,8 +414,9 @@ def test_preserving_augmentation_keeps_wall_thickness_and_enhancement() -> None:
     from lgerisk.data.augment import AUGMENT_PRESETS
 
     default = make_augmentation(AugmentConfig(elastic=False, bias_field=False, gamma=False, motion=False, noise=False))
-    kept = make_augmentation(AugmentConfig(scale=False, elastic=False, bias_field=False, gamma=False, motion=False,
-                                           noise=False))
+    kept = make_augmentation(
+        AugmentConfig(scale=False, elastic=False, bias_field=False, gamma=False, motion=False, noise=False)
+    )
     assert default[0].scales != (1, 1, 1, 1, 1, 1) and tuple(kept[0].scales) == (1, 1, 1, 1, 1, 1)
     assert kept[0].degrees == default[0].degrees and kept[0].translation == default[0].translation
     preserving = make_augmentation(AugmentConfig(**AUGMENT_PRESETS["preserving"]))
@@ -413,7 +427,8 @@ def test_preserving_augmentation_keeps_wall_thickness_and_enhancement() -> None:
     x = np.zeros((2, 12, 96, 96), np.float32)
     x[1, :, (radius > 20) & (radius <= 26)] = 1
     x[0] = x[1] * 2 + 1
-    no_intensity = make_augmentation(AugmentConfig(**{**AUGMENT_PRESETS["preserving"], "motion": False,
-                                                      "noise": False}))
+    no_intensity = make_augmentation(
+        AugmentConfig(**{**AUGMENT_PRESETS["preserving"], "motion": False, "noise": False})
+    )
     areas = [float(augment(x, seed, transform=no_intensity).numpy()[1].sum()) for seed in range(4)]
     assert all(abs(a / x[1].sum() - 1) < 0.03 for a in areas)

@@ -23,8 +23,9 @@ from lgerisk.evaluation.baselines import (
 DRIVER = "scar__original_firstorder_F07"
 
 
-def simulate(n: int = 200, p: int = 40, seed: int = 0, effect: float = 1.0) -> tuple[pd.DataFrame, np.ndarray,
-                                                                                         np.ndarray]:
+def simulate(
+    n: int = 200, p: int = 40, seed: int = 0, effect: float = 1.0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """A feature table whose column ``DRIVER`` alone drives an exponential hazard exp(effect * x)."""
     rng = np.random.default_rng(seed)
     columns = [f"{'scar' if j % 2 else 'myocardium'}__original_firstorder_F{j:02d}" for j in range(p)]
@@ -55,8 +56,8 @@ def test_score_statistics_match_the_breslow_partial_likelihood_with_ties():
     expected = []
     for j in range(3):
         f = [breslow_loglik(b, x[:, j], time, event) for b in (-h, 0.0, h)]
-        u, info = (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h ** 2
-        expected.append(u ** 2 / info)
+        u, info = (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h**2
+        expected.append(u**2 / info)
     np.testing.assert_allclose(score_statistics(x, time, event), expected, rtol=1e-5)
 
 
@@ -77,12 +78,16 @@ def test_correlated_duplicates_are_skipped():
     table["myocardium__original_firstorder_Copy"] = 3 * table[DRIVER] + rng.normal(0, 0.01, len(table))
     table["myocardium__original_firstorder_Negated"] = -table[DRIVER]
     model = RadiomicsCox(max_features=4, correlation_threshold=0.9).fit(table, time, event)
-    kept = [c for c in model.selected_ if c in (DRIVER, "myocardium__original_firstorder_Copy",
-                                                "myocardium__original_firstorder_Negated")]
+    kept = [
+        c
+        for c in model.selected_
+        if c in (DRIVER, "myocardium__original_firstorder_Copy", "myocardium__original_firstorder_Negated")
+    ]
     assert len(kept) == 1
     assert len(model.selected_) == 4
-    assert {"myocardium__original_firstorder_Copy", "myocardium__original_firstorder_Negated",
-            DRIVER} - set(kept) <= set(model.skipped_correlated_)
+    assert {"myocardium__original_firstorder_Copy", "myocardium__original_firstorder_Negated", DRIVER} - set(
+        kept
+    ) <= set(model.skipped_correlated_)
     z = (table[model.selected_] - model.means_) / model.stds_
     r = np.corrcoef(z.to_numpy().T)
     assert np.max(np.abs(r[~np.eye(4, dtype=bool)])) <= 0.9
@@ -152,8 +157,12 @@ def test_non_finite_and_constant_training_columns_are_dropped_and_test_nan_imput
     new.loc[new.index[:2], model.selected_[0]] = np.nan
     risk = model.predict_risk(new)
     assert model.imputed_ == 2 and np.all(np.isfinite(risk))
-    assert risk[0] == pytest.approx(float(model.coefficients_[1:] @ ((new.iloc[0][model.selected_[1:]].to_numpy(float)
-                                                                      - model.means_[1:]) / model.stds_[1:])))
+    assert risk[0] == pytest.approx(
+        float(
+            model.coefficients_[1:]
+            @ ((new.iloc[0][model.selected_[1:]].to_numpy(float) - model.means_[1:]) / model.stds_[1:])
+        )
+    )
 
 
 def test_case_ids_from_the_index_and_explicit_columns():
@@ -172,11 +181,13 @@ def test_scar_cox_matches_lifelines():
 
     table, time, event = simulate(n=60, seed=7)
     model = ScarCox().fit(table, time, event)
-    reference = CoxPHFitter().fit(pd.DataFrame({"scar_percent": table["scar_percent"], "t": time, "e": event}),
-                                  "t", "e")
+    reference = CoxPHFitter().fit(
+        pd.DataFrame({"scar_percent": table["scar_percent"], "t": time, "e": event}), "t", "e"
+    )
     assert model.coefficient_ == pytest.approx(float(reference.params_["scar_percent"]))
-    np.testing.assert_allclose(model.predict_risk(table),
-                               reference.predict_log_partial_hazard(table[["scar_percent"]]).to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(
+        model.predict_risk(table), reference.predict_log_partial_hazard(table[["scar_percent"]]).to_numpy(), atol=1e-9
+    )
     assert model.name == "scar_cox" and ScarCox("lvef").name == "cox_lvef"
 
 
@@ -239,9 +250,13 @@ def test_presence_indicator_is_a_candidate_and_predicts():
     rng = np.random.default_rng(1)
     n = 120
     present = rng.random(n) < 0.6
-    table = pd.DataFrame({"case_id": [f"P{i:03d}" for i in range(n)],
-                          "scar__original_firstorder_Mean": np.where(present, rng.normal(size=n), np.nan),
-                          "myocardium__original_firstorder_Mean": rng.normal(size=n)})
+    table = pd.DataFrame(
+        {
+            "case_id": [f"P{i:03d}" for i in range(n)],
+            "scar__original_firstorder_Mean": np.where(present, rng.normal(size=n), np.nan),
+            "myocardium__original_firstorder_Mean": rng.normal(size=n),
+        }
+    )
     time = rng.exponential(np.exp(-1.5 * present))  # having scar at all is what matters
     model = RadiomicsCox(max_features=1).fit(table, time, np.ones(n, dtype=int))
     assert model.selected_ == ["scar__present"] and model.coefficients_[0] > 0
@@ -284,11 +299,16 @@ def test_decorrelated_columns_keep_scar_percent_and_drop_redundant_features() ->
 
     rng = np.random.default_rng(0)
     scar = rng.uniform(0, 30, 40)
-    frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(40)],
-                          "scar__original_shape_VoxelVolume": scar * 3 + rng.normal(0, 0.1, 40),
-                          "myocardium__original_firstorder_Mean": rng.normal(size=40),
-                          "myocardium__original_firstorder_Median": None,
-                          "scar_percent": scar, "greyzone_percent": rng.uniform(0, 10, 40)})
+    frame = pd.DataFrame(
+        {
+            "case_id": [f"c{i}" for i in range(40)],
+            "scar__original_shape_VoxelVolume": scar * 3 + rng.normal(0, 0.1, 40),
+            "myocardium__original_firstorder_Mean": rng.normal(size=40),
+            "myocardium__original_firstorder_Median": None,
+            "scar_percent": scar,
+            "greyzone_percent": rng.uniform(0, 10, 40),
+        }
+    )
     frame["myocardium__original_firstorder_Median"] = frame["myocardium__original_firstorder_Mean"] * 0.9 + 0.01
     columns = [c for c in frame.columns if c != "case_id"]
     kept = decorrelated_columns(frame, columns)
@@ -296,6 +316,7 @@ def test_decorrelated_columns_keep_scar_percent_and_drop_redundant_features() ->
     assert kept == ["myocardium__original_firstorder_Mean", "scar_percent", "greyzone_percent"]
     # only the training rows decide: on rows where the two myocardium columns disagree, both stay
     frame.loc[:19, "myocardium__original_firstorder_Median"] = rng.normal(size=20)
-    assert "myocardium__original_firstorder_Median" in decorrelated_columns(frame, columns,
-                                                                            cases=[f"c{i}" for i in range(20)])
+    assert "myocardium__original_firstorder_Median" in decorrelated_columns(
+        frame, columns, cases=[f"c{i}" for i in range(20)]
+    )
     assert decorrelated_columns(frame, columns, max_abs_r=1.0) == columns

@@ -24,9 +24,18 @@ def _frame(seed: int = 0) -> pd.DataFrame:
             for i, case in enumerate(ids):
                 if split == "fold2" and case in ids[8:]:
                     continue  # fold2 trains on fewer cases
-                rows.append({"method": method, "split": split, "evaluation": "cv",
-                             "role": "test" if case in test else "train", "case_id": case, "time": time[i],
-                             "event": event[i], "risk": risk[i]})
+                rows.append(
+                    {
+                        "method": method,
+                        "split": split,
+                        "evaluation": "cv",
+                        "role": "test" if case in test else "train",
+                        "case_id": case,
+                        "time": time[i],
+                        "event": event[i],
+                        "risk": risk[i],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -71,20 +80,33 @@ def test_comparison_table_and_calibration() -> None:
     predictions = _frame()
     oof = compare.out_of_fold(predictions, GRID, HORIZONS)
     everyone = predictions.drop_duplicates("case_id")
-    table, per_split = compare.comparison_table(oof, everyone["time"].to_numpy(), everyone["event"].to_numpy(), GRID,
-                                                HORIZONS, n_boot=10, seed=0)
+    table, per_split = compare.comparison_table(
+        oof, everyone["time"].to_numpy(), everyone["event"].to_numpy(), GRID, HORIZONS, n_boot=10, seed=0
+    )
     assert list(table["method"]) == ["a", "b"] and set(table["evaluation"]) == {"cv"}
-    assert {"harrell_c", "harrell_c_low", "harrell_c_high", "uno_c", "auc_1", "auc_3", "ibs",
-            "harrell_c_fold_mean"} <= set(table.columns)
+    assert {
+        "harrell_c",
+        "harrell_c_low",
+        "harrell_c_high",
+        "uno_c",
+        "auc_1",
+        "auc_3",
+        "ibs",
+        "harrell_c_fold_mean",
+    } <= set(table.columns)
     assert (table["n"] == 8).all()
     assert len(per_split) == 4 and not [c for c in per_split.columns if c.endswith(("_low", "_high"))]
     calibration = compare.calibration(oof, 3.0)
     assert set(calibration["method"]) == {"a", "b"} and (calibration["horizon"] == 3.0).all()
 
 
-@pytest.mark.parametrize(("name", "expected"), [("scar-% Cox", "scar-pct-cox"),
-                                                ("pretrained probe + radiomics + age,lvef",
-                                                 "pretrained-probe-plus-radiomics-plus-age-lvef"),
-                                                ("deep, scratch (full)", "deep-scratch-full")])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("scar-% Cox", "scar-pct-cox"),
+        ("pretrained probe + radiomics + age,lvef", "pretrained-probe-plus-radiomics-plus-age-lvef"),
+        ("deep, scratch (full)", "deep-scratch-full"),
+    ],
+)
 def test_slug(name: str, expected: str) -> None:
     assert compare.slug(name) == expected

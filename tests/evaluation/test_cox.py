@@ -42,8 +42,10 @@ def lifelines_models(cohort):
     from lifelines import CoxPHFitter
 
     x, time, event = cohort
-    return {p: CoxPHFitter(penalizer=p).fit(frame_of(x, time, event), "time", "event", fit_options=TIGHT)
-            for p in (0.0, 0.1, 1.0)}
+    return {
+        p: CoxPHFitter(penalizer=p).fit(frame_of(x, time, event), "time", "event", fit_options=TIGHT)
+        for p in (0.0, 0.1, 1.0)
+    }
 
 
 def test_breslow_matches_lifelines_baseline_and_survival(cohort, lifelines_models) -> None:
@@ -93,11 +95,15 @@ def test_linear_cox_matches_lifelines(cohort, lifelines_models, penalizer: float
     assert model.converged_ and model.n_events_ == event.sum()
     np.testing.assert_allclose(model.coef_, cph.params_.to_numpy(), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(model.mean_, x.mean(0))
-    np.testing.assert_allclose(model.predict_risk(x), cph.predict_log_partial_hazard(frame_of(x)).to_numpy(),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict_risk(x), cph.predict_log_partial_hazard(frame_of(x)).to_numpy(), rtol=1e-4, atol=1e-6
+    )
     grid = np.unique(time)[::3]
-    np.testing.assert_allclose(model.predict_survival(x[:20], grid),
-                               cph.predict_survival_function(frame_of(x[:20]), times=grid).to_numpy().T, atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict_survival(x[:20], grid),
+        cph.predict_survival_function(frame_of(x[:20]), times=grid).to_numpy().T,
+        atol=1e-5,
+    )
 
 
 def test_penalty_shrinks_the_coefficients(cohort) -> None:

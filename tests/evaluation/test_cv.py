@@ -21,6 +21,7 @@ def outcomes(n: int, n_events: int, seed: int = 0) -> dict[str, int]:
 
 # --- stratified folds -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("n", "n_events", "k"), [(100, 23, 5), (37, 10, 10), (12, 3, 3), (50, 49, 4)])
 def test_folds_stratified_disjoint_and_covering(n, n_events, k):
     event = outcomes(n, n_events)
@@ -59,13 +60,16 @@ def test_folds_event_dict_may_hold_more_cases():
     assert sorted(c for _, test in folds for c in test) == subset
 
 
-@pytest.mark.parametrize(("n", "n_events", "k", "message"), [
-    (20, 5, 10, "5 events cannot be spread over 10 folds; use --folds 5 or fewer"),
-    (20, 1, 2, "1 event cannot be spread over 2 folds; cross-validation needs at least 2 events"),
-    (20, 0, 5, "all 20 cases are censored"),
-    (6, 6, 10, "10 folds need at least 10 cases, but there are 6; use --folds 6 or fewer"),
-    (20, 5, 1, "--folds 1: must be a whole number >= 2"),
-])
+@pytest.mark.parametrize(
+    ("n", "n_events", "k", "message"),
+    [
+        (20, 5, 10, "5 events cannot be spread over 10 folds; use --folds 5 or fewer"),
+        (20, 1, 2, "1 event cannot be spread over 2 folds; cross-validation needs at least 2 events"),
+        (20, 0, 5, "all 20 cases are censored"),
+        (6, 6, 10, "10 folds need at least 10 cases, but there are 6; use --folds 6 or fewer"),
+        (20, 5, 1, "--folds 1: must be a whole number >= 2"),
+    ],
+)
 def test_fold_errors_name_the_numbers(n, n_events, k, message):
     event = outcomes(n, n_events)
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -91,6 +95,7 @@ def test_split_input_errors():
 
 # --- hold-out ---------------------------------------------------------------------------------------------------
 
+
 def test_holdout_stratified_and_deterministic():
     event = outcomes(100, 20)
     ids = list(event)
@@ -108,11 +113,14 @@ def test_holdout_keeps_an_event_on_each_side():
         assert sum(event[c] for c in train) == 1 and sum(event[c] for c in test) == 1
 
 
-@pytest.mark.parametrize(("fraction", "n_events", "message"), [
-    (0.0, 5, r"--test-fraction 0.0: must be in \(0, 1\)"),
-    (1.0, 5, r"--test-fraction 1.0: must be in \(0, 1\)"),
-    (0.3, 1, "needs at least 2 events"),
-])
+@pytest.mark.parametrize(
+    ("fraction", "n_events", "message"),
+    [
+        (0.0, 5, r"--test-fraction 0.0: must be in \(0, 1\)"),
+        (1.0, 5, r"--test-fraction 1.0: must be in \(0, 1\)"),
+        (0.3, 1, "needs at least 2 events"),
+    ],
+)
 def test_holdout_errors(fraction, n_events, message):
     event = outcomes(20, n_events)
     with pytest.raises(InputError, match=message):
@@ -120,6 +128,7 @@ def test_holdout_errors(fraction, n_events, message):
 
 
 # --- label subsets ----------------------------------------------------------------------------------------------
+
 
 def test_label_subset_nested_sized_and_stratified():
     event = outcomes(80, 20)
@@ -149,11 +158,14 @@ def test_label_subset_minimum_events_and_cases():
     assert label_subset(list(tiny), tiny, 0.1, seed=0) == sorted(tiny)  # fewer than 4 cases: all
 
 
-@pytest.mark.parametrize(("fraction", "message"), [
-    (1.5, r"--label-fraction 1.5: must be in \(0, 1\]\."),
-    (0, r"--label-fraction 0: must be in \(0, 1\]\."),
-    (-0.2, r"--label-fraction -0.2: must be in \(0, 1\]\."),
-])
+@pytest.mark.parametrize(
+    ("fraction", "message"),
+    [
+        (1.5, r"--label-fraction 1.5: must be in \(0, 1\]\."),
+        (0, r"--label-fraction 0: must be in \(0, 1\]\."),
+        (-0.2, r"--label-fraction -0.2: must be in \(0, 1\]\."),
+    ],
+)
 def test_label_subset_fraction_errors(fraction, message):
     event = outcomes(10, 4)
     with pytest.raises(InputError, match=message):

@@ -51,6 +51,7 @@ def true_survival(risk: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 # --- Harrell's C ----------------------------------------------------------------------------------------------
 
+
 def test_harrell_c_equals_lifelines():
     time, event, risk = cohort(150, seed=1)
     noisy = risk + np.random.default_rng(2).normal(size=150)
@@ -82,6 +83,7 @@ def test_harrell_c_nan_without_events_or_pairs():
 
 # --- Uno's C --------------------------------------------------------------------------------------------------
 
+
 def test_uno_c_equals_sksurv_where_sksurv_works():
     train_time, train_event, _ = cohort(300, seed=4)
     time, event, risk = cohort(120, seed=5)
@@ -104,8 +106,9 @@ def test_uno_c_finite_where_sksurv_raises_beyond_training_follow_up():
     assert 0.6 < value < 1.0
     # the default tau is the largest training time; a larger tau is clipped to it
     assert uno_c(train_time, train_event, time, event, risk, tau=100.0) == value
-    assert value == pytest.approx(concordance_index_ipcw(surv(train_event, train_time), surv(event, time), risk,
-                                                         tau=train_time.max())[0])
+    assert value == pytest.approx(
+        concordance_index_ipcw(surv(train_event, train_time), surv(event, time), risk, tau=train_time.max())[0]
+    )
 
 
 def test_uno_c_finite_where_censoring_survival_reaches_zero():
@@ -133,6 +136,7 @@ def test_uno_c_perfect_reversed_and_undefined():
 
 # --- time-dependent AUC -----------------------------------------------------------------------------------------
 
+
 def test_time_dependent_auc_equals_sksurv():
     train_time, train_event, _ = cohort(300, seed=9)
     time, event, risk = cohort(150, seed=10)
@@ -158,6 +162,7 @@ def test_time_dependent_auc_nan_for_horizons_not_estimable():
 
 
 # --- Brier score ------------------------------------------------------------------------------------------------
+
 
 def test_integrated_brier_score_equals_sksurv_and_rewards_information():
     train_time, train_event, _ = cohort(400, seed=13)
@@ -208,6 +213,7 @@ def test_brier_grid_inside_follow_up():
 
 # --- calibration ------------------------------------------------------------------------------------------------
 
+
 def test_calibration_of_a_well_calibrated_model():
     time, event, risk = cohort(2000, seed=19)
     horizon = 3.0
@@ -220,7 +226,7 @@ def test_calibration_of_a_well_calibrated_model():
     assert (table["observed_low"] <= table["predicted"]).all() and (table["predicted"] <= table["observed_high"]).all()
     assert (table["observed_low"] <= table["observed"]).all() and (table["observed"] <= table["observed_high"]).all()
     # a model that triples every hazard is visibly miscalibrated
-    overconfident = calibration_table(time, event, predicted_survival ** 3, horizon, groups=3)
+    overconfident = calibration_table(time, event, predicted_survival**3, horizon, groups=3)
     assert (overconfident["predicted"] > overconfident["observed_high"]).any()
 
 
@@ -236,6 +242,7 @@ def test_calibration_observed_is_km_and_nan_beyond_follow_up():
 
 
 # --- bootstrap and the summary ----------------------------------------------------------------------------------
+
 
 def test_bootstrap_ci_contains_estimate_and_is_deterministic():
     time, event, risk = cohort(200, seed=21)
@@ -262,43 +269,75 @@ def test_evaluate_flat_dict():
     train_time, train_event, _ = cohort(200, seed=22)
     time, event, risk = cohort(120, seed=23)
     grid = brier_grid(train_time, train_event, time, event, n=20)
-    result = evaluate(train_time, train_event, time, event, risk, survival=true_survival(risk, grid), grid=grid,
-                      horizons=(1, 2.5), n_boot=50, seed=1)
-    assert list(result) == ["harrell_c", "harrell_c_low", "harrell_c_high", "uno_c", "uno_c_low", "uno_c_high",
-                            "auc_1", "auc_2.5", "ibs", "n", "events"]
+    result = evaluate(
+        train_time,
+        train_event,
+        time,
+        event,
+        risk,
+        survival=true_survival(risk, grid),
+        grid=grid,
+        horizons=(1, 2.5),
+        n_boot=50,
+        seed=1,
+    )
+    assert list(result) == [
+        "harrell_c",
+        "harrell_c_low",
+        "harrell_c_high",
+        "uno_c",
+        "uno_c_low",
+        "uno_c_high",
+        "auc_1",
+        "auc_2.5",
+        "ibs",
+        "n",
+        "events",
+    ]
     assert result["harrell_c"] == pytest.approx(harrell_c(time, event, risk))
     assert result["harrell_c_low"] < result["harrell_c"] < result["harrell_c_high"]
     assert result["uno_c_low"] < result["uno_c"] < result["uno_c_high"]
     assert result["n"] == 120 and result["events"] == int(event.sum())
-    assert evaluate(train_time, train_event, time, event, risk, horizons=(1, 2.5), n_boot=50, seed=1) == \
-        {k: v for k, v in result.items() if k != "ibs"}
+    assert evaluate(train_time, train_event, time, event, risk, horizons=(1, 2.5), n_boot=50, seed=1) == {
+        k: v for k, v in result.items() if k != "ibs"
+    }
     quick = evaluate(train_time, train_event, time, event, risk, n_boot=0)
     assert math.isnan(quick["uno_c_low"]) and "ibs" not in quick
 
 
 # --- bad input --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: harrell_c([1.0, 2.0], [1, 0], [0.1]), "risk has 1"),
-    (lambda: harrell_c([1.0, float("nan")], [1, 0], [0.1, 0.2]), "time: 1 of 2 values are missing"),
-    (lambda: harrell_c([1.0, 2.0], [1, 2], [0.1, 0.2]), "event: event indicators must be 0"),
-    (lambda: harrell_c([1.0, -2.0], [1, 0], [0.1, 0.2]), "time: follow-up times must be >= 0"),
-    (lambda: harrell_c([1.0, 2.0], [1, 0], ["a", "b"]), "risk: expected numbers"),
-    (lambda: uno_c([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [np.inf, 0.0]), "risk"),
-    (lambda: uno_c([1.0, 2.0], [1], [1.0, 2.0], [1, 0], [0.0, 1.0]), "train_event has 1"),
-    (lambda: uno_c([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [0.0, 1.0], tau=-1), "tau"),
-    (lambda: time_dependent_auc([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [0.0, 1.0], [float("nan")]), "horizons"),
-    (lambda: integrated_brier_score([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [[0.5, 0.4]], [1.0, 1.5]),
-     r"survival: expected shape \(2, 2\)"),
-    (lambda: integrated_brier_score([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [[0.5, 1.4]] * 2, [1.0, 1.5]),
-     r"\[0, 1\]"),
-    (lambda: integrated_brier_score([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [[0.5, 0.4]] * 2, [1.5, 1.0]),
-     "grid: time points must be strictly increasing"),
-    (lambda: calibration_table([1.0, 2.0], [1, 0], [0.5, 0.4], 1.0, groups=3), "at least 3 cases"),
-    (lambda: calibration_table([1.0, 2.0], [1, 0], [0.5, 0.4], 0.0), "horizon"),
-    (lambda: brier_grid([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], n=1), "n: a Brier grid"),
-    (lambda: evaluate([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [0.0, 1.0], grid=[1.0, 1.5]), "given together"),
-])
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: harrell_c([1.0, 2.0], [1, 0], [0.1]), "risk has 1"),
+        (lambda: harrell_c([1.0, float("nan")], [1, 0], [0.1, 0.2]), "time: 1 of 2 values are missing"),
+        (lambda: harrell_c([1.0, 2.0], [1, 2], [0.1, 0.2]), "event: event indicators must be 0"),
+        (lambda: harrell_c([1.0, -2.0], [1, 0], [0.1, 0.2]), "time: follow-up times must be >= 0"),
+        (lambda: harrell_c([1.0, 2.0], [1, 0], ["a", "b"]), "risk: expected numbers"),
+        (lambda: uno_c([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [np.inf, 0.0]), "risk"),
+        (lambda: uno_c([1.0, 2.0], [1], [1.0, 2.0], [1, 0], [0.0, 1.0]), "train_event has 1"),
+        (lambda: uno_c([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [0.0, 1.0], tau=-1), "tau"),
+        (lambda: time_dependent_auc([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [0.0, 1.0], [float("nan")]), "horizons"),
+        (
+            lambda: integrated_brier_score([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [[0.5, 0.4]], [1.0, 1.5]),
+            r"survival: expected shape \(2, 2\)",
+        ),
+        (
+            lambda: integrated_brier_score([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [[0.5, 1.4]] * 2, [1.0, 1.5]),
+            r"\[0, 1\]",
+        ),
+        (
+            lambda: integrated_brier_score([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [[0.5, 0.4]] * 2, [1.5, 1.0]),
+            "grid: time points must be strictly increasing",
+        ),
+        (lambda: calibration_table([1.0, 2.0], [1, 0], [0.5, 0.4], 1.0, groups=3), "at least 3 cases"),
+        (lambda: calibration_table([1.0, 2.0], [1, 0], [0.5, 0.4], 0.0), "horizon"),
+        (lambda: brier_grid([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], n=1), "n: a Brier grid"),
+        (lambda: evaluate([1.0, 2.0], [1, 0], [1.0, 2.0], [1, 0], [0.0, 1.0], grid=[1.0, 1.5]), "given together"),
+    ],
+)
 def test_bad_input_names_the_argument(call, message):
     with pytest.raises(InputError, match=message):
         call()

@@ -17,11 +17,11 @@ from lgerisk.explain.attribution import (
     integrated_gradients_attribution,
     myocardium_concentration,
 )
-from lgerisk.explain.montage import attribution_montage
+from lgerisk.explain.montage import MYOCARDIUM_COLOUR, SCAR_COLOUR, attribution_montage
 from lgerisk.models.encoder import EncoderConfig
 from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
+from tests.helpers import assert_drawn_png, colour_share
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SHAPE = (6, 32, 32)
 
 
@@ -175,17 +175,36 @@ def test_myocardium_concentration_edge_cases():
         myocardium_concentration(attribution, mask[:, :1])
 
 
-def test_attribution_montage_writes_png_atomically(tmp_path: Path):
+def test_attribution_montage_writes_png_atomically(tmp_path: Path, saved_figures: list):
     image, myocardium = case()
     volume = image[0, 0].numpy()
     scar = myocardium & (volume > 2.5)
     signed = volume * myocardium  # negative and positive values
-    paths = [attribution_montage(volume, np.abs(signed), myocardium, scar, tmp_path / "cam.png",
-                                 "Grad-CAM <case>", synthetic=True, label="Grad-CAM"),
-             attribution_montage(volume, signed, myocardium, scar, tmp_path / "ig.png", "IG", columns=4)]
-    for path in paths:
-        assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert (signed < 0).any() and scar.any()
+    paths = [
+        attribution_montage(
+            volume,
+            np.abs(signed),
+            myocardium,
+            scar,
+            tmp_path / "cam.png",
+            "Grad-CAM <case>",
+            synthetic=True,
+            label="Grad-CAM",
+        ),
+        attribution_montage(volume, signed, myocardium, scar, tmp_path / "ig.png", "IG", columns=4),
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.png", "ig.png"]  # no temporary files left
+    cam, ig = (assert_drawn_png(path, min_size=(600, 250)) for path in paths)
+    # a panel per slice (6 in a row; 4 and 2 in two rows), each with the myocardium and scar outlined
+    for figure in saved_figures:
+        panels = [axes for axes in figure.axes if axes.images]
+        assert len(panels) == SHAPE[0] and all(len(axes.collections) == 2 for axes in panels)
+    assert cam.shape[1] / cam.shape[0] > 3 > ig.shape[1] / ig.shape[0]
+    for pixels in (cam, ig):  # the outlines, not just the legend's two short lines
+        assert colour_share(pixels, MYOCARDIUM_COLOUR, 30) > 0.002 and colour_share(pixels, SCAR_COLOUR, 30) > 0.002
+    # signed values are drawn red and blue (blue lowers the risk); |values| on a scale without blue
+    assert colour_share(ig, "#2166ac", 40) > 0.0005 and colour_share(cam, "#2166ac", 40) < 0.0001
     with pytest.raises(InputError, match="does not match"):
         attribution_montage(volume, signed[:3], myocardium, scar, tmp_path / "bad.png", "x")
     assert not (tmp_path / "bad.png").exists()

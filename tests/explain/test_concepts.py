@@ -16,8 +16,7 @@ from lgerisk.explain.concepts import (
     correlation_heatmap,
     short_feature_name,
 )
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from tests.helpers import assert_drawn_png, colour_share
 
 
 def cohort(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, float]:
@@ -27,13 +26,15 @@ def cohort(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.nd
     risk = embedding[:, 0] - 0.5 * embedding[:, 1] + 0.5 * rng.normal(size=n)
     noise_sd = 0.8
     true_r = float(risk.std() / math.sqrt(risk.std() ** 2 + noise_sd**2))  # corr(risk, risk + noise) in the population
-    features = pd.DataFrame({
-        "case_id": [f"case{i:03d}" for i in range(n)],
-        "myocardium__original_shape_VoxelVolume": rng.normal(100, 10, n),  # independent noise
-        "scar__original_firstorder_Mean": risk + noise_sd * rng.normal(size=n),
-        "embedding_linear": embedding @ rng.normal(size=12) + 3.0,
-        "constant": 1.0,
-    })
+    features = pd.DataFrame(
+        {
+            "case_id": [f"case{i:03d}" for i in range(n)],
+            "myocardium__original_shape_VoxelVolume": rng.normal(100, 10, n),  # independent noise
+            "scar__original_firstorder_Mean": risk + noise_sd * rng.normal(size=n),
+            "embedding_linear": embedding @ rng.normal(size=12) + 3.0,
+            "constant": 1.0,
+        }
+    )
     return features, risk, embedding, true_r
 
 
@@ -65,7 +66,7 @@ def test_embedding_r2_high_for_linear_feature_and_near_zero_for_noise():
 
 def test_unmeasured_cases_are_left_out_per_feature():
     features, risk, embedding, _ = cohort()
-    features.loc[: 99, "scar__original_firstorder_Mean"] = np.nan  # scar-free hearts
+    features.loc[:99, "scar__original_firstorder_Mean"] = np.nan  # scar-free hearts
     table = concept_alignment(features, risk, embedding).set_index("feature")
     assert table.loc["scar__original_firstorder_Mean", "n"] == len(features) - 100
     assert table.loc["myocardium__original_shape_VoxelVolume", "n"] == len(features)
@@ -84,10 +85,17 @@ def test_concept_alignment_rejects_mismatched_inputs():
 
 
 def test_case_percentiles_on_a_tiny_example():
-    reference = pd.DataFrame({"case_id": ["a", "b", "c", "d"], "scar_percent": [0.0, 10.0, 20.0, 30.0],
-                              "greyzone_percent": [1.0, np.nan, 1.0, 1.0], "unmeasured": [np.nan] * 4})
-    case = pd.Series({"case_id": "x", "scar_percent": 25.0, "greyzone_percent": 1.0, "unmeasured": 3.0,
-                      "only_in_case": 7.0})
+    reference = pd.DataFrame(
+        {
+            "case_id": ["a", "b", "c", "d"],
+            "scar_percent": [0.0, 10.0, 20.0, 30.0],
+            "greyzone_percent": [1.0, np.nan, 1.0, 1.0],
+            "unmeasured": [np.nan] * 4,
+        }
+    )
+    case = pd.Series(
+        {"case_id": "x", "scar_percent": 25.0, "greyzone_percent": 1.0, "unmeasured": 3.0, "only_in_case": 7.0}
+    )
     percentiles = case_percentiles(case, reference)
     assert list(percentiles.index) == ["scar_percent", "greyzone_percent", "unmeasured"]
     assert percentiles["scar_percent"] == pytest.approx(75.0)
@@ -104,11 +112,29 @@ def test_short_feature_names_are_readable():
     assert len(short_feature_name("myocardium__original_" + "x" * 80)) == 40
 
 
-def test_correlation_heatmap_writes_png(tmp_path: Path):
+def test_correlation_heatmap_writes_png(tmp_path: Path, saved_figures: list):
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
     features, _, embedding, _ = cohort(n=60)
     path = correlation_heatmap(features, embedding, tmp_path / "heatmap.png", top=3, components=4, synthetic=True)
-    assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert [p.name for p in tmp_path.iterdir()] == ["heatmap.png"]
+    pixels = assert_drawn_png(path, min_size=(400, 200))
+    # what it shows: the top 3 features (the constant one left out) by 4 components, each cell's r written
+    # in it and coloured on the fixed [-1, 1] scale
+    (figure,) = saved_figures
+    axes = figure.axes[0]
+    (image,) = axes.images
+    matrix = np.asarray(image.get_array())
+    assert matrix.shape == (3, 4) and image.get_clim() == (-1.0, 1.0)
+    names = [tick.get_text() for tick in axes.get_yticklabels()]
+    assert sorted(names) == sorted(short_feature_name(c) for c in features.columns if c not in ("case_id", "constant"))
+    assert names[0] == "embedding_linear"  # a linear function of the embedding: the strongest |r|
+    assert np.abs(matrix[0]).max() == np.abs(matrix).max() > 0.5
+    assert [tick.get_text().split()[0] for tick in axes.get_xticklabels()] == ["PC1", "PC2", "PC3", "PC4"]
+    assert sorted(text.get_text() for text in axes.texts) == sorted(f"{v:.2f}" for v in matrix.ravel())
+    for value in matrix.ravel()[np.abs(matrix.ravel()) > 0.2]:  # the PNG shows the cells in their colours
+        assert colour_share(pixels, to_hex(colormaps["RdBu_r"]((value + 1) / 2)), tolerance=6) > 0.005, value
     with pytest.raises(InputError, match="constant"):
         correlation_heatmap(features, np.ones((60, 4)), tmp_path / "flat.png")
     assert not (tmp_path / "flat.png").exists()

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from lgerisk.explain.montage import montage_figure, slice_titles
 from lgerisk.explain.slices import field_of_view, tensor_view
-from tests.conftest import phantom_arrays, write_volume
+from tests.helpers import phantom_arrays, write_volume
 
 
 def _panels(figure: Figure) -> list[Axes]:
@@ -38,12 +38,26 @@ def test_a_seven_slice_scan_gives_seven_panels_numbered_by_the_scan() -> None:
     myocardium = np.zeros(tensor.shape, bool)
     myocardium[:7, 4:44, 4:44] = labels >= 2
     real = slice(0, view.count)
-    figure = montage_figure(tensor[real], np.abs(tensor[real]), myocardium[real], np.zeros_like(myocardium[real]),
-                            "Grad-CAM", slice_numbers=list(view.numbers), inside=view.inside[real])
+    figure = montage_figure(
+        tensor[real],
+        np.abs(tensor[real]),
+        myocardium[real],
+        np.zeros_like(myocardium[real]),
+        "Grad-CAM",
+        slice_numbers=list(view.numbers),
+        inside=view.inside[real],
+    )
     panels = _panels(figure)
     assert len(panels) == 7
-    assert [axes.get_title() for axes in panels] == ["slice 1 (base)", "slice 2", "slice 3", "slice 4", "slice 5",
-                                                      "slice 6", "slice 7 (apex)"]
+    assert [axes.get_title() for axes in panels] == [
+        "slice 1 (base)",
+        "slice 2",
+        "slice 3",
+        "slice 4",
+        "slice 5",
+        "slice 6",
+        "slice 7 (apex)",
+    ]
     assert not any("slice 8" in axes.get_title() or "slice 12" in axes.get_title() for axes in figure.axes)
 
 

@@ -19,24 +19,42 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def prediction(**changes: object) -> dict:
-    values = {"case_id": "A1", "risk_score": 0.8412, "risk_group": "high", "survival": {"5": 0.85, 3: 0.912},
-              "scar_percent": 14.63, "greyzone_percent": 5.21, "myocardium_mass_g": 112.4,
-              "warnings": ["slice spacing 15 mm is outside the training range"], "synthetic": False}
+    values = {
+        "case_id": "A1",
+        "risk_score": 0.8412,
+        "risk_group": "high",
+        "survival": {"5": 0.85, 3: 0.912},
+        "scar_percent": 14.63,
+        "greyzone_percent": 5.21,
+        "myocardium_mass_g": 112.4,
+        "warnings": ["slice spacing 15 mm is outside the training range"],
+        "synthetic": False,
+    }
     values.update(changes)
     return values
 
 
 def alignment() -> pd.DataFrame:
-    table = pd.DataFrame({"feature": ["scar__original_firstorder_Mean", "myocardium__original_glcm_Contrast",
-                                      "scar_percent", "greyzone_percent"],
-                          "n": [90, 100, 100, 100], "r_risk": [0.62, -0.41, 0.30, 0.05]})
+    table = pd.DataFrame(
+        {
+            "feature": [
+                "scar__original_firstorder_Mean",
+                "myocardium__original_glcm_Contrast",
+                "scar_percent",
+                "greyzone_percent",
+            ],
+            "n": [90, 100, 100, 100],
+            "r_risk": [0.62, -0.41, 0.30, 0.05],
+        }
+    )
     table.attrs["n_cases"] = 100
     return table
 
 
 def test_summary_text_reads_plainly():
-    percentiles = pd.Series({"scar__original_firstorder_Mean": 91.2, "myocardium__original_glcm_Contrast": 12.0,
-                             "scar_percent": np.nan})
+    percentiles = pd.Series(
+        {"scar__original_firstorder_Mean": 91.2, "myocardium__original_glcm_Contrast": 12.0, "scar_percent": np.nan}
+    )
     text = summary_text(prediction(), alignment(), percentiles, top=3)
     assert "Risk score 0.84 (high risk group: top third of the training cohort)." in text
     assert "Estimated probability of remaining free of SCD: 91 % at 3 years, 85 % at 5 years." in text
@@ -55,8 +73,11 @@ def test_summary_text_reads_plainly():
 
 
 def test_summary_text_leaves_out_what_is_missing():
-    text = summary_text({"case_id": "B2", "risk_score": -0.5, "survival": {1: 0.9999}, "warnings": []},
-                        pd.DataFrame(), pd.Series(dtype=float))
+    text = summary_text(
+        {"case_id": "B2", "risk_score": -0.5, "survival": {1: 0.9999}, "warnings": []},
+        pd.DataFrame(),
+        pd.Series(dtype=float),
+    )
     assert "Risk score -0.50." in text and "99.99" not in text and "100.0 % at 1 year." in text
     assert "Scar" not in text and "Warnings" not in text and "agrees" not in text
     assert ordinal(1) == "1st" and ordinal(11) == "11th" and ordinal(22) == "22nd" and ordinal(100) == "100th"
@@ -66,13 +87,21 @@ def test_html_report_is_self_contained_and_escaped(tmp_path: Path):
     volume = np.random.default_rng(0).normal(size=(3, 16, 16))
     mask = np.zeros(volume.shape, bool)
     mask[:, 4:12, 4:12] = True
-    montage = attribution_montage(volume, np.abs(volume), mask, mask & (volume > 1), tmp_path / "cam.png",
-                                  "Grad-CAM", synthetic=True)
+    montage = attribution_montage(
+        volume, np.abs(volume), mask, mask & (volume > 1), tmp_path / "cam.png", "Grad-CAM", synthetic=True
+    )
     table = alignment().assign(p_risk=[1.23456e-9, 0.012345, 0.5, np.nan], note=["<script>", "a&b", "", "x"])
     case = prediction(case_id="<b>x</b>", synthetic=True)
     summary = summary_text(case, alignment(), pd.Series(dtype=float))
-    path = html_report(tmp_path / "report.html", "Case <b>x</b>", summary, case, {"Grad-CAM <overlay>": montage},
-                       {"Radiomics alignment": table}, synthetic=True)
+    path = html_report(
+        tmp_path / "report.html",
+        "Case <b>x</b>",
+        summary,
+        case,
+        {"Grad-CAM <overlay>": montage},
+        {"Radiomics alignment": table},
+        synthetic=True,
+    )
     text = path.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.png", "report.html"]
     for external in ("http://", "https://", 'src="/', "<script", "<link", "@import", "url("):

@@ -13,10 +13,18 @@ REASON = "slice spacing 13 mm is outside the training range 8.3-12.97 mm"
 
 
 def _prediction(**changes: object) -> dict:
-    values = {"case_id": "samplePositive", "risk_score": 10.1, "risk_group": "out of range", "survival": {1: 0.0},
-              "scar_percent": 14.6, "warnings": [REASON], "scan_synthetic": False,
-              "model_trained_on_synthetic": True, "reliable": False,
-              "unreliable_reasons": [REASON, "the model was trained on synthetic data and this is a real scan"]}
+    values = {
+        "case_id": "samplePositive",
+        "risk_score": 10.1,
+        "risk_group": "out of range",
+        "survival": {1: 0.0},
+        "scar_percent": 14.6,
+        "warnings": [REASON],
+        "scan_synthetic": False,
+        "model_trained_on_synthetic": True,
+        "reliable": False,
+        "unreliable_reasons": [REASON, "the model was trained on synthetic data and this is a real scan"],
+    }
     values.update(changes)
     return values
 
@@ -35,8 +43,9 @@ def test_a_real_scan_out_of_range_with_a_synthetic_model(tmp_path: Path) -> None
     assert "Risk score 10.10 (no risk group: the scan is out of the model's range)." in text
     assert "high risk group" not in text and "generated" not in text
 
-    html = html_report(tmp_path / "r.html", "lgerisk explanation: samplePositive", text, prediction, {},
-                       {}).read_text(encoding="utf-8")
+    html = html_report(tmp_path / "r.html", "lgerisk explanation: samplePositive", text, prediction, {}, {}).read_text(
+        encoding="utf-8"
+    )
     banners = _banners(html)
     assert banners[0] == lines[0] and banners[1] == lines[1] and len(banners) == 2
     assert html.index(banners[0]) < html.index("<h1>")  # the page leads with them
@@ -59,5 +68,6 @@ def test_every_pair_reads_true(tmp_path: Path) -> None:
 
     scan_only = _prediction(scan_synthetic=True, model_trained_on_synthetic=False)
     text = summary_text(scan_only, pd.DataFrame(), pd.Series(dtype=float))
-    assert text.splitlines()[1].startswith("SYNTHETIC scan: a generated case, not a patient, scored by a model "
-                                           "trained on real scans")
+    assert text.splitlines()[1].startswith(
+        "SYNTHETIC scan: a generated case, not a patient, scored by a model trained on real scans"
+    )

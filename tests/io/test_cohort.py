@@ -11,7 +11,7 @@ import pytest
 
 from lgerisk.errors import InputError
 from lgerisk.io.cohort import Case, Cohort, check_case_id, discover_cohort, read_outcomes
-from tests.conftest import make_cohort, phantom_arrays, write_volume
+from tests.helpers import make_cohort, phantom_arrays, write_volume
 
 # --- check_case_id -----------------------------------------------------------------------------------
 
@@ -21,8 +21,10 @@ def test_check_case_id_accepts_safe_names(case_id: str) -> None:
     assert check_case_id(case_id, "here") == case_id
 
 
-@pytest.mark.parametrize("case_id", ["../x", "a/b", "a\\b", "/abs", "a b", " a", "", ".", "..", ".hidden",
-                                     "-dash", "x" * 129, "a*", "a?b", "é"])
+@pytest.mark.parametrize(
+    "case_id",
+    ["../x", "a/b", "a\\b", "/abs", "a b", " a", "", ".", "..", ".hidden", "-dash", "x" * 129, "a*", "a?b", "é"],
+)
 def test_check_case_id_refuses_unsafe_names(case_id: str) -> None:
     with pytest.raises(InputError, match=r"^manifest\.csv row 3: case id .* is not a safe file name"):
         check_case_id(case_id, "manifest.csv row 3")
@@ -59,9 +61,11 @@ def _ids(cohort: Cohort) -> list[str]:
 def test_manifest_relative_paths_resolve_against_csv_folder(tmp_path: Path, monkeypatch) -> None:
     data = make_cohort(tmp_path / "study" / "raw", n=2, outcomes=False)
     manifest = tmp_path / "study" / "manifest.csv"
-    manifest.write_text("case_id,image,mask\n"
-                        "case1,raw/images/case1.nii.gz,raw/masks/case1.nii.gz\n"
-                        f"case0,{data / 'images' / 'case0.nii.gz'},raw/masks/case0.nii.gz\n")
+    manifest.write_text(
+        "case_id,image,mask\n"
+        "case1,raw/images/case1.nii.gz,raw/masks/case1.nii.gz\n"
+        f"case0,{data / 'images' / 'case0.nii.gz'},raw/masks/case0.nii.gz\n"
+    )
     monkeypatch.chdir(tmp_path)  # the working folder must not matter
     cohort = discover_cohort(manifest)
     assert cohort.layout == "manifest" and cohort.source == manifest
@@ -84,10 +88,12 @@ def test_manifest_accepts_str_and_keeps_leading_zeros(tmp_path: Path) -> None:
 
 def test_manifest_with_outcomes_and_covariates(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
-    manifest.write_text("case_id,image,mask,time,event,age,sex\n"
-                        "A,a.nii.gz,am.nii.gz,2.5,1,61,F\n"
-                        "B,b.nii.gz,bm.nii.gz,4,0,70,M\n"
-                        "C,c.nii.gz,cm.nii.gz,,,55,F\n")
+    manifest.write_text(
+        "case_id,image,mask,time,event,age,sex\n"
+        "A,a.nii.gz,am.nii.gz,2.5,1,61,F\n"
+        "B,b.nii.gz,bm.nii.gz,4,0,70,M\n"
+        "C,c.nii.gz,cm.nii.gz,,,55,F\n"
+    )
     (tmp_path / "outcomes.csv").write_text("case_id,time,event\nA,99,0\n")  # the manifest's own columns win
     cohort = discover_cohort(manifest)
     a, b, c = cohort.cases
@@ -106,11 +112,14 @@ def test_manifest_takes_outcomes_csv_beside_it(tmp_path: Path) -> None:
     assert (b.time, b.event) == (None, None)
 
 
-@pytest.mark.parametrize(("header", "missing"), [
-    ("case_id,image", "mask"),
-    ("id,image,mask", "case_id"),
-    ("case_id,img,seg", "image, mask"),
-])
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ("case_id,image", "mask"),
+        ("id,image,mask", "case_id"),
+        ("case_id,img,seg", "image, mask"),
+    ],
+)
 def test_manifest_missing_columns(tmp_path: Path, header: str, missing: str) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text(header + "\nA,a.nii.gz,b\n")
@@ -128,7 +137,7 @@ def test_manifest_duplicate_ids(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case_id", ["../x", "a/b", "a b", "."])
 def test_manifest_id_that_is_a_path(tmp_path: Path, case_id: str) -> None:
     manifest = tmp_path / "m.csv"
-    manifest.write_text(f"case_id,image,mask\nA,a.nii.gz,am.nii.gz\n\"{case_id}\",x.nii.gz,xm.nii.gz\n")
+    manifest.write_text(f'case_id,image,mask\nA,a.nii.gz,am.nii.gz\n"{case_id}",x.nii.gz,xm.nii.gz\n')
     with pytest.raises(InputError, match=r"m\.csv row 3: case id .* is not a safe file name"):
         discover_cohort(manifest)
 
@@ -148,11 +157,14 @@ def test_manifest_unreadable(tmp_path: Path, content: bytes) -> None:
         discover_cohort(manifest)
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ("A,a.nii.gz,am.nii.gz,-1,1", r"case 'A' has time -1(\.0)?; follow-up times must be finite and >= 0"),
-    ("A,a.nii.gz,am.nii.gz,soon,1", r"case 'A' has time 'soon', which is not a number"),
-    ("A,a.nii.gz,am.nii.gz,2,2", r"case 'A' has event 2; events must be 0 \(censored\) or 1"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("A,a.nii.gz,am.nii.gz,-1,1", r"case 'A' has time -1(\.0)?; follow-up times must be finite and >= 0"),
+        ("A,a.nii.gz,am.nii.gz,soon,1", r"case 'A' has time 'soon', which is not a number"),
+        ("A,a.nii.gz,am.nii.gz,2,2", r"case 'A' has event 2; events must be 0 \(censored\) or 1"),
+    ],
+)
 def test_manifest_bad_outcomes(tmp_path: Path, rows: str, message: str) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("case_id,image,mask,time,event\n" + rows + "\n")
@@ -230,17 +242,20 @@ def test_outcomes_for_some_cases_only(tmp_path: Path) -> None:
     assert (case1.time, case1.event) == (0.0, 0)
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ("case0,-0.5,1", r"case 'case0' has time -0\.5; follow-up times must be finite and >= 0"),
-    ("case0,inf,1", r"case 'case0' has time .*inf.*must be finite"),
-    ("case0,abc,1", r"case 'case0' has time 'abc', which is not a number"),
-    ("case0,3,2", r"case 'case0' has event 2; events must be 0 \(censored\) or 1"),
-    ("case0,3,-1", r"case 'case0' has event -1"),
-    ("case0,3,0.5", r"case 'case0' has event 0\.5"),
-    ("case0,3,yes", r"case 'case0' has event 'yes'"),
-    ("case0,3,", r"case 'case0' has event nan"),
-    ("case0,,1", r"case 'case0' has time nan"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("case0,-0.5,1", r"case 'case0' has time -0\.5; follow-up times must be finite and >= 0"),
+        ("case0,inf,1", r"case 'case0' has time .*inf.*must be finite"),
+        ("case0,abc,1", r"case 'case0' has time 'abc', which is not a number"),
+        ("case0,3,2", r"case 'case0' has event 2; events must be 0 \(censored\) or 1"),
+        ("case0,3,-1", r"case 'case0' has event -1"),
+        ("case0,3,0.5", r"case 'case0' has event 0\.5"),
+        ("case0,3,yes", r"case 'case0' has event 'yes'"),
+        ("case0,3,", r"case 'case0' has event nan"),
+        ("case0,,1", r"case 'case0' has time nan"),
+    ],
+)
 def test_bad_outcomes_refused_naming_file(tmp_path: Path, rows: str, message: str) -> None:
     folder = make_cohort(tmp_path / "c", n=1, outcomes=False)
     (folder / "outcomes.csv").write_text("case_id,time,event\n" + rows + "\n")
@@ -248,12 +263,15 @@ def test_bad_outcomes_refused_naming_file(tmp_path: Path, rows: str, message: st
         discover_cohort(folder)
 
 
-@pytest.mark.parametrize(("table", "message"), [
-    ("id,time,event\ncase0,1,1\n", r"outcomes need a 'case_id' column"),
-    ("case_id,time\ncase0,1\n", r"outcomes need both 'time' and 'event' columns"),
-    ("case_id,time,event\ncase0,1,1\ncase0,2,0\n", r"case id 'case0' appears more than once"),
-    ("case_id,time,event\n../x,1,1\n", r"outcomes\.csv row 2: case id '\.\./x' is not a safe file name"),
-])
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("id,time,event\ncase0,1,1\n", r"outcomes need a 'case_id' column"),
+        ("case_id,time\ncase0,1\n", r"outcomes need both 'time' and 'event' columns"),
+        ("case_id,time,event\ncase0,1,1\ncase0,2,0\n", r"case id 'case0' appears more than once"),
+        ("case_id,time,event\n../x,1,1\n", r"outcomes\.csv row 2: case id '\.\./x' is not a safe file name"),
+    ],
+)
 def test_outcomes_table_errors(tmp_path: Path, table: str, message: str) -> None:
     folder = make_cohort(tmp_path / "c", n=1, outcomes=False)
     (folder / "outcomes.csv").write_text(table)

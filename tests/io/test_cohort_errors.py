@@ -25,8 +25,7 @@ from lgerisk.io.labels import (
     parse_label_map,
     to_internal,
 )
-from tests.conftest import ROOT, make_cohort, phantom_arrays, write_volume
-from tests.test_bad_input import assert_one_sentence
+from tests.helpers import ROOT, assert_one_sentence, make_cohort, phantom_arrays, write_volume
 
 
 def _cohort(root: Path, scar: list[bool]) -> Path:
@@ -50,8 +49,9 @@ def test_map_naming_none_of_the_labels_stops_the_cohort_once(tmp_path: Path, cli
     out = tmp_path / "out"
     result = cli("preprocess", "--data", data, "--out", out, "--labels", "myops")
     assert result.exit_code == 2, result.output
-    line = assert_one_sentence(result.output, "error:", ("'myops'", "label(s) 1, 2, 3", "case0.nii.gz",
-                                                          "--labels emidec"))
+    line = assert_one_sentence(
+        result.output, "error:", ("'myops'", "label(s) 1, 2, 3", "case0.nii.gz", "--labels emidec")
+    )
     assert str(data) in line
     _no_case_failed(result.output)
     assert not out.exists()  # stopped before anything was written
@@ -70,8 +70,9 @@ def test_partial_map_seen_in_the_first_masks_stops_the_cohort(tmp_path: Path, cl
     out = tmp_path / "out"
     result = cli("preprocess", "--data", data, "--out", out, "--labels", "blood=1,myocardium=2")
     assert result.exit_code == 2, result.output
-    assert_one_sentence(result.output, "error:", ("label(s) 3 unnamed", "case0.nii.gz", "case2.nii.gz",
-                                                  "--labels emidec"))
+    assert_one_sentence(
+        result.output, "error:", ("label(s) 3 unnamed", "case0.nii.gz", "case2.nii.gz", "--labels emidec")
+    )
     _no_case_failed(result.output)
     assert not out.exists()
 
@@ -82,8 +83,7 @@ def test_partial_map_seen_only_later_stops_the_batch(tmp_path: Path, cli) -> Non
     data = _cohort(tmp_path / "cohort", [False, False, False, True, True, True, True, True])
     result = cli("preprocess", "--data", data, "--out", tmp_path / "out", "--labels", "blood=1,myocardium=2")
     assert result.exit_code == 2, result.output
-    assert_one_sentence(result.output, "error:", ("label(s) 3 unnamed", "case3.nii.gz", "case4.nii.gz",
-                                                  "case5.nii.gz"))
+    assert_one_sentence(result.output, "error:", ("label(s) 3 unnamed", "case3.nii.gz", "case4.nii.gz", "case5.nii.gz"))
     _no_case_failed(result.output)
     assert not (tmp_path / "out" / "cases" / "case6").exists()  # stopped, not carried on to the end
 
@@ -130,9 +130,9 @@ def test_label_fit_kinds() -> None:
     assert label_fit({1, 2, 3, 4}, emidec) == "fits"
     assert label_fit({1, 2, 3, 9}, emidec) == "partial"
     assert label_fit({1, 2, 3}, myops) == "misfit"
-    assert label_fit({2, 3}, emidec) == "misfit"          # no blood pool
-    assert label_fit({1, 3}, emidec) == "misfit"          # no myocardium
-    assert label_fit({3, 2}, PRESETS["acdc"]) == "fits"   # what labels cannot tell
+    assert label_fit({2, 3}, emidec) == "misfit"  # no blood pool
+    assert label_fit({1, 3}, emidec) == "misfit"  # no myocardium
+    assert label_fit({3, 2}, PRESETS["acdc"]) == "fits"  # what labels cannot tell
     assert label_fit(set(), emidec) == "empty"
 
 
@@ -140,8 +140,13 @@ def test_to_internal_mismatch_carries_details() -> None:
     labels = np.array([[[0, 1, 2, 3]]])
     with pytest.raises(LabelMapMismatch) as caught:
         to_internal(labels, parse_label_map("blood=1,myocardium=2"), "m.nii.gz")
-    assert caught.value.details == {"kind": "label_map", "fit": "partial", "mask": "m.nii.gz",
-                                    "present": [1, 2, 3], "unnamed": [3]}
+    assert caught.value.details == {
+        "kind": "label_map",
+        "fit": "partial",
+        "mask": "m.nii.gz",
+        "present": [1, 2, 3],
+        "unnamed": [3],
+    }
     with pytest.raises(LabelMapMismatch) as caught:
         to_internal(labels, PRESETS["myops"], "m.nii.gz")
     assert caught.value.details["fit"] == "misfit"
@@ -151,14 +156,14 @@ def test_check_map_fits_rules() -> None:
     emidec = PRESETS["emidec"]
     fits, odd, partial = (Path("a.nii.gz"), {1, 2, 3}), (Path("b.nii.gz"), {500, 200}), (Path("c.nii.gz"), {1, 2, 9})
     check_map_fits([], emidec, "d")
-    check_map_fits([fits, odd], emidec, "d")                       # one odd mask: its own case's error
+    check_map_fits([fits, odd], emidec, "d")  # one odd mask: its own case's error
     check_map_fits([fits, partial, fits], emidec, "d")
     with pytest.raises(InputError, match=r"^d: --labels 'emidec' .* fits none of the first 1 mask\(s\) \(b\.nii\.gz\)"):
         check_map_fits([odd], emidec, "d")
     with pytest.raises(InputError, match=r"leaves label\(s\) 9 unnamed in c\.nii\.gz"):
-        check_map_fits([fits, partial, partial], emidec, "d")     # most of the first masks: the map's fault
+        check_map_fits([fits, partial, partial], emidec, "d")  # most of the first masks: the map's fault
     check_map_fits([fits, partial, partial], emidec, "d", allow_unnamed=True)
-    with pytest.raises(InputError, match="unnamed"):              # allowed, but it fits none: all would fail
+    with pytest.raises(InputError, match="unnamed"):  # allowed, but it fits none: all would fail
         check_map_fits([partial], emidec, "d", allow_unnamed=True)
 
 
@@ -245,13 +250,17 @@ def test_read_only_out_folder_is_named(tmp_path: Path, cli) -> None:
 
 
 def test_brief_never_cuts_a_sentence() -> None:
-    reason = ("Weights only load failed. This file can still be loaded, to do so you have two options, do those "
-              "steps only if you trust the source of the checkpoint. (1) In PyTorch 2.6, we changed the default "
-              "value of the `weights_only` argument in `torch.load` from `False` to `True`.\n  Re-running "
-              "`torch.load` with `weights_only` set to `False` will likely succeed.")
+    reason = (
+        "Weights only load failed. This file can still be loaded, to do so you have two options, do those "
+        "steps only if you trust the source of the checkpoint. (1) In PyTorch 2.6, we changed the default "
+        "value of the `weights_only` argument in `torch.load` from `False` to `True`.\n  Re-running "
+        "`torch.load` with `weights_only` set to `False` will likely succeed."
+    )
     text = brief(RuntimeError(reason), limit=160)
-    assert text == ("Weights only load failed. This file can still be loaded, to do so you have two options, do "
-                    "those steps only if you trust the source of the checkpoint.")
+    assert text == (
+        "Weights only load failed. This file can still be loaded, to do so you have two options, do "
+        "those steps only if you trust the source of the checkpoint."
+    )
     assert brief(reason, limit=120) == "Weights only load failed."  # whole sentences or none
     assert brief("one line,\n  wrapped", limit=5) == "one line, wrapped"  # a long first sentence stays whole
     assert brief("Short. Also short.") == "Short. Also short."

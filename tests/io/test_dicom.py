@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -13,23 +12,24 @@ import SimpleITK as sitk
 from lgerisk.errors import CaseError
 from lgerisk.io.cohort import discover_cohort
 from lgerisk.io.scans import read_dicom_series, read_volume
-from tests.conftest import phantom_arrays
+from tests.helpers import phantom_arrays
+from tests.helpers.dicom import MORE_SECRETS, SECRETS, all_leaks, dicom_case, leaks
 
 STUDY_UID = "1.2.826.0.1.3680043.2.1125.4711.1"
 SERIES_UID = "1.2.826.0.1.3680043.2.1125.4711.1.1"
 IDENTIFIERS = {
-    "0010|0010": "Doe^Jane",      # PatientName
-    "0010|0020": "SECRET-4711",   # PatientID
-    "0010|0030": "19500101",      # PatientBirthDate
-    "0008|0080": "St Example",    # InstitutionName
+    "0010|0010": "Doe^Jane",  # PatientName
+    "0010|0020": "SECRET-4711",  # PatientID
+    "0010|0030": "19500101",  # PatientBirthDate
+    "0008|0080": "St Example",  # InstitutionName
 }
-SECRETS = (b"Doe", b"Jane", b"SECRET-4711", b"19500101", b"St Example")
 SPACING = (1.5, 1.5, 8.0)
 ORIGIN = (-40.0, -30.0, 12.5)
 
 
-def write_dicom_series(folder: Path, array: np.ndarray, spacing=SPACING, origin=ORIGIN,
-                       series_uid: str = SERIES_UID, prefix: str = "IM") -> sitk.Image:
+def write_dicom_series(
+    folder: Path, array: np.ndarray, spacing=SPACING, origin=ORIGIN, series_uid: str = SERIES_UID, prefix: str = "IM"
+) -> sitk.Image:
     """Write a (z, y, x) array as one DICOM file per slice (SimpleITK's "Dicom Series From Array" recipe).
 
     Returns the 3D image whose geometry the series carries (for writing a matching mask).
@@ -39,14 +39,16 @@ def write_dicom_series(folder: Path, array: np.ndarray, spacing=SPACING, origin=
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
     d = image.GetDirection()
-    tags = {**IDENTIFIERS,
-            "0020|000d": STUDY_UID,                                           # StudyInstanceUID
-            "0020|000e": series_uid,                                          # SeriesInstanceUID
-            "0008|0060": "MR",                                                # Modality
-            "0008|0008": "DERIVED\\SECONDARY",                                # ImageType
-            "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7])),  # ImageOrientationPatient
-            "0028|0030": f"{spacing[1]}\\{spacing[0]}",                        # PixelSpacing (row\column)
-            "0018|0050": str(spacing[2])}                                     # SliceThickness
+    tags = {
+        **IDENTIFIERS,
+        "0020|000d": STUDY_UID,  # StudyInstanceUID
+        "0020|000e": series_uid,  # SeriesInstanceUID
+        "0008|0060": "MR",  # Modality
+        "0008|0008": "DERIVED\\SECONDARY",  # ImageType
+        "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7])),  # ImageOrientationPatient
+        "0028|0030": f"{spacing[1]}\\{spacing[0]}",  # PixelSpacing (row\column)
+        "0018|0050": str(spacing[2]),
+    }  # SliceThickness
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     for k in range(image.GetDepth()):
@@ -54,8 +56,8 @@ def write_dicom_series(folder: Path, array: np.ndarray, spacing=SPACING, origin=
         for key, value in tags.items():
             plane.SetMetaData(key, value)
         plane.SetMetaData("0020|0032", "\\".join(str(v) for v in image.TransformIndexToPhysicalPoint((0, 0, k))))
-        plane.SetMetaData("0020|0013", str(k + 1))                            # InstanceNumber
-        plane.SetMetaData("0008|0018", f"{series_uid}.{k + 1}")               # SOPInstanceUID
+        plane.SetMetaData("0020|0013", str(k + 1))  # InstanceNumber
+        plane.SetMetaData("0008|0018", f"{series_uid}.{k + 1}")  # SOPInstanceUID
         writer.SetFileName(str(folder / f"{prefix}{k:04d}.dcm"))
         writer.Execute(plane)
     return image
@@ -123,40 +125,12 @@ def test_discover_dicom_cohort(tmp_path: Path) -> None:
     assert (case.time, case.event) == (3.5, 1)
 
 
-def _all_bytes(path: Path) -> list[tuple[str, bytes, bool]]:
-    """(description, bytes, is_voxel_data) for a file, plus its gzip-decompressed content."""
-    raw = path.read_bytes()
-    parts = [(str(path), raw, path.name.endswith(".gz"))]
-    if raw[:2] == b"\x1f\x8b":
-        inner = gzip.decompress(raw)
-        if path.name.endswith(".nii.gz"):
-            vox_offset = int(np.frombuffer(inner[108:112], "<f4")[0])
-            parts += [(f"{path} (NIfTI header)", inner[:vox_offset], False),
-                      (f"{path} (NIfTI voxels)", inner[vox_offset:], True)]
-        else:
-            parts.append((f"{path} (decompressed)", inner, False))
-    return parts
-
-
-def _leaks(path: Path) -> list[str]:
-    found = []
-    for where, data, voxels in _all_bytes(path):
-        for secret in SECRETS:
-            if voxels and len(secret) < 4:
-                # compressed streams and float voxels are near-random bytes, where a given 3-byte string
-                # turns up by chance about once per 16 MB; look for the full name there instead.
-                secret = b"Doe^Jane"
-            if secret in data:
-                found.append(f"{secret!r} in {where}")
-    return found
-
-
 def test_leak_check_sees_a_nifti_header_field(tmp_path: Path) -> None:
     """The byte scan below is not vacuous: a name in a .nii.gz header's description is found."""
     image = sitk.GetImageFromArray(np.zeros((2, 4, 4), np.float32))
     image.SetMetaData("ITK_FileNotes", "Doe^Jane")
     sitk.WriteImage(image, str(tmp_path / "leaky.nii.gz"))
-    assert any("NIfTI header" in leak for leak in _leaks(tmp_path / "leaky.nii.gz"))
+    assert any("NIfTI header" in leak for leak in leaks(tmp_path / "leaky.nii.gz"))
 
 
 def test_preprocess_writes_no_identifier(tmp_path: Path, cli) -> None:
@@ -170,34 +144,18 @@ def test_preprocess_writes_no_identifier(tmp_path: Path, cli) -> None:
     assert qc["original_spacing_mm"] == list(SPACING)
 
     files = [path for path in out.rglob("*") if path.is_file()]
-    assert {path.name for path in files} >= {"image.nii.gz", "mask.nii.gz", "qc.json", "cases.csv",
-                                             "preprocess.json"}
-    leaks = [leak for path in files for leak in _leaks(path)]
-    assert not leaks
+    assert {path.name for path in files} >= {"image.nii.gz", "mask.nii.gz", "qc.json", "cases.csv", "preprocess.json"}
+    found = [leak for path in files for leak in leaks(path)]
+    assert not found
     for secret in SECRETS:
         assert secret.decode() not in result.output
 
 
 # --- DICOM SEG / RTSTRUCT masks in, DICOM SEG out: still no identifier in any output -------------------
 
-MORE_SECRETS = (b"ACC-4711", b"Dr^Secret", b"S4711", b"20200102", b"101010")
-"""The other identifying values the series, SEG and RTSTRUCT written in tests.io.test_dicom_masks carry."""
-
-
-def all_leaks(folder: Path) -> list[str]:
-    """Every identifier found in any file under ``folder`` (``_leaks`` plus ``MORE_SECRETS``)."""
-    found = []
-    for path in (p for p in folder.rglob("*") if p.is_file()):
-        found += _leaks(path)
-        found += [f"{secret!r} in {where}" for where, data, _ in _all_bytes(path) for secret in MORE_SECRETS
-                  if secret in data]
-    return found
-
 
 def test_leak_check_sees_identifiers_in_a_dicom_file(tmp_path: Path) -> None:
     """The scan is not vacuous for DICOM outputs: the masks written as input carry the identifiers."""
-    from tests.io.test_dicom_masks import dicom_case
-
     _, seg = dicom_case(tmp_path / "a", "synth-0001", "seg")
     _, rt = dicom_case(tmp_path / "b", "synth-0001", "rtstruct")
     for mask in (seg, rt):
@@ -206,8 +164,6 @@ def test_leak_check_sees_identifiers_in_a_dicom_file(tmp_path: Path) -> None:
 
 
 def test_preprocess_with_dicom_masks_and_seg_output_writes_no_identifier(tmp_path: Path, cli) -> None:
-    from tests.io.test_dicom_masks import dicom_case
-
     root = tmp_path / "cohort"
     dicom_case(root, "synth-0001", "rtstruct")
     dicom_case(root, "synth-0002", "seg", inside=True)

@@ -1,10 +1,10 @@
 """DICOM SEG and RTSTRUCT masks: written here from the synthetic sample cohort, read back onto the series.
 
-The helpers below (``write_series``, ``write_seg``, ``write_rtstruct``, ``dicom_case``) are shared with the
-other DICOM tests. Series are written with pydicom as MR Image Storage with a Frame of Reference and patient
-identifiers (``tests.io.test_dicom.IDENTIFIERS``' values), so no-leak checks have something to find.
+The series, SEG and RTSTRUCT objects are written by ``tests.helpers.dicom`` (shared with the other DICOM
+tests): pydicom MR Image Storage series with a Frame of Reference and patient identifiers, so no-leak checks
+have something to find.
 
-Rasterisation tolerance (README, "DICOM masks"), measured on all 32 sample cases: a SEG is a label map on
+Rasterisation tolerance (docs/dicom.md), measured on all 32 sample cases: a SEG is a label map on
 the series' own slices, so its route is exact; an RTSTRUCT gives the same voxels as the label image (0
 voxels differ, scar % difference 0.000 points) whether its contours outline the label voxels (through the
 half-voxel points between a voxel inside and one outside) or run through the centres of the boundary
@@ -15,7 +15,6 @@ to 3.8 (mean 0.9). The tests below hold the 0.1-mm routes to exact equality.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -45,20 +44,8 @@ from lgerisk.io.labels import (
     parse_label_map,
 )
 from lgerisk.io.scans import read_volume
-from tests.conftest import SAMPLE_DATA
-
-PATIENT = {"PatientName": "Doe^Jane", "PatientID": "SECRET-4711", "PatientBirthDate": "19500101",
-           "InstitutionName": "St Example", "PatientSex": "F", "AccessionNumber": "ACC-4711",
-           "ReferringPhysicianName": "Dr^Secret", "StudyDate": "20200102", "StudyTime": "101010", "StudyID": "S4711"}
-NAMES = {BLOOD: "LV blood pool", MYOCARDIUM: "LV myocardium", SCAR: "Scar", NOREFLOW: "MVO"}
-MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
-RT_STRUCTURE_SET = "1.2.840.10008.5.1.4.1.1.481.3"
-ORIGIN = (-120.0, -95.5, 40.25)
-
-
-def uid(*parts: object) -> str:
-    """A deterministic UID for test objects."""
-    return "2.25." + str(int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:30], 16))
+from tests.helpers import SAMPLE_DATA
+from tests.helpers.dicom import dicom_case, sample_arrays, uid, write_rtstruct, write_seg, write_series
 
 
 def _rotation(degrees: float) -> np.ndarray:
@@ -69,225 +56,6 @@ def _rotation(degrees: float) -> np.ndarray:
     return about_x @ about_z
 
 
-def write_series(folder: Path, array: np.ndarray, spacing: tuple[float, float, float], *, key: str,
-                 origin: tuple[float, float, float] = ORIGIN, direction: np.ndarray | None = None,
-                 frame_uid: str | None = None, reverse_names: bool = False) -> sitk.Image:
-    """Write a (z, y, x) array as an MR series (a file a slice, patient identifiers included); returns the
-    empty image whose geometry the series has. ``key`` seeds the UIDs; ``reverse_names`` names the files
-    apex first, so file order is not slice order."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    folder.mkdir(parents=True, exist_ok=True)
-    direction = np.eye(3) if direction is None else np.asarray(direction, float)
-    origin_array = np.asarray(origin, float)
-    count = array.shape[0]
-    for k in range(count):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE
-        ds.file_meta.MediaStorageSOPInstanceUID = uid(key, "slice", k)
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        for keyword, value in PATIENT.items():
-            setattr(ds, keyword, value)
-        ds.SOPClassUID, ds.SOPInstanceUID = MR_IMAGE, uid(key, "slice", k)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid(key, "study"), uid(key, "series")
-        ds.FrameOfReferenceUID = frame_uid or uid(key, "frame")
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "MR", 3, k + 1
-        ds.ImageOrientationPatient = [round(float(v), 8) for v in (*direction[:, 0], *direction[:, 1])]
-        position = origin_array + direction[:, 2] * spacing[2] * k
-        ds.ImagePositionPatient = [round(float(v), 6) for v in position]
-        ds.PixelSpacing = [spacing[1], spacing[0]]
-        ds.SliceThickness = spacing[2]
-        ds.Rows, ds.Columns = array.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.PixelData = np.ascontiguousarray(array[k]).astype("<i2").tobytes()
-        name = f"IM{(count - 1 - k) if reverse_names else k:04d}.dcm"
-        pydicom.dcmwrite(folder / name, ds, enforce_file_format=True)
-    grid = sitk.Image(array.shape[2], array.shape[1], array.shape[0], sitk.sitkUInt8)
-    grid.SetSpacing(spacing)
-    grid.SetOrigin(tuple(origin_array))
-    grid.SetDirection(tuple(direction.ravel()))
-    return grid
-
-
-def series_headers(folder: Path) -> list:
-    """The slice datasets of a series in the order lgerisk reads its slices (identifiers and all)."""
-    import pydicom
-
-    from lgerisk.io.scans import dicom_series_files
-
-    return [pydicom.dcmread(f, stop_before_pixels=True) for f in dicom_series_files(folder)]
-
-
-def write_seg(path: Path, series: Path, labels: np.ndarray, names: dict[int, str] = NAMES,
-              frame_uid: str | None = None, segmentation_type: str = "BINARY", fraction: float = 0.8) -> Path:
-    """A DICOM SEG (highdicom; BINARY, FRACTIONAL or LABELMAP) of ``labels`` (z, y, x, slice k = series slice
-    k): a segment per label value present, named by ``names``; ``frame_uid`` overrides the frame of reference."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-
-    sources = series_headers(series)
-    values = [v for v in sorted(names) if (labels == v).any()]
-    descriptions = [hd.seg.SegmentDescription(
-        segment_number=n, segment_label=names[v], segmented_property_category=codes.SCT.Tissue,
-        segmented_property_type=codes.SCT.Tissue, algorithm_type="MANUAL") for n, v in enumerate(values, 1)]
-    pixels = np.stack([labels == v for v in values], axis=-1).astype(np.uint8)
-    if segmentation_type == "FRACTIONAL":
-        pixels = pixels.astype(np.float32) * fraction  # a probability of ``fraction`` inside each segment
-    elif segmentation_type == "LABELMAP":
-        pixels = np.zeros(labels.shape, np.uint8)
-        for number, value in enumerate(values, 1):
-            pixels[labels == value] = number
-    seg = hd.seg.Segmentation(source_images=sources, pixel_array=pixels, segmentation_type=segmentation_type,
-                              segment_descriptions=descriptions, series_instance_uid=uid(path.name, "seg series"),
-                              series_number=50, sop_instance_uid=uid(path.name, "seg"), instance_number=1,
-                              manufacturer="reader", manufacturer_model_name="reader", software_versions="1",
-                              device_serial_number="1")
-    if frame_uid is not None:
-        seg.FrameOfReferenceUID = frame_uid
-    path.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(path, enforce_file_format=True)
-    return path
-
-
-def outline(mask: np.ndarray) -> list[np.ndarray]:
-    """Closed outlines (x, y in voxel indices) of a 2D mask: marching squares at 0.5, through the half-voxel
-    points between a voxel inside and one outside (as reading software exports label outlines)."""
-    import contourpy
-
-    padded = np.pad(mask.astype(float), 1)
-    lines = contourpy.contour_generator(z=padded, line_type=contourpy.LineType.Separate).lines(0.5)
-    return [line[:-1] - 1.0 for line in lines if len(line) > 3]
-
-
-def outline_through_centres(mask: np.ndarray) -> list[np.ndarray]:
-    """Closed outlines of a 2D mask through the centres of its boundary voxels (the other way exporters draw
-    them): each vertex of ``outline`` moved onto the centre of the voxel inside it lies between."""
-    lines = []
-    for line in outline(mask):
-        points = []
-        for x, y in line:
-            pair = [(np.floor(x), y), (np.ceil(x), y)] if x != np.rint(x) else [(x, np.floor(y)), (x, np.ceil(y))]
-            inside = [(px, py) for px, py in pair if 0 <= py < mask.shape[0] and 0 <= px < mask.shape[1]
-                      and mask[int(py), int(px)]]
-            if not points or points[-1] != inside[0]:
-                points.append(inside[0])
-        while len(points) > 1 and points[0] == points[-1]:
-            points.pop()
-        lines.append(np.asarray(points, float))
-    return lines
-
-
-def write_rtstruct(path: Path, series: Path, labels: np.ndarray, grid: sitk.Image, names: dict[int, str] = NAMES,
-                   *, decimals: int = 1, reference_slices: bool = True, frame_uid: str | None = None,
-                   slice_offset: int = 0, extra_roi: str | None = None, centres: bool = False) -> Path:
-    """An RTSTRUCT (pydicom) outlining each label of ``labels`` (z, y, x on ``grid``) on each slice: ContourData
-    in patient mm rounded to ``decimals``, ContourImageSequence referencing the slice (unless
-    ``reference_slices`` is false); ``slice_offset`` shifts the contours by whole slices; ``extra_roi`` adds
-    an ROI of that name (a copy of the myocardium); ``centres``: outlines through the boundary voxels' centres."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    sources = series_headers(series)
-    first = sources[0]
-    frame = frame_uid or str(first.FrameOfReferenceUID)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = RT_STRUCTURE_SET
-    ds.file_meta.MediaStorageSOPInstanceUID = uid(path.name, "rt")
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = RT_STRUCTURE_SET, uid(path.name, "rt"), "RTSTRUCT"
-    for keyword in PATIENT:
-        setattr(ds, keyword, first.get(keyword, ""))
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = first.StudyInstanceUID, uid(path.name, "rt series")
-    ds.SeriesNumber, ds.InstanceNumber, ds.StructureSetLabel = 60, 1, "LV contours"
-    reference = Dataset()
-    reference.FrameOfReferenceUID = frame
-    study = Dataset()
-    study.ReferencedSOPClassUID, study.ReferencedSOPInstanceUID = "1.2.840.10008.3.1.2.3.1", first.StudyInstanceUID
-    series_item = Dataset()
-    series_item.SeriesInstanceUID = first.SeriesInstanceUID
-    images = []
-    for source in sources:
-        item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = source.SOPClassUID, source.SOPInstanceUID
-        images.append(item)
-    series_item.ContourImageSequence = Sequence(images)
-    study.RTReferencedSeriesSequence = Sequence([series_item])
-    reference.RTReferencedStudySequence = Sequence([study])
-    ds.ReferencedFrameOfReferenceSequence = Sequence([reference])
-    rois, contours = [], []
-    entries = [(value, name) for value, name in sorted(names.items()) if (labels == value).any()]
-    if extra_roi is not None:
-        entries.append((MYOCARDIUM, extra_roi))
-    for number, (value, name) in enumerate(entries, 1):
-        roi = Dataset()
-        roi.ROINumber, roi.ReferencedFrameOfReferenceUID, roi.ROIName = number, frame, name
-        roi.ROIGenerationAlgorithm = "MANUAL"
-        rois.append(roi)
-        item = Dataset()
-        item.ReferencedROINumber, item.ROIDisplayColor = number, [255, 0, 0]
-        item.ContourSequence = Sequence()
-        for k in range(labels.shape[0]):
-            for line in (outline_through_centres if centres else outline)(labels[k] == value):
-                contour = Dataset()
-                target = k + slice_offset
-                if reference_slices and 0 <= target < len(sources):
-                    image = Dataset()
-                    image.ReferencedSOPClassUID = sources[target].SOPClassUID
-                    image.ReferencedSOPInstanceUID = sources[target].SOPInstanceUID
-                    contour.ContourImageSequence = Sequence([image])
-                contour.ContourGeometricType = "CLOSED_PLANAR"
-                points = [grid.TransformContinuousIndexToPhysicalPoint((float(x), float(y), float(target)))
-                          for x, y in line]
-                contour.NumberOfContourPoints = len(points)
-                contour.ContourData = [f"{v:.{decimals}f}" for point in points for v in point]
-                item.ContourSequence.append(contour)
-        contours.append(item)
-    point = Dataset()  # a reference point ROI (no area): read past, never needs a name
-    point.ROINumber, point.ReferencedFrameOfReferenceUID, point.ROIName = len(rois) + 1, frame, "sacardialRefPoint"
-    rois.append(point)
-    marker = Dataset()
-    marker.ReferencedROINumber = point.ROINumber
-    single = Dataset()
-    single.ContourGeometricType, single.NumberOfContourPoints = "POINT", 1
-    single.ContourData = [f"{v:.1f}" for v in grid.TransformContinuousIndexToPhysicalPoint((10.0, 10.0, 0.0))]
-    marker.ContourSequence = Sequence([single])
-    contours.append(marker)
-    ds.StructureSetROISequence, ds.ROIContourSequence = Sequence(rois), Sequence(contours)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    return path
-
-
-def sample_arrays(case: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """(image, labels, spacing) of a sample_data case."""
-    image = sitk.ReadImage(str(SAMPLE_DATA / "images" / f"{case}.nii.gz"))
-    labels = sitk.ReadImage(str(SAMPLE_DATA / "masks" / f"{case}.nii.gz"))
-    return sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(labels), image.GetSpacing()
-
-
-def dicom_case(root: Path, case: str, kind: str, *, inside: bool = False, direction: np.ndarray | None = None,
-               key: str | None = None, **options) -> tuple[Path, Path]:
-    """A sample_data case as a DICOM series ``root/case/`` and its mask as a ``kind`` ("seg" or "rtstruct")
-    object: ``root/masks/case.dcm``, or, with ``inside``, ``root/case/contours.dcm``. Returns (series, mask).
-    ``key`` seeds the UIDs (default: the case id, so the same case written twice is the same scan)."""
-    image, labels, spacing = sample_arrays(case)
-    series = root / case
-    grid = write_series(series, image, spacing, key=key or case, direction=direction)
-    path = series / "contours.dcm" if inside else root / "masks" / f"{case}.dcm"
-    if kind == "seg":
-        write_seg(path, series, labels, **options)
-    else:
-        write_rtstruct(path, series, labels, grid, **options)
-    return series, path
-
-
 def _read(series: Path, mask: Path, spec: str = "emidec"):
     return read_dicom_mask(mask, series, read_volume(series), parse_label_map(spec))
 
@@ -295,9 +63,16 @@ def _read(series: Path, mask: Path, spec: str = "emidec"):
 # ------------------------------------------------------------------------------------------------ reading
 
 
-@pytest.mark.parametrize(("kind", "options"), [("seg", {}), ("seg", {"segmentation_type": "FRACTIONAL"}),
-                                               ("seg", {"segmentation_type": "LABELMAP"}), ("rtstruct", {})],
-                         ids=["seg-binary", "seg-fractional", "seg-labelmap", "rtstruct"])
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("seg", {}),
+        ("seg", {"segmentation_type": "FRACTIONAL"}),
+        ("seg", {"segmentation_type": "LABELMAP"}),
+        ("rtstruct", {}),
+    ],
+    ids=["seg-binary", "seg-fractional", "seg-labelmap", "rtstruct"],
+)
 def test_a_dicom_mask_reads_back_to_the_label_image(tmp_path: Path, kind: str, options: dict) -> None:
     series, mask = dicom_case(tmp_path, "synth-0006", kind, **options)
     _, labels, _ = sample_arrays("synth-0006")
@@ -330,7 +105,7 @@ def test_an_oblique_series_with_files_named_apex_first(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("centres", [False, True], ids=["outlines", "through-centres"])
 def test_rtstruct_route_equals_the_label_image_on_the_sample_cases(tmp_path: Path, centres: bool) -> None:
-    """The measured rasterisation agreement (README): voxel for voxel, on a few sample cases."""
+    """The measured rasterisation agreement (docs/dicom.md): voxel for voxel, on a few sample cases."""
     for case in ("synth-0000", "synth-0016", "synth-0023"):
         series, mask = dicom_case(tmp_path / case, case, "rtstruct", centres=centres)
         _, labels, _ = sample_arrays(case)
@@ -360,14 +135,18 @@ def test_paint_order_scar_wins_and_endocardium_is_blood() -> None:
     endo[0, 0, 1:4] = True
     scar = np.zeros_like(epi)
     scar[0, 0, 0] = True
-    out = paint([Structure("Scar", scar), Structure("LV endocardium", endo), Structure("LV epicardium", epi)],
-                PRESETS["emidec"], "x.dcm")
+    out = paint(
+        [Structure("Scar", scar), Structure("LV endocardium", endo), Structure("LV epicardium", epi)],
+        PRESETS["emidec"],
+        "x.dcm",
+    )
     assert out.labels.tolist() == [[[SCAR, BLOOD, BLOOD, BLOOD, MYOCARDIUM]]] and out.has_blood
 
 
 def test_names_can_be_mapped_and_overridden(tmp_path: Path) -> None:
-    series, mask = dicom_case(tmp_path, "synth-0001", "rtstruct",
-                              names={BLOOD: "Cavity (LV)", MYOCARDIUM: "Wall", SCAR: "Scar"})
+    series, mask = dicom_case(
+        tmp_path, "synth-0001", "rtstruct", names={BLOOD: "Cavity (LV)", MYOCARDIUM: "Wall", SCAR: "Scar"}
+    )
     with pytest.raises(NameMapMismatch) as info:
         _read(series, mask)
     message = str(info.value)
@@ -389,8 +168,11 @@ def test_a_mask_without_myocardium_is_refused(tmp_path: Path) -> None:
 def test_a_dicom_mask_needs_its_dicom_series(tmp_path: Path) -> None:
     _, mask = dicom_case(tmp_path, "synth-0001", "seg")
     nifti = SAMPLE_DATA / "images" / "synth-0001.nii.gz"
-    with pytest.raises(CaseError, match=r"is matched to its DICOM image series by UIDs, and the image .* is not a "
-                                        r"DICOM series folder"):
+    with pytest.raises(
+        CaseError,
+        match=r"is matched to its DICOM image series by UIDs, and the image .* is not a "
+        r"DICOM series folder",
+    ):
         read_dicom_mask(mask, nifti, read_volume(nifti), PRESETS["emidec"])
 
 
@@ -400,8 +182,11 @@ def test_a_mask_of_another_series_is_refused(tmp_path: Path, kind: str) -> None:
     image, _, spacing = sample_arrays("synth-0001")
     other = tmp_path / "other"
     write_series(other, image, spacing, key="another scan")
-    with pytest.raises(CaseError, match=rf"^{mask}: the {'DICOM SEG' if kind == 'seg' else 'RTSTRUCT'} refers to "
-                                        rf"another image series, not {other} \(none of the"):
+    with pytest.raises(
+        CaseError,
+        match=rf"^{mask}: the {'DICOM SEG' if kind == 'seg' else 'RTSTRUCT'} refers to "
+        rf"another image series, not {other} \(none of the",
+    ):
         _read(other, mask)
 
 
@@ -418,8 +203,11 @@ def test_contours_on_slices_the_series_lacks(tmp_path: Path) -> None:
     grid = write_series(series, image, spacing, key="short")
     # drawn on a longer stack: the contours of two slices lie beyond the series' last slice
     shifted = write_rtstruct(tmp_path / "shifted.dcm", series, labels, grid, reference_slices=False, slice_offset=2)
-    with pytest.raises(CaseError, match=r"ROI 'LV blood pool' has contours on slices that the image series .* lacks "
-                                        r"\(a contour lies at slice position 6\.00 of 0-5\)"):
+    with pytest.raises(
+        CaseError,
+        match=r"ROI 'LV blood pool' has contours on slices that the image series .* lacks "
+        r"\(a contour lies at slice position 6\.00 of 0-5\)",
+    ):
         _read(series, shifted)
     between = write_rtstruct(tmp_path / "between.dcm", series, labels, grid, reference_slices=False)
     import pydicom
@@ -430,8 +218,11 @@ def test_contours_on_slices_the_series_lacks(tmp_path: Path) -> None:
         points[:, 2] += spacing[2] / 2
         item.ContourData = [f"{v:.2f}" for v in points.ravel()]
     ds.save_as(between)
-    with pytest.raises(CaseError, match=r"has contours on slices that the image series .* lacks \(a contour lies at "
-                                        r"slice position \d\.50"):
+    with pytest.raises(
+        CaseError,
+        match=r"has contours on slices that the image series .* lacks \(a contour lies at "
+        r"slice position \d\.50",
+    ):
         _read(series, between)
 
 
@@ -461,8 +252,11 @@ def test_a_seg_without_source_references_is_placed_by_position(tmp_path: Path) -
         position = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
         item.PlanePositionSequence[0].ImagePositionPatient = [position[0] + 0.9, *position[1:]]
     ds.save_as(mask)
-    with pytest.raises(CaseError, match=r"frames do not lie on the slices of the image series .* \(a frame is "
-                                        r"shifted off the image grid\)"):
+    with pytest.raises(
+        CaseError,
+        match=r"frames do not lie on the slices of the image series .* \(a frame is "
+        r"shifted off the image grid\)",
+    ):
         _read(series, mask)
 
 
@@ -482,8 +276,7 @@ def test_cohort_finds_dicom_masks_beside_and_inside(tmp_path: Path) -> None:
     assert third.mask == root / "synth-0003" / "contours.dcm"
     assert (first.time, second.event, third.time) == (2.0, 0, None)
     for case in (second, third):  # the object beside the slices is not read as (another) image series
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(read_volume(case.image)),
-                                      sample_arrays(case.case_id)[0])
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(read_volume(case.image)), sample_arrays(case.case_id)[0])
     assert dicom_mask_file(root / "synth-0002") == second.mask
     assert dicom_mask_file(SAMPLE_DATA / "masks" / "synth-0001.nii.gz") is None
 
@@ -491,8 +284,11 @@ def test_cohort_finds_dicom_masks_beside_and_inside(tmp_path: Path) -> None:
 def test_two_objects_in_one_folder_are_refused(tmp_path: Path) -> None:
     series, mask = dicom_case(tmp_path, "synth-0001", "seg", inside=True)
     shutil.copy(mask, series / "copy.dcm")
-    with pytest.raises(CaseError, match=r"folder holds 2 DICOM SEG/RTSTRUCT objects \(contours\.dcm, copy\.dcm\); "
-                                        r"keep one per case"):
+    with pytest.raises(
+        CaseError,
+        match=r"folder holds 2 DICOM SEG/RTSTRUCT objects \(contours\.dcm, copy\.dcm\); "
+        r"keep one per case",
+    ):
         dicom_mask_file(series)
 
 
@@ -510,8 +306,10 @@ def test_preprocess_a_cohort_with_unmapped_names_stops_at_once(tmp_path: Path, c
     result = cli("preprocess", "--data", root, "--out", tmp_path / "out")
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert "the name map leaves structure name(s) 'Enhancement zone' unmapped in synth-0001.dcm, synth-0002.dcm" \
-        in message and "names found: 'LV', 'LV Myo', 'Enhancement zone'" in message
+    assert (
+        "the name map leaves structure name(s) 'Enhancement zone' unmapped in synth-0001.dcm, synth-0002.dcm" in message
+        and "names found: 'LV', 'LV Myo', 'Enhancement zone'" in message
+    )
     assert not (tmp_path / "out" / "cases").exists()
     fixed = cli("preprocess", "--data", root, "--out", tmp_path / "out", "--labels", "scar=name:Enhancement zone")
     assert fixed.exit_code == 0, fixed.output
@@ -575,8 +373,11 @@ def test_unmapped_names_later_in_a_batch_stop_it_after_the_third() -> None:
     details = {"kind": "name_map", "fit": "partial", "names": ["Wall", "Scar"], "unnamed": ["Wall"]}
     watch("a", "...", {**details, "mask": "a.dcm"})
     watch("b", "...", {**details, "mask": "b.dcm"})
-    with pytest.raises(InputError, match=r"^cohort: the name map leaves structure name\(s\) 'Wall' unmapped in a\.dcm, "
-                                         r"b\.dcm, c\.dcm \(names found: 'Wall', 'Scar'\)"):
+    with pytest.raises(
+        InputError,
+        match=r"^cohort: the name map leaves structure name\(s\) 'Wall' unmapped in a\.dcm, "
+        r"b\.dcm, c\.dcm \(names found: 'Wall', 'Scar'\)",
+    ):
         watch("c", "...", {**details, "mask": "c.dcm"})
 
 
@@ -594,8 +395,9 @@ def test_an_epicardium_without_an_inner_border_is_refused() -> None:
     # with the endocardium it is a ring around a blood pool
     endo = np.zeros_like(epi)
     endo[0, 0, 1:4] = True
-    assert paint([Structure("LV epicardium", epi), Structure("LV endocardium", endo)], PRESETS["emidec"],
-                 "x.dcm").labels.tolist() == [[[MYOCARDIUM, BLOOD, BLOOD, BLOOD, MYOCARDIUM]]]
+    assert paint(
+        [Structure("LV epicardium", epi), Structure("LV endocardium", endo)], PRESETS["emidec"], "x.dcm"
+    ).labels.tolist() == [[[MYOCARDIUM, BLOOD, BLOOD, BLOOD, MYOCARDIUM]]]
 
 
 def test_an_rtstruct_without_a_frame_of_reference_is_refused(tmp_path: Path) -> None:

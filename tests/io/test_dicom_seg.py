@@ -21,11 +21,12 @@ from lgerisk.io.labels import GREYZONE, MYOCARDIUM, NOREFLOW, SCAR
 from lgerisk.preprocess import geometry
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.pipeline import preprocess_case, source_grid_labels
-from tests.conftest import SAMPLE_DATA
-from tests.io.test_dicom_masks import (
+from tests.helpers import SAMPLE_DATA
+from tests.helpers.dicom import (
     PATIENT,
     dicom_case,
     sample_arrays,
+    seg_pixels,
     series_headers,
     write_rtstruct,
     write_series,
@@ -33,20 +34,16 @@ from tests.io.test_dicom_masks import (
 
 CASES = ("synth-0000", "synth-0006", "synth-0003")
 """Scar; scar with no-reflow (MVO); no scar at all."""
-QC_NUMBERS = ("scar_percent", "greyzone_percent", "noreflow_percent", "myocardium_mass_g", "scar_volume_ml",
-              "slice_count", "remote_mean")
+QC_NUMBERS = (
+    "scar_percent",
+    "greyzone_percent",
+    "noreflow_percent",
+    "myocardium_mass_g",
+    "scar_volume_ml",
+    "slice_count",
+    "remote_mean",
+)
 """Numbers of cases.csv that the DICOM route must give as the NIfTI route does."""
-
-
-def seg_pixels(path: Path, series: Path) -> dict[str, np.ndarray]:
-    """The segments of a SEG, by label, on the slices of ``series`` (highdicom, by source SOP Instance UID)."""
-    import highdicom as hd
-
-    seg = hd.seg.segread(str(path))
-    uids = [str(h.SOPInstanceUID) for h in series_headers(series)]
-    pixels = seg.get_pixels_by_source_instance(uids, assert_missing_frames_are_empty=True)
-    return {seg.get_segment_description(n).segment_label: pixels[..., i] > 0
-            for i, n in enumerate(seg.segment_numbers)}
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +72,9 @@ def nifti_route(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     return table.set_index("case_id")
 
 
-def test_dicom_cohort_preprocesses_to_the_nifti_numbers_and_segs_read_back(dicom_cohort: Path, nifti_route,
-                                                                         tmp_path: Path, cli) -> None:
+def test_dicom_cohort_preprocesses_to_the_nifti_numbers_and_segs_read_back(
+    dicom_cohort: Path, nifti_route, tmp_path: Path, cli
+) -> None:
     out = tmp_path / "out"
     result = cli("preprocess", "--data", dicom_cohort, "--out", out, "--dicom-seg")
     assert result.exit_code == 0, result.output
@@ -86,7 +84,12 @@ def test_dicom_cohort_preprocesses_to_the_nifti_numbers_and_segs_read_back(dicom
         qc = json.loads((out / "cases" / case / "qc.json").read_text())
         assert qc["mask_format"] == ("DICOM SEG" if case == CASES[1] else "RTSTRUCT")
         _, labels, _ = sample_arrays(case)
-        present = {"blood": 1, "myocardium": 1, "scar": int((labels == SCAR).any()), "noreflow": int((labels == 4).any())}
+        present = {
+            "blood": 1,
+            "myocardium": 1,
+            "scar": int((labels == SCAR).any()),
+            "noreflow": int((labels == 4).any()),
+        }
         assert qc["mask_structures"] == {key: n for key, n in present.items() if n}
         for key in QC_NUMBERS:
             assert table.loc[case, key] == pytest.approx(nifti_route.loc[case, key], abs=1e-3), (case, key)

@@ -22,11 +22,22 @@ from lgerisk.io.labels import (
 
 def test_presets() -> None:
     emidec = parse_label_map("emidec")
-    assert (emidec.blood, emidec.myocardium, emidec.scar, emidec.noreflow, emidec.ignore) == ((1,), (2,), (3,), (4,), ())
+    assert (emidec.blood, emidec.myocardium, emidec.scar, emidec.noreflow, emidec.ignore) == (
+        (1,),
+        (2,),
+        (3,),
+        (4,),
+        (),
+    )
     assert emidec.name == "emidec" and emidec.has_scar
     myops = parse_label_map("myops")
     assert (myops.blood, myops.myocardium, myops.scar, myops.noreflow, myops.ignore) == (
-        (500,), (200, 1220), (2221,), (), (600,))
+        (500,),
+        (200, 1220),
+        (2221,),
+        (),
+        (600,),
+    )
     assert myops.name == "myops" and myops.has_scar
     acdc = parse_label_map("acdc")
     assert (acdc.blood, acdc.myocardium, acdc.scar, acdc.noreflow, acdc.ignore) == ((3,), (2,), (), (), (1,))
@@ -60,12 +71,15 @@ def test_noreflow_alone_counts_as_scar() -> None:
     assert parse_label_map("myocardium=2,noreflow=4").has_scar
 
 
-@pytest.mark.parametrize("spec", [
-    "lv=1,myo=2,infarct=3,mvo=4",
-    "bloodpool=1,MYO=2,scar=3,no_reflow=4",
-    "blood_pool=1,myocardium=2,infarct=3,noreflow=4",
-    "cavity=1,Myocardium=2,Scar=3,MVO=4",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "lv=1,myo=2,infarct=3,mvo=4",
+        "bloodpool=1,MYO=2,scar=3,no_reflow=4",
+        "blood_pool=1,myocardium=2,infarct=3,noreflow=4",
+        "cavity=1,Myocardium=2,Scar=3,MVO=4",
+    ],
+)
 def test_aliases(spec: str) -> None:
     assert parse_label_map(spec) == PRESETS["emidec"]
 
@@ -74,20 +88,23 @@ def test_same_class_given_twice_merges() -> None:
     assert parse_label_map("myo=2,myocardium=5,lv=1").myocardium == (2, 5)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("blood=1,muscle=2", r"unknown class 'muscle'"),
-    ("nonsense", r"not a preset \(emidec, myops, acdc\)"),
-    ("", r"not a preset"),
-    ("blood=1,myocardium=2.5", r"labels of 'myocardium' must be integers"),
-    ("blood=one,myocardium=2", r"labels of 'blood' must be integers"),
-    ("blood=1,myocardium=", r"class 'myocardium' has no label values"),
-    ("blood=0,myocardium=2", r"label 0 is background"),
-    ("blood=1,myocardium=2+0", r"label 0 is background"),
-    ("blood=1,myocardium=2,scar=2", r"label 2 is given to both 'myocardium' and 'scar'"),
-    ("blood=1+3,myocardium=2,scar=3", r"label 3 is given to both 'blood' and 'scar'"),
-    ("blood=1,scar=3", r"must name the myocardium"),
-    ("blood=1,ignore=2", r"must name the myocardium"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("blood=1,muscle=2", r"unknown class 'muscle'"),
+        ("nonsense", r"not a preset \(emidec, myops, acdc\)"),
+        ("", r"not a preset"),
+        ("blood=1,myocardium=2.5", r"labels of 'myocardium' must be integers"),
+        ("blood=one,myocardium=2", r"labels of 'blood' must be integers"),
+        ("blood=1,myocardium=", r"class 'myocardium' has no label values"),
+        ("blood=0,myocardium=2", r"label 0 is background"),
+        ("blood=1,myocardium=2+0", r"label 0 is background"),
+        ("blood=1,myocardium=2,scar=2", r"label 2 is given to both 'myocardium' and 'scar'"),
+        ("blood=1+3,myocardium=2,scar=3", r"label 3 is given to both 'blood' and 'scar'"),
+        ("blood=1,scar=3", r"must name the myocardium"),
+        ("blood=1,ignore=2", r"must name the myocardium"),
+    ],
+)
 def test_parse_errors(spec: str, message: str) -> None:
     with pytest.raises(InputError, match=message) as info:
         parse_label_map(spec)
@@ -95,8 +112,10 @@ def test_parse_errors(spec: str, message: str) -> None:
     assert text.startswith("--labels ") and repr(spec) in text and "\n" not in text
 
 
-@pytest.mark.parametrize("spec", ["emidec", "myops", "acdc", "blood=1,myocardium=2,scar=3+4",
-                                  "myocardium=200+1220,ignore=600", "lv=9,myo=8,mvo=7"])
+@pytest.mark.parametrize(
+    "spec",
+    ["emidec", "myops", "acdc", "blood=1,myocardium=2,scar=3+4", "myocardium=200+1220,ignore=600", "lv=9,myo=8,mvo=7"],
+)
 def test_to_spec_round_trips(spec: str) -> None:
     label_map = parse_label_map(spec)
     again = parse_label_map(label_map.to_spec())
@@ -156,8 +175,11 @@ def test_to_internal_empty_mask() -> None:
 
 def test_to_internal_unknown_labels_are_named() -> None:
     labels = np.array([[[0, 1, 2, 7, 9]]], np.int32)
-    with pytest.raises(CaseError, match=r"^masks/P01\.nii\.gz: mask has label\(s\) 7, 9 that the label map "
-                                        r"'emidec' \(blood=1,myocardium=2,scar=3,noreflow=4\) does not name"):
+    with pytest.raises(
+        CaseError,
+        match=r"^masks/P01\.nii\.gz: mask has label\(s\) 7, 9 that the label map "
+        r"'emidec' \(blood=1,myocardium=2,scar=3,noreflow=4\) does not name",
+    ):
         to_internal(labels, PRESETS["emidec"], "masks/P01.nii.gz")
 
 
@@ -169,8 +191,11 @@ def test_to_internal_emidec_mask_under_myops_map() -> None:
 
 def test_to_internal_no_myocardium() -> None:
     labels = np.array([[[0, 1, 1, 3]]], np.int32)
-    with pytest.raises(CaseError, match=r"^masks/P01\.nii\.gz: mask has no myocardium label \(2 under label map "
-                                        r"'emidec'\)"):
+    with pytest.raises(
+        CaseError,
+        match=r"^masks/P01\.nii\.gz: mask has no myocardium label \(2 under label map "
+        r"'emidec'\)",
+    ):
         to_internal(labels, PRESETS["emidec"], "masks/P01.nii.gz")
 
 

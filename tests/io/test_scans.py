@@ -18,7 +18,7 @@ from lgerisk.io.scans import (
     read_volume,
     scan_stem,
 )
-from tests.conftest import phantom_arrays, write_volume
+from tests.helpers import phantom_arrays, write_volume
 
 SPACING = (1.5, 1.25, 8.0)
 
@@ -35,18 +35,21 @@ def _image(array: np.ndarray, spacing=SPACING, origin=(0.0, 0.0, 0.0), direction
 # --- scan_stem / is_scan_file ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "stem"), [
-    ("images/P01.nii.gz", "P01"),
-    ("P01.nii", "P01"),
-    ("a/b/P01.NII.GZ", "P01"),
-    ("P01.nrrd", "P01"),
-    ("P01.nhdr", "P01"),
-    ("P01.mha", "P01"),
-    ("P01.mhd", "P01"),
-    ("case.v2.nii.gz", "case.v2"),
-    ("P01", "P01"),          # a DICOM folder keeps its name
-    ("notes.txt", "notes.txt"),
-])
+@pytest.mark.parametrize(
+    ("path", "stem"),
+    [
+        ("images/P01.nii.gz", "P01"),
+        ("P01.nii", "P01"),
+        ("a/b/P01.NII.GZ", "P01"),
+        ("P01.nrrd", "P01"),
+        ("P01.nhdr", "P01"),
+        ("P01.mha", "P01"),
+        ("P01.mhd", "P01"),
+        ("case.v2.nii.gz", "case.v2"),
+        ("P01", "P01"),  # a DICOM folder keeps its name
+        ("notes.txt", "notes.txt"),
+    ],
+)
 def test_scan_stem(path: str, stem: str) -> None:
     assert scan_stem(path) == stem
     assert scan_stem(Path(path)) == stem
@@ -246,16 +249,22 @@ def test_check_same_geometry_accepts_identical() -> None:
     check_same_geometry(image, mask, "masks/P01.nii.gz")
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"shape": (4, 10, 13)}, r"mask size \(13, 10, 4\) differs from its image's \(12, 10, 4\)"),
-    ({"shape": (5, 10, 12)}, r"mask size .* differs"),
-    ({"spacing": (1.5, 1.25, 10.0)}, r"mask spacing \(1\.5, 1\.25, 10\) differs from its image's \(1\.5, 1\.25, 8\)"),
-    ({"spacing": (1.52, 1.25, 8.0)}, r"mask spacing .* differs"),
-    ({"origin": (10.0, -20.0, 38.0)}, r"mask origin .* differs"),
-    ({"origin": (10.5, -20.0, 30.0)}, r"mask origin .* differs"),
-    ({"direction": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}, r"mask orientation .* differs"),
-    ({"direction": (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)}, r"mask orientation .* differs"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"shape": (4, 10, 13)}, r"mask size \(13, 10, 4\) differs from its image's \(12, 10, 4\)"),
+        ({"shape": (5, 10, 12)}, r"mask size .* differs"),
+        (
+            {"spacing": (1.5, 1.25, 10.0)},
+            r"mask spacing \(1\.5, 1\.25, 10\) differs from its image's \(1\.5, 1\.25, 8\)",
+        ),
+        ({"spacing": (1.52, 1.25, 8.0)}, r"mask spacing .* differs"),
+        ({"origin": (10.0, -20.0, 38.0)}, r"mask origin .* differs"),
+        ({"origin": (10.5, -20.0, 30.0)}, r"mask origin .* differs"),
+        ({"direction": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}, r"mask orientation .* differs"),
+        ({"direction": (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)}, r"mask orientation .* differs"),
+    ],
+)
 def test_check_same_geometry_refuses_mismatch(change: dict, message: str) -> None:
     image, mask = _pair(**change)
     with pytest.raises(CaseError, match=r"^masks/P01\.nii\.gz: " + message):
@@ -272,8 +281,9 @@ def test_check_same_geometry_accepts_tiny_differences() -> None:
     # float32 round-off of a NIfTI header: far below a thousandth of a voxel
     eps = 1e-6
     rotated = (eps, 1.0, 0.0, -1.0, eps, 0.0, 0.0, 0.0, 1.0)
-    image, mask = _pair(spacing=(1.5 + eps, 1.25 - eps, 8.0 + eps), origin=(10.0 + 1e-4, -20.0 - 1e-4, 30.0),
-                        direction=rotated)
+    image, mask = _pair(
+        spacing=(1.5 + eps, 1.25 - eps, 8.0 + eps), origin=(10.0 + 1e-4, -20.0 - 1e-4, 30.0), direction=rotated
+    )
     check_same_geometry(image, mask, "masks/P01.nii.gz")
     check_same_geometry(mask, image, "masks/P01.nii.gz")
 
@@ -287,23 +297,31 @@ def test_check_same_geometry_tolerance_is_adjustable() -> None:
 
 def test_check_same_geometry_after_nifti_round_trip(tmp_path: Path) -> None:
     """A mask written beside its image (NIfTI stores float32 geometry) passes against it."""
-    image = _image(np.zeros((4, 10, 12), np.float32), spacing=(1.40625, 1.40625, 13.0),
-                   origin=(-123.456789, 87.654321, -45.0), direction=OBLIQUE)
+    image = _image(
+        np.zeros((4, 10, 12), np.float32),
+        spacing=(1.40625, 1.40625, 13.0),
+        origin=(-123.456789, 87.654321, -45.0),
+        direction=OBLIQUE,
+    )
     mask = sitk.Cast(image, sitk.sitkUInt8)
     sitk.WriteImage(image, str(tmp_path / "image.nii.gz"))
     sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
-    check_same_geometry(read_volume(tmp_path / "image.nii.gz"), read_volume(tmp_path / "mask.nii.gz", "mask"),
-                        tmp_path / "mask.nii.gz")
+    check_same_geometry(
+        read_volume(tmp_path / "image.nii.gz"), read_volume(tmp_path / "mask.nii.gz", "mask"), tmp_path / "mask.nii.gz"
+    )
     check_same_geometry(image, read_volume(tmp_path / "mask.nii.gz", "mask"), tmp_path / "mask.nii.gz")
 
 
 # --- the real EMIDEC scans ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("case", "size", "spacing", "present"), [
-    ("samplePositive", (248, 258, 7), 13.0, {0, 1, 2, 3, 4}),
-    ("sampleNegative", (148, 246, 9), 10.0, {0, 1, 2}),
-])
+@pytest.mark.parametrize(
+    ("case", "size", "spacing", "present"),
+    [
+        ("samplePositive", (248, 258, 7), 13.0, {0, 1, 2, 3, 4}),
+        ("sampleNegative", (148, 246, 9), 10.0, {0, 1, 2}),
+    ],
+)
 def test_emidec_scans_read(emidec: Path, case: str, size: tuple, spacing: float, present: set) -> None:
     image_path = emidec / case / "Images" / f"{case}.nii.gz"
     mask_path = emidec / case / "Contours" / f"{case}.nii.gz"

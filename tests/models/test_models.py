@@ -39,9 +39,13 @@ def encoder() -> ImageEncoder:
 
 # --- configurations ---------------------------------------------------------------------------
 
+
 def test_configs_round_trip_through_json() -> None:
-    config = ContrastiveModelConfig(EncoderConfig(width=32, depth=5, dropout=0.2),
-                                    RadiomicsEncoderConfig(n_features=107, depth=3), projection_dim=64)
+    config = ContrastiveModelConfig(
+        EncoderConfig(width=32, depth=5, dropout=0.2),
+        RadiomicsEncoderConfig(n_features=107, depth=3),
+        projection_dim=64,
+    )
     data = json.loads(json.dumps(config.to_dict()))
     assert data["encoder"]["width"] == 32 and data["radiomics"]["n_features"] == 107
     rebuilt = ContrastiveModelConfig.from_dict(data)
@@ -51,24 +55,28 @@ def test_configs_round_trip_through_json() -> None:
     assert RadiomicsEncoderConfig.from_dict({"n_features": 5}) == RadiomicsEncoderConfig(5)
 
 
-@pytest.mark.parametrize("build", [
-    lambda: EncoderConfig(width=0),
-    lambda: EncoderConfig(depth=7),
-    lambda: EncoderConfig(dropout=1.0),
-    lambda: EncoderConfig(in_channels=1.5),
-    lambda: RadiomicsEncoderConfig(n_features=0),
-    lambda: RadiomicsEncoderConfig(10, dropout=-0.1),
-    lambda: ContrastiveModelConfig(EncoderConfig(), RadiomicsEncoderConfig(10), projection_dim=0),
-    lambda: EncoderConfig.from_dict({"widht": 16}),
-    lambda: ContrastiveModelConfig.from_dict({"encoder": {}, "radiomics": {"n_features": 3, "bad": 1}}),
-    lambda: ContrastiveModelConfig.from_dict({"encoder": {}}),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: EncoderConfig(width=0),
+        lambda: EncoderConfig(depth=7),
+        lambda: EncoderConfig(dropout=1.0),
+        lambda: EncoderConfig(in_channels=1.5),
+        lambda: RadiomicsEncoderConfig(n_features=0),
+        lambda: RadiomicsEncoderConfig(10, dropout=-0.1),
+        lambda: ContrastiveModelConfig(EncoderConfig(), RadiomicsEncoderConfig(10), projection_dim=0),
+        lambda: EncoderConfig.from_dict({"widht": 16}),
+        lambda: ContrastiveModelConfig.from_dict({"encoder": {}, "radiomics": {"n_features": 3, "bad": 1}}),
+        lambda: ContrastiveModelConfig.from_dict({"encoder": {}}),
+    ],
+)
 def test_bad_configuration_is_an_input_error(build) -> None:
     with pytest.raises(InputError):
         build()
 
 
 # --- image encoder ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("depth", [1, 6, 12, 16])
 @pytest.mark.parametrize("size", [64, 96])
@@ -147,6 +155,7 @@ def test_parameter_counts() -> None:
 
 # --- radiomics encoder and heads --------------------------------------------------------------
 
+
 def test_radiomics_encoder_and_head() -> None:
     config = RadiomicsEncoderConfig(N_FEATURES, hidden_dim=32, embedding_dim=16, depth=3)
     model = RadiomicsEncoder(config)
@@ -162,6 +171,7 @@ def test_radiomics_encoder_and_head() -> None:
 
 # --- the contrastive model --------------------------------------------------------------------
 
+
 def test_contrastive_model_api() -> None:
     model = ContrastiveModel(small_config()).eval()
     x1, x2, r = torch.randn(3, 2, 4, 32, 32), torch.randn(3, 2, 4, 32, 32), torch.randn(3, N_FEATURES)
@@ -175,7 +185,11 @@ def test_contrastive_model_api() -> None:
         assert model.embed_radiomics(r).shape == (3, 256)
         assert set(model(x1)) == {"image_z1"}
     assert [name for name, _ in model.named_children()] == [
-        "image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection"]
+        "image_encoder",
+        "radiomics_encoder",
+        "image_projection",
+        "radiomics_projection",
+    ]
 
 
 def hybrid_loss(model: ContrastiveModel, seed: int = 1) -> torch.Tensor:
@@ -226,8 +240,8 @@ def test_describe_lists_parts_with_counts() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import lgerisk.models
     import lgerisk.config
+    import lgerisk.models
     import lgerisk.models.contrastive
     import lgerisk.models.encoder
     import lgerisk.models.heads
@@ -235,9 +249,16 @@ def test_docstring_examples() -> None:
     import lgerisk.objectives
     import lgerisk.objectives.contrastive
 
-    for module in (lgerisk.models, lgerisk.config, lgerisk.models.contrastive, lgerisk.models.encoder,
-                   lgerisk.models.heads, lgerisk.models.radiomics, lgerisk.objectives,
-                   lgerisk.objectives.contrastive):
+    for module in (
+        lgerisk.models,
+        lgerisk.config,
+        lgerisk.models.contrastive,
+        lgerisk.models.encoder,
+        lgerisk.models.heads,
+        lgerisk.models.radiomics,
+        lgerisk.objectives,
+        lgerisk.objectives.contrastive,
+    ):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
 

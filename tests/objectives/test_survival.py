@@ -103,7 +103,8 @@ def test_efron_and_breslow_match_explicit_loops(seed: int) -> None:
     r, t, e = as_tensors(risk, time, event)
     assert cox_efron_loss(r, t, e, "sum").item() == pytest.approx(efron_reference(risk, time, event), rel=1e-12)
     assert cox_breslow_loss(r, t, e, "sum").item() == pytest.approx(
-        efron_reference(risk, time, event, ties="breslow"), rel=1e-12)
+        efron_reference(risk, time, event, ties="breslow"), rel=1e-12
+    )
     assert cox_efron_loss(r, t, e).item() == pytest.approx(cox_efron_loss(r, t, e, "sum").item() / event.sum())
 
 
@@ -115,7 +116,8 @@ def test_efron_is_breslow_without_ties_and_ignores_row_order() -> None:
     order = torch.as_tensor(rng.permutation(30))
     time_tied = torch.as_tensor(np.round(time / 5))
     assert cox_efron_loss(r[order], time_tied[order], e[order]).item() == pytest.approx(
-        cox_efron_loss(r, time_tied, e).item(), rel=1e-12)
+        cox_efron_loss(r, time_tied, e).item(), rel=1e-12
+    )
 
 
 def test_efron_is_stable_and_differentiable_in_float32() -> None:
@@ -133,7 +135,8 @@ def test_efron_is_stable_and_differentiable_in_float32() -> None:
             risk.grad = None
     risk64 = torch.randn(n, generator=generator, dtype=torch.float64)
     assert cox_efron_loss(risk64.float(), time, event).item() == pytest.approx(
-        cox_efron_loss(risk64, time, event).item(), rel=1e-5)
+        cox_efron_loss(risk64, time, event).item(), rel=1e-5
+    )
 
 
 def test_gradient_matches_finite_differences() -> None:

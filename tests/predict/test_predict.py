@@ -14,10 +14,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from lgerisk.inference import out_of_range_warnings
 from lgerisk.predict.masks import find_mask, scan_case
-from lgerisk.predict.run import out_of_range_warnings
-from tests.conftest import SAMPLE_DATA
-from tests.training.test_finetune import one_torch_thread  # noqa: F401 - a fixture
+from tests.helpers import SAMPLE_DATA
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 HORIZONS = ("survival_1", "survival_3", "survival_5")
 
@@ -75,8 +76,9 @@ def test_find_mask_conventions(tmp_path: Path) -> None:
 
 def test_out_of_range_warnings_name_the_quantity() -> None:
     ranges = {"slice_spacing_mm": [8.314, 12.975], "inplane_spacing_mm": [1.4117, 1.7955], "image_p99": [1.1, 1.5]}
-    warnings = out_of_range_warnings({"slice_spacing_mm": 13.0, "original_spacing_mm": [1.406, 1.406, 13.0]}, 1.2,
-                                     ranges)
+    warnings = out_of_range_warnings(
+        {"slice_spacing_mm": 13.0, "original_spacing_mm": [1.406, 1.406, 13.0]}, 1.2, ranges
+    )
     assert len(warnings) == 2
     # the value and the violated bound must read differently (not "13 mm is outside 8.31-13 mm")
     assert warnings[0] == "slice spacing 13 mm is outside the training range 8.314-12.97 mm"
@@ -173,7 +175,7 @@ def test_a_training_scan_gets_the_inputs_it_was_trained_with(runs, tmp_path: Pat
     """No train/serve skew: predict's tensor and radiomics of a training scan equal the finetune run's."""
     import torch
 
-    from lgerisk.predict.run import RiskPredictor
+    from lgerisk.inference import RiskPredictor
 
     predictor = RiskPredictor.load(runs["tabular"])
     case = scan_case(_scan_pair(tmp_path / "in", "synth-0007", name="P7"))
@@ -182,7 +184,7 @@ def test_a_training_scan_gets_the_inputs_it_was_trained_with(runs, tmp_path: Pat
     cached = np.load(next((runs["tabular"] / "cache" / "tensors").glob("synth-0007-*.npy")))
     assert torch.equal(image[0], torch.from_numpy(cached))
     table = pd.read_csv(runs["features"], dtype={"case_id": str}, float_precision="round_trip").set_index("case_id")
-    names = predictor.tabular["radiomics"]
+    names = list(predictor.tabular.radiomics)
     np.testing.assert_allclose([row[c] for c in names], table.loc["synth-0007", names].to_numpy(float), rtol=1e-12)
     assert tabular.shape == (1, len(names) + 2)
 
@@ -222,7 +224,7 @@ def test_single_slice_scan_is_a_clear_case_failure(runs, tmp_path: Path, cli) ->
     for kind, name in (("images", "S.nii.gz"), ("masks", "S_seg.nii.gz")):
         volume = sitk.ReadImage(str(SAMPLE_DATA / kind / "synth-0002.nii.gz"))
         middle = volume.GetSize()[2] // 2
-        sitk.WriteImage(volume[:, :, middle:middle + 1], str(folder / name))
+        sitk.WriteImage(volume[:, :, middle : middle + 1], str(folder / name))
     result = cli("predict", folder / "S.nii.gz", "--model", runs["main"])
     assert result.exit_code == 2  # a lone scan the model cannot take is bad input
     assert "S.nii.gz" in result.output and "slice" in result.output
@@ -270,8 +272,14 @@ def test_a_radiomics_model_from_other_extraction_settings_is_refused(runs, tmp_p
     card = json.loads((model / "model_card.json").read_text())
     card["radiomics"]["settings_hash"] = "0123456789abcdef"  # as if extracted with --params my.yaml
     (model / "model_card.json").write_text(json.dumps(card))
-    result = cli("predict", _scan_pair(tmp_path / "scan", "synth-0001"), "--model", model, "--clinical",
-                 SAMPLE_DATA / "outcomes.csv")
+    result = cli(
+        "predict",
+        _scan_pair(tmp_path / "scan", "synth-0001"),
+        "--model",
+        model,
+        "--clinical",
+        SAMPLE_DATA / "outcomes.csv",
+    )
     assert result.exit_code == 2 and "other settings" in result.output
 
 
@@ -290,13 +298,16 @@ def test_explain_redoes_a_case_whose_mask_changed(runs, tmp_path: Path, cli) -> 
 
 def test_parallel_predictions_equal_serial_ones(runs, tmp_path: Path, cli) -> None:
     """--jobs 2 starts fresh workers (a forked torch parent makes workers hang) and gives the same rows."""
-    rows = ["case_id,image,mask"] + [f"synth-000{i},{SAMPLE_DATA}/images/synth-000{i}.nii.gz,"
-                                     f"{SAMPLE_DATA}/masks/synth-000{i}.nii.gz" for i in range(4)]
+    rows = ["case_id,image,mask"] + [
+        f"synth-000{i},{SAMPLE_DATA}/images/synth-000{i}.nii.gz,{SAMPLE_DATA}/masks/synth-000{i}.nii.gz"
+        for i in range(4)
+    ]
     manifest = tmp_path / "cohort.csv"
     manifest.write_text("\n".join(rows) + "\n")
     for jobs in ("1", "2"):
-        result = cli("predict", "--data", manifest, "--model", runs["main"], "--out", tmp_path / f"j{jobs}.csv",
-                     "--jobs", jobs)
+        result = cli(
+            "predict", "--data", manifest, "--model", runs["main"], "--out", tmp_path / f"j{jobs}.csv", "--jobs", jobs
+        )
         assert result.exit_code == 0, result.output
     serial, parallel = (pd.read_csv(tmp_path / f"j{j}.csv") for j in ("1", "2"))
     pd.testing.assert_frame_equal(serial, parallel)

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from lgerisk.data.synthetic import MARKER_FILE, SCAN_MARKER, SynthConfig, generate_cohort
 from lgerisk.io.provenance import (
     cases_are_synthetic,
     cohort_marker,
@@ -26,11 +25,14 @@ from lgerisk.io.provenance import (
     provenance_sentence,
     scan_is_synthetic,
 )
-from tests.conftest import SAMPLE_DATA, phantom_arrays, write_volume
-from tests.training.test_finetune import one_torch_thread  # noqa: F401 - a fixture
+from lgerisk.synth import MARKER_FILE, SCAN_MARKER, SynthConfig, generate_cohort
+from tests.helpers import SAMPLE_DATA, phantom_arrays, write_volume
 
-REAL_SCAN_WITH_SYNTHETIC_MODEL = ("Model trained on SYNTHETIC data; this scan is a real scan: the risk is not "
-                                  "meaningful for it.")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+REAL_SCAN_WITH_SYNTHETIC_MODEL = (
+    "Model trained on SYNTHETIC data; this scan is a real scan: the risk is not meaningful for it."
+)
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +187,15 @@ def test_real_emidec_scans_with_the_synthetic_model(runs, emidec: Path, cli, tmp
     result = cli("predict", *scans, "--model", runs["main"], "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out).set_index("case_id")
-    old = ["risk_score", "risk_group", "survival_1", "scar_percent", "model_method", "model_trained_on_synthetic",
-           "warnings"]
+    old = [
+        "risk_score",
+        "risk_group",
+        "survival_1",
+        "scar_percent",
+        "model_method",
+        "model_trained_on_synthetic",
+        "warnings",
+    ]
     assert set(old) <= set(table.columns)  # the columns there were, plus the new ones
     assert list(table.columns[-4:]) == ["scan_synthetic", "reliable", "unreliable_reasons", "warnings"]
     for name, row in table.iterrows():

@@ -19,9 +19,18 @@ def test_config_round_trips_through_json() -> None:
     assert PreprocessConfig().settings_hash() != config.settings_hash()
 
 
-@pytest.mark.parametrize("kwargs", [{"scar_method": "otsu"}, {"normalisation": "minmax"}, {"crop_size": 4},
-                                    {"inplane_spacing_mm": 0.0}, {"nsd": 0.0}, {"remote_method": "median"},
-                                    {"scar_smoothing_mm": -1.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scar_method": "otsu"},
+        {"normalisation": "minmax"},
+        {"crop_size": 4},
+        {"inplane_spacing_mm": 0.0},
+        {"nsd": 0.0},
+        {"remote_method": "median"},
+        {"scar_smoothing_mm": -1.0},
+    ],
+)
 def test_config_refuses_bad_values(kwargs: dict) -> None:
     with pytest.raises(InputError):
         PreprocessConfig(**kwargs)

@@ -48,8 +48,12 @@ def test_emidec_nsd_scar_overlaps_labelled_scar(emidec: Path, tmp_path: Path) ->
     positive = table.set_index("case_id").loc["samplePositive"]
     assert positive["scar_method"] == "nsd"
     assert positive["scar_percent"] > 0
-    assert positive["scar_label_dice"] > 0.05  # derived scar overlaps the expert's (0.75 at 5 SD, 0.66 at 3 SD against the mixture remote reference)
-    _, lenient = preprocess_cohort(emidec, tmp_path / "prep3", PreprocessConfig(labels="emidec", scar_method="nsd", nsd=3))
+    assert (
+        positive["scar_label_dice"] > 0.05
+    )  # derived scar overlaps the expert's (0.75 at 5 SD, 0.66 at 3 SD against the mixture remote reference)
+    _, lenient = preprocess_cohort(
+        emidec, tmp_path / "prep3", PreprocessConfig(labels="emidec", scar_method="nsd", nsd=3)
+    )
     assert lenient.set_index("case_id").loc["samplePositive", "scar_label_dice"] > 0.5
 
 

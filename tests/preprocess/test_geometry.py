@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lgerisk.preprocess import geometry
-from tests.conftest import phantom_arrays
+from tests.helpers import phantom_arrays
 
 
 def _images(image: np.ndarray, labels: np.ndarray, spacing=(1.5, 1.5, 10.0)):
@@ -35,8 +35,11 @@ def test_apex_first_stack_is_flipped_to_base_first() -> None:
 def test_slice_axis_moved_last() -> None:
     image, labels = phantom_arrays()
     # store the stack with slices along x: array (x', y, z') -> transpose so sitk x axis is the slice axis
-    img, lab = _images(np.ascontiguousarray(image.transpose(1, 2, 0)), np.ascontiguousarray(labels.transpose(1, 2, 0)),
-                       spacing=(10.0, 1.5, 1.5))
+    img, lab = _images(
+        np.ascontiguousarray(image.transpose(1, 2, 0)),
+        np.ascontiguousarray(labels.transpose(1, 2, 0)),
+        spacing=(10.0, 1.5, 1.5),
+    )
     out_img, out_lab, how = geometry.canonical_orientation(img, lab)
     assert how.axis_order == (1, 2, 0)
     assert out_lab.GetSpacing() == (1.5, 1.5, 10.0)
@@ -65,7 +68,7 @@ def test_fraction_inside_and_crop_warning(tmp_path) -> None:
     from lgerisk.io.cohort import discover_cohort
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.pipeline import preprocess_case
-    from tests.conftest import make_cohort
+    from tests.helpers import make_cohort
 
     image, labels = phantom_arrays()
     img, _ = _images(image, labels)
@@ -86,14 +89,19 @@ def test_blood_pool_is_derived_in_plane_even_when_slices_are_stored_along_x(tmp_
     from lgerisk.io.cohort import discover_cohort
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.pipeline import preprocess_case
-    from tests.conftest import write_volume
+    from tests.helpers import write_volume
 
     image, labels = phantom_arrays()
     myocardium_only = np.where(labels >= 2, 2, 0).astype(np.uint8)  # blood pool unlabelled
     # store with slices along the x axis (array (x', y, z') -> slices are the last numpy axis)
-    write_volume(tmp_path / "c" / "images" / "p.nii.gz", np.ascontiguousarray(image.transpose(1, 2, 0)), (10.0, 1.5, 1.5))
-    write_volume(tmp_path / "c" / "masks" / "p.nii.gz", np.ascontiguousarray(myocardium_only.transpose(1, 2, 0)),
-                 (10.0, 1.5, 1.5))
+    write_volume(
+        tmp_path / "c" / "images" / "p.nii.gz", np.ascontiguousarray(image.transpose(1, 2, 0)), (10.0, 1.5, 1.5)
+    )
+    write_volume(
+        tmp_path / "c" / "masks" / "p.nii.gz",
+        np.ascontiguousarray(myocardium_only.transpose(1, 2, 0)),
+        (10.0, 1.5, 1.5),
+    )
     case = discover_cohort(tmp_path / "c").cases[0]
     result = preprocess_case(case, PreprocessConfig(labels="myocardium=2", scar_method="nsd"))
     expected_ml = (labels == 1).sum() * 1.5 * 1.5 * 10.0 / 1000

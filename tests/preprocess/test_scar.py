@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lgerisk.preprocess.scar import (dice, drop_small_clusters, quantify_scar, remote_region, robust_statistics,
-                                     tissue_volumes_ml)
-from tests.conftest import phantom_arrays
+from lgerisk.preprocess.scar import (
+    dice,
+    drop_small_clusters,
+    quantify_scar,
+    remote_region,
+    robust_statistics,
+    tissue_volumes_ml,
+)
+from tests.helpers import phantom_arrays
 
 
 def test_robust_statistics_ignore_outliers() -> None:
@@ -62,8 +68,13 @@ def test_remote_region_erodes_in_plane_only() -> None:
 def test_volumes_and_dice() -> None:
     labels = np.array([[[1, 2, 3, 4, 5, 0]]], dtype=np.uint8)
     volumes = tissue_volumes_ml(labels, 1000.0)
-    assert volumes == {"blood_pool_volume_ml": 1.0, "myocardium_volume_ml": 4.0, "scar_volume_ml": 2.0,
-                       "noreflow_volume_ml": 1.0, "greyzone_volume_ml": 1.0}
+    assert volumes == {
+        "blood_pool_volume_ml": 1.0,
+        "myocardium_volume_ml": 4.0,
+        "scar_volume_ml": 2.0,
+        "noreflow_volume_ml": 1.0,
+        "greyzone_volume_ml": 1.0,
+    }
     assert dice(np.zeros(3, bool), np.zeros(3, bool)) is None
     assert dice(np.array([True, False]), np.array([True, True])) == pytest.approx(2 / 3)
 
@@ -82,8 +93,15 @@ from lgerisk.preprocess.scar import (  # noqa: E402
 SPACING = (1.4, 1.4, 10.0)
 
 
-def ring_phantom(scar_fraction: float, seed: int = 0, size: int = 64, slices: int = 6,
-                 wall: float = 7.0, scar: float = 350.0, noise: float = 35.0) -> tuple[np.ndarray, np.ndarray]:
+def ring_phantom(
+    scar_fraction: float,
+    seed: int = 0,
+    size: int = 64,
+    slices: int = 6,
+    wall: float = 7.0,
+    scar: float = 350.0,
+    noise: float = 35.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """A ring phantom (z, y, x) whose scar is one transmural sector covering ``scar_fraction`` of the wall.
 
     Remote myocardium 100, scar ``scar``, blood 600, background 50, Gaussian noise SD ``noise``: a

@@ -42,9 +42,14 @@ def test_auto_without_scar_labels_is_the_agreeing_default(myops_dev: Path) -> No
 def test_old_reference_misses_large_scars(myops_dev: Path) -> None:
     """The whole-wall reference (before) under-calls where scar is large; the mixture does not."""
     cases = [c for c in discover_cohort(myops_dev).cases if c.case_id in ("Case3007", "Case3011", "Case3013")]
-    rows = compare_with_experts(cases, "myops", {
-        "new": PreprocessConfig(scar_method="fwhm"),
-        "old": PreprocessConfig(scar_method="nsd", nsd=5.0, remote_method="whole")})
+    rows = compare_with_experts(
+        cases,
+        "myops",
+        {
+            "new": PreprocessConfig(scar_method="fwhm"),
+            "old": PreprocessConfig(scar_method="nsd", nsd=5.0, remote_method="whole"),
+        },
+    )
     new = [r for r in rows if r.setting == "new"]
     old = [r for r in rows if r.setting == "old"]
     assert all(r.expert_scar_percent > 25 for r in new)

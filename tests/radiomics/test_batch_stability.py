@@ -13,7 +13,7 @@ from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.run import preprocess_cohort
 from lgerisk.radiomics.run import extract_cohort
 from lgerisk.radiomics.stability import icc, perturbed_masks, robust_features, stability_table
-from tests.conftest import make_cohort, phantom_arrays, write_volume
+from tests.helpers import make_cohort, phantom_arrays, write_volume
 
 
 def test_icc_matches_shrout_fleiss_example() -> None:
@@ -43,8 +43,10 @@ def test_stability_table_flags_robust_features() -> None:
     rows = {}
     for case in range(10):
         truth = rng.normal(10, 3)
-        rows[f"c{case}"] = {p: {"scar__stable": truth + rng.normal(0, 0.1), "scar__noisy": rng.normal(10, 3),
-                                "scar__status": "ok"} for p in ("original", "eroded", "dilated")}
+        rows[f"c{case}"] = {
+            p: {"scar__stable": truth + rng.normal(0, 0.1), "scar__noisy": rng.normal(10, 3), "scar__status": "ok"}
+            for p in ("original", "eroded", "dilated")
+        }
     table = stability_table(rows).set_index("feature")
     assert table.loc["scar__stable", "robust"] and table.loc["scar__stable", "excellent"]
     assert not table.loc["scar__noisy", "robust"]
@@ -56,8 +58,9 @@ def test_resume_shards_and_stability(tmp_path: Path) -> None:
     prep = tmp_path / "prep"
     preprocess_cohort(data, prep, PreprocessConfig())
     first, table, stability = extract_cohort(prep, tmp_path / "f.csv", stability=True, quiet=True)
-    assert sorted(first.done) == ["case0", "case1", "case2", "case3"] and stability is not None
+    assert sorted(first.done) == ["case0", "case1", "case2", "case3"]
     frame = pd.read_csv(tmp_path / "f.stability.csv")
+    assert len(stability) == len(frame) > 0 and list(stability["feature"]) == list(frame["feature"])
     assert {"feature", "roi", "icc_1_1", "icc_3_1", "n_cases", "robust", "excellent"} <= set(frame.columns)
     assert frame.loc[frame["roi"] == "myocardium", "n_cases"].min() == 4
     again, _, _ = extract_cohort(prep, tmp_path / "f.csv", stability=True, quiet=True)
@@ -82,19 +85,23 @@ def test_bad_case_goes_to_errors_table_and_others_finish(cli, tmp_path: Path) ->
     assert list(pd.read_csv(tmp_path / "f.csv")["case_id"]) == ["case0", "case1", "case2"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rois", "scar,liver"], "unknown ROI"),
-    (["--image-types", "gabor"], "unknown image type"),
-    (["--params", "{tmp}/missing.yaml"], "does not exist"),
-    (["--params", "{tmp}/bad.yaml"], "not a YAML file"),
-    (["--params", "{tmp}/rejected.yaml"], "pyradiomics rejects"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rois", "scar,liver"], "unknown ROI"),
+        (["--image-types", "gabor"], "unknown image type"),
+        (["--params", "{tmp}/missing.yaml"], "does not exist"),
+        (["--params", "{tmp}/bad.yaml"], "not a YAML file"),
+        (["--params", "{tmp}/rejected.yaml"], "pyradiomics rejects"),
+    ],
+)
 def test_bad_usage_exits_2(cli, tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "bad.yaml").write_text("setting: [\n")
     (tmp_path / "rejected.yaml").write_text("setting:\n  binWidth: wide\n")
     data = make_cohort(tmp_path / "cohort", n=1)
-    result = cli("extract-radiomics", "--data", data, "--out", tmp_path / "f.csv",
-                 *[a.format(tmp=tmp_path) for a in args])
+    result = cli(
+        "extract-radiomics", "--data", data, "--out", tmp_path / "f.csv", *[a.format(tmp=tmp_path) for a in args]
+    )
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "f.csv").exists()
 

@@ -18,7 +18,7 @@ from lgerisk.preprocess.run import preprocess_cohort
 from lgerisk.radiomics.extract import extract_rois, feature_names, roi_mask
 from lgerisk.radiomics.run import extract_cohort
 from lgerisk.radiomics.settings import default_params_path, load_params, parse_image_types, parse_rois
-from tests.conftest import phantom_arrays
+from tests.helpers import phantom_arrays
 
 
 def test_emidec_features_equal_pyradiomics_cli(emidec: Path, tmp_path: Path) -> None:
@@ -35,8 +35,11 @@ def test_emidec_features_equal_pyradiomics_cli(emidec: Path, tmp_path: Path) -> 
         mask_path = tmp_path / f"{roi}.nii.gz"
         sitk.WriteImage(roi_mask(labels, roi, image), str(mask_path))
         out = tmp_path / f"{roi}.csv"
-        subprocess.run([str(cli), str(image_path), str(mask_path), "-p", str(default_params_path()), "-o", str(out),
-                        "-f", "csv"], check=True, capture_output=True)
+        subprocess.run(
+            [str(cli), str(image_path), str(mask_path), "-p", str(default_params_path()), "-o", str(out), "-f", "csv"],
+            check=True,
+            capture_output=True,
+        )
         with out.open() as handle:
             theirs = next(csv.DictReader(handle))
         compared = 0
@@ -47,9 +50,13 @@ def test_emidec_features_equal_pyradiomics_cli(emidec: Path, tmp_path: Path) -> 
         assert compared > 90  # shape, first order and five texture classes
         assert ours[f"{roi}__mask_hash"] == theirs["diagnostics_Mask-original_Hash"]
     assert ours["image_hash"] == theirs["diagnostics_Image-original_Hash"]
-    for column, key in (("pyradiomics_version", "PyRadiomics"), ("numpy_version", "Numpy"),
-                        ("simpleitk_version", "SimpleITK"), ("pywavelet_version", "PyWavelet"),
-                        ("python_version", "Python")):
+    for column, key in (
+        ("pyradiomics_version", "PyRadiomics"),
+        ("numpy_version", "Numpy"),
+        ("simpleitk_version", "SimpleITK"),
+        ("pywavelet_version", "PyWavelet"),
+        ("python_version", "Python"),
+    ):
         assert str(ours[column]) == theirs[f"diagnostics_Versions_{key}"], column
 
 

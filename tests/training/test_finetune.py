@@ -2,7 +2,7 @@
 radiomics inputs, bad input, and no leakage of test-fold rows into a fold's fit.
 
 Everything reuses one tiny pretrained encoder and one finetune run on sample_data (built once per
-test session on disk, see ``shared_runs``; tests/predict reuses the same risk models).
+test session on disk, see ``tests.helpers.shared_runs``; tests/predict reuses the same risk models).
 """
 
 from __future__ import annotations
@@ -16,66 +16,13 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import SAMPLE_DATA
+from tests.helpers import FINETUNE_TINY, SAMPLE_DATA, run_cli
+from tests.helpers import check_ok as _check
 
 METHODS = ["scar-% Cox", "scar+grey Cox", "radiomics Cox", "deep, scratch (full)", "pretrained probe"]
 ORACLE = "oracle (true log-hazard)"
-FINETUNE_TINY = ("--folds", "3", "--bootstrap", "20", "--epochs", "1", "--device", "cpu", "--quiet")
 
-
-def run_cli(*args: object):
-    """Invoke the lgerisk CLI in-process (usable from module- and session-scoped fixtures)."""
-    from typer.testing import CliRunner
-
-    from lgerisk.cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def _check(result, what: str) -> None:
-    assert result.exit_code == 0, f"{what} failed ({result.exit_code}): {result.output[-3000:]}"
-
-
-def shared_runs(factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """sample_data preprocessed + its feature table, a tiny pretrained encoder, and finetune runs on it.
-
-    Built once per session under the session's base temp folder (a second test module asking for it
-    finds the finished folders): ``prep``, ``features``, ``encoder``, ``main`` (the CLI run of the
-    brief: baselines, probe, 3 folds), ``tabular`` (probe + radiomics + age,lvef, no baselines).
-    """
-    from lgerisk.preprocess.config import PreprocessConfig
-    from lgerisk.preprocess.run import preprocess_cohort
-    from lgerisk.radiomics.run import extract_cohort
-    from lgerisk.training.pretrain import PretrainConfig, run_pretrain
-
-    root = factory.getbasetemp() / "finetune-shared"
-    paths = {"prep": root / "prep", "features": root / "radiomics.csv", "encoder": root / "pretrain",
-             "main": root / "risk", "tabular": root / "risk-tabular"}
-    if (root / "done").is_file():
-        return paths
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    preprocess_cohort(SAMPLE_DATA, paths["prep"], PreprocessConfig(), jobs=2, quiet=True)
-    extract_cohort(paths["prep"], paths["features"], jobs=2, quiet=True)
-    config = PretrainConfig(epochs=1, width=4, embedding_dim=16, projection_dim=8, tensor={"slices": 4, "size": 32},
-                            batch_size=8)
-    run_pretrain(paths["prep"], paths["encoder"], config, features=str(paths["features"]), device="cpu", quiet=True)
-    _check(run_cli("finetune", "--data", SAMPLE_DATA, "--features", paths["features"], "--encoder", paths["encoder"],
-                   "--out", paths["main"], "--jobs", "2", *FINETUNE_TINY), "the main finetune run")
-    _check(run_cli("finetune", "--data", paths["prep"], "--features", paths["features"], "--encoder",
-                   paths["encoder"], "--out", paths["tabular"], "--no-baselines", "--with-radiomics",
-                   "--covariates", "age,lvef", *FINETUNE_TINY), "the finetune run with radiomics and covariates")
-    (root / "done").write_text("ok\n")
-    return paths
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread: the tiny convolutions are far faster so on a small, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _outcomes_copy(folder: Path, edit) -> Path:
@@ -94,8 +41,21 @@ def small_run(runs, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
     """A probe run without baselines at label fraction 0.5, with outcomes lacking three cases."""
     root = tmp_path_factory.mktemp("finetune-small")
     outcomes = _outcomes_copy(root, lambda t: t[~t["case_id"].isin(LEFT_OUT)])
-    args = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-            "--outcomes", outcomes, "--no-baselines", "--label-fraction", "0.5", *FINETUNE_TINY]
+    args = [
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        runs["encoder"],
+        "--outcomes",
+        outcomes,
+        "--no-baselines",
+        "--label-fraction",
+        "0.5",
+        *FINETUNE_TINY,
+    ]
     _check(run_cli(*args, "--out", root / "run"), "the label-fraction run")
     return root / "run", args
 
@@ -173,8 +133,23 @@ def test_finetune_writes_a_complete_run(runs) -> None:
 def test_same_config_same_results(runs, tmp_path: Path) -> None:
     """A second run of the same configuration into another folder (no shared parts) matches."""
     again = tmp_path / "again"
-    _check(run_cli("finetune", "--data", SAMPLE_DATA, "--features", runs["features"], "--encoder", runs["encoder"],
-                   "--out", again, "--jobs", "2", *FINETUNE_TINY), "the repeated run")
+    _check(
+        run_cli(
+            "finetune",
+            "--data",
+            SAMPLE_DATA,
+            "--features",
+            runs["features"],
+            "--encoder",
+            runs["encoder"],
+            "--out",
+            again,
+            "--jobs",
+            "2",
+            *FINETUNE_TINY,
+        ),
+        "the repeated run",
+    )
     for name in ("comparison.csv", "predictions.csv", "metrics_by_split.csv"):
         assert (again / name).read_text() == (runs["main"] / name).read_text(), name
     first = torch.load(runs["main"] / "model.pt", weights_only=True)["model"]
@@ -208,8 +183,10 @@ def test_rerun_reuses_parts_and_changed_settings_refit(small_run, tmp_path: Path
     assert (run / "predictions.csv").read_text() == (source / "predictions.csv").read_text()
 
     calls.clear()
-    _check(run_cli(*args, "--out", run, "--head-penalty", "fixed", "--penalizer", "0.5"),
-           "the rerun with a fixed head penalty")  # 0.5 is not in the inner-CV grid: the probes must move
+    _check(
+        run_cli(*args, "--out", run, "--head-penalty", "fixed", "--penalizer", "0.5"),
+        "the rerun with a fixed head penalty",
+    )  # 0.5 is not in the inner-CV grid: the probes must move
     assert len(calls) == 4  # three folds and the final model
     assert all(p.stat().st_mtime_ns != stamps[p] for p in parts)
     assert (run / "predictions.csv").read_text() != (source / "predictions.csv").read_text()
@@ -220,10 +197,11 @@ def test_changed_outcomes_are_not_served_from_stale_parts(small_run, tmp_path: P
     source, args = small_run
     run = tmp_path / "run"
     shutil.copytree(source, run)
-    changed = _outcomes_copy(tmp_path / "other", lambda t: t[~t["case_id"].isin(LEFT_OUT)].assign(
-        time=lambda f: f["time"] * 1.5))
+    changed = _outcomes_copy(
+        tmp_path / "other", lambda t: t[~t["case_id"].isin(LEFT_OUT)].assign(time=lambda f: f["time"] * 1.5)
+    )
     at = args.index("--outcomes")
-    result = run_cli(*args[:at + 1], changed, *args[at + 2:], "--out", run)
+    result = run_cli(*args[: at + 1], changed, *args[at + 2 :], "--out", run)
     _check(result, "the run with changed outcomes")
     predictions = pd.read_csv(run / "predictions.csv", dtype={"case_id": str})
     original = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str}).set_index("case_id")["time"]
@@ -291,10 +269,20 @@ def test_covariates_and_radiomics_are_in_the_model(runs) -> None:
 
 
 def test_covariate_errors(runs, tmp_path: Path, cli) -> None:
-    base = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-            "--no-baselines", *FINETUNE_TINY]
-    result = cli(*base, "--out", tmp_path / "a", "--covariates", "age,weight",
-                 "--outcomes", SAMPLE_DATA / "outcomes.csv")
+    base = [
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        runs["encoder"],
+        "--no-baselines",
+        *FINETUNE_TINY,
+    ]
+    result = cli(
+        *base, "--out", tmp_path / "a", "--covariates", "age,weight", "--outcomes", SAMPLE_DATA / "outcomes.csv"
+    )
     assert result.exit_code == 2
     assert "'weight'" in result.output and "not in the outcomes table" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
@@ -307,8 +295,17 @@ def test_covariate_errors(runs, tmp_path: Path, cli) -> None:
 
 
 def test_bad_input(runs, tmp_path: Path, cli) -> None:
-    base = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-            "--no-baselines", *FINETUNE_TINY]
+    base = [
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        runs["encoder"],
+        "--no-baselines",
+        *FINETUNE_TINY,
+    ]
     censored = _outcomes_copy(tmp_path / "censored", lambda t: t.assign(event=0))
     result = cli(*base, "--out", tmp_path / "r1", "--outcomes", censored)
     assert result.exit_code == 2 and "all 32" in result.output and "censored" in result.output
@@ -320,12 +317,32 @@ def test_bad_input(runs, tmp_path: Path, cli) -> None:
         result = cli(*base, "--out", tmp_path / "r3", "--label-fraction", fraction)
         assert result.exit_code == 2 and "--label-fraction" in result.output, fraction
 
-    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["prep"],
-                 "--out", tmp_path / "r4", *FINETUNE_TINY)
+    result = cli(
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        runs["prep"],
+        "--out",
+        tmp_path / "r4",
+        *FINETUNE_TINY,
+    )
     assert result.exit_code == 2 and "not a pretraining run" in result.output
 
-    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--mode", "probe",
-                 "--out", tmp_path / "r5", *FINETUNE_TINY)
+    result = cli(
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--mode",
+        "probe",
+        "--out",
+        tmp_path / "r5",
+        *FINETUNE_TINY,
+    )
     assert result.exit_code == 2 and "--encoder" in result.output
 
     other = tmp_path / "other-encoder"
@@ -333,8 +350,18 @@ def test_bad_input(runs, tmp_path: Path, cli) -> None:
     card = json.loads((other / "model_card.json").read_text())
     card["preprocessing"]["settings_hash"] = "0123456789abcdef"
     (other / "model_card.json").write_text(json.dumps(card))
-    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", other,
-                 "--out", tmp_path / "r6", *FINETUNE_TINY)
+    result = cli(
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        other,
+        "--out",
+        tmp_path / "r6",
+        *FINETUNE_TINY,
+    )
     assert result.exit_code == 2 and "other settings" in result.output
     for r in ("r1", "r2", "r3", "r4", "r5", "r6"):
         assert not (tmp_path / r / "model.pt").exists()
@@ -364,10 +391,12 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
     table = pd.read_csv(runs["features"], dtype={"case_id": str}, low_memory=False).set_index("case_id", drop=False)
     outcomes = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str}).set_index("case_id")
     time, event = outcomes.loc[train_ids, "time"].to_numpy(), outcomes.loc[train_ids, "event"].to_numpy()
-    baseline_columns = RadiomicsCox(max_features=10, penalizer="cv", qc_metrics=True).fit(
-        table.loc[train_ids], time, event).selected_  # as the radiomics Cox baseline selects
-    model_columns = RadiomicsCox(max_features=10, penalizer=0.1, impute=False).fit(
-        table.loc[train_ids], time, event).selected_  # as the model's radiomics inputs are selected
+    baseline_columns = (
+        RadiomicsCox(max_features=10, penalizer="cv", qc_metrics=True).fit(table.loc[train_ids], time, event).selected_
+    )  # as the radiomics Cox baseline selects
+    model_columns = (
+        RadiomicsCox(max_features=10, penalizer=0.1, impute=False).fit(table.loc[train_ids], time, event).selected_
+    )  # as the model's radiomics inputs are selected
     # poison a feature both of the fold's models use, so that their test risks must move
     column = next(c for c in baseline_columns if c in model_columns)
     rows = table["case_id"].isin(test_ids)
@@ -377,31 +406,58 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
     table.to_csv(poisoned, index=False)
 
     # only the two methods this needs (the last one is the model the run saves)
-    names = lambda config, pretrained: ["radiomics Cox", finetune.model_name(config, pretrained)]
+    def names(config, pretrained):  # noqa: ANN001, ANN202
+        return ["radiomics Cox", finetune.model_name(config, pretrained)]
+
     monkeypatch.setattr(finetune, "method_names", names)
-    _check(run_cli("finetune", "--data", runs["prep"], "--features", poisoned, "--encoder", runs["encoder"],
-                   "--out", tmp_path / "run", "--with-radiomics", "--covariates", "age,lvef", *FINETUNE_TINY),
-           "the poisoned run")
+    _check(
+        run_cli(
+            "finetune",
+            "--data",
+            runs["prep"],
+            "--features",
+            poisoned,
+            "--encoder",
+            runs["encoder"],
+            "--out",
+            tmp_path / "run",
+            "--with-radiomics",
+            "--covariates",
+            "age,lvef",
+            *FINETUNE_TINY,
+        ),
+        "the poisoned run",
+    )
     for before in (baseline, model):
         after = tmp_path / "run" / "parts" / "fold1" / before.name
-        pd.testing.assert_series_equal(_fold1_risks(after, "train"), _fold1_risks(before, "train"), rtol=0,
-                                       atol=1e-9)
+        pd.testing.assert_series_equal(_fold1_risks(after, "train"), _fold1_risks(before, "train"), rtol=0, atol=1e-9)
         moved = _fold1_risks(after, "test") - _fold1_risks(before, "test")
         assert moved.abs().max() > 1e-3, before.name
 
 
 def test_held_out_split_with_and_without_folds(runs, tmp_path: Path) -> None:
     tiny = [a for a in FINETUNE_TINY if a not in ("--folds", "3")]
-    base = ["finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-            "--no-baselines", *tiny]
+    base = [
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        runs["encoder"],
+        "--no-baselines",
+        *tiny,
+    ]
     _check(run_cli(*base, "--folds", "0", "--test-fraction", "0.25", "--out", tmp_path / "test-only"), "test only")
     table = pd.read_csv(tmp_path / "test-only" / "comparison.csv")
     assert list(table["evaluation"]) == ["test"]
     card = json.loads((tmp_path / "test-only" / "model_card.json").read_text())
     test_cases = card["evaluation"]["splits"][0]["test"]
     assert 7 <= test_cases <= 9 and card["data"]["cases"] == 32 - test_cases  # the final model never sees it
-    _check(run_cli(*base, "--folds", "2", "--test-fraction", "0.25", "--mode", "full", "--out", tmp_path / "both"),
-           "test split and folds, full fine-tuning")
+    _check(
+        run_cli(*base, "--folds", "2", "--test-fraction", "0.25", "--mode", "full", "--out", tmp_path / "both"),
+        "test split and folds, full fine-tuning",
+    )
     table = pd.read_csv(tmp_path / "both" / "comparison.csv")
     assert set(table["evaluation"]) == {"cv", "test"} and set(table["method"]) == {"pretrained full"}
     metrics = pd.read_csv(tmp_path / "both" / "metrics.csv")
@@ -409,14 +465,34 @@ def test_held_out_split_with_and_without_folds(runs, tmp_path: Path) -> None:
 
 
 def test_labels_conflicting_with_the_encoder_are_refused(runs, tmp_path: Path, cli) -> None:
-    result = cli("finetune", "--data", SAMPLE_DATA, "--encoder", runs["encoder"], "--out", tmp_path / "r",
-                 "--labels", "acdc", *FINETUNE_TINY)
+    result = cli(
+        "finetune",
+        "--data",
+        SAMPLE_DATA,
+        "--encoder",
+        runs["encoder"],
+        "--out",
+        tmp_path / "r",
+        "--labels",
+        "acdc",
+        *FINETUNE_TINY,
+    )
     assert result.exit_code == 2 and "labels emidec vs acdc" in result.output
 
 
 def test_out_must_not_be_the_encoder_folder(runs, cli) -> None:
-    result = cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-                 "--out", runs["encoder"], *FINETUNE_TINY)
+    result = cli(
+        "finetune",
+        "--data",
+        runs["prep"],
+        "--features",
+        runs["features"],
+        "--encoder",
+        runs["encoder"],
+        "--out",
+        runs["encoder"],
+        *FINETUNE_TINY,
+    )
     assert result.exit_code == 2 and "encoder's folder" in result.output
     assert json.loads((runs["encoder"] / "model_card.json").read_text())["kind"] == "lgerisk pretrained encoder"
 
@@ -428,12 +504,29 @@ def test_a_raw_cohort_is_preprocessed_like_the_encoders_data(runs, tmp_path: Pat
     shutil.copytree(runs["encoder"], encoder, ignore=shutil.ignore_patterns("cache", "checkpoint"))
     card = json.loads((encoder / "model_card.json").read_text())
     settings = {**card["preprocessing"]["settings"], "nsd": 3.0}  # as if pretrained with preprocess --nsd 3
-    card["preprocessing"] = {**card["preprocessing"], "settings": settings,
-                             "settings_hash": PreprocessConfig.from_dict(settings).settings_hash()}
+    card["preprocessing"] = {
+        **card["preprocessing"],
+        "settings": settings,
+        "settings_hash": PreprocessConfig.from_dict(settings).settings_hash(),
+    }
     (encoder / "model_card.json").write_text(json.dumps(card))
     out = tmp_path / "risk"
-    _check(run_cli("finetune", "--data", SAMPLE_DATA, "--features", runs["features"], "--encoder", encoder,
-                   "--out", out, "--no-baselines", *FINETUNE_TINY), "finetune on a raw cohort")
+    _check(
+        run_cli(
+            "finetune",
+            "--data",
+            SAMPLE_DATA,
+            "--features",
+            runs["features"],
+            "--encoder",
+            encoder,
+            "--out",
+            out,
+            "--no-baselines",
+            *FINETUNE_TINY,
+        ),
+        "finetune on a raw cohort",
+    )
     used = json.loads((out / "cache" / "preprocessed" / "preprocess.json").read_text())
     assert used["settings"]["nsd"] == 3.0
 
@@ -442,12 +535,27 @@ def test_a_head_with_scar_metrics_and_an_inner_cv_penalty(runs, tmp_path: Path) 
     """Issue 11: Cox on [embedding + scar % + grey-zone %], its penalty chosen by inner CV on each training fold;
     predict feeds the scan's own QC scar metrics to the head."""
     from lgerisk.evaluation.cox import HEAD_PENALTY_GRID
+    from lgerisk.inference import RiskPredictor
     from lgerisk.io.cohort import discover_cohort
-    from lgerisk.predict.run import RiskPredictor
 
     run = tmp_path / "scar-head"
-    _check(run_cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-                   "--out", run, "--no-baselines", "--with-scar", *FINETUNE_TINY), "the --with-scar run")
+    _check(
+        run_cli(
+            "finetune",
+            "--data",
+            runs["prep"],
+            "--features",
+            runs["features"],
+            "--encoder",
+            runs["encoder"],
+            "--out",
+            run,
+            "--no-baselines",
+            "--with-scar",
+            *FINETUNE_TINY,
+        ),
+        "the --with-scar run",
+    )
     card = json.loads((run / "model_card.json").read_text())
     assert card["method"] == "pretrained probe + scar %"
     tabular = card["tabular"]
@@ -464,7 +572,8 @@ def test_a_head_with_scar_metrics_and_an_inner_cv_penalty(runs, tmp_path: Path) 
     prepared, qc = predictor.prepare(case, tmp_path / "work")
     image, tab, _ = predictor.inputs(prepared, None, qc)
     expected = (np.array([qc["scar_percent"], qc["greyzone_percent"]]) - tabular["scar_metrics_mean"]) / np.array(
-        tabular["scar_metrics_scale"])
+        tabular["scar_metrics_scale"]
+    )
     assert np.allclose(tab.cpu().numpy()[0], expected, atol=1e-5)
     more_scar = dict(qc, scar_percent=qc["scar_percent"] + 20.0)
     assert predictor.risk(image, predictor.inputs(prepared, None, more_scar)[1]) != predictor.risk(image, tab)
@@ -499,24 +608,45 @@ def test_head_on_leading_components_folds_into_the_head(runs, tmp_path: Path) ->
     """--head-pcs K: the probe is fitted on K principal components and folded back into the head's
     weights on the whole embedding, which then lie in the span of those K directions."""
     run = tmp_path / "pcs"
-    _check(run_cli("finetune", "--data", runs["prep"], "--features", runs["features"], "--encoder", runs["encoder"],
-                   "--out", run, "--no-baselines", "--with-scar", "--head-pcs", "1", *FINETUNE_TINY), "--head-pcs")
+    _check(
+        run_cli(
+            "finetune",
+            "--data",
+            runs["prep"],
+            "--features",
+            runs["features"],
+            "--encoder",
+            runs["encoder"],
+            "--out",
+            run,
+            "--no-baselines",
+            "--with-scar",
+            "--head-pcs",
+            "1",
+            *FINETUNE_TINY,
+        ),
+        "--head-pcs",
+    )
     card = json.loads((run / "model_card.json").read_text())
     assert card["config"]["head_pcs"] == 1
     state = torch.load(run / "model.pt", weights_only=True)["model"]
     weight = state["head.weight"][0].numpy()
     embedding_weight = weight[:-2]  # the last two inputs are scar % and grey-zone %
     # the final model's training cases: their standardised embeddings' leading direction is the head's
+    from lgerisk.artifacts import load_risk_model
     from lgerisk.data.tensors import TensorSpec, case_tensor
     from lgerisk.io.cohort import discover_cohort
-    from lgerisk.training.finetune import load_risk_model
 
     model, _, card = load_risk_model(run)
     spec = TensorSpec.from_dict(card["tensor_spec"])
     cases = {c.case_id: c for c in discover_cohort(runs["prep"]).cases}
     with torch.no_grad():
-        z = torch.cat([model.embed(torch.from_numpy(case_tensor(cases[c].image, cases[c].mask, spec))[None].float())
-                       for c in card["data"]["train_cases"]]).numpy()
+        z = torch.cat(
+            [
+                model.embed(torch.from_numpy(case_tensor(cases[c].image, cases[c].mask, spec))[None].float())
+                for c in card["data"]["train_cases"]
+            ]
+        ).numpy()
     _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
     cosine = abs(float(vt[0] @ embedding_weight)) / np.linalg.norm(embedding_weight)
     assert cosine > 0.999

@@ -13,17 +13,14 @@ import pytest
 import lgerisk.progress
 import lgerisk.training.pretrain as pretrain
 from lgerisk.training.pretrain import PretrainConfig, run_pretrain
-from tests.conftest import ROOT
-from tests.training.test_finetune import shared_runs
-from tests.training.test_pretrain import TINY as PRETRAIN_TINY
+from tests.helpers import PRETRAIN_TINY, ROOT
 
 TINY = {**PRETRAIN_TINY, "tensor": {"slices": 4, "size": 32}}  # seconds an epoch on 32 cases
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """sample_data preprocessed and its feature table (the session's shared ones, see ``shared_runs``)."""
-    runs = shared_runs(tmp_path_factory)
+def prepared(runs: dict[str, Path]) -> tuple[Path, Path]:
+    """sample_data preprocessed and its feature table (the session's shared ones: the ``runs`` fixture)."""
     return runs["prep"], runs["features"]
 
 
@@ -60,8 +57,9 @@ def test_the_progress_bar_shows_no_loss_before_the_first_batch(prepared, tmp_pat
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.setenv("COLUMNS", "160")
     monkeypatch.setattr(pretrain, "progress", _EagerProgress)
-    run_pretrain(prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features), device="cpu",
-                 quiet=False)
+    run_pretrain(
+        prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features), device="cpu", quiet=False
+    )
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())  # the text, without terminal codes
     assert "nan" not in drawn.lower()
     for epoch in (1, 2):
@@ -70,17 +68,18 @@ def test_the_progress_bar_shows_no_loss_before_the_first_batch(prepared, tmp_pat
 
 
 def _documented_columns() -> list[str]:
-    """The pretraining metrics.csv columns, as README's table of a pretraining run lists them."""
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    """The pretraining metrics.csv columns, as docs/commands.md's table of a pretraining run lists them."""
+    for line in (ROOT / "docs" / "commands.md").read_text(encoding="utf-8").splitlines():
         if line.startswith("| `RUN/metrics.csv` | a row an epoch: "):
             return [c.strip() for c in line.split(": ", 1)[1].strip(" `|").split(",")]
-    raise AssertionError("README lists no pretraining metrics.csv columns")
+    raise AssertionError("docs/commands.md lists no pretraining metrics.csv columns")
 
 
 def test_metrics_csv_columns_are_in_the_documented_order(prepared, tmp_path: Path) -> None:
     prep, features = prepared
-    run_pretrain(prep, tmp_path / "run", PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu",
-                 quiet=True)
+    run_pretrain(
+        prep, tmp_path / "run", PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu", quiet=True
+    )
     written = list(pd.read_csv(tmp_path / "run" / "metrics.csv").columns)
     documented = _documented_columns()
     assert written == [c for c in documented if c in written]  # the documented order

@@ -1,0 +1,116 @@
+"""The public Python API (``import lgerisk``): light to import, typed results equal to what the commands write,
+typed errors with their cause, and the example script's whole chain."""
+
+from __future__ import annotations
+
+import json
+import pydoc
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import lgerisk
+from tests.helpers import ROOT, SAMPLE_DATA, check_ok, run_cli
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_import_is_light_and_every_public_name_resolves() -> None:
+    code = (
+        "import sys, lgerisk; heavy = sorted(m for m in ('torch', 'numpy', 'pandas', 'SimpleITK', 'radiomics') "
+        "if m in sys.modules); print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
+    for name in lgerisk.__all__:
+        assert getattr(lgerisk, name) is not None, name
+    assert lgerisk.PretrainConfig().epochs > 0 and issubclass(lgerisk.InputError, ValueError)
+    page = pydoc.render_doc(lgerisk)
+    for name in ("predict_scan", "explain_scan", "FinetuneConfig", "read_cohort"):
+        assert name in page
+
+
+def test_preprocess_case_gives_the_qc_that_preprocess_writes(runs: dict[str, Path]) -> None:
+    case = lgerisk.read_cohort(SAMPLE_DATA).cases[3]
+    qc = lgerisk.preprocess_case(case.image, case.mask)
+    written = json.loads((runs["prep"] / "cases" / case.case_id / "qc.json").read_text(encoding="utf-8"))
+    assert qc.case_id == case.case_id == written["case_id"]
+    assert (qc.scar_percent, qc.greyzone_percent, qc.myocardium_mass_g) == (
+        written["scar_percent"],
+        written["greyzone_percent"],
+        written["myocardium_mass_g"],
+    )
+    assert qc.synthetic is True and qc.values["settings_hash"] == written["settings_hash"]
+
+
+def test_predictions_equal_the_command_lines(runs: dict[str, Path], tmp_path: Path) -> None:
+    cases = lgerisk.read_cohort(SAMPLE_DATA).cases[:4]
+    model = lgerisk.load_model(runs["main"])
+    one = lgerisk.predict_scan(model, cases[0].image, cases[0].mask)
+    result = run_cli("predict", cases[0].image, "--model", runs["main"], "--format", "json")
+    check_ok(result, "predict")
+    record = json.loads(result.stdout)[0]
+    assert one == lgerisk.Prediction.from_record(record)  # every typed field, survival by horizon included
+    assert one.risk_score == record["risk_score"] and one.survival[3.0] == record["survival_3"]
+    assert one.scan_synthetic and one.model_trained_on_synthetic and one.reliable
+
+    cohort = tmp_path / "cohort"
+    (cohort / "images").mkdir(parents=True)
+    (cohort / "masks").mkdir()
+    for case in cases:
+        (cohort / "images" / case.image.name).symlink_to(case.image)
+        (cohort / "masks" / case.mask.name).symlink_to(case.mask)
+    table = lgerisk.predict_cohort(runs["main"], cohort, out=tmp_path / "predictions.csv")
+    assert list(table["case_id"]) == [c.case_id for c in cases]
+    assert table.loc[0, "risk_score"] == one.risk_score
+    written = pd.read_csv(tmp_path / "predictions.csv", dtype={"case_id": str})
+    assert written["risk_score"].tolist() == table["risk_score"].tolist()
+
+
+def test_explain_scan_returns_the_report_and_the_concepts(runs: dict[str, Path], tmp_path: Path) -> None:
+    case = lgerisk.read_cohort(SAMPLE_DATA).cases[1]
+    explanation = lgerisk.explain_scan(runs["main"], case.image, tmp_path / "explain", case.mask)
+    assert explanation.out == tmp_path / "explain" / case.case_id
+    assert {"report.html", "features.csv", "prediction.json"} <= set(explanation.files)
+    assert explanation.prediction.risk_score == lgerisk.predict_scan(runs["main"], case.image, case.mask).risk_score
+    assert len(explanation.features) > 0 and explanation.features["percentile"].between(0, 100).all()
+
+
+def test_library_errors_are_value_errors_with_their_cause(tmp_path: Path) -> None:
+    run = tmp_path / "risk"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"not a model")
+    (run / "model_card.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a loadable lgerisk model") as caught:
+        lgerisk.load_model(run)
+    assert isinstance(caught.value, lgerisk.InputError) and caught.value.__cause__ is not None
+
+
+def test_the_example_script_runs_the_whole_chain(tmp_path: Path) -> None:
+    data = tmp_path / "cohort"
+    check_ok(run_cli("synth", data, "--cases", "24", "--seed", "3", "--small"), "synth")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "python_api.py"),
+            "--data",
+            str(data),
+            "--work",
+            str(tmp_path / "work"),
+            "--epochs",
+            "1",
+            "--quick",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SYNTHETIC cross-validated Harrell's C (24 cases)" in done.stdout
+    assert "scar-% Cox" in done.stdout and "explained synth-0000" in done.stdout
+    predictions = pd.read_csv(tmp_path / "work" / "predictions.csv", dtype={"case_id": str})
+    assert len(predictions) == 24 and predictions["risk_score"].notna().all()
+    assert (tmp_path / "work" / "explain" / "synth-0000" / "report.html").is_file()
