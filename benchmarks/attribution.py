@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 
 def main() -> None:
@@ -35,8 +37,8 @@ def main() -> None:
 
     from lgerisk.data.tensors import TensorSpec, case_tensor
     from lgerisk.explain.attribution import grad_cam, integrated_gradients, myocardium_concentration
+    from lgerisk.inference import RiskPredictor
     from lgerisk.io.cohort import discover_cohort
-    from lgerisk.predict.run import RiskPredictor
 
     predictor = RiskPredictor.load(args.model)
     untrained = RiskPredictor.load(args.model)
@@ -46,21 +48,31 @@ def main() -> None:
             module.reset_parameters()
     untrained.model.image_encoder._init_weights()  # the encoder's own initialisation, as before training
     cases = list(discover_cohort(args.data).cases)[: args.cases]
-    ratios: dict[str, list[float]] = {"trained gradcam": [], "trained ig": [], "untrained gradcam": [],
-                                      "untrained ig": []}
+    ratios: dict[str, list[float]] = {
+        "trained gradcam": [],
+        "trained ig": [],
+        "untrained gradcam": [],
+        "untrained ig": [],
+    }
     with tempfile.TemporaryDirectory() as work:
         for case in cases:
             prepared, _ = predictor.prepare(case, Path(work))
-            masks = case_tensor(prepared.image, prepared.mask, TensorSpec(slices=predictor.spec.slices,
-                                                                          size=predictor.spec.size,
-                                                                          channels=("image", "myocardium")))
+            masks = case_tensor(
+                prepared.image,
+                prepared.mask,
+                TensorSpec(slices=predictor.spec.slices, size=predictor.spec.size, channels=("image", "myocardium")),
+            )
             myocardium = masks[1] > 0.5
             for name, model in (("trained", predictor), ("untrained", untrained)):
                 image, tabular, _ = model.inputs(prepared, case.covariates)
-                ratios[f"{name} gradcam"].append(myocardium_concentration(grad_cam(model.model, image, tabular),
-                                                                          myocardium))
-                ratios[f"{name} ig"].append(myocardium_concentration(
-                    integrated_gradients(model.model, image, tabular, steps=args.steps), myocardium))
+                ratios[f"{name} gradcam"].append(
+                    myocardium_concentration(grad_cam(model.model, image, tabular), myocardium)
+                )
+                ratios[f"{name} ig"].append(
+                    myocardium_concentration(
+                        integrated_gradients(model.model, image, tabular, steps=args.steps), myocardium
+                    )
+                )
     print(f"SYNTHETIC cases: {len(cases)} from {args.data}; model {args.model}")
     print("mean |attribution| per voxel, inside / outside the myocardium: median [IQR]")
     for name, values in ratios.items():

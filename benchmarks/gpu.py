@@ -65,8 +65,9 @@ def _amp_dtype(device: Any) -> Any:
     return torch.bfloat16
 
 
-def train_step_rate(width: int, batch: int, amp: bool, device: Any, shape: tuple[int, ...], steps: int,
-                    warmup: int) -> dict[str, Any]:
+def train_step_rate(
+    width: int, batch: int, amp: bool, device: Any, shape: tuple[int, ...], steps: int, warmup: int
+) -> dict[str, Any]:
     """Volumes/s and peak memory of ``steps`` timed pretraining steps (after ``warmup`` untimed ones)."""
     import torch
 
@@ -76,8 +77,9 @@ def train_step_rate(width: int, batch: int, amp: bool, device: Any, shape: tuple
     from lgerisk.objectives.contrastive import HybridObjective, ObjectiveConfig
 
     torch.manual_seed(0)
-    config = ContrastiveModelConfig(EncoderConfig(in_channels=shape[0], width=width),
-                                    RadiomicsEncoderConfig(n_features=N_FEATURES))
+    config = ContrastiveModelConfig(
+        EncoderConfig(in_channels=shape[0], width=width), RadiomicsEncoderConfig(n_features=N_FEATURES)
+    )
     model = ContrastiveModel(config).to(device).train()
     objective = HybridObjective(ObjectiveConfig(), embedding_dim=config.projection_dim).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -106,12 +108,16 @@ def train_step_rate(width: int, batch: int, amp: bool, device: Any, shape: tuple
         step()
     _sync(device)
     seconds = time.perf_counter() - started
-    return {"volumes_per_s": 2 * batch * steps / seconds, "step_ms": 1000 * seconds / steps,
-            "peak_mb": _peak_mb(device)}
+    return {
+        "volumes_per_s": 2 * batch * steps / seconds,
+        "step_ms": 1000 * seconds / steps,
+        "peak_mb": _peak_mb(device),
+    }
 
 
-def inference_rate(width: int, amp: bool, device: Any, shape: tuple[int, ...], batch: int, steps: int,
-                   warmup: int) -> dict[str, Any]:
+def inference_rate(
+    width: int, amp: bool, device: Any, shape: tuple[int, ...], batch: int, steps: int, warmup: int
+) -> dict[str, Any]:
     """Scans/s and peak memory of the risk model's forward pass in batches of ``batch``."""
     import torch
 
@@ -140,8 +146,9 @@ def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower()
 
 
-def run(device_name: str = "cuda", tiny: bool = False, amp_modes: tuple[bool, ...] | None = None,
-        log: Any = print) -> Any:
+def run(
+    device_name: str = "cuda", tiny: bool = False, amp_modes: tuple[bool, ...] | None = None, log: Any = print
+) -> Any:
     """The whole grid as a DataFrame: one row per (task, width, batch, amp)."""
     import pandas as pd
     import torch
@@ -158,16 +165,16 @@ def run(device_name: str = "cuda", tiny: bool = False, amp_modes: tuple[bool, ..
             for batch in grid["batches"]:
                 row = {"task": "pretrain step", "width": width, "batch": batch, "amp": amp}
                 try:
-                    row.update(train_step_rate(width, batch, amp, device, grid["shape"], grid["steps"],
-                                               grid["warmup"]))
+                    row.update(train_step_rate(width, batch, amp, device, grid["shape"], grid["steps"], grid["warmup"]))
                 except torch.cuda.OutOfMemoryError as exc:  # report and go on
                     row["error"] = "out of memory" if _is_oom(exc) else str(exc)[:80]
                 rows.append(row)
                 log(row)
             row = {"task": "predict (inference)", "width": width, "batch": 32 if not tiny else 4, "amp": amp}
             try:
-                row.update(inference_rate(width, amp, device, grid["shape"], row["batch"], grid["steps"],
-                                          grid["warmup"]))
+                row.update(
+                    inference_rate(width, amp, device, grid["shape"], row["batch"], grid["steps"], grid["warmup"])
+                )
             except torch.cuda.OutOfMemoryError as exc:
                 row["error"] = "out of memory" if _is_oom(exc) else str(exc)[:80]
             rows.append(row)
@@ -177,19 +184,25 @@ def run(device_name: str = "cuda", tiny: bool = False, amp_modes: tuple[bool, ..
 
 def markdown(table: Any) -> str:
     """The results as a Markdown table (rates to 1 decimal, memory in MB)."""
-    lines = ["| task | width | batch | AMP | volumes/s (training, 2 views) or scans/s | step ms | peak memory MB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | width | batch | AMP | volumes/s (training, 2 views) or scans/s | step ms | peak memory MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in table.to_dict(orient="records"):
         rate = row.get("volumes_per_s") if row["task"] == "pretrain step" else row.get("scans_per_s")
         error = row.get("error")
         if isinstance(error, str):
-            lines.append(f"| {row['task']} | {row['width']} | {row['batch']} | {'on' if row['amp'] else 'off'} | "
-                         f"{error} | – | – |")
+            lines.append(
+                f"| {row['task']} | {row['width']} | {row['batch']} | {'on' if row['amp'] else 'off'} | "
+                f"{error} | – | – |"
+            )
             continue
         step = row.get("step_ms")
         step_text = f"{step:.1f}" if isinstance(step, float) and step == step else "–"
-        lines.append(f"| {row['task']} | {row['width']} | {row['batch']} | {'on' if row['amp'] else 'off'} | "
-                     f"{rate:.1f} | {step_text} | {row['peak_mb']:.0f} |")
+        lines.append(
+            f"| {row['task']} | {row['width']} | {row['batch']} | {'on' if row['amp'] else 'off'} | "
+            f"{rate:.1f} | {step_text} | {row['peak_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -202,8 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     started = time.perf_counter()
-    name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") and \
-        torch.cuda.is_available() else platform.processor() or platform.machine()
+    name = (
+        torch.cuda.get_device_name(torch.device(args.device))
+        if args.device.startswith("cuda") and torch.cuda.is_available()
+        else platform.processor() or platform.machine()
+    )
     print(f"device {args.device} ({name}), torch {torch.__version__}, {os.cpu_count()} CPU cores", flush=True)
     table = run(args.device, args.tiny, log=lambda row: print(row, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)

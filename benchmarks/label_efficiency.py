@@ -27,7 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 BIN = Path(sys.executable).parent
 
@@ -42,16 +44,27 @@ def predictions_from_parts(run: Path, rename: str | None = None):  # noqa: ANN20
     so that runs sharing folds can be evaluated together with the current evaluation code."""
     import pandas as pd
 
-    parts = pd.concat([pd.read_csv(p, dtype={"case_id": str}, float_precision="round_trip")
-                       for p in sorted((run / "parts").glob("*/*.csv"))], ignore_index=True)
+    parts = pd.concat(
+        [
+            pd.read_csv(p, dtype={"case_id": str}, float_precision="round_trip")
+            for p in sorted((run / "parts").glob("*/*.csv"))
+        ],
+        ignore_index=True,
+    )
     parts = parts.drop(columns=["settings"])
     if rename is not None:
         parts["method"] = rename
     return parts
 
 
-def joint_table(parts, ground_truth: Path, n_boot: int, seed: int, horizons=(1.0, 3.0, 5.0),  # noqa: ANN001, ANN201
-                with_oof: bool = False):
+def joint_table(
+    parts,
+    ground_truth: Path,
+    n_boot: int,
+    seed: int,
+    horizons=(1.0, 3.0, 5.0),  # noqa: ANN001, ANN201
+    with_oof: bool = False,
+):
     """Comparison table of several runs' predictions on the same folds, with the oracle row and every
     method's paired delta C over scar-% Cox (on the same out-of-fold cases); with ``with_oof``, also
     the out-of-fold risks (oracle rows included) as a second value."""
@@ -113,15 +126,23 @@ def pooled_summary(oof, n_boot: int, seed: int, reference_fraction: float = 1.0)
     for (fraction, method), frame in oof.groupby(["label_fraction", "method"], sort=True):
         scar = oof[(oof["method"] == "scar-% Cox") & (oof["label_fraction"] == fraction)]
         c, c_low, c_high = pooled_delta_c(groups(frame, None), n_boot, seed)
-        row = {"label_fraction": fraction, "method": method, "seeds": frame["seed"].nunique(),
-               "harrell_c": c, "harrell_c_low": c_low, "harrell_c_high": c_high}
+        row = {
+            "label_fraction": fraction,
+            "method": method,
+            "seeds": frame["seed"].nunique(),
+            "harrell_c": c,
+            "harrell_c_low": c_low,
+            "harrell_c_high": c_high,
+        }
         for name, reference in (("scar", scar), ("radiomics100", full_radiomics)):
-            itself = not reference.empty and method == reference["method"].iloc[0] and \
-                fraction == reference["label_fraction"].iloc[0]
+            itself = (
+                not reference.empty
+                and method == reference["method"].iloc[0]
+                and fraction == reference["label_fraction"].iloc[0]
+            )
             paired = None if reference.empty or itself else groups(frame, reference)
             delta = pooled_delta_c(paired, n_boot, seed) if paired else (np.nan, np.nan, np.nan)
-            row.update({f"delta_c_{name}": delta[0], f"delta_c_{name}_low": delta[1],
-                        f"delta_c_{name}_high": delta[2]})
+            row.update({f"delta_c_{name}": delta[0], f"delta_c_{name}_low": delta[1], f"delta_c_{name}_high": delta[2]})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -137,12 +158,22 @@ def plot_fractions(summary, path: Path, title: str) -> None:  # noqa: ANN001
     for method, frame in summary.groupby("method", sort=False):
         frame = frame.sort_values("label_fraction")
         if method.startswith("oracle"):
-            axis.axhline(frame["harrell_c"].iloc[0], linestyle="--", linewidth=1, color="grey" if "image" in method
-                         else "black", label=method)
+            axis.axhline(
+                frame["harrell_c"].iloc[0],
+                linestyle="--",
+                linewidth=1,
+                color="grey" if "image" in method else "black",
+                label=method,
+            )
             continue
-        line, = axis.plot(frame["label_fraction"] * 100, frame["harrell_c"], marker="o", label=method)
-        axis.fill_between(frame["label_fraction"] * 100, frame["harrell_c_low"], frame["harrell_c_high"],
-                          color=line.get_color(), alpha=0.12)
+        (line,) = axis.plot(frame["label_fraction"] * 100, frame["harrell_c"], marker="o", label=method)
+        axis.fill_between(
+            frame["label_fraction"] * 100,
+            frame["harrell_c_low"],
+            frame["harrell_c_high"],
+            color=line.get_color(),
+            alpha=0.12,
+        )
     axis.set_xscale("log")
     axis.set_xticks([10, 25, 50, 100], ["10 %", "25 %", "50 %", "100 %"])
     axis.set_xlabel("labelled training cases (share of each training fold)")
@@ -173,17 +204,24 @@ def summarise(oof, args) -> None:  # noqa: ANN001
     """Pool the out-of-fold risks over seeds, print the table, write pooled.csv and the plot."""
     summary = pooled_summary(oof, args.bootstrap, 0)
     summary.to_csv(args.work / "pooled.csv", index=False)
-    print(f"\nSYNTHETIC: pooled over seeds {args.seeds} (mean C; delta C over scar-% Cox at the same fraction and "
-          "over radiomics Cox at 100 %, bootstrap of cases within each seed)")
+    print(
+        f"\nSYNTHETIC: pooled over seeds {args.seeds} (mean C; delta C over scar-% Cox at the same fraction and "
+        "over radiomics Cox at 100 %, bootstrap of cases within each seed)"
+    )
     for record in summary.to_dict(orient="records"):
-        print(f"  {record['label_fraction']:>5g} {record['method']:45s} C {record['harrell_c']:.3f} "
-              f"({record['harrell_c_low']:.3f}-{record['harrell_c_high']:.3f})  vs scar % "
-              f"{record['delta_c_scar']:+.3f} ({record['delta_c_scar_low']:+.3f} to {record['delta_c_scar_high']:+.3f})"
-              f"  vs radiomics Cox 100 % {record['delta_c_radiomics100']:+.3f} "
-              f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})")
-    plot_fractions(summary, args.work / "label_efficiency.png",
-                   f"SYNTHETIC cohorts (hazard version {args.hazard_version}), {len(args.seeds)} seeds x {args.cases} "
-                   f"labelled cases; pretraining pool {args.pool or 'the cohort itself'}")
+        print(
+            f"  {record['label_fraction']:>5g} {record['method']:45s} C {record['harrell_c']:.3f} "
+            f"({record['harrell_c_low']:.3f}-{record['harrell_c_high']:.3f})  vs scar % "
+            f"{record['delta_c_scar']:+.3f} ({record['delta_c_scar_low']:+.3f} to {record['delta_c_scar_high']:+.3f})"
+            f"  vs radiomics Cox 100 % {record['delta_c_radiomics100']:+.3f} "
+            f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})"
+        )
+    plot_fractions(
+        summary,
+        args.work / "label_efficiency.png",
+        f"SYNTHETIC cohorts (hazard version {args.hazard_version}), {len(args.seeds)} seeds x {args.cases} "
+        f"labelled cases; pretraining pool {args.pool or 'the cohort itself'}",
+    )
 
 
 def main() -> None:
@@ -203,20 +241,46 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("bench-out/label-efficiency"))
     parser.add_argument("--hazard-version", type=int, default=2, help="synthetic outcome model (1: generator 1.0)")
-    parser.add_argument("--pool", type=int, default=0, help="pretrain on a separate unlabelled SYNTHETIC pool of "
-                        "this many scans (0: on the labelled cohort's own scans, no outcomes)")
-    parser.add_argument("--with-scar", action="store_true", help="also each encoder's probe with scar %% and "
-                        "grey-zone %% beside the embedding")
-    parser.add_argument("--head-pcs", type=int, nargs="*", default=[], help="also the --with-scar probe on the "
-                        "embedding's K leading principal components, for each K given")
-    parser.add_argument("--levers", action="store_true", help="pretrain with the levers pretrain_ablation.py kept "
-                        "(LEVERS); without it, as before issue 11's item 4")
-    parser.add_argument("--skip-plain-scar", action="store_true", help="with --head-pcs, leave out the --with-scar "
-                        "probe on the whole embedding")
-    parser.add_argument("--full-objectives", nargs="*", default=None, help="fine-tune end to end only these "
-                        "encoders (default: every objective's)")
-    parser.add_argument("--summarise-only", action="store_true", help="only pool WORK/oof.csv (what a run has "
-                        "finished so far) into WORK/pooled.csv and the plot")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        help="pretrain on a separate unlabelled SYNTHETIC pool of "
+        "this many scans (0: on the labelled cohort's own scans, no outcomes)",
+    )
+    parser.add_argument(
+        "--with-scar",
+        action="store_true",
+        help="also each encoder's probe with scar %% and grey-zone %% beside the embedding",
+    )
+    parser.add_argument(
+        "--head-pcs",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also the --with-scar probe on the embedding's K leading principal components, for each K given",
+    )
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="pretrain with the levers pretrain_ablation.py kept (LEVERS); without it, as before issue 11's item 4",
+    )
+    parser.add_argument(
+        "--skip-plain-scar",
+        action="store_true",
+        help="with --head-pcs, leave out the --with-scar probe on the whole embedding",
+    )
+    parser.add_argument(
+        "--full-objectives",
+        nargs="*",
+        default=None,
+        help="fine-tune end to end only these encoders (default: every objective's)",
+    )
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="only pool WORK/oof.csv (what a run has finished so far) into WORK/pooled.csv and the plot",
+    )
     args = parser.parse_args()
     os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
     import pandas as pd
@@ -253,8 +317,9 @@ def main() -> None:
             if not (pool_prep / "cases.csv").is_file():
                 lgerisk("preprocess", "--data", str(pool), "--out", str(pool_prep), "--jobs", str(args.jobs))
             if not pool_features.is_file():
-                lgerisk("extract-radiomics", "--data", str(pool_prep), "--out", str(pool_features), "--jobs",
-                        str(args.jobs))
+                lgerisk(
+                    "extract-radiomics", "--data", str(pool_prep), "--out", str(pool_features), "--jobs", str(args.jobs)
+                )
         encoders = {}
         for objective in args.objectives:
             run = root / f"pretrain-{objective}{'-levers' if args.levers else ''}-e{args.pretrain_epochs}"
@@ -262,10 +327,22 @@ def main() -> None:
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
                 settings = lever_settings(objective) if args.levers else {"objective": {"preset": objective}}
-                run_pretrain(pool_prep, run, PretrainConfig(epochs=args.pretrain_epochs, width=args.width,
-                                                            embedding_dim=args.embedding_dim, projection_dim=64,
-                                                            tensor=tensor, seed=seed, **settings),
-                             features=str(pool_features), device="cpu", quiet=True)
+                run_pretrain(
+                    pool_prep,
+                    run,
+                    PretrainConfig(
+                        epochs=args.pretrain_epochs,
+                        width=args.width,
+                        embedding_dim=args.embedding_dim,
+                        projection_dim=64,
+                        tensor=tensor,
+                        seed=seed,
+                        **settings,
+                    ),
+                    features=str(pool_features),
+                    device="cpu",
+                    quiet=True,
+                )
                 print(f"seed {seed}: pretrained {objective} in {time.perf_counter() - t0:.0f} s", flush=True)
             encoders[objective] = run
         encoders_of[seed], cohort_of[seed] = encoders, (root, synth, prep, features)
@@ -273,54 +350,92 @@ def main() -> None:
         for seed in args.seeds:
             root, synth, prep, features = cohort_of[seed]
             encoders = encoders_of[seed]
-            common = dict(folds=args.folds, label_fraction=fraction, n_boot=args.bootstrap, seed=seed,
-                          epochs=args.finetune_epochs, width=args.width, embedding_dim=args.embedding_dim,
-                          tensor=tensor)
+            common = dict(
+                folds=args.folds,
+                label_fraction=fraction,
+                n_boot=args.bootstrap,
+                seed=seed,
+                epochs=args.finetune_epochs,
+                width=args.width,
+                embedding_dim=args.embedding_dim,
+                tensor=tensor,
+            )
             runs = [("baselines", None, FinetuneConfig(mode="full", baselines=True, **common))]
             for objective, run in encoders.items():
                 runs.append((f"{objective} probe", run, FinetuneConfig(mode="probe", baselines=False, **common)))
                 if args.with_scar and not args.skip_plain_scar:
-                    runs.append((f"{objective} probe+scar", run, FinetuneConfig(mode="probe", baselines=False,
-                                                                                with_scar=True, **common)))
+                    runs.append(
+                        (
+                            f"{objective} probe+scar",
+                            run,
+                            FinetuneConfig(mode="probe", baselines=False, with_scar=True, **common),
+                        )
+                    )
                 if args.with_scar:
                     for k in args.head_pcs:
-                        runs.append((f"{objective} probe+scar-pc{k}", run, FinetuneConfig(
-                            mode="probe", baselines=False, with_scar=True, head_pcs=k, **common)))
+                        runs.append(
+                            (
+                                f"{objective} probe+scar-pc{k}",
+                                run,
+                                FinetuneConfig(mode="probe", baselines=False, with_scar=True, head_pcs=k, **common),
+                            )
+                        )
                 if args.full_objectives is None or objective in args.full_objectives:
                     runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
                     if args.with_scar:
-                        runs.append((f"{objective} full+scar", run, FinetuneConfig(mode="full", baselines=False,
-                                                                                   with_scar=True, **common)))
+                        runs.append(
+                            (
+                                f"{objective} full+scar",
+                                run,
+                                FinetuneConfig(mode="full", baselines=False, with_scar=True, **common),
+                            )
+                        )
             parts = []
             for label, encoder, config in runs:
-                tag = f"{'-levers' if args.levers and encoder is not None else ''}-e{args.pretrain_epochs}" \
-                if encoder is not None else ""
+                tag = (
+                    f"{'-levers' if args.levers and encoder is not None else ''}-e{args.pretrain_epochs}"
+                    if encoder is not None
+                    else ""
+                )
                 out = root / f"finetune-{label.replace(' ', '-').replace('+', '-plus-')}{tag}-{fraction:g}"
                 t0 = time.perf_counter()
                 if not (out / "model_card.json").is_file():
                     run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu", quiet=True)
                 rename = None
                 if encoder is not None:
-                    rename = (f"{label.split()[0]}-pretrained {config.mode}"
-                              + (f" on {config.head_pcs} PCs" if config.head_pcs else "")
-                              + (" + scar %" if config.with_scar else ""))
+                    rename = (
+                        f"{label.split()[0]}-pretrained {config.mode}"
+                        + (f" on {config.head_pcs} PCs" if config.head_pcs else "")
+                        + (" + scar %" if config.with_scar else "")
+                    )
                 parts.append(predictions_from_parts(out, rename))
                 print(f"seed {seed} fraction {fraction:g} {label}: {time.perf_counter() - t0:.0f} s", flush=True)
-            table, oof = joint_table(pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap,
-                                     seed, with_oof=True)
+            table, oof = joint_table(
+                pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap, seed, with_oof=True
+            )
             oof_rows.append(oof.assign(seed=seed, label_fraction=fraction))
             pd.concat(oof_rows, ignore_index=True).to_csv(args.work / "oof.csv", index=False)
             for record in table.to_dict(orient="records"):
                 method = record["method"]
                 if method.startswith("oracle") and fraction != args.fractions[0]:
                     continue
-                rows.append({"seed": seed, "label_fraction": fraction if not method.startswith("oracle")
-                             else float("nan"), "method": method, "cases": record["n"],
-                             "events": record["events"], "harrell_c": record["harrell_c"],
-                             "harrell_c_low": record["harrell_c_low"], "harrell_c_high": record["harrell_c_high"],
-                             "delta_c": record.get("delta_c"), "delta_c_low": record.get("delta_c_low"),
-                             "delta_c_high": record.get("delta_c_high"),
-                             "uno_c": record["uno_c"], "ibs": record.get("ibs")})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "label_fraction": fraction if not method.startswith("oracle") else float("nan"),
+                        "method": method,
+                        "cases": record["n"],
+                        "events": record["events"],
+                        "harrell_c": record["harrell_c"],
+                        "harrell_c_low": record["harrell_c_low"],
+                        "harrell_c_high": record["harrell_c_high"],
+                        "delta_c": record.get("delta_c"),
+                        "delta_c_low": record.get("delta_c_low"),
+                        "delta_c_high": record.get("delta_c_high"),
+                        "uno_c": record["uno_c"],
+                        "ibs": record.get("ibs"),
+                    }
+                )
             pd.DataFrame(rows).to_csv(args.work / "label_efficiency.csv", index=False)
     table = pd.DataFrame(rows)
     table.to_csv(args.work / "label_efficiency.csv", index=False)
@@ -328,8 +443,10 @@ def main() -> None:
     delta = table[table["delta_c"].notna()]
     print("\nSYNTHETIC: delta C over scar-% Cox (paired bootstrap 95 % CI), by fraction and seed")
     for record in delta.to_dict(orient="records"):
-        print(f"  seed {record['seed']} fraction {record['label_fraction']:g} {record['method']:45s} "
-              f"{record['delta_c']:+.3f} ({record['delta_c_low']:+.3f} to {record['delta_c_high']:+.3f})")
+        print(
+            f"  seed {record['seed']} fraction {record['label_fraction']:g} {record['method']:45s} "
+            f"{record['delta_c']:+.3f} ({record['delta_c_low']:+.3f} to {record['delta_c_high']:+.3f})"
+        )
     oracle = table[table["method"].str.startswith("oracle")].set_index(["method", "seed"])["harrell_c"]
     print("\nSYNTHETIC cohorts: pooled out-of-fold Harrell's C by training-label fraction and seed")
     print(wide.round(3).to_string())

@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 BIN = Path(sys.executable).parent
 
@@ -44,38 +46,66 @@ def main() -> None:
     work = args.work
     cohort, risk = work / "cohort", work / "risk"
     if not (cohort / "outcomes.csv").is_file():
-        subprocess.run([str(BIN / "lgerisk"), "synth", str(cohort), "--cases", str(args.cases), "--quiet"],
-                       check=True)
+        subprocess.run([str(BIN / "lgerisk"), "synth", str(cohort), "--cases", str(args.cases), "--quiet"], check=True)
     if not (risk / "model.pt").is_file():
         from lgerisk.training.finetune import FinetuneConfig, run_finetune
         from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
         run_pretrain(cohort, work / "pretrain", PretrainConfig(epochs=1), device="cpu", quiet=True)
-        run_finetune(cohort, risk, FinetuneConfig(folds=2, baselines=False, n_boot=0), encoder=work / "pretrain",
-                     features=str(work / "pretrain" / "cache" / "radiomics.csv"), device="cpu", quiet=True)
+        run_finetune(
+            cohort,
+            risk,
+            FinetuneConfig(folds=2, baselines=False, n_boot=0),
+            encoder=work / "pretrain",
+            features=str(work / "pretrain" / "cache" / "radiomics.csv"),
+            device="cpu",
+            quiet=True,
+        )
     scan = work / "one" / "case.nii.gz"
     first = sorted((cohort / "images").glob("*.nii.gz"))[0]
     scan.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(first, scan)
     shutil.copy(cohort / "masks" / first.name, scan.parent / "case_seg.nii.gz")
 
-    floor_code = (f"import torch, SimpleITK as s; s.GetArrayFromImage(s.ReadImage({str(scan)!r})); "
-                  f"s.GetArrayFromImage(s.ReadImage({str(scan.parent / 'case_seg.nii.gz')!r}))")
+    floor_code = (
+        f"import torch, SimpleITK as s; s.GetArrayFromImage(s.ReadImage({str(scan)!r})); "
+        f"s.GetArrayFromImage(s.ReadImage({str(scan.parent / 'case_seg.nii.gz')!r}))"
+    )
     floor = [timed([sys.executable, "-c", floor_code], env) for _ in range(args.repeats)]
-    single = [timed([str(BIN / "lgerisk"), "predict", str(scan), "--model", str(risk), "--quiet"], env)
-              for _ in range(args.repeats)]
+    single = [
+        timed([str(BIN / "lgerisk"), "predict", str(scan), "--model", str(risk), "--quiet"], env)
+        for _ in range(args.repeats)
+    ]
     print("SYNTHETIC scans; 2-core CPU unless stated")
-    print(f"single scan, fresh process: lgerisk predict {statistics.median(single):.2f} s, "
-          f"floor (import torch + read scan and mask) {statistics.median(floor):.2f} s, "
-          f"ratio {statistics.median(single) / statistics.median(floor):.2f}")
+    print(
+        f"single scan, fresh process: lgerisk predict {statistics.median(single):.2f} s, "
+        f"floor (import torch + read scan and mask) {statistics.median(floor):.2f} s, "
+        f"ratio {statistics.median(single) / statistics.median(floor):.2f}"
+    )
     for jobs in (1, 2):
         out = work / f"batch-j{jobs}.csv"
         for stale in (out, Path(f"{out}.parts")):
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-        seconds = timed([str(BIN / "lgerisk"), "predict", "--data", str(cohort), "--model", str(risk), "--out",
-                         str(out), "--jobs", str(jobs), "--quiet"], env)
-        print(f"batch of {args.cases} scans, --jobs {jobs}: {seconds:.1f} s, {args.cases / seconds:.1f} scans/s "
-              "(one process start and one model load included)")
+        seconds = timed(
+            [
+                str(BIN / "lgerisk"),
+                "predict",
+                "--data",
+                str(cohort),
+                "--model",
+                str(risk),
+                "--out",
+                str(out),
+                "--jobs",
+                str(jobs),
+                "--quiet",
+            ],
+            env,
+        )
+        print(
+            f"batch of {args.cases} scans, --jobs {jobs}: {seconds:.1f} s, {args.cases / seconds:.1f} scans/s "
+            "(one process start and one model load included)"
+        )
 
 
 if __name__ == "__main__":

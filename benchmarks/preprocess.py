@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
 
@@ -61,7 +63,9 @@ def main() -> None:
     from lgerisk.io.cohort import discover_cohort
 
     n = len(discover_cohort(args.data).cases)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; cohort {args.data} ({n} cases)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; cohort {args.data} ({n} cases)"
+    )
     floor = min(decode_seconds(args.data) for _ in range(args.repeats))
     rows = []
     for jobs in (1, 2):

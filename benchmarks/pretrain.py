@@ -25,12 +25,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
 
-NO_AUGMENTATION = {"affine": False, "elastic": False, "bias_field": False, "noise": False, "gamma": False,
-                   "motion": False}
+NO_AUGMENTATION = {
+    "affine": False,
+    "elastic": False,
+    "bias_field": False,
+    "noise": False,
+    "gamma": False,
+    "motion": False,
+}
 
 
 def main() -> None:
@@ -52,15 +60,21 @@ def main() -> None:
         prep = work / "cache" / "preprocessed"
         n = len(prepared.cases)
         batch = 8
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads), device {args.device}; {n} cases, batch {batch}, "
-              f"{n // batch} steps/epoch, tensors 2 x 12 x 96 x 96, hybrid objective (2 views)")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), device {args.device}; {n} cases, batch {batch}, "
+            f"{n // batch} steps/epoch, tensors 2 x 12 x 96 x 96, hybrid objective (2 views)"
+        )
         rows = []
-        for name, augment, workers in (("pre-made", NO_AUGMENTATION, 0), ("data path", {}, 0),
-                                       ("data path, 1 worker", {}, 1)):
+        for name, augment, workers in (
+            ("pre-made", NO_AUGMENTATION, 0),
+            ("data path", {}, 0),
+            ("data path, 1 worker", {}, 1),
+        ):
             run = work / name.replace(" ", "_").replace(",", "")
-            config = PretrainConfig(epochs=args.epochs, batch_size=batch, val_fraction=0.0, augment=augment,
-                                    num_workers=workers)
+            config = PretrainConfig(
+                epochs=args.epochs, batch_size=batch, val_fraction=0.0, augment=augment, num_workers=workers
+            )
             run_pretrain(prep, run, config, features=str(features), device=args.device, quiet=True)
             seconds = pd.read_csv(run / "metrics.csv")["seconds"].iloc[1:].mean()
             steps = n // batch

@@ -41,8 +41,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ false negatives (cos >= 0.7)": {"objective": {"negatives": "all", "false_negative_similarity": 0.7}},
     "+ decorrelated radiomics view": {"radiomics_view": "decorrelated"},
     "+ preserving augmentation": {"augment": "preserving"},
-    "all levers": {"aux_weight": 1.0, "radiomics_view": "decorrelated", "augment": "preserving",
-                   "objective": {"negatives": "all", "false_negative_similarity": 0.7}},
+    "all levers": {
+        "aux_weight": 1.0,
+        "radiomics_view": "decorrelated",
+        "augment": "preserving",
+        "objective": {"negatives": "all", "false_negative_similarity": 0.7},
+    },
     "simclr, as before": {"objective": {"preset": "simclr"}},
     "simclr + preserving augmentation": {"objective": {"preset": "simclr"}, "augment": "preserving"},
 }
@@ -53,10 +57,16 @@ hybrid preset)."""
 HEADS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "probe": ("probe", "finetune-probe", {}),
     "probe_scar": ("probe + scar % (8 PCs)", "finetune-probe-scar", {"with_scar": True, "head_pcs": 8}),
-    "probe_scar_free": ("probe + unpenalised scar % (8 PCs)", "finetune-probe-scar-free",
-                        {"with_scar": True, "head_pcs": 8, "scar_penalty_factor": 0.0}),
-    "probe_scar_free_all": ("probe + unpenalised scar % (whole embedding)", "finetune-probe-scar-free-all",
-                            {"with_scar": True, "scar_penalty_factor": 0.0}),
+    "probe_scar_free": (
+        "probe + unpenalised scar % (8 PCs)",
+        "finetune-probe-scar-free",
+        {"with_scar": True, "head_pcs": 8, "scar_penalty_factor": 0.0},
+    ),
+    "probe_scar_free_all": (
+        "probe + unpenalised scar % (whole embedding)",
+        "finetune-probe-scar-free-all",
+        {"with_scar": True, "scar_penalty_factor": 0.0},
+    ),
 }
 """Risk heads scored on each frozen encoder: key -> (row name, run folder, FinetuneConfig settings)."""
 
@@ -104,18 +114,19 @@ def r_squared(y: Any, predicted: Any) -> float:
     return float(1 - np.sum((y - predicted) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
-def embedding_metrics(encoder: Path, prep: Path, features: Path, truth: Path, cache: Path, seed: int
-                      ) -> dict[str, float]:
+def embedding_metrics(
+    encoder: Path, prep: Path, features: Path, truth: Path, cache: Path, seed: int
+) -> dict[str, float]:
     """R² of the true image-only log-hazard from the frozen embedding (and beside scar %), 5-fold CV."""
     import numpy as np
     import pandas as pd
 
+    from lgerisk.artifacts import load_encoder
     from lgerisk.data.tensors import TensorCache, TensorSpec
     from lgerisk.training.data import prepare_data
     from lgerisk.training.finetune import embed
-    from lgerisk.training.pretrain import load_pretrained
 
-    model, card = load_pretrained(encoder)
+    model, card = load_encoder(encoder)
     spec = TensorSpec(**card["tensor_spec"])
     prepared = prepare_data(prep, cache, features=str(features), quiet=True)
     tensors = TensorCache(cache / "tensors")
@@ -125,9 +136,11 @@ def embedding_metrics(encoder: Path, prep: Path, features: Path, truth: Path, ca
     scar = prepared.features.loc[ids, "scar_percent"].to_numpy(float)[:, None]
     folds = np.random.default_rng([seed, 5]).permutation(len(ids)) % 5
     scar_only = r_squared(lp, ridge_cv_predictions(scar, lp, folds))
-    return {"r2_lp_image_embedding": r_squared(lp, ridge_cv_predictions(z, lp, folds)),
-            "r2_lp_image_scar": scar_only,
-            "r2_lp_image_scar_embedding": r_squared(lp, ridge_cv_predictions(np.hstack([scar, z]), lp, folds))}
+    return {
+        "r2_lp_image_embedding": r_squared(lp, ridge_cv_predictions(z, lp, folds)),
+        "r2_lp_image_scar": scar_only,
+        "r2_lp_image_scar_embedding": r_squared(lp, ridge_cv_predictions(np.hstack([scar, z]), lp, folds)),
+    }
 
 
 def main() -> None:
@@ -163,8 +176,10 @@ def main() -> None:
     pool_prep, pool_features = root / "pool-prep", root / "pool-radiomics.csv"
     if not pool_features.is_file() or not features.is_file():
         lgerisk = label_efficiency.lgerisk
-        for folder, out, cases, seed in ((root / "synth", prep, args.cases, args.seed),
-                                         (root / "pool", pool_prep, args.pool, 1000 + args.seed)):
+        for folder, out, cases, seed in (
+            (root / "synth", prep, args.cases, args.seed),
+            (root / "pool", pool_prep, args.pool, 1000 + args.seed),
+        ):
             if not (folder / "outcomes.csv").is_file():
                 lgerisk("synth", str(folder), "--cases", str(cases), "--seed", str(seed), "--hazard-version", "2")
             if not (out / "cases.csv").is_file():
@@ -173,12 +188,26 @@ def main() -> None:
             if not table.is_file():
                 lgerisk("extract-radiomics", "--data", str(out), "--out", str(table), "--jobs", str(args.jobs))
     tensor = {"slices": args.slices, "size": args.size}
-    common = dict(folds=5, label_fraction=1.0, n_boot=args.bootstrap, seed=args.seed, epochs=4, width=args.width,
-                  embedding_dim=args.embedding_dim, tensor=tensor)
+    common = dict(
+        folds=5,
+        label_fraction=1.0,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        epochs=4,
+        width=args.width,
+        embedding_dim=args.embedding_dim,
+        tensor=tensor,
+    )
     baselines = root / "finetune-baselines-1"
     if not (baselines / "model_card.json").is_file():
-        run_finetune(prep, baselines, FinetuneConfig(mode="full", baselines=True, **common), features=str(features),
-                     device="cpu", quiet=True)
+        run_finetune(
+            prep,
+            baselines,
+            FinetuneConfig(mode="full", baselines=True, **common),
+            features=str(features),
+            device="cpu",
+            quiet=True,
+        )
     reference = label_efficiency.predictions_from_parts(baselines)
     reference = reference[reference["method"].isin(["scar-% Cox", "radiomics Cox"])]
     rows = []
@@ -191,21 +220,46 @@ def main() -> None:
         started = time.perf_counter()
         if not (run / "model.pt").is_file():
             shutil.rmtree(run, ignore_errors=True)
-            run_pretrain(pool_prep, run, PretrainConfig(
-                epochs=args.epochs, width=args.width, embedding_dim=args.embedding_dim, projection_dim=64,
-                objective=objective, augment=augment, tensor=tensor, seed=args.seed, **overrides),
-                features=str(pool_features), device="cpu", quiet=True)
+            run_pretrain(
+                pool_prep,
+                run,
+                PretrainConfig(
+                    epochs=args.epochs,
+                    width=args.width,
+                    embedding_dim=args.embedding_dim,
+                    projection_dim=64,
+                    objective=objective,
+                    augment=augment,
+                    tensor=tensor,
+                    seed=args.seed,
+                    **overrides,
+                ),
+                features=str(pool_features),
+                device="cpu",
+                quiet=True,
+            )
         seconds = time.perf_counter() - started
         history = pd.read_csv(run / "metrics.csv").iloc[-1]
-        record: dict[str, Any] = {"variant": name, "pretrain_s": round(seconds),
-                                  "val_top1": history.get("val_top1"), "val_aux_r2": history.get("val_aux_r2")}
+        record: dict[str, Any] = {
+            "variant": name,
+            "pretrain_s": round(seconds),
+            "val_top1": history.get("val_top1"),
+            "val_aux_r2": history.get("val_aux_r2"),
+        }
         record.update(embedding_metrics(run, prep, features, truth, root / "ablation-cache", args.seed))
         parts = [reference]
-        for key, (label, folder, config) in HEADS.items():
+        for _key, (label, folder, config) in HEADS.items():
             out = run / folder
             if not (out / "model_card.json").is_file():
-                run_finetune(prep, out, FinetuneConfig(mode="probe", baselines=False, **config, **common), encoder=run,
-                             features=str(features), device="cpu", quiet=True)
+                run_finetune(
+                    prep,
+                    out,
+                    FinetuneConfig(mode="probe", baselines=False, **config, **common),
+                    encoder=run,
+                    features=str(features),
+                    device="cpu",
+                    quiet=True,
+                )
             parts.append(label_efficiency.predictions_from_parts(out, label))
         table = label_efficiency.joint_table(pd.concat(parts, ignore_index=True), truth, args.bootstrap, args.seed)
         table = table.set_index("method")
@@ -220,9 +274,23 @@ def main() -> None:
         pd.DataFrame(rows).to_csv(args.work / f"ablation-seed{args.seed}-e{args.epochs}.csv", index=False)
     frame = pd.DataFrame(rows)
     print("\nSYNTHETIC (hazard version 2): pretraining ablation, seed", args.seed)
-    print(frame[["variant", "pretrain_s", "val_top1", "val_aux_r2", "r2_lp_image_embedding",
-                 "r2_lp_image_scar_embedding", "r2_lp_image_scar"] + [f"c_{k}" for k in HEADS]
-                + [f"delta_c_{k}" for k in HEADS]].round(3).to_string(index=False))
+    print(
+        frame[
+            [
+                "variant",
+                "pretrain_s",
+                "val_top1",
+                "val_aux_r2",
+                "r2_lp_image_embedding",
+                "r2_lp_image_scar_embedding",
+                "r2_lp_image_scar",
+            ]
+            + [f"c_{k}" for k in HEADS]
+            + [f"delta_c_{k}" for k in HEADS]
+        ]
+        .round(3)
+        .to_string(index=False)
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 BIN = Path(sys.executable).parent
 
@@ -56,8 +58,12 @@ def embeddings(model, tensors: list[np.ndarray]) -> np.ndarray:  # noqa: ANN001
     import torch
 
     with torch.no_grad():
-        return np.concatenate([model.embed_image(torch.as_tensor(np.stack(tensors[i:i + 8]))).numpy()
-                               for i in range(0, len(tensors), 8)])
+        return np.concatenate(
+            [
+                model.embed_image(torch.as_tensor(np.stack(tensors[i : i + 8]))).numpy()
+                for i in range(0, len(tensors), 8)
+            ]
+        )
 
 
 def main() -> None:
@@ -75,24 +81,42 @@ def main() -> None:
     import pandas as pd
     import torch
 
+    from lgerisk.artifacts import load_encoder
     from lgerisk.data.tensors import TensorCache, TensorSpec
     from lgerisk.io.cohort import discover_cohort
     from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
-    from lgerisk.training.pretrain import derive_seed, load_pretrained
+    from lgerisk.training.seeding import derive_seed
 
     data, run = args.synth or args.work / "synth", args.work / "pretrain"
     started = time.perf_counter()
     if not (data / "ground_truth.csv").is_file():
-        subprocess.run([str(BIN / "lgerisk"), "synth", str(data), "--cases", str(args.cases), "--seed",
-                        str(args.seed), "--quiet"], check=True)
+        subprocess.run(
+            [str(BIN / "lgerisk"), "synth", str(data), "--cases", str(args.cases), "--seed", str(args.seed), "--quiet"],
+            check=True,
+        )
     if not (run / "model.pt").is_file():
-        command = [str(BIN / "lgerisk"), "pretrain", "--data", str(data), "--out", str(run), "--epochs",
-                   str(args.epochs), "--jobs", str(args.jobs), "--device", "cpu", "--objective", args.objective,
-                   "--queue-size", str(args.queue_size)]
+        command = [
+            str(BIN / "lgerisk"),
+            "pretrain",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--epochs",
+            str(args.epochs),
+            "--jobs",
+            str(args.jobs),
+            "--device",
+            "cpu",
+            "--objective",
+            args.objective,
+            "--queue-size",
+            str(args.queue_size),
+        ]
         if (run / "checkpoint" / "last.pt").is_file():
             command.append("--resume")
         subprocess.run(command, check=True)
-    model, card = load_pretrained(run)
+    model, card = load_encoder(run)
     truth = pd.read_csv(data / "ground_truth.csv").set_index("case_id")
     cohort = discover_cohort(run / "cache" / "preprocessed")
     cases = {case.case_id: case for case in cohort.cases}
@@ -111,9 +135,17 @@ def main() -> None:
     metrics = pd.read_csv(run / "metrics.csv")
     last = metrics.iloc[-1]
     result = {
-        "synthetic": True, "cases": args.cases, "objective": args.objective, "queue_size": args.queue_size, "train_cases": len(train_ids), "val_cases": len(val_ids),
-        "epochs": int(last["epoch"]), "val_top1": float(last["val_top1"]), "val_top5": float(last["val_top5"]),
-        "chance_top1": float(last["val_chance_top1"]), "chance_top5": float(last["val_chance_top5"]),
+        "synthetic": True,
+        "cases": args.cases,
+        "objective": args.objective,
+        "queue_size": args.queue_size,
+        "train_cases": len(train_ids),
+        "val_cases": len(val_ids),
+        "epochs": int(last["epoch"]),
+        "val_top1": float(last["val_top1"]),
+        "val_top5": float(last["val_top5"]),
+        "chance_top1": float(last["val_chance_top1"]),
+        "chance_top5": float(last["val_chance_top5"]),
         "probe_r2_scar_percent_pretrained": round(r2_trained, 3),
         "probe_r2_scar_percent_untrained": round(r2_untrained, 3),
         "val_top1_by_epoch": [round(float(v), 3) for v in metrics["val_top1"]],

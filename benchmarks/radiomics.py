@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
 BIN = Path(sys.executable).parent
@@ -71,21 +73,53 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lgerisk-bench-radiomics-"))
     try:
         prep, batch, n = prepare(args.data, work)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {n} preprocessed cases x 3 ROIs; "
-              f"params {default_params_path().name}")
-        print(f"{'jobs':>4} {'lgerisk s':>9} {'pyradiomics s':>13} {'ours s/case':>11} {'ours cases/s':>12} "
-              f"{'ratio':>6}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores; {n} preprocessed cases x 3 ROIs; "
+            f"params {default_params_path().name}"
+        )
+        print(
+            f"{'jobs':>4} {'lgerisk s':>9} {'pyradiomics s':>13} {'ours s/case':>11} {'ours cases/s':>12} {'ratio':>6}"
+        )
         for jobs in (1, 2):
             ours, theirs = [], []
             for repeat in range(args.repeats):
                 out = work / f"ours-{jobs}-{repeat}.csv"
-                ours.append(timed([str(BIN / "lgerisk"), "extract-radiomics", "--data", str(prep), "--out", str(out),
-                                   "--jobs", str(jobs), "--quiet"]))
-                theirs.append(timed([str(BIN / "pyradiomics"), str(batch), "-p", str(default_params_path()),
-                                     "-j", str(jobs), "-o", str(work / f"theirs-{jobs}-{repeat}.csv"), "-f", "csv"]))
+                ours.append(
+                    timed(
+                        [
+                            str(BIN / "lgerisk"),
+                            "extract-radiomics",
+                            "--data",
+                            str(prep),
+                            "--out",
+                            str(out),
+                            "--jobs",
+                            str(jobs),
+                            "--quiet",
+                        ]
+                    )
+                )
+                theirs.append(
+                    timed(
+                        [
+                            str(BIN / "pyradiomics"),
+                            str(batch),
+                            "-p",
+                            str(default_params_path()),
+                            "-j",
+                            str(jobs),
+                            "-o",
+                            str(work / f"theirs-{jobs}-{repeat}.csv"),
+                            "-f",
+                            "csv",
+                        ]
+                    )
+                )
             best_ours, best_theirs = min(ours), min(theirs)
-            print(f"{jobs:>4} {best_ours:9.2f} {best_theirs:13.2f} {best_ours / n:11.3f} {n / best_ours:12.2f} "
-                  f"{best_ours / best_theirs:6.2f}")
+            print(
+                f"{jobs:>4} {best_ours:9.2f} {best_theirs:13.2f} {best_ours / n:11.3f} {n / best_ours:12.2f} "
+                f"{best_ours / best_theirs:6.2f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

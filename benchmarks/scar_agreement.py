@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this folder's radiomics.py must not shadow pyradiomics
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]  # this folder's radiomics.py must not shadow pyradiomics
 
 import numpy as np  # noqa: E402
 
@@ -61,12 +63,26 @@ def selection_grid() -> list[DerivedSetting]:
                 for percentile in (95.0, 99.0):
                     for guard in (2.0, 4.0):
                         rules = ScarRules(enhancement_nsd=guard, peak_percentile=percentile, epicardial_rim_mm=rim)
-                        grid.append(DerivedSetting(f"fwhm s{smoothing} {remote} rim{rim} p{percentile:.0f} g{guard:.0f}",
-                                                   "fwhm", remote=remote, smoothing_mm=smoothing, rules=rules))
+                        grid.append(
+                            DerivedSetting(
+                                f"fwhm s{smoothing} {remote} rim{rim} p{percentile:.0f} g{guard:.0f}",
+                                "fwhm",
+                                remote=remote,
+                                smoothing_mm=smoothing,
+                                rules=rules,
+                            )
+                        )
                 for n in (3.0, 4.0, 5.0, 6.0):
                     if smoothing == 0.0:  # nsd thresholds the raw image: smoothing does not apply
-                        grid.append(DerivedSetting(f"nsd {n:.0f} {remote} rim{rim}", "nsd", nsd=n, remote=remote,
-                                                   rules=ScarRules(epicardial_rim_mm=rim)))
+                        grid.append(
+                            DerivedSetting(
+                                f"nsd {n:.0f} {remote} rim{rim}",
+                                "nsd",
+                                nsd=n,
+                                remote=remote,
+                                rules=ScarRules(epicardial_rim_mm=rim),
+                            )
+                        )
     return grid
 
 
@@ -76,17 +92,25 @@ def select(myops: Path) -> None:
     rows = compare_grid(discover_cohort(myops).cases, "myops", selection_grid())
     summaries = summarise(rows)
     best = min(summaries, key=lambda s: s.agreement.mean_absolute_error)
-    print(f"{len(summaries)} settings x {len({r.case_id for r in rows})} real scans "
-          f"({time.perf_counter() - started:.0f} s)")
-    print(f"in-sample best: {best.setting}: r {best.agreement.pearson_r:.3f}, MAE "
-          f"{best.agreement.mean_absolute_error:.2f}, median Dice {best.median_dice:.2f}")
+    print(
+        f"{len(summaries)} settings x {len({r.case_id for r in rows})} real scans "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+    print(
+        f"in-sample best: {best.setting}: r {best.agreement.pearson_r:.3f}, MAE "
+        f"{best.agreement.mean_absolute_error:.2f}, median Dice {best.median_dice:.2f}"
+    )
     default = next(s for s in summaries if s.setting == "fwhm s2.5 mixture rim2.5 p95 g4")
-    print(f"the default ({default.setting}): r {default.agreement.pearson_r:.3f}, MAE "
-          f"{default.agreement.mean_absolute_error:.2f}, median Dice {default.median_dice:.2f}")
+    print(
+        f"the default ({default.setting}): r {default.agreement.pearson_r:.3f}, MAE "
+        f"{default.agreement.mean_absolute_error:.2f}, median Dice {default.median_dice:.2f}"
+    )
     loo = leave_one_out(rows)
-    print(f"leave-one-out (choose on 14, score the 15th): r {loo.agreement.pearson_r:.3f}, ICC "
-          f"{loo.agreement.icc_2_1:.3f}, bias {loo.agreement.bias:.2f}, MAE {loo.agreement.mean_absolute_error:.2f}, "
-          f"median Dice {loo.median_dice:.2f}")
+    print(
+        f"leave-one-out (choose on 14, score the 15th): r {loo.agreement.pearson_r:.3f}, ICC "
+        f"{loo.agreement.icc_2_1:.3f}, bias {loo.agreement.bias:.2f}, MAE {loo.agreement.mean_absolute_error:.2f}, "
+        f"median Dice {loo.median_dice:.2f}"
+    )
     counts: dict[str, int] = {}
     for name in loo.chosen.values():
         counts[name] = counts.get(name, 0) + 1
@@ -106,24 +130,35 @@ def main() -> None:
 
     started = time.perf_counter()
     rows = compare_with_experts(discover_cohort(args.myops).cases, "myops", SETTINGS)
-    print(f"MyoPS: {len({r.case_id for r in rows})} real scans with expert scar labels "
-          f"({time.perf_counter() - started:.0f} s)\n")
-    print(f"{'setting':50s} {'r':>6s} {'(95 % CI)':>13s} {'ICC':>6s} {'bias':>6s} {'LoA':>15s} {'MAE':>5s} "
-          f"{'(95 % CI)':>11s} {'Dice':>5s}")
+    print(
+        f"MyoPS: {len({r.case_id for r in rows})} real scans with expert scar labels "
+        f"({time.perf_counter() - started:.0f} s)\n"
+    )
+    print(
+        f"{'setting':50s} {'r':>6s} {'(95 % CI)':>13s} {'ICC':>6s} {'bias':>6s} {'LoA':>15s} {'MAE':>5s} "
+        f"{'(95 % CI)':>11s} {'Dice':>5s}"
+    )
     for summary in summarise(rows):
         a = summary.agreement
         mine = [r for r in rows if r.setting == summary.setting]
-        ci = bootstrap_intervals(np.array([r.derived_scar_percent for r in mine]),
-                                 np.array([r.expert_scar_percent for r in mine]))
-        print(f"{summary.setting:50s} {a.pearson_r:6.3f} ({ci['pearson_r'][0]:5.2f}, {ci['pearson_r'][1]:4.2f}) "
-              f"{a.icc_2_1:6.3f} {a.bias:6.1f} {a.loa_low:6.1f} to {a.loa_high:5.1f} {a.mean_absolute_error:5.1f} "
-              f"({ci['mean_absolute_error'][0]:4.1f}, {ci['mean_absolute_error'][1]:4.1f}) {summary.median_dice:5.2f}")
+        ci = bootstrap_intervals(
+            np.array([r.derived_scar_percent for r in mine]), np.array([r.expert_scar_percent for r in mine])
+        )
+        print(
+            f"{summary.setting:50s} {a.pearson_r:6.3f} ({ci['pearson_r'][0]:5.2f}, {ci['pearson_r'][1]:4.2f}) "
+            f"{a.icc_2_1:6.3f} {a.bias:6.1f} {a.loa_low:6.1f} to {a.loa_high:5.1f} {a.mean_absolute_error:5.1f} "
+            f"({ci['mean_absolute_error'][0]:4.1f}, {ci['mean_absolute_error'][1]:4.1f}) {summary.median_dice:5.2f}"
+        )
     if args.emidec is not None:
         emidec_rows = compare_with_experts(discover_cohort(args.emidec).cases, "emidec", SETTINGS)
         print("\nEMIDEC (expert scar % / derived scar %, Dice):")
         for name in SETTINGS:
-            cells = [f"{r.case_id} {r.expert_scar_percent:.2f}/{r.derived_scar_percent:.2f} "
-                     f"(Dice {'-' if r.dice is None else f'{r.dice:.2f}'})" for r in emidec_rows if r.setting == name]
+            cells = [
+                f"{r.case_id} {r.expert_scar_percent:.2f}/{r.derived_scar_percent:.2f} "
+                f"(Dice {'-' if r.dice is None else f'{r.dice:.2f}'})"
+                for r in emidec_rows
+                if r.setting == name
+            ]
             print(f"  {name:50s} " + "; ".join(cells))
         rows += emidec_rows
     if args.out is not None:

@@ -1,6 +1,115 @@
 """lgerisk: cardiac scar analysis of LGE MRI and sudden-cardiac-death risk prediction.
 
 Research software, not a medical device.
+
+The public API (each is what the command of the same name runs; see :mod:`lgerisk.api`)::
+
+    read_cohort(data)                                  -> Cohort
+    preprocess_case(image, mask)                       -> QCRecord
+    preprocess_cohort(data, out)                       -> BatchResult
+    extract_features(data, out_csv)                    -> BatchResult
+    pretrain(data, out, PretrainConfig(...))           -> PretrainResult
+    finetune(data, out, FinetuneConfig(...), encoder)  -> FinetuneResult
+    load_model(run)                                    -> RiskPredictor
+    predict_scan(model, image, mask)                   -> Prediction
+    predict_cohort(model, data)                        -> pandas.DataFrame
+    explain_scan(model, image, out, mask)              -> Explanation
+
+Settings: ``PreprocessConfig``, ``PretrainConfig``, ``FinetuneConfig``. Errors: ``InputError`` (bad input for a
+whole run) and ``CaseError`` (one case), both ``ValueError`` subclasses of ``LgeriskError``. Model files:
+:mod:`lgerisk.artifacts`. The synthetic generator: :mod:`lgerisk.synth`.
+
+Example:
+    >>> import lgerisk
+    >>> lgerisk.read_cohort("sample_data").layout
+    'images+masks'
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lgerisk.api import (
+    BatchResult,
+    Explanation,
+    FinetuneResult,
+    Prediction,
+    PretrainResult,
+    QCRecord,
+    explain_scan,
+    extract_features,
+    finetune,
+    load_model,
+    predict_cohort,
+    predict_scan,
+    preprocess_case,
+    preprocess_cohort,
+    pretrain,
+    read_cohort,
+)
+from lgerisk.errors import CaseError, InputError, LgeriskError
+
+if TYPE_CHECKING:
+    from lgerisk.inference import RiskPredictor
+    from lgerisk.io.cohort import Case, Cohort
+    from lgerisk.models.tabular import TabularScaling
+    from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.training.finetune import FinetuneConfig
+    from lgerisk.training.pretrain import PretrainConfig
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Case": "lgerisk.io.cohort",
+    "Cohort": "lgerisk.io.cohort",
+    "RiskPredictor": "lgerisk.inference",
+    "TabularScaling": "lgerisk.models.tabular",
+    "PreprocessConfig": "lgerisk.preprocess.config",
+    "PretrainConfig": "lgerisk.training.pretrain",
+    "FinetuneConfig": "lgerisk.training.finetune",
+}
+"""Names imported on first use, so that ``import lgerisk`` (and ``lgerisk --help``) stays instant."""
+
+__all__ = [
+    "BatchResult",
+    "Case",
+    "CaseError",
+    "Cohort",
+    "Explanation",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "InputError",
+    "LgeriskError",
+    "Prediction",
+    "PreprocessConfig",
+    "PretrainConfig",
+    "PretrainResult",
+    "QCRecord",
+    "RiskPredictor",
+    "TabularScaling",
+    "__version__",
+    "explain_scan",
+    "extract_features",
+    "finetune",
+    "load_model",
+    "predict_cohort",
+    "predict_scan",
+    "preprocess_case",
+    "preprocess_cohort",
+    "pretrain",
+    "read_cohort",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lgerisk' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

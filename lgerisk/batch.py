@@ -71,8 +71,8 @@ class Shard:
             return cls()
         try:
             index, count = (int(part) for part in text.split("/"))
-        except ValueError:
-            raise InputError(f"--shard {text!r}: expected i/n, e.g. 1/4 (1-based, as SLURM_ARRAY_TASK_ID).") from None
+        except ValueError as exc:
+            raise InputError(f"--shard {text!r}: expected i/n, e.g. 1/4 (1-based, as SLURM_ARRAY_TASK_ID).") from exc
         if count < 1 or not 1 <= index <= count:
             raise InputError(f"--shard {text!r}: i must be between 1 and n.")
         return cls(index, count)
@@ -252,8 +252,15 @@ def _worker_death(exit_codes: list[int], finished: int, total: int) -> BaseExcep
     else:
         how = f"exited with code {code}" if code is not None else "stopped"
     advice = ", with fewer --jobs if memory ran out" if code == -signal.SIGKILL else ""
-    return WorkerDied(f"a worker process {how} after {finished} of {total} cases; the finished cases are kept: "
-                      f"rerun the same command to resume{advice}.")
+    return WorkerDied(
+        f"a worker process {how} after {finished} of {total} cases; the finished cases are kept: "
+        f"rerun the same command to resume{advice}."
+    )
+
+
+def worker_threads(jobs: int) -> int | None:
+    """Torch threads per worker process so that ``jobs`` workers share the cores (None: one process)."""
+    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
 def worker_start_method(requested: str | None) -> str:
@@ -270,16 +277,22 @@ def worker_start_method(requested: str | None) -> str:
     return "spawn" if method == "forkserver" else method
 
 
-def _run_pool(todo: list[Any], work: Callable[[Any], Any], debug: bool, jobs: int, start_method: str | None,
-              on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None], stops: _StopSignals,
-              counts: Callable[[], tuple[int, int]]) -> None:
+def _run_pool(
+    todo: list[Any],
+    work: Callable[[Any], Any],
+    debug: bool,
+    jobs: int,
+    start_method: str | None,
+    on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None],
+    stops: _StopSignals,
+    counts: Callable[[], tuple[int, int]],
+) -> None:
     """Run ``work`` over ``todo`` in ``jobs`` processes; on any exception (an interrupt, a decision of
     ``on_result`` to stop, a dead worker) stop every worker before raising."""
     import multiprocessing
 
     context = multiprocessing.get_context(worker_start_method(start_method))
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker, initargs=(os.getpid(),),
-                               mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker, initargs=(os.getpid(),), mp_context=context)
     futures: dict[Future[Any], Any] = {}
     seen: set[Future[Any]] = set()
     try:
@@ -309,10 +322,19 @@ def _run_pool(todo: list[Any], work: Callable[[Any], Any], debug: bool, jobs: in
     pool.shutdown(wait=True)
 
 
-def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callable[[Any], bool], out: Path,
-              jobs: int = 1, description: str = "cases", quiet: bool = False, debug: bool = False,
-              case_id: Callable[[Any], str] = lambda case: case.case_id, start_method: str | None = None,
-              stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None) -> BatchReport:
+def run_batch(
+    cases: Sequence[Any],
+    work: Callable[[Any], Any],
+    is_done: Callable[[Any], bool],
+    out: Path,
+    jobs: int = 1,
+    description: str = "cases",
+    quiet: bool = False,
+    debug: bool = False,
+    case_id: Callable[[Any], str] = lambda case: case.case_id,
+    start_method: str | None = None,
+    stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None,
+) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with a progress bar.
 
     ``work`` must be picklable (a module-level function or ``functools.partial``) when
@@ -334,8 +356,10 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
             _clear_error(out, name)
         else:
             report.failed[name] = value
-            write_json(out / ERRORS_DIR / f"{name}.json", {"case_id": name, "error": value,
-                                                          "source": str(getattr(case, "image", ""))})
+            write_json(
+                out / ERRORS_DIR / f"{name}.json",
+                {"case_id": name, "error": value, "source": str(getattr(case, "image", ""))},
+            )
             if stop_if is not None:
                 stop_if(name, value, details)
 
@@ -349,6 +373,7 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
                 else:
                     todo.append(case)
             with progress(description, len(todo), quiet) as advance:
+
                 def on_result(case: Any, ok: bool, value: Any, details: dict[str, Any] | None) -> None:
                     record(case, ok, value, details)
                     advance()
@@ -357,8 +382,9 @@ def run_batch(cases: Sequence[Any], work: Callable[[Any], Any], is_done: Callabl
                     for case in todo:
                         on_result(case, *_call(work, case, debug))
                 else:
-                    _run_pool(todo, work, debug, jobs, start_method, on_result, stops,
-                              lambda: (report.finished, len(cases)))
+                    _run_pool(
+                        todo, work, debug, jobs, start_method, on_result, stops, lambda: (report.finished, len(cases))
+                    )
         except Interrupted as exc:
             raise Interrupted(exc.signum, report.finished, len(cases)) from None
     return report

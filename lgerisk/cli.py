@@ -17,29 +17,51 @@ import typer
 
 from lgerisk import __version__
 
-app = typer.Typer(name="lgerisk", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode="rich",
-                  help="Cardiac scar analysis of LGE MRI and sudden-cardiac-death risk prediction with "
-                       "radiomics-guided deep learning. Research software, not for clinical use.")
+app = typer.Typer(
+    name="lgerisk",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    help="Cardiac scar analysis of LGE MRI and sudden-cardiac-death risk prediction with "
+    "radiomics-guided deep learning. Research software, not for clinical use.",
+)
 
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")]
-ShardOption = Annotated[Optional[str], typer.Option("--shard", help="Run shard i of n (1-based), e.g. "
-                                                    "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")]
+ShardOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--shard", help="Run shard i of n (1-based), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT."
+    ),
+]
 ScanArgs = Annotated[Optional[list[Path]], typer.Argument(help="Scan files (NIfTI, NRRD, MHA) or DICOM folders.")]
-RiskModelOption = Annotated[Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune "
-                                                         "(default: $LGERISK_MODEL).")]
-MaskLabels = Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: the "
-                                                   "model's).")]
-Clinical = Annotated[Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models trained "
-                                                  "with --covariates.")]
+RiskModelOption = Annotated[
+    Optional[Path], typer.Option("--model", help="Risk model folder from lgerisk finetune (default: $LGERISK_MODEL).")
+]
+MaskLabels = Annotated[
+    Optional[str], typer.Option("--labels", help="Label preset or map of the masks (default: the model's).")
+]
+Clinical = Annotated[
+    Optional[Path], typer.Option("--clinical", help="CSV case_id + covariates, for models trained with --covariates.")
+]
 CpuDevice = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
-FeatureTable = Annotated[Optional[Path], typer.Option("--features", help="Feature table from extract-radiomics "
-                                                      "(default: extracted and cached in OUT/cache).")]
+FeatureTable = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--features", help="Feature table from extract-radiomics (default: extracted and cached in OUT/cache)."
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
-DicomSeg = Annotated[bool, typer.Option("--dicom-seg", help="Also write the scar and grey zone of each DICOM-series "
-                                        "scan as a DICOM SEG over that series, for a DICOM viewer (keeps only the "
-                                        "UIDs it must reference; see README).")]
+DicomSeg = Annotated[
+    bool,
+    typer.Option(
+        "--dicom-seg",
+        help="Also write the scar and grey zone of each DICOM-series "
+        "scan as a DICOM SEG over that series, for a DICOM viewer (keeps only the "
+        "UIDs it must reference; see docs/dicom.md).",
+    ),
+]
 Anonymise = Annotated[bool, typer.Option("--anonymise", help="Write no DICOM at all (refused with --dicom-seg).")]
 
 
@@ -90,8 +112,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """lgerisk: LGE MRI scar analysis and SCD risk prediction."""
 
 
@@ -101,10 +126,20 @@ def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the synthetic cohort into.")],
     cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="Number of cases.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same cohort).")] = 0,
-    small: Annotated[bool, typer.Option("--small", help="Small matrices and few slices (compact sample data).")] = False,
-    hazard_version: Annotated[int, typer.Option("--hazard-version", min=1, max=2, help="Outcome model: 2 = image "
-                                                "terms scar % cannot see (default); 1 = generator 1.0's (reproduces "
-                                                "cohorts made before 2.0).")] = 2,
+    small: Annotated[
+        bool, typer.Option("--small", help="Small matrices and few slices (compact sample data).")
+    ] = False,
+    hazard_version: Annotated[
+        int,
+        typer.Option(
+            "--hazard-version",
+            min=1,
+            max=2,
+            help="Outcome model: 2 = image "
+            "terms scar % cannot see (default); 1 = generator 1.0's (reproduces "
+            "cohorts made before 2.0).",
+        ),
+    ] = 2,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -112,14 +147,16 @@ def synth(
 
     Example: [bold]lgerisk synth work/synth --cases 300 --seed 1[/] (add --hazard-version 1 for generator 1.0)
     """
-    from lgerisk.data.synthetic import SynthConfig, generate_cohort
     from lgerisk.progress import progress
+    from lgerisk.synth import SynthConfig, generate_cohort
 
     config = SynthConfig(n_cases=cases, seed=seed, small=small, hazard_version=hazard_version)
     with progress("synth", cases, quiet) as advance:
         truth = generate_cohort(out, config, progress=lambda n: advance())
     if not quiet:
-        _stderr().print(f"wrote {len(truth)} SYNTHETIC cases to {out} (images/, masks/, outcomes.csv, ground_truth.csv)")
+        _stderr().print(
+            f"wrote {len(truth)} SYNTHETIC cases to {out} (images/, masks/, outcomes.csv, ground_truth.csv)"
+        )
 
 
 @app.command()
@@ -127,20 +164,39 @@ def synth(
 def preprocess(
     data: Annotated[Path, typer.Option("--data", "-d", help="Cohort folder or CSV manifest.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
-    labels: Annotated[str, typer.Option("--labels", help="Label preset (emidec, myops, acdc) or map, e.g. "
-                                        "'blood=1,myocardium=2,scar=3+4'; DICOM SEG/RTSTRUCT structure names with "
-                                        "name:, e.g. 'myocardium=name:LV Myo'.")] = "emidec",
-    scar_method: Annotated[str, typer.Option("--scar-method", help="auto (label scar if the map names it, else "
-                                             "fwhm), label, fwhm or nsd.")] = "auto",
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels",
+            help="Label preset (emidec, myops, acdc) or map, e.g. "
+            "'blood=1,myocardium=2,scar=3+4'; DICOM SEG/RTSTRUCT structure names with "
+            "name:, e.g. 'myocardium=name:LV Myo'.",
+        ),
+    ] = "emidec",
+    scar_method: Annotated[
+        str, typer.Option("--scar-method", help="auto (label scar if the map names it, else fwhm), label, fwhm or nsd.")
+    ] = "auto",
     nsd: Annotated[float, typer.Option("--nsd", help="n of the n-SD scar threshold (e.g. 2, 3, 5, 6).")] = 5.0,
-    greyzone_nsd: Annotated[float, typer.Option("--greyzone-nsd", help="Grey zone starts at remote + this many SD.")] = 2.0,
-    remote: Annotated[str, typer.Option("--remote", help="Remote-myocardium reference: mixture, iterative or "
-                                        "whole (the old, scar-biased one).")] = "mixture",
-    scar_smoothing: Annotated[float, typer.Option("--scar-smoothing", help="In-plane smoothing (mm, Gaussian SD) "
-                                                  "within the myocardium for fwhm; 0 for none.")] = 2.5,
+    greyzone_nsd: Annotated[
+        float, typer.Option("--greyzone-nsd", help="Grey zone starts at remote + this many SD.")
+    ] = 2.0,
+    remote: Annotated[
+        str,
+        typer.Option(
+            "--remote", help="Remote-myocardium reference: mixture, iterative or whole (the old, scar-biased one)."
+        ),
+    ] = "mixture",
+    scar_smoothing: Annotated[
+        float,
+        typer.Option(
+            "--scar-smoothing", help="In-plane smoothing (mm, Gaussian SD) within the myocardium for fwhm; 0 for none."
+        ),
+    ] = 2.5,
     spacing: Annotated[float, typer.Option("--spacing", help="In-plane spacing (mm) after resampling.")] = 1.4,
     crop: Annotated[int, typer.Option("--crop", help="In-plane crop size (voxels) around the LV.")] = 96,
-    normalisation: Annotated[str, typer.Option("--normalisation", help="myo-blood, zscore or percentile.")] = "myo-blood",
+    normalisation: Annotated[
+        str, typer.Option("--normalisation", help="myo-blood, zscore or percentile.")
+    ] = "myo-blood",
     dicom_seg: DicomSeg = False,
     anonymise: Anonymise = False,
     jobs: Jobs = 1,
@@ -160,11 +216,27 @@ def preprocess(
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort
 
-    config = PreprocessConfig(labels=labels, inplane_spacing_mm=spacing, crop_size=crop,
-                              normalisation=normalisation, scar_method=scar_method, nsd=nsd,
-                              greyzone_nsd=greyzone_nsd, remote_method=remote, scar_smoothing_mm=scar_smoothing)
-    report, table = preprocess_cohort(data, out, config, jobs=jobs, shard=Shard.parse(shard), quiet=quiet,
-                                      debug=debug, dicom_seg=dicom_seg_wanted(dicom_seg, anonymise))
+    config = PreprocessConfig(
+        labels=labels,
+        inplane_spacing_mm=spacing,
+        crop_size=crop,
+        normalisation=normalisation,
+        scar_method=scar_method,
+        nsd=nsd,
+        greyzone_nsd=greyzone_nsd,
+        remote_method=remote,
+        scar_smoothing_mm=scar_smoothing,
+    )
+    report, table = preprocess_cohort(
+        data,
+        out,
+        config,
+        jobs=jobs,
+        shard=Shard.parse(shard),
+        quiet=quiet,
+        debug=debug,
+        dicom_seg=dicom_seg_wanted(dicom_seg, anonymise),
+    )
     _summary(report, out, quiet)
     raise typer.Exit(report.exit_code)
 
@@ -172,19 +244,45 @@ def preprocess(
 @app.command("extract-radiomics")
 @friendly
 def extract_radiomics(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Preprocessed folder, or a raw cohort folder or "
-                                       "manifest (preprocessed first, with the preprocess defaults and --labels).")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Preprocessed folder, or a raw cohort folder or "
+            "manifest (preprocessed first, with the preprocess defaults and --labels).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Feature table (CSV) to write.")],
     rois: Annotated[str, typer.Option("--rois", help="ROIs: myocardium, scar, greyzone.")] = "myocardium,scar,greyzone",
-    params: Annotated[Optional[Path], typer.Option("--params", help="Your own pyradiomics YAML (validated with "
-                                                   "pyradiomics' schema); default: the shipped LGE settings.")] = None,
-    image_types: Annotated[Optional[str], typer.Option("--image-types", help="original, log, wavelet "
-                                                       "(comma-separated); default: those of the parameter file.")] = None,
+    params: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--params",
+            help="Your own pyradiomics YAML (validated with pyradiomics' schema); default: the shipped LGE settings.",
+        ),
+    ] = None,
+    image_types: Annotated[
+        Optional[str],
+        typer.Option(
+            "--image-types", help="original, log, wavelet (comma-separated); default: those of the parameter file."
+        ),
+    ] = None,
     labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
-    stability: Annotated[bool, typer.Option("--stability", help="Also re-extract under segmentation "
-                                            "perturbations and write per-feature ICCs.")] = False,
-    perturbations: Annotated[int, typer.Option("--random-contours", min=0, help="Contour randomisations "
-                                               "per case for --stability (besides erosion and dilation).")] = 2,
+    stability: Annotated[
+        bool,
+        typer.Option(
+            "--stability", help="Also re-extract under segmentation perturbations and write per-feature ICCs."
+        ),
+    ] = False,
+    perturbations: Annotated[
+        int,
+        typer.Option(
+            "--random-contours",
+            min=0,
+            help="Contour randomisations per case for --stability (besides erosion and dilation).",
+        ),
+    ] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the contour randomisations.")] = 0,
     jobs: Jobs = 1,
     shard: ShardOption = None,
@@ -204,56 +302,117 @@ def extract_radiomics(
     from lgerisk.radiomics.settings import parse_image_types, parse_rois
 
     report, table, stability_table = extract_cohort(
-        data, out, params_path=str(params) if params else None,
-        image_types=parse_image_types(image_types) if image_types else None, rois=parse_rois(rois), jobs=jobs,
-        shard=Shard.parse(shard), stability=stability, n_random=perturbations, seed=seed,
-        preprocess_config=PreprocessConfig(labels=labels), quiet=quiet, debug=debug)
+        data,
+        out,
+        params_path=str(params) if params else None,
+        image_types=parse_image_types(image_types) if image_types else None,
+        rois=parse_rois(rois),
+        jobs=jobs,
+        shard=Shard.parse(shard),
+        stability=stability,
+        n_random=perturbations,
+        seed=seed,
+        preprocess_config=PreprocessConfig(labels=labels),
+        quiet=quiet,
+        debug=debug,
+    )
     _summary(report, out, quiet)
     if stability_table is not None and not quiet:
         robust = int(stability_table["robust"].sum())
-        _stderr().print(f"stability: {robust} of {len(stability_table)} features robust (ICC(1,1) >= 0.75), "
-                        f"{int(stability_table['excellent'].sum())} excellent (>= 0.9)")
+        _stderr().print(
+            f"stability: {robust} of {len(stability_table)} features robust (ICC(1,1) >= 0.75), "
+            f"{int(stability_table['excellent'].sum())} excellent (>= 0.9)"
+        )
     raise typer.Exit(report.exit_code)
 
 
 @app.command()
 @friendly
 def pretrain(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Raw cohort (folder or manifest) or preprocessed folder; "
-                                       "unlabelled scans are enough.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (model.pt, model_card.json, "
-                                      "metrics.csv, checkpoint/).")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", "-d", help="Raw cohort (folder or manifest) or preprocessed folder; unlabelled scans are enough."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Run folder to write (model.pt, model_card.json, metrics.csv, checkpoint/)."),
+    ],
     features: FeatureTable = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
-    objective: Annotated[str, typer.Option("--objective", help="hybrid (image<->radiomics + image<->image), "
-                                           "radiomics, or simclr.")] = "hybrid",
-    clip_weight: Annotated[Optional[float], typer.Option("--clip-weight", help="Weight of image<->radiomics "
-                                                         "InfoNCE (default: the preset's).")] = None,
-    simclr_weight: Annotated[Optional[float], typer.Option("--simclr-weight", help="Weight of image<->image "
-                                                           "NT-Xent (default: the preset's).")] = None,
+    objective: Annotated[
+        str, typer.Option("--objective", help="hybrid (image<->radiomics + image<->image), radiomics, or simclr.")
+    ] = "hybrid",
+    clip_weight: Annotated[
+        Optional[float],
+        typer.Option("--clip-weight", help="Weight of image<->radiomics InfoNCE (default: the preset's)."),
+    ] = None,
+    simclr_weight: Annotated[
+        Optional[float],
+        typer.Option("--simclr-weight", help="Weight of image<->image NT-Xent (default: the preset's)."),
+    ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="InfoNCE temperature.")] = 0.1,
-    learn_temperature: Annotated[bool, typer.Option("--learn-temperature", help="Learn the temperature "
-                                                    "(CLIP-style).")] = False,
-    queue_size: Annotated[int, typer.Option("--queue-size", min=0, help="Past embeddings kept as extra "
-                                            "negatives (0: off, the default; see README).")] = 0,
-    scarf_rate: Annotated[float, typer.Option("--scarf-rate", help="Share of radiomics features resampled "
-                                              "from their marginals (SCARF).")] = 0.3,
-    negatives: Annotated[str, typer.Option("--negatives", help="batch (the batch's other cases) or all (every "
-                                           "training case's radiomics, each step) for image->radiomics.")] = "batch",
-    false_negative_similarity: Annotated[Optional[float], typer.Option(
-        "--false-negative-similarity", help="Cases whose radiomics have cosine similarity >= this are not each "
-        "other's negatives (default: off).")] = None,
-    aux_weight: Annotated[float, typer.Option("--aux-weight", min=0.0, help="Weight of an auxiliary head "
-                                              "regressing radiomics/QC targets from the image embedding (0: off).")
-                          ] = 0.0,
-    aux_targets: Annotated[str, typer.Option("--aux-targets", help="all (the whole radiomics view) or qc (scar %, "
-                                             "grey-zone %, mass, volumes).")] = "all",
-    radiomics_view: Annotated[str, typer.Option("--radiomics-view", help="all or decorrelated (drop features "
-                                                "with |r| > 0.9 against an earlier one).")] = "all",
-    augment: Annotated[str, typer.Option("--augment", help="default, or preserving (no scaling, elastic warp, "
-                                         "gamma or bias field: wall thickness and enhancement kept).")] = "default",
+    learn_temperature: Annotated[
+        bool, typer.Option("--learn-temperature", help="Learn the temperature (CLIP-style).")
+    ] = False,
+    queue_size: Annotated[
+        int,
+        typer.Option(
+            "--queue-size",
+            min=0,
+            help="Past embeddings kept as extra "
+            "negatives (0: off, the default; see docs/commands.md, 'lgerisk pretrain').",
+        ),
+    ] = 0,
+    scarf_rate: Annotated[
+        float, typer.Option("--scarf-rate", help="Share of radiomics features resampled from their marginals (SCARF).")
+    ] = 0.3,
+    negatives: Annotated[
+        str,
+        typer.Option(
+            "--negatives",
+            help="batch (the batch's other cases) or all (every "
+            "training case's radiomics, each step) for image->radiomics.",
+        ),
+    ] = "batch",
+    false_negative_similarity: Annotated[
+        Optional[float],
+        typer.Option(
+            "--false-negative-similarity",
+            help="Cases whose radiomics have cosine similarity >= this are not each other's negatives (default: off).",
+        ),
+    ] = None,
+    aux_weight: Annotated[
+        float,
+        typer.Option(
+            "--aux-weight",
+            min=0.0,
+            help="Weight of an auxiliary head regressing radiomics/QC targets from the image embedding (0: off).",
+        ),
+    ] = 0.0,
+    aux_targets: Annotated[
+        str,
+        typer.Option(
+            "--aux-targets", help="all (the whole radiomics view) or qc (scar %, grey-zone %, mass, volumes)."
+        ),
+    ] = "all",
+    radiomics_view: Annotated[
+        str,
+        typer.Option(
+            "--radiomics-view", help="all or decorrelated (drop features with |r| > 0.9 against an earlier one)."
+        ),
+    ] = "all",
+    augment: Annotated[
+        str,
+        typer.Option(
+            "--augment",
+            help="default, or preserving (no scaling, elastic warp, "
+            "gamma or bias field: wall thickness and enhancement kept).",
+        ),
+    ] = "default",
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder base width (16 CPU, 32-64 GPU).")] = 16,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share for validation.")] = 0.2,
     labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
@@ -261,8 +420,9 @@ def pretrain(
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="Data-loading processes.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same device: same weights.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT after its last finished "
-                                         "epoch.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in OUT after its last finished epoch.")
+    ] = False,
     jobs: Jobs = 1,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -279,9 +439,13 @@ def pretrain(
 
     if augment not in AUGMENT_PRESETS:
         raise InputError(f"--augment {augment!r}: choose one of {', '.join(AUGMENT_PRESETS)}.")
-    objective_settings: dict[str, Any] = {"preset": objective, "temperature": temperature,
-                                          "learn_temperature": learn_temperature, "queue_size": queue_size,
-                                          "scarf_rate": scarf_rate}
+    objective_settings: dict[str, Any] = {
+        "preset": objective,
+        "temperature": temperature,
+        "learn_temperature": learn_temperature,
+        "queue_size": queue_size,
+        "scarf_rate": scarf_rate,
+    }
     if negatives != "batch":  # only settings away from the default enter the run's settings (resume hash)
         objective_settings["negatives"] = negatives
     if false_negative_similarity is not None:
@@ -290,14 +454,35 @@ def pretrain(
         objective_settings["clip_weight"] = clip_weight
     if simclr_weight is not None:
         objective_settings["simclr_weight"] = simclr_weight
-    config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
-                            width=width, objective=objective_settings, labels=labels, num_workers=num_workers,
-                            amp=amp, aux_weight=aux_weight, aux_targets=aux_targets, radiomics_view=radiomics_view,
-                            augment=dict(AUGMENT_PRESETS[augment]))
+    config = PretrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        val_fraction=val_fraction,
+        seed=seed,
+        width=width,
+        objective=objective_settings,
+        labels=labels,
+        num_workers=num_workers,
+        amp=amp,
+        aux_weight=aux_weight,
+        aux_targets=aux_targets,
+        radiomics_view=radiomics_view,
+        augment=dict(AUGMENT_PRESETS[augment]),
+    )
     console = _stderr()
-    summary = run_pretrain(data, out, config, features=str(features) if features else None, device=device,
-                           resume=resume, jobs=jobs, quiet=quiet, debug=debug,
-                           log=None if quiet else console.print)
+    summary = run_pretrain(
+        data,
+        out,
+        config,
+        features=str(features) if features else None,
+        device=device,
+        resume=resume,
+        jobs=jobs,
+        quiet=quiet,
+        debug=debug,
+        log=None if quiet else console.print,
+    )
     if not quiet and summary.get("final") is not None and os.environ.get("RANK", "0") == "0":
         kind = "SYNTHETIC cases" if summary.get("synthetic") else "cases"
         console.print(f"pretrained on {summary['train_cases']} {kind} ({summary['val_cases']} held out) -> {out}")
@@ -315,51 +500,115 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
 @app.command()
 @friendly
 def finetune(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Raw cohort (folder or manifest) or preprocessed folder, "
-                                       "with outcomes (time, event).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (model, model card, comparison "
-                                      "table, plots).")],
-    encoder: Annotated[Optional[Path], typer.Option("--encoder", "-e", help="Pretraining run folder (lgerisk "
-                                                    "pretrain); without it the network is trained from scratch.")
-                       ] = None,
-    outcomes: Annotated[Optional[Path], typer.Option("--outcomes", help="CSV case_id,time,event[,covariates] "
-                                                     "(default: the cohort's outcomes).")] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", "-d", help="Raw cohort (folder or manifest) or preprocessed folder, with outcomes (time, event)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder to write (model, model card, comparison table, plots).")
+    ],
+    encoder: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="Pretraining run folder (lgerisk pretrain); without it the network is trained from scratch.",
+        ),
+    ] = None,
+    outcomes: Annotated[
+        Optional[Path],
+        typer.Option("--outcomes", help="CSV case_id,time,event[,covariates] (default: the cohort's outcomes)."),
+    ] = None,
     features: FeatureTable = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="probe (frozen encoder, linear Cox head) or full "
-                                                "(end to end); default probe with --encoder, full without.")] = None,
-    with_radiomics: Annotated[bool, typer.Option("--with-radiomics", help="Radiomics features (selected inside "
-                                                 "each training fold) beside the image embedding.")] = False,
-    with_scar: Annotated[bool, typer.Option("--with-scar", help="Scar % and grey-zone % beside the image "
-                                            "embedding: a head that can only add to what clinicians have.")] = False,
-    covariates: Annotated[str, typer.Option("--covariates", help="Clinical covariates beside the embedding, "
-                                            "e.g. age,lvef (columns of the outcomes table).")] = "",
-    folds: Annotated[int, typer.Option("--folds", "-k", min=0, help="Stratified cross-validation folds (0: none, "
-                                       "with --test-fraction).")] = 5,
-    test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share held out as a test split "
-                                                 "(0: none).")] = 0.0,
-    label_fraction: Annotated[float, typer.Option("--label-fraction", help="Share of each training fold used "
-                                                  "(label efficiency), in (0, 1].")] = 1.0,
-    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Scar-% Cox, scar+grey Cox, "
-                                            "radiomics Cox and the scratch network in the same folds.")] = True,
-    horizons: Annotated[str, typer.Option("--horizons", help="Times for survival probabilities and AUC, in the "
-                                          "outcomes' unit.")] = "1,3,5",
+    mode: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mode",
+            help="probe (frozen encoder, linear Cox head) or full "
+            "(end to end); default probe with --encoder, full without.",
+        ),
+    ] = None,
+    with_radiomics: Annotated[
+        bool,
+        typer.Option(
+            "--with-radiomics",
+            help="Radiomics features (selected inside each training fold) beside the image embedding.",
+        ),
+    ] = False,
+    with_scar: Annotated[
+        bool,
+        typer.Option(
+            "--with-scar",
+            help="Scar % and grey-zone % beside the image embedding: a head that can only add to what clinicians have.",
+        ),
+    ] = False,
+    covariates: Annotated[
+        str,
+        typer.Option(
+            "--covariates",
+            help="Clinical covariates beside the embedding, e.g. age,lvef (columns of the outcomes table).",
+        ),
+    ] = "",
+    folds: Annotated[
+        int,
+        typer.Option("--folds", "-k", min=0, help="Stratified cross-validation folds (0: none, with --test-fraction)."),
+    ] = 5,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Share held out as a test split (0: none).")
+    ] = 0.0,
+    label_fraction: Annotated[
+        float, typer.Option("--label-fraction", help="Share of each training fold used (label efficiency), in (0, 1].")
+    ] = 1.0,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Scar-% Cox, scar+grey Cox, radiomics Cox and the scratch network in the same folds.",
+        ),
+    ] = True,
+    horizons: Annotated[
+        str, typer.Option("--horizons", help="Times for survival probabilities and AUC, in the outcomes' unit.")
+    ] = "1,3,5",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = 1e-4,
-    penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty of the Cox head with --head-penalty "
-                                             "fixed (lifelines' scale).")] = 0.1,
-    head_penalty: Annotated[str, typer.Option("--head-penalty", help="cv: the Cox head's L2 penalty chosen by "
-                                              "inner CV on each training fold; fixed: --penalizer.")] = "cv",
-    head_pcs: Annotated[int, typer.Option("--head-pcs", min=0, help="Fit the head on the embedding's K leading "
-                                          "principal components (0: the whole embedding).")] = 0,
-    scar_penalty_factor: Annotated[float, typer.Option("--scar-penalty-factor", min=0.0, help="With --with-scar: the "
-                                                       "head's penalty on scar % and grey-zone % relative to the "
-                                                       "embedding's (0: unpenalised).")] = 1.0,
+    penalizer: Annotated[
+        float,
+        typer.Option("--penalizer", help="L2 penalty of the Cox head with --head-penalty fixed (lifelines' scale)."),
+    ] = 0.1,
+    head_penalty: Annotated[
+        str,
+        typer.Option(
+            "--head-penalty",
+            help="cv: the Cox head's L2 penalty chosen by inner CV on each training fold; fixed: --penalizer.",
+        ),
+    ] = "cv",
+    head_pcs: Annotated[
+        int,
+        typer.Option(
+            "--head-pcs",
+            min=0,
+            help="Fit the head on the embedding's K leading principal components (0: the whole embedding).",
+        ),
+    ] = 0,
+    scar_penalty_factor: Annotated[
+        float,
+        typer.Option(
+            "--scar-penalty-factor",
+            min=0.0,
+            help="With --with-scar: the "
+            "head's penalty on scar % and grey-zone % relative to the "
+            "embedding's (0: unpenalised).",
+        ),
+    ] = 1.0,
     width: Annotated[int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")] = 16,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")
-                         ] = 200,
-    labels: Annotated[Optional[str], typer.Option("--labels", help="Label preset or map of a raw cohort "
-                                                  "(default: the encoder's, else emidec).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")] = 200,
+    labels: Annotated[
+        Optional[str],
+        typer.Option("--labels", help="Label preset or map of a raw cohort (default: the encoder's, else emidec)."),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same folds and weights.")] = 0,
@@ -374,34 +623,74 @@ def finetune(
     from lgerisk.training.finetune import FinetuneConfig, run_finetune
 
     chosen = mode or ("probe" if encoder is not None else "full")
-    config = FinetuneConfig(mode=chosen, with_radiomics=with_radiomics, with_scar=with_scar, head_penalty=head_penalty,
-                            head_pcs=head_pcs, scar_penalty_factor=scar_penalty_factor,
-                            covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()), folds=folds,
-                            test_fraction=test_fraction, label_fraction=label_fraction, baselines=baselines,
-                            horizons=_floats(horizons, "--horizons"), epochs=epochs, batch_size=batch_size, lr=lr,
-                            penalizer=penalizer, width=width, n_boot=bootstrap, seed=seed, labels=labels or "emidec",
-                            amp=amp)
+    config = FinetuneConfig(
+        mode=chosen,
+        with_radiomics=with_radiomics,
+        with_scar=with_scar,
+        head_penalty=head_penalty,
+        head_pcs=head_pcs,
+        scar_penalty_factor=scar_penalty_factor,
+        covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()),
+        folds=folds,
+        test_fraction=test_fraction,
+        label_fraction=label_fraction,
+        baselines=baselines,
+        horizons=_floats(horizons, "--horizons"),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        penalizer=penalizer,
+        width=width,
+        n_boot=bootstrap,
+        seed=seed,
+        labels=labels or "emidec",
+        amp=amp,
+    )
     console = _stderr(wide=True)
-    summary = run_finetune(data, out, config, encoder=encoder, outcomes=outcomes, labels_given=labels is not None,
-                           features=str(features) if features else None, device=device, jobs=jobs, quiet=quiet,
-                           debug=debug, log=None if quiet else console.print)
+    summary = run_finetune(
+        data,
+        out,
+        config,
+        encoder=encoder,
+        outcomes=outcomes,
+        labels_given=labels is not None,
+        features=str(features) if features else None,
+        device=device,
+        jobs=jobs,
+        quiet=quiet,
+        debug=debug,
+        log=None if quiet else console.print,
+    )
     if not quiet:
         from lgerisk.evaluation.display import comparison_table
 
         console.print(comparison_table(summary["table"], synthetic=summary["synthetic"]))
         console.print(f"final model ({summary['model']}, {summary['final_cases']} cases) -> {out}")
 
+
 @app.command()
 @friendly
 def predict(
     scans: ScanArgs = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest) instead of "
-                                                 "scans.")] = None,
-    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: "
-                                                 "found beside it, e.g. X_seg.nii.gz; see README).")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest) instead of scans.")
+    ] = None,
+    mask: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--mask",
+            "-m",
+            help="Segmentation of a single SCAN (default: "
+            "found beside it, e.g. X_seg.nii.gz; see docs/commands.md, 'Masks').",
+        ),
+    ] = None,
     model: RiskModelOption = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: stdout); batches to "
-                                                "a file resume where they stopped.")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", help="File to write (default: stdout); batches to a file resume where they stopped."
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
     labels: MaskLabels = None,
     clinical: Clinical = None,
@@ -427,9 +716,20 @@ def predict(
     cases = _cases_to_score(scans, data, mask)
     if jobs > 1 and out is None:
         raise InputError("--jobs needs --out (parallel predictions are gathered in a file).")
-    report, _, text = predict_cases(cases, model_dir, out, fmt=fmt, device=device, labels=labels, jobs=jobs,
-                                    shard=Shard.parse(shard), clinical=read_clinical(clinical), quiet=quiet,
-                                    debug=debug, dicom_seg=wanted)
+    report, _, text = predict_cases(
+        cases,
+        model_dir,
+        out,
+        fmt=fmt,
+        device=device,
+        labels=labels,
+        jobs=jobs,
+        shard=Shard.parse(shard),
+        clinical=read_clinical(clinical),
+        quiet=quiet,
+        debug=debug,
+        dicom_seg=wanted,
+    )
     if out is None:
         sys.stdout.write(text)
     _lone_scan_failed(report, scans)
@@ -452,12 +752,16 @@ def _lone_scan_failed(report: Any, scans: list[Path] | None) -> None:
 @friendly
 def explain(
     scans: ScanArgs = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports (a sub-folder per scan).")
-                   ] = Path("lgerisk-explain"),
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="A cohort (folder or manifest): every "
-                                                 "scan, plus the cohort page.")] = None,
-    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: "
-                                                 "found beside it).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports (a sub-folder per scan).")] = Path(
+        "lgerisk-explain"
+    ),
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", "-d", help="A cohort (folder or manifest): every scan, plus the cohort page."),
+    ] = None,
+    mask: Annotated[
+        Optional[Path], typer.Option("--mask", "-m", help="Segmentation of a single SCAN (default: found beside it).")
+    ] = None,
     model: RiskModelOption = None,
     labels: MaskLabels = None,
     steps: Annotated[int, typer.Option("--steps", min=4, help="Integrated-gradients steps.")] = 32,
@@ -482,9 +786,21 @@ def explain(
     wanted = dicom_seg_wanted(dicom_seg, anonymise)
     model_dir = resolve_model(model)
     cases = _cases_to_score(scans, data, mask)
-    report, pages = explain_cases(cases, model_dir, out, device=device, labels=labels, steps=steps, jobs=jobs,
-                                  shard=Shard.parse(shard), cohort=data is not None,
-                                  clinical=read_clinical(clinical), quiet=quiet, debug=debug, dicom_seg=wanted)
+    report, pages = explain_cases(
+        cases,
+        model_dir,
+        out,
+        device=device,
+        labels=labels,
+        steps=steps,
+        jobs=jobs,
+        shard=Shard.parse(shard),
+        cohort=data is not None,
+        clinical=read_clinical(clinical),
+        quiet=quiet,
+        debug=debug,
+        dicom_seg=wanted,
+    )
     _lone_scan_failed(report, scans)
     _summary(report, out, quiet)
     if not quiet:
@@ -496,17 +812,21 @@ def explain(
     if report.failed:
         raise typer.Exit(1)
 
+
 @app.command()
 @friendly
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every output of the chain.")
-                   ] = Path("lgerisk-demo"),
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Cohort to run on (default: the shipped "
-                                                 "SYNTHETIC sample_data).")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Tiny models: seconds instead of minutes (what the "
-                                        "tests run).")] = False,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete OUT first (else finished steps are reused).")
-                     ] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every output of the chain.")] = Path(
+        "lgerisk-demo"
+    ),
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", "-d", help="Cohort to run on (default: the shipped SYNTHETIC sample_data)."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny models: seconds instead of minutes (what the tests run).")
+    ] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete OUT first (else finished steps are reused).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     debug: Debug = False,
 ) -> None:
@@ -519,19 +839,27 @@ def demo(
     from lgerisk.evaluation.display import comparison_table
 
     console = _stderr(wide=True)
-    result = run_demo(out, DemoSettings.quick() if quick else DemoSettings(), data=data, device=device,
-                      fresh=fresh, say=console.print)
+    result = run_demo(
+        out, DemoSettings.quick() if quick else DemoSettings(), data=data, device=device, fresh=fresh, say=console.print
+    )
     console.print(comparison_table(result["table"], synthetic=result["synthetic"]))
     total = sum(result["timings"].values())
     console.print(f"done in {total:.0f} s. Outputs in {out}/:")
-    for label, path in (("risk model", result["risk"]), ("comparison", Path(result["risk"]) / "comparison.csv"),
-                        ("predictions", result["predictions"]), ("report", result["report"])):
+    for label, path in (
+        ("risk model", result["risk"]),
+        ("comparison", Path(result["risk"]) / "comparison.csv"),
+        ("predictions", result["predictions"]),
+        ("report", result["report"]),
+    ):
         console.print(f"  {label:<12} {path}")
-    console.print("Next, on your own data (see README):\n"
-                  "  lgerisk preprocess --data COHORT --out work/prep --labels emidec\n"
-                  "  lgerisk pretrain --data work/prep --out work/pretrain\n"
-                  "  lgerisk finetune --data work/prep --encoder work/pretrain --out work/risk\n"
-                  "  lgerisk predict scan.nii.gz --mask scan_seg.nii.gz --model work/risk")
+    console.print(
+        "Next, on your own data (see README):\n"
+        "  lgerisk preprocess --data COHORT --out work/prep --labels emidec\n"
+        "  lgerisk pretrain --data work/prep --out work/pretrain\n"
+        "  lgerisk finetune --data work/prep --encoder work/pretrain --out work/risk\n"
+        "  lgerisk predict scan.nii.gz --mask scan_seg.nii.gz --model work/risk"
+    )
+
 
 def _cases_to_score(scans: list[Path] | None, data: Path | None, mask: Path | None) -> list[Any]:
     from lgerisk.errors import InputError
@@ -543,6 +871,7 @@ def _cases_to_score(scans: list[Path] | None, data: Path | None, mask: Path | No
         from lgerisk.io.cohort import discover_cohort
 
         return list(discover_cohort(data).cases)
+    assert scans is not None  # bool(scans) is True here (checked above)
     if mask is not None and len(scans) != 1:
         raise InputError("--mask goes with a single scan; for several, put each mask beside its scan.")
     cases = [scan_case(scan, mask) for scan in scans]
@@ -553,13 +882,16 @@ def _cases_to_score(scans: list[Path] | None, data: Path | None, mask: Path | No
         seen[case.case_id] = case.image
     return cases
 
+
 def _summary(report: Any, out: Path | None, quiet: bool) -> None:
     console = _stderr()
     for case_id, message in sorted(report.failed.items()):
         console.print(f"[red]failed[/] {case_id}: {message}", soft_wrap=True)
     if not quiet:
-        console.print(f"{len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed "
-                      + (f"-> {out}" + (" (see the errors table)" if report.failed else "") if out else ""))
+        console.print(
+            f"{len(report.done)} done, {len(report.skipped)} already done, {len(report.failed)} failed "
+            + (f"-> {out}" + (" (see the errors table)" if report.failed else "") if out else "")
+        )
 
 
 def main() -> None:
@@ -568,4 +900,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
+    sys.exit()

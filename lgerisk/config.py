@@ -21,8 +21,9 @@ def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
-        raise InputError(f"{what} have unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                         f"known: {', '.join(sorted(names))}.")
+        raise InputError(
+            f"{what} have unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(sorted(names))}."
+        )
     return dict(data)
 
 

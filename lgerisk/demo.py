@@ -35,37 +35,57 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> DemoSettings:
         """Tiny settings: seconds, not minutes (for tests)."""
-        return cls(pretrain_epochs=1, width=4, embedding_dim=16, tensor=(("slices", 4), ("size", 32)), folds=3,
-                   finetune_epochs=1, bootstrap=20, explain_steps=8)
+        return cls(
+            pretrain_epochs=1,
+            width=4,
+            embedding_dim=16,
+            tensor=(("slices", 4), ("size", 32)),
+            folds=3,
+            finetune_epochs=1,
+            bootstrap=20,
+            explain_steps=8,
+        )
 
 
 def _finished(run: Path, config: dict[str, Any]) -> bool:
     """Whether ``run`` holds a finished pretraining made with ``config``."""
     import json
 
-    try:
-        card = json.loads((run / "model_card.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from lgerisk.artifacts import is_whole_run, read_card
+
+    if not is_whole_run(run):
         return False
-    return (run / "model.pt").is_file() and card.get("config") == json.loads(json.dumps(config))
+    try:
+        card = read_card(run)
+    except InputError:
+        return False
+    return card.get("config") == json.loads(json.dumps(config))
 
 
 def find_sample_data(data: str | Path | None = None) -> Path:
     """The sample cohort: ``data`` if given, else the repository's ``sample_data/``."""
     path = Path(data) if data is not None else SAMPLE_DATA
     if not (path / "images").is_dir() or not (path / "outcomes.csv").is_file():
-        raise InputError(f"{path}: sample data not found (images/ and outcomes.csv); run the demo from a clone of "
-                         "the repository, or give --data, or make a cohort with: lgerisk synth DIR.")
+        raise InputError(
+            f"{path}: sample data not found (images/ and outcomes.csv); run the demo from a clone of "
+            "the repository, or give --data, or make a cohort with: lgerisk synth DIR."
+        )
     return path
 
 
-def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSettings(), data: str | Path | None = None,
-             device: str = "auto", fresh: bool = False, say: Callable[[Any], None] = print,
-             quiet_steps: bool = True) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "lgerisk-demo",
+    settings: DemoSettings = DemoSettings(),
+    data: str | Path | None = None,
+    device: str = "auto",
+    fresh: bool = False,
+    say: Callable[[Any], None] = print,
+    quiet_steps: bool = True,
+) -> dict[str, Any]:
     """Run the chain; returns the comparison table, the outputs and the timings."""
     from lgerisk.explain.run import explain_cases
-    from lgerisk.predict.masks import scan_case
     from lgerisk.io.provenance import cohort_marker
+    from lgerisk.predict.masks import scan_case
     from lgerisk.predict.run import predict_cases
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort
@@ -97,45 +117,76 @@ def run_demo(out: str | Path = "lgerisk-demo", settings: DemoSettings = DemoSett
     timings["extract-radiomics"] = time.perf_counter() - started
     say(f"    {table.shape[1]} columns for {len(table)} cases ({timings['extract-radiomics']:.0f} s)")
 
-    started = step("3/6 pretrain", f"lgerisk pretrain --data {prep} --features {features} --out {pretrain} "
-                                   f"--epochs {settings.pretrain_epochs}")
-    config = PretrainConfig(epochs=settings.pretrain_epochs, width=settings.width,
-                            embedding_dim=settings.embedding_dim, tensor=tensor)
+    started = step(
+        "3/6 pretrain",
+        f"lgerisk pretrain --data {prep} --features {features} --out {pretrain} --epochs {settings.pretrain_epochs}",
+    )
+    config = PretrainConfig(
+        epochs=settings.pretrain_epochs, width=settings.width, embedding_dim=settings.embedding_dim, tensor=tensor
+    )
     if not _finished(pretrain, config.to_dict()):  # reuse only a finished run with these very settings
         shutil.rmtree(pretrain, ignore_errors=True)
         run_pretrain(prep, pretrain, config, features=str(features), device=device, quiet=quiet_steps)
     timings["pretrain"] = time.perf_counter() - started
     say(f"    hybrid image<->radiomics pretraining, {settings.pretrain_epochs} epoch(s) ({timings['pretrain']:.0f} s)")
 
-    started = step("4/6 finetune", f"lgerisk finetune --data {prep} --features {features} --encoder {pretrain} "
-                                   f"--out {risk} --folds {settings.folds}")
+    started = step(
+        "4/6 finetune",
+        f"lgerisk finetune --data {prep} --features {features} --encoder {pretrain} "
+        f"--out {risk} --folds {settings.folds}",
+    )
     if (source / "ground_truth.csv").is_file():
         shutil.copy(source / "ground_truth.csv", prep / "ground_truth.csv")  # the oracle row (synthetic truth)
-    summary = run_finetune(prep, risk, FinetuneConfig(folds=settings.folds, epochs=settings.finetune_epochs,
-                                                      n_boot=settings.bootstrap, width=settings.width,
-                                                      embedding_dim=settings.embedding_dim, tensor=tensor),
-                           encoder=pretrain, features=str(features), device=device, quiet=quiet_steps)
+    summary = run_finetune(
+        prep,
+        risk,
+        FinetuneConfig(
+            folds=settings.folds,
+            epochs=settings.finetune_epochs,
+            n_boot=settings.bootstrap,
+            width=settings.width,
+            embedding_dim=settings.embedding_dim,
+            tensor=tensor,
+        ),
+        encoder=pretrain,
+        features=str(features),
+        device=device,
+        quiet=quiet_steps,
+    )
     timings["finetune"] = time.perf_counter() - started
-    say(f"    {summary['cases']} cases, {summary['events']} events, {settings.folds}-fold CV; final model "
-        f"'{summary['model']}' ({timings['finetune']:.0f} s)")
+    say(
+        f"    {summary['cases']} cases, {summary['events']} events, {settings.folds}-fold CV; final model "
+        f"'{summary['model']}' ({timings['finetune']:.0f} s)"
+    )
 
     scans = sorted((source / "images").glob("*.nii.gz"))[:3]
-    started = step("5/6 predict", f"lgerisk predict {' '.join(str(s) for s in scans)} --model {risk} "
-                                  f"--out {out / 'predictions.csv'}")
+    started = step(
+        "5/6 predict",
+        f"lgerisk predict {' '.join(str(s) for s in scans)} --model {risk} --out {out / 'predictions.csv'}",
+    )
     cases = [scan_case(scan) for scan in scans]
-    report, records, _ = predict_cases(cases, risk, out / "predictions.csv", fmt="csv", device="cpu",
-                                       quiet=quiet_steps)
+    report, records, _ = predict_cases(cases, risk, out / "predictions.csv", fmt="csv", device="cpu", quiet=quiet_steps)
     timings["predict"] = time.perf_counter() - started
     for record in records:
-        say(f"    {record['case_id']}: risk {record['risk_score']:+.2f} ({record['risk_group']}), "
-            f"scar {record['scar_percent']:.1f} %" + ("" if record["reliable"] else
-                                                     f" — not reliable: {'; '.join(record['unreliable_reasons'])}"))
+        say(
+            f"    {record['case_id']}: risk {record['risk_score']:+.2f} ({record['risk_group']}), "
+            f"scar {record['scar_percent']:.1f} %"
+            + ("" if record["reliable"] else f" — not reliable: {'; '.join(record['unreliable_reasons'])}")
+        )
 
     started = step("6/6 explain", f"lgerisk explain {scans[0]} --model {risk} --out {out / 'explain'}")
-    report, pages = explain_cases(cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps,
-                                  quiet=quiet_steps)
+    report, pages = explain_cases(
+        cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps, quiet=quiet_steps
+    )
     timings["explain"] = time.perf_counter() - started
     if report.failed:
         raise InputError(f"explain failed: {next(iter(report.failed.values()))}")
-    return {"table": summary["table"], "synthetic": summary["synthetic"], "timings": timings, "out": out,
-            "report": pages["cases"].get(cases[0].case_id), "risk": risk, "predictions": out / "predictions.csv"}
+    return {
+        "table": summary["table"],
+        "synthetic": summary["synthetic"],
+        "timings": timings,
+        "out": out,
+        "report": pages["cases"].get(cases[0].case_id),
+        "risk": risk,
+        "predictions": out / "predictions.csv",
+    }

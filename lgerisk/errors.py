@@ -2,7 +2,9 @@
 
 ``InputError`` is bad usage or bad input that stops a whole command (exit code 2);
 ``CaseError`` is a problem with one case of a batch, which is recorded in the errors
-table while the other cases go on. Both carry one clear sentence naming the file.
+table while the other cases go on. Both carry one clear sentence naming the file, and both are
+``ValueError``s; the library chains the underlying exception (``raise ... from exc``), which
+``--debug`` shows. The command line maps them to that sentence and the exit code.
 ``Interrupted`` is a run stopped by SIGINT or SIGTERM (exit code 128 + the signal number).
 """
 
@@ -24,12 +26,14 @@ class LgeriskError(Exception):
     judge failures across cases; ``None`` when there are none."""
 
 
-class InputError(LgeriskError):
-    """Bad usage or input for a whole command; the CLI exits with code 2."""
+class InputError(LgeriskError, ValueError):
+    """Bad input for a whole run (a file, a setting, a model folder); the CLI exits with code 2.
+
+    A ``ValueError``, so code that calls the library can catch it as one."""
 
 
-class CaseError(LgeriskError):
-    """A problem with one case; batches record it and continue."""
+class CaseError(LgeriskError, ValueError):
+    """A problem with one case's data; batches record it and continue (a ``ValueError`` too)."""
 
 
 class WorkerDied(LgeriskError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 
@@ -17,10 +18,10 @@ class progress:  # noqa: N801 - used like a function: ``with progress(...) as ad
         ...     advance()
     """
 
-    def __init__(self, description: str, total: int, quiet: bool = False, show: tuple[str, ...] = (),
-                 transient: bool = False) -> None:
-        self.enabled = (not quiet and total > 0 and sys.stderr.isatty()
-                        and not os.environ.get("LGERISK_NO_PROGRESS"))
+    def __init__(
+        self, description: str, total: int, quiet: bool = False, show: tuple[str, ...] = (), transient: bool = False
+    ) -> None:
+        self.enabled = not quiet and total > 0 and sys.stderr.isatty() and not os.environ.get("LGERISK_NO_PROGRESS")
         self.description, self.total, self.show, self.transient = description, total, show, transient
 
     def __enter__(self) -> Callable[..., None]:
@@ -40,9 +41,12 @@ class progress:  # noqa: N801 - used like a function: ``with progress(...) as ad
         columns.append(TimeRemainingColumn())
         self._bar = Progress(*columns, console=Console(stderr=True), transient=self.transient)
         self._bar.__enter__()
-        task = self._bar.add_task(self.description, total=self.total, **{name: float("nan") for name in self.show})
+        fields: dict[str, Any] = {name: float("nan") for name in self.show}  # rich's ``**fields: Any``
+        task = self._bar.add_task(self.description, total=self.total, **fields)
         return lambda **fields: self._bar.update(task, advance=1, **fields)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self.enabled:
-            self._bar.__exit__(*exc)
+            self._bar.__exit__(exc_type, exc, traceback)

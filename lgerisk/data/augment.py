@@ -82,22 +82,34 @@ def make_augmentation(config: AugmentConfig = AugmentConfig()) -> Any:
     z = s if config.scale else 0.0  # no scaling keeps wall thickness in millimetres
     transforms: list[Any] = []
     if config.affine:
-        transforms.append(tio.RandomAffine(
-            scales=(1 - 0.1 * z, 1 + 0.1 * z, 1 - 0.1 * z, 1 + 0.1 * z, 1, 1),  # in-plane only
-            degrees=(0, 0, 0, 0, -15 * s, 15 * s),                             # about the slice axis
-            translation=(-4 * s, 4 * s, -4 * s, 4 * s, 0, 0),                  # voxels, in-plane
-            default_pad_value=0.0, image_interpolation="linear", label_interpolation="nearest", p=0.8))
+        transforms.append(
+            tio.RandomAffine(
+                scales=(1 - 0.1 * z, 1 + 0.1 * z, 1 - 0.1 * z, 1 + 0.1 * z, 1, 1),  # in-plane only
+                degrees=(0, 0, 0, 0, -15 * s, 15 * s),  # about the slice axis
+                translation=(-4 * s, 4 * s, -4 * s, 4 * s, 0, 0),  # voxels, in-plane
+                default_pad_value=0.0,
+                image_interpolation="linear",
+                label_interpolation="nearest",
+                p=0.8,
+            )
+        )
     if config.elastic:
-        transforms.append(tio.RandomElasticDeformation(
-            num_control_points=(7, 7, 5), max_displacement=(3 * s, 3 * s, 0), locked_borders=2,
-            image_interpolation="linear", label_interpolation="nearest", p=0.3))
+        transforms.append(
+            tio.RandomElasticDeformation(
+                num_control_points=(7, 7, 5),
+                max_displacement=(3 * s, 3 * s, 0),
+                locked_borders=2,
+                image_interpolation="linear",
+                label_interpolation="nearest",
+                p=0.3,
+            )
+        )
     if config.bias_field:
         transforms.append(tio.RandomBiasField(coefficients=0.3 * s, order=3, p=0.3))
     if config.gamma:
         transforms.append(tio.RandomGamma(log_gamma=(-0.2 * s, 0.2 * s), p=0.5))
     if config.motion:
-        transforms.append(tio.RandomGhosting(num_ghosts=(2, 6), axes=(0, 1), intensity=(0.1 * s, 0.5 * s),
-                                             p=0.1))
+        transforms.append(tio.RandomGhosting(num_ghosts=(2, 6), axes=(0, 1), intensity=(0.1 * s, 0.5 * s), p=0.1))
     if config.noise:
         transforms.append(tio.RandomNoise(std=(0.0, 0.05 * s), p=0.5))
     return tio.Compose(transforms)
@@ -122,8 +134,9 @@ def to_subject(tensor: Any, channels: Sequence[str] = DEFAULT_CHANNELS) -> Any:
     import torch
     import torchio as tio
 
-    data = torch.as_tensor(np.asarray(tensor, dtype=np.float32) if not torch.is_tensor(tensor) else tensor,
-                           dtype=torch.float32)
+    data = torch.as_tensor(
+        np.asarray(tensor, dtype=np.float32) if not torch.is_tensor(tensor) else tensor, dtype=torch.float32
+    )
     if data.ndim != 4 or data.shape[0] != len(channels):
         raise InputError(f"augmentation input has shape {tuple(data.shape)}; expected (C={len(channels)}, D, H, W).")
     flags = _label_flags(channels)
@@ -143,14 +156,21 @@ def from_subject(subject: Any, channels: Sequence[str] = DEFAULT_CHANNELS) -> An
     import torch
 
     flags = _label_flags(channels)
-    parts = {False: iter(subject["image"].data) if not all(flags) else iter(()),
-             True: iter(subject["labels"].data) if any(flags) else iter(())}
+    parts = {
+        False: iter(subject["image"].data) if not all(flags) else iter(()),
+        True: iter(subject["labels"].data) if any(flags) else iter(()),
+    }
     stacked = torch.stack([next(parts[f]) for f in flags]).to(torch.float32)
     return stacked.permute(0, 3, 2, 1).contiguous()
 
 
-def augment(tensor: Any, seed: int, config: AugmentConfig = AugmentConfig(),
-            channels: Sequence[str] = DEFAULT_CHANNELS, transform: Any = None) -> Any:
+def augment(
+    tensor: Any,
+    seed: int,
+    config: AugmentConfig = AugmentConfig(),
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+    transform: Any = None,
+) -> Any:
     """One random augmentation of a ``(C, D, H, W)`` tensor, the same for the same ``seed``.
 
     ``transform`` (a ``make_augmentation`` result) saves rebuilding the pipeline from ``config``.

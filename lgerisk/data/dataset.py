@@ -49,9 +49,15 @@ class PretrainDataset:
         (['index', 'radiomics', 'view1', 'view2'], (2, 12, 96, 96))
     """
 
-    def __init__(self, tensors: Sequence[np.ndarray] | Callable[[int], np.ndarray], features: np.ndarray | None = None,
-                 augmentation: Callable[[Any, int], Any] | None = None, views: int = 2, base_seed: int = 0,
-                 length: int | None = None) -> None:
+    def __init__(
+        self,
+        tensors: Sequence[np.ndarray] | Callable[[int], np.ndarray],
+        features: np.ndarray | None = None,
+        augmentation: Callable[[Any, int], Any] | None = None,
+        views: int = 2,
+        base_seed: int = 0,
+        length: int | None = None,
+    ) -> None:
         if views not in (1, 2):
             raise InputError(f"views {views}: must be 1 or 2.")
         if features is not None:
@@ -60,14 +66,20 @@ class PretrainDataset:
                 raise InputError(f"radiomics features have shape {features.shape}; expected (cases, features).")
             if not np.isfinite(features).all():
                 raise InputError("radiomics features hold NaN or infinite values; standardise them with FeatureScaler.")
-        sizes = {"features": None if features is None else len(features), "length": length,
-                 "tensors": None if callable(tensors) else len(tensors)}
+        sizes = {
+            "features": None if features is None else len(features),
+            "length": length,
+            "tensors": None if callable(tensors) else len(tensors),
+        }
         known = {k: v for k, v in sizes.items() if v is not None}
         if not known:
             raise InputError("PretrainDataset: with a tensor callable, give length= or features= to fix the size.")
         if len(set(known.values())) > 1:
-            raise InputError("PretrainDataset: " + ", ".join(f"{v} {k}" for k, v in known.items())
-                             + " do not match; give one radiomics row per case.")
+            raise InputError(
+                "PretrainDataset: "
+                + ", ".join(f"{v} {k}" for k, v in known.items())
+                + " do not match; give one radiomics row per case."
+            )
         self.tensors = tensors
         self.features = features
         self.augmentation = augmentation
@@ -148,8 +160,17 @@ def quiet_worker(worker_id: int) -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
-def make_loader(dataset: PretrainDataset, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
-                num_workers: int = 0, sampler: Any = None, drop_last: bool = True, pin_memory: bool = False) -> Any:
+def make_loader(
+    dataset: PretrainDataset,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    num_workers: int = 0,
+    sampler: Any = None,
+    drop_last: bool = True,
+    pin_memory: bool = False,
+) -> Any:
     """A DataLoader over ``dataset`` from ``epoch`` on; call ``dataset.set_epoch(e)`` before each later epoch.
 
     Shuffling depends on ``(seed, epoch)`` only; with ``sampler`` (e.g. ``DistributedSampler``) the
@@ -169,7 +190,15 @@ def make_loader(dataset: PretrainDataset, batch_size: int, shuffle: bool = True,
     if num_workers < 0:
         raise InputError(f"num_workers {num_workers}: must be >= 0.")
     dataset.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(dataset, shuffle, seed, sampler),
-                      num_workers=num_workers, drop_last=drop_last, pin_memory=pin_memory,
-                      generator=torch.Generator().manual_seed(int(seed)),
-                      persistent_workers=num_workers > 0, worker_init_fn=quiet_worker if num_workers else None)
+    # DataLoader takes any map-style dataset (__getitem__ and __len__); torch's stub asks for a Dataset subclass
+    return DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        sampler=EpochSampler(dataset, shuffle, seed, sampler),
+        num_workers=num_workers,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(int(seed)),
+        persistent_workers=num_workers > 0,
+        worker_init_fn=quiet_worker if num_workers else None,
+    )

@@ -1,6 +1,6 @@
 """Radiomics feature tables -> standardised feature vectors (the contrastive target of pretraining).
 
-Columns (README "Feature table"): the numeric radiomics features ``ROI__imagetype_class_Feature``
+Columns (docs/commands.md, "Feature table"): the numeric radiomics features ``ROI__imagetype_class_Feature``
 and the QC scar metrics. ``FeatureScaler`` is fitted on the training cases only: per column the
 median and a robust scale (IQR / 1.349, else the SD, else 1), values clipped to +-5 after
 standardisation. A feature that is not measurable (NaN: every ``scar__`` feature of a scar-free
@@ -24,8 +24,14 @@ from lgerisk.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-QC_METRICS = ("scar_percent", "greyzone_percent", "noreflow_percent", "myocardium_mass_g",
-              "myocardium_volume_ml", "scar_volume_ml")
+QC_METRICS = (
+    "scar_percent",
+    "greyzone_percent",
+    "noreflow_percent",
+    "myocardium_mass_g",
+    "myocardium_volume_ml",
+    "scar_volume_ml",
+)
 """QC scar metrics of a feature table: measured for every case, so never NaN."""
 
 PRESENT_SUFFIX = "__present"
@@ -51,7 +57,7 @@ def _frame(table: Any) -> tuple[pd.DataFrame, str]:
         try:
             frame = pd.read_csv(path, dtype={"case_id": str})
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]}).") from None
+            raise InputError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]}).") from exc
         frame.attrs["source"] = str(path)
         return frame, str(path)
     if not isinstance(table, pd.DataFrame):
@@ -74,8 +80,9 @@ def _rows(frame: pd.DataFrame, name: str, cases: Sequence[str] | None) -> pd.Dat
     missing = [c for c in wanted if c not in indexed.index]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise InputError(f"{name}: has no row for case {missing[0]!r}{more}; the feature table must cover "
-                         "every requested case.")
+        raise InputError(
+            f"{name}: has no row for case {missing[0]!r}{more}; the feature table must cover every requested case."
+        )
     return indexed.loc[wanted].reset_index(drop=True)
 
 
@@ -96,13 +103,14 @@ def _numeric(frame: pd.DataFrame, column: str, name: str) -> np.ndarray:
 
     try:
         values = pd.to_numeric(frame[column], errors="raise")
-    except (ValueError, TypeError):
-        raise InputError(f"{name}: column {column!r} holds values that are not numbers.") from None
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{name}: column {column!r} holds values that are not numbers.") from exc
     return values.to_numpy(dtype=float)
 
 
-def feature_columns(table: Any, only: Sequence[str] | None = None, qc_metrics: bool = True,
-                    cases: Sequence[str] | None = None) -> list[str]:
+def feature_columns(
+    table: Any, only: Sequence[str] | None = None, qc_metrics: bool = True, cases: Sequence[str] | None = None
+) -> list[str]:
     """The numeric feature columns of a feature table that vary in its (training) rows.
 
     Radiomics ``ROI__...`` features (not ``__status``, ``__voxel_count``, ``__mask_hash``), restricted
@@ -124,13 +132,19 @@ def feature_columns(table: Any, only: Sequence[str] | None = None, qc_metrics: b
         if absent:
             raise InputError(f"{name}: has no column {absent[0]!r} (asked for by the feature list).")
         wanted = set(only)
-    candidates = [c for c in frame.columns if roi_of(c) is not None and (only is None or c in wanted)
-                  and (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all())]
+    candidates = [
+        c
+        for c in frame.columns
+        if roi_of(c) is not None
+        and (only is None or c in wanted)
+        and (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all())
+    ]
     if qc_metrics:
         absent = [c for c in QC_METRICS if c not in frame.columns]
         if absent:
-            raise InputError(f"{name}: has no QC column {absent[0]!r}; is it a feature table from "
-                             "'lgerisk extract-radiomics'?")
+            raise InputError(
+                f"{name}: has no QC column {absent[0]!r}; is it a feature table from 'lgerisk extract-radiomics'?"
+            )
         candidates += [c for c in frame.columns if c in QC_METRICS]
     kept = []
     for column in candidates:
@@ -145,8 +159,9 @@ MAX_ABS_CORRELATION = 0.9
 """``decorrelated_columns``: a column correlated beyond this with one already kept is dropped."""
 
 
-def decorrelated_columns(table: Any, columns: Sequence[str], cases: Sequence[str] | None = None,
-                         max_abs_r: float = MAX_ABS_CORRELATION) -> list[str]:
+def decorrelated_columns(
+    table: Any, columns: Sequence[str], cases: Sequence[str] | None = None, max_abs_r: float = MAX_ABS_CORRELATION
+) -> list[str]:
     """``columns`` less those redundant with an earlier kept one (|Pearson r| > ``max_abs_r`` over the
     rows of ``cases``, pairwise-complete); QC metrics are considered first (scar % first, in the order
     of ``QC_METRICS``), then the rest in order.
@@ -202,23 +217,28 @@ class FeatureScaler:
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
         n = len(self.columns)
         if len(self.medians) != n or len(self.scales) != n:
-            raise InputError(f"feature scaler: {n} columns but {len(self.medians)} medians and "
-                             f"{len(self.scales)} scales.")
+            raise InputError(
+                f"feature scaler: {n} columns but {len(self.medians)} medians and {len(self.scales)} scales."
+            )
         if len(set(self.columns)) != n:
             raise InputError("feature scaler: a column is named more than once.")
-        bad = [c for c, m, s in zip(self.columns, self.medians, self.scales) if not (math.isfinite(m)
-               and math.isfinite(s) and s > 0)]
+        bad = [
+            c
+            for c, m, s in zip(self.columns, self.medians, self.scales)
+            if not (math.isfinite(m) and math.isfinite(s) and s > 0)
+        ]
         if bad:
             raise InputError(f"feature scaler: column {bad[0]!r} has a non-finite median or a scale <= 0.")
-        missing = sorted({roi_of(c) for c in self.columns if roi_of(c) is not None} - set(self.rois))
+        missing = sorted({roi for roi in map(roi_of, self.columns) if roi is not None} - set(self.rois))
         if missing:
             raise InputError(f"feature scaler: ROI {missing[0]!r} of its columns has no presence indicator.")
         if not self.clip > 0:
             raise InputError(f"feature scaler: clip {self.clip} must be positive.")
 
     @classmethod
-    def fit(cls, table: Any, columns: Sequence[str], cases: Sequence[str] | None = None,
-            clip: float = 5.0) -> FeatureScaler:
+    def fit(
+        cls, table: Any, columns: Sequence[str], cases: Sequence[str] | None = None, clip: float = 5.0
+    ) -> FeatureScaler:
         """Fit on the rows of ``cases`` (the TRAINING cases; all rows when None).
 
         Example:
@@ -284,21 +304,33 @@ class FeatureScaler:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (stored in model cards)."""
-        return {"version": SCALER_VERSION, "columns": list(self.columns), "medians": list(self.medians),
-                "scales": list(self.scales), "rois": list(self.rois), "clip": float(self.clip)}
+        return {
+            "version": SCALER_VERSION,
+            "columns": list(self.columns),
+            "medians": list(self.medians),
+            "scales": list(self.scales),
+            "rois": list(self.rois),
+            "clip": float(self.clip),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureScaler:
         """Inverse of ``to_dict``."""
         keys = {"version", "columns", "medians", "scales", "rois", "clip"}
         if set(data) != keys:
-            raise InputError(f"feature scaler: expected keys {', '.join(sorted(keys))}, got "
-                             f"{', '.join(sorted(data))}.")
+            raise InputError(f"feature scaler: expected keys {', '.join(sorted(keys))}, got {', '.join(sorted(data))}.")
         if data["version"] != SCALER_VERSION:
-            raise InputError(f"feature scaler: version {data['version']!r} is not supported "
-                             f"(this lgerisk reads version {SCALER_VERSION}).")
-        return cls(tuple(data["columns"]), tuple(data["medians"]), tuple(data["scales"]), tuple(data["rois"]),
-                   float(data["clip"]))
+            raise InputError(
+                f"feature scaler: version {data['version']!r} is not supported "
+                f"(this lgerisk reads version {SCALER_VERSION})."
+            )
+        return cls(
+            tuple(data["columns"]),
+            tuple(data["medians"]),
+            tuple(data["scales"]),
+            tuple(data["rois"]),
+            float(data["clip"]),
+        )
 
 
 def _checked(rows: pd.DataFrame, column: str, name: str) -> np.ndarray:
@@ -308,13 +340,16 @@ def _checked(rows: pd.DataFrame, column: str, name: str) -> np.ndarray:
         bad = ~np.isfinite(values)
         if bad.any():
             case = rows["case_id"].iloc[int(np.argmax(bad))]
-            raise InputError(f"{name}: column {column!r} is empty or not finite for case {case!r}, and QC "
-                             "metrics are measured for every case.")
+            raise InputError(
+                f"{name}: column {column!r} is empty or not finite for case {case!r}, and QC "
+                "metrics are measured for every case."
+            )
     return values
 
 
-def roi_present(rows: pd.DataFrame, roi: str, columns: Sequence[str] | None = None,
-                name: str = "features") -> np.ndarray:
+def roi_present(
+    rows: pd.DataFrame, roi: str, columns: Sequence[str] | None = None, name: str = "features"
+) -> np.ndarray:
     """1 where ROI ``roi`` was measured: its ``__status`` is ``ok`` (else: any of ``columns`` — by default
     every feature of that ROI in ``rows`` — is finite); 0 elsewhere (float32).
 

@@ -1,6 +1,6 @@
 """Preprocessed cases -> fixed-size network inputs ``(C, D, H, W)`` float32, and their on-disk cache.
 
-A preprocessed case (``OUT/cases/ID/image.nii.gz`` + ``mask.nii.gz``, see README "preprocess") is a
+A preprocessed case (``OUT/cases/ID/image.nii.gz`` + ``mask.nii.gz``, see docs/commands.md, "lgerisk preprocess") is a
 stack of short-axis slices, base first, ``crop x crop`` in-plane. The network wants a fixed shape:
 
 * **slices** (D): fewer than D -> zero slices appended after the last (apical) slice; more than D
@@ -30,9 +30,9 @@ TENSOR_VERSION = "1"
 """Changes whenever the same case and spec start to give a different tensor (invalidates caches)."""
 
 CHANNEL_LABELS: dict[str, tuple[int, ...] | None] = {
-    "image": None,               # the normalised intensities
+    "image": None,  # the normalised intensities
     "myocardium": (2, 3, 4, 5),  # remote, scar core, no-reflow, grey zone
-    "scar": (3, 4),              # scar core + no-reflow
+    "scar": (3, 4),  # scar core + no-reflow
 }
 """Known channels and the mask labels each one marks (``None``: the image itself)."""
 
@@ -133,8 +133,9 @@ def fit_plane(array: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def case_tensor(image_path: str | os.PathLike[str], mask_path: str | os.PathLike[str] | None,
-                spec: TensorSpec = TensorSpec()) -> np.ndarray:
+def case_tensor(
+    image_path: str | os.PathLike[str], mask_path: str | os.PathLike[str] | None, spec: TensorSpec = TensorSpec()
+) -> np.ndarray:
     """The ``(C, D, H, W)`` float32 network input of one preprocessed case.
 
     Example:
@@ -148,15 +149,21 @@ def case_tensor(image_path: str | os.PathLike[str], mask_path: str | os.PathLike
     labels = None
     if any(CHANNEL_LABELS[c] is not None for c in spec.channels):
         if mask_path is None:
-            raise CaseError(f"{image_path}: channels {', '.join(LABEL_CHANNELS & set(spec.channels))} need a mask, "
-                            "and the case has none.")
+            raise CaseError(
+                f"{image_path}: channels {', '.join(LABEL_CHANNELS & set(spec.channels))} need a mask, "
+                "and the case has none."
+            )
         labels = label_array(read_volume(mask_path, "mask", verify_nifti=False), mask_path)
         if labels.shape != image.shape:
             raise CaseError(f"{mask_path}: mask has shape {labels.shape} (z, y, x) but its image has {image.shape}.")
     channels = []
     for name in spec.channels:
         wanted = CHANNEL_LABELS[name]
-        channel = image if wanted is None else np.isin(labels, wanted).astype(np.float32)
+        if wanted is None:
+            channel = image
+        else:
+            assert labels is not None  # read above: a label channel needs the mask
+            channel = np.isin(labels, wanted).astype(np.float32)
         channels.append(fit_plane(fit_slices(channel, spec.slices), spec.size))
     return np.ascontiguousarray(np.stack(channels), dtype=np.float32)
 
@@ -186,8 +193,10 @@ class TensorCache:
 
         if not Path(case.image).exists():
             raise CaseError(f"{case.image}: image file does not exist.")
-        key = {"image_sha256": source_hash(Path(case.image)),
-               "mask_sha256": source_hash(Path(case.mask)) if case.mask is not None else None}
+        key = {
+            "image_sha256": source_hash(Path(case.image)),
+            "mask_sha256": source_hash(Path(case.mask)) if case.mask is not None else None,
+        }
         array_path = self.path(case.case_id, spec)
         record_path = array_path.with_suffix(".json")
         cached = self._read(array_path, record_path, key, spec)
@@ -196,8 +205,9 @@ class TensorCache:
         tensor = case_tensor(case.image, case.mask, spec)
         with atomic_path(array_path) as tmp, tmp.open("wb") as handle:
             np.save(handle, tensor, allow_pickle=False)
-        write_json(record_path, {"case_id": case.case_id, "spec": spec.to_dict(), "tensor_version": TENSOR_VERSION,
-                                 **key})
+        write_json(
+            record_path, {"case_id": case.case_id, "spec": spec.to_dict(), "tensor_version": TENSOR_VERSION, **key}
+        )
         return tensor
 
     @staticmethod

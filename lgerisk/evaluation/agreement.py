@@ -79,13 +79,20 @@ def agreement(measured: np.ndarray, reference: np.ndarray) -> Agreement:
     spread = float(difference.std(ddof=1)) if a.size > 1 else float("nan")
     constant = a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0
     r = float("nan") if constant else float(np.corrcoef(a, b)[0, 1])
-    return Agreement(n=int(a.size), pearson_r=r, icc_2_1=icc_2_1(np.column_stack([a, b])), bias=bias,
-                     loa_low=bias - 1.96 * spread, loa_high=bias + 1.96 * spread,
-                     mean_absolute_error=float(np.abs(difference).mean()) if a.size else float("nan"))
+    return Agreement(
+        n=int(a.size),
+        pearson_r=r,
+        icc_2_1=icc_2_1(np.column_stack([a, b])),
+        bias=bias,
+        loa_low=bias - 1.96 * spread,
+        loa_high=bias + 1.96 * spread,
+        mean_absolute_error=float(np.abs(difference).mean()) if a.size else float("nan"),
+    )
 
 
-def bootstrap_intervals(measured: np.ndarray, reference: np.ndarray, resamples: int = 2000,
-                        seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap_intervals(
+    measured: np.ndarray, reference: np.ndarray, resamples: int = 2000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """Percentile 95 % bootstrap intervals (cases resampled) of Pearson r and the mean absolute error.
 
     Example:
@@ -107,5 +114,7 @@ def bootstrap_intervals(measured: np.ndarray, reference: np.ndarray, resamples: 
     def mean_absolute_error(index: np.ndarray) -> float:
         return float(np.abs(a[index] - b[index]).mean())
 
-    return {"pearson_r": bootstrap_ci(pearson, a.size, resamples, seed),
-            "mean_absolute_error": bootstrap_ci(mean_absolute_error, a.size, resamples, seed)}
+    return {
+        "pearson_r": bootstrap_ci(pearson, a.size, resamples, seed),
+        "mean_absolute_error": bootstrap_ci(mean_absolute_error, a.size, resamples, seed),
+    }

@@ -66,16 +66,18 @@ def _outcomes(time: Any, event: Any, n_rows: int, name: str) -> tuple[np.ndarray
     time = np.asarray(time, dtype=float).reshape(-1)
     event_raw = np.asarray(event).reshape(-1)
     if time.shape[0] != n_rows or event_raw.shape[0] != n_rows:
-        raise InputError(f"{name}: {n_rows} feature rows but {time.shape[0]} times and {event_raw.shape[0]} "
-                         "event indicators; they must be aligned.")
+        raise InputError(
+            f"{name}: {n_rows} feature rows but {time.shape[0]} times and {event_raw.shape[0]} "
+            "event indicators; they must be aligned."
+        )
     if n_rows < 2:
         raise InputError(f"{name}: needs at least 2 training cases, got {n_rows}.")
     if not np.all(np.isfinite(time)) or np.any(time < 0):
         raise InputError(f"{name}: follow-up times must be finite and >= 0.")
     try:
         event_float = event_raw.astype(float)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: event indicators must be 0 or 1.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: event indicators must be 0 or 1.") from exc
     if not np.all(np.isin(event_float, (0.0, 1.0))):
         raise InputError(f"{name}: event indicators must be 0 or 1.")
     events = event_float.astype(int)
@@ -100,8 +102,8 @@ def _values(frame: pd.DataFrame, columns: Sequence[str], name: str) -> np.ndarra
     for j, column in enumerate(columns):
         try:
             out[:, j] = pd.to_numeric(frame[column], errors="raise").to_numpy(dtype=float)
-        except (ValueError, TypeError):
-            raise InputError(f"{name}: column {column!r} holds values that are not numbers.") from None
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{name}: column {column!r} holds values that are not numbers.") from exc
     return out
 
 
@@ -123,8 +125,9 @@ def case_ids(features: pd.DataFrame) -> np.ndarray:
     return ids.astype(str).to_numpy()
 
 
-def _fit_cox(design: pd.DataFrame, time: np.ndarray, event: np.ndarray, penalizer: float, l1_ratio: float,
-             name: str) -> Any:
+def _fit_cox(
+    design: pd.DataFrame, time: np.ndarray, event: np.ndarray, penalizer: float, l1_ratio: float, name: str
+) -> Any:
     """A lifelines CoxPHFitter on ``design`` (Efron ties), convergence failures as one sentence."""
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError
@@ -133,9 +136,11 @@ def _fit_cox(design: pd.DataFrame, time: np.ndarray, event: np.ndarray, penalize
     model = CoxPHFitter(penalizer=penalizer, l1_ratio=l1_ratio)
     try:
         model.fit(data, duration_col="_time", event_col="_event")
-    except ConvergenceError:
-        raise InputError(f"{name}: the Cox fit on {design.shape[1]} column(s) and {len(design)} cases "
-                         f"({int(event.sum())} events) did not converge; try a larger penalizer.") from None
+    except ConvergenceError as exc:
+        raise InputError(
+            f"{name}: the Cox fit on {design.shape[1]} column(s) and {len(design)} cases "
+            f"({int(event.sum())} events) did not converge; try a larger penalizer."
+        ) from exc
     return model
 
 
@@ -168,8 +173,10 @@ class ScarCox:
         x = _values(frame, [self.column], self.name)[:, 0]
         bad = ~np.isfinite(x)
         if bad.any():
-            raise InputError(f"{self.name}: column {self.column!r} is missing or not finite for {int(bad.sum())} "
-                             f"of the {len(x)} training cases.")
+            raise InputError(
+                f"{self.name}: column {self.column!r} is missing or not finite for {int(bad.sum())} "
+                f"of the {len(x)} training cases."
+            )
         if np.std(x) <= NEAR_ZERO_SD * max(1.0, abs(float(np.mean(x)))):
             raise InputError(f"{self.name}: column {self.column!r} is constant over the {len(x)} training cases.")
         model = _fit_cox(pd.DataFrame({self.column: x}), time, event, 0.0, 0.0, self.name)
@@ -189,18 +196,28 @@ class ScarCox:
         x = _values(frame, [self.column], self.name)[:, 0]
         bad = ~np.isfinite(x)
         if bad.any():
-            raise InputError(f"{self.name}: column {self.column!r} is missing or not finite for {int(bad.sum())} "
-                             f"of the {len(x)} cases to predict.")
+            raise InputError(
+                f"{self.name}: column {self.column!r} is missing or not finite for {int(bad.sum())} "
+                f"of the {len(x)} cases to predict."
+            )
         return self.coefficient_ * (x - self.mean_)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description (column, coefficient, hazard ratio per unit, SE, p, training mean)."""
         if self.coefficient_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
-        return {"model": "ScarCox", "name": self.name, "column": self.column, "mean": self.mean_,
-                "coefficient": self.coefficient_, "hazard_ratio": math.exp(self.coefficient_),
-                "standard_error": self.standard_error_, "p_value": self.p_value_,
-                "n_train": self.n_train_, "n_events": self.n_events_}
+        return {
+            "model": "ScarCox",
+            "name": self.name,
+            "column": self.column,
+            "mean": self.mean_,
+            "coefficient": self.coefficient_,
+            "hazard_ratio": math.exp(self.coefficient_),
+            "standard_error": self.standard_error_,
+            "p_value": self.p_value_,
+            "n_train": self.n_train_,
+            "n_events": self.n_events_,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScarCox:
@@ -212,7 +229,7 @@ class ScarCox:
             model.standard_error_, model.p_value_ = float(data["standard_error"]), float(data["p_value"])
             model.n_train_, model.n_events_ = int(data["n_train"]), int(data["n_events"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"ScarCox: not a ScarCox description ({exc!r}).") from None
+            raise InputError(f"ScarCox: not a ScarCox description ({exc!r}).") from exc
         return model
 
 
@@ -228,8 +245,9 @@ class ClinicalCox:
         ('scar_grey_cox', 8)
     """
 
-    def __init__(self, columns: Sequence[str] = ("scar_percent", "greyzone_percent"),
-                 name: str = "scar_grey_cox") -> None:
+    def __init__(
+        self, columns: Sequence[str] = ("scar_percent", "greyzone_percent"), name: str = "scar_grey_cox"
+    ) -> None:
         if isinstance(columns, str) or not len(columns):
             raise InputError("ClinicalCox: columns must be a non-empty list of column names.")
         self.columns = [str(c) for c in columns]
@@ -244,16 +262,19 @@ class ClinicalCox:
         bad = ~np.isfinite(x)
         if bad.any():
             column = self.columns[int(np.argmax(bad.any(axis=0)))]
-            raise InputError(f"{self.name}: column {column!r} is missing or not finite for "
-                             f"{int(bad.any(axis=1).sum())} of the {len(x)} {which} cases.")
+            raise InputError(
+                f"{self.name}: column {column!r} is missing or not finite for "
+                f"{int(bad.any(axis=1).sum())} of the {len(x)} {which} cases."
+            )
         return x
 
     def fit(self, features: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> ClinicalCox:
         """Fit ``h(t|x) = h0(t) exp(beta . x)`` on the training rows."""
         x = self._matrix(features, "training")
         time, event = _outcomes(time, event, len(x), self.name)
-        constant = [c for c, sd, m in zip(self.columns, x.std(axis=0), x.mean(axis=0))
-                    if sd <= NEAR_ZERO_SD * max(1.0, abs(m))]
+        constant = [
+            c for c, sd, m in zip(self.columns, x.std(axis=0), x.mean(axis=0)) if sd <= NEAR_ZERO_SD * max(1.0, abs(m))
+        ]
         if constant:
             raise InputError(f"{self.name}: column {constant[0]!r} is constant over the {len(x)} training cases.")
         model = _fit_cox(pd.DataFrame(x, columns=self.columns), time, event, 0.0, 0.0, self.name)
@@ -272,10 +293,16 @@ class ClinicalCox:
         """JSON-safe description (columns, training means, coefficients, hazard ratios per unit)."""
         if self.coefficients_ is None or self.means_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
-        return {"model": "ClinicalCox", "name": self.name, "columns": list(self.columns),
-                "means": [float(v) for v in self.means_], "coefficients": [float(v) for v in self.coefficients_],
-                "hazard_ratios": [math.exp(v) for v in self.coefficients_], "n_train": self.n_train_,
-                "n_events": self.n_events_}
+        return {
+            "model": "ClinicalCox",
+            "name": self.name,
+            "columns": list(self.columns),
+            "means": [float(v) for v in self.means_],
+            "coefficients": [float(v) for v in self.coefficients_],
+            "hazard_ratios": [math.exp(v) for v in self.coefficients_],
+            "n_train": self.n_train_,
+            "n_events": self.n_events_,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClinicalCox:
@@ -286,7 +313,7 @@ class ClinicalCox:
             model.coefficients_ = np.asarray(data["coefficients"], dtype=float)
             model.n_train_, model.n_events_ = int(data["n_train"]), int(data["n_events"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"ClinicalCox: not a ClinicalCox description ({exc!r}).") from None
+            raise InputError(f"ClinicalCox: not a ClinicalCox description ({exc!r}).") from exc
         if not len(model.means_) == len(model.coefficients_) == len(model.columns):
             raise InputError("ClinicalCox: columns, means and coefficients differ in length.")
         return model
@@ -315,18 +342,19 @@ def score_statistics(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
     first = np.searchsorted(t_sorted, t_sorted, side="left")
     at_risk = (n - np.arange(n))[first]
     s1 = np.cumsum(x_sorted[::-1], axis=0)[::-1][first]
-    s2 = np.cumsum((x_sorted ** 2)[::-1], axis=0)[::-1][first]
+    s2 = np.cumsum((x_sorted**2)[::-1], axis=0)[::-1][first]
     mean = s1 / at_risk[:, None]
-    variance = np.maximum(s2 / at_risk[:, None] - mean ** 2, 0.0)
+    variance = np.maximum(s2 / at_risk[:, None] - mean**2, 0.0)
     u = (x_sorted - mean)[e_sorted].sum(axis=0)
     info = variance[e_sorted].sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        stats = np.where(info > 0, u ** 2 / info, 0.0)
+        stats = np.where(info > 0, u**2 / info, 0.0)
     return stats
 
 
 PENALTY_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 """Penalties ``RadiomicsCox(penalizer="cv")`` chooses from by inner cross-validation."""
+
 
 class RadiomicsCox:
     """Penalised Cox model on radiomics features, selected on the training rows only.
@@ -343,7 +371,8 @@ class RadiomicsCox:
 
     Example:
         >>> rng = np.random.default_rng(0)
-        >>> table = pd.DataFrame(rng.normal(size=(60, 3)), columns=[f"scar__original_firstorder_F{i}" for i in range(3)])
+        >>> names = [f"scar__original_firstorder_F{i}" for i in range(3)]
+        >>> table = pd.DataFrame(rng.normal(size=(60, 3)), columns=names)
         >>> time = rng.exponential(np.exp(-table.iloc[:, 1].to_numpy()))
         >>> model = RadiomicsCox(max_features=1).fit(table, time, np.ones(60, dtype=int))
         >>> model.selected_
@@ -352,20 +381,29 @@ class RadiomicsCox:
 
     name = "radiomics_cox"
 
-    def __init__(self, max_features: int = 10, penalizer: float | str = 0.1, l1_ratio: float = 0.0,
-                 correlation_threshold: float = 0.9, columns: Sequence[str] | None = None,
-                 qc_metrics: bool = False, impute: bool = True, min_present: float = 0.2,
-                 inner_folds: int = 5, seed: int = 0) -> None:
+    def __init__(
+        self,
+        max_features: int = 10,
+        penalizer: float | str = 0.1,
+        l1_ratio: float = 0.0,
+        correlation_threshold: float = 0.9,
+        columns: Sequence[str] | None = None,
+        qc_metrics: bool = False,
+        impute: bool = True,
+        min_present: float = 0.2,
+        inner_folds: int = 5,
+        seed: int = 0,
+    ) -> None:
         if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
             raise InputError(f"RadiomicsCox: max_features must be an integer >= 1, not {max_features!r}.")
-        if penalizer != "cv" and not (isinstance(penalizer, (int, float)) and math.isfinite(penalizer)
-                                      and penalizer >= 0):
+        if penalizer != "cv" and not (
+            isinstance(penalizer, (int, float)) and math.isfinite(penalizer) and penalizer >= 0
+        ):
             raise InputError(f"RadiomicsCox: penalizer must be a finite number >= 0 or 'cv', not {penalizer!r}.")
         if not (isinstance(l1_ratio, (int, float)) and 0.0 <= l1_ratio <= 1.0):
             raise InputError(f"RadiomicsCox: l1_ratio must lie in [0, 1], not {l1_ratio!r}.")
         if not (isinstance(correlation_threshold, (int, float)) and 0.0 < correlation_threshold <= 1.0):
-            raise InputError(f"RadiomicsCox: correlation_threshold must lie in (0, 1], not "
-                             f"{correlation_threshold!r}.")
+            raise InputError(f"RadiomicsCox: correlation_threshold must lie in (0, 1], not {correlation_threshold!r}.")
         if columns is not None and (isinstance(columns, str) or not len(columns)):
             raise InputError("RadiomicsCox: columns must be a non-empty list of column names.")
         if not 0.0 < min_present <= 1.0:
@@ -404,8 +442,9 @@ class RadiomicsCox:
 
         candidates = feature_columns(_with_case_id(frame), qc_metrics=self.qc_metrics)
         if not candidates:
-            raise InputError(f"{self.name}: the training rows have no varying radiomics column "
-                             "(named ROI__imagetype_class_Feature).")
+            raise InputError(
+                f"{self.name}: the training rows have no varying radiomics column (named ROI__imagetype_class_Feature)."
+            )
         return candidates
 
     @staticmethod
@@ -428,8 +467,13 @@ class RadiomicsCox:
         candidates = self._candidates(frame)
         x = _values(frame, candidates, name)
         if self.impute:
-            partly = sorted({roi for c, col in zip(candidates, x.T)
-                             if (roi := roi_of(c)) is not None and not np.isfinite(col).all()})
+            partly = sorted(
+                {
+                    roi
+                    for c, col in zip(candidates, x.T)
+                    if (roi := roi_of(c)) is not None and not np.isfinite(col).all()
+                }
+            )
             extra = [f"{roi}{PRESENT_SUFFIX}" for roi in partly if f"{roi}{PRESENT_SUFFIX}" not in candidates]
             if extra:
                 candidates = candidates + extra
@@ -447,18 +491,23 @@ class RadiomicsCox:
         share = measured.mean(axis=0)
         usable_rows = share >= (self.min_present if self.impute else 1.0)
         with np.errstate(invalid="ignore"):
-            means = np.array([float(x[measured[:, j], j].mean()) if usable_rows[j] else 0.0
-                              for j in range(x.shape[1])])
-            stds = np.array([float(x[measured[:, j], j].std(ddof=1)) if usable_rows[j] and measured[:, j].sum() > 1
-                             else 0.0 for j in range(x.shape[1])])
+            means = np.array([float(x[measured[:, j], j].mean()) if usable_rows[j] else 0.0 for j in range(x.shape[1])])
+            stds = np.array(
+                [
+                    float(x[measured[:, j], j].std(ddof=1)) if usable_rows[j] and measured[:, j].sum() > 1 else 0.0
+                    for j in range(x.shape[1])
+                ]
+            )
         varying = usable_rows & (stds > NEAR_ZERO_SD * np.maximum(1.0, np.abs(means)))
         self.n_candidates_ = len(candidates)
         self.dropped_not_finite_ = int((~usable_rows).sum())
         self.dropped_constant_ = int((usable_rows & ~varying).sum())
         usable = np.flatnonzero(varying)
         if not usable.size:
-            raise InputError(f"{self.name}: none of the {len(candidates)} candidate columns is measured and varying "
-                             f"over the {len(frame)} training cases.")
+            raise InputError(
+                f"{self.name}: none of the {len(candidates)} candidate columns is measured and varying "
+                f"over the {len(frame)} training cases."
+            )
         z = np.where(measured[:, usable], (x[:, usable] - means[usable]) / stds[usable], 0.0)
         stats = score_statistics(z, time, event)
         ranked = np.argsort(-stats, kind="stable")
@@ -496,8 +545,9 @@ class RadiomicsCox:
         """
         from lgerisk.evaluation.cox import choose_penalizer
 
-        penalizer, self.cv_scores_ = choose_penalizer(design.to_numpy(dtype=float), time, event, PENALTY_GRID,
-                                                      self.inner_folds, self.seed)
+        penalizer, self.cv_scores_ = choose_penalizer(
+            design.to_numpy(dtype=float), time, event, PENALTY_GRID, self.inner_folds, self.seed
+        )
         return penalizer
 
     def predict_risk(self, features: pd.DataFrame) -> np.ndarray:
@@ -517,29 +567,48 @@ class RadiomicsCox:
         if self.selected_ is None or self.means_ is None or self.stds_ is None or self.coefficients_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
         scores = self.scores_ if self.scores_ is not None else np.full(len(self.selected_), np.nan)
-        return {"model": "RadiomicsCox", "name": self.name, "max_features": self.max_features,
-                "penalizer": self.penalizer, "penalizer_used": self.penalizer_, "cv_scores": dict(self.cv_scores_),
-                "l1_ratio": self.l1_ratio, "qc_metrics": self.qc_metrics, "impute": self.impute,
-                "min_present": self.min_present,
-                "correlation_threshold": self.correlation_threshold,
-                "selection": "univariate Cox score test (U^2/I at beta=0) on training-standardised columns "
-                             "(non-measurable values imputed with the training mean, ROI__present indicators), "
-                             "greedy skip of |r| > correlation_threshold",
-                "columns": list(self.selected_), "means": [float(v) for v in self.means_],
-                "stds": [float(v) for v in self.stds_], "coefficients": [float(v) for v in self.coefficients_],
-                "score_statistics": [float(v) for v in scores],
-                "skipped_correlated": list(self.skipped_correlated_), "n_candidates": self.n_candidates_,
-                "dropped_not_finite": self.dropped_not_finite_, "dropped_constant": self.dropped_constant_,
-                "n_train": self.n_train_, "n_events": self.n_events_}
+        return {
+            "model": "RadiomicsCox",
+            "name": self.name,
+            "max_features": self.max_features,
+            "penalizer": self.penalizer,
+            "penalizer_used": self.penalizer_,
+            "cv_scores": dict(self.cv_scores_),
+            "l1_ratio": self.l1_ratio,
+            "qc_metrics": self.qc_metrics,
+            "impute": self.impute,
+            "min_present": self.min_present,
+            "correlation_threshold": self.correlation_threshold,
+            "selection": "univariate Cox score test (U^2/I at beta=0) on training-standardised columns "
+            "(non-measurable values imputed with the training mean, ROI__present indicators), "
+            "greedy skip of |r| > correlation_threshold",
+            "columns": list(self.selected_),
+            "means": [float(v) for v in self.means_],
+            "stds": [float(v) for v in self.stds_],
+            "coefficients": [float(v) for v in self.coefficients_],
+            "score_statistics": [float(v) for v in scores],
+            "skipped_correlated": list(self.skipped_correlated_),
+            "n_candidates": self.n_candidates_,
+            "dropped_not_finite": self.dropped_not_finite_,
+            "dropped_constant": self.dropped_constant_,
+            "n_train": self.n_train_,
+            "n_events": self.n_events_,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RadiomicsCox:
         """Inverse of ``to_dict`` (a fitted model that predicts without refitting)."""
         try:
             penalizer = data["penalizer"] if data["penalizer"] == "cv" else float(data["penalizer"])
-            model = cls(int(data["max_features"]), penalizer, float(data["l1_ratio"]),
-                        float(data["correlation_threshold"]), qc_metrics=bool(data.get("qc_metrics", False)),
-                        impute=bool(data.get("impute", False)), min_present=float(data.get("min_present", 1.0)))
+            model = cls(
+                int(data["max_features"]),
+                penalizer,
+                float(data["l1_ratio"]),
+                float(data["correlation_threshold"]),
+                qc_metrics=bool(data.get("qc_metrics", False)),
+                impute=bool(data.get("impute", False)),
+                min_present=float(data.get("min_present", 1.0)),
+            )
             model.name = str(data["name"])
             used = data.get("penalizer_used")
             model.penalizer_ = None if used is None else float(used)
@@ -555,7 +624,7 @@ class RadiomicsCox:
             model.dropped_not_finite_ = int(data["dropped_not_finite"])
             model.dropped_constant_ = int(data["dropped_constant"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"RadiomicsCox: not a RadiomicsCox description ({exc!r}).") from None
+            raise InputError(f"RadiomicsCox: not a RadiomicsCox description ({exc!r}).") from exc
         n = len(model.selected_)
         if not (len(model.means_) == len(model.stds_) == len(model.coefficients_) == n) or np.any(model.stds_ <= 0):
             raise InputError("RadiomicsCox: columns, means, stds and coefficients differ in length, or an SD <= 0.")
@@ -578,8 +647,14 @@ def _positions(ids: np.ndarray, wanted: Sequence[str], which: str) -> np.ndarray
     return np.array([lookup[c] for c in wanted], dtype=int)
 
 
-def fit_predict(model: RiskModel, features: pd.DataFrame, time: np.ndarray, event: np.ndarray,
-                train_ids: Sequence[str], test_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def fit_predict(
+    model: RiskModel,
+    features: pd.DataFrame,
+    time: np.ndarray,
+    event: np.ndarray,
+    train_ids: Sequence[str],
+    test_ids: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``model`` on the ``train_ids`` rows only; return (risk of train rows, risk of test rows).
 
     ``time`` and ``event`` are aligned with the rows of ``features``; cases are found by its
@@ -592,8 +667,10 @@ def fit_predict(model: RiskModel, features: pd.DataFrame, time: np.ndarray, even
     time = np.asarray(time)
     event = np.asarray(event)
     if len(time) != len(frame) or len(event) != len(frame):
-        raise InputError(f"features: {len(frame)} rows but {len(time)} times and {len(event)} event indicators; "
-                         "they must be aligned.")
+        raise InputError(
+            f"features: {len(frame)} rows but {len(time)} times and {len(event)} event indicators; "
+            "they must be aligned."
+        )
     ids = case_ids(frame)
     train = _positions(ids, train_ids, "training")
     test = _positions(ids, test_ids, "test")

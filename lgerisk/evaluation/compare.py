@@ -19,34 +19,44 @@ from lgerisk.evaluation import metrics
 from lgerisk.evaluation.cox import breslow_baseline, survival_at
 from lgerisk.evaluation.groups import risk_groups, tertile_thresholds
 
+
 def out_of_fold(predictions: pd.DataFrame, grid: np.ndarray, horizons: tuple[float, ...]) -> pd.DataFrame:
     """Test rows of every split with their survival at ``grid`` (columns ``s@t``), at the horizons
     (``survival_<h>``) and their risk group, each computed from the split's own training rows."""
     frames = []
-    for (method, split), rows in predictions.groupby(["method", "split"], sort=False):
+    for (_method, _split), rows in predictions.groupby(["method", "split"], sort=False):
         train = rows[rows["role"] == "train"]
         test = rows[rows["role"] == "test"].copy()
         if test.empty:
             continue
         # the baseline is estimated on risks centred at the training mean (numerically safer; same curves)
         centre = float(train["risk"].mean())
-        times, cumhaz = breslow_baseline(train["time"].to_numpy(float), train["event"].to_numpy(int),
-                                         train["risk"].to_numpy(float) - centre)
+        times, cumhaz = breslow_baseline(
+            train["time"].to_numpy(float), train["event"].to_numpy(int), train["risk"].to_numpy(float) - centre
+        )
         risk = test["risk"].to_numpy(float) - centre
         test["risk"] = risk  # pooled metrics compare cases of different folds: each fold centred on its training mean
         curves = survival_at(risk, times, cumhaz, grid)
         for index, t in enumerate(grid):
             test[f"s@{t:.6g}"] = curves[:, index]
-        at_horizons = survival_at(risk, times, cumhaz, np.asarray(horizons, float)) if horizons else None
-        for index, horizon in enumerate(horizons):
-            test[f"survival_{horizon:g}"] = at_horizons[:, index]
+        if horizons:
+            at_horizons = survival_at(risk, times, cumhaz, np.asarray(horizons, float))
+            for index, horizon in enumerate(horizons):
+                test[f"survival_{horizon:g}"] = at_horizons[:, index]
         test["risk_group"] = risk_groups(risk, tertile_thresholds(train["risk"].to_numpy(float) - centre))
         frames.append(test)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def comparison_table(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndarray, grid: np.ndarray,
-                     horizons: tuple[float, ...], n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def comparison_table(
+    oof: pd.DataFrame,
+    all_time: np.ndarray,
+    all_event: np.ndarray,
+    grid: np.ndarray,
+    horizons: tuple[float, ...],
+    n_boot: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(pooled table: a row per method and evaluation with CIs; per-split table without CIs).
 
     Pooled CV metrics treat the out-of-fold risks of all folds as one sample (the censoring
@@ -56,16 +66,40 @@ def comparison_table(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndar
     for (method, evaluation), rows in oof.groupby(["method", "evaluation"], sort=False):
         survival = rows[grid_columns].to_numpy(float)
         row: dict[str, Any] = {"method": method, "evaluation": evaluation}
-        row.update(metrics.evaluate(all_time, all_event, rows["time"].to_numpy(float), rows["event"].to_numpy(int),
-                                    rows["risk"].to_numpy(float), survival=survival, grid=grid, horizons=horizons,
-                                    n_boot=n_boot, seed=seed))
+        row.update(
+            metrics.evaluate(
+                all_time,
+                all_event,
+                rows["time"].to_numpy(float),
+                rows["event"].to_numpy(int),
+                rows["risk"].to_numpy(float),
+                survival=survival,
+                grid=grid,
+                horizons=horizons,
+                n_boot=n_boot,
+                seed=seed,
+            )
+        )
         by_split = []
         for split, part in rows.groupby("split", sort=False):
-            values = metrics.evaluate(all_time, all_event, part["time"].to_numpy(float),
-                                      part["event"].to_numpy(int), part["risk"].to_numpy(float), horizons=(),
-                                      n_boot=0, seed=seed)
-            per_split.append({"method": method, "evaluation": evaluation, "split": split,
-                              **{k: v for k, v in values.items() if not k.endswith(("_low", "_high"))}})
+            values = metrics.evaluate(
+                all_time,
+                all_event,
+                part["time"].to_numpy(float),
+                part["event"].to_numpy(int),
+                part["risk"].to_numpy(float),
+                horizons=(),
+                n_boot=0,
+                seed=seed,
+            )
+            per_split.append(
+                {
+                    "method": method,
+                    "evaluation": evaluation,
+                    "split": split,
+                    **{k: v for k, v in values.items() if not k.endswith(("_low", "_high"))},
+                }
+            )
             by_split.append(values["harrell_c"])
         finite = [v for v in by_split if np.isfinite(v)]
         row["harrell_c_fold_mean"] = float(np.mean(finite)) if finite else float("nan")
@@ -78,8 +112,14 @@ REFERENCE_METHOD = "scar-% Cox"
 """What every model's gain is measured against: the one number clinicians already have."""
 
 
-def add_delta_c(table: pd.DataFrame, oof: pd.DataFrame, n_boot: int, seed: int,
-                reference: str = REFERENCE_METHOD, extra: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+def add_delta_c(
+    table: pd.DataFrame,
+    oof: pd.DataFrame,
+    n_boot: int,
+    seed: int,
+    reference: str = REFERENCE_METHOD,
+    extra: dict[str, pd.Series] | None = None,
+) -> pd.DataFrame:
     """``table`` with ``delta_c`` (Harrell's C minus the reference method's on the same out-of-fold cases)
     and its paired bootstrap 95 % interval ``delta_c_low`` / ``delta_c_high``, per method and evaluation.
 
@@ -104,14 +144,22 @@ def add_delta_c(table: pd.DataFrame, oof: pd.DataFrame, n_boot: int, seed: int,
             risk = mine.drop_duplicates("case_id").set_index("case_id")["risk"].reindex(base.index).to_numpy(float)
         if not np.isfinite(risk).all():
             continue
-        delta, low, high = metrics.paired_delta_c(base["time"].to_numpy(float), base["event"].to_numpy(int), risk,
-                                                  base["risk"].to_numpy(float), n_boot, seed)
+        delta, low, high = metrics.paired_delta_c(
+            base["time"].to_numpy(float), base["event"].to_numpy(int), risk, base["risk"].to_numpy(float), n_boot, seed
+        )
         out.loc[index, ["delta_c", "delta_c_low", "delta_c_high"]] = [delta, low, high]
     return out
 
 
-def oracle_rows(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndarray, log_hazard: pd.Series,
-                horizons: tuple[float, ...], n_boot: int, seed: int) -> list[dict[str, Any]]:
+def oracle_rows(
+    oof: pd.DataFrame,
+    all_time: np.ndarray,
+    all_event: np.ndarray,
+    log_hazard: pd.Series,
+    horizons: tuple[float, ...],
+    n_boot: int,
+    seed: int,
+) -> list[dict[str, Any]]:
     """The comparison rows of the true log-hazard of a synthetic cohort, one per evaluation, on exactly
     the cases of that evaluation (no survival curves: the truth has no baseline hazard here)."""
     rows = []
@@ -120,8 +168,16 @@ def oracle_rows(oof: pd.DataFrame, all_time: np.ndarray, all_event: np.ndarray, 
         risk = log_hazard.reindex(cases["case_id"]).to_numpy(float)
         if not np.isfinite(risk).all():
             continue
-        values = metrics.evaluate(all_time, all_event, cases["time"].to_numpy(float), cases["event"].to_numpy(int),
-                                  risk, horizons=horizons, n_boot=n_boot, seed=seed)
+        values = metrics.evaluate(
+            all_time,
+            all_event,
+            cases["time"].to_numpy(float),
+            cases["event"].to_numpy(int),
+            risk,
+            horizons=horizons,
+            n_boot=n_boot,
+            seed=seed,
+        )
         rows.append({"method": "oracle (true log-hazard)", "evaluation": evaluation, **values})
     return rows
 
@@ -131,8 +187,13 @@ def calibration(oof: pd.DataFrame, horizon: float, groups: int = 3) -> pd.DataFr
     column = f"survival_{horizon:g}"
     frames = []
     for (method, evaluation), rows in oof.groupby(["method", "evaluation"], sort=False):
-        table = metrics.calibration_table(rows["time"].to_numpy(float), rows["event"].to_numpy(int),
-                                          rows[column].to_numpy(float), horizon, groups=groups)
+        table = metrics.calibration_table(
+            rows["time"].to_numpy(float),
+            rows["event"].to_numpy(int),
+            rows[column].to_numpy(float),
+            horizon,
+            groups=groups,
+        )
         table.insert(0, "horizon", horizon)
         table.insert(0, "evaluation", evaluation)
         table.insert(0, "method", method)
@@ -149,8 +210,13 @@ def km_plots(oof: pd.DataFrame, folder: Path, synthetic: bool) -> dict[str, Path
         name = f"km_{slug(method)}{'' if evaluation == 'cv' else '_' + evaluation}.png"
         where = "out-of-fold" if evaluation == "cv" else "held-out test"
         paths[f"{method} ({evaluation})"] = km_by_risk_group(
-            rows["time"].to_numpy(float), rows["event"].to_numpy(int), rows["risk_group"].to_numpy(),
-            folder / name, f"{method}: {where} risk tertiles", synthetic=synthetic)
+            rows["time"].to_numpy(float),
+            rows["event"].to_numpy(int),
+            rows["risk_group"].to_numpy(),
+            folder / name,
+            f"{method}: {where} risk tertiles",
+            synthetic=synthetic,
+        )
     return paths
 
 

@@ -44,16 +44,17 @@ def _outcome(time: np.ndarray, event: np.ndarray, n: int | None = None) -> tuple
     time = np.asarray(time, dtype=float)
     event = np.asarray(event)
     if time.ndim != 1 or event.shape != time.shape:
-        raise InputError(f"time and event: expected two 1-D arrays of the same length, got shapes {time.shape} "
-                         f"and {event.shape}.")
+        raise InputError(
+            f"time and event: expected two 1-D arrays of the same length, got shapes {time.shape} and {event.shape}."
+        )
     if n is not None and time.size != n:
         raise InputError(f"time and event: expected {n} values (one per row of the covariates), got {time.size}.")
     if not np.all(np.isfinite(time)):
         raise InputError("time: follow-up times must be finite numbers.")
     try:
         event_float = event.astype(float)
-    except (TypeError, ValueError):
-        raise InputError("event: expected 0 (censored) or 1 (event) values.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError("event: expected 0 (censored) or 1 (event) values.") from exc
     if not np.all((event_float == 0) | (event_float == 1)):
         raise InputError("event: expected 0 (censored) or 1 (event) values only.")
     return time, event_float.astype(np.int64)
@@ -97,8 +98,9 @@ def breslow_baseline(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> t
     return unique_times[keep], np.cumsum(increments)
 
 
-def survival_at(risk: np.ndarray, baseline_times: np.ndarray, baseline_cumhaz: np.ndarray,
-                at: np.ndarray) -> np.ndarray:
+def survival_at(
+    risk: np.ndarray, baseline_times: np.ndarray, baseline_cumhaz: np.ndarray, at: np.ndarray
+) -> np.ndarray:
     """Survival probability of each case at each time: ``exp(-H0(t) exp(risk))``, with ``H0`` the
     step function of the baseline (its value at the last event time ``<= t``, 0 before the first).
 
@@ -180,13 +182,23 @@ class LinearCox:
 
     def __post_init__(self) -> None:
         penalizer = self.penalizer
-        if isinstance(penalizer, bool) or not isinstance(penalizer, (int, float)) or not math.isfinite(penalizer) \
-                or penalizer < 0:
+        if (
+            isinstance(penalizer, bool)
+            or not isinstance(penalizer, (int, float))
+            or not math.isfinite(penalizer)
+            or penalizer < 0
+        ):
             raise InputError(f"penalizer: expected a finite number >= 0, got {penalizer!r}.")
         self.penalizer = float(penalizer)
 
-    def fit(self, x: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int = 500,
-            penalty_factor: np.ndarray | None = None) -> LinearCox:
+    def fit(
+        self,
+        x: np.ndarray,
+        time: np.ndarray,
+        event: np.ndarray,
+        max_iter: int = 500,
+        penalty_factor: np.ndarray | None = None,
+    ) -> LinearCox:
         """Fit on ``(n, p)`` covariates and outcomes; returns ``self``. ``penalty_factor`` ``(p,)`` scales the
         penalty column by column (glmnet's name: 0 leaves a column unpenalised; default all 1). Raises
         ``InputError`` on no events, fewer than 2 rows, or non-finite values."""
@@ -204,8 +216,9 @@ class LinearCox:
         scale = x.std(axis=0, ddof=1)
         varying = np.ptp(x, axis=0) > 0
         scale = np.where(varying, scale, 1.0)
-        beta, converged = self._minimise((x[:, varying] - mean[varying]) / scale[varying], time, event, max_iter,
-                                         factor[varying])
+        beta, converged = self._minimise(
+            (x[:, varying] - mean[varying]) / scale[varying], time, event, max_iter, factor[varying]
+        )
         coef = np.zeros(p)
         coef[varying] = beta / scale[varying]
         self.coef_, self.mean_, self.scale_ = coef, mean, scale
@@ -213,8 +226,9 @@ class LinearCox:
         self.n_events_, self.n_samples_, self.converged_ = int(event.sum()), int(n), bool(converged)
         return self
 
-    def _minimise(self, z: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int,
-                  factor: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    def _minimise(
+        self, z: np.ndarray, time: np.ndarray, event: np.ndarray, max_iter: int, factor: np.ndarray | None = None
+    ) -> tuple[np.ndarray, bool]:
         """Standardised coefficients minimising ``(-loglik_Efron + n p / 2 sum_j f_j beta_j^2) / n``."""
         n, p = z.shape
         if p == 0:
@@ -224,24 +238,35 @@ class LinearCox:
         time_t = torch.as_tensor(time, dtype=torch.float64)
         event_t = torch.as_tensor(event, dtype=torch.float64)
         beta = torch.zeros(p, dtype=torch.float64, requires_grad=True)
-        optimiser = torch.optim.LBFGS([beta], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, history_size=20,
-                                      tolerance_grad=GRADIENT_TOLERANCE, tolerance_change=1e-15,
-                                      line_search_fn="strong_wolfe")
+        optimiser = torch.optim.LBFGS(
+            [beta],
+            lr=1.0,
+            max_iter=max_iter,
+            max_eval=2 * max_iter,
+            history_size=20,
+            tolerance_grad=GRADIENT_TOLERANCE,
+            tolerance_change=1e-15,
+            line_search_fn="strong_wolfe",
+        )
 
         def objective() -> torch.Tensor:
             optimiser.zero_grad()
-            loss = cox_efron_loss(z_t @ beta, time_t, event_t, reduction="sum") / n \
+            loss = (
+                cox_efron_loss(z_t @ beta, time_t, event_t, reduction="sum") / n
                 + 0.5 * self.penalizer * (weights * beta * beta).sum()
+            )
             loss.backward()
             return loss
 
         for _ in range(3):  # a restart clears a stale curvature history if the first run stalls
             optimiser.step(objective)
             objective()
+            assert beta.grad is not None  # objective() ran backward on a loss of beta
             if float(beta.grad.abs().max()) <= GRADIENT_TOLERANCE * 10:
                 break
             optimiser.state.clear()
         objective()
+        assert beta.grad is not None
         converged = bool(torch.isfinite(beta).all()) and float(beta.grad.abs().max()) <= 1e-6
         return beta.detach().numpy().copy(), converged
 
@@ -252,12 +277,14 @@ class LinearCox:
     def predict_risk(self, x: np.ndarray) -> np.ndarray:
         """Log partial hazard ``(x - mean_) . coef_`` (lifelines' ``predict_log_partial_hazard``)."""
         self._check_fitted()
+        assert self.coef_ is not None and self.mean_ is not None  # fit and from_dict set them all
         x = _covariates(x, self.coef_.size)
         return (x - self.mean_) @ self.coef_
 
     def predict_survival(self, x: np.ndarray, at: np.ndarray) -> np.ndarray:
         """``(n, len(at))`` survival probabilities ``exp(-H0(t) exp(predict_risk(x)))`` (step function)."""
         self._check_fitted()
+        assert self.baseline_times_ is not None and self.baseline_cumhaz_ is not None  # set with coef_
         return survival_at(self.predict_risk(x), self.baseline_times_, self.baseline_cumhaz_, np.asarray(at))
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,17 +296,30 @@ class LinearCox:
             [0.0]
         """
         self._check_fitted()
-        return {"model": "LinearCox", "penalizer": self.penalizer, "coef": self.coef_.tolist(),
-                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
-                "baseline_times": self.baseline_times_.tolist(), "baseline_cumhaz": self.baseline_cumhaz_.tolist(),
-                "n_events": self.n_events_, "n_samples": self.n_samples_, "converged": self.converged_}
+        assert self.coef_ is not None and self.mean_ is not None and self.scale_ is not None  # set with coef_
+        assert self.baseline_times_ is not None and self.baseline_cumhaz_ is not None
+        return {
+            "model": "LinearCox",
+            "penalizer": self.penalizer,
+            "coef": self.coef_.tolist(),
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "baseline_times": self.baseline_times_.tolist(),
+            "baseline_cumhaz": self.baseline_cumhaz_.tolist(),
+            "n_events": self.n_events_,
+            "n_samples": self.n_samples_,
+            "converged": self.converged_,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinearCox:
         """A fitted model from :meth:`to_dict`'s output."""
         required = ("penalizer", "coef", "mean", "baseline_times", "baseline_cumhaz")
-        if not isinstance(data, dict) or data.get("model", "LinearCox") != "LinearCox" \
-                or any(key not in data for key in required):
+        if (
+            not isinstance(data, dict)
+            or data.get("model", "LinearCox") != "LinearCox"
+            or any(key not in data for key in required)
+        ):
             raise InputError(f"LinearCox: expected a dictionary with keys {', '.join(required)}.")
         model = cls(penalizer=data["penalizer"])
         try:
@@ -288,12 +328,19 @@ class LinearCox:
             scale = np.asarray(data.get("scale", np.ones_like(coef)), dtype=float)
             times = np.asarray(data["baseline_times"], dtype=float)
             cumhaz = np.asarray(data["baseline_cumhaz"], dtype=float)
-        except (TypeError, ValueError):
-            raise InputError("LinearCox: coefficients and baseline must be lists of numbers.") from None
-        if coef.ndim != 1 or mean.shape != coef.shape or scale.shape != coef.shape or times.ndim != 1 \
-                or cumhaz.shape != times.shape:
-            raise InputError("LinearCox: coef, mean and scale must have one value per covariate, and the "
-                             "baseline one cumulative hazard per event time.")
+        except (TypeError, ValueError) as exc:
+            raise InputError("LinearCox: coefficients and baseline must be lists of numbers.") from exc
+        if (
+            coef.ndim != 1
+            or mean.shape != coef.shape
+            or scale.shape != coef.shape
+            or times.ndim != 1
+            or cumhaz.shape != times.shape
+        ):
+            raise InputError(
+                "LinearCox: coef, mean and scale must have one value per covariate, and the "
+                "baseline one cumulative hazard per event time."
+            )
         model.coef_, model.mean_, model.scale_ = coef, mean, scale
         model.baseline_times_, model.baseline_cumhaz_ = times, cumhaz
         model.n_events_ = int(data.get("n_events", 0))
@@ -306,9 +353,15 @@ HEAD_PENALTY_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 """Penalties ``choose_penalizer`` compares (lifelines' scale: the L2 term is n * p / 2 * ||beta||^2)."""
 
 
-def choose_penalizer(x: np.ndarray, time: np.ndarray, event: np.ndarray,
-                     grid: tuple[float, ...] = HEAD_PENALTY_GRID, folds: int = 5,
-                     seed: int = 0, penalty_factor: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
+def choose_penalizer(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    grid: tuple[float, ...] = HEAD_PENALTY_GRID,
+    folds: int = 5,
+    seed: int = 0,
+    penalty_factor: np.ndarray | None = None,
+) -> tuple[float, dict[str, float]]:
     """The L2 penalty of ``grid`` whose ``LinearCox`` has the best inner cross-validated Harrell's C on
     these (training) rows; ties go to the larger penalty. Returns (penalty, {penalty: C}).
     ``penalty_factor`` is passed to every fit (:meth:`LinearCox.fit`).
@@ -341,13 +394,17 @@ def choose_penalizer(x: np.ndarray, time: np.ndarray, event: np.ndarray,
             if not test.any() or event[train].sum() == 0:
                 continue
             try:
-                model = LinearCox(penalizer=penalizer).fit(x[train], time[train], event[train],
-                                                           penalty_factor=penalty_factor)
+                model = LinearCox(penalizer=penalizer).fit(
+                    x[train], time[train], event[train], penalty_factor=penalty_factor
+                )
             except InputError:
                 continue
             risk[test] = (x[test] - x[train].mean(axis=0)) @ model.coef_
         done = np.isfinite(risk)
-        scores[f"{penalizer:g}"] = (float(harrell_c(time[done], event[done], risk[done]))
-                                    if done.sum() > 1 and event[done].sum() > 0 else float("nan"))
+        scores[f"{penalizer:g}"] = (
+            float(harrell_c(time[done], event[done], risk[done]))
+            if done.sum() > 1 and event[done].sum() > 0
+            else float("nan")
+        )
     finite = [(value, float(key)) for key, value in scores.items() if np.isfinite(value)]
     return (max(finite)[1] if finite else float(grid[len(grid) // 2])), scores

@@ -51,7 +51,8 @@ def _strata(case_ids: Iterable[str], event: Mapping[str, Any], seed: int) -> tup
     missing = [case for case in ids if case not in event]
     if missing:
         raise InputError(f"no outcome (event) for {len(missing)} case(s): {', '.join(sorted(missing)[:5])}.")
-    events, censored = [], []
+    events: list[str] = []
+    censored: list[str] = []
     for case in sorted(ids):
         value = event[case]
         if isinstance(value, (bool, np.bool_)) or value in (0, 1):
@@ -65,8 +66,9 @@ def _strata(case_ids: Iterable[str], event: Mapping[str, Any], seed: int) -> tup
     return events, censored
 
 
-def stratified_folds(case_ids: Sequence[str], event: Mapping[str, Any], k: int,
-                     seed: int = 0) -> list[tuple[list[str], list[str]]]:
+def stratified_folds(
+    case_ids: Sequence[str], event: Mapping[str, Any], k: int, seed: int = 0
+) -> list[tuple[list[str], list[str]]]:
     """``k`` (train_ids, test_ids) pairs stratified by event; each case is in exactly one test fold.
 
     The shuffled events are dealt round-robin over the folds, then the shuffled censored cases continue
@@ -84,15 +86,14 @@ def stratified_folds(case_ids: Sequence[str], event: Mapping[str, Any], k: int,
         raise InputError("no cases to split into folds.")
     k = _whole(k, "--folds", 2)
     if n_events == 0:
-        raise InputError(f"all {n} cases are censored (event = 0); cross-validation of a survival model "
-                         "needs cases with an event.")
+        raise InputError(
+            f"all {n} cases are censored (event = 0); cross-validation of a survival model needs cases with an event."
+        )
     if k > n:
         raise InputError(f"{k} folds need at least {k} cases, but there are {n}; use --folds {n} or fewer.")
     if n_events < k:
-        advice = (f"use --folds {n_events} or fewer" if n_events >= 2
-                  else "cross-validation needs at least 2 events")
-        raise InputError(f"{n_events} event{'s' if n_events != 1 else ''} cannot be spread over {k} folds; "
-                         f"{advice}.")
+        advice = f"use --folds {n_events} or fewer" if n_events >= 2 else "cross-validation needs at least 2 events"
+        raise InputError(f"{n_events} event{'s' if n_events != 1 else ''} cannot be spread over {k} folds; {advice}.")
     test_folds: list[list[str]] = [[] for _ in range(k)]
     for position, case in enumerate(events + censored):
         test_folds[position % k].append(case)
@@ -100,8 +101,9 @@ def stratified_folds(case_ids: Sequence[str], event: Mapping[str, Any], k: int,
     return [(sorted(everyone - set(test)), sorted(test)) for test in test_folds]
 
 
-def holdout_split(case_ids: Sequence[str], event: Mapping[str, Any], test_fraction: float,
-                  seed: int = 0) -> tuple[list[str], list[str]]:
+def holdout_split(
+    case_ids: Sequence[str], event: Mapping[str, Any], test_fraction: float, seed: int = 0
+) -> tuple[list[str], list[str]]:
     """A stratified (train_ids, test_ids) split with ``test_fraction`` of the events and of the censored cases.
 
     Per stratum round(test_fraction * size) cases (half up) go to the test side; the events are then
@@ -113,14 +115,15 @@ def holdout_split(case_ids: Sequence[str], event: Mapping[str, Any], test_fracti
         >>> len(train), len(test), sum(case < "c4" for case in test)
         (7, 3, 1)
     """
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
-            or not 0 < test_fraction < 1:
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise InputError(f"--test-fraction {test_fraction!r}: must be in (0, 1).")
     events, censored = _strata(case_ids, event, seed)
     if len(events) < 2:
-        raise InputError(f"a train/test split needs at least 2 events (one on each side), but there "
-                         f"{'is' if len(events) == 1 else 'are'} {len(events)} among {len(events) + len(censored)} "
-                         "cases.")
+        raise InputError(
+            f"a train/test split needs at least 2 events (one on each side), but there "
+            f"{'is' if len(events) == 1 else 'are'} {len(events)} among {len(events) + len(censored)} "
+            "cases."
+        )
     test_events = min(max(_round_half_up(test_fraction * len(events)), 1), len(events) - 1)
     test_censored = _round_half_up(test_fraction * len(censored))
     test = events[:test_events] + censored[:test_censored]
@@ -166,8 +169,9 @@ def label_subset(train_ids: Sequence[str], event: Mapping[str, Any], fraction: f
         (5, 10, True, 2)
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        shown = f"{fraction:g}" if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) \
-            else repr(fraction)
+        shown = (
+            f"{fraction:g}" if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) else repr(fraction)
+        )
         raise InputError(f"--label-fraction {shown}: must be in (0, 1].")
     events, censored = _strata(train_ids, event, seed)
     n = len(events) + len(censored)

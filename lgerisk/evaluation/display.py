@@ -38,16 +38,34 @@ def comparison_table(table: Any, synthetic: bool = False) -> Any:
     aucs = [k for k in (records[0] if records else {}) if k.startswith("auc_") and not k.endswith(("_low", "_high"))]
     title = "Survival model comparison" + (" — SYNTHETIC data" if synthetic else "")
     delta = any("delta_c" in record for record in records)
-    out = Table(title=title, caption="95 % bootstrap CIs in brackets; cv = pooled out-of-fold predictions"
-                + ("; ΔC vs scar-% Cox: paired bootstrap on the same cases" if delta else ""))
-    for name in ("method", "eval", "n (events)", "Harrell C", *(["ΔC vs scar %"] if delta else []), "Uno C",
-                 *[f"AUC@{k[4:]}" for k in aucs], "IBS"):
+    out = Table(
+        title=title,
+        caption="95 % bootstrap CIs in brackets; cv = pooled out-of-fold predictions"
+        + ("; ΔC vs scar-% Cox: paired bootstrap on the same cases" if delta else ""),
+    )
+    for name in (
+        "method",
+        "eval",
+        "n (events)",
+        "Harrell C",
+        *(["ΔC vs scar %"] if delta else []),
+        "Uno C",
+        *[f"AUC@{k[4:]}" for k in aucs],
+        "IBS",
+    ):
         out.add_column(name, justify="left" if name == "method" else "right")
     for row in records:
         n = row.get("n")
         events = row.get("events")
         counts = "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
-        out.add_row(str(row.get("method")), str(row.get("evaluation", "")), counts, _ci(row, "harrell_c"),
-                    *([_ci(row, "delta_c", signed=True)] if delta else []), _ci(row, "uno_c"),
-                    *[_plain(row.get(k)) for k in aucs], _plain(row.get("ibs")))
+        out.add_row(
+            str(row.get("method")),
+            str(row.get("evaluation", "")),
+            counts,
+            _ci(row, "harrell_c"),
+            *([_ci(row, "delta_c", signed=True)] if delta else []),
+            _ci(row, "uno_c"),
+            *[_plain(row.get(k)) for k in aucs],
+            _plain(row.get("ibs")),
+        )
     return out

@@ -44,8 +44,8 @@ def risk_groups(risk: Any, thresholds: tuple[float, float]) -> np.ndarray:
     values = _risk(risk, "risk groups")
     try:
         low, high = (float(t) for t in thresholds)
-    except (TypeError, ValueError):
-        raise InputError(f"risk groups: thresholds must be two numbers, not {thresholds!r}.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"risk groups: thresholds must be two numbers, not {thresholds!r}.") from exc
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
         raise InputError(f"risk groups: thresholds ({low}, {high}) must be finite with the first <= the second.")
     groups = np.full(values.shape, "intermediate", dtype="<U12")

@@ -41,20 +41,23 @@ NAN = float("nan")
 
 # --- input checks ----------------------------------------------------------------------------------------------
 
+
 def _vector(values: Any, name: str, allow_scalar: bool = False) -> np.ndarray:
     """``values`` as a finite 1-D float array (lists, Series, arrays), or InputError naming ``name``."""
     try:
         array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: expected numbers, got {type(values).__name__}.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: expected numbers, got {type(values).__name__}.") from exc
     if allow_scalar:
         array = np.atleast_1d(array)
     if array.ndim != 1:
         raise InputError(f"{name}: expected a 1-D sequence, got an array of shape {array.shape}.")
     bad = ~np.isfinite(array)
     if bad.any():
-        raise InputError(f"{name}: {int(bad.sum())} of {array.size} values are missing or not finite "
-                         f"(first at position {int(np.flatnonzero(bad)[0])}).")
+        raise InputError(
+            f"{name}: {int(bad.sum())} of {array.size} values are missing or not finite "
+            f"(first at position {int(np.flatnonzero(bad)[0])})."
+        )
     return array
 
 
@@ -84,8 +87,8 @@ def _same_length(**arrays: np.ndarray) -> int:
 def _survival_matrix(values: Any, n: int, n_times: int, name: str) -> np.ndarray:
     try:
         matrix = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: expected numbers, got {type(values).__name__}.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: expected numbers, got {type(values).__name__}.") from exc
     if matrix.ndim == 1 and n_times == 1:
         matrix = matrix.reshape(-1, 1)
     if matrix.shape != (n, n_times):
@@ -93,8 +96,9 @@ def _survival_matrix(values: Any, n: int, n_times: int, name: str) -> np.ndarray
     if not np.isfinite(matrix).all():
         raise InputError(f"{name}: {int((~np.isfinite(matrix)).sum())} values are missing or not finite.")
     if (matrix < 0).any() or (matrix > 1).any():
-        raise InputError(f"{name}: survival probabilities must lie in [0, 1], found {matrix.min():g} to "
-                         f"{matrix.max():g}.")
+        raise InputError(
+            f"{name}: survival probabilities must lie in [0, 1], found {matrix.min():g} to {matrix.max():g}."
+        )
     return matrix
 
 
@@ -126,6 +130,7 @@ def _censoring_known(train_time: np.ndarray, train_event: np.ndarray) -> bool:
 
 
 # --- discrimination -----------------------------------------------------------------------------------------------
+
 
 def harrell_c(time: Any, event: Any, risk: Any) -> float:
     """Harrell's concordance index of ``risk`` (higher = earlier event); NaN without a comparable pair.
@@ -182,8 +187,9 @@ def uno_c(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any, t
     return float(value) if np.isfinite(value) else NAN
 
 
-def time_dependent_auc(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any,
-                       horizons: Any) -> np.ndarray:
+def time_dependent_auc(
+    train_time: Any, train_event: Any, time: Any, event: Any, risk: Any, horizons: Any
+) -> np.ndarray:
     """Cumulative/dynamic AUC of ``risk`` at each horizon (``sksurv.metrics.cumulative_dynamic_auc``).
 
     Cases: events at or before the horizon (IPCW-weighted with the training censoring distribution);
@@ -219,6 +225,7 @@ def time_dependent_auc(train_time: Any, train_event: Any, time: Any, event: Any,
 
 # --- Brier score ----------------------------------------------------------------------------------------------------
 
+
 def _valid_grid(train_time: np.ndarray, time: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Grid points inside the test follow-up [min, max) and strictly before the largest training time."""
     if time.size == 0 or train_time.size == 0:
@@ -227,8 +234,7 @@ def _valid_grid(train_time: np.ndarray, time: np.ndarray, grid: np.ndarray) -> n
     return (grid >= time.min()) & (grid < upper)
 
 
-def integrated_brier_score(train_time: Any, train_event: Any, time: Any, event: Any, survival: Any,
-                           grid: Any) -> float:
+def integrated_brier_score(train_time: Any, train_event: Any, time: Any, event: Any, survival: Any, grid: Any) -> float:
     """Integrated Brier score of predicted survival ``survival[i, j]`` = S(grid[j] | case i) (lower is better).
 
     ``sksurv.metrics.integrated_brier_score`` over the grid points that are estimable: inside the
@@ -256,8 +262,11 @@ def integrated_brier_score(train_time: Any, train_event: Any, time: Any, event: 
     capped_event = event & (time <= limit)
     if not capped_event.any():  # scikit-survival refuses an all-censored evaluation set
         return NAN
-    return float(_sksurv_integrated_brier_score(_surv(train_event, train_time), _surv(capped_event, capped_time),
-                                                survival[:, valid], grid[valid]))
+    return float(
+        _sksurv_integrated_brier_score(
+            _surv(train_event, train_time), _surv(capped_event, capped_time), survival[:, valid], grid[valid]
+        )
+    )
 
 
 def brier_grid(train_time: Any, train_event: Any, time: Any, event: Any, n: int = 50) -> np.ndarray:
@@ -287,8 +296,8 @@ def brier_grid(train_time: Any, train_event: Any, time: Any, event: Any, n: int 
 
 # --- calibration ------------------------------------------------------------------------------------------------------
 
-def calibration_table(time: Any, event: Any, survival_at_horizon: Any, horizon: float,
-                      groups: int = 3) -> pd.DataFrame:
+
+def calibration_table(time: Any, event: Any, survival_at_horizon: Any, horizon: float, groups: int = 3) -> pd.DataFrame:
     """Predicted against observed risk of an event by ``horizon``, per group of predicted risk.
 
     Cases are split into ``groups`` quantile groups of predicted risk 1 - S(horizon) (group 1 lowest).
@@ -332,18 +341,28 @@ def calibration_table(time: Any, event: Any, survival_at_horizon: Any, horizon: 
         else:
             observed = 1.0 - km
             low, high = 1.0 - float(bounds.iloc[1]), 1.0 - float(bounds.iloc[0])
-        rows.append({"group": label, "n": int(members.sum()),
-                     "events": int((event[members] & (time[members] <= horizon)).sum()),
-                     "predicted": float(predicted[members].mean()), "observed": observed,
-                     "observed_low": low, "observed_high": high})
-    return pd.DataFrame(rows, columns=["group", "n", "events", "predicted", "observed", "observed_low",
-                                       "observed_high"])
+        rows.append(
+            {
+                "group": label,
+                "n": int(members.sum()),
+                "events": int((event[members] & (time[members] <= horizon)).sum()),
+                "predicted": float(predicted[members].mean()),
+                "observed": observed,
+                "observed_low": low,
+                "observed_high": high,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["group", "n", "events", "predicted", "observed", "observed_low", "observed_high"]
+    )
 
 
 # --- confidence intervals and the summary ---------------------------------------------------------------------------
 
-def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, n_boot: int = 200, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float], n: int, n_boot: int = 200, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(indices)`` over ``n_boot`` resamples of ``range(n)``.
 
     Resamples are drawn with replacement from ``numpy.random.default_rng(seed)``; resamples where the
@@ -370,8 +389,9 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, n_boot: int =
     return float(low), float(high)
 
 
-def paired_delta_c(time: Any, event: Any, risk: Any, reference_risk: Any, n_boot: int = 200,
-                   seed: int = 0) -> tuple[float, float, float]:
+def paired_delta_c(
+    time: Any, event: Any, risk: Any, reference_risk: Any, n_boot: int = 200, seed: int = 0
+) -> tuple[float, float, float]:
     """Harrell's C of ``risk`` minus that of ``reference_risk`` on the same cases, with a paired 95 %
     percentile bootstrap interval (both models scored on each resample of cases).
 
@@ -396,8 +416,9 @@ def paired_delta_c(time: Any, event: Any, risk: Any, reference_risk: Any, n_boot
     return float(point), low, high
 
 
-def pooled_delta_c(groups: Sequence[tuple[Any, Any, Any, Any]], n_boot: int = 200, seed: int = 0,
-                   alpha: float = 0.05) -> tuple[float, float, float]:
+def pooled_delta_c(
+    groups: Sequence[tuple[Any, Any, Any, Any]], n_boot: int = 200, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
     """Mean over ``groups`` (e.g. cohorts drawn with different seeds) of Harrell's C of ``risk`` minus
     that of ``reference_risk``, each group a ``(time, event, risk, reference_risk)`` of its own cases;
     a paired percentile interval from a bootstrap that resamples cases within each group. A
@@ -439,8 +460,9 @@ def pooled_delta_c(groups: Sequence[tuple[Any, Any, Any, Any]], n_boot: int = 20
     if n_boot == 0:
         return point, NAN, NAN
     rng = np.random.default_rng(seed)
-    draws = np.array([statistic([rng.integers(0, len(g[0]), size=len(g[0])) for g in prepared])
-                      for _ in range(int(n_boot))])
+    draws = np.array(
+        [statistic([rng.integers(0, len(g[0]), size=len(g[0])) for g in prepared]) for _ in range(int(n_boot))]
+    )
     draws = draws[np.isfinite(draws)]
     if draws.size < 10:
         return point, NAN, NAN
@@ -448,9 +470,18 @@ def pooled_delta_c(groups: Sequence[tuple[Any, Any, Any, Any]], n_boot: int = 20
     return point, float(low), float(high)
 
 
-def evaluate(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any, survival: Any = None,
-             grid: Any = None, horizons: Sequence[float] = (), n_boot: int = 200,
-             seed: int = 0) -> dict[str, float]:
+def evaluate(
+    train_time: Any,
+    train_event: Any,
+    time: Any,
+    event: Any,
+    risk: Any,
+    survival: Any = None,
+    grid: Any = None,
+    horizons: Sequence[float] = (),
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
     """All metrics of one evaluation set as a flat dict (one row of a metrics table).
 
     Keys: ``harrell_c``, ``uno_c`` each with ``_low`` / ``_high`` (95 % percentile bootstrap over the
@@ -469,7 +500,7 @@ def evaluate(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any
     event = _events(event, "event")
     risk = _vector(risk, "risk")
     n = _same_length(time=time, event=event, risk=risk)
-    horizons = _vector(horizons, "horizons", allow_scalar=True)
+    horizon_values = _vector(horizons, "horizons", allow_scalar=True)
     if (survival is None) != (grid is None):
         raise InputError("survival and grid must be given together (predicted S(t) at the grid times).")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
@@ -486,8 +517,8 @@ def evaluate(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any
         result[name] = statistic(np.arange(n))
         low, high = bootstrap_ci(statistic, n, n_boot, seed) if n > 0 and n_boot > 0 else (NAN, NAN)
         result[f"{name}_low"], result[f"{name}_high"] = low, high
-    aucs = time_dependent_auc(train_time, train_event, time, event, risk, horizons)
-    for horizon, auc in zip(horizons, aucs):
+    aucs = time_dependent_auc(train_time, train_event, time, event, risk, horizon_values)
+    for horizon, auc in zip(horizon_values, aucs):
         result[f"auc_{horizon:g}"] = float(auc)
     if survival is not None:
         result["ibs"] = integrated_brier_score(train_time, train_event, time, event, survival, grid)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lgerisk.errors import InputError
-from lgerisk.evaluation.groups import RISK_GROUPS, _risk, risk_groups, tertile_thresholds  # noqa: F401 - re-exported
+from lgerisk.evaluation.groups import RISK_GROUPS, risk_groups, tertile_thresholds  # noqa: F401 - re-exported
 from lgerisk.io.atomic import atomic_path
 
 GROUP_COLOURS = {"low": "#1b9e77", "intermediate": "#d95f02", "high": "#c0392b"}
@@ -50,8 +50,15 @@ def _group_order(labels: np.ndarray) -> list[str]:
     return [g for g in RISK_GROUPS if g in present] + sorted(g for g in present if g not in RISK_GROUPS)
 
 
-def km_by_risk_group(time: Any, event: Any, groups: Any, path: str | os.PathLike[str], title: str,
-                     synthetic: bool = False, time_unit: str = "years") -> Path:
+def km_by_risk_group(
+    time: Any,
+    event: Any,
+    groups: Any,
+    path: str | os.PathLike[str],
+    title: str,
+    synthetic: bool = False,
+    time_unit: str = "years",
+) -> Path:
     """Kaplan-Meier curves (95% CI bands) per risk group, numbers at risk below, log-rank p; PNG at ``path``.
 
     Groups without cases are skipped; a group without events is drawn flat at 1.
@@ -68,16 +75,18 @@ def km_by_risk_group(time: Any, event: Any, groups: Any, path: str | os.PathLike
     event = np.asarray(event).reshape(-1)
     labels = np.asarray(groups).astype(str).reshape(-1)
     if not (len(time) == len(event) == len(labels)):
-        raise InputError(f"Kaplan-Meier plot: {len(time)} times, {len(event)} event indicators and {len(labels)} "
-                         "risk groups; they must be aligned.")
+        raise InputError(
+            f"Kaplan-Meier plot: {len(time)} times, {len(event)} event indicators and {len(labels)} "
+            "risk groups; they must be aligned."
+        )
     if not len(time):
         raise InputError("Kaplan-Meier plot: no cases to plot.")
     if not np.all(np.isfinite(time)) or np.any(time < 0):
         raise InputError("Kaplan-Meier plot: follow-up times must be finite and >= 0.")
     try:
         event = event.astype(float)
-    except (TypeError, ValueError):
-        raise InputError("Kaplan-Meier plot: event indicators must be 0 or 1.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError("Kaplan-Meier plot: event indicators must be 0 or 1.") from exc
     if not np.all(np.isin(event, (0.0, 1.0))):
         raise InputError("Kaplan-Meier plot: event indicators must be 0 or 1.")
     event = event.astype(int)
@@ -95,8 +104,13 @@ def km_by_risk_group(time: Any, event: Any, groups: Any, path: str | os.PathLike
         chosen = labels == group
         fitter = KaplanMeierFitter(label=f"{group} (n={int(chosen.sum())}, events={int(event[chosen].sum())})")
         fitter.fit(time[chosen], event[chosen])
-        fitter.plot_survival_function(ax=ax, ci_show=True, color=GROUP_COLOURS.get(group), show_censors=True,
-                                      censor_styles={"ms": 5, "marker": "|"})
+        fitter.plot_survival_function(
+            ax=ax,
+            ci_show=True,
+            color=GROUP_COLOURS.get(group),
+            show_censors=True,
+            censor_styles={"ms": 5, "marker": "|"},
+        )
         fitter._label = group  # the short name labels the at-risk table
         fitters.append(fitter)
     ax.set_xlim(left=0)
@@ -109,16 +123,21 @@ def km_by_risk_group(time: Any, event: Any, groups: Any, path: str | os.PathLike
     return _save(figure, path)
 
 
-METRIC_LABELS = {"harrell_c": "Harrell's C", "uno_c": "Uno's C", "integrated_brier": "Integrated Brier score",
-                 "ibs": "Integrated Brier score"}
+METRIC_LABELS = {
+    "harrell_c": "Harrell's C",
+    "uno_c": "Uno's C",
+    "integrated_brier": "Integrated Brier score",
+    "ibs": "Integrated Brier score",
+}
 
 
 def _metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric.replace("_", " "))
 
 
-def comparison_plot(table: pd.DataFrame, path: str | os.PathLike[str], metric: str = "harrell_c",
-                    synthetic: bool = False) -> Path:
+def comparison_plot(
+    table: pd.DataFrame, path: str | os.PathLike[str], metric: str = "harrell_c", synthetic: bool = False
+) -> Path:
     """Forest plot of each method's ``metric`` with its CI (``metric_low``, ``metric_high``); PNG at ``path``.
 
     ``table`` has a ``method`` column and ``metric`` (CI columns optional, NaN allowed), optionally
@@ -156,20 +175,39 @@ def comparison_plot(table: pd.DataFrame, path: str | os.PathLike[str], metric: s
     y = np.arange(len(shown))[::-1]
     for yi, i in zip(y, shown):
         if np.isfinite(low[i]) and np.isfinite(high[i]):
-            ax.errorbar(values[i], yi, xerr=[[max(values[i] - low[i], 0.0)], [max(high[i] - values[i], 0.0)]],
-                        fmt="o", color="#2c3e50", ecolor="#2c3e50", capsize=3)
+            ax.errorbar(
+                values[i],
+                yi,
+                xerr=[[max(values[i] - low[i], 0.0)], [max(high[i] - values[i], 0.0)]],
+                fmt="o",
+                color="#2c3e50",
+                ecolor="#2c3e50",
+                capsize=3,
+            )
             text = f"{values[i]:.3f} ({low[i]:.3f}-{high[i]:.3f})"
         else:
             ax.plot(values[i], yi, "o", color="#2c3e50")
             text = f"{values[i]:.3f}"
-        ax.annotate(text, (1.0, yi), xycoords=("axes fraction", "data"), xytext=(6, 0),
-                    textcoords="offset points", va="center", fontsize="small")
+        ax.annotate(
+            text,
+            (1.0, yi),
+            xycoords=("axes fraction", "data"),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+        )
     if metric.endswith(("_c", "auc")) or "c_index" in metric or metric.startswith("auc"):
         ax.axvline(0.5, color="grey", linestyle=":", linewidth=1, label="chance (0.5)")
     oracle = np.flatnonzero(is_oracle & np.isfinite(values))
     if oracle.size:
-        ax.axvline(values[oracle[0]], color="#8e44ad", linestyle="--", linewidth=1.2,
-                   label=f"{methods[oracle[0]]}: {values[oracle[0]]:.3f}")
+        ax.axvline(
+            values[oracle[0]],
+            color="#8e44ad",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"{methods[oracle[0]]}: {values[oracle[0]]:.3f}",
+        )
     ax.set_yticks(y)
     ax.set_yticklabels(labels[shown])
     ax.set_ylim(-0.7, len(shown) - 0.3)
@@ -178,6 +216,7 @@ def comparison_plot(table: pd.DataFrame, path: str | os.PathLike[str], metric: s
     ax.grid(axis="x", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         axes_inches = ax.get_position().height * figure.get_figheight()  # legend 0.55 in below the axes
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55 / axes_inches), ncol=2, fontsize="small",
-                  frameon=False)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.55 / axes_inches), ncol=2, fontsize="small", frameon=False
+        )
     return _save(figure, path)

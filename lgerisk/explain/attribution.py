@@ -99,14 +99,16 @@ def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return parameter.device, parameter.dtype
 
 
-def _inputs(model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _inputs(
+    model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Check one case and move it to the model's device and dtype."""
     if not isinstance(image, torch.Tensor):
         image = torch.as_tensor(np.asarray(image))
     if image.dim() != 5 or image.shape[0] != 1:
-        raise InputError(f"attribution needs one case shaped (1, C, D, H, W), got an image of shape "
-                         f"{tuple(image.shape)}.")
+        raise InputError(
+            f"attribution needs one case shaped (1, C, D, H, W), got an image of shape {tuple(image.shape)}."
+        )
     if not torch.isfinite(image).all():
         raise InputError("attribution needs a finite image, but it contains NaN or infinite values.")
     device, dtype = _placement(model)
@@ -150,7 +152,7 @@ def grad_cam(model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None
     from captum.attr import LayerAttribution, LayerGradCam
 
     image, tabular = _inputs(model, image, tabular)
-    layer = model.image_encoder.last_block
+    layer = model.image_encoder.last_block  # type: ignore[union-attr]  # torch's Module.__getattr__: Tensor | Module
     with _frozen(model):
         cam = LayerGradCam(_RiskOfImage(model, tabular), layer)
         coarse = cam.attribute(image.clone().requires_grad_(True), relu_attributions=True)
@@ -167,9 +169,14 @@ def _baseline(intensity: torch.Tensor, baseline: str) -> torch.Tensor:
     return torch.as_tensor(blurred, dtype=intensity.dtype, device=intensity.device)[None, None]
 
 
-def integrated_gradients_attribution(model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None = None,
-                                     steps: int = 32, baseline: str = "zeros",
-                                     internal_batch_size: int = 8) -> Attribution:
+def integrated_gradients_attribution(
+    model: nn.Module,
+    image: torch.Tensor,
+    tabular: torch.Tensor | None = None,
+    steps: int = 32,
+    baseline: str = "zeros",
+    internal_batch_size: int = 8,
+) -> Attribution:
     """Integrated gradients of the risk w.r.t. the image channel, with the convergence delta.
 
     The mask channel (and any further channel) stays at its values along the path; ``baseline``
@@ -187,12 +194,15 @@ def integrated_gradients_attribution(model: nn.Module, image: torch.Tensor, tabu
     from captum.attr import IntegratedGradients
 
     if baseline not in BASELINES:
-        raise InputError(f"integrated-gradients baseline {baseline!r} is unknown; choose one of {', '.join(BASELINES)}.")
+        raise InputError(
+            f"integrated-gradients baseline {baseline!r} is unknown; choose one of {', '.join(BASELINES)}."
+        )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"integrated-gradients steps must be a positive integer, got {steps!r}.")
     if isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int) or internal_batch_size < 1:
-        raise InputError(f"integrated-gradients internal_batch_size must be a positive integer, "
-                         f"got {internal_batch_size!r}.")
+        raise InputError(
+            f"integrated-gradients internal_batch_size must be a positive integer, got {internal_batch_size!r}."
+        )
     image, tabular = _inputs(model, image, tabular)
     if image.shape[1] < 1:
         raise InputError("attribution needs an image with at least one channel.")
@@ -201,17 +211,29 @@ def integrated_gradients_attribution(model: nn.Module, image: torch.Tensor, tabu
     forward = _RiskOfIntensity(model, rest, tabular)
     with _frozen(model):
         values, delta = IntegratedGradients(forward).attribute(
-            intensity, baselines=reference, n_steps=steps, method="gausslegendre",
-            internal_batch_size=internal_batch_size, return_convergence_delta=True)
+            intensity,
+            baselines=reference,
+            n_steps=steps,
+            method="gausslegendre",
+            internal_batch_size=internal_batch_size,
+            return_convergence_delta=True,
+        )
         with torch.no_grad():
             risk = float(forward(intensity)[0])
             baseline_risk = float(forward(reference)[0])
-    return Attribution(values=values.detach()[0, 0].float().cpu().numpy(), delta=float(delta.reshape(-1)[0]),
-                       risk=risk, baseline_risk=baseline_risk, baseline=baseline, steps=steps)
+    return Attribution(
+        values=values.detach()[0, 0].float().cpu().numpy(),
+        delta=float(delta.reshape(-1)[0]),
+        risk=risk,
+        baseline_risk=baseline_risk,
+        baseline=baseline,
+        steps=steps,
+    )
 
 
-def integrated_gradients(model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None = None,
-                         steps: int = 32, baseline: str = "zeros") -> np.ndarray:
+def integrated_gradients(
+    model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None = None, steps: int = 32, baseline: str = "zeros"
+) -> np.ndarray:
     """The signed integrated-gradients attribution ``(D, H, W)`` of the image channel.
 
     Shorthand for ``integrated_gradients_attribution(...).values``; call that function for the
@@ -241,8 +263,9 @@ def myocardium_concentration(attribution: np.ndarray, myocardium: np.ndarray) ->
     attribution = np.abs(np.asarray(attribution, dtype=float))
     myocardium = np.asarray(myocardium)
     if attribution.shape != myocardium.shape:
-        raise InputError(f"attribution of shape {attribution.shape} and myocardium mask of shape "
-                         f"{myocardium.shape} do not match.")
+        raise InputError(
+            f"attribution of shape {attribution.shape} and myocardium mask of shape {myocardium.shape} do not match."
+        )
     myocardium = myocardium.astype(bool)
     if not myocardium.any() or myocardium.all():
         return float("nan")

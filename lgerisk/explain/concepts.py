@@ -28,7 +28,7 @@ import pandas as pd
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import atomic_path
 
-ALPHA_GRID = tuple(10.0 ** k for k in np.arange(-2.0, 4.01, 0.5))
+ALPHA_GRID = tuple(10.0**k for k in np.arange(-2.0, 4.01, 0.5))
 """Ridge penalties searched (on a standardised embedding) when none is fixed."""
 
 MIN_CASES = 5
@@ -90,8 +90,9 @@ class _RidgeFolds:
             u, s, vt = np.linalg.svd(x_train - x_mean, full_matrices=False)
             self.folds.append((train, test, x_test - x_mean, u, s, vt))
 
-    def _coefficients(self, u: np.ndarray, s: np.ndarray, vt: np.ndarray, y: np.ndarray,
-                      alpha: float | None) -> np.ndarray:
+    def _coefficients(
+        self, u: np.ndarray, s: np.ndarray, vt: np.ndarray, y: np.ndarray, alpha: float | None
+    ) -> np.ndarray:
         """Ridge coefficients on the centred training embedding; alpha by leave-one-out error if None."""
         uty = u.T @ y
         best = float(alpha) if alpha is not None else ALPHA_GRID[0]
@@ -117,9 +118,15 @@ class _RidgeFolds:
         return float(1.0 - np.sum((y - predicted) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
-def concept_alignment(features: pd.DataFrame, risk: np.ndarray, embedding: np.ndarray | None = None,
-                      folds: int = 5, seed: int = 0, alpha: float | None = None,
-                      min_cases: int = MIN_CASES) -> pd.DataFrame:
+def concept_alignment(
+    features: pd.DataFrame,
+    risk: np.ndarray,
+    embedding: np.ndarray | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    alpha: float | None = None,
+    min_cases: int = MIN_CASES,
+) -> pd.DataFrame:
     """How the risk (and the embedding) align with each numeric feature over a cohort.
 
     ``features`` has a row per case (non-numeric columns are ignored), ``risk`` the model's risk
@@ -170,9 +177,15 @@ def concept_alignment(features: pd.DataFrame, risk: np.ndarray, embedding: np.nd
         r = float(pearson.statistic)
         half_width = 1.959963984540054 / math.sqrt(n - 3)
         z = math.atanh(max(min(r, 1.0 - 1e-15), -1.0 + 1e-15))
-        row = {"feature": str(name), "n": n, "r_risk": r, "r_risk_low": math.tanh(z - half_width),
-               "r_risk_high": math.tanh(z + half_width), "p_risk": float(pearson.pvalue),
-               "spearman_risk": float(stats.spearmanr(x, y).statistic)}
+        row = {
+            "feature": str(name),
+            "n": n,
+            "r_risk": r,
+            "r_risk_low": math.tanh(z - half_width),
+            "r_risk_high": math.tanh(z + half_width),
+            "p_risk": float(pearson.pvalue),
+            "spearman_risk": float(stats.spearmanr(x, y).statistic),
+        }
         if embedding is not None:
             key = np.packbits(measured).tobytes()
             if key not in splits:
@@ -248,8 +261,14 @@ def _pairwise_r(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, x @ y / denominator, np.nan)
 
 
-def correlation_heatmap(features: pd.DataFrame, embedding: np.ndarray, path: str | os.PathLike[str],
-                        top: int = 20, components: int = 8, synthetic: bool = False) -> Path:
+def correlation_heatmap(
+    features: pd.DataFrame,
+    embedding: np.ndarray,
+    path: str | os.PathLike[str],
+    top: int = 20,
+    components: int = 8,
+    synthetic: bool = False,
+) -> Path:
     """PNG heatmap of the Pearson r between the ``top`` features and the embedding's principal components.
 
     Features are those with the largest ``|r|`` with any of the first ``components`` principal
@@ -298,12 +317,20 @@ def correlation_heatmap(features: pd.DataFrame, embedding: np.ndarray, path: str
     axes.set_yticks(range(rows), [short_feature_name(name) for name in matrix.index], fontsize=8)
     for (i, j), value in np.ndenumerate(matrix.to_numpy()):
         if np.isfinite(value):
-            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
-                      color="white" if abs(value) > 0.6 else "black")
+            axes.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if abs(value) > 0.6 else "black",
+            )
     axes.set_xlabel("principal component of the embedding (share of its variance)", fontsize=8)
     figure.colorbar(image, ax=axes, shrink=0.8).set_label("Pearson r", fontsize=8)
-    axes.set_title(synthetic_title(f"Radiomics features vs deep embedding ({len(numeric)} cases)", synthetic),
-                   fontsize=10)
+    axes.set_title(
+        synthetic_title(f"Radiomics features vs deep embedding ({len(numeric)} cases)", synthetic), fontsize=10
+    )
     final = Path(path)
     with atomic_path(final) as tmp:
         figure.savefig(tmp, format="png", dpi=110)

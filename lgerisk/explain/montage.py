@@ -102,28 +102,43 @@ def _outline(axes: Any, mask: np.ndarray, colour: str) -> None:
         axes.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.9)
 
 
-def montage_figure(image: np.ndarray, attribution: np.ndarray, myocardium: np.ndarray, scar: np.ndarray,
-                   title: str, synthetic: bool = False, columns: int = 6, label: str = "attribution",
-                   slice_numbers: list[int] | None = None, inside: np.ndarray | None = None,
-                   model_synthetic: bool = False) -> Any:
+def montage_figure(
+    image: np.ndarray,
+    attribution: np.ndarray,
+    myocardium: np.ndarray,
+    scar: np.ndarray,
+    title: str,
+    synthetic: bool = False,
+    columns: int = 6,
+    label: str = "attribution",
+    slice_numbers: list[int] | None = None,
+    inside: np.ndarray | None = None,
+    model_synthetic: bool = False,
+) -> Any:
     """The matplotlib ``Figure`` of :func:`attribution_montage` (same arguments, no file)."""
     from matplotlib import colormaps
+    from matplotlib.artist import Artist
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    arrays = {"image": np.asarray(image, dtype=float), "attribution": np.asarray(attribution, dtype=float),
-              "myocardium": np.asarray(myocardium).astype(bool), "scar": np.asarray(scar).astype(bool)}
+    arrays = {
+        "image": np.asarray(image, dtype=float),
+        "attribution": np.asarray(attribution, dtype=float),
+        "myocardium": np.asarray(myocardium).astype(bool),
+        "scar": np.asarray(scar).astype(bool),
+    }
     if inside is not None:
         arrays["inside"] = np.asarray(inside).astype(bool)
     for name, array in arrays.items():
         if array.ndim != 3:
             raise InputError(f"montage {name} must be a (D, H, W) volume, got shape {array.shape}.")
         if array.shape != arrays["image"].shape:
-            raise InputError(f"montage {name} of shape {array.shape} does not match the image of shape "
-                             f"{arrays['image'].shape}.")
+            raise InputError(
+                f"montage {name} of shape {array.shape} does not match the image of shape {arrays['image'].shape}."
+            )
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
         raise InputError(f"montage columns must be a positive integer, got {columns!r}.")
     volume = arrays["image"]
@@ -145,13 +160,15 @@ def montage_figure(image: np.ndarray, attribution: np.ndarray, myocardium: np.nd
     norm = Normalize(vmin=-scale if signed else 0.0, vmax=scale)
     grey = colormaps["gray"].with_extremes(bad=OUTSIDE_COLOUR)
 
-    figure = Figure(figsize=(2.1 * columns + 1.2, 2.2 * rows + 0.9 + (0.3 if "\n" in title else 0.0)),
-                    layout="constrained")
+    figure = Figure(
+        figsize=(2.1 * columns + 1.2, 2.2 * rows + 0.9 + (0.3 if "\n" in title else 0.0)), layout="constrained"
+    )
     FigureCanvasAgg(figure)
     grid = figure.subplots(rows, columns, squeeze=False)
     for index, (axes, heading) in enumerate(zip(grid.ravel(), slice_titles(numbers))):
-        axes.imshow(np.ma.masked_where(~within[index], volume[index]), cmap=grey, vmin=low, vmax=high,
-                    interpolation="nearest")
+        axes.imshow(
+            np.ma.masked_where(~within[index], volume[index]), cmap=grey, vmin=low, vmax=high, interpolation="nearest"
+        )
         overlay = colormap(norm(values[index]))
         overlay[..., 3] = np.clip(np.abs(values[index]) / scale, 0.0, 1.0) * MAX_OPACITY
         axes.imshow(overlay, interpolation="nearest")
@@ -165,8 +182,10 @@ def montage_figure(image: np.ndarray, attribution: np.ndarray, myocardium: np.nd
     colorbar = figure.colorbar(mappable, ax=grid.ravel().tolist(), shrink=0.8, pad=0.02)
     direction = "\nred raises, blue lowers the risk" if signed else ""  # short lines: a one-row montage is low
     colorbar.set_label(f"{label}{direction}\none scale for the whole volume\nopacity ∝ |value|", fontsize=8)
-    handles = [Line2D([], [], color=MYOCARDIUM_COLOUR, label="myocardium"),
-               Line2D([], [], color=SCAR_COLOUR, label="scar")]
+    handles: list[Artist] = [
+        Line2D([], [], color=MYOCARDIUM_COLOUR, label="myocardium"),
+        Line2D([], [], color=SCAR_COLOUR, label="scar"),
+    ]
     if not within.all():
         from matplotlib.patches import Patch
 
@@ -176,10 +195,20 @@ def montage_figure(image: np.ndarray, attribution: np.ndarray, myocardium: np.nd
     return figure
 
 
-def attribution_montage(image: np.ndarray, attribution: np.ndarray, myocardium: np.ndarray, scar: np.ndarray,
-                        path: str | os.PathLike[str], title: str, synthetic: bool = False, columns: int = 6,
-                        label: str = "attribution", slice_numbers: list[int] | None = None,
-                        inside: np.ndarray | None = None, model_synthetic: bool = False) -> Path:
+def attribution_montage(
+    image: np.ndarray,
+    attribution: np.ndarray,
+    myocardium: np.ndarray,
+    scar: np.ndarray,
+    path: str | os.PathLike[str],
+    title: str,
+    synthetic: bool = False,
+    columns: int = 6,
+    label: str = "attribution",
+    slice_numbers: list[int] | None = None,
+    inside: np.ndarray | None = None,
+    model_synthetic: bool = False,
+) -> Path:
     """Write a PNG montage of ``attribution`` over ``image``, all ``(D, H, W)``; returns the path.
 
     One panel per slice given (pass the scan's real slices only). ``slice_numbers``: the scan's own
@@ -196,8 +225,19 @@ def attribution_montage(image: np.ndarray, attribution: np.ndarray, myocardium: 
         ...                     "Grad-CAM", synthetic=True)  # doctest: +SKIP
         PosixPath('cam.png')
     """
-    figure = montage_figure(image, attribution, myocardium, scar, title, synthetic=synthetic, columns=columns,
-                            label=label, slice_numbers=slice_numbers, inside=inside, model_synthetic=model_synthetic)
+    figure = montage_figure(
+        image,
+        attribution,
+        myocardium,
+        scar,
+        title,
+        synthetic=synthetic,
+        columns=columns,
+        label=label,
+        slice_numbers=slice_numbers,
+        inside=inside,
+        model_synthetic=model_synthetic,
+    )
     final = Path(path)
     with atomic_path(final) as tmp:
         figure.savefig(tmp, format="png", dpi=110)

@@ -26,8 +26,10 @@ from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_text
 from lgerisk.io.provenance import provenance_sentence
 
-DISCLAIMER = ("For research use only: lgerisk is not a medical device and its risk estimates are not validated "
-              "for clinical decisions.")
+DISCLAIMER = (
+    "For research use only: lgerisk is not a medical device and its risk estimates are not validated "
+    "for clinical decisions."
+)
 
 RISK_GROUP_MEANING = {"low": "bottom third", "intermediate": "middle third", "high": "top third"}
 
@@ -111,7 +113,9 @@ def _risk_sentence(prediction: Mapping[str, Any]) -> str | None:
         parts.append(" (no risk group: the scan is out of the model's range)")
     elif group:
         meaning = RISK_GROUP_MEANING.get(str(group).lower())
-        parts.append(f" ({group} risk group: {meaning} of the training cohort)" if meaning else f" (risk group {group})")
+        parts.append(
+            f" ({group} risk group: {meaning} of the training cohort)" if meaning else f" (risk group {group})"
+        )
     return "".join(parts) + "."
 
 
@@ -169,8 +173,10 @@ def out_of_range_sentence(reasons: Any) -> str:
     """
     listed = [str(r).rstrip(".") for r in (reasons or []) if str(r).strip()]
     because = f" ({'; '.join(listed)})" if listed else ""
-    return (f"OUT OF RANGE: this scan lies outside what the model was trained on{because}. The risk score is "
-            "shown, but no risk group is given and no number here is reliable for this scan.")
+    return (
+        f"OUT OF RANGE: this scan lies outside what the model was trained on{because}. The risk score is "
+        "shown, but no risk group is given and no number here is reliable for this scan."
+    )
 
 
 def notices(prediction: Mapping[str, Any]) -> list[str]:
@@ -283,9 +289,16 @@ def _frame_html(frame: pd.DataFrame) -> str:
     return frame.to_html(escape=True, index=False, border=0, na_rep="–", float_format=lambda x: f"{x:.3g}")
 
 
-def html_report(path: str | os.PathLike[str], title: str, summary: str, prediction: Mapping[str, Any],
-                images: Mapping[str, str | os.PathLike[str]], tables: Mapping[str, pd.DataFrame],
-                synthetic: bool = False, banners: list[str] | None = None) -> Path:
+def html_report(
+    path: str | os.PathLike[str],
+    title: str,
+    summary: str,
+    prediction: Mapping[str, Any],
+    images: Mapping[str, str | os.PathLike[str]],
+    tables: Mapping[str, pd.DataFrame],
+    synthetic: bool = False,
+    banners: list[str] | None = None,
+) -> Path:
     """Write one self-contained HTML report (images inline as data URIs, inline CSS); returns its path.
 
     ``images`` maps a caption to a PNG (or JPEG) file, ``tables`` a heading to a DataFrame
@@ -306,12 +319,19 @@ def html_report(path: str | os.PathLike[str], title: str, summary: str, predicti
     synthetic = bool(synthetic or scan_synthetic)
     shown = list(notices(prediction) if banners is None else banners)
     if synthetic and not any("SYNTHETIC" in banner for banner in shown):
-        shown.append("SYNTHETIC data — generated cases, not patients; no number on this page describes a real "
-                     "person.")
+        shown.append("SYNTHETIC data — generated cases, not patients; no number on this page describes a real person.")
     heading = f"SYNTHETIC — {title}" if synthetic and "SYNTHETIC" not in title else title
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{html.escape(heading)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(heading)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+    ]
     parts.extend(f'<div class="banner">{html.escape(banner)}</div>' for banner in shown)
     parts.append(f"<h1>{html.escape(heading)}</h1>")
     parts.append('<section class="summary">')
@@ -325,13 +345,18 @@ def html_report(path: str | os.PathLike[str], title: str, summary: str, predicti
     for caption, image_path in images.items():
         uri = _data_uri(Path(image_path), str(caption))
         parts.append(f"<h2>{html.escape(str(caption))}</h2>")
-        parts.append(f'<figure><img src="{uri}" alt="{html.escape(str(caption), quote=True)}">'
-                     f"<figcaption>{html.escape(str(caption))}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="{uri}" alt="{html.escape(str(caption), quote=True)}">'
+            f"<figcaption>{html.escape(str(caption))}</figcaption></figure>"
+        )
     for heading_text, frame in tables.items():
         parts.append(f"<h2>{html.escape(str(heading_text))}</h2>")
         parts.append(f'<div class="table-wrap">{_frame_html(frame)}</div>')
-    parts.append(f"<footer>{html.escape(DISCLAIMER)} Generated by lgerisk {html.escape(__version__)}."
-                 + (" Synthetic data." if synthetic else "") + "</footer>")
+    parts.append(
+        f"<footer>{html.escape(DISCLAIMER)} Generated by lgerisk {html.escape(__version__)}."
+        + (" Synthetic data." if synthetic else "")
+        + "</footer>"
+    )
     parts.append("</body>")
     parts.append("</html>")
     final = Path(path)

@@ -47,15 +47,26 @@ def _reference(model_dir: Path) -> tuple[Any, Any]:
     concepts_path, reference_path = model_dir / "concepts.csv", model_dir / "reference_features.csv"
     for path in (concepts_path, reference_path):
         if not path.is_file():
-            raise InputError(f"{model_dir}: risk model folder lacks {path.name} (written by lgerisk finetune); "
-                             "retrain it with this version.")
+            raise InputError(
+                f"{model_dir}: risk model folder lacks {path.name} (written by lgerisk finetune); "
+                "retrain it with this version."
+            )
     concepts = pd.read_csv(concepts_path)
     reference = pd.read_csv(reference_path, dtype={"case_id": str}, low_memory=False)
     return concepts, reference
 
 
-def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference: Any, steps: int = 32,
-                 key: str = "", params: dict[str, Any] | None = None, dicom_seg: bool = False) -> dict[str, Any]:
+def explain_case(
+    predictor: Any,
+    case: Case,
+    out: Path,
+    concepts: Any,
+    reference: Any,
+    steps: int = 32,
+    key: str = "",
+    params: dict[str, Any] | None = None,
+    dicom_seg: bool = False,
+) -> dict[str, Any]:
     """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features).
     ``params``: the radiomics extraction settings (default: lgerisk's); ``dicom_seg``: also write the scar
     and grey zone as ``out/ID/scar_seg.dcm`` over the scan's DICOM series."""
@@ -72,8 +83,8 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     from lgerisk.explain.montage import attribution_montage
     from lgerisk.explain.report import html_report, summary_text
     from lgerisk.explain.slices import field_of_view, source_of, tensor_view
+    from lgerisk.inference import as_number
     from lgerisk.io.dicom_seg import SEG_FILE
-    from lgerisk.predict.run import as_number
     from lgerisk.radiomics.extract import feature_row
     from lgerisk.radiomics.settings import ROIS, load_params, params_hash
 
@@ -87,11 +98,17 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     record["warnings"] += inputs_row.get("__warnings__", [])
     scan_synthetic, model_synthetic = record["scan_synthetic"], record["model_trained_on_synthetic"]
 
-    masks = case_tensor(prepared.image, prepared.mask,
-                        TensorSpec(slices=predictor.spec.slices, size=predictor.spec.size,
-                                   channels=("image", "myocardium", "scar")))
-    view = tensor_view(field_of_view(prepared.image, source_of(case, prepared)), predictor.spec.slices,
-                       predictor.spec.size, slices_flipped=bool(qc.get("slices_flipped")))
+    masks = case_tensor(
+        prepared.image,
+        prepared.mask,
+        TensorSpec(slices=predictor.spec.slices, size=predictor.spec.size, channels=("image", "myocardium", "scar")),
+    )
+    view = tensor_view(
+        field_of_view(prepared.image, source_of(case, prepared)),
+        predictor.spec.slices,
+        predictor.spec.size,
+        slices_flipped=bool(qc.get("slices_flipped")),
+    )
     real, inside = slice(0, view.count), view.inside
     volume, myocardium, scar = masks[0], masks[1] > 0.5, masks[2] > 0.5
     cam = grad_cam(predictor.model, image, tabular)
@@ -99,27 +116,49 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     record["attribution"] = {
         "gradcam_myocardium_ratio": _finite(myocardium_concentration(cam[inside], myocardium[inside])),
         "ig_myocardium_ratio": _finite(myocardium_concentration(ig.values[inside], myocardium[inside])),
-        "ig_relative_delta": _finite(ig.relative_delta), "ig_steps": steps,
+        "ig_relative_delta": _finite(ig.relative_delta),
+        "ig_steps": steps,
         "slices_shown": list(view.numbers),
         "note": "ratio = mean |attribution| per voxel inside the myocardium / outside it, over the voxels that "
-                "show the scan (padding and background fill left out); slices_shown: the scan's own slice "
-                "numbers of the montage panels, base to apex"}
+        "show the scan (padding and background fill left out); slices_shown: the scan's own slice "
+        "numbers of the montage panels, base to apex",
+    }
     title = f"{case.case_id}: risk {risk:.2f} ({record['risk_group']})"
-    drawn = {"slice_numbers": list(view.numbers), "inside": inside[real], "synthetic": scan_synthetic,
-             "model_synthetic": model_synthetic}
-    gradcam_png = attribution_montage(volume[real], cam[real], myocardium[real], scar[real], folder / "gradcam.png",
-                                      f"Grad-CAM — {title}", label="Grad-CAM (raises risk)", **drawn)
-    ig_png = attribution_montage(volume[real], ig.values[real], myocardium[real], scar[real],
-                                 folder / "integrated_gradients.png", f"Integrated gradients — {title}",
-                                 label="integrated gradients (signed)", **drawn)
+    drawn = {
+        "slice_numbers": list(view.numbers),
+        "inside": inside[real],
+        "synthetic": scan_synthetic,
+        "model_synthetic": model_synthetic,
+    }
+    gradcam_png = attribution_montage(
+        volume[real],
+        cam[real],
+        myocardium[real],
+        scar[real],
+        folder / "gradcam.png",
+        f"Grad-CAM — {title}",
+        label="Grad-CAM (raises risk)",
+        **drawn,
+    )
+    ig_png = attribution_montage(
+        volume[real],
+        ig.values[real],
+        myocardium[real],
+        scar[real],
+        folder / "integrated_gradients.png",
+        f"Integrated gradients — {title}",
+        label="integrated gradients (signed)",
+        **drawn,
+    )
 
     params = params if params is not None else load_params()
     rois = tuple(ROIS)
     row = feature_row(case.case_id, prepared.image, prepared.mask, params, rois, params_hash(params, rois))
     features = concepts["feature"].tolist()
     numeric = {f: as_number(row.get(f)) for f in features}
-    percentiles = case_percentiles(pd.Series(numeric, dtype=float),
-                                   reference[[f for f in features if f in reference.columns]])
+    percentiles = case_percentiles(
+        pd.Series(numeric, dtype=float), reference[[f for f in features if f in reference.columns]]
+    )
     top = concepts.head(TOP_FEATURES).copy()
     top["this_scan"] = [numeric.get(f) for f in top["feature"]]
     top["percentile"] = [percentiles.get(f, np.nan) for f in top["feature"]]
@@ -127,17 +166,38 @@ def explain_case(predictor: Any, case: Case, out: Path, concepts: Any, reference
     prediction = {**record, "survival": {h: record[f"survival_{h:g}"] for h in predictor.horizons}}
     summary = summary_text(prediction, concepts, percentiles)
     shown = {k: v for k, v in record.items() if k not in ("attribution",)}
-    html_report(folder / "report.html", f"lgerisk explanation: {case.case_id}", summary, shown,
-                {"Grad-CAM on the last 3D block (regions that raise the risk; myocardium and scar outlined)": gradcam_png,
-                 "Integrated gradients w.r.t. the image (red raises, blue lowers the risk)": ig_png},
-                {"Radiomics features most aligned with the model's risk over its training cohort": top,
-                 "Attribution checks": pd.DataFrame([record["attribution"]])}, synthetic=scan_synthetic)
-    embedding = predictor.model.image_encoder(image).detach().float().cpu().numpy()[0] \
-        if predictor.model.config.use_image else np.zeros(0)
+    html_report(
+        folder / "report.html",
+        f"lgerisk explanation: {case.case_id}",
+        summary,
+        shown,
+        {
+            "Grad-CAM on the last 3D block (regions that raise the risk; myocardium and scar outlined)": gradcam_png,
+            "Integrated gradients w.r.t. the image (red raises, blue lowers the risk)": ig_png,
+        },
+        {
+            "Radiomics features most aligned with the model's risk over its training cohort": top,
+            "Attribution checks": pd.DataFrame([record["attribution"]]),
+        },
+        synthetic=scan_synthetic,
+    )
+    embedding = (
+        predictor.model.image_encoder(image).detach().float().cpu().numpy()[0]
+        if predictor.model.config.use_image
+        else np.zeros(0)
+    )
     stored = {**record, "summary": summary}
-    write_json(folder / RECORD_FILE, {"key": key, **_inputs_key(case), "record": stored,
-                                      "embedding": embedding.tolist(),
-                                      "features": {k: v for k, v in numeric.items() if v == v}}, sort_keys=False)
+    write_json(
+        folder / RECORD_FILE,
+        {
+            "key": key,
+            **_inputs_key(case),
+            "record": stored,
+            "embedding": embedding.tolist(),
+            "features": {k: v for k, v in numeric.items() if v == v},
+        },
+        sort_keys=False,
+    )
     return stored
 
 
@@ -149,10 +209,12 @@ def _inputs_key(case: Case) -> dict[str, Any]:
     """What an explanation depends on beyond the model: the scan, its mask, its covariates."""
     from lgerisk.preprocess.pipeline import source_hash
 
-    covariates = {str(k): (None if isinstance(v, float) and v != v else v)
-                  for k, v in sorted((case.covariates or {}).items()) if isinstance(v, (int, float, str))}
-    return {"image_sha256": source_hash(case.image), "mask_sha256": source_hash(case.mask),
-            "covariates": covariates}
+    covariates = {
+        str(k): (None if isinstance(v, float) and v != v else v)
+        for k, v in sorted((case.covariates or {}).items())
+        if isinstance(v, (int, float, str))
+    }
+    return {"image_sha256": source_hash(case.image), "mask_sha256": source_hash(case.mask), "covariates": covariates}
 
 
 def _done(case: Case, out: Path, key: str, dicom_seg: bool = False) -> bool:
@@ -165,27 +227,53 @@ def _done(case: Case, out: Path, key: str, dicom_seg: bool = False) -> bool:
     except (OSError, ValueError):
         return False
     current = _inputs_key(case)
-    return (stored.get("key") == key and (out / case.case_id / "report.html").is_file()
-            and all(stored.get(k) == v for k, v in current.items()))
+    return (
+        stored.get("key") == key
+        and (out / case.case_id / "report.html").is_file()
+        and all(stored.get(k) == v for k, v in current.items())
+    )
 
 
-def _explain_one(case: Case, model_dir: str, device: str, labels: str | None, out: Path, steps: int,
-                 key: str, concepts: Any, reference: Any, params: dict[str, Any],
-                 threads: int | None = None, dicom_seg: bool = False) -> dict[str, Any]:
-    from lgerisk.predict.run import _predictor
+def _explain_one(
+    case: Case,
+    model_dir: str,
+    device: str,
+    labels: str | None,
+    out: Path,
+    steps: int,
+    key: str,
+    concepts: Any,
+    reference: Any,
+    params: dict[str, Any],
+    threads: int | None = None,
+    dicom_seg: bool = False,
+) -> dict[str, Any]:
+    from lgerisk.inference import load_predictor
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    return explain_case(_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params,
-                        dicom_seg)
+    return explain_case(
+        load_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params, dicom_seg
+    )
 
 
-def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
-                  device: str = "cpu", labels: str | None = None, steps: int = 32, jobs: int = 1,
-                  shard: Shard = Shard(), cohort: bool = False, clinical: dict[str, dict[str, Any]] | None = None,
-                  quiet: bool = False, debug: bool = False, dicom_seg: bool = False) -> tuple[BatchReport, dict[str, Any]]:
+def explain_cases(
+    cases: list[Case],
+    model_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    device: str = "cpu",
+    labels: str | None = None,
+    steps: int = 32,
+    jobs: int = 1,
+    shard: Shard = Shard(),
+    cohort: bool = False,
+    clinical: dict[str, dict[str, Any]] | None = None,
+    quiet: bool = False,
+    debug: bool = False,
+    dicom_seg: bool = False,
+) -> tuple[BatchReport, dict[str, Any]]:
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
     gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
     scan's scar and grey zone as ``out/ID/scar_seg.dcm``."""
@@ -196,28 +284,57 @@ def explain_cases(cases: list[Case], model_dir: str | os.PathLike[str], out: str
     if dicom_seg:
         check_seg_sources([case.image for case in cases], "explain")
 
-    from lgerisk.predict.run import _predictor
+    from lgerisk.inference import load_predictor
 
     if clinical:
-        cases = [dataclasses.replace(c, covariates={**(c.covariates or {}), **clinical[c.case_id]})
-                 if c.case_id in clinical else c for c in cases]
+        cases = [
+            dataclasses.replace(c, covariates={**(c.covariates or {}), **clinical[c.case_id]})
+            if c.case_id in clinical
+            else c
+            for c in cases
+        ]
     out = Path(out)
     from lgerisk.radiomics.settings import load_params
 
-    predictor = _predictor(str(model_dir), device, labels)  # a bad model fails here, once
+    predictor = load_predictor(str(model_dir), device, labels)  # a bad model fails here, once
     concepts, reference = _reference(Path(model_dir))  # read once, not per case
     key = predictor.model_hash + (labels or "") + f"-ig{steps}-e{EXPLAIN_VERSION}"
     out.mkdir(parents=True, exist_ok=True)
-    from lgerisk.predict.run import worker_threads
+    from lgerisk.batch import worker_threads
 
-    work = partial(_explain_one, model_dir=str(model_dir), device=device, labels=labels, out=out, steps=steps,
-                   key=key, concepts=concepts, reference=reference, params=load_params(),
-                   threads=worker_threads(jobs), dicom_seg=dicom_seg)
-    report = run_batch(shard.select(cases), work, partial(_done, out=out, key=key, dicom_seg=dicom_seg), out, jobs=jobs,
-                       description="explain", quiet=quiet, debug=debug, start_method="spawn")
+    work = partial(
+        _explain_one,
+        model_dir=str(model_dir),
+        device=device,
+        labels=labels,
+        out=out,
+        steps=steps,
+        key=key,
+        concepts=concepts,
+        reference=reference,
+        params=load_params(),
+        threads=worker_threads(jobs),
+        dicom_seg=dicom_seg,
+    )
+    report = run_batch(
+        shard.select(cases),
+        work,
+        partial(_done, out=out, key=key, dicom_seg=dicom_seg),
+        out,
+        jobs=jobs,
+        description="explain",
+        quiet=quiet,
+        debug=debug,
+        start_method="spawn",
+    )
     collect_errors(out)
-    pages: dict[str, Any] = {"cases": {c.case_id: str(out / c.case_id / "report.html") for c in cases
-                                       if (out / c.case_id / "report.html").is_file()}}
+    pages: dict[str, Any] = {
+        "cases": {
+            c.case_id: str(out / c.case_id / "report.html")
+            for c in cases
+            if (out / c.case_id / "report.html").is_file()
+        }
+    }
     if cohort:
         pages.update(cohort_page(cases, predictor, out, key))
     return report, pages
@@ -231,8 +348,8 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
     from lgerisk.evaluation.plots import km_by_risk_group
     from lgerisk.explain.concepts import correlation_heatmap
     from lgerisk.explain.report import html_report
+    from lgerisk.inference import LIST_FIELDS, OUT_OF_RANGE
     from lgerisk.io.provenance import cohort_sentence
-    from lgerisk.predict.run import LIST_FIELDS, OUT_OF_RANGE
 
     records, embeddings, features, outcomes = [], [], [], []
     for case in cases:
@@ -258,26 +375,48 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
     banners = [sentence for sentence in (cohort_sentence(scan_flags, predictor.trained_on_synthetic),) if sentence]
     unreliable = int((~table["reliable"].astype(bool)).sum())
     if unreliable:
-        banners.insert(0, f"OUT OF RANGE: {unreliable} of {len(table)} scans lie outside what the model was "
-                          "trained on; their risk group reads 'out of range' and their numbers are not reliable "
-                          "(see unreliable_reasons).")
+        banners.insert(
+            0,
+            f"OUT OF RANGE: {unreliable} of {len(table)} scans lie outside what the model was "
+            "trained on; their risk group reads 'out of range' and their numbers are not reliable "
+            "(see unreliable_reasons).",
+        )
     images: dict[str, Path] = {}
     embedding = np.asarray(embeddings, float)
     frame = pd.DataFrame(features, index=table["case_id"])
     if embedding.ndim == 2 and embedding.shape[1] and len(records) >= 5:
-        images["Embedding principal components vs radiomics features (Pearson r over this cohort)"] = \
+        images["Embedding principal components vs radiomics features (Pearson r over this cohort)"] = (
             correlation_heatmap(frame, embedding, out / "embedding_radiomics.png", synthetic=synthetic)
-    known = [(t, e, g) for (t, e), g in zip(outcomes, table["risk_group"])
-             if t is not None and e is not None and g != OUT_OF_RANGE]  # no group, no curve
+        )
+    known = [
+        (t, e, g)
+        for (t, e), g in zip(outcomes, table["risk_group"])
+        if t is not None and e is not None and g != OUT_OF_RANGE
+    ]  # no group, no curve
     if len(known) >= 3:
         time, event, groups = (np.asarray(v) for v in zip(*known))
-        images["Kaplan-Meier by predicted risk group (thresholds: the training cohort's tertiles)"] = \
-            km_by_risk_group(time.astype(float), event.astype(int), groups, out / "km_risk_groups.png",
-                             "Observed survival by predicted risk group", synthetic=synthetic)
+        images["Kaplan-Meier by predicted risk group (thresholds: the training cohort's tertiles)"] = km_by_risk_group(
+            time.astype(float),
+            event.astype(int),
+            groups,
+            out / "km_risk_groups.png",
+            "Observed survival by predicted risk group",
+            synthetic=synthetic,
+        )
     counts = table["risk_group"].value_counts().to_dict()
-    summary = (f"{len(table)} scans explained with model '{predictor.card.get('method')}'. Risk groups: "
-               + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high", OUT_OF_RANGE))
-               + ". Each scan's own report is in its folder.")
-    html_report(out / "cohort.html", "lgerisk cohort explanation", summary, {"scans": len(table)}, images,
-                {"Predictions": table}, synthetic=synthetic, banners=banners)
+    summary = (
+        f"{len(table)} scans explained with model '{predictor.card.get('method')}'. Risk groups: "
+        + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high", OUT_OF_RANGE))
+        + ". Each scan's own report is in its folder."
+    )
+    html_report(
+        out / "cohort.html",
+        "lgerisk cohort explanation",
+        summary,
+        {"scans": len(table)},
+        images,
+        {"Predictions": table},
+        synthetic=synthetic,
+        banners=banners,
+    )
     return {"cohort": str(out / "cohort.html"), "predictions": str(out / "predictions.csv")}

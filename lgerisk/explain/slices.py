@@ -64,8 +64,9 @@ def _edge_bands(values: np.ndarray) -> np.ndarray:
     return inside
 
 
-def field_of_view(prepared_image: str | os.PathLike[str], source_image: str | os.PathLike[str] | None = None
-                  ) -> np.ndarray:
+def field_of_view(
+    prepared_image: str | os.PathLike[str], source_image: str | os.PathLike[str] | None = None
+) -> np.ndarray:
     """``(D, H, W)`` bool on the preprocessed image's grid: True where the voxel lies inside the source
     scan's field of view.
 

@@ -55,10 +55,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{_suffix(final)}",
-                                        dir=final.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{_suffix(final)}", dir=final.parent)
     except OSError as exc:
-        raise _naming(exc, final) from None
+        raise _naming(exc, final) from exc
     os.close(fd)
     IN_FLIGHT.add(tmp_name)
     tmp = Path(tmp_name)
@@ -70,7 +69,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if tmp_name in (exc.filename, exc.filename2):
-            raise _naming(exc, final) from None
+            raise _naming(exc, final) from exc
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Cohort discovery: a folder or a CSV manifest -> a list of cases with optional outcomes.
 
-Layouts understood (see README "Cohorts"):
+Layouts understood (see docs/cohorts.md, "Layouts"):
 
 * a CSV manifest with ``case_id,image,mask`` (+ optional ``time,event`` and covariates);
   relative paths are relative to the CSV;
@@ -65,8 +65,10 @@ class Cohort:
 def check_case_id(case_id: str, where: str) -> str:
     """Return ``case_id`` if it is a safe file name, else raise ``InputError`` naming ``where``."""
     if not isinstance(case_id, str) or not CASE_ID_PATTERN.fullmatch(case_id) or case_id in {".", ".."}:
-        raise InputError(f"{where}: case id {case_id!r} is not a safe file name (letters, digits, '-', '_', "
-                         "'.'; no paths or spaces).")
+        raise InputError(
+            f"{where}: case id {case_id!r} is not a safe file name (letters, digits, '-', '_', "
+            "'.'; no paths or spaces)."
+        )
     return case_id
 
 
@@ -88,15 +90,20 @@ def discover_cohort(data: str | os.PathLike[str]) -> Cohort:
     if (path / "preprocess.json").is_file() and (path / "cases.csv").is_file():
         cases = _nonempty(_read_manifest(path / "cases.csv"), path / "cases.csv").cases
         return Cohort(cases=cases, layout="preprocessed", source=path)
-    for layout, finder in (("images+masks", _find_images_masks), ("emidec", _find_emidec),
-                           ("dicom", _find_dicom_folders)):
-        cases = finder(path)
-        if cases:
-            cases = _attach_outcomes(cases, path / "outcomes.csv")
-            _check_unique(cases, path)
-            return Cohort(cases=tuple(sorted(cases, key=lambda c: c.case_id)), layout=layout, source=path)
-    raise InputError(f"no cases found in {path}; expected images/ + masks/ (or labels/), EMIDEC's ID/Images + "
-                     "ID/Contours, DICOM folders with masks/, or a CSV manifest (see README, 'Cohorts').")
+    for layout, finder in (
+        ("images+masks", _find_images_masks),
+        ("emidec", _find_emidec),
+        ("dicom", _find_dicom_folders),
+    ):
+        found = finder(path)
+        if found:
+            found = _attach_outcomes(found, path / "outcomes.csv")
+            _check_unique(found, path)
+            return Cohort(cases=tuple(sorted(found, key=lambda c: c.case_id)), layout=layout, source=path)
+    raise InputError(
+        f"no cases found in {path}; expected images/ + masks/ (or labels/), EMIDEC's ID/Images + "
+        "ID/Contours, DICOM folders with masks/, or a CSV manifest (see docs/cohorts.md)."
+    )
 
 
 def _nonempty(cohort: Cohort, table: Path) -> Cohort:
@@ -154,8 +161,11 @@ def _find_emidec(folder: Path) -> list[Case]:
         if not images:
             continue
         case_id = check_case_id(entry.name, str(entry))
-        masks = sorted(p for p in (entry / "Contours").glob("*") if is_scan_file(p)) \
-            if (entry / "Contours").is_dir() else []
+        masks = (
+            sorted(p for p in (entry / "Contours").glob("*") if is_scan_file(p))
+            if (entry / "Contours").is_dir()
+            else []
+        )
         cases.append(Case(case_id, images[0], masks[0] if masks else None))
     return cases
 
@@ -178,7 +188,9 @@ def _looks_dicom(folder: Path) -> bool:
 def _find_dicom_folders(folder: Path) -> list[Case]:
     cases = []
     skip = {"masks", "labels", "images"}
-    for entry in sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in skip and not p.name.startswith(".")):
+    for entry in sorted(
+        p for p in folder.iterdir() if p.is_dir() and p.name not in skip and not p.name.startswith(".")
+    ):
         if _looks_dicom(entry):
             case_id = check_case_id(entry.name, str(entry))
             cases.append(Case(case_id, entry, _mask_for(folder, case_id, entry)))
@@ -199,7 +211,7 @@ def _read_csv(path: Path):  # noqa: ANN202 - pandas is imported lazily
     try:
         return pd.read_csv(path, dtype={"case_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]}).") from None
+        raise InputError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]}).") from exc
 
 
 def read_outcomes(path: Path) -> dict[str, tuple[float | None, int | None, dict[str, Any]]]:
@@ -226,8 +238,11 @@ def _outcome_rows(table, path: Path) -> dict[str, tuple[float | None, int | None
         time = event = None
         if has_time and not (pd.isna(row["time"]) and pd.isna(row["event"])):
             time, event = _check_outcome(row["time"], row["event"], path, case_id)
-        covariates = {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v))
-                      for k, v in row.items() if k not in skip}
+        covariates = {
+            k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v))
+            for k, v in row.items()
+            if k not in skip
+        }
         rows[case_id] = (time, event, covariates)
     return rows
 
@@ -235,8 +250,8 @@ def _outcome_rows(table, path: Path) -> dict[str, tuple[float | None, int | None
 def _check_outcome(time: Any, event: Any, path: Path, case_id: str) -> tuple[float, int]:
     try:
         time_value = float(time)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: case {case_id!r} has time {time!r}, which is not a number.") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: case {case_id!r} has time {time!r}, which is not a number.") from exc
     if not math.isfinite(time_value) or time_value < 0:
         raise InputError(f"{path}: case {case_id!r} has time {time!r}; follow-up times must be finite and >= 0.")
     try:
@@ -265,8 +280,10 @@ def _read_manifest(path: Path) -> Cohort:
     table = _read_csv(path)
     missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
     if missing:
-        raise InputError(f"{path}: manifest lacks column(s) {', '.join(missing)}; it needs "
-                         f"{', '.join(MANIFEST_COLUMNS)} (and optionally time, event, covariates).")
+        raise InputError(
+            f"{path}: manifest lacks column(s) {', '.join(missing)}; it needs "
+            f"{', '.join(MANIFEST_COLUMNS)} (and optionally time, event, covariates)."
+        )
     outcomes = _outcome_rows(table.drop(columns=["image", "mask"]), path)
     base = path.parent
     cases = []

@@ -65,8 +65,14 @@ and written at 0.1 mm lies within 0.05 mm of them; one outlining the voxels pass
 GRID_TOLERANCE = 1e-3
 """Relative tolerance on orientation cosines and pixel spacing when SEG frames are placed by position."""
 
-PAINT_ORDER = (("epicardium", MYOCARDIUM), ("myocardium", MYOCARDIUM), ("endocardium", BLOOD), ("blood", BLOOD),
-               ("scar", SCAR), ("noreflow", NOREFLOW))
+PAINT_ORDER = (
+    ("epicardium", MYOCARDIUM),
+    ("myocardium", MYOCARDIUM),
+    ("endocardium", BLOOD),
+    ("blood", BLOOD),
+    ("scar", SCAR),
+    ("noreflow", NOREFLOW),
+)
 """Classes in the order they are painted (later wins); ``ignore`` is not painted."""
 
 
@@ -144,11 +150,16 @@ def dicom_mask_file(path: str | os.PathLike[str] | None) -> Path | None:
     if path.is_file():
         return path if dicom_object_kind(path) else None
     if path.is_dir():
-        found = [item for item in sorted(path.iterdir())
-                 if item.is_file() and not item.name.startswith(".") and dicom_object_kind(item)]
+        found = [
+            item
+            for item in sorted(path.iterdir())
+            if item.is_file() and not item.name.startswith(".") and dicom_object_kind(item)
+        ]
         if len(found) > 1:
-            raise CaseError(f"{path}: folder holds {len(found)} DICOM SEG/RTSTRUCT objects "
-                            f"({', '.join(item.name for item in found[:4])}); keep one per case.")
+            raise CaseError(
+                f"{path}: folder holds {len(found)} DICOM SEG/RTSTRUCT objects "
+                f"({', '.join(item.name for item in found[:4])}); keep one per case."
+            )
         return found[0] if found else None
     return None
 
@@ -164,8 +175,9 @@ def is_dicom_mask(path: str | os.PathLike[str] | None) -> bool:
 # ------------------------------------------------------------------------------------------------ reading
 
 
-def read_dicom_mask(mask: str | os.PathLike[str], image: str | os.PathLike[str], grid: sitk.Image,
-                    label_map: LabelMap) -> DicomMask:
+def read_dicom_mask(
+    mask: str | os.PathLike[str], image: str | os.PathLike[str], grid: sitk.Image, label_map: LabelMap
+) -> DicomMask:
     """The DICOM SEG or RTSTRUCT ``mask`` in internal labels (uint8, z, y, x) on the grid of ``image``
     (its DICOM series folder, read as ``grid``); ``CaseError`` in one sentence on any mismatch.
 
@@ -182,12 +194,16 @@ def read_dicom_mask(mask: str | os.PathLike[str], image: str | os.PathLike[str],
     what = KIND_NAMES[kind]
     image = Path(image)
     if not image.is_dir():
-        raise CaseError(f"{file}: a {what} mask is matched to its DICOM image series by UIDs, and the image "
-                        f"{image} is not a DICOM series folder; give the series folder, or a label-image mask.")
+        raise CaseError(
+            f"{file}: a {what} mask is matched to its DICOM image series by UIDs, and the image "
+            f"{image} is not a DICOM series folder; give the series folder, or a label-image mask."
+        )
     series = read_series_reference(image)
     if len(series.sop_instance_uids) != grid.GetSize()[2]:
-        raise CaseError(f"{image}: the series has {len(series.sop_instance_uids)} slices and the image read "
-                        f"from it {grid.GetSize()[2]}; put one series per folder.")
+        raise CaseError(
+            f"{image}: the series has {len(series.sop_instance_uids)} slices and the image read "
+            f"from it {grid.GetSize()[2]}; put one series per folder."
+        )
     try:
         if kind == "seg":
             structures = _seg_structures(file, series, grid)
@@ -196,13 +212,15 @@ def read_dicom_mask(mask: str | os.PathLike[str], image: str | os.PathLike[str],
     except CaseError:
         raise
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise CaseError(f"{file}: the {what} is malformed ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:100]}).") from exc
+        raise CaseError(
+            f"{file}: the {what} is malformed ({type(exc).__name__}: {' '.join(str(exc).split())[:100]})."
+        ) from exc
     return paint(structures, label_map, file, what)
 
 
-def paint(structures: Sequence[Structure], label_map: LabelMap, file: str | os.PathLike[str],
-          what: str = "DICOM mask") -> DicomMask:
+def paint(
+    structures: Sequence[Structure], label_map: LabelMap, file: str | os.PathLike[str], what: str = "DICOM mask"
+) -> DicomMask:
     """Structures -> internal labels by the map's names, in ``PAINT_ORDER``; refuses names the map does
     not know and a mask without myocardium (``NameMapMismatch``).
 
@@ -219,7 +237,12 @@ def paint(structures: Sequence[Structure], label_map: LabelMap, file: str | os.P
         raise NameMapMismatch(
             f"{file}: {what} structure name(s) {_quoted(unnamed)} are not in the name map (names found: "
             f"{_quoted(names)}); map them with --labels, e.g. --labels 'ignore=name:{unnamed[0]}' or "
-            f"'scar=name:{unnamed[0]}' (see docs/dicom.md).", str(file), names, unnamed, "partial")
+            f"'scar=name:{unnamed[0]}' (see docs/dicom.md).",
+            str(file),
+            names,
+            unnamed,
+            "partial",
+        )
     if not structures:
         raise CaseError(f"{file}: {what} holds no segment or ROI.")
     shape = structures[0].voxels.shape
@@ -238,13 +261,23 @@ def paint(structures: Sequence[Structure], label_map: LabelMap, file: str | os.P
         raise NameMapMismatch(
             f"{file}: {what} has no myocardium: none of its structures with voxels ({_quoted(names) or 'none'}) "
             "is named as myocardium or epicardium by the name map; name it with --labels, e.g. "
-            "--labels 'myocardium=name:...'.", str(file), names, [], "misfit")
+            "--labels 'myocardium=name:...'.",
+            str(file),
+            names,
+            [],
+            "misfit",
+        )
     has_blood = bool(counts.get("blood") or counts.get("endocardium"))
     if counts.get("epicardium") and not has_blood and not counts.get("myocardium"):
         raise NameMapMismatch(
             f"{file}: {what} has an epicardial border but no endocardium, blood pool or myocardium structure, so "
             "the myocardium cannot be told from the cavity; add the endocardial contour (or name it with --labels, "
-            "e.g. --labels 'endocardium=name:...').", str(file), names, [], "misfit")
+            "e.g. --labels 'endocardium=name:...').",
+            str(file),
+            names,
+            [],
+            "misfit",
+        )
     return DicomMask(labels=out, kind=what, has_blood=has_blood, structures=dict(sorted(counts.items())))
 
 
@@ -254,8 +287,11 @@ def _quoted(names: Iterable[str]) -> str:
 
 def _geometry(grid: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(origin, direction matrix with the axis directions as columns, spacing) of a SimpleITK image."""
-    return (np.asarray(grid.GetOrigin(), float), np.asarray(grid.GetDirection(), float).reshape(3, 3),
-            np.asarray(grid.GetSpacing(), float))
+    return (
+        np.asarray(grid.GetOrigin(), float),
+        np.asarray(grid.GetDirection(), float).reshape(3, 3),
+        np.asarray(grid.GetSpacing(), float),
+    )
 
 
 def to_index(points: np.ndarray, grid: sitk.Image) -> np.ndarray:
@@ -295,7 +331,7 @@ def polygon_inside(points_xy: np.ndarray, shape: tuple[int, int]) -> tuple[np.nd
         high = np.minimum(np.floor(np.maximum(start, end) + EDGE_TOLERANCE).astype(int), limit)
         if np.any(high < low):
             continue
-        yy, xx = np.mgrid[low[1]:high[1] + 1, low[0]:high[0] + 1]
+        yy, xx = np.mgrid[low[1] : high[1] + 1, low[0] : high[0] + 1]
         centres = np.column_stack([xx.ravel(), yy.ravel()]).astype(float)
         step = end - start
         length = float(step @ step)
@@ -308,10 +344,10 @@ def polygon_inside(points_xy: np.ndarray, shape: tuple[int, int]) -> tuple[np.nd
     high = np.minimum(np.ceil(points.max(axis=0)).astype(int), limit)
     if np.any(high < low):
         return interior, line
-    yy, xx = np.mgrid[low[1]:high[1] + 1, low[0]:high[0] + 1]
+    yy, xx = np.mgrid[low[1] : high[1] + 1, low[0] : high[0] + 1]
     centres = np.column_stack([xx.ravel(), yy.ravel()]).astype(float)
     inside = PolygonPath(points).contains_points(centres)  # centres on the line count by ``line`` instead
-    interior[low[1]:high[1] + 1, low[0]:high[0] + 1] = inside.reshape(yy.shape)
+    interior[low[1] : high[1] + 1, low[0] : high[0] + 1] = inside.reshape(yy.shape)
     return interior, line
 
 
@@ -339,21 +375,32 @@ def _read_dataset(file: Path, what: str) -> Any:
     try:
         return pydicom.dcmread(file)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is this file's problem
-        raise CaseError(f"{file}: {what} could not be read ({' '.join(str(exc).split())[:120]}).") from None
+        raise CaseError(f"{file}: {what} could not be read ({' '.join(str(exc).split())[:120]}).") from exc
 
 
 def _rtstruct_structures(file: Path, series: SeriesReference, grid: sitk.Image) -> list[Structure]:
     """The ROIs of an RTSTRUCT rasterised onto ``grid`` (checked against ``series``)."""
     ds = _read_dataset(file, "RTSTRUCT")
     image = series.folder
-    rois = {int(item.ROINumber): (str(item.get("ROIName") or f"ROI {item.ROINumber}"),
-                                  str(item.get("ReferencedFrameOfReferenceUID") or ""))
-            for item in ds.get("StructureSetROISequence", [])}
-    frames = [str(item.FrameOfReferenceUID) for item in ds.get("ReferencedFrameOfReferenceSequence", [])
-              if item.get("FrameOfReferenceUID")]
-    referenced_series = {str(s.SeriesInstanceUID) for fr in ds.get("ReferencedFrameOfReferenceSequence", [])
-                         for st in fr.get("RTReferencedStudySequence", [])
-                         for s in st.get("RTReferencedSeriesSequence", []) if s.get("SeriesInstanceUID")}
+    rois = {
+        int(item.ROINumber): (
+            str(item.get("ROIName") or f"ROI {item.ROINumber}"),
+            str(item.get("ReferencedFrameOfReferenceUID") or ""),
+        )
+        for item in ds.get("StructureSetROISequence", [])
+    }
+    frames = [
+        str(item.FrameOfReferenceUID)
+        for item in ds.get("ReferencedFrameOfReferenceSequence", [])
+        if item.get("FrameOfReferenceUID")
+    ]
+    referenced_series = {
+        str(s.SeriesInstanceUID)
+        for fr in ds.get("ReferencedFrameOfReferenceSequence", [])
+        for st in fr.get("RTReferencedStudySequence", [])
+        for s in st.get("RTReferencedSeriesSequence", [])
+        if s.get("SeriesInstanceUID")
+    }
     contours: dict[int, list[tuple[str | None, np.ndarray]]] = {}
     for item in ds.get("ROIContourSequence", []):
         number = int(item.ReferencedROINumber)
@@ -364,15 +411,20 @@ def _rtstruct_structures(file: Path, series: SeriesReference, grid: sitk.Image) 
             if points.size < 3 or points.size % 3:  # one or two points: a line through voxel centres
                 continue
             images = contour.get("ContourImageSequence") or []
-            sop = str(images[0].ReferencedSOPInstanceUID) if images and images[0].get("ReferencedSOPInstanceUID") \
+            sop = (
+                str(images[0].ReferencedSOPInstanceUID)
+                if images and images[0].get("ReferencedSOPInstanceUID")
                 else None
+            )
             contours.setdefault(number, []).append((sop, points.reshape(-1, 3)))
 
     sops = {sop for items in contours.values() for sop, _ in items if sop}
     ours = series.slice_index()
     if (referenced_series or sops) and series.series_uid not in referenced_series and not sops & ours.keys():
-        raise CaseError(f"{file}: the RTSTRUCT refers to another image series, not {image} (none of the "
-                        f"{len(sops)} slice(s) its contours are drawn on is in that series).")
+        raise CaseError(
+            f"{file}: the RTSTRUCT refers to another image series, not {image} (none of the "
+            f"{len(sops)} slice(s) its contours are drawn on is in that series)."
+        )
     for number in contours:
         frame = rois.get(number, ("", ""))[1] or (frames[0] if frames else "")
         _check_frame(file, "RTSTRUCT", frame, series)
@@ -389,16 +441,22 @@ def _rtstruct_structures(file: Path, series: SeriesReference, grid: sitk.Image) 
             k = int(np.rint(np.median(index[:, 2])))
             off = float(np.abs(index[:, 2] - k).max()) if 0 <= k < nz else float("inf")
             if sop is not None and sop not in ours:
-                raise CaseError(f"{file}: ROI {name!r} has contours on slices that the image series {image} lacks "
-                                "(the slices they reference are not in it).")
+                raise CaseError(
+                    f"{file}: ROI {name!r} has contours on slices that the image series {image} lacks "
+                    "(the slices they reference are not in it)."
+                )
             if sop is not None and ours[sop] != k:
                 distance = abs(float(np.median(index[:, 2])) - ours[sop]) * spacing
-                raise CaseError(f"{file}: a contour of ROI {name!r} lies {distance:.1f} mm from the plane of the slice "
-                                f"it references in {image}; the contours do not fit this series' geometry.")
+                raise CaseError(
+                    f"{file}: a contour of ROI {name!r} lies {distance:.1f} mm from the plane of the slice "
+                    f"it references in {image}; the contours do not fit this series' geometry."
+                )
             if off > PLANE_TOLERANCE:
                 where = np.median(index[:, 2])
-                raise CaseError(f"{file}: ROI {name!r} has contours on slices that the image series {image} lacks "
-                                f"(a contour lies at slice position {where:.2f} of 0-{nz - 1}).")
+                raise CaseError(
+                    f"{file}: ROI {name!r} has contours on slices that the image series {image} lacks "
+                    f"(a contour lies at slice position {where:.2f} of 0-{nz - 1})."
+                )
             on_slice.setdefault(k, []).append(index[:, :2])
         for k, polygons in on_slice.items():
             voxels[k] = rasterise(polygons, (ny, nx))
@@ -409,14 +467,20 @@ def _rtstruct_structures(file: Path, series: SeriesReference, grid: sitk.Image) 
 def _check_frame(file: Path, what: str, frame: str, series: SeriesReference) -> None:
     """Refuse an object whose Frame of Reference UID is not the series' (or a series without one)."""
     if not series.frame_of_reference_uid:
-        raise CaseError(f"{series.folder}: the DICOM series has no Frame of Reference UID, so the {what} "
-                        f"{Path(file).name} cannot be matched to it.")
+        raise CaseError(
+            f"{series.folder}: the DICOM series has no Frame of Reference UID, so the {what} "
+            f"{Path(file).name} cannot be matched to it."
+        )
     if not frame:
-        raise CaseError(f"{file}: the {what} names no Frame of Reference UID, so it cannot be matched to the image "
-                        f"series {series.folder}.")
+        raise CaseError(
+            f"{file}: the {what} names no Frame of Reference UID, so it cannot be matched to the image "
+            f"series {series.folder}."
+        )
     if frame != series.frame_of_reference_uid:
-        raise CaseError(f"{file}: the frame of reference of the {what} differs from that of the image series "
-                        f"{series.folder}; it was drawn on another scan (or another registration of it).")
+        raise CaseError(
+            f"{file}: the frame of reference of the {what} differs from that of the image series "
+            f"{series.folder}; it was drawn on another scan (or another registration of it)."
+        )
 
 
 # ------------------------------------------------------------------------------------------------ SEG
@@ -429,37 +493,53 @@ def _seg_structures(file: Path, series: SeriesReference, grid: sitk.Image) -> li
     try:
         seg = hd.seg.segread(str(file))
     except Exception as exc:  # noqa: BLE001 - any decoding failure is this file's problem
-        raise CaseError(f"{file}: could not be read as a DICOM SEG ({' '.join(str(exc).split())[:120]}).") from None
+        raise CaseError(f"{file}: could not be read as a DICOM SEG ({' '.join(str(exc).split())[:120]}).") from exc
     image = series.folder
     ours = set(series.sop_instance_uids)
     references = seg.get_source_image_uids()
     referenced_series = {str(s) for _, s, _ in references}
     referenced = {str(i) for _, _, i in references}
-    frame_sources = [[str(source.ReferencedSOPInstanceUID) for derivation in item.get("DerivationImageSequence", [])
-                      for source in derivation.get("SourceImageSequence", [])]
-                     for item in seg.get("PerFrameFunctionalGroupsSequence", [])]
+    frame_sources = [
+        [
+            str(source.ReferencedSOPInstanceUID)
+            for derivation in item.get("DerivationImageSequence", [])
+            for source in derivation.get("SourceImageSequence", [])
+        ]
+        for item in seg.get("PerFrameFunctionalGroupsSequence", [])
+    ]
     referenced |= {uid for uids in frame_sources for uid in uids}
     if (referenced_series or referenced) and series.series_uid not in referenced_series and not referenced & ours:
-        raise CaseError(f"{file}: the DICOM SEG refers to another image series, not {image} (none of the "
-                        f"{len(referenced)} source slice(s) it references is in that series).")
+        raise CaseError(
+            f"{file}: the DICOM SEG refers to another image series, not {image} (none of the "
+            f"{len(referenced)} source slice(s) it references is in that series)."
+        )
     _check_frame(file, "DICOM SEG", str(seg.get("FrameOfReferenceUID") or ""), series)
     missing = {uid for uids in frame_sources for uid in uids} - ours
     if missing:
-        raise CaseError(f"{file}: the DICOM SEG has segments on {len(missing)} slice(s) that the image series "
-                        f"{image} lacks.")
+        raise CaseError(
+            f"{file}: the DICOM SEG has segments on {len(missing)} slice(s) that the image series {image} lacks."
+        )
     numbers = [int(n) for n in seg.segment_numbers]
     nx, ny, _ = grid.GetSize()
     if (int(seg.Rows), int(seg.Columns)) != (ny, nx):
-        raise CaseError(f"{file}: the DICOM SEG's frames are {seg.Rows} x {seg.Columns} pixels and the slices of "
-                        f"{image} {ny} x {nx}; it was not drawn on this series.")
+        raise CaseError(
+            f"{file}: the DICOM SEG's frames are {seg.Rows} x {seg.Columns} pixels and the slices of "
+            f"{image} {ny} x {nx}; it was not drawn on this series."
+        )
     if frame_sources and all(frame_sources):
         try:
-            pixels = seg.get_pixels_by_source_instance(list(series.sop_instance_uids), segment_numbers=numbers,
-                                                       ignore_spatial_locations=True,
-                                                       assert_missing_frames_are_empty=True, skip_overlap_checks=True)
+            pixels = seg.get_pixels_by_source_instance(
+                list(series.sop_instance_uids),
+                segment_numbers=numbers,
+                ignore_spatial_locations=True,
+                assert_missing_frames_are_empty=True,
+                skip_overlap_checks=True,
+            )
         except (ValueError, RuntimeError, KeyError) as exc:
-            raise CaseError(f"{file}: the DICOM SEG's frames could not be placed on the slices of {image} "
-                            f"({' '.join(str(exc).split())[:120]}).") from None
+            raise CaseError(
+                f"{file}: the DICOM SEG's frames could not be placed on the slices of {image} "
+                f"({' '.join(str(exc).split())[:120]})."
+            ) from exc
     else:
         pixels = _seg_pixels_by_position(seg, numbers, file, series, grid)
     structures = []
@@ -480,8 +560,9 @@ def _frame_value(item: Any, shared: Any, sequence: str, keyword: str) -> Any:
     return None
 
 
-def _seg_pixels_by_position(seg: Any, numbers: list[int], file: Path, series: SeriesReference,
-                            grid: sitk.Image) -> np.ndarray:
+def _seg_pixels_by_position(
+    seg: Any, numbers: list[int], file: Path, series: SeriesReference, grid: sitk.Image
+) -> np.ndarray:
     """(z, y, x, segment) pixels of a SEG whose frames do not reference source slices, placed by plane
     position; every frame must lie on the image grid (same orientation, spacing and in-plane origin)."""
     _, direction, spacing = _geometry(grid)
@@ -498,19 +579,25 @@ def _seg_pixels_by_position(seg: Any, numbers: list[int], file: Path, series: Se
         orientation = _frame_value(item, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
         pixel = _frame_value(item, shared, "PixelMeasuresSequence", "PixelSpacing")
         if number is None or position is None or orientation is None or pixel is None:
-            raise CaseError(f"{file}: the DICOM SEG's frames reference no source slice and lack plane positions, so "
-                            f"they cannot be placed on {series.folder}.")
+            raise CaseError(
+                f"{file}: the DICOM SEG's frames reference no source slice and lack plane positions, so "
+                f"they cannot be placed on {series.folder}."
+            )
         orientation = np.asarray(orientation, float)
-        if (not np.allclose(orientation[:3], direction[:, 0], atol=GRID_TOLERANCE)
-                or not np.allclose(orientation[3:], direction[:, 1], atol=GRID_TOLERANCE)
-                or not np.allclose([float(pixel[1]), float(pixel[0])], spacing[:2], rtol=GRID_TOLERANCE)):
+        if (
+            not np.allclose(orientation[:3], direction[:, 0], atol=GRID_TOLERANCE)
+            or not np.allclose(orientation[3:], direction[:, 1], atol=GRID_TOLERANCE)
+            or not np.allclose([float(pixel[1]), float(pixel[0])], spacing[:2], rtol=GRID_TOLERANCE)
+        ):
             raise CaseError(f"{off_grid} (other orientation or pixel spacing).")
         where = to_index(np.asarray(position, float)[None], grid)[0]
         k = int(np.rint(where[2]))
         if np.abs(where[:2]).max() > PLANE_TOLERANCE or abs(where[2] - k) > PLANE_TOLERANCE:
             raise CaseError(f"{off_grid} (a frame is shifted off the image grid).")
         if not 0 <= k < nz:
-            raise CaseError(f"{file}: the DICOM SEG has segments on slices that the image series {series.folder} lacks.")
+            raise CaseError(
+                f"{file}: the DICOM SEG has segments on slices that the image series {series.folder} lacks."
+            )
         if int(number) in numbers:
             channel = numbers.index(int(number))
             out[k, :, :, channel] = np.maximum(out[k, :, :, channel], frames[index] / scale)
@@ -530,14 +617,21 @@ def structure_names(file: str | os.PathLike[str]) -> list[str]:
     try:
         ds = pydicom.dcmread(file, stop_before_pixels=True)
     except Exception as exc:  # noqa: BLE001
-        raise CaseError(f"{file}: could not be read ({exc}).") from None
+        raise CaseError(f"{file}: could not be read ({exc}).") from exc
     if kind == "seg":
         return [str(item.get("SegmentLabel") or "") for item in ds.get("SegmentSequence", [])]
-    with_area = {int(item.ReferencedROINumber) for item in ds.get("ROIContourSequence", [])
-                 if any(str(c.get("ContourGeometricType") or "").upper() == "CLOSED_PLANAR"
-                        for c in item.get("ContourSequence", []))}
-    return [str(item.get("ROIName") or "") for item in ds.get("StructureSetROISequence", [])
-            if int(item.ROINumber) in with_area]
+    with_area = {
+        int(item.ReferencedROINumber)
+        for item in ds.get("ROIContourSequence", [])
+        if any(
+            str(c.get("ContourGeometricType") or "").upper() == "CLOSED_PLANAR" for c in item.get("ContourSequence", [])
+        )
+    }
+    return [
+        str(item.get("ROIName") or "")
+        for item in ds.get("StructureSetROISequence", [])
+        if int(item.ROINumber) in with_area
+    ]
 
 
 def first_structure_names(masks: Iterable[Path | None], count: int = 3, tries: int = 9) -> list[tuple[Path, list[str]]]:
@@ -564,13 +658,16 @@ def name_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, S
     unnamed = [name for name in found if normalise_name(name) not in classes]
     files = ", ".join(Path(file).name for file, _ in masks)
     example = unnamed[0] if unnamed else "..."
-    return InputError(f"{where}: the name map leaves structure name(s) {_quoted(unnamed)} unmapped in {files} (names "
-                      f"found: {_quoted(found)}); map them with --labels, e.g. --labels 'ignore=name:{example}' or "
-                      f"'myocardium=name:{example}' (see docs/dicom.md).")
+    return InputError(
+        f"{where}: the name map leaves structure name(s) {_quoted(unnamed)} unmapped in {files} (names "
+        f"found: {_quoted(found)}); map them with --labels, e.g. --labels 'ignore=name:{example}' or "
+        f"'myocardium=name:{example}' (see docs/dicom.md)."
+    )
 
 
-def check_names_fit(samples: Sequence[tuple[Path, list[str]]], label_map: LabelMap, where: str,
-                    scar_auto: bool = False) -> None:
+def check_names_fit(
+    samples: Sequence[tuple[Path, list[str]]], label_map: LabelMap, where: str, scar_auto: bool = False
+) -> None:
     """Stop a cohort whose first DICOM masks show the name map cannot fit it (``InputError``): structure
     names it does not know in most of them, or no myocardium name in any; with ``scar_auto``
     (``--scar-method auto``, which reads scar from the masks' scar structures) also when none of them has
@@ -579,20 +676,27 @@ def check_names_fit(samples: Sequence[tuple[Path, list[str]]], label_map: LabelM
     if not samples:
         return
     classes = label_map.name_classes()
-    unfit = [(str(file), names) for file, names in samples
-             if any(normalise_name(name) not in classes for name in names)]
+    unfit = [
+        (str(file), names) for file, names in samples if any(normalise_name(name) not in classes for name in names)
+    ]
     if unfit and 2 * len(unfit) > len(samples):
         raise name_map_error(where, label_map, unfit)
-    if not any(classes.get(normalise_name(name)) in ("myocardium", "epicardium")
-               for _, names in samples for name in names):
+    if not any(
+        classes.get(normalise_name(name)) in ("myocardium", "epicardium") for _, names in samples for name in names
+    ):
         found = list(dict.fromkeys(name for _, names in samples for name in names))
-        raise InputError(f"{where}: none of the first {len(samples)} DICOM mask(s) "
-                         f"({', '.join(file.name for file, _ in samples)}) has a structure the name map reads as "
-                         f"myocardium (names found: {_quoted(found) or 'none'}); name it with --labels, e.g. "
-                         "--labels 'myocardium=name:...' (see docs/dicom.md).")
-    if scar_auto and not any(classes.get(normalise_name(name)) in ("scar", "noreflow")
-                             for _, names in samples for name in names):
-        raise InputError(f"{where}: none of the first {len(samples)} DICOM mask(s) "
-                         f"({', '.join(file.name for file, _ in samples)}) has a scar structure, so --scar-method "
-                         "auto would read every heart as scar-free; pass --scar-method fwhm to derive scar from "
-                         "intensity, --scar-method label to accept scar-free hearts, or name the scar with --labels.")
+        raise InputError(
+            f"{where}: none of the first {len(samples)} DICOM mask(s) "
+            f"({', '.join(file.name for file, _ in samples)}) has a structure the name map reads as "
+            f"myocardium (names found: {_quoted(found) or 'none'}); name it with --labels, e.g. "
+            "--labels 'myocardium=name:...' (see docs/dicom.md)."
+        )
+    if scar_auto and not any(
+        classes.get(normalise_name(name)) in ("scar", "noreflow") for _, names in samples for name in names
+    ):
+        raise InputError(
+            f"{where}: none of the first {len(samples)} DICOM mask(s) "
+            f"({', '.join(file.name for file, _ in samples)}) has a scar structure, so --scar-method "
+            "auto would read every heart as scar-free; pass --scar-method fwhm to derive scar from "
+            "intensity, --scar-method label to accept scar-free hearts, or name the scar with --labels."
+        )

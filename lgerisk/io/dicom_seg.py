@@ -38,13 +38,32 @@ SEG_FILE = "scar_seg.dcm"
 SEGMENTS = (("Scar", (SCAR, NOREFLOW)), ("Grey zone", (GREYZONE,)))
 """The SEG's segments (numbered from 1) and the internal labels each holds."""
 
-KEPT_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "FrameOfReferenceUID",
-                   "ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "SliceThickness", "Rows",
-                   "Columns")
+KEPT_ATTRIBUTES = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "Rows",
+    "Columns",
+)
 """Source-series attributes a written SEG carries (as references or geometry)."""
 
-EMPTIED_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                      "StudyID", "AccessionNumber", "ReferringPhysicianName")
+EMPTIED_ATTRIBUTES = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 """Attributes a SEG must have (DICOM type 2) that lgerisk writes empty."""
 
 SERIES_NUMBER = 9901
@@ -72,8 +91,10 @@ def has_dicom_series(image: str | os.PathLike[str]) -> bool:
 def check_seg_sources(images: Sequence[str | os.PathLike[str]], where: str) -> None:
     """``InputError`` when ``--dicom-seg`` is asked for and no image is a DICOM series (nothing to reference)."""
     if images and not any(has_dicom_series(image) for image in images):
-        raise InputError(f"{where}: --dicom-seg writes a DICOM SEG over each scan's DICOM series, and no scan here is "
-                         "a DICOM series folder (NIfTI/NRRD/MHA scans have none); drop --dicom-seg.")
+        raise InputError(
+            f"{where}: --dicom-seg writes a DICOM SEG over each scan's DICOM series, and no scan here is "
+            "a DICOM series folder (NIfTI/NRRD/MHA scans have none); drop --dicom-seg."
+        )
 
 
 NOT_DICOM_WARNING = "no DICOM SEG written: the scan is not a DICOM series"
@@ -96,17 +117,29 @@ def _descriptions(scar_method: str) -> list[Any]:
 
     category, scar_type, greyzone_type = _codes()
     version = lgerisk.__version__
-    thresholds = hd.AlgorithmIdentificationSequence(name="lgerisk scar quantification", version=version,
-                                                    family=codes.cid7162.HistogramAnalysis,
-                                                    parameters={"scar_method": scar_method})
+    thresholds = hd.AlgorithmIdentificationSequence(
+        name="lgerisk scar quantification",
+        version=version,
+        family=codes.cid7162.HistogramAnalysis,
+        parameters={"scar_method": scar_method},
+    )
     manual = scar_method == "label"  # the scar is the reader's own, from the input mask
-    scar = hd.seg.SegmentDescription(segment_number=1, segment_label=SEGMENTS[0][0],
-                                     segmented_property_category=category, segmented_property_type=scar_type,
-                                     algorithm_type="MANUAL" if manual else "AUTOMATIC",
-                                     algorithm_identification=None if manual else thresholds)
-    greyzone = hd.seg.SegmentDescription(segment_number=2, segment_label=SEGMENTS[1][0],
-                                         segmented_property_category=category, segmented_property_type=greyzone_type,
-                                         algorithm_type="AUTOMATIC", algorithm_identification=thresholds)
+    scar = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label=SEGMENTS[0][0],
+        segmented_property_category=category,
+        segmented_property_type=scar_type,
+        algorithm_type="MANUAL" if manual else "AUTOMATIC",
+        algorithm_identification=None if manual else thresholds,
+    )
+    greyzone = hd.seg.SegmentDescription(
+        segment_number=2,
+        segment_label=SEGMENTS[1][0],
+        segmented_property_category=category,
+        segmented_property_type=greyzone_type,
+        algorithm_type="AUTOMATIC",
+        algorithm_identification=thresholds,
+    )
     return [scar, greyzone]
 
 
@@ -153,28 +186,40 @@ def scar_seg(image: str | os.PathLike[str], labels: np.ndarray, scar_method: str
     if labels.shape != expected:
         raise CaseError(f"{image}: the labels ({labels.shape}) do not fit the DICOM series ({expected}).")
     if not series.frame_of_reference_uid:
-        raise CaseError(f"{image}: the DICOM series has no Frame of Reference UID, which a DICOM SEG must reference; "
-                        "no SEG can be written for it (rerun without --dicom-seg).")
+        raise CaseError(
+            f"{image}: the DICOM series has no Frame of Reference UID, which a DICOM SEG must reference; "
+            "no SEG can be written for it (rerun without --dicom-seg)."
+        )
     pixels = np.stack([np.isin(labels, values) for _, values in SEGMENTS], axis=-1).astype(np.uint8)
     digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
     try:
         return hd.seg.Segmentation(
-            source_images=_source_datasets(series.headers), pixel_array=pixels, segmentation_type="BINARY",
+            source_images=_source_datasets(series.headers),
+            pixel_array=pixels,
+            segmentation_type="BINARY",
             segment_descriptions=_descriptions(scar_method),
             series_instance_uid=_uid("lgerisk-seg-series", series.series_uid, scar_method, digest),
-            series_number=SERIES_NUMBER, sop_instance_uid=_uid("lgerisk-seg-instance", series.series_uid, scar_method,
-                                                               digest),
-            instance_number=1, manufacturer="lgerisk", manufacturer_model_name="lgerisk",
-            software_versions=lgerisk.__version__, device_serial_number="none", series_description=SERIES_DESCRIPTION,
-            content_label="LGERISK_SCAR", content_description=f"scar ({scar_method}) and grey zone by lgerisk",
-            omit_empty_frames=bool(pixels.any()))  # no scar and no grey zone: every (empty) frame is kept
+            series_number=SERIES_NUMBER,
+            sop_instance_uid=_uid("lgerisk-seg-instance", series.series_uid, scar_method, digest),
+            instance_number=1,
+            manufacturer="lgerisk",
+            manufacturer_model_name="lgerisk",
+            software_versions=lgerisk.__version__,
+            device_serial_number="none",
+            series_description=SERIES_DESCRIPTION,
+            content_label="LGERISK_SCAR",
+            content_description=f"scar ({scar_method}) and grey zone by lgerisk",
+            omit_empty_frames=bool(pixels.any()),
+        )  # no scar and no grey zone: every (empty) frame is kept
     except (ValueError, TypeError, AttributeError) as exc:
-        raise CaseError(f"{image}: no DICOM SEG could be made over this series ({' '.join(str(exc).split())[:120]}).") \
-            from None
+        raise CaseError(
+            f"{image}: no DICOM SEG could be made over this series ({' '.join(str(exc).split())[:120]})."
+        ) from exc
 
 
-def write_scar_seg(path: str | os.PathLike[str], image: str | os.PathLike[str], labels: np.ndarray,
-                   scar_method: str) -> Path:
+def write_scar_seg(
+    path: str | os.PathLike[str], image: str | os.PathLike[str], labels: np.ndarray, scar_method: str
+) -> Path:
     """Write the scar / grey-zone SEG of ``labels`` over the series ``image`` to ``path`` atomically."""
     dataset = scar_seg(image, labels, scar_method)
     with atomic_path(path) as tmp:

@@ -17,9 +17,21 @@ from typing import Any
 from lgerisk.errors import CaseError
 from lgerisk.io.scans import dicom_series_files
 
-SERIES_TAGS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
-               "Modality", "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
-               "SliceThickness", "InstanceNumber")
+SERIES_TAGS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "SliceThickness",
+    "InstanceNumber",
+)
 """The only header attributes read from the slices of an image series."""
 
 
@@ -58,7 +70,7 @@ def read_series_reference(folder: str | os.PathLike[str]) -> SeriesReference:
         try:
             raw = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=list(SERIES_TAGS))
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
-            raise CaseError(f"{folder}: DICOM header of {Path(file).name} could not be read ({exc}).") from None
+            raise CaseError(f"{folder}: DICOM header of {Path(file).name} could not be read ({exc}).") from exc
         kept = Dataset()
         for keyword in SERIES_TAGS:
             if keyword in raw:
@@ -69,7 +81,12 @@ def read_series_reference(folder: str | os.PathLike[str]) -> SeriesReference:
         if not all(str(h.get(keyword) or "") for h in headers):
             raise CaseError(f"{folder}: a slice of the DICOM series has no {keyword}.")
     frame = str(first.get("FrameOfReferenceUID") or "") or None
-    return SeriesReference(folder=folder, study_uid=str(first.StudyInstanceUID),
-                           series_uid=str(first.SeriesInstanceUID), frame_of_reference_uid=frame,
-                           sop_class_uids=tuple(str(h.get("SOPClassUID") or "") for h in headers),
-                           sop_instance_uids=tuple(str(h.SOPInstanceUID) for h in headers), headers=tuple(headers))
+    return SeriesReference(
+        folder=folder,
+        study_uid=str(first.StudyInstanceUID),
+        series_uid=str(first.SeriesInstanceUID),
+        frame_of_reference_uid=frame,
+        sop_class_uids=tuple(str(h.get("SOPClassUID") or "") for h in headers),
+        sop_instance_uids=tuple(str(h.SOPInstanceUID) for h in headers),
+        headers=tuple(headers),
+    )

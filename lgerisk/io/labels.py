@@ -38,28 +38,87 @@ GREYZONE = 5
 CLASS_NAMES = ("blood", "myocardium", "scar", "noreflow", "ignore")
 NAME_ONLY_CLASSES = ("epicardium", "endocardium")
 """Classes that only DICOM structure names can take (an area, not a tissue: see the module docstring)."""
-_ALIASES = {"blood": "blood", "bloodpool": "blood", "blood_pool": "blood", "lv": "blood", "cavity": "blood",
-            "myocardium": "myocardium", "myo": "myocardium", "scar": "scar", "infarct": "scar",
-            "noreflow": "noreflow", "no_reflow": "noreflow", "mvo": "noreflow", "ignore": "ignore",
-            "epicardium": "epicardium", "epi": "epicardium", "endocardium": "endocardium", "endo": "endocardium"}
+_ALIASES = {
+    "blood": "blood",
+    "bloodpool": "blood",
+    "blood_pool": "blood",
+    "lv": "blood",
+    "cavity": "blood",
+    "myocardium": "myocardium",
+    "myo": "myocardium",
+    "scar": "scar",
+    "infarct": "scar",
+    "noreflow": "noreflow",
+    "no_reflow": "noreflow",
+    "mvo": "noreflow",
+    "ignore": "ignore",
+    "epicardium": "epicardium",
+    "epi": "epicardium",
+    "endocardium": "endocardium",
+    "endo": "endocardium",
+}
 NAME_PREFIX = "name:"
 """A ``--labels`` value starting with this is a DICOM structure name, not a label value."""
 
 DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
-    "myocardium": ("LV myocardium", "Myocardium", "LV myo", "Myo", "Left ventricular myocardium", "LV wall",
-                   "Healthy myocardium", "Normal myocardium", "Remote myocardium", "Edema", "Oedema",
-                   "Myocardial edema"),
-    "blood": ("LV blood pool", "LV bloodpool", "Blood pool", "LV blood", "LV cavity", "Left ventricular cavity",
-              "LV lumen", "Left ventricle", "LV"),
-    "scar": ("Scar", "LV scar", "Myocardial scar", "Infarct", "Myocardial infarct", "Myocardial infarction",
-             "Infarction", "LGE", "Enhancement", "Late enhancement", "Fibrosis"),
+    "myocardium": (
+        "LV myocardium",
+        "Myocardium",
+        "LV myo",
+        "Myo",
+        "Left ventricular myocardium",
+        "LV wall",
+        "Healthy myocardium",
+        "Normal myocardium",
+        "Remote myocardium",
+        "Edema",
+        "Oedema",
+        "Myocardial edema",
+    ),
+    "blood": (
+        "LV blood pool",
+        "LV bloodpool",
+        "Blood pool",
+        "LV blood",
+        "LV cavity",
+        "Left ventricular cavity",
+        "LV lumen",
+        "Left ventricle",
+        "LV",
+    ),
+    "scar": (
+        "Scar",
+        "LV scar",
+        "Myocardial scar",
+        "Infarct",
+        "Myocardial infarct",
+        "Myocardial infarction",
+        "Infarction",
+        "LGE",
+        "Enhancement",
+        "Late enhancement",
+        "Fibrosis",
+    ),
     "noreflow": ("MVO", "Microvascular obstruction", "No reflow", "No-reflow", "Noreflow"),
-    "epicardium": ("LV epicardium", "Epicardium", "LV epicardial contour", "Epicardial contour",
-                   "saepicardialContour"),
-    "endocardium": ("LV endocardium", "Endocardium", "LV endocardial contour", "Endocardial contour",
-                    "saendocardialContour"),
-    "ignore": ("RV", "Right ventricle", "RV blood pool", "RV cavity", "RV myocardium", "RV endocardium",
-               "RV epicardium", "saendocardialContour RV", "saepicardialContour RV"),
+    "epicardium": ("LV epicardium", "Epicardium", "LV epicardial contour", "Epicardial contour", "saepicardialContour"),
+    "endocardium": (
+        "LV endocardium",
+        "Endocardium",
+        "LV endocardial contour",
+        "Endocardial contour",
+        "saendocardialContour",
+    ),
+    "ignore": (
+        "RV",
+        "Right ventricle",
+        "RV blood pool",
+        "RV cavity",
+        "RV myocardium",
+        "RV endocardium",
+        "RV epicardium",
+        "saendocardialContour RV",
+        "saepicardialContour RV",
+    ),
 }
 """The default name map of DICOM SEG segment labels and RTSTRUCT ROI names (compared by ``normalise_name``)."""
 
@@ -145,8 +204,9 @@ def parse_label_map(spec: str) -> LabelMap:
     if text.lower() in PRESETS:
         return PRESETS[text.lower()]
     if "=" not in text:
-        raise InputError(f"--labels {spec!r}: not a preset ({', '.join(PRESETS)}) nor a map like "
-                         "'blood=1,myocardium=2,scar=3+4'.")
+        raise InputError(
+            f"--labels {spec!r}: not a preset ({', '.join(PRESETS)}) nor a map like 'blood=1,myocardium=2,scar=3+4'."
+        )
     values: dict[str, tuple[int, ...]] = {}
     names: list[tuple[str, str]] = []
     for part in text.split(","):
@@ -155,23 +215,28 @@ def parse_label_map(spec: str) -> LabelMap:
         key, _, raw = part.partition("=")
         name = _ALIASES.get(key.strip().lower())
         if name is None:
-            raise InputError(f"--labels {spec!r}: unknown class {key.strip()!r}; use "
-                             f"{', '.join(CLASS_NAMES + NAME_ONLY_CLASSES)}.")
+            raise InputError(
+                f"--labels {spec!r}: unknown class {key.strip()!r}; use {', '.join(CLASS_NAMES + NAME_ONLY_CLASSES)}."
+            )
         tokens = [v.strip() for v in raw.split("+") if v.strip()]
-        texts = [t[len(NAME_PREFIX):].strip() for t in tokens if t.lower().startswith(NAME_PREFIX)]
+        texts = [t[len(NAME_PREFIX) :].strip() for t in tokens if t.lower().startswith(NAME_PREFIX)]
         if any(not t for t in texts):
             raise InputError(f"--labels {spec!r}: 'name:' of {name!r} needs a structure name after it.")
         names += [(name, t) for t in texts]
         try:
             labels = tuple(int(v) for v in tokens if not v.lower().startswith(NAME_PREFIX))
-        except ValueError:
-            raise InputError(f"--labels {spec!r}: labels of {name!r} must be integers joined by '+' (or "
-                             "'name:' followed by a DICOM structure name).") from None
+        except ValueError as exc:
+            raise InputError(
+                f"--labels {spec!r}: labels of {name!r} must be integers joined by '+' (or "
+                "'name:' followed by a DICOM structure name)."
+            ) from exc
         if not labels and not texts:
             raise InputError(f"--labels {spec!r}: class {name!r} has no label values.")
         if labels and name in NAME_ONLY_CLASSES:
-            raise InputError(f"--labels {spec!r}: class {name!r} takes DICOM structure names only "
-                             f"({name}=name:...), not label values.")
+            raise InputError(
+                f"--labels {spec!r}: class {name!r} takes DICOM structure names only "
+                f"({name}=name:...), not label values."
+            )
         if 0 in labels:
             raise InputError(f"--labels {spec!r}: label 0 is background and cannot name a tissue.")
         if labels:
@@ -199,8 +264,13 @@ class LabelMapMismatch(CaseError):
 
     def __init__(self, message: str, mask: str, present: set[int], label_map: LabelMap) -> None:
         super().__init__(message)
-        self.details = {"kind": "label_map", "fit": label_fit(present, label_map), "mask": mask,
-                        "present": sorted(present), "unnamed": sorted(present - label_map.named_values())}
+        self.details = {
+            "kind": "label_map",
+            "fit": label_fit(present, label_map),
+            "mask": mask,
+            "present": sorted(present),
+            "unnamed": sorted(present - label_map.named_values()),
+        }
 
 
 def label_fit(present: set[int], label_map: LabelMap) -> str:
@@ -219,8 +289,7 @@ def label_fit(present: set[int], label_map: LabelMap) -> str:
     if not present:
         return "empty"
     named = present & label_map.named_values()
-    if (not named or not present & set(label_map.myocardium)
-            or (label_map.blood and not present & set(label_map.blood))):
+    if not named or not present & set(label_map.myocardium) or (label_map.blood and not present & set(label_map.blood)):
         return "misfit"
     return "partial" if present - named else "fits"
 
@@ -237,18 +306,35 @@ def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.n
         raise CaseError(f"{mask_path}: mask is empty (no labelled voxel).")
     unknown = sorted(present - label_map.named_values())
     if unknown:
-        raise LabelMapMismatch(f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
-                               f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass --labels.",
-                               mask_path, present, label_map)
+        raise LabelMapMismatch(
+            f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
+            f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass --labels.",
+            mask_path,
+            present,
+            label_map,
+        )
     if not present & set(label_map.myocardium):
-        raise LabelMapMismatch(f"{mask_path}: mask has no myocardium label ({_join(label_map.myocardium)} under "
-                               f"label map '{label_map.name}').", mask_path, present, label_map)
+        raise LabelMapMismatch(
+            f"{mask_path}: mask has no myocardium label ({_join(label_map.myocardium)} under "
+            f"label map '{label_map.name}').",
+            mask_path,
+            present,
+            label_map,
+        )
     if label_map.blood and not present & set(label_map.blood):
-        raise LabelMapMismatch(f"{mask_path}: mask has no blood-pool label ({_join(label_map.blood)} under "
-                               f"label map '{label_map.name}').", mask_path, present, label_map)
+        raise LabelMapMismatch(
+            f"{mask_path}: mask has no blood-pool label ({_join(label_map.blood)} under label map '{label_map.name}').",
+            mask_path,
+            present,
+            label_map,
+        )
     out = np.zeros(labels.shape, dtype=np.uint8)
-    for internal, values in ((BLOOD, label_map.blood), (MYOCARDIUM, label_map.myocardium),
-                             (SCAR, label_map.scar), (NOREFLOW, label_map.noreflow)):
+    for internal, values in (
+        (BLOOD, label_map.blood),
+        (MYOCARDIUM, label_map.myocardium),
+        (SCAR, label_map.scar),
+        (NOREFLOW, label_map.noreflow),
+    ):
         if values:
             out[np.isin(labels, values)] = internal
     return out
@@ -270,8 +356,9 @@ def mask_labels(path: str | os.PathLike[str]) -> set[int]:
     return {int(v) for v in np.unique(label_array(read_volume(path, "mask", verify_nifti=False), path))} - {0}
 
 
-def first_mask_labels(masks: Iterable[Path | None], count: int = SAMPLED_MASKS,
-                      tries: int = 3 * SAMPLED_MASKS) -> list[tuple[Path, set[int]]]:
+def first_mask_labels(
+    masks: Iterable[Path | None], count: int = SAMPLED_MASKS, tries: int = 3 * SAMPLED_MASKS
+) -> list[tuple[Path, set[int]]]:
     """The labels of the first ``count`` label-image masks that can be read and are not empty (looking at no
     more than ``tries`` masks; a missing or broken mask is left to its case's own error, and DICOM
     SEG/RTSTRUCT masks, which name structures instead, to ``lgerisk.io.dicom_masks.check_names_fit``)."""
@@ -299,15 +386,20 @@ def fitting_presets(label_sets: Iterable[set[int]]) -> list[str]:
 
 
 def _described(label_map: LabelMap) -> str:
-    return f"--labels '{label_map.name}' ({label_map.to_spec()})" if label_map.name != "custom" else \
-        f"--labels '{label_map.to_spec()}'"
+    return (
+        f"--labels '{label_map.name}' ({label_map.to_spec()})"
+        if label_map.name != "custom"
+        else f"--labels '{label_map.to_spec()}'"
+    )
 
 
 def _advice(label_sets: Iterable[set[int]]) -> str:
     presets = fitting_presets(label_sets)
     if presets:
         return f"pass --labels {presets[0]}"
-    return "pass the masks' own map with --labels (presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
+    return (
+        "pass the masks' own map with --labels (presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
+    )
 
 
 def partial_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, set[int]]]) -> InputError:
@@ -316,13 +408,16 @@ def partial_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str
     unnamed = sorted(set(found) - label_map.named_values())
     names = ", ".join(Path(name).name for name, _ in masks)
     plus = "+".join(str(v) for v in unnamed)
-    return InputError(f"{where}: {_described(label_map)} leaves label(s) {_join(unnamed)} unnamed in {names} "
-                      f"(labels found: {_join(found)}); {_advice(labels for _, labels in masks)}, or name every "
-                      f"label in the map (e.g. add scar={plus} or ignore={plus}).")
+    return InputError(
+        f"{where}: {_described(label_map)} leaves label(s) {_join(unnamed)} unnamed in {names} "
+        f"(labels found: {_join(found)}); {_advice(labels for _, labels in masks)}, or name every "
+        f"label in the map (e.g. add scar={plus} or ignore={plus})."
+    )
 
 
-def check_map_fits(samples: Sequence[tuple[Path, set[int]]], label_map: LabelMap, where: str,
-                   allow_unnamed: bool = False) -> None:
+def check_map_fits(
+    samples: Sequence[tuple[Path, set[int]]], label_map: LabelMap, where: str, allow_unnamed: bool = False
+) -> None:
     """Stop a cohort whose first masks show the label map cannot fit it (``InputError``, one sentence
     naming the labels found): when it fits none of ``samples``, or leaves labels unnamed in most of
     them (a partial map, e.g. one without the scar labels), unless ``allow_unnamed`` (scar from
@@ -337,8 +432,10 @@ def check_map_fits(samples: Sequence[tuple[Path, set[int]]], label_map: LabelMap
     if "fits" not in fits:
         found = sorted(set().union(*(labels for _, labels in samples)))
         names = ", ".join(path.name for path, _ in samples)
-        raise InputError(f"{where}: {_described(label_map)} fits none of the first {len(samples)} mask(s) ({names}), "
-                         f"which hold label(s) {_join(found)}; {_advice(labels for _, labels in samples)}.")
+        raise InputError(
+            f"{where}: {_described(label_map)} fits none of the first {len(samples)} mask(s) ({names}), "
+            f"which hold label(s) {_join(found)}; {_advice(labels for _, labels in samples)}."
+        )
 
 
 class PartialMapWatch:

@@ -54,8 +54,11 @@ def dicom_series_files(folder: Path) -> list[str]:
     if len(series) > 1:  # a DICOM SEG (or RTSTRUCT) beside the slices is the mask, not an image series
         from lgerisk.io.dicom_masks import dicom_object_kind
 
-        series = [uid for uid in series
-                  if not dicom_object_kind(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)[0])]
+        series = [
+            uid
+            for uid in series
+            if not dicom_object_kind(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)[0])
+        ]
     if not series:
         raise CaseError(f"{folder}: folder holds no DICOM series (and no NIfTI/NRRD/MHA file was given).")
     if len(series) > 1:
@@ -75,7 +78,7 @@ def read_dicom_series(folder: Path) -> sitk.Image:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise CaseError(f"{folder}: DICOM series could not be read ({_itk_reason(exc)}).") from None
+        raise CaseError(f"{folder}: DICOM series could not be read ({_itk_reason(exc)}).") from exc
     for key in image.GetMetaDataKeys():  # belt and braces: nothing from the headers travels on
         image.EraseMetaData(key)
     return image
@@ -101,10 +104,13 @@ def check_nifti_voxels(path: Path, what: str) -> None:
     import nibabel
 
     try:
-        voxels = np.asanyarray(nibabel.load(str(path)).dataobj)
+        # nibabel's stub types load() as FileBasedImage, which lacks the dataobj its image classes have
+        voxels = np.asanyarray(nibabel.load(str(path)).dataobj)  # type: ignore[attr-defined]
     except (EOFError, OSError, ValueError, zlib.error, nibabel.filebasedimages.ImageFileError) as exc:
-        raise CaseError(f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
-                        f"supported format ({' '.join(str(exc).split())[:120]}).") from None
+        raise CaseError(
+            f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+            f"supported format ({' '.join(str(exc).split())[:120]})."
+        ) from exc
     if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
         bad = int((~np.isfinite(voxels)).sum())
         raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")
@@ -133,13 +139,17 @@ def read_volume(path: str | os.PathLike[str], what: str = "image", verify_nifti:
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError as exc:
-            raise CaseError(f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
-                            f"supported format ({_itk_reason(exc)}).") from None
+            raise CaseError(
+                f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+                f"supported format ({_itk_reason(exc)})."
+            ) from exc
         for key in image.GetMetaDataKeys():
             image.EraseMetaData(key)
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise CaseError(f"{path}: {what} has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
-                        "a single-channel volume is needed.")
+        raise CaseError(
+            f"{path}: {what} has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
+            "a single-channel volume is needed."
+        )
     dim = image.GetDimension()
     if dim == 4:
         size = image.GetSize()
@@ -186,8 +196,12 @@ class GeometryTolerance:
     direction: float = 1e-3
 
 
-def check_same_geometry(image: sitk.Image, mask: sitk.Image, mask_path: str | os.PathLike[str],
-                        tolerance: GeometryTolerance = GeometryTolerance()) -> None:
+def check_same_geometry(
+    image: sitk.Image,
+    mask: sitk.Image,
+    mask_path: str | os.PathLike[str],
+    tolerance: GeometryTolerance = GeometryTolerance(),
+) -> None:
     """Refuse a mask whose size, spacing, origin or direction differs from its image's.
 
     Within tolerance the mask is accepted (callers then copy the image geometry onto it).
@@ -196,11 +210,16 @@ def check_same_geometry(image: sitk.Image, mask: sitk.Image, mask_path: str | os
     if image.GetSize() != mask.GetSize():
         raise CaseError(f"{mask_path}: mask size {mask.GetSize()} differs from its image's {image.GetSize()}.")
     if np.any(np.abs(spacing - np.asarray(mask.GetSpacing())) > tolerance.spacing_fraction * spacing):
-        raise CaseError(f"{mask_path}: mask spacing {_fmt(mask.GetSpacing())} differs from its image's "
-                        f"{_fmt(image.GetSpacing())}.")
-    if np.any(np.abs(np.asarray(image.GetOrigin()) - np.asarray(mask.GetOrigin())) > tolerance.spacing_fraction * 10 * spacing.min()):
-        raise CaseError(f"{mask_path}: mask origin {_fmt(mask.GetOrigin())} differs from its image's "
-                        f"{_fmt(image.GetOrigin())}.")
+        raise CaseError(
+            f"{mask_path}: mask spacing {_fmt(mask.GetSpacing())} differs from its image's {_fmt(image.GetSpacing())}."
+        )
+    if np.any(
+        np.abs(np.asarray(image.GetOrigin()) - np.asarray(mask.GetOrigin()))
+        > tolerance.spacing_fraction * 10 * spacing.min()
+    ):
+        raise CaseError(
+            f"{mask_path}: mask origin {_fmt(mask.GetOrigin())} differs from its image's {_fmt(image.GetOrigin())}."
+        )
     if np.any(np.abs(np.asarray(image.GetDirection()) - np.asarray(mask.GetDirection())) > tolerance.direction):
         raise CaseError(f"{mask_path}: mask orientation (direction cosines) differs from its image's.")
 

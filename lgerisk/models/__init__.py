@@ -18,8 +18,16 @@ from lgerisk.models.heads import ProjectionHead
 from lgerisk.models.radiomics import RadiomicsEncoder, RadiomicsEncoderConfig
 
 __all__ = [
-    "ContrastiveModel", "ContrastiveModelConfig", "EncoderConfig", "ImageEncoder", "ProjectionHead",
-    "RadiomicsEncoder", "RadiomicsEncoderConfig", "ResidualBlock3d", "describe", "parameter_count",
+    "ContrastiveModel",
+    "ContrastiveModelConfig",
+    "EncoderConfig",
+    "ImageEncoder",
+    "ProjectionHead",
+    "RadiomicsEncoder",
+    "RadiomicsEncoderConfig",
+    "ResidualBlock3d",
+    "describe",
+    "parameter_count",
 ]
 
 

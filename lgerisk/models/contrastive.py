@@ -37,8 +37,9 @@ class ContrastiveModelConfig:
         if not isinstance(self.encoder, EncoderConfig):
             raise InputError(f"model encoder settings must be an EncoderConfig, not a {type(self.encoder).__name__}.")
         if not isinstance(self.radiomics, RadiomicsEncoderConfig):
-            raise InputError("model radiomics settings must be a RadiomicsEncoderConfig, "
-                             f"not a {type(self.radiomics).__name__}.")
+            raise InputError(
+                f"model radiomics settings must be a RadiomicsEncoderConfig, not a {type(self.radiomics).__name__}."
+            )
         require_int(self.projection_dim, "model projection_dim", 1)
         require_int(self.aux_targets, "model aux_targets", 0)
 
@@ -83,10 +84,12 @@ class ContrastiveModel(nn.Module):
         self.config = config
         self.image_encoder = ImageEncoder(config.encoder)
         self.radiomics_encoder = RadiomicsEncoder(config.radiomics)
-        self.image_projection = ProjectionHead(config.encoder.embedding_dim, config.encoder.embedding_dim,
-                                               config.projection_dim)
-        self.radiomics_projection = ProjectionHead(config.radiomics.embedding_dim, config.radiomics.embedding_dim,
-                                                   config.projection_dim)
+        self.image_projection = ProjectionHead(
+            config.encoder.embedding_dim, config.encoder.embedding_dim, config.projection_dim
+        )
+        self.radiomics_projection = ProjectionHead(
+            config.radiomics.embedding_dim, config.radiomics.embedding_dim, config.projection_dim
+        )
         self.aux_head = nn.Linear(config.encoder.embedding_dim, config.aux_targets) if config.aux_targets else None
 
     def embed_image(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,9 +108,13 @@ class ContrastiveModel(nn.Module):
         """Projected radiomics embedding ``(B, projection_dim)``."""
         return self.radiomics_projection(self.radiomics_encoder(r))
 
-    def forward(self, image: torch.Tensor, image2: torch.Tensor | None = None,
-                radiomics: torch.Tensor | None = None,
-                radiomics_bank: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        image: torch.Tensor,
+        image2: torch.Tensor | None = None,
+        radiomics: torch.Tensor | None = None,
+        radiomics_bank: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Projections of one or two image views and of the radiomics vector.
 
         Returns a dict with ``image_z1`` and, when given their inputs, ``image_z2``,
@@ -134,5 +141,5 @@ class ContrastiveModel(nn.Module):
                 out["radiomics_z"] = self.project_radiomics(radiomics)
             else:
                 both = self.project_radiomics(torch.cat([radiomics, radiomics_bank.to(radiomics.dtype)]))
-                out["radiomics_z"], out["radiomics_bank_z"] = both[: radiomics.shape[0]], both[radiomics.shape[0]:]
+                out["radiomics_z"], out["radiomics_bank_z"] = both[: radiomics.shape[0]], both[radiomics.shape[0] :]
         return out

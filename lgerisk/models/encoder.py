@@ -20,8 +20,9 @@ At 96 x 96 x 12 with the default ``depth=4`` the feature map is ``(8 * width, 6,
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -61,8 +62,10 @@ class EncoderConfig(JsonConfig):
         require_int(self.embedding_dim, "encoder embedding_dim", 1)
         require_fraction(self.dropout, "encoder dropout", allow_one=False)
         if self.width * 2 ** (self.depth - 1) > 4096:
-            raise InputError(f"encoder width {self.width} with depth {self.depth}: the last stage would have "
-                             f"{self.width * 2 ** (self.depth - 1)} channels (at most 4096).")
+            raise InputError(
+                f"encoder width {self.width} with depth {self.depth}: the last stage would have "
+                f"{self.width * 2 ** (self.depth - 1)} channels (at most 4096)."
+            )
 
 
 def _groups(channels: int) -> int:
@@ -77,7 +80,7 @@ def _groups(channels: int) -> int:
 
 def _conv(in_ch: int, out_ch: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Conv3d:
     """A bias-free 'same'-padded 3D convolution (a GroupNorm follows it)."""
-    padding = tuple(k // 2 for k in kernel)
+    padding = cast("tuple[int, int, int]", tuple(k // 2 for k in kernel))
     return nn.Conv3d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False)
 
 
@@ -93,8 +96,13 @@ class ResidualBlock3d(nn.Module):
         (1, 8, 5, 8, 8)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int, int],
-                 stride: tuple[int, int, int] = (1, 1, 1)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, int, int],
+        stride: tuple[int, int, int] = (1, 1, 1),
+    ) -> None:
         super().__init__()
         self.kernel = kernel
         self.stride = stride
@@ -148,7 +156,7 @@ class ImageEncoder(nn.Module):
         stages: list[nn.Module] = []
         channels = cfg.width
         for index in range(cfg.depth):
-            out_channels = cfg.width * 2 ** index
+            out_channels = cfg.width * 2**index
             kernel = (1, 3, 3) if index < n_inplane else (3, 3, 3)
             if index == 0:
                 stride = (1, 1, 1)
@@ -168,7 +176,7 @@ class ImageEncoder(nn.Module):
     @property
     def last_block(self) -> ResidualBlock3d:
         """The last 3D residual block (its output is :meth:`forward_features`)."""
-        return self.stages[-1]
+        return cast(ResidualBlock3d, self.stages[-1])  # stages holds ResidualBlock3d only
 
     def _init_weights(self) -> None:
         """Kaiming-normal convolutions; the last GroupNorm of each block starts at zero so every
@@ -179,7 +187,7 @@ class ImageEncoder(nn.Module):
             elif isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=1.0 / math.sqrt(module.in_features))
                 nn.init.zeros_(module.bias)
-        for block in self.stages:
+        for block in cast("Iterable[ResidualBlock3d]", self.stages):
             # A small (not zero) scale: zero would give the block's convolutions no gradient at step 0.
             nn.init.constant_(block.norm2.weight, 0.1)
 

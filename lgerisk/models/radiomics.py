@@ -61,8 +61,12 @@ class RadiomicsEncoder(nn.Module):
         layers: list[nn.Module] = []
         width = config.n_features
         for _ in range(config.depth):
-            layers += [nn.Linear(width, config.hidden_dim), nn.LayerNorm(config.hidden_dim), nn.GELU(),
-                       nn.Dropout(config.dropout)]
+            layers += [
+                nn.Linear(width, config.hidden_dim),
+                nn.LayerNorm(config.hidden_dim),
+                nn.GELU(),
+                nn.Dropout(config.dropout),
+            ]
             width = config.hidden_dim
         self.hidden = nn.Sequential(*layers)
         self.out = nn.Linear(width, config.embedding_dim)

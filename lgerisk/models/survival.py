@@ -42,8 +42,9 @@ class SurvivalModelConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, EncoderConfig):
-            raise InputError(f"survival model encoder settings must be an EncoderConfig, not "
-                             f"{type(self.encoder).__name__}.")
+            raise InputError(
+                f"survival model encoder settings must be an EncoderConfig, not {type(self.encoder).__name__}."
+            )
         require_int(self.n_tabular, "survival model n_tabular", 0)
         if not self.use_image and self.n_tabular == 0:
             raise InputError("a survival model without the image needs tabular inputs.")
@@ -74,6 +75,9 @@ class SurvivalModel(nn.Module):
         >>> tuple(model(torch.zeros(3, 2, 4, 32, 32), torch.zeros(3, 2)).shape)
         (3,)
     """
+
+    embedding_mean: torch.Tensor  # buffers registered in __init__
+    embedding_scale: torch.Tensor
 
     def __init__(self, config: SurvivalModelConfig) -> None:
         super().__init__()

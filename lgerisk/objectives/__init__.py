@@ -18,5 +18,12 @@ from lgerisk.objectives.contrastive import (
     scarf_corrupt,
 )
 
-__all__ = ["PRESETS", "EmbeddingQueue", "HybridObjective", "ObjectiveConfig", "clip_loss", "nt_xent_loss",
-           "scarf_corrupt"]
+__all__ = [
+    "PRESETS",
+    "EmbeddingQueue",
+    "HybridObjective",
+    "ObjectiveConfig",
+    "clip_loss",
+    "nt_xent_loss",
+    "scarf_corrupt",
+]

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -20,11 +20,13 @@ from torch import nn
 from lgerisk.config import checked_fields, require_fraction, require_int
 from lgerisk.errors import InputError
 
-PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
-    "radiomics": MappingProxyType({"clip_weight": 1.0, "simclr_weight": 0.0}),
-    "simclr": MappingProxyType({"clip_weight": 0.0, "simclr_weight": 1.0}),
-    "hybrid": MappingProxyType({"clip_weight": 1.0, "simclr_weight": 1.0}),
-})
+PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {
+        "radiomics": MappingProxyType({"clip_weight": 1.0, "simclr_weight": 0.0}),
+        "simclr": MappingProxyType({"clip_weight": 0.0, "simclr_weight": 1.0}),
+        "hybrid": MappingProxyType({"clip_weight": 1.0, "simclr_weight": 1.0}),
+    }
+)
 """Objective presets -> their loss weights (``radiomics``: image⇄radiomics only; ``simclr``:
 image⇄image only; ``hybrid``: both)."""
 
@@ -39,7 +41,9 @@ Temperature = float | torch.Tensor
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.dim() != 2 or a.shape != b.shape:
-        raise ValueError(f"{names} must be two (N, d) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise ValueError(
+            f"{names} must be two (N, d) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
 
 
 def _negatives(queue: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
@@ -51,8 +55,9 @@ def _negatives(queue: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor |
     return queue.detach().to(device=like.device, dtype=like.dtype)
 
 
-def _own_entries(ids: torch.Tensor | None, queue_ids: torch.Tensor | None, queue: torch.Tensor | None,
-                 n_rows: int) -> torch.Tensor | None:
+def _own_entries(
+    ids: torch.Tensor | None, queue_ids: torch.Tensor | None, queue: torch.Tensor | None, n_rows: int
+) -> torch.Tensor | None:
     """``(n_rows, Q)`` mask of queue entries that hold the row's own case (never a negative)."""
     if ids is None or queue_ids is None or queue is None:
         return None
@@ -61,9 +66,16 @@ def _own_entries(ids: torch.Tensor | None, queue_ids: torch.Tensor | None, queue
     return ids.to(queue_ids.device).view(-1, 1) == queue_ids.view(1, -1)
 
 
-def _info_nce(query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | None, temperature: Temperature,
-              ids: torch.Tensor | None = None, queue_ids: torch.Tensor | None = None,
-              targets: torch.Tensor | None = None, exclude: torch.Tensor | None = None) -> torch.Tensor:
+def _info_nce(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    queue: torch.Tensor | None,
+    temperature: Temperature,
+    ids: torch.Tensor | None = None,
+    queue_ids: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean cross-entropy of ``query[i]`` picking ``keys[targets[i]]`` (default ``keys[i]``) among
     ``[keys; queue]``; queue entries of the same case (``queue_ids == ids[i]``) and keys marked in
     ``exclude`` ``(N, K)`` (false negatives; never the positive) are left out of ``query[i]``'s negatives."""
@@ -86,11 +98,18 @@ def _info_nce(query: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor | Non
     return F.cross_entropy(logits, targets)
 
 
-def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Temperature,
-              image_queue: torch.Tensor | None = None, radiomics_queue: torch.Tensor | None = None,
-              ids: torch.Tensor | None = None, image_queue_ids: torch.Tensor | None = None,
-              radiomics_queue_ids: torch.Tensor | None = None, bank: torch.Tensor | None = None,
-              similar: torch.Tensor | None = None) -> torch.Tensor:
+def clip_loss(
+    image_z: torch.Tensor,
+    radiomics_z: torch.Tensor,
+    temperature: Temperature,
+    image_queue: torch.Tensor | None = None,
+    radiomics_queue: torch.Tensor | None = None,
+    ids: torch.Tensor | None = None,
+    image_queue_ids: torch.Tensor | None = None,
+    radiomics_queue_ids: torch.Tensor | None = None,
+    bank: torch.Tensor | None = None,
+    similar: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Symmetric InfoNCE between paired image and radiomics embeddings (CLIP).
 
     Both inputs are L2-normalised. Image -> radiomics: cross-entropy over the logits
@@ -118,8 +137,9 @@ def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Tem
     image_z = F.normalize(image_z, dim=1)
     radiomics_z = F.normalize(radiomics_z, dim=1)
     if bank is None:
-        image_to_radiomics = _info_nce(image_z, radiomics_z, radiomics_queue, temperature, ids, radiomics_queue_ids,
-                                       exclude=similar)
+        image_to_radiomics = _info_nce(
+            image_z, radiomics_z, radiomics_queue, temperature, ids, radiomics_queue_ids, exclude=similar
+        )
         within = similar
     else:
         if ids is None:
@@ -130,14 +150,26 @@ def clip_loss(image_z: torch.Tensor, radiomics_z: torch.Tensor, temperature: Tem
         keys = F.normalize(bank, dim=1).index_copy(0, ids, radiomics_z.to(bank.dtype))
         image_to_radiomics = _info_nce(image_z, keys, None, temperature, targets=ids, exclude=similar)
         within = None if similar is None else similar[:, ids]
-    radiomics_to_image = _info_nce(radiomics_z, image_z, image_queue, temperature, ids, image_queue_ids,
-                                   exclude=None if within is None else within.T)
+    radiomics_to_image = _info_nce(
+        radiomics_z,
+        image_z,
+        image_queue,
+        temperature,
+        ids,
+        image_queue_ids,
+        exclude=None if within is None else within.T,
+    )
     return (image_to_radiomics + radiomics_to_image) / 2
 
 
-def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: Temperature,
-                 queue: torch.Tensor | None = None, ids: torch.Tensor | None = None,
-                 queue_ids: torch.Tensor | None = None) -> torch.Tensor:
+def nt_xent_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: Temperature,
+    queue: torch.Tensor | None = None,
+    ids: torch.Tensor | None = None,
+    queue_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
     """SimCLR NT-Xent over the 2N views of N pairs ``(z1[i], z2[i])``.
 
     Each of the 2N (normalised) views has its pair as the positive and the other 2N - 2 views
@@ -166,8 +198,9 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: Temperature,
     return F.cross_entropy(logits, targets)
 
 
-def scarf_corrupt(features: torch.Tensor, bank: torch.Tensor, rate: float,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def scarf_corrupt(
+    features: torch.Tensor, bank: torch.Tensor, rate: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """SCARF corruption: in every row, replace ``round(rate * n_features)`` features (a subset
     drawn independently per row) by that feature's value in a random row of ``bank``.
 
@@ -182,8 +215,10 @@ def scarf_corrupt(features: torch.Tensor, bank: torch.Tensor, rate: float,
         [3.0, 3.0, 3.0]
     """
     if features.dim() != 2 or bank.dim() != 2 or bank.shape[1] != features.shape[1]:
-        raise ValueError(f"scarf_corrupt expects features (N, F) and bank (M, F), got {tuple(features.shape)} "
-                         f"and {tuple(bank.shape)}.")
+        raise ValueError(
+            f"scarf_corrupt expects features (N, F) and bank (M, F), got {tuple(features.shape)} "
+            f"and {tuple(bank.shape)}."
+        )
     require_fraction(rate, "SCARF rate", allow_one=True)
     n_rows, n_features = features.shape
     n_corrupt = round(rate * n_features)
@@ -218,6 +253,9 @@ class EmbeddingQueue(nn.Module):
         [[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]]
     """
 
+    embeddings: torch.Tensor  # buffers registered in __init__
+    ids: torch.Tensor
+
     def __init__(self, dim: int, size: int) -> None:
         super().__init__()
         require_int(dim, "queue dim", 1)
@@ -243,10 +281,13 @@ class EmbeddingQueue(nn.Module):
             self.embeddings = self.embeddings.to(z.device)
             self.ids = self.ids.to(z.device)
         z = F.normalize(z.detach().float(), dim=1)
-        new_ids = torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device) if ids is None \
+        new_ids = (
+            torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device)
+            if ids is None
             else ids.detach().to(device=z.device, dtype=torch.long).view(-1)
-        content = torch.cat([self.embeddings[: self.count], z])[-self.size:]
-        content_ids = torch.cat([self.ids[: self.count], new_ids])[-self.size:]
+        )
+        content = torch.cat([self.embeddings[: self.count], z])[-self.size :]
+        content_ids = torch.cat([self.ids[: self.count], new_ids])[-self.size :]
         self.embeddings[: content.shape[0]] = content
         self.ids[: content.shape[0]] = content_ids
         self.count = content.shape[0]
@@ -272,8 +313,10 @@ class EmbeddingQueue(nn.Module):
     def set_extra_state(self, state: dict[str, int]) -> None:
         """Restore the int part of the state; refuses a queue of another size or dim."""
         if int(state["size"]) != self.size or int(state["dim"]) != self.dim:
-            raise ValueError(f"queue state of size {state['size']} x dim {state['dim']} does not fit a queue of "
-                             f"size {self.size} x dim {self.dim}.")
+            raise ValueError(
+                f"queue state of size {state['size']} x dim {state['dim']} does not fit a queue of "
+                f"size {self.size} x dim {self.dim}."
+            )
         count = int(state["count"])
         if not 0 <= count <= self.size:
             raise ValueError(f"queue state count {count} is outside 0-{self.size}.")
@@ -321,10 +364,12 @@ class ObjectiveConfig:
         if self.negatives not in NEGATIVES:
             raise InputError(f"objective negatives {self.negatives!r}: choose one of {', '.join(NEGATIVES)}.")
         similarity = self.false_negative_similarity
-        if similarity is not None and (isinstance(similarity, bool) or not isinstance(similarity, (int, float))
-                                       or not -1 < similarity <= 1):
-            raise InputError(f"objective false_negative_similarity {similarity!r}: a cosine similarity in (-1, 1], "
-                             "or null for off.")
+        if similarity is not None and (
+            isinstance(similarity, bool) or not isinstance(similarity, (int, float)) or not -1 < similarity <= 1
+        ):
+            raise InputError(
+                f"objective false_negative_similarity {similarity!r}: a cosine similarity in (-1, 1], or null for off."
+            )
         if self.preset not in PRESETS:
             raise InputError(f"objective preset {self.preset!r}: choose one of {', '.join(PRESETS)}.")
         for name in ("clip_weight", "simclr_weight", "temperature"):
@@ -336,16 +381,20 @@ class ObjectiveConfig:
         if not isinstance(self.learn_temperature, bool):
             raise InputError(f"objective learn_temperature {self.learn_temperature!r}: must be true or false.")
         if self.learn_temperature and 1.0 / self.temperature > MAX_LOGIT_SCALE:
-            raise InputError(f"objective temperature {self.temperature}: a learned temperature must start at "
-                             f">= {1 / MAX_LOGIT_SCALE} (1/temperature <= {MAX_LOGIT_SCALE:g}).")
+            raise InputError(
+                f"objective temperature {self.temperature}: a learned temperature must start at "
+                f">= {1 / MAX_LOGIT_SCALE} (1/temperature <= {MAX_LOGIT_SCALE:g})."
+            )
         require_int(self.queue_size, "objective queue_size", 0)
         require_fraction(self.scarf_rate, "objective scarf_rate", allow_one=True)
         uses_clip, uses_simclr = self.clip_weight > 0, self.simclr_weight > 0
         expected = {"radiomics": (True, False), "simclr": (False, True), "hybrid": (True, True)}[self.preset]
         if (uses_clip, uses_simclr) != expected:
-            raise InputError(f"objective preset {self.preset!r} needs clip_weight {'> 0' if expected[0] else '= 0'} and "
-                             f"simclr_weight {'> 0' if expected[1] else '= 0'} (got {self.clip_weight:g} and "
-                             f"{self.simclr_weight:g}); build it with ObjectiveConfig.from_preset({self.preset!r}).")
+            raise InputError(
+                f"objective preset {self.preset!r} needs clip_weight {'> 0' if expected[0] else '= 0'} and "
+                f"simclr_weight {'> 0' if expected[1] else '= 0'} (got {self.clip_weight:g} and "
+                f"{self.simclr_weight:g}); build it with ObjectiveConfig.from_preset({self.preset!r})."
+            )
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> ObjectiveConfig:
@@ -403,9 +452,15 @@ class HybridObjective(nn.Module):
             return torch.tensor(self.config.temperature, device=self.log_scale.device)
         return torch.exp(-self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)))
 
-    def forward(self, image_z1: torch.Tensor, image_z2: torch.Tensor | None = None,
-                radiomics_z: torch.Tensor | None = None, ids: torch.Tensor | None = None,
-                bank: torch.Tensor | None = None, similar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        image_z1: torch.Tensor,
+        image_z2: torch.Tensor | None = None,
+        radiomics_z: torch.Tensor | None = None,
+        ids: torch.Tensor | None = None,
+        bank: torch.Tensor | None = None,
+        similar: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Loss terms of one batch of projections -> ``loss``, ``clip``, ``simclr``, ``temperature``.
 
         Terms with weight 0 are skipped (reported as 0): ``image_z2`` may be None for the
@@ -425,11 +480,29 @@ class HybridObjective(nn.Module):
             views = [image_z1] if image_z2 is None else [image_z1, image_z2]
             radiomics_queue, radiomics_queue_ids = self.radiomics_queue.tensor(), self.radiomics_queue.case_ids()
             if cfg.negatives == "all" and bank is None:
-                raise ValueError("objective negatives 'all' needs the bank of every training case's radiomics "
-                                 "projection.")
-            clip = sum(clip_loss(view, radiomics_z, temperature, image_queue, radiomics_queue, ids, image_queue_ids,
-                                 radiomics_queue_ids, bank=bank if cfg.negatives == "all" else None,
-                                 similar=similar) for view in views) / len(views)
+                raise ValueError(
+                    "objective negatives 'all' needs the bank of every training case's radiomics projection."
+                )
+            # a sum of tensors over the (never empty) views is a tensor, not sum()'s int start
+            clip = cast(
+                torch.Tensor,
+                sum(
+                    clip_loss(
+                        view,
+                        radiomics_z,
+                        temperature,
+                        image_queue,
+                        radiomics_queue,
+                        ids,
+                        image_queue_ids,
+                        radiomics_queue_ids,
+                        bank=bank if cfg.negatives == "all" else None,
+                        similar=similar,
+                    )
+                    for view in views
+                )
+                / len(views),
+            )
             loss = loss + cfg.clip_weight * clip
         if cfg.simclr_weight > 0:
             if image_z2 is None:
@@ -439,8 +512,9 @@ class HybridObjective(nn.Module):
         return {"loss": loss, "clip": clip, "simclr": simclr, "temperature": temperature.detach()}
 
     @torch.no_grad()
-    def update_queues(self, image_z: torch.Tensor, radiomics_z: torch.Tensor | None = None,
-                      ids: torch.Tensor | None = None) -> None:
+    def update_queues(
+        self, image_z: torch.Tensor, radiomics_z: torch.Tensor | None = None, ids: torch.Tensor | None = None
+    ) -> None:
         """Push projected embeddings (normalised here, detached) and their case ``ids`` into the
         queues; call after the optimiser step. Pass one image view per case."""
         self.image_queue.enqueue(image_z, ids)

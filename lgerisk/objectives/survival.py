@@ -31,14 +31,17 @@ def _check_cox(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor, redu
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     if risk.dim() != 1 or time.shape != risk.shape or event.shape != risk.shape:
-        raise ValueError("risk, time and event must be three 1-D tensors of the same length, got "
-                         f"{tuple(risk.shape)}, {tuple(time.shape)} and {tuple(event.shape)}.")
+        raise ValueError(
+            "risk, time and event must be three 1-D tensors of the same length, got "
+            f"{tuple(risk.shape)}, {tuple(time.shape)} and {tuple(event.shape)}."
+        )
     if not risk.is_floating_point():
         raise ValueError(f"risk must be a floating-point tensor, got {risk.dtype}.")
 
 
-def _sorted_risk_sets(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _sorted_risk_sets(
+    risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sort by time; return the sorted risk, the sorted event (in risk's dtype), the tie group of each
     row, the first row of each tie group, and per row the log risk-set sum ``log sum_{T_j >= T_i} exp(risk_j)``."""
     time = time.to(risk.device)
@@ -60,8 +63,9 @@ def _reduce(total_log_lik: torch.Tensor, n_events: torch.Tensor, reduction: str)
     return loss
 
 
-def cox_efron_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor,
-                   reduction: str = "mean") -> torch.Tensor:
+def cox_efron_loss(
+    risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Negative Cox partial log-likelihood with Efron's approximation for tied event times.
 
     For each distinct event time with ``d`` events ``D``, risk set ``R``, ``S = sum_R exp(risk)`` and
@@ -98,7 +102,8 @@ def cox_efron_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor,
     # log E per group: a log-sum-exp over the group's events, shifted by their (detached) maximum
     neg_inf = torch.full_like(r, float("-inf"))
     shift = torch.full((n_groups,), float("-inf"), dtype=r.dtype, device=r.device).scatter_reduce(
-        0, group, torch.where(is_event, r.detach(), neg_inf), reduce="amax", include_self=True)
+        0, group, torch.where(is_event, r.detach(), neg_inf), reduce="amax", include_self=True
+    )
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
     row_shift = shift[group]
     # rows that are not events contribute exp(0) * 0: no overflow, no NaN gradient
@@ -117,8 +122,9 @@ def cox_efron_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor,
     return _reduce(total, e.sum(), reduction)
 
 
-def cox_breslow_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor,
-                     reduction: str = "mean") -> torch.Tensor:
+def cox_breslow_loss(
+    risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Negative Cox partial log-likelihood with Breslow's handling of ties (every tied event sees the
     full risk set). Same arguments and conventions as :func:`cox_efron_loss`; the two agree when no
     event times are tied.
@@ -137,8 +143,9 @@ def cox_breslow_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor
     return _reduce(total, e.sum(), reduction)
 
 
-def logistic_hazard_loss(logits: torch.Tensor, bin_index: torch.Tensor, event: torch.Tensor,
-                         reduction: str = "mean") -> torch.Tensor:
+def logistic_hazard_loss(
+    logits: torch.Tensor, bin_index: torch.Tensor, event: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Negative log-likelihood of the discrete-time logistic-hazard model (pycox ``LogisticHazard``).
 
     Case ``i`` in interval ``k`` contributes the binary cross-entropy of every interval ``j <= k``:
@@ -161,8 +168,10 @@ def logistic_hazard_loss(logits: torch.Tensor, bin_index: torch.Tensor, event: t
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     if logits.dim() != 2 or bin_index.shape != logits.shape[:1] or event.shape != logits.shape[:1]:
-        raise ValueError("logits must be (n, bins) with bin_index and event (n,), got "
-                         f"{tuple(logits.shape)}, {tuple(bin_index.shape)} and {tuple(event.shape)}.")
+        raise ValueError(
+            "logits must be (n, bins) with bin_index and event (n,), got "
+            f"{tuple(logits.shape)}, {tuple(bin_index.shape)} and {tuple(event.shape)}."
+        )
     if bin_index.is_floating_point() or bin_index.is_complex():
         raise ValueError(f"bin_index must be an integer tensor, got {bin_index.dtype}.")
     bins = logits.shape[1]
@@ -171,8 +180,9 @@ def logistic_hazard_loss(logits: torch.Tensor, bin_index: torch.Tensor, event: t
         return logits.sum() * 0
     if bool(index.min() < 0) or bool(index.max() >= bins):
         raise ValueError(f"bin_index must lie in [0, {bins - 1}] for {bins} intervals.")
-    target = torch.zeros_like(logits).scatter(1, index[:, None], event.to(device=logits.device,
-                                                                         dtype=logits.dtype)[:, None])
+    target = torch.zeros_like(logits).scatter(
+        1, index[:, None], event.to(device=logits.device, dtype=logits.dtype)[:, None]
+    )
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     at_risk = torch.arange(bins, device=logits.device)[None, :] <= index[:, None]
     per_case = (bce * at_risk).sum(1)

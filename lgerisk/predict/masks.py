@@ -11,6 +11,7 @@ Conventions, tried in order for a scan ``DIR/X.ext`` (``.nii.gz``, ``.nii``, ``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lgerisk.errors import CaseError, InputError
@@ -58,7 +59,7 @@ def find_mask(scan: str | Path) -> Path | None:
     return None
 
 
-def scan_case(scan: str | Path, mask: str | Path | None = None) -> Case:
+def scan_case(scan: str | os.PathLike[str], mask: str | os.PathLike[str] | None = None) -> Case:
     """The ``Case`` of one scan: its id is the file's stem (never the path), its mask given or found."""
     scan = Path(scan)
     if not scan.exists():
@@ -67,8 +68,10 @@ def scan_case(scan: str | Path, mask: str | Path | None = None) -> Case:
         raise InputError(f"{scan}: folder is empty.")
     found = Path(mask) if mask is not None else find_mask(scan)
     if found is None:
-        raise InputError(f"{scan}: no segmentation found; give --mask, or put it beside the scan as "
-                         f"{scan_stem(scan)}_seg.nii.gz (see README, 'Predict').")
+        raise InputError(
+            f"{scan}: no segmentation found; give --mask, or put it beside the scan as "
+            f"{scan_stem(scan)}_seg.nii.gz (see docs/commands.md, 'Masks')."
+        )
     if not found.exists():
         raise InputError(f"{found}: mask file does not exist.")
     stem = scan_stem(scan) if scan.is_file() else scan.name

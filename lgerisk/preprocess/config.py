@@ -72,7 +72,6 @@ class PreprocessConfig(JsonConfig):
         if self.greyzone_nsd <= 0:
             raise InputError(f"--greyzone-nsd {self.greyzone_nsd}: must be positive.")
 
-
     def settings_hash(self) -> str:
         """Short stable hash of the settings and the algorithm version (outputs change with either)."""
         from lgerisk.preprocess import ALGORITHM_VERSION

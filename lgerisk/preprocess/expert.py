@@ -40,15 +40,17 @@ class SettingAgreement:
     median_dice: float
 
 
-def compare_with_experts(cases: Sequence[Case], labels: str,
-                         settings: dict[str, PreprocessConfig]) -> list[ScarComparison]:
+def compare_with_experts(
+    cases: Sequence[Case], labels: str, settings: dict[str, PreprocessConfig]
+) -> list[ScarComparison]:
     """Per case and setting, the derived scar against the experts' (``labels`` must name scar).
 
     ``settings`` maps a display name to a config whose ``scar_method`` is derived; its ``labels`` are
     replaced by ``labels``.
 
     Example:
-        >>> rows = compare_with_experts(cohort.cases, "myops", {"fwhm": PreprocessConfig(scar_method="fwhm")})  # doctest: +SKIP
+        >>> methods = {"fwhm": PreprocessConfig(scar_method="fwhm")}                 # doctest: +SKIP
+        >>> rows = compare_with_experts(cohort.cases, "myops", methods)               # doctest: +SKIP
     """
     from lgerisk.preprocess.pipeline import preprocess_case
 
@@ -57,8 +59,16 @@ def compare_with_experts(cases: Sequence[Case], labels: str,
         expert = preprocess_case(case, PreprocessConfig(labels=labels, scar_method="label")).qc
         for name, config in settings.items():
             qc = preprocess_case(case, replace(config, labels=labels)).qc
-            rows.append(ScarComparison(case.case_id, name, float(expert["scar_percent"]), float(qc["scar_percent"]),
-                                       float(qc["greyzone_percent"]), qc["scar_label_dice"]))
+            rows.append(
+                ScarComparison(
+                    case.case_id,
+                    name,
+                    float(expert["scar_percent"]),
+                    float(qc["scar_percent"]),
+                    float(qc["greyzone_percent"]),
+                    qc["scar_label_dice"],
+                )
+            )
     return rows
 
 
@@ -69,9 +79,16 @@ def summarise(rows: Sequence[ScarComparison]) -> list[SettingAgreement]:
     for name in names:
         mine = [row for row in rows if row.setting == name]
         dices = [row.dice for row in mine if row.dice is not None]
-        out.append(SettingAgreement(name, agreement(np.array([row.derived_scar_percent for row in mine]),
-                                                    np.array([row.expert_scar_percent for row in mine])),
-                                    float(np.median(dices)) if dices else float("nan")))
+        out.append(
+            SettingAgreement(
+                name,
+                agreement(
+                    np.array([row.derived_scar_percent for row in mine]),
+                    np.array([row.expert_scar_percent for row in mine]),
+                ),
+                float(np.median(dices)) if dices else float("nan"),
+            )
+        )
     return out
 
 
@@ -102,14 +119,28 @@ def compare_grid(cases: Sequence[Case], labels: str, settings: Sequence[DerivedS
         myocardium = myocardium_of(canonical.internal)
         expert_percent = 100.0 * expert.sum() / max(int(myocardium.sum()), 1)
         for setting in settings:
-            result = quantify_scar(canonical.values, canonical.internal, setting.method, nsd=setting.nsd,
-                                   remote=setting.remote, smoothing_mm=setting.smoothing_mm,
-                                   spacing=canonical.image.GetSpacing(), rules=setting.rules)
+            result = quantify_scar(
+                canonical.values,
+                canonical.internal,
+                setting.method,
+                nsd=setting.nsd,
+                remote=setting.remote,
+                smoothing_mm=setting.smoothing_mm,
+                spacing=canonical.image.GetSpacing(),
+                rules=setting.rules,
+            )
             found = np.isin(result.labels, (SCAR, NOREFLOW))
             grey = result.labels == 5
-            rows.append(ScarComparison(case.case_id, setting.name, float(expert_percent),
-                                       100.0 * found.sum() / max(int(myocardium.sum()), 1),
-                                       100.0 * grey.sum() / max(int(myocardium.sum()), 1), dice(found, expert)))
+            rows.append(
+                ScarComparison(
+                    case.case_id,
+                    setting.name,
+                    float(expert_percent),
+                    100.0 * found.sum() / max(int(myocardium.sum()), 1),
+                    100.0 * grey.sum() / max(int(myocardium.sum()), 1),
+                    dice(found, expert),
+                )
+            )
     return rows
 
 
@@ -140,14 +171,20 @@ def leave_one_out(rows: Sequence[ScarComparison]) -> LeaveOneOut:
     chosen, measured, reference, dices = {}, [], [], []
     for held_out in by_case:
         others = [case for case in by_case if case != held_out]
-        best = min(names, key=lambda name: float(np.mean([abs(by_case[c][name].derived_scar_percent
-                                                               - by_case[c][name].expert_scar_percent)
-                                                           for c in others])))
+        best = min(
+            names,
+            key=lambda name: float(
+                np.mean(
+                    [abs(by_case[c][name].derived_scar_percent - by_case[c][name].expert_scar_percent) for c in others]
+                )
+            ),
+        )
         row = by_case[held_out][best]
         chosen[held_out] = best
         measured.append(row.derived_scar_percent)
         reference.append(row.expert_scar_percent)
         if row.dice is not None:
             dices.append(row.dice)
-    return LeaveOneOut(agreement(np.array(measured), np.array(reference)),
-                       float(np.median(dices)) if dices else float("nan"), chosen)
+    return LeaveOneOut(
+        agreement(np.array(measured), np.array(reference)), float(np.median(dices)) if dices else float("nan"), chosen
+    )

@@ -9,7 +9,7 @@ only: LGE slices are 8-23 mm apart and are never interpolated between.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def canonical_orientation(image: sitk.Image, labels: sitk.Image) -> tuple[sitk.I
     import SimpleITK as sitk
 
     axis = slice_axis(image.GetSpacing())
-    order = tuple(a for a in (0, 1, 2) if a != axis) + (axis,)
+    order = cast("tuple[int, int, int]", tuple(a for a in (0, 1, 2) if a != axis) + (axis,))  # axis in 0..2
     if order != (0, 1, 2):
         image = sitk.PermuteAxes(image, list(order))
         labels = sitk.PermuteAxes(labels, list(order))
@@ -107,8 +107,9 @@ def resample_image(image: sitk.Image, reference: sitk.Image, default: float = 0.
     """Linear resampling of intensities onto ``reference`` (outside the scan: ``default``)."""
     import SimpleITK as sitk
 
-    return sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear,
-                         default, sitk.sitkFloat32)
+    return sitk.Resample(
+        sitk.Cast(image, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, default, sitk.sitkFloat32
+    )
 
 
 def resample_labels(labels: sitk.Image, reference: sitk.Image, values: tuple[int, ...]) -> sitk.Image:
@@ -121,8 +122,9 @@ def resample_labels(labels: sitk.Image, reference: sitk.Image, values: tuple[int
     for value in (0, *values):
         indicator = sitk.GetImageFromArray((array == value).astype(np.float32))
         indicator.CopyInformation(labels)
-        resampled = sitk.Resample(indicator, reference, sitk.Transform(), sitk.sitkLinear,
-                                  1.0 if value == 0 else 0.0, sitk.sitkFloat32)
+        resampled = sitk.Resample(
+            indicator, reference, sitk.Transform(), sitk.sitkLinear, 1.0 if value == 0 else 0.0, sitk.sitkFloat32
+        )
         weights.append(sitk.GetArrayFromImage(resampled))
     winner = np.asarray((0, *values), dtype=np.uint8)[np.argmax(np.stack(weights), axis=0)]
     out = sitk.GetImageFromArray(winner)

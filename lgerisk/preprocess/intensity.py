@@ -22,8 +22,9 @@ class Normalisation:
         return ((values - self.offset) / self.scale).astype(np.float32)
 
 
-def fit_normalisation(method: str, remote_mean: float, blood_mean: float, crop: np.ndarray,
-                      source: str) -> Normalisation:
+def fit_normalisation(
+    method: str, remote_mean: float, blood_mean: float, crop: np.ndarray, source: str
+) -> Normalisation:
     """Choose offset and scale.
 
     ``myo-blood``: remote myocardium -> 0, blood pool -> 1 (needs the blood pool brighter than
@@ -37,8 +38,10 @@ def fit_normalisation(method: str, remote_mean: float, blood_mean: float, crop: 
     if method == "myo-blood":
         contrast = blood_mean - remote_mean
         if not contrast > 0:
-            raise CaseError(f"{source}: blood pool (mean {blood_mean:.4g}) is not brighter than remote myocardium "
-                            f"(median {remote_mean:.4g}); not an LGE contrast — try --normalisation zscore.")
+            raise CaseError(
+                f"{source}: blood pool (mean {blood_mean:.4g}) is not brighter than remote myocardium "
+                f"(median {remote_mean:.4g}); not an LGE contrast — try --normalisation zscore."
+            )
         return Normalisation(method, remote_mean, contrast)
     if method == "zscore":
         return Normalisation(method, float(crop.mean()), float(crop.std()) or 1.0)

@@ -87,7 +87,7 @@ def source_hash(path: Path | None) -> str | None:
 
 def resolve_scar_method(method: str, label_map: LabelMap, from_names: bool = False) -> str:
     """``auto`` -> ``label`` when the map names scar labels, else ``fwhm`` (the derived method that agrees
-    best with experts on real scans; README "Scar quantification"); ``label`` needs scar labels.
+    best with experts on real scans; docs/preprocessing.md, "Scar quantification"); ``label`` needs scar labels.
     ``from_names``: the masks are DICOM SEG/RTSTRUCT objects, whose scar is named by the name map."""
     named = label_map.names_scar if from_names else label_map.has_scar
     if method == "auto":
@@ -95,8 +95,11 @@ def resolve_scar_method(method: str, label_map: LabelMap, from_names: bool = Fal
     if method == "label" and not named:
         from lgerisk.errors import InputError
 
-        what = "name map names no scar structure" if from_names else f"label map '{label_map.to_spec()}' names no " \
-            "scar label"
+        what = (
+            "name map names no scar structure"
+            if from_names
+            else f"label map '{label_map.to_spec()}' names no scar label"
+        )
         raise InputError(f"--scar-method label: the {what}; use --scar-method nsd or fwhm, or name scar in --labels.")
     return method
 
@@ -159,14 +162,17 @@ def read_canonical(case: Case, label_map: LabelMap) -> CanonicalCase:
     from lgerisk.io.dicom_masks import is_dicom_mask, read_dicom_mask
 
     if case.mask is None:
-        raise CaseError(f"{case.image}: no mask found for case {case.case_id!r} (looked in masks/, labels/, "
-                        "Contours/, the DICOM series folder or the manifest's mask column).")
+        raise CaseError(
+            f"{case.image}: no mask found for case {case.case_id!r} (looked in masks/, labels/, "
+            "Contours/, the DICOM series folder or the manifest's mask column)."
+        )
     raw_image = read_volume(case.image, "image")
     dicom_mask = is_dicom_mask(case.mask)
     raw_mask = None if dicom_mask else read_volume(case.mask, "mask")
     if raw_image.GetSize()[2] < 2 or min(raw_image.GetSize()) < 2:
-        raise CaseError(f"{case.image}: image has size {raw_image.GetSize()}; a stack of several short-axis "
-                        "slices is needed.")
+        raise CaseError(
+            f"{case.image}: image has size {raw_image.GetSize()}; a stack of several short-axis slices is needed."
+        )
     structures = None
     if raw_mask is None:
         image_values = image_array(raw_image, case.image)
@@ -214,22 +220,30 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     values, internal, reorientation = canonical.values, canonical.internal, canonical.reorientation
 
     spacing = image.GetSpacing()
-    scar = quantify_scar(values, internal, method, nsd=config.nsd, greyzone_nsd=config.greyzone_nsd,
-                         remote=config.remote_method, smoothing_mm=config.scar_smoothing_mm, spacing=spacing)
+    scar = quantify_scar(
+        values,
+        internal,
+        method,
+        nsd=config.nsd,
+        greyzone_nsd=config.greyzone_nsd,
+        remote=config.remote_method,
+        smoothing_mm=config.scar_smoothing_mm,
+        spacing=spacing,
+    )
     refined = sitk.GetImageFromArray(scar.labels)
     refined.CopyInformation(labels)
     volumes = tissue_volumes_ml(scar.labels, float(np.prod(spacing)))
     blood = scar.labels == BLOOD
     blood_mean = float(values[blood].mean()) if blood.any() else float("nan")
 
-    reference = geometry.crop_grid(image, geometry.lv_centre_index(scar.labels), config.inplane_spacing_mm,
-                                   config.crop_size)
+    reference = geometry.crop_grid(
+        image, geometry.lv_centre_index(scar.labels), config.inplane_spacing_mm, config.crop_size
+    )
     background = float(np.percentile(values, 1))
     cropped = geometry.resample_image(image, reference, default=background)
     cropped_labels = geometry.resample_labels(refined, reference, (BLOOD, MYOCARDIUM, SCAR, NOREFLOW, GREYZONE))
     crop_values = sitk.GetArrayFromImage(cropped)
-    normalisation = fit_normalisation(config.normalisation, scar.remote.mean, blood_mean, crop_values,
-                                      str(case.image))
+    normalisation = fit_normalisation(config.normalisation, scar.remote.mean, blood_mean, crop_values, str(case.image))
     normalised = sitk.GetImageFromArray(normalisation.apply(crop_values))
     normalised.CopyInformation(reference)
 
@@ -237,8 +251,10 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     kept_fraction = geometry.fraction_inside(myocardium_of(scar.labels), image, reference)
     warnings = []
     if kept_fraction < CROP_KEEP_WARNING:
-        warnings.append(f"only {100 * kept_fraction:.1f} % of the myocardium lies inside the "
-                        f"{config.crop_size}-voxel crop; consider a larger --crop")
+        warnings.append(
+            f"only {100 * kept_fraction:.1f} % of the myocardium lies inside the "
+            f"{config.crop_size}-voxel crop; consider a larger --crop"
+        )
     slices_with_myocardium = int(myocardium_of(scar.labels).reshape(scar.labels.shape[0], -1).any(axis=1).sum())
     if slices_with_myocardium < 3:
         warnings.append(f"myocardium is labelled on only {slices_with_myocardium} slice(s)")
@@ -262,7 +278,8 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         "noreflow_percent": _percent(volumes["noreflow_volume_ml"], myocardium_ml),
         "greyzone_percent": _percent(volumes["greyzone_volume_ml"], myocardium_ml),
         "scar_label_dice": _rounded(dice(np.isin(scar.labels, (SCAR, NOREFLOW)), label_scar))
-        if method != "label" and scar_named else None,
+        if method != "label" and scar_named
+        else None,
         "remote_method": scar.remote.method,
         "remote_mean": round(scar.remote.mean, 4),
         "remote_sd": round(scar.remote.sd, 4),
@@ -338,8 +355,9 @@ def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
     """Whether ``record`` was made from the case's current image and mask (by SHA-256); a vanished
     input counts as changed (the case is then redone and the error names the file)."""
     try:
-        return (record.get("image_sha256") == source_hash(case.image)
-                and record.get("mask_sha256") == source_hash(case.mask))
+        return record.get("image_sha256") == source_hash(case.image) and record.get("mask_sha256") == source_hash(
+            case.mask
+        )
     except OSError:
         return False
 
@@ -356,8 +374,9 @@ def is_case_done(case: Case, out: Path, config: PreprocessConfig, dicom_seg: boo
     return qc is not None and inputs_unchanged(qc, case) and all((folder / name).is_file() for name in names)
 
 
-def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig,
-             dicom_seg: bool = False) -> dict[str, Any]:
+def run_case(
+    case: Case, out: str | os.PathLike[str], config: PreprocessConfig, dicom_seg: bool = False
+) -> dict[str, Any]:
     """Preprocess and write one case (with ``dicom_seg``, also the DICOM SEG of its scar and grey zone over
     its DICOM series; a scan that is no DICOM series gets a warning instead); returns its QC (the batch
     runner's unit of work).

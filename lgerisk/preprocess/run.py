@@ -45,15 +45,38 @@ INTENSITY_SCAR_METHODS = ("nsd", "fwhm")
 """Scar methods that derive scar from intensity: given explicitly, a map may leave mask labels unnamed
 without stopping the cohort."""
 
-QC_COLUMNS = ("scar_method", "myocardium_volume_ml", "myocardium_mass_g", "blood_pool_volume_ml", "scar_volume_ml",
-              "scar_percent", "noreflow_percent", "greyzone_percent", "scar_label_dice", "remote_mean", "remote_sd",
-              "blood_pool_mean", "slice_count", "slice_spacing_mm", "slices_with_myocardium",
-              "myocardium_in_crop_fraction", "warnings", "settings_hash")
+QC_COLUMNS = (
+    "scar_method",
+    "myocardium_volume_ml",
+    "myocardium_mass_g",
+    "blood_pool_volume_ml",
+    "scar_volume_ml",
+    "scar_percent",
+    "noreflow_percent",
+    "greyzone_percent",
+    "scar_label_dice",
+    "remote_mean",
+    "remote_sd",
+    "blood_pool_mean",
+    "slice_count",
+    "slice_spacing_mm",
+    "slices_with_myocardium",
+    "myocardium_in_crop_fraction",
+    "warnings",
+    "settings_hash",
+)
 
 
-def preprocess_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], config: PreprocessConfig,
-                      jobs: int = 1, shard: Shard = Shard(), quiet: bool = False,
-                      debug: bool = False, dicom_seg: bool = False) -> tuple[BatchReport, Any]:
+def preprocess_cohort(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: PreprocessConfig,
+    jobs: int = 1,
+    shard: Shard = Shard(),
+    quiet: bool = False,
+    debug: bool = False,
+    dicom_seg: bool = False,
+) -> tuple[BatchReport, Any]:
     """Preprocess every case of ``data`` into ``out``; returns the batch report and the cases table.
 
     Cases already done with the same inputs and settings are skipped, so a rerun resumes. The label map
@@ -76,17 +99,30 @@ def preprocess_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str],
     if dicom_seg:
         check_seg_sources([case.image for case in cohort.cases], str(data))
     check_map_fits(first_mask_labels(case.mask for case in cohort.cases), label_map, str(data), allow_unnamed)
-    check_names_fit(first_structure_names(case.mask for case in cohort.cases), label_map, str(data),
-                    scar_auto=config.scar_method == "auto")
+    check_names_fit(
+        first_structure_names(case.mask for case in cohort.cases),
+        label_map,
+        str(data),
+        scar_auto=config.scar_method == "auto",
+    )
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
-    write_json(out_path / SETTINGS_FILE, {"settings": config.to_dict(), "settings_hash": config.settings_hash(),
-                                          "lgerisk_version": lgerisk.__version__})
+    write_json(
+        out_path / SETTINGS_FILE,
+        {"settings": config.to_dict(), "settings_hash": config.settings_hash(), "lgerisk_version": lgerisk.__version__},
+    )
     selected = shard.select(cohort.cases)
-    report = run_batch(selected, partial(run_case, out=out_path, config=config, dicom_seg=dicom_seg),
-                       partial(is_case_done, out=out_path, config=config, dicom_seg=dicom_seg), out_path, jobs=jobs,
-                       description="preprocess", quiet=quiet, debug=debug,
-                       stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)))
+    report = run_batch(
+        selected,
+        partial(run_case, out=out_path, config=config, dicom_seg=dicom_seg),
+        partial(is_case_done, out=out_path, config=config, dicom_seg=dicom_seg),
+        out_path,
+        jobs=jobs,
+        description="preprocess",
+        quiet=quiet,
+        debug=debug,
+        stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)),
+    )
     table = write_cases_table(cohort, out_path, config)
     collect_errors(out_path)
     return report, table
@@ -101,10 +137,13 @@ def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> An
         qc = read_record(case_dir(out, case.case_id) / QC_FILE, config.settings_hash())
         if qc is None:
             continue
-        row: dict[str, Any] = {"case_id": case.case_id,
-                               "image": f"cases/{case.case_id}/{IMAGE_FILE}",
-                               "mask": f"cases/{case.case_id}/{MASK_FILE}",
-                               "time": case.time, "event": case.event}
+        row: dict[str, Any] = {
+            "case_id": case.case_id,
+            "image": f"cases/{case.case_id}/{IMAGE_FILE}",
+            "mask": f"cases/{case.case_id}/{MASK_FILE}",
+            "time": case.time,
+            "event": case.event,
+        }
         row.update(case.covariates)
         for key in QC_COLUMNS:
             value = qc.get(key)

@@ -1,6 +1,6 @@
 """Scar and grey zone inside the myocardium: from labels, or derived from the image.
 
-Definitions (documented in the README, "Scar quantification"):
+Definitions (documented in docs/preprocessing.md, "Scar quantification"):
 
 * **remote reference** — the intensity statistics of myocardium *without enhancement*, never of the
   whole wall (whose statistics move with scar size). It is estimated on the myocardium eroded by one
@@ -143,8 +143,9 @@ def robust_statistics(values: np.ndarray) -> tuple[float, float]:
     return median, sd
 
 
-def two_gaussian_mixture(values: np.ndarray, iterations: int = 300,
-                         tolerance: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def two_gaussian_mixture(
+    values: np.ndarray, iterations: int = 300, tolerance: float = 1e-7
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Means, SDs and weights (ascending by mean) of a two-Gaussian mixture fitted by EM.
 
     Started from the 25th and 90th percentiles (remote is usually the larger, darker class).
@@ -210,8 +211,11 @@ def remote_reference(values: np.ndarray, method: str = "mixture") -> RemoteRefer
         return RemoteReference(mean, sd, method, False, int(x.size), kept.size / x.size)
     if method == "mixture":
         means, sds, weights = two_gaussian_mixture(x)
-        distinct = (means[1] - means[0] >= MIXTURE_MIN_SEPARATION * sds[0] and weights[1] >= MIXTURE_MIN_WEIGHT
-                    and weights[0] >= MIXTURE_MIN_REMOTE_WEIGHT)
+        distinct = (
+            means[1] - means[0] >= MIXTURE_MIN_SEPARATION * sds[0]
+            and weights[1] >= MIXTURE_MIN_WEIGHT
+            and weights[0] >= MIXTURE_MIN_REMOTE_WEIGHT
+        )
         if not distinct:
             mean, sd = robust_statistics(x)
             return RemoteReference(mean, sd, method, True, int(x.size), 1.0)
@@ -232,8 +236,7 @@ def remote_region(myocardium: np.ndarray, min_voxels: int = 50) -> np.ndarray:
     return eroded if eroded.sum() >= min_voxels else myocardium
 
 
-def smooth_within(image: np.ndarray, region: np.ndarray, sigma_mm: float,
-                  spacing: tuple[float, ...]) -> np.ndarray:
+def smooth_within(image: np.ndarray, region: np.ndarray, sigma_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
     """In-plane Gaussian smoothing of ``image`` restricted to ``region`` (normalised convolution).
 
     Voxels outside ``region`` neither change nor contribute, so the bright blood pool does not
@@ -275,8 +278,9 @@ def drop_small_clusters(region: np.ndarray, min_voxels: int = MIN_CLUSTER_VOXELS
     return clean_clusters(region, min_voxels)
 
 
-def clean_clusters(region: np.ndarray, min_voxels: int, depth_mm: np.ndarray | None = None,
-                   rim_mm: float = 0.0) -> np.ndarray:
+def clean_clusters(
+    region: np.ndarray, min_voxels: int, depth_mm: np.ndarray | None = None, rim_mm: float = 0.0
+) -> np.ndarray:
     """Keep in-plane (per slice, 8-connected) clusters of at least ``min_voxels`` voxels and, when
     ``depth_mm`` is given, with at least ``min_voxels`` voxels deeper than ``rim_mm`` from the epicardium.
 
@@ -323,9 +327,17 @@ def fwhm_peak(smoothed: np.ndarray, candidates: np.ndarray, percentile: float = 
     return float(np.percentile(smoothed[labelled == int(sizes.argmax())], percentile))
 
 
-def quantify_scar(image: np.ndarray, labels: np.ndarray, method: str, nsd: float = 5.0,
-                  greyzone_nsd: float = 2.0, remote: str = "mixture", smoothing_mm: float = 2.5,
-                  spacing: tuple[float, ...] = (1.0, 1.0, 1.0), rules: ScarRules = ScarRules()) -> ScarResult:
+def quantify_scar(
+    image: np.ndarray,
+    labels: np.ndarray,
+    method: str,
+    nsd: float = 5.0,
+    greyzone_nsd: float = 2.0,
+    remote: str = "mixture",
+    smoothing_mm: float = 2.5,
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+    rules: ScarRules = ScarRules(),
+) -> ScarResult:
     """Scar core and grey zone of one case.
 
     Args:
@@ -380,8 +392,9 @@ def quantify_scar(image: np.ndarray, labels: np.ndarray, method: str, nsd: float
     grey = clean(myocardium & ~core & (smoothed > greyzone_threshold) & (smoothed < core_threshold))
     out[core] = SCAR
     out[grey] = GREYZONE
-    return ScarResult(out, method, reference, None if not np.isfinite(core_threshold) else core_threshold,
-                      greyzone_threshold, peak)
+    return ScarResult(
+        out, method, reference, None if not np.isfinite(core_threshold) else core_threshold, greyzone_threshold, peak
+    )
 
 
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:

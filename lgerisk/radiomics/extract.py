@@ -24,8 +24,15 @@ from lgerisk.radiomics.settings import ROIS
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
-QC_COLUMNS = ("scar_method", "myocardium_volume_ml", "myocardium_mass_g", "scar_volume_ml", "scar_percent",
-              "noreflow_percent", "greyzone_percent")
+QC_COLUMNS = (
+    "scar_method",
+    "myocardium_volume_ml",
+    "myocardium_mass_g",
+    "scar_volume_ml",
+    "scar_percent",
+    "noreflow_percent",
+    "greyzone_percent",
+)
 """Scar metrics copied from the case's preprocessing QC into the feature table."""
 
 
@@ -86,8 +93,9 @@ def _value(value: Any) -> Any:
     return value
 
 
-def extract_rois(image: sitk.Image, labels: np.ndarray, params: dict[str, Any], rois: tuple[str, ...],
-                 extractor: Any = None) -> dict[str, Any]:
+def extract_rois(
+    image: sitk.Image, labels: np.ndarray, params: dict[str, Any], rois: tuple[str, ...], extractor: Any = None
+) -> dict[str, Any]:
     """Features of every ROI of one case: ``ROI__voxel_count``, ``ROI__status``, ``ROI__<feature>``,
     plus pyradiomics' provenance (versions, image hash) and each ROI's mask hash.
 
@@ -131,9 +139,13 @@ def _versions() -> dict[str, str]:
     import radiomics
     import SimpleITK as sitk
 
-    return {"pyradiomics_version": radiomics.__version__, "numpy_version": np.__version__,
-            "simpleitk_version": sitk.Version.VersionString(), "pywavelet_version": pywt.__version__,
-            "python_version": platform.python_version()}
+    return {
+        "pyradiomics_version": radiomics.__version__,
+        "numpy_version": np.__version__,
+        "simpleitk_version": sitk.Version.VersionString(),
+        "pywavelet_version": pywt.__version__,
+        "python_version": platform.python_version(),
+    }
 
 
 def read_case(image_path: Path, mask_path: Path) -> tuple[sitk.Image, np.ndarray]:
@@ -157,11 +169,18 @@ def case_qc(image_path: Path) -> dict[str, Any]:
     return {key: qc.get(key) for key in QC_COLUMNS}
 
 
-def feature_row(case_id: str, image_path: Path, mask_path: Path, params: dict[str, Any], rois: tuple[str, ...],
-                settings_hash: str) -> dict[str, Any]:
+def feature_row(
+    case_id: str, image_path: Path, mask_path: Path, params: dict[str, Any], rois: tuple[str, ...], settings_hash: str
+) -> dict[str, Any]:
     """One feature-table row: ``case_id``, features, QC scar metrics, provenance columns."""
     image, labels = read_case(image_path, mask_path)
     features = extract_rois(image, labels, params, rois)
     provenance = features.pop("__provenance__")
-    return {"case_id": case_id, **features, **case_qc(image_path), **provenance,
-            "settings_hash": settings_hash, "lgerisk_version": lgerisk.__version__}
+    return {
+        "case_id": case_id,
+        **features,
+        **case_qc(image_path),
+        **provenance,
+        "settings_hash": settings_hash,
+        "lgerisk_version": lgerisk.__version__,
+    }

@@ -2,7 +2,7 @@
 
 Given ``--out work/radiomics.csv``::
 
-    work/radiomics.csv               the feature table (a row a case; see README "Feature table")
+    work/radiomics.csv               the feature table (a row a case; see docs/commands.md, "Feature table")
     work/radiomics.errors.csv        cases that failed and why (absent when none failed)
     work/radiomics.stability.csv     per-feature ICCs (with --stability)
     work/radiomics.parts/            one JSON a case (resume cache; safe to delete)
@@ -48,8 +48,15 @@ class PreprocessedSelection:
     raw: bool
 
 
-def preprocessed_cohort(data: str | os.PathLike[str], cache: Path, config: PreprocessConfig, jobs: int,
-                        quiet: bool, debug: bool, shard: Shard = Shard()) -> PreprocessedSelection:
+def preprocessed_cohort(
+    data: str | os.PathLike[str],
+    cache: Path,
+    config: PreprocessConfig,
+    jobs: int,
+    quiet: bool,
+    debug: bool,
+    shard: Shard = Shard(),
+) -> PreprocessedSelection:
     """The cases of ``shard`` of ``data``, preprocessed: as-is when ``data`` is a preprocess output,
     else preprocessed into ``cache`` first (resumable; only the shard's cases, so SLURM array tasks
     never redo each other's). A raw cohort's cases are found by their own QC records, never through the
@@ -67,8 +74,9 @@ def preprocessed_cohort(data: str | os.PathLike[str], cache: Path, config: Prepr
     for case in selected:
         folder = case_dir(cache, case.case_id)
         if read_record(folder / QC_FILE, config.settings_hash()) is not None:
-            done.append(Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event,
-                             case.covariates))
+            done.append(
+                Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event, case.covariates)
+            )
     return PreprocessedSelection(tuple(done), all_ids, report.failed, cache, raw=True)
 
 
@@ -76,15 +84,28 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
-def extract_case(case: Case, parts: Path, params: dict[str, Any], rois: tuple[str, ...], settings: str,
-                 stability: bool = False, n_random: int = 2, seed: int = 0) -> dict[str, Any]:
+def extract_case(
+    case: Case,
+    parts: Path,
+    params: dict[str, Any],
+    rois: tuple[str, ...],
+    settings: str,
+    stability: bool = False,
+    n_random: int = 2,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Extract one case and cache its row (and its perturbation rows with ``stability``)."""
     from lgerisk.radiomics.extract import feature_row, read_case
 
+    assert case.mask is not None  # a preprocessed case always has its mask (preprocess writes it)
     (parts / "cases" / f"{case.case_id}.json").unlink(missing_ok=True)  # no stale row if this attempt fails
     row = feature_row(case.case_id, case.image, case.mask, params, rois, settings)
-    record: dict[str, Any] = {"settings_hash": settings, "image_sha256": source_hash(case.image),
-                              "mask_sha256": source_hash(case.mask), "row": _json_safe(row)}
+    record: dict[str, Any] = {
+        "settings_hash": settings,
+        "image_sha256": source_hash(case.image),
+        "mask_sha256": source_hash(case.mask),
+        "row": _json_safe(row),
+    }
     if stability:
         from lgerisk.radiomics.stability import perturbation_rows
 
@@ -110,12 +131,21 @@ def is_extracted(case: Case, parts: Path, settings: str, stability: bool, n_rand
     return not stability or record.get("perturbation_settings") == {"random_contours": n_random, "seed": seed}
 
 
-def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], params_path: str | None = None,
-                   image_types: tuple[str, ...] | None = None,
-                   rois: tuple[str, ...] = ("myocardium", "scar", "greyzone"), jobs: int = 1,
-                   shard: Shard = Shard(), stability: bool = False, n_random: int = 2, seed: int = 0,
-                   preprocess_config: PreprocessConfig = PreprocessConfig(), quiet: bool = False,
-                   debug: bool = False) -> tuple[BatchReport, Any, Any]:
+def extract_cohort(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    params_path: str | None = None,
+    image_types: tuple[str, ...] | None = None,
+    rois: tuple[str, ...] = ("myocardium", "scar", "greyzone"),
+    jobs: int = 1,
+    shard: Shard = Shard(),
+    stability: bool = False,
+    n_random: int = 2,
+    seed: int = 0,
+    preprocess_config: PreprocessConfig = PreprocessConfig(),
+    quiet: bool = False,
+    debug: bool = False,
+) -> tuple[BatchReport, Any, Any]:
     """Extract the feature table of ``data`` into ``out`` (CSV); returns report, table, stability table.
 
     Example:
@@ -127,10 +157,25 @@ def extract_cohort(data: str | os.PathLike[str], out: str | os.PathLike[str], pa
     parts = parts_dir(out_csv)  # created by the first write, once the cohort was found and checked
     selection = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs, quiet, debug, shard)
     write_json(parts / "settings.json", {"params": params, "rois": list(rois), "settings_hash": settings})
-    report = run_batch(selection.cases, partial(extract_case, parts=parts, params=params, rois=rois,
-                                                settings=settings, stability=stability, n_random=n_random, seed=seed),
-                       partial(is_extracted, parts=parts, settings=settings, stability=stability, n_random=n_random,
-                               seed=seed), parts, jobs=jobs, description="radiomics", quiet=quiet, debug=debug)
+    report = run_batch(
+        selection.cases,
+        partial(
+            extract_case,
+            parts=parts,
+            params=params,
+            rois=rois,
+            settings=settings,
+            stability=stability,
+            n_random=n_random,
+            seed=seed,
+        ),
+        partial(is_extracted, parts=parts, settings=settings, stability=stability, n_random=n_random, seed=seed),
+        parts,
+        jobs=jobs,
+        description="radiomics",
+        quiet=quiet,
+        debug=debug,
+    )
     report.failed.update(selection.failed)
     perturbation_settings = {"random_contours": n_random, "seed": seed} if stability else None
     table, stability_frame = assemble(selection.all_ids, parts, settings, out_csv, perturbation_settings)
@@ -151,8 +196,9 @@ def _write_errors(out_csv: Path, *tables: Any) -> None:
         path.unlink(missing_ok=True)
 
 
-def assemble(case_ids: tuple[str, ...], parts: Path, settings: str, out_csv: Path,
-             perturbation_settings: dict[str, int] | None) -> tuple[Any, Any]:
+def assemble(
+    case_ids: tuple[str, ...], parts: Path, settings: str, out_csv: Path, perturbation_settings: dict[str, int] | None
+) -> tuple[Any, Any]:
     """Gather every cached row of ``case_ids`` (all shards) into the feature table and, when
     ``perturbation_settings`` is given, the perturbation rows made with those settings into the
     stability table. A table with no rows is removed rather than left stale."""

@@ -33,8 +33,10 @@ def _parse_names(text: str, allowed: dict[str, Any], option: str, kind: str) -> 
     names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [name for name in names if name not in allowed]
     if unknown or not names:
-        raise InputError(f"{option} {text!r}: unknown {kind} {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(allowed)}.")
+        raise InputError(
+            f"{option} {text!r}: unknown {kind} {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(allowed)}."
+        )
     return names
 
 
@@ -48,7 +50,9 @@ def parse_image_types(text: str) -> tuple[str, ...]:
     return _parse_names(text, IMAGE_TYPES, "--image-types", "image type")
 
 
-def load_params(path: str | os.PathLike[str] | None = None, image_types: tuple[str, ...] | None = None) -> dict[str, Any]:
+def load_params(
+    path: str | os.PathLike[str] | None = None, image_types: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Read a pyradiomics parameter file (the shipped default when ``path`` is None), validate it
     with pyradiomics' own schema, and optionally replace its image types.
 
@@ -65,10 +69,12 @@ def load_params(path: str | os.PathLike[str] | None = None, image_types: tuple[s
     try:
         params = yaml.safe_load(source.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: not a YAML file ({str(exc).splitlines()[0]}).") from None
+        raise InputError(f"{source}: not a YAML file ({str(exc).splitlines()[0]}).") from exc
     if not isinstance(params, dict):
-        raise InputError(f"{source}: a pyradiomics parameter file is a YAML mapping (imageType, featureClass, "
-                         f"setting), not a {type(params).__name__}.")
+        raise InputError(
+            f"{source}: a pyradiomics parameter file is a YAML mapping (imageType, featureClass, "
+            f"setting), not a {type(params).__name__}."
+        )
     if image_types is not None:
         params = copy.deepcopy(params)
         params["imageType"] = {IMAGE_TYPES[name][0]: dict(IMAGE_TYPES[name][1]) for name in image_types}
@@ -87,17 +93,19 @@ def validate_params(params: dict[str, Any], source: str) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     schema_file, schema_functions = getParameterValidationFiles()
     try:
-        pykwalify.core.Core(source_data=copy.deepcopy(params), schema_files=[schema_file],
-                            extensions=[schema_functions]).validate()
+        pykwalify.core.Core(
+            source_data=copy.deepcopy(params), schema_files=[schema_file], extensions=[schema_functions]
+        ).validate()
     except Exception as exc:  # noqa: BLE001 - pykwalify raises SchemaError and plain exceptions alike
         message = " ".join(str(getattr(exc, "msg", exc)).split())
-        raise InputError(f"{source}: pyradiomics rejects these parameters ({brief(message, 300)}).") from None
+        raise InputError(f"{source}: pyradiomics rejects these parameters ({brief(message, 300)}).") from exc
 
 
 def params_hash(params: dict[str, Any], rois: tuple[str, ...]) -> str:
     """Short stable hash of the parameters and ROIs (a feature row is reused only under the same hash)."""
     from lgerisk.radiomics import EXTRACTION_VERSION
 
-    payload = json.dumps({"params": params, "rois": list(rois), "version": EXTRACTION_VERSION}, sort_keys=True,
-                         default=str)
+    payload = json.dumps(
+        {"params": params, "rois": list(rois), "version": EXTRACTION_VERSION}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -56,8 +56,9 @@ def _in_plane_structure() -> np.ndarray:
     return structure
 
 
-def randomise_contour(mask: np.ndarray, rng: np.random.Generator, amplitude: float = 1.0,
-                      smoothness: float = 2.0) -> np.ndarray:
+def randomise_contour(
+    mask: np.ndarray, rng: np.random.Generator, amplitude: float = 1.0, smoothness: float = 2.0
+) -> np.ndarray:
     """Shift the contour of ``mask`` in-plane by a smooth random field (SD about ``amplitude`` voxels)."""
     from scipy import ndimage
 
@@ -77,16 +78,20 @@ def perturbed_masks(mask: np.ndarray, n_random: int, seed: int) -> dict[str, np.
     from scipy import ndimage
 
     structure = _in_plane_structure()
-    masks = {"original": mask, "eroded": ndimage.binary_erosion(mask, structure),
-             "dilated": ndimage.binary_dilation(mask, structure)}
+    masks = {
+        "original": mask,
+        "eroded": ndimage.binary_erosion(mask, structure),
+        "dilated": ndimage.binary_dilation(mask, structure),
+    }
     rng = np.random.default_rng(seed)
     for index in range(1, n_random + 1):
         masks[f"random{index}"] = randomise_contour(mask, rng)
     return masks
 
 
-def perturbation_rows(image: Any, labels: np.ndarray, params: dict[str, Any], rois: tuple[str, ...],
-                      n_random: int = 2, seed: int = 0) -> dict[str, dict[str, Any]]:
+def perturbation_rows(
+    image: Any, labels: np.ndarray, params: dict[str, Any], rois: tuple[str, ...], n_random: int = 2, seed: int = 0
+) -> dict[str, dict[str, Any]]:
     """Feature rows of one case under every perturbation: {perturbation: {column: value}}."""
     from lgerisk.radiomics.extract import extract_rois, make_extractor
     from lgerisk.radiomics.settings import ROIS
@@ -131,11 +136,21 @@ def stability_table(rows_by_case: dict[str, dict[str, dict[str, Any]]]) -> Any:
                 ratings.append(array)
         icc11, icc31 = icc(np.asarray(ratings)) if len(ratings) >= 2 else (float("nan"), float("nan"))
         roi, feature = column.split("__", 1)
-        records.append({"feature": column, "roi": roi, "name": feature, "icc_1_1": icc11, "icc_3_1": icc31,
-                        "n_cases": len(ratings), "robust": bool(icc11 >= ROBUST_ICC),
-                        "excellent": bool(icc11 >= EXCELLENT_ICC)})
-    return pd.DataFrame(records, columns=["feature", "roi", "name", "icc_1_1", "icc_3_1", "n_cases", "robust",
-                                          "excellent"])
+        records.append(
+            {
+                "feature": column,
+                "roi": roi,
+                "name": feature,
+                "icc_1_1": icc11,
+                "icc_3_1": icc31,
+                "n_cases": len(ratings),
+                "robust": bool(icc11 >= ROBUST_ICC),
+                "excellent": bool(icc11 >= EXCELLENT_ICC),
+            }
+        )
+    return pd.DataFrame(
+        records, columns=["feature", "roi", "name", "icc_1_1", "icc_3_1", "n_cases", "robust", "excellent"]
+    )
 
 
 def robust_features(stability: Any, min_icc: float = ROBUST_ICC) -> list[str]:

@@ -35,8 +35,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         reason = brief(exc)
-        raise InputError(f"{path}: not a loadable lgerisk checkpoint (corrupted, or holds objects other than "
-                         f"tensors and plain data: {reason}).") from None
+        raise InputError(
+            f"{path}: not a loadable lgerisk checkpoint (corrupted, or holds objects other than "
+            f"tensors and plain data: {reason})."
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not an lgerisk checkpoint (no '{CHECKPOINT_FORMAT}' marker).")
     return state

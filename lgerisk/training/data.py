@@ -50,19 +50,27 @@ def read_feature_table(path: str | os.PathLike[str]) -> Any:
     try:
         table = pd.read_csv(path, dtype={"case_id": str}, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable CSV feature table ({str(exc).splitlines()[0]}).") from None
+        raise InputError(f"{path}: not a readable CSV feature table ({str(exc).splitlines()[0]}).") from exc
     if "case_id" not in table.columns:
         raise InputError(f"{path}: feature table has no case_id column.")
     if table["case_id"].duplicated().any():
-        raise InputError(f"{path}: case id {table['case_id'][table['case_id'].duplicated()].iloc[0]!r} appears "
-                         "more than once.")
+        raise InputError(
+            f"{path}: case id {table['case_id'][table['case_id'].duplicated()].iloc[0]!r} appears more than once."
+        )
     return table.set_index("case_id", drop=False)
 
 
-def prepare_data(data: str | os.PathLike[str], cache: Path, labels: str = "emidec",
-                 features: str | os.PathLike[str] | None = None, jobs: int = 1, quiet: bool = False,
-                 debug: bool = False, only: list[str] | None = None,
-                 preprocess: PreprocessConfig | None = None) -> PreparedData:
+def prepare_data(
+    data: str | os.PathLike[str],
+    cache: Path,
+    labels: str = "emidec",
+    features: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    quiet: bool = False,
+    debug: bool = False,
+    only: list[str] | None = None,
+    preprocess: PreprocessConfig | None = None,
+) -> PreparedData:
     """Preprocess ``data`` (unless it already is) and extract its radiomics (unless ``features`` is
     given), both cached under ``cache``; returns the usable cases and their feature rows.
 
@@ -77,17 +85,21 @@ def prepare_data(data: str | os.PathLike[str], cache: Path, labels: str = "emide
     excluded = dict(selection.failed)
     cases = selection.cases if only is None else tuple(c for c in selection.cases if c.case_id in set(only))
     if not cases:
-        raise InputError(f"{data}: no usable cases (every case failed preprocessing; see "
-                         f"{cache / 'preprocessed' / 'errors.csv'}).")
+        raise InputError(
+            f"{data}: no usable cases (every case failed preprocessing; see {cache / 'preprocessed' / 'errors.csv'})."
+        )
     if features is not None:
         table = read_feature_table(features)
         missing = [case.case_id for case in cases if case.case_id not in table.index]
         if missing:
-            raise InputError(f"{features}: feature table lacks {len(missing)} of the {len(cases)} cases "
-                             f"(e.g. {missing[0]!r}); extract it from the same data.")
+            raise InputError(
+                f"{features}: feature table lacks {len(missing)} of the {len(cases)} cases "
+                f"(e.g. {missing[0]!r}); extract it from the same data."
+            )
     else:
-        report, table, _ = extract_cohort(selection.source, cache / "radiomics.csv", jobs=jobs, quiet=quiet,
-                                          debug=debug)
+        report, table, _ = extract_cohort(
+            selection.source, cache / "radiomics.csv", jobs=jobs, quiet=quiet, debug=debug
+        )
         excluded.update(report.failed)
         table = table.set_index("case_id", drop=False) if len(table) else table
     usable = tuple(case for case in cases if case.case_id in getattr(table, "index", ()))
@@ -96,8 +108,14 @@ def prepare_data(data: str | os.PathLike[str], cache: Path, labels: str = "emide
     rows = table.loc[[c.case_id for c in usable]]
     features_path = Path(features) if features is not None else cache / "radiomics.csv"
     rows.attrs["source"] = str(features_path)  # named in errors
-    return PreparedData(cases=usable, features=rows, preprocess_settings=_preprocess_settings(selection.source),
-                        excluded=excluded, source=selection.source, features_path=features_path)
+    return PreparedData(
+        cases=usable,
+        features=rows,
+        preprocess_settings=_preprocess_settings(selection.source),
+        excluded=excluded,
+        source=selection.source,
+        features_path=features_path,
+    )
 
 
 def _preprocess_settings(source: Path) -> dict[str, Any]:

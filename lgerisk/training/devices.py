@@ -27,8 +27,10 @@ def resolve_device(spec: str, local_rank: int | None = None):  # noqa: ANN201 - 
     if not match:
         raise InputError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N.")
     if not torch.cuda.is_available():
-        raise InputError(f"--device {spec}: CUDA is not available here (torch {torch.__version__}, "
-                         f"built {'with' if torch.version.cuda else 'without'} CUDA); use --device cpu.")
+        raise InputError(
+            f"--device {spec}: CUDA is not available here (torch {torch.__version__}, "
+            f"built {'with' if torch.version.cuda else 'without'} CUDA); use --device cpu."
+        )
     index = int(match.group(1)) if match.group(1) else (local_rank or 0)
     if index >= torch.cuda.device_count():
         raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present.")

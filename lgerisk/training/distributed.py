@@ -49,8 +49,9 @@ def init_distributed(device: Any) -> DistributedContext:
     if not dist.is_initialized():
         # generous timeout: rank 0 may preprocess a raw cohort while the others wait
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=2))
-    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                              initialised=True)
+    return DistributedContext(
+        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, initialised=True
+    )
 
 
 def shutdown(context: DistributedContext) -> None:

@@ -35,16 +35,27 @@ import os
 import time as clock
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lgerisk
+from lgerisk.artifacts import (
+    CARD_FILE,
+    MODEL_FILE,
+    RISK_MODEL_FORMAT,
+    file_sha256,
+    save_risk_model,
+    write_card,
+)
 from lgerisk.config import JsonConfig
-from lgerisk.errors import InputError, brief
-from lgerisk.io.atomic import atomic_path, write_csv, write_json
+from lgerisk.errors import InputError
+from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.progress import progress
+from lgerisk.training.seeding import derive_seed
 
-MODEL_FILE, CARD_FILE = "model.pt", "model_card.json"
-MODEL_FORMAT = "lgerisk-survival-1"
+if TYPE_CHECKING:
+    from lgerisk.models.tabular import TabularScaling
+
+MODEL_FORMAT = RISK_MODEL_FORMAT
 MODES = ("probe", "full")
 SCAR_COLUMN = "scar_percent"
 
@@ -110,10 +121,16 @@ class FinetuneConfig(JsonConfig):
             raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1).")
         if self.head_pcs < 0:
             raise InputError(f"--head-pcs {self.head_pcs}: must be >= 0 (0: the whole embedding).")
-        if not (isinstance(self.scar_penalty_factor, (int, float)) and not isinstance(self.scar_penalty_factor, bool)
-                and math.isfinite(self.scar_penalty_factor) and self.scar_penalty_factor >= 0):
-            raise InputError(f"--scar-penalty-factor {self.scar_penalty_factor!r}: a finite number >= 0 (0: scar % "
-                             "and grey-zone % unpenalised, 1: penalised like the embedding).")
+        if not (
+            isinstance(self.scar_penalty_factor, (int, float))
+            and not isinstance(self.scar_penalty_factor, bool)
+            and math.isfinite(self.scar_penalty_factor)
+            and self.scar_penalty_factor >= 0
+        ):
+            raise InputError(
+                f"--scar-penalty-factor {self.scar_penalty_factor!r}: a finite number >= 0 (0: scar % "
+                "and grey-zone % unpenalised, 1: penalised like the embedding)."
+            )
         if self.head_penalty not in HEAD_PENALTIES:
             raise InputError(f"--head-penalty {self.head_penalty!r}: choose cv or fixed.")
         if self.folds == 1 or self.folds < 0:
@@ -129,8 +146,11 @@ class FinetuneConfig(JsonConfig):
 
     def settings_hash(self) -> str:
         """Hash of everything that changes a fit (finished parts are reused only under the same hash)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("n_boot",)
-                   and not (k == "scar_penalty_factor" and v == 1.0)}  # added later: at its default, old runs resume
+        payload = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ("n_boot",) and not (k == "scar_penalty_factor" and v == 1.0)
+        }  # added later: at its default, old runs resume
         payload["baselines_version"] = BASELINES_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -173,9 +193,9 @@ class Workspace:
 # ---------------------------------------------------------------- data
 
 
-def labelled_cases(prepared: Any, outcomes: str | os.PathLike[str] | None,
-                   covariates: tuple[str, ...]) -> tuple[list[str], dict[str, float], dict[str, int], Any,
-                                                          dict[str, str]]:
+def labelled_cases(
+    prepared: Any, outcomes: str | os.PathLike[str] | None, covariates: tuple[str, ...]
+) -> tuple[list[str], dict[str, float], dict[str, int], Any, dict[str, str]]:
     """The usable cases with an outcome (and every requested covariate): ids, time, event, covariate
     frame, and the cases left out with why."""
     import pandas as pd
@@ -207,8 +227,10 @@ def labelled_cases(prepared: Any, outcomes: str | os.PathLike[str] | None,
         numeric = pd.to_numeric(frame[name], errors="coerce")
         bad = frame[name].notna() & numeric.isna()
         if bad.any():
-            raise InputError(f"{source}: covariate {name!r} is not numeric (case {bad[bad].index[0]!r} has "
-                             f"{frame.loc[bad[bad].index[0], name]!r}).")
+            raise InputError(
+                f"{source}: covariate {name!r} is not numeric (case {bad[bad].index[0]!r} has "
+                f"{frame.loc[bad[bad].index[0], name]!r})."
+            )
         frame[name] = numeric
     covariate_frame = frame[list(covariates)] if covariates else pd.DataFrame(index=frame.index)
     missing = covariate_frame.index[covariate_frame.isna().any(axis=1)] if covariates else []
@@ -276,7 +298,7 @@ class FittedDeep:
     """A trained survival network and how its tabular inputs are made."""
 
     model: Any
-    tabular: dict[str, Any]  # radiomics selection/scaling and covariate scaling
+    tabular: TabularScaling  # radiomics selection, scar metrics and covariates, and their scaling
     history: list[dict[str, Any]]
     frozen: str | None = None  # key of the cached embeddings while the encoder is untouched (probe)
 
@@ -292,17 +314,25 @@ def fit_method(name: str, workspace: Workspace, train: list[str], seed: int, say
         model = ClinicalCox((SCAR_COLUMN, "greyzone_percent"))
         return _Tabular(model.fit(workspace.features.loc[train], time, event), workspace)
     if name == "radiomics Cox":
-        model = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer="cv", qc_metrics=True,
-                             seed=seed)
-        return _Tabular(model.fit(workspace.features.loc[train], time, event), workspace)
+        radiomics = RadiomicsCox(
+            max_features=workspace.config.radiomics_features, penalizer="cv", qc_metrics=True, seed=seed
+        )
+        return _Tabular(radiomics.fit(workspace.features.loc[train], time, event), workspace)
     pretrained = not name.startswith("deep, scratch")
     config = workspace.config
     mode = config.mode if pretrained else "full"
     extras = name == model_name(config, workspace.encoder_state is not None)
-    return fit_deep(workspace, train, seed, pretrained=pretrained, mode=mode,
-                    with_radiomics=config.with_radiomics and extras,
-                    covariates=config.covariates if extras else (), say=say,
-                    with_scar=config.with_scar and extras)
+    return fit_deep(
+        workspace,
+        train,
+        seed,
+        pretrained=pretrained,
+        mode=mode,
+        with_radiomics=config.with_radiomics and extras,
+        covariates=config.covariates if extras else (),
+        say=say,
+        with_scar=config.with_scar and extras,
+    )
 
 
 @dataclass
@@ -314,54 +344,28 @@ class _Tabular:
         return self.model.predict_risk(self.workspace.features.loc[list(ids)])
 
 
-def _tabular_inputs(workspace: Workspace, train: list[str], with_radiomics: bool,
-                    covariates: tuple[str, ...], with_scar: bool = False) -> dict[str, Any]:
+def _tabular_inputs(
+    workspace: Workspace, train: list[str], with_radiomics: bool, covariates: tuple[str, ...], with_scar: bool = False
+) -> TabularScaling:
     """Radiomics columns selected and scaled on ``train`` only, the scar metrics' and covariates' scaling."""
-    import numpy as np
-
     from lgerisk.evaluation.baselines import RadiomicsCox
+    from lgerisk.models.tabular import TabularScaling
 
-    spec: dict[str, Any] = {"radiomics": [], "radiomics_mean": [], "radiomics_scale": [],
-                            "covariates": list(covariates), "covariate_mean": [], "covariate_scale": []}
+    fields: dict[str, Any] = {}
     if with_scar:
-        values = workspace.features.loc[train, list(SCAR_METRICS)].to_numpy(float)
-        spec["scar_metrics"] = list(SCAR_METRICS)
-        spec["scar_metrics_mean"] = values.mean(axis=0).tolist()
-        spec["scar_metrics_scale"] = np.maximum(values.std(axis=0), 1e-8).tolist()
+        fields.update(scar_metrics=SCAR_METRICS, scar_values=workspace.features.loc[train, list(SCAR_METRICS)])
         if "scar_method" in workspace.features.columns:  # predict checks a scan's scar % is measured the same way
-            spec["scar_methods"] = sorted({str(m) for m in workspace.features.loc[train, "scar_method"]})
+            fields["scar_methods"] = tuple(sorted({str(m) for m in workspace.features.loc[train, "scar_method"]}))
     if with_radiomics:
         time, event = workspace.outcome(train)
-        selector = RadiomicsCox(max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer,
-                                impute=False).fit(workspace.features.loc[train], time, event)
-        columns = list(selector.selected_)
-        values = workspace.features.loc[train, columns].to_numpy(float)
-        spec["radiomics"] = columns
-        spec["radiomics_mean"] = np.nanmean(values, axis=0).tolist()
-        spec["radiomics_scale"] = np.maximum(np.nanstd(values, axis=0), 1e-8).tolist()
+        selector = RadiomicsCox(
+            max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer, impute=False
+        ).fit(workspace.features.loc[train], time, event)
+        columns = tuple(selector.selected_ or ())
+        fields.update(radiomics=columns, radiomics_values=workspace.features.loc[train, list(columns)])
     if covariates:
-        values = workspace.covariates.loc[train, list(covariates)].to_numpy(float)
-        spec["covariate_mean"] = values.mean(axis=0).tolist()
-        spec["covariate_scale"] = np.maximum(values.std(axis=0), 1e-8).tolist()
-    return spec
-
-
-def tabular_matrix(spec: dict[str, Any], features: Any, covariates: Any, ids: list[str]) -> Any:
-    """The standardised tabular inputs of ``ids`` (missing radiomics values -> the training mean)."""
-    import numpy as np
-
-    parts = [np.zeros((len(ids), 0))]
-    if spec["radiomics"]:
-        values = features.reindex(list(ids))[spec["radiomics"]].to_numpy(float)
-        values = (values - np.asarray(spec["radiomics_mean"])) / np.asarray(spec["radiomics_scale"])
-        parts.append(np.where(np.isfinite(values), values, 0.0))
-    if spec.get("scar_metrics"):
-        values = features.reindex(list(ids))[spec["scar_metrics"]].to_numpy(float)
-        parts.append((values - np.asarray(spec["scar_metrics_mean"])) / np.asarray(spec["scar_metrics_scale"]))
-    if spec["covariates"]:
-        values = covariates.reindex(list(ids))[spec["covariates"]].to_numpy(float)
-        parts.append((values - np.asarray(spec["covariate_mean"])) / np.asarray(spec["covariate_scale"]))
-    return np.hstack(parts).astype(np.float32)
+        fields.update(covariates=tuple(covariates), covariate_values=workspace.covariates.loc[train, list(covariates)])
+    return TabularScaling.fit(**fields)
 
 
 def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int) -> Any:
@@ -372,6 +376,7 @@ def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int
     torch.manual_seed(seed)
     model = SurvivalModel(SurvivalModelConfig(workspace.encoder_config, n_tabular=n_tabular))
     if pretrained:
+        assert workspace.encoder_state is not None  # set whenever an encoder was given
         model.image_encoder.load_state_dict(workspace.encoder_state)
     return model.to(workspace.device)
 
@@ -385,14 +390,22 @@ def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
     out = []
     with torch.no_grad():
         for start in range(0, len(tensors), batch):
-            x = torch.from_numpy(np.stack(tensors[start:start + batch])).float().to(device)
+            x = torch.from_numpy(np.stack(tensors[start : start + batch])).float().to(device)
             out.append(model.image_encoder(x).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.encoder.embedding_dim))
 
 
-def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool, mode: str,
-             with_radiomics: bool, covariates: tuple[str, ...], say: Any = None,
-             with_scar: bool = False) -> FittedDeep:
+def fit_deep(
+    workspace: Workspace,
+    train: list[str],
+    seed: int,
+    pretrained: bool,
+    mode: str,
+    with_radiomics: bool,
+    covariates: tuple[str, ...],
+    say: Any = None,
+    with_scar: bool = False,
+) -> FittedDeep:
     """The survival network on ``train``: a linear Cox probe on the standardised embedding (and
     tabular inputs: scar metrics, radiomics, covariates), its L2 penalty chosen by inner CV on ``train``
     (``head_penalty="cv"``), then — in ``full`` mode — end-to-end training starting from that probe."""
@@ -403,7 +416,7 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
 
     config = workspace.config
     tabular = _tabular_inputs(workspace, train, with_radiomics, covariates, with_scar)
-    tab = tabular_matrix(tabular, workspace.features, workspace.covariates, train)
+    tab = tabular.matrix(workspace.features, workspace.covariates, train)
     model = _new_model(workspace, pretrained, tab.shape[1], seed)
     key = "pretrained" if pretrained else f"scratch-{seed}"
     if key not in workspace.embeddings:  # embeddings of the frozen (initial) encoder, every case once
@@ -422,9 +435,9 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
     # from the clinicians' numbers and lets the embedding add only what the penalty allows)
     factor = np.ones(design.shape[1])
     if with_scar:
-        start = design.shape[1] - tab.shape[1] + len(tabular.get("radiomics", []))
-        factor[start:start + len(tabular.get("scar_metrics", []))] = config.scar_penalty_factor
-    penalizer, scores = config.penalizer, {}
+        start = design.shape[1] - tab.shape[1] + len(tabular.radiomics)
+        factor[start : start + len(tabular.scar_metrics)] = config.scar_penalty_factor
+    penalizer, scores = config.penalizer, dict[str, float]()
     if config.head_penalty == "cv":
         penalizer, scores = choose_penalizer(design, time, event, seed=seed, penalty_factor=factor)
         if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
@@ -436,10 +449,16 @@ def fit_deep(workspace: Workspace, train: list[str], seed: int, pretrained: bool
         coef = np.concatenate([components @ coef[:k], coef[k:]])
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(coef.astype(np.float32)).unsqueeze(0))
-    tabular["head_penalizer"] = penalizer
-    fitted = FittedDeep(model=model, tabular=tabular, history=[], frozen=key)
-    fitted.history.append({"epoch": 0, "stage": "probe", "loss": _cox_loss_value(fitted, workspace, train),
-                           "penalizer": penalizer, **{f"inner_cv_c@{k}": v for k, v in scores.items()}})
+    fitted = FittedDeep(model=model, tabular=tabular.with_penalizer(penalizer), history=[], frozen=key)
+    fitted.history.append(
+        {
+            "epoch": 0,
+            "stage": "probe",
+            "loss": _cox_loss_value(fitted, workspace, train),
+            "penalizer": penalizer,
+            **{f"inner_cv_c@{k}": v for k, v in scores.items()},
+        }
+    )
     if mode == "full":
         fitted.history += _train_full(model, workspace, train, tab, seed, say)
         fitted.frozen = None  # the encoder has moved: its cached embeddings no longer apply
@@ -467,8 +486,9 @@ def _cox_loss_value(fitted: FittedDeep, workspace: Workspace, ids: list[str]) ->
     return float(cox_efron_loss(risk.double(), torch.from_numpy(time), torch.from_numpy(event)))
 
 
-def _train_full(model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int,
-                say: Any) -> list[dict[str, Any]]:
+def _train_full(
+    model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int, say: Any
+) -> list[dict[str, Any]]:
     """End-to-end Cox training (AdamW, mini-batches, augmented views, mixed precision on CUDA)."""
     import numpy as np
     import torch
@@ -476,14 +496,14 @@ def _train_full(model: Any, workspace: Workspace, train: list[str], tab: Any, se
     from lgerisk.data.augment import AugmentConfig, Augmenter
     from lgerisk.data.dataset import item_seed
     from lgerisk.objectives.survival import cox_efron_loss
-    from lgerisk.training.pretrain import derive_seed
 
     config, device = workspace.config, workspace.device
     augmenter = Augmenter(AugmentConfig(), workspace.spec.channels)
     head = list(model.head.parameters())
     encoder = list(model.image_encoder.parameters())
-    optimizer = torch.optim.AdamW([{"params": encoder, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [{"params": encoder, "lr": config.lr}, {"params": head, "lr": config.head_lr}], weight_decay=config.weight_decay
+    )
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -497,10 +517,11 @@ def _train_full(model: Any, workspace: Workspace, train: list[str], tab: Any, se
         torch.manual_seed(derive_seed(seed, epoch, 22))
         order = np.random.default_rng(derive_seed(seed, epoch, 23)).permutation(len(train))
         total, used = 0.0, 0
-        with progress(f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, workspace.quiet, show=("loss",),
-                      transient=True) as advance:
+        with progress(
+            f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, workspace.quiet, show=("loss",), transient=True
+        ) as advance:
             for start in range(0, len(order), config.batch_size):
-                batch = order[start:start + config.batch_size]
+                batch = order[start : start + config.batch_size]
                 if event[batch].sum() == 0 or len(batch) < 2:
                     advance(loss=float("nan"))
                     continue
@@ -509,8 +530,9 @@ def _train_full(model: Any, workspace: Workspace, train: list[str], tab: Any, se
                 t = torch.from_numpy(tab[batch]).to(device) if tab.shape[1] else None
                 with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                     risk = model(x, t)
-                loss = cox_efron_loss(risk.float(), torch.from_numpy(time[batch]).to(device),
-                                      torch.from_numpy(event[batch]).to(device))
+                loss = cox_efron_loss(
+                    risk.float(), torch.from_numpy(time[batch]).to(device), torch.from_numpy(event[batch]).to(device)
+                )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -531,8 +553,8 @@ def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any,
     out = []
     with torch.no_grad():
         for start in range(0, len(ids), batch):
-            x = torch.from_numpy(np.stack([workspace.tensors[c] for c in ids[start:start + batch]])).float()
-            t = torch.from_numpy(tab[start:start + batch]) if tab.shape[1] else None
+            x = torch.from_numpy(np.stack([workspace.tensors[c] for c in ids[start : start + batch]])).float()
+            t = torch.from_numpy(tab[start : start + batch]) if tab.shape[1] else None
             out.append(model(x.to(workspace.device), None if t is None else t.to(workspace.device)).float().cpu())
     return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
 
@@ -545,8 +567,9 @@ def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> An
     if not raw:
         return np.zeros(0)
     with torch.no_grad():
-        z = (torch.from_numpy(np.stack(raw)).float().to(workspace.device) - model.embedding_mean) \
-            / model.embedding_scale
+        z = (
+            torch.from_numpy(np.stack(raw)).float().to(workspace.device) - model.embedding_mean
+        ) / model.embedding_scale
         inputs = torch.cat([z, torch.from_numpy(tab).to(z.device)], dim=1) if tab.shape[1] else z
         return model.head(inputs).squeeze(1).float().cpu().numpy().astype(float)
 
@@ -554,7 +577,7 @@ def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> An
 def predict_risk(fitted: Any, workspace: Workspace, ids: list[str]) -> Any:
     """Risk scores of ``ids`` from any fitted method."""
     if isinstance(fitted, FittedDeep):
-        tab = tabular_matrix(fitted.tabular, workspace.features, workspace.covariates, list(ids))
+        tab = fitted.tabular.matrix(workspace.features, workspace.covariates, list(ids))
         if fitted.frozen is not None:  # a probe: the head on the embeddings computed once per case
             return _head_risk(fitted.model, workspace, [workspace.embeddings[fitted.frozen][c] for c in ids], tab)
         return predict_deep_raw(fitted.model, workspace, list(ids), tab)
@@ -564,10 +587,20 @@ def predict_risk(fitted: Any, workspace: Workspace, ids: list[str]) -> Any:
 # ---------------------------------------------------------------- the run
 
 
-def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], config: FinetuneConfig,
-                 encoder: str | os.PathLike[str] | None = None, outcomes: str | os.PathLike[str] | None = None,
-                 features: str | None = None, device: str = "auto", jobs: int = 1, quiet: bool = False,
-                 debug: bool = False, log: Any = None, labels_given: bool = False) -> dict[str, Any]:
+def run_finetune(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: FinetuneConfig,
+    encoder: str | os.PathLike[str] | None = None,
+    outcomes: str | os.PathLike[str] | None = None,
+    features: str | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+    quiet: bool = False,
+    debug: bool = False,
+    log: Any = None,
+    labels_given: bool = False,
+) -> dict[str, Any]:
     """Evaluate every method on the same splits, train the final model, write the run folder ``out``.
 
     Example:
@@ -575,13 +608,13 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     """
     import pandas as pd
 
+    from lgerisk.artifacts import card_format, load_encoder
     from lgerisk.data.tensors import TensorCache, TensorSpec
     from lgerisk.evaluation import compare
     from lgerisk.evaluation.metrics import brier_grid
     from lgerisk.models.encoder import EncoderConfig
     from lgerisk.training.data import prepare_data
     from lgerisk.training.devices import resolve_device
-    from lgerisk.training.pretrain import derive_seed, load_pretrained
 
     say = log or (lambda message: None)
     run = Path(out)
@@ -591,22 +624,25 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     card_in: dict[str, Any] = {}
     encoder_state = None
     if encoder is not None:
-        pretrained_model, card_in = load_pretrained(encoder)
+        pretrained_model, card_in = load_encoder(encoder)
         encoder_state = pretrained_model.image_encoder.state_dict()
         encoder_config = pretrained_model.image_encoder.config
         spec = TensorSpec(**card_in["tensor_spec"])
         labels = config.labels if labels_given else card_in.get("config", {}).get("labels", config.labels)
     else:
         if config.mode == "probe":
-            raise InputError("--mode probe needs a pretrained --encoder (without one the network is trained from "
-                             "scratch: use --mode full).")
+            raise InputError(
+                "--mode probe needs a pretrained --encoder (without one the network is trained from "
+                "scratch: use --mode full)."
+            )
         spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
-        encoder_config = EncoderConfig(in_channels=len(spec.channels), width=config.width,
-                                       embedding_dim=config.embedding_dim)
+        encoder_config = EncoderConfig(
+            in_channels=len(spec.channels), width=config.width, embedding_dim=config.embedding_dim
+        )
         labels = config.labels
     if encoder is not None and run.resolve() == Path(encoder).resolve():
         raise InputError(f"--out {run}: that is the encoder's folder; write the risk model elsewhere.")
-    if (run / CARD_FILE).is_file() and _card_format(run / CARD_FILE) != MODEL_FORMAT:
+    if (run / CARD_FILE).is_file() and card_format(run) != MODEL_FORMAT:
         raise InputError(f"--out {run}: holds another kind of run (not a risk model); choose a new folder.")
     cache = run / "cache"
     preprocess = None
@@ -619,8 +655,10 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     data_labels = (prepared.preprocess_settings.get("settings") or {}).get("labels")
     if data_labels is not None and data_labels != labels:
         if labels_given:
-            raise InputError(f"--labels {labels}: {data} was preprocessed with --labels {data_labels}; omit "
-                             "--labels or preprocess again.")
+            raise InputError(
+                f"--labels {labels}: {data} was preprocessed with --labels {data_labels}; omit "
+                "--labels or preprocess again."
+            )
         labels = data_labels  # a preprocessed folder's masks were read with its own map
     if card_in:
         _check_preprocessing(card_in, prepared, encoder)
@@ -628,44 +666,67 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
     skipped.update({c: "preprocessing or radiomics failed (see the cache's errors.csv)" for c in prepared.excluded})
     _check_outcomes(ids, event, skipped, data, config)
     if SCAR_COLUMN not in prepared.features.columns and config.baselines:
-        raise InputError(f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
-                         "baseline needs it); extract it with lgerisk extract-radiomics.")
+        raise InputError(
+            f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
+            "baseline needs it); extract it with lgerisk extract-radiomics."
+        )
     synthetic = _trained_on_synthetic(data, ids)
     tensor_cache = TensorCache(cache / "tensors")
     by_id = {case.case_id: case for case in prepared.cases}
     tensors = {c: tensor_cache.get(by_id[c], spec) for c in ids}
-    workspace = Workspace(case_ids=ids, time=time, event=event, features=prepared.features, covariates=covariates,
-                          tensors=tensors, encoder_state=encoder_state, encoder_config=encoder_config,
-                          device=torch_device, config=config, spec=spec, quiet=quiet)
+    workspace = Workspace(
+        case_ids=ids,
+        time=time,
+        event=event,
+        features=prepared.features,
+        covariates=covariates,
+        tensors=tensors,
+        encoder_state=encoder_state,
+        encoder_config=encoder_config,
+        device=torch_device,
+        config=config,
+        spec=spec,
+        quiet=quiet,
+    )
     splits = make_splits(ids, event, config)
     names = method_names(config, encoder is not None)
     n_events = sum(event[c] for c in ids)
-    say(f"{len(ids)} labelled {'SYNTHETIC ' if synthetic else ''}cases ({n_events} events); "
-        f"{len(skipped)} left out; {len(splits)} split(s) x {len(names)} method(s)")
+    say(
+        f"{len(ids)} labelled {'SYNTHETIC ' if synthetic else ''}cases ({n_events} events); "
+        f"{len(skipped)} left out; {len(splits)} split(s) x {len(names)} method(s)"
+    )
 
     parts = run / "parts"
     data_hash = prepared.data_hash()
-    settings = config.settings_hash() + (_encoder_hash(encoder) if encoder is not None else "") + \
-        _inputs_hash(workspace, data_hash)
+    settings = (
+        config.settings_hash()
+        + (_encoder_hash(encoder) if encoder is not None else "")
+        + _inputs_hash(workspace, data_hash)
+    )
     frames = []
     jobs_list = [(name, split) for split in splits for name in names]
     with progress("fit methods", len(jobs_list), quiet, transient=True) as advance:
         for name, split in jobs_list:
-            frames.append(_fit_split(workspace, name, split, parts, settings,
-                                     derive_seed(config.seed, splits.index(split), 31), say))
+            frames.append(
+                _fit_split(
+                    workspace, name, split, parts, settings, derive_seed(config.seed, splits.index(split), 31), say
+                )
+            )
             advance()
     predictions = pd.concat(frames, ignore_index=True)
 
     all_time, all_event = workspace.outcome(ids)
     grid = brier_grid(all_time, all_event, all_time, all_event)
     oof = compare.out_of_fold(predictions, grid, config.horizons)
-    table, per_split = compare.comparison_table(oof, all_time, all_event, grid, config.horizons, config.n_boot,
-                                                config.seed)
+    table, per_split = compare.comparison_table(
+        oof, all_time, all_event, grid, config.horizons, config.n_boot, config.seed
+    )
     oracle, truth = _oracle(data, oof, all_time, all_event, config)
     if oracle:
         table = pd.concat([table, pd.DataFrame(oracle)], ignore_index=True)
-    table = compare.add_delta_c(table, oof, config.n_boot, config.seed,
-                                extra={"oracle (true log-hazard)": truth} if truth is not None else None)
+    table = compare.add_delta_c(
+        table, oof, config.n_boot, config.seed, extra={"oracle (true log-hazard)": truth} if truth is not None else None
+    )
     table.insert(0, "synthetic", synthetic)
     horizon = _calibration_horizon(config.horizons, all_time)
     calibration = compare.calibration(oof, horizon) if horizon is not None else pd.DataFrame()
@@ -691,22 +752,43 @@ def run_finetune(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
 
     pictures["comparison"] = comparison_plot(table, run / "comparison.png", synthetic=synthetic)
     write_csv(run / "metrics.csv", pd.DataFrame(final.history))
-    _write_model(run, final)
+    save_risk_model(run, final.model, final.tabular)
     concepts = _concepts(final, workspace, final_ids, final_risk, prepared.features)
     write_csv(run / "concepts.csv", concepts)
     reference = prepared.features.loc[final_ids, [c for c in concepts["feature"] if c in prepared.features.columns]]
     write_csv(run / "reference_features.csv", reference.reset_index(drop=True))  # values only: no ids, no hashes
-    card = _model_card(config, workspace, prepared, final, final_ids, final_risk, table, splits, names, skipped,
-                       card_in, encoder, labels, synthetic, concepts)
-    card = {"format": card.pop("format"), "model_sha256": file_sha256(run / MODEL_FILE), **card}
-    write_json(run / CARD_FILE, card)  # last: its presence says the folder is whole
-    return {"run": str(run), "table": table, "cases": len(ids), "events": n_events, "skipped": skipped,
-            "synthetic": synthetic, "pictures": {k: str(v) for k, v in pictures.items()},
-            "final_cases": len(final_ids), "model": names[-1]}
+    card = _model_card(
+        config,
+        workspace,
+        prepared,
+        final,
+        final_ids,
+        final_risk,
+        table,
+        splits,
+        names,
+        skipped,
+        card_in,
+        encoder,
+        labels,
+        synthetic,
+        concepts,
+    )
+    write_card(run, card)  # last: its presence says the folder is whole
+    return {
+        "run": str(run),
+        "table": table,
+        "cases": len(ids),
+        "events": n_events,
+        "skipped": skipped,
+        "synthetic": synthetic,
+        "pictures": {k: str(v) for k, v in pictures.items()},
+        "final_cases": len(final_ids),
+        "model": names[-1],
+    }
 
 
-def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, settings: str, seed: int,
-               say: Any) -> Any:
+def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, settings: str, seed: int, say: Any) -> Any:
     """Out-of-split predictions of one method (reused from ``parts/`` when already done)."""
     import pandas as pd
 
@@ -715,8 +797,11 @@ def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, setti
     path = parts / split.name / f"{slug(name)}.csv"
     if path.is_file():
         done = pd.read_csv(path, dtype={"case_id": str}, float_precision="round_trip")
-        if len(done) and (done["settings"] == settings).all() and \
-                set(done["case_id"]) == set(split.train) | set(split.test):
+        if (
+            len(done)
+            and (done["settings"] == settings).all()
+            and set(done["case_id"]) == set(split.train) | set(split.test)
+        ):
             return done.drop(columns=["settings"])
     started = clock.perf_counter()
     fitted = fit_method(name, workspace, list(split.train), seed, say)
@@ -724,8 +809,20 @@ def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, setti
     for role, ids in (("train", split.train), ("test", split.test)):
         risk = predict_risk(fitted, workspace, list(ids))
         time, event = workspace.outcome(ids)
-        rows.append(pd.DataFrame({"method": name, "split": split.name, "evaluation": split.evaluation,
-                                  "role": role, "case_id": list(ids), "time": time, "event": event, "risk": risk}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "method": name,
+                    "split": split.name,
+                    "evaluation": split.evaluation,
+                    "role": role,
+                    "case_id": list(ids),
+                    "time": time,
+                    "event": event,
+                    "risk": risk,
+                }
+            )
+        )
     frame = pd.concat(rows, ignore_index=True)
     write_csv(path, frame.assign(settings=settings))
     say(f"  {name:<32} {split.name:<6} {clock.perf_counter() - started:6.1f} s")
@@ -756,27 +853,37 @@ def _check_preprocessing(card: dict[str, Any], prepared: Any, encoder: Any) -> N
     if trained and ours and trained != ours:
         theirs = (card.get("preprocessing") or {}).get("settings") or {}
         mine = (prepared.preprocess_settings or {}).get("settings") or {}
-        differ = [f"{k} {theirs.get(k)} vs {mine.get(k)}" for k in sorted(set(theirs) | set(mine))
-                  if theirs.get(k) != mine.get(k)]
-        raise InputError(f"{encoder}: the encoder was pretrained on data preprocessed with other settings than "
-                         f"--data ({'; '.join(differ) or f'{trained} vs {ours}'}); preprocess the data the same "
-                         "way.")
+        differ = [
+            f"{k} {theirs.get(k)} vs {mine.get(k)}"
+            for k in sorted(set(theirs) | set(mine))
+            if theirs.get(k) != mine.get(k)
+        ]
+        raise InputError(
+            f"{encoder}: the encoder was pretrained on data preprocessed with other settings than "
+            f"--data ({'; '.join(differ) or f'{trained} vs {ours}'}); preprocess the data the same "
+            "way."
+        )
 
 
-def _check_outcomes(ids: list[str], event: dict[str, int], skipped: dict[str, str], data: Any,
-                    config: FinetuneConfig) -> None:
+def _check_outcomes(
+    ids: list[str], event: dict[str, int], skipped: dict[str, str], data: Any, config: FinetuneConfig
+) -> None:
     n_events = sum(event[c] for c in ids)
     if not ids:
-        raise InputError(f"{data}: no case has an outcome (time, event); give --outcomes or an outcomes.csv "
-                         "beside the cohort.")
+        raise InputError(
+            f"{data}: no case has an outcome (time, event); give --outcomes or an outcomes.csv beside the cohort."
+        )
     if n_events == 0:
         raise InputError(f"{data}: all {len(ids)} labelled cases are censored; a survival model needs events.")
     if len(ids) - n_events == 0:
-        raise InputError(f"{data}: all {len(ids)} labelled cases had the event; nothing is censored, check the "
-                         "event column.")
+        raise InputError(
+            f"{data}: all {len(ids)} labelled cases had the event; nothing is censored, check the event column."
+        )
     if config.folds and n_events < config.folds:
-        raise InputError(f"{data}: {n_events} events cannot be spread over {config.folds} folds; use --folds "
-                         f"{max(2, n_events)} or fewer.")
+        raise InputError(
+            f"{data}: {n_events} events cannot be spread over {config.folds} folds; use --folds "
+            f"{max(2, n_events)} or fewer."
+        )
 
 
 def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None:
@@ -812,27 +919,6 @@ def _json_rows(table: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_model(run: Path, fitted: Any) -> None:
-    import torch
-
-    state = {"format": MODEL_FORMAT, "config": json.dumps(fitted.model.config.to_dict()),
-             "model": fitted.model.state_dict(), "tabular": json.dumps(fitted.tabular)}
-    with atomic_path(run / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)  # a file object: the archive's inner name does not depend on the temp name
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _card_format(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _trained_on_synthetic(data: str | os.PathLike[str], ids: list[str]) -> bool:
     """Whether every training scan comes from the synthetic generator, by its own marker (never by id): the
     scans of ``data`` as given (raw scans by their header or cohort marker, preprocessed ones by qc.json)."""
@@ -841,48 +927,6 @@ def _trained_on_synthetic(data: str | os.PathLike[str], ids: list[str]) -> bool:
 
     wanted = set(ids)
     return cases_are_synthetic(case.image for case in discover_cohort(data).cases if case.case_id in wanted)
-
-
-def load_risk_model(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """(SurvivalModel, tabular input spec, model card) of a finetune run folder (weights_only loading)."""
-    import torch
-
-    from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
-
-    run = Path(run)
-    if run.is_file():
-        where = f" (pass its folder, {run.parent})" if run.name in (MODEL_FILE, CARD_FILE) else ""
-        raise InputError(f"{run}: is a file, not a model folder; --model takes the folder written by lgerisk "
-                         f"finetune, which holds {MODEL_FILE} and {CARD_FILE}{where}.")
-    if not run.is_dir():
-        raise InputError(f"{run}: model folder does not exist.")
-    if not (run / MODEL_FILE).is_file() or not (run / CARD_FILE).is_file():
-        raise InputError(f"{run}: not a risk model folder (needs {MODEL_FILE} and {CARD_FILE}; train one with "
-                         "lgerisk finetune).")
-    try:
-        state = torch.load(run / MODEL_FILE, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
-        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({brief(exc)}).") \
-            from None
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else None
-        hint = " (a pretraining run: fine-tune it first with lgerisk finetune)" if found == "lgerisk-model-1" else ""
-        raise InputError(f"{run / MODEL_FILE}: not an lgerisk risk model{hint}.")
-    try:
-        card = json.loads((run / CARD_FILE).read_text(encoding="utf-8"))
-        model = SurvivalModel(SurvivalModelConfig.from_dict(json.loads(state["config"])))
-        model.load_state_dict(state["model"])
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") \
-            from None
-    major = str(card.get("created_by", "")).split(" ")[1:2]
-    if card.get("format") != MODEL_FORMAT:
-        raise InputError(f"{run / CARD_FILE}: model card of another format ({card.get('format')!r}, lgerisk "
-                         f"{major[0] if major else '?'}); retrain with this version.")
-    if card.get("model_sha256") != file_sha256(run / MODEL_FILE):
-        raise InputError(f"{run}: {MODEL_FILE} and {CARD_FILE} do not belong together (an interrupted or mixed "
-                         "run); train the model again.")
-    return model.to(device).eval(), json.loads(state["tabular"]), card
 
 
 def _concepts(final: Any, workspace: Workspace, ids: list[str], risk: Any, features: Any) -> Any:
@@ -896,8 +940,9 @@ def _concepts(final: Any, workspace: Workspace, ids: list[str], risk: Any, featu
     embedding = None
     if isinstance(final, FittedDeep) and final.model.config.use_image:
         embedding = embed(final.model, [workspace.tensors[c] for c in ids], workspace.device)
-    table = concept_alignment(features.loc[ids, columns], np.asarray(risk, float), embedding,
-                              seed=workspace.config.seed)
+    table = concept_alignment(
+        features.loc[ids, columns], np.asarray(risk, float), embedding, seed=workspace.config.seed
+    )
     return table
 
 
@@ -907,8 +952,15 @@ def _training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> 
 
     from lgerisk.preprocess.pipeline import QC_FILE
 
-    keys = ("slice_spacing_mm", "slice_count", "myocardium_volume_ml", "remote_mean", "blood_pool_mean",
-            "scar_percent", "greyzone_percent")
+    keys = (
+        "slice_spacing_mm",
+        "slice_count",
+        "myocardium_volume_ml",
+        "remote_mean",
+        "blood_pool_mean",
+        "scar_percent",
+        "greyzone_percent",
+    )
     values: dict[str, list[float]] = {k: [] for k in keys}
     values["inplane_spacing_mm"] = []
     values["image_p99"] = []
@@ -927,15 +979,29 @@ def _training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> 
     return {k: [float(np.min(v)), float(np.max(v))] for k, v in values.items() if v}
 
 
-def _model_card(config: FinetuneConfig, workspace: Workspace, prepared: Any, final: Any, final_ids: list[str],
-                final_risk: Any, table: Any, splits: list[Split], names: list[str], skipped: dict[str, str],
-                card_in: dict[str, Any], encoder: Any, labels: str, synthetic: bool, concepts: Any) -> dict[str, Any]:
+def _model_card(
+    config: FinetuneConfig,
+    workspace: Workspace,
+    prepared: Any,
+    final: Any,
+    final_ids: list[str],
+    final_risk: Any,
+    table: Any,
+    splits: list[Split],
+    names: list[str],
+    skipped: dict[str, str],
+    card_in: dict[str, Any],
+    encoder: Any,
+    labels: str,
+    synthetic: bool,
+    concepts: Any,
+) -> dict[str, Any]:
     import numpy as np
 
+    from lgerisk.artifacts import versions
     from lgerisk.evaluation.cox import breslow_baseline
     from lgerisk.evaluation.plots import tertile_thresholds
     from lgerisk.models import parameter_count
-    from lgerisk.training.pretrain import _versions
 
     time, event = workspace.outcome(final_ids)
     risk = np.asarray(final_risk, float)
@@ -947,39 +1013,57 @@ def _model_card(config: FinetuneConfig, workspace: Workspace, prepared: Any, fin
         "intended_use": "Research only: not a medical device and not for clinical decisions.",
         "created_by": f"lgerisk {lgerisk.__version__} finetune",
         "method": names[-1],
-        "data": {"hash": prepared.data_hash(), "cases": len(final_ids), "events": int(event.sum()),
-                 "labelled_cases": len(workspace.case_ids), "left_out": skipped, "synthetic": synthetic,
-                 "train_cases": final_ids},
+        "data": {
+            "hash": prepared.data_hash(),
+            "cases": len(final_ids),
+            "events": int(event.sum()),
+            "labelled_cases": len(workspace.case_ids),
+            "left_out": skipped,
+            "synthetic": synthetic,
+            "train_cases": final_ids,
+        },
         "config": config.to_dict(),
         "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
-                               "trains on every labelled development case",
+        "trains on every labelled development case",
         "labels": labels,
-        "encoder": {"run": Path(encoder).name if encoder is not None else None,
-                    "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
-                    "data_hash": (card_in.get("data") or {}).get("hash"),
-                    "objective": card_in.get("objective")},
+        "encoder": {
+            "run": Path(encoder).name if encoder is not None else None,
+            "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
+            "data_hash": (card_in.get("data") or {}).get("hash"),
+            "objective": card_in.get("objective"),
+        },
         "model": final.model.config.to_dict(),
         "parameters": parameter_count(final.model),
-        "tabular": final.tabular,
+        "tabular": final.tabular.to_dict(),
         "tensor_spec": workspace.spec.to_dict(),
         "preprocessing": prepared.preprocess_settings,
-        "radiomics": {"settings_hash": _column_value(prepared.features, "settings_hash"),
-                      "default_settings_hash": _default_radiomics_hash(),
-                      "note": "predict re-extracts the selected features with the default extraction settings "
-                              "and refuses a model whose table was made with other ones"},
-        "survival": {"time_unit": "as in the outcomes (years in the synthetic cohorts)",
-                     "horizons": list(config.horizons),
-                     "baseline_times": times.tolist(), "baseline_cumhaz": cumhaz.tolist(),
-                     "risk_thresholds": list(tertile_thresholds(risk)),
-                     "training_risk_mean": float(risk.mean()), "training_risk_sd": float(risk.std()),
-                     "training_risk_range": [float(risk.min()), float(risk.max())]},
+        "radiomics": {
+            "settings_hash": _column_value(prepared.features, "settings_hash"),
+            "default_settings_hash": _default_radiomics_hash(),
+            "note": "predict re-extracts the selected features with the default extraction settings "
+            "and refuses a model whose table was made with other ones",
+        },
+        "survival": {
+            "time_unit": "as in the outcomes (years in the synthetic cohorts)",
+            "horizons": list(config.horizons),
+            "baseline_times": times.tolist(),
+            "baseline_cumhaz": cumhaz.tolist(),
+            "risk_thresholds": list(tertile_thresholds(risk)),
+            "training_risk_mean": float(risk.mean()),
+            "training_risk_sd": float(risk.std()),
+            "training_risk_range": [float(risk.min()), float(risk.max())],
+        },
         "training_ranges": _training_ranges(prepared, final_ids, workspace.tensors),
-        "evaluation": {"splits": [{"name": s.name, "evaluation": s.evaluation, "train": len(s.train),
-                                   "test": len(s.test)} for s in splits],
-                       "methods": names, "metrics": _json_rows(table),
-                       "model_metrics": _json_rows(model_rows)},
+        "evaluation": {
+            "splits": [
+                {"name": s.name, "evaluation": s.evaluation, "train": len(s.train), "test": len(s.test)} for s in splits
+            ],
+            "methods": names,
+            "metrics": _json_rows(table),
+            "model_metrics": _json_rows(model_rows),
+        },
         "concepts": _json_rows(concepts.head(50)),
-        "versions": _versions(),
+        "versions": versions(),
     }
 
 

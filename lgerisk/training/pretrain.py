@@ -21,25 +21,32 @@ import hashlib
 import json
 import math
 import os
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lgerisk
+from lgerisk.artifacts import (
+    CHECKPOINT,
+    ENCODER_FORMAT,
+    METRICS_FILE,
+    MODEL_FILE,
+    save_encoder,
+    versions,
+    write_card,
+)
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError, brief
-from lgerisk.io.atomic import atomic_path, write_csv, write_json
+from lgerisk.io.atomic import write_csv
 from lgerisk.progress import progress
+from lgerisk.training.seeding import derive_seed
 
-MODEL_FILE, CARD_FILE, METRICS_FILE = "model.pt", "model_card.json", "metrics.csv"
-CHECKPOINT = Path("checkpoint") / "last.pt"
 RESUME_FREE = ("epochs", "num_workers", "quiet")
 """Settings that may differ when resuming (others must match the interrupted run)."""
 LATER_FIELDS = {"aux_weight": 0.0, "aux_targets": "all", "radiomics_view": "all"}
-"""Settings added after the first runs that, at their defaults, stay out of the resume hash (earlier runs still resume)."""
+"""Settings added after the first runs that, at their defaults, stay out of the resume hash (earlier runs still
+resume)."""
 AUX_TARGETS = ("all", "qc")
 """What the auxiliary head regresses from the image embedding: every standardised column of the radiomics
 view (``all``) or only its QC metrics (``qc``: scar %, grey-zone %, mass, volumes)."""
@@ -82,8 +89,12 @@ class PretrainConfig(JsonConfig):
     radiomics_view: str = "all"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.aux_weight, (int, float)) and not isinstance(self.aux_weight, bool)
-                and math.isfinite(self.aux_weight) and self.aux_weight >= 0):
+        if not (
+            isinstance(self.aux_weight, (int, float))
+            and not isinstance(self.aux_weight, bool)
+            and math.isfinite(self.aux_weight)
+            and self.aux_weight >= 0
+        ):
             raise InputError(f"--aux-weight {self.aux_weight!r}: a finite number >= 0.")
         if self.aux_targets not in AUX_TARGETS:
             raise InputError(f"--aux-targets {self.aux_targets!r}: choose one of {', '.join(AUX_TARGETS)}.")
@@ -100,8 +111,11 @@ class PretrainConfig(JsonConfig):
 
     def resume_hash(self) -> str:
         """Hash of the settings a resumed run must share with the interrupted one."""
-        payload = {k: v for k, v in self.to_dict().items()
-                   if k not in RESUME_FREE and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+        payload = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in RESUME_FREE and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -116,12 +130,6 @@ def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[li
     permutation = np.random.default_rng([seed, 7]).permutation(len(order))
     val = sorted(order[i] for i in permutation[:n_val])
     return [c for c in order if c not in set(val)], val
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (stable across processes and platforms)."""
-    digest = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def _lr_factor(epoch: int, config: PretrainConfig) -> float:
@@ -147,9 +155,18 @@ def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoc
     return torch.cat(rows).to(radiomics.device)
 
 
-def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], config: PretrainConfig,
-                 features: str | None = None, device: str = "auto", resume: bool = False, jobs: int = 1,
-                 quiet: bool = False, debug: bool = False, log: Any = None) -> dict[str, Any]:
+def run_pretrain(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: PretrainConfig,
+    features: str | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    jobs: int = 1,
+    quiet: bool = False,
+    debug: bool = False,
+    log: Any = None,
+) -> dict[str, Any]:
     """Pretrain an image encoder on ``data`` and write the run folder ``out``; returns the summary.
 
     Example:
@@ -210,12 +227,15 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
         global_batch = config.batch_size
         if len(train_ids) < global_batch:
-            raise InputError(f"{data}: {len(train_ids)} training cases (of {len(prepared.cases)} usable, "
-                             f"{len(val_ids)} held out) is fewer than one batch of {global_batch}; lower "
-                             "--batch-size or --val-fraction.")
+            raise InputError(
+                f"{data}: {len(train_ids)} training cases (of {len(prepared.cases)} usable, "
+                f"{len(val_ids)} held out) is fewer than one batch of {global_batch}; lower "
+                "--batch-size or --val-fraction."
+            )
         if global_batch % context.world_size:
-            raise InputError(f"--batch-size {global_batch} must be divisible by the number of processes "
-                             f"({context.world_size}).")
+            raise InputError(
+                f"--batch-size {global_batch} must be divisible by the number of processes ({context.world_size})."
+            )
         table = prepared.features
         columns = feature_columns(table, cases=train_ids)
         if config.radiomics_view == "decorrelated":
@@ -228,29 +248,43 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
 
         objective_settings = dict(config.objective)
         objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)
-        aux_columns = [i for i, name in enumerate(scaler.feature_names)
-                       if config.aux_targets == "all" or name in QC_METRICS] if config.aux_weight > 0 else []
+        aux_columns = (
+            [i for i, name in enumerate(scaler.feature_names) if config.aux_targets == "all" or name in QC_METRICS]
+            if config.aux_weight > 0
+            else []
+        )
         if config.aux_weight > 0 and not aux_columns:
-            raise InputError(f"--aux-targets {config.aux_targets}: the feature table has no such column that varies "
-                             "in the training cases.")
+            raise InputError(
+                f"--aux-targets {config.aux_targets}: the feature table has no such column that varies "
+                "in the training cases."
+            )
         model_config = ContrastiveModelConfig(
-            encoder=EncoderConfig(in_channels=len(spec.channels), width=config.width, depth=config.depth,
-                                  embedding_dim=config.embedding_dim),
-            radiomics=RadiomicsEncoderConfig(n_features=radiomics_all.shape[1], embedding_dim=config.embedding_dim,
-                                             dropout=config.radiomics_dropout),
-            projection_dim=config.projection_dim, aux_targets=len(aux_columns))
+            encoder=EncoderConfig(
+                in_channels=len(spec.channels),
+                width=config.width,
+                depth=config.depth,
+                embedding_dim=config.embedding_dim,
+            ),
+            radiomics=RadiomicsEncoderConfig(
+                n_features=radiomics_all.shape[1], embedding_dim=config.embedding_dim, dropout=config.radiomics_dropout
+            ),
+            projection_dim=config.projection_dim,
+            aux_targets=len(aux_columns),
+        )
         torch.manual_seed(derive_seed(config.seed, 1))
         model = ContrastiveModel(model_config).to(torch_device)
         objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
         if context.is_main:
             say(describe(model))
-        forward = model
+        forward: Any = model  # the model, or its DistributedDataParallel wrapper
         if context.initialised:
             from torch.nn.parallel import DistributedDataParallel
 
             forward = DistributedDataParallel(
-                forward, device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
-                find_unused_parameters=not (objective_config.clip_weight > 0 and objective_config.simclr_weight > 0))
+                forward,
+                device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
+                find_unused_parameters=not (objective_config.clip_weight > 0 and objective_config.simclr_weight > 0),
+            )
         parameters = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
         use_amp = config.amp and torch_device.type == "cuda"
@@ -263,11 +297,14 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         if resume:
             state = load_checkpoint(run / CHECKPOINT, map_location=torch_device)
             if state.get("resume_hash") != config.resume_hash():
-                raise InputError(f"{run / CHECKPOINT}: --resume from a run with a different configuration "
-                                 "(only --epochs and --num-workers may change); use a new --out.")
+                raise InputError(
+                    f"{run / CHECKPOINT}: --resume from a run with a different configuration "
+                    "(only --epochs and --num-workers may change); use a new --out."
+                )
             if state.get("data_hash") != data_hash or state.get("features_hash") != features_hash:
-                raise InputError(f"{run / CHECKPOINT}: --resume with different data or radiomics features than "
-                                 "the interrupted run.")
+                raise InputError(
+                    f"{run / CHECKPOINT}: --resume with different data or radiomics features than the interrupted run."
+                )
             try:
                 model.load_state_dict(state["model"])
                 objective.load_state_dict(state["objective"])
@@ -275,8 +312,7 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                 if state["amp_scaler"]:
                     scaler_amp.load_state_dict(state["amp_scaler"])
             except (KeyError, RuntimeError, ValueError) as exc:
-                raise InputError(f"{run / CHECKPOINT}: does not fit this model ({brief(exc)})."
-                                 ) from None
+                raise InputError(f"{run / CHECKPOINT}: does not fit this model ({brief(exc)}).") from exc
             history = json.loads(state["history"])
             start_epoch = int(state["epoch"]) + 1
 
@@ -290,17 +326,36 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
         uses_image_pairs = objective_config.simclr_weight > 0
         uses_radiomics = objective_config.clip_weight > 0
         augmentation = Augmenter(AugmentConfig(**config.augment), spec.channels)
-        dataset = PretrainDataset(train_tensors, train_features, augmentation, views=2 if uses_image_pairs else 1,
-                                  base_seed=derive_seed(config.seed, 3))
+        dataset = PretrainDataset(
+            train_tensors,
+            train_features,
+            augmentation,
+            views=2 if uses_image_pairs else 1,
+            base_seed=derive_seed(config.seed, 3),
+        )
         from torch.utils.data import DistributedSampler
 
-        sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True,
-                                     seed=derive_seed(config.seed, 4) % (2**31), drop_last=True)
+        sampler: Any = DistributedSampler(
+            dataset,  # type: ignore[arg-type]  # a map-style dataset
+            num_replicas=context.world_size,
+            rank=context.rank,
+            shuffle=True,
+            seed=derive_seed(config.seed, 4) % (2**31),
+            drop_last=True,
+        )
         local_batch = global_batch // context.world_size
         steps_per_epoch = len(train_ids) // global_batch
-        loader = make_loader(dataset, local_batch, shuffle=False, seed=derive_seed(config.seed, 6), epoch=start_epoch,
-                             num_workers=config.num_workers, sampler=sampler, drop_last=True,
-                             pin_memory=torch_device.type == "cuda")
+        loader = make_loader(
+            dataset,
+            local_batch,
+            shuffle=False,
+            seed=derive_seed(config.seed, 6),
+            epoch=start_epoch,
+            num_workers=config.num_workers,
+            sampler=sampler,
+            drop_last=True,
+            pin_memory=torch_device.type == "cuda",
+        )
 
         for epoch in range(start_epoch, config.epochs):
             started = time.perf_counter()
@@ -313,22 +368,26 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
             sums: dict[str, float] = {}
             bar = f"epoch {epoch + 1}/{config.epochs}"
             # the loss is shown once a batch has one (a loss column would read "nan" until then)
-            with progress(f"{bar} loss –", steps_per_epoch, quiet or not context.is_main,
-                          transient=True) as advance:
+            with progress(f"{bar} loss –", steps_per_epoch, quiet or not context.is_main, transient=True) as advance:
                 for batch in loader:
                     view1 = batch["view1"].to(torch_device, non_blocking=True)
                     view2 = batch["view2"].to(torch_device, non_blocking=True) if uses_image_pairs else None
                     radiomics = None
                     if uses_radiomics:
-                        radiomics = _scarf(batch["radiomics"], batch["index"], bank, objective_config.scarf_rate,
-                                           config.seed, epoch).to(torch_device)
+                        radiomics = _scarf(
+                            batch["radiomics"], batch["index"], bank, objective_config.scarf_rate, config.seed, epoch
+                        ).to(torch_device)
                     with torch.autocast(device_type=torch_device.type, dtype=amp_dtype, enabled=use_amp):
-                        projections = forward(view1, view2, radiomics,
-                                              bank_device if every_negative and radiomics is not None else None)
+                        projections = forward(
+                            view1, view2, radiomics, bank_device if every_negative and radiomics is not None else None
+                        )
                     z1 = distributed.gather(projections["image_z1"].float(), context)
                     z2 = distributed.gather(projections["image_z2"].float(), context) if view2 is not None else None
-                    zr = distributed.gather(projections["radiomics_z"].float(), context) if radiomics is not None \
+                    zr = (
+                        distributed.gather(projections["radiomics_z"].float(), context)
+                        if radiomics is not None
                         else None
+                    )
                     ids = distributed.gather_plain(batch["index"].to(torch_device), context)
                     similar = _false_negatives(bank_unit, ids, objective_config) if zr is not None else None
                     terms = objective(z1, z2, zr, ids, bank=projections.get("radiomics_bank_z"), similar=similar)
@@ -346,31 +405,72 @@ def run_pretrain(data: str | os.PathLike[str], out: str | os.PathLike[str], conf
                     advance(description=f"{bar} loss {float(terms['loss'].detach()):.4f}")
             row = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
             row.update({f"train_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()})
-            row.update(_validate(model, objective, tensors, radiomics_all, [index_of[c] for c in val_ids],
-                                 torch_device, uses_image_pairs, uses_radiomics, augmentation, config.seed,
-                                 aux_columns))
+            row.update(
+                _validate(
+                    model,
+                    objective,
+                    tensors,
+                    radiomics_all,
+                    [index_of[c] for c in val_ids],
+                    torch_device,
+                    uses_image_pairs,
+                    uses_radiomics,
+                    augmentation,
+                    config.seed,
+                    aux_columns,
+                )
+            )
             row["seconds"] = round(time.perf_counter() - started, 3)
             history.append(row)
             if context.is_main:
-                save_checkpoint(run / CHECKPOINT, {
-                    "epoch": epoch, "resume_hash": config.resume_hash(), "data_hash": data_hash,
-                    "features_hash": features_hash,
-                    "model": model.state_dict(), "objective": objective.state_dict(),
-                    "optimizer": optimizer.state_dict(), "amp_scaler": scaler_amp.state_dict(),
-                    "history": json.dumps(history)})
+                save_checkpoint(
+                    run / CHECKPOINT,
+                    {
+                        "epoch": epoch,
+                        "resume_hash": config.resume_hash(),
+                        "data_hash": data_hash,
+                        "features_hash": features_hash,
+                        "model": model.state_dict(),
+                        "objective": objective.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "amp_scaler": scaler_amp.state_dict(),
+                        "history": json.dumps(history),
+                    },
+                )
                 _write_metrics(run, history)
                 say(("[SYNTHETIC data] " if _is_synthetic(prepared.cases) else "") + _epoch_line(row))
             context.barrier()
 
-        summary = {"run": str(run), "epochs": config.epochs, "train_cases": len(train_ids),
-                   "val_cases": len(val_ids), "final": history[-1] if history else {},
-                   "synthetic": _is_synthetic(prepared.cases)}
+        summary = {
+            "run": str(run),
+            "epochs": config.epochs,
+            "train_cases": len(train_ids),
+            "val_cases": len(val_ids),
+            "final": history[-1] if history else {},
+            "synthetic": _is_synthetic(prepared.cases),
+        }
         if context.is_main:
-            _write_model(run, model, model_config)
+            save_encoder(run, model)
             _write_metrics(run, history)
-            write_json(run / CARD_FILE, _model_card(config, model_config, objective_config, spec, scaler, prepared,
-                                                    data_hash, train_ids, val_ids, history, torch_device, context, model,
-                                                    aux_columns))
+            write_card(
+                run,
+                _model_card(
+                    config,
+                    model_config,
+                    objective_config,
+                    spec,
+                    scaler,
+                    prepared,
+                    data_hash,
+                    train_ids,
+                    val_ids,
+                    history,
+                    torch_device,
+                    context,
+                    model,
+                    aux_columns,
+                ),
+            )
         context.barrier()
         return summary
     finally:
@@ -390,8 +490,10 @@ def _check_out(run: Path, resume: bool) -> None:
             raise InputError(f"{run}: --resume needs {run / CHECKPOINT}, which does not exist.")
         return
     if (run / CHECKPOINT).exists() or (run / MODEL_FILE).exists():
-        raise InputError(f"{run}: already holds a pretraining run; pass --resume to continue it or choose a new "
-                         "--out (nothing is overwritten).")
+        raise InputError(
+            f"{run}: already holds a pretraining run; pass --resume to continue it or choose a new "
+            "--out (nothing is overwritten)."
+        )
 
 
 def _false_negatives(bank_unit: Any, ids: Any, config: Any) -> Any:
@@ -404,9 +506,19 @@ def _false_negatives(bank_unit: Any, ids: Any, config: Any) -> Any:
     return rows @ keys.T >= config.false_negative_similarity
 
 
-def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, indices: list[int], device: Any,
-              uses_image_pairs: bool, uses_radiomics: bool, augmentation: Any, seed: int,
-              aux_columns: list[int] | None = None) -> dict[str, float]:
+def _validate(
+    model: Any,
+    objective: Any,
+    tensors: list[Any],
+    radiomics: Any,
+    indices: list[int],
+    device: Any,
+    uses_image_pairs: bool,
+    uses_radiomics: bool,
+    augmentation: Any,
+    seed: int,
+    aux_columns: list[int] | None = None,
+) -> dict[str, float]:
     """Held-out loss, cross-modal retrieval top-1/top-5 (and chance), alignment and uniformity; with an
     auxiliary head, its held-out mean squared error and R² (over the targets' held-out variance)."""
     import torch
@@ -432,10 +544,16 @@ def _validate(model: Any, objective: Any, tensors: list[Any], radiomics: Any, in
         if uses_radiomics:
             radiomics_z = model.project_radiomics(torch.as_tensor(radiomics[indices]).to(device))
             clip = float(clip_loss(image_z, radiomics_z, temperature))
-            out.update({"val_clip": clip, "val_top1": retrieval_topk(image_z, radiomics_z, 1),
-                        "val_top5": retrieval_topk(image_z, radiomics_z, 5), "val_chance_top1": 1 / len(indices),
-                        "val_chance_top5": min(5, len(indices)) / len(indices),
-                        "val_alignment": alignment(image_z, radiomics_z)})
+            out.update(
+                {
+                    "val_clip": clip,
+                    "val_top1": retrieval_topk(image_z, radiomics_z, 1),
+                    "val_top5": retrieval_topk(image_z, radiomics_z, 5),
+                    "val_chance_top1": 1 / len(indices),
+                    "val_chance_top5": min(5, len(indices)) / len(indices),
+                    "val_alignment": alignment(image_z, radiomics_z),
+                }
+            )
             loss += objective.config.clip_weight * clip
         if uses_image_pairs:
             views = [torch.as_tensor(augmentation(tensors[i], derive_seed(seed, 99, i))) for i in indices]
@@ -451,7 +569,7 @@ def _in_chunks(function: Any, items: list[Any], device: Any, size: int = 16) -> 
     """``function`` over stacked ``items`` in chunks of ``size`` (bounded memory), concatenated."""
     import torch
 
-    return torch.cat([function(torch.stack(items[i:i + size]).to(device)) for i in range(0, len(items), size)])
+    return torch.cat([function(torch.stack(items[i : i + size]).to(device)) for i in range(0, len(items), size)])
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -459,16 +577,37 @@ def _epoch_line(row: dict[str, Any]) -> str:
     if "val_loss" in row:
         parts.append(f"val loss {row['val_loss']:.4f}")
     if "val_top1" in row:
-        parts.append(f"retrieval top-1 {row['val_top1']:.2f} (chance {row['val_chance_top1']:.2f}), "
-                     f"top-5 {row['val_top5']:.2f}")
+        parts.append(
+            f"retrieval top-1 {row['val_top1']:.2f} (chance {row['val_chance_top1']:.2f}), top-5 {row['val_top5']:.2f}"
+        )
     parts.append(f"{row['seconds']:.1f} s")
     return ", ".join(parts)
 
 
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_clip", "train_simclr", "train_aux", "train_temperature",
-                   "val_loss", "val_clip", "val_simclr", "val_top1", "val_top5", "val_chance_top1", "val_chance_top5",
-                   "val_alignment", "val_view_alignment", "val_uniformity", "val_aux", "val_aux_r2", "seconds")
-"""The columns of metrics.csv, in order (README, "pretrain"); those an objective does not compute are left out."""
+METRICS_COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_clip",
+    "train_simclr",
+    "train_aux",
+    "train_temperature",
+    "val_loss",
+    "val_clip",
+    "val_simclr",
+    "val_top1",
+    "val_top5",
+    "val_chance_top1",
+    "val_chance_top5",
+    "val_alignment",
+    "val_view_alignment",
+    "val_uniformity",
+    "val_aux",
+    "val_aux_r2",
+    "seconds",
+)
+"""The columns of metrics.csv, in order (docs/commands.md, "lgerisk pretrain"); those an objective does not compute
+are left out."""
 
 
 def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
@@ -479,83 +618,50 @@ def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     write_csv(run / METRICS_FILE, table[order + [c for c in table.columns if c not in order]])
 
 
-def _write_model(run: Path, model: Any, model_config: Any) -> None:
-    import torch
-
-    state = {"format": "lgerisk-model-1", "config": json.dumps(model_config.to_dict()),
-             "image_encoder": model.image_encoder.state_dict(),
-             "radiomics_encoder": model.radiomics_encoder.state_dict(),
-             "image_projection": model.image_projection.state_dict(),
-             "radiomics_projection": model.radiomics_projection.state_dict()}
-    if model.aux_head is not None:
-        state["aux_head"] = model.aux_head.state_dict()
-    with atomic_path(run / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)  # a file object: the archive's inner name does not depend on the temp name
-
-
-def load_pretrained(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """The ``ContrastiveModel`` of a pretraining run folder and its model card (weights_only loading)."""
-    import torch
-
-    from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
-
-    run = Path(run)
-    if not (run / MODEL_FILE).is_file() or not (run / CARD_FILE).is_file():
-        raise InputError(f"{run}: not a pretraining run folder (needs {MODEL_FILE} and {CARD_FILE}).")
-    try:
-        state = torch.load(run / MODEL_FILE, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable file
-        raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({brief(exc)}).") from None
-    if not isinstance(state, dict) or state.get("format") != "lgerisk-model-1":
-        found = state.get("format") if isinstance(state, dict) else None
-        hint = " (a risk model from lgerisk finetune; --encoder takes a pretraining run)" \
-            if found == "lgerisk-survival-1" else ""
-        raise InputError(f"{run / MODEL_FILE}: not an lgerisk pretraining model{hint}.")
-    model = ContrastiveModel(ContrastiveModelConfig.from_dict(json.loads(state["config"])))
-    for part in ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection"):
-        getattr(model, part).load_state_dict(state[part])
-    if model.aux_head is not None and "aux_head" in state:
-        model.aux_head.load_state_dict(state["aux_head"])
-    card = json.loads((run / CARD_FILE).read_text(encoding="utf-8"))
-    return model.eval(), card
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import SimpleITK
-    import torch
-
-    versions = {"lgerisk": lgerisk.__version__, "python": platform.python_version(), "torch": torch.__version__,
-                "numpy": numpy.__version__, "simpleitk": SimpleITK.Version.VersionString()}
-    for name in ("radiomics", "torchio"):
-        module = sys.modules.get(name)
-        if module is not None:
-            versions[name] = getattr(module, "__version__", "?")
-    return versions
-
-
-def _model_card(config: PretrainConfig, model_config: Any, objective_config: Any, spec: Any, scaler: Any,
-                prepared: Any, data_hash: str, train_ids: list[str], val_ids: list[str], history: list[dict[str, Any]],
-                device: Any, context: Any, model: Any, aux_columns: list[int]) -> dict[str, Any]:
+def _model_card(
+    config: PretrainConfig,
+    model_config: Any,
+    objective_config: Any,
+    spec: Any,
+    scaler: Any,
+    prepared: Any,
+    data_hash: str,
+    train_ids: list[str],
+    val_ids: list[str],
+    history: list[dict[str, Any]],
+    device: Any,
+    context: Any,
+    model: Any,
+    aux_columns: list[int],
+) -> dict[str, Any]:
     from lgerisk.models import parameter_count
 
     return {
+        "format": ENCODER_FORMAT,
         "kind": "lgerisk pretrained encoder",
         "intended_use": "Research only: not a medical device and not for clinical decisions.",
         "created_by": f"lgerisk {lgerisk.__version__} pretrain",
-        "data": {"hash": data_hash, "cases": len(prepared.cases), "train_cases": train_ids,
-                 "val_cases": val_ids, "excluded_cases": prepared.excluded,
-                 "synthetic": _is_synthetic(prepared.cases)},
+        "data": {
+            "hash": data_hash,
+            "cases": len(prepared.cases),
+            "train_cases": train_ids,
+            "val_cases": val_ids,
+            "excluded_cases": prepared.excluded,
+            "synthetic": _is_synthetic(prepared.cases),
+        },
         "config": config.to_dict(),
         "model": model_config.to_dict(),
         "parameters": parameter_count(model),
         "objective": dataclasses.asdict(objective_config),
         "tensor_spec": dataclasses.asdict(spec),
         "preprocessing": prepared.preprocess_settings,
-        "radiomics": {"feature_names": scaler.feature_names, "scaler": scaler.to_dict(),
-                      "view": config.radiomics_view,
-                      "aux_targets": [scaler.feature_names[i] for i in aux_columns]},
+        "radiomics": {
+            "feature_names": scaler.feature_names,
+            "scaler": scaler.to_dict(),
+            "view": config.radiomics_view,
+            "aux_targets": [scaler.feature_names[i] for i in aux_columns],
+        },
         "training": {"device": str(device), "world_size": context.world_size},
         "metrics": history[-1] if history else {},
-        "versions": _versions(),
+        "versions": versions(),
     }

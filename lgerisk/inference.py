@@ -1,0 +1,394 @@
+"""Risk for one scan with a trained risk model: the :class:`RiskPredictor` behind ``lgerisk predict``
+and ``lgerisk explain``.
+
+A :class:`RiskPredictor` is loaded once (model, card, settings) and then predicts scan after scan:
+the model's own preprocessing, the radiomics it needs (only when its head uses them), the tensor,
+the risk score (log relative hazard), the risk group from the training tertiles, survival at the
+model's horizons from its Breslow baseline hazard, the scar metrics, and warnings wherever the scan
+lies outside what the model was trained on. The prediction record is described in
+:mod:`lgerisk.predict.run`.
+
+Example:
+    >>> from lgerisk.inference import RiskPredictor
+    >>> from lgerisk.predict.masks import scan_case
+    >>> predictor = RiskPredictor.load("work/risk")                                  # doctest: +SKIP
+    >>> predictor.predict_case(scan_case("scan.nii.gz"), Path("/tmp/w"))["risk_group"]  # doctest: +SKIP
+    'intermediate'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lgerisk.artifacts import MODEL_FILE
+from lgerisk.errors import CaseError, InputError, LgeriskError
+from lgerisk.io.cohort import Case
+from lgerisk.io.provenance import mismatch_reason, scan_is_synthetic
+
+if TYPE_CHECKING:
+    from lgerisk.models.tabular import TabularScaling
+
+__all__ = [
+    "LIST_FIELDS",
+    "OUT_OF_RANGE",
+    "RECORD_FIELDS",
+    "RiskPredictor",
+    "as_number",
+    "load_predictor",
+    "out_of_range_warnings",
+]
+
+OUT_OF_RANGE = "out of range"
+"""The risk group of a prediction that is not reliable (the scan lies outside what the model was trained on)."""
+LIST_FIELDS = ("unreliable_reasons", "warnings")
+"""Record fields that are lists (joined with '; ' in CSV)."""
+RECORD_FIELDS = (
+    "scar_percent",
+    "greyzone_percent",
+    "myocardium_mass_g",
+    "myocardium_volume_ml",
+    "scar_volume_ml",
+    "scar_method",
+)
+RANGE_LABELS = {
+    "slice_spacing_mm": ("slice spacing", "mm"),
+    "slice_count": ("slice count", ""),
+    "inplane_spacing_mm": ("in-plane pixel spacing", "mm"),
+    "myocardium_volume_ml": ("LV myocardial volume", "ml"),
+    "image_p99": ("normalised intensity (99th percentile)", ""),
+    "scar_percent": ("scar burden", "%"),
+}
+
+
+@dataclass
+class RiskPredictor:
+    """A loaded risk model and everything needed to apply it to a raw scan.
+
+    Example:
+        >>> predictor = RiskPredictor.load("work/risk")                          # doctest: +SKIP
+        >>> predictor.predict_case(scan_case("scan.nii.gz"), Path("/tmp/w"))     # doctest: +SKIP
+    """
+
+    model: Any
+    tabular: TabularScaling
+    card: dict[str, Any]
+    device: Any
+    preprocess: Any  # PreprocessConfig
+    spec: Any  # TensorSpec
+    model_dir: Path
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], device: str = "cpu", labels: str | None = None) -> RiskPredictor:
+        """Load a finetune run folder (``weights_only`` checkpoint) with its settings."""
+        from lgerisk.artifacts import load_risk_model
+        from lgerisk.data.tensors import TensorSpec
+        from lgerisk.preprocess.config import PreprocessConfig
+        from lgerisk.training.devices import resolve_device
+
+        torch_device = resolve_device(device)
+        model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
+        settings = dict((card.get("preprocessing") or {}).get("settings") or {})
+        if labels is not None:
+            settings["labels"] = labels
+        elif not settings.get("labels") and card.get("labels"):
+            settings["labels"] = card["labels"]
+        preprocess = PreprocessConfig.from_dict(settings) if settings else PreprocessConfig()
+        params: dict[str, Any] = {}
+        if tabular.radiomics:
+            from lgerisk.radiomics.settings import ROIS, load_params, params_hash
+
+            params = load_params()
+            trained = (card.get("radiomics") or {}).get("settings_hash")
+            if trained is not None and trained != params_hash(params, tuple(ROIS)):
+                raise InputError(
+                    f"{model_dir}: the model's radiomics inputs were extracted with other settings "
+                    f"({trained}) than lgerisk's defaults, which predict uses; retrain it on a feature "
+                    "table from the default extract-radiomics settings."
+                )
+        return cls(
+            model=model,
+            tabular=tabular,
+            card=card,
+            device=torch_device,
+            preprocess=preprocess,
+            spec=TensorSpec.from_dict(card["tensor_spec"]),
+            model_dir=Path(model_dir),
+            params=params,
+        )
+
+    @property
+    def model_hash(self) -> str:
+        """Hash of the model file and the preprocessing settings (a cached prediction is reused only under it)."""
+        digest = hashlib.sha256((self.model_dir / MODEL_FILE).read_bytes())
+        digest.update(self.preprocess.settings_hash().encode())
+        return digest.hexdigest()[:16]
+
+    @property
+    def horizons(self) -> list[float]:
+        """The horizons of the survival probabilities."""
+        return [float(h) for h in self.card["survival"]["horizons"]]
+
+    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
+        """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
+        ``synthetic`` says whether the scan comes from the synthetic generator (its own marker).
+
+        A case of a preprocessed folder (``lgerisk preprocess`` output) is used as it is when it was
+        preprocessed with the model's settings (preprocessing it again would misread its labels).
+        ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
+        scan that is no DICOM series gets a warning instead)."""
+        from lgerisk.io import dicom_seg
+        from lgerisk.preprocess.pipeline import (
+            IMAGE_FILE,
+            MASK_FILE,
+            case_dir,
+            preprocess_case,
+            write_case,
+        )
+
+        done = _preprocessed_qc(case)
+        if done is not None:
+            if done.get("settings_hash") != self.preprocess.settings_hash():
+                raise CaseError(
+                    f"{case.image}: already preprocessed, but with other settings than the model's; "
+                    "give the raw scan and mask instead."
+                )
+            warnings = list(done.get("warnings") or []) + ([dicom_seg.PREPROCESSED_WARNING] if seg_path else [])
+            return case, {**done, "synthetic": scan_is_synthetic(case.image, done), "warnings": warnings}
+        result = preprocess_case(case, self.preprocess)
+        qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
+        if int(qc.get("slices_with_myocardium") or 0) < 2:
+            raise CaseError(
+                f"{case.image}: only {qc.get('slices_with_myocardium')} slice(s) with myocardium; the "
+                "model needs a short-axis stack (2 or more slices)."
+            )
+        if seg_path is not None:
+            if dicom_seg.has_dicom_series(case.image) and result.source_labels is not None:
+                dicom_seg.write_scar_seg(seg_path, case.image, result.source_labels, str(qc.get("scar_method")))
+            else:
+                qc["warnings"] = list(qc.get("warnings") or []) + [dicom_seg.NOT_DICOM_WARNING]
+        write_case(result, work)
+        folder = case_dir(work, case.case_id)
+        return Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event, case.covariates), qc
+
+    def inputs(
+        self, prepared: Case, covariates: dict[str, Any] | None = None, qc: dict[str, Any] | None = None
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """(image tensor (1, C, D, H, W), tabular tensor or None, radiomics row) of a preprocessed case;
+        ``qc`` (its preprocessing QC) gives the scar metrics a ``--with-scar`` model's head takes."""
+        import numpy as np
+        import torch
+
+        from lgerisk.data.tensors import case_tensor
+
+        tensor = case_tensor(prepared.image, prepared.mask, self.spec)
+        row: dict[str, Any] = {}
+        scaling = self.tabular
+        radiomics = scar = given_covariates = None
+        if scaling.radiomics:
+            from lgerisk.radiomics.extract import feature_row
+            from lgerisk.radiomics.settings import ROIS, params_hash
+
+            rois = tuple(ROIS)
+            assert prepared.mask is not None  # a prepared case always has its mask
+            row = feature_row(
+                prepared.case_id, prepared.image, prepared.mask, self.params, rois, params_hash(self.params, rois)
+            )
+            radiomics = np.array([[as_number(row.get(c)) for c in scaling.radiomics]], float)
+            missing = [c for c, v in zip(scaling.radiomics, radiomics[0]) if not np.isfinite(v)]
+            if missing:
+                row["__warnings__"] = [
+                    f"radiomics feature(s) {', '.join(missing)} not measurable in this scan (set to the training mean)"
+                ]
+        if scaling.scar_metrics:
+            scar = np.array([[as_number((qc or {}).get(c)) for c in scaling.scar_metrics]], float)
+            if not np.isfinite(scar).all():
+                raise CaseError(
+                    f"{prepared.image}: the model's head takes {', '.join(scaling.scar_metrics)} "
+                    "and the preprocessing QC of this scan has none."
+                )
+        if scaling.covariates:
+            given = covariates or {}
+            missing = [c for c in scaling.covariates if as_number(given.get(c)) != as_number(given.get(c))]
+            if missing:
+                raise CaseError(
+                    f"the model needs covariate(s) {', '.join(missing)}; give them "
+                    "with --clinical FILE (case_id plus those columns) or in the cohort's outcomes."
+                )
+            given_covariates = np.array([[as_number(given[c]) for c in scaling.covariates]], float)
+        values = scaling.transform(radiomics=radiomics, scar=scar, covariates=given_covariates)
+        image = torch.from_numpy(tensor).unsqueeze(0).to(self.device)
+        tab = torch.from_numpy(values).to(self.device) if scaling.n_inputs else None
+        return image, tab, row
+
+    def risk(self, image: Any, tabular: Any) -> float:
+        """The risk score (log relative hazard) of one prepared input."""
+        import torch
+
+        with torch.no_grad():
+            return float(self.model(image, tabular).float().cpu()[0])
+
+    @property
+    def trained_on_synthetic(self) -> bool:
+        """Whether the model card says the model was trained on synthetic scans."""
+        return bool((self.card.get("data") or {}).get("synthetic"))
+
+    @property
+    def preprocessing_outdated(self) -> str | None:
+        """Why the model's training scans were preprocessed differently from how this lgerisk preprocesses
+        with the same settings (an earlier preprocessing version), or None when they match."""
+        from lgerisk.preprocess.config import PreprocessConfig
+
+        trained = self.card.get("preprocessing") or {}
+        settings, recorded = trained.get("settings"), trained.get("settings_hash")
+        if not settings or not recorded:
+            return None
+        try:
+            now = PreprocessConfig.from_dict(settings).settings_hash()
+        except LgeriskError:
+            return None
+        if now == recorded:
+            return None
+        return (
+            "the model was trained on scans preprocessed by an earlier version of lgerisk's preprocessing "
+            f"(settings hash {recorded}, now {now}: e.g. another remote-myocardium reference); retrain it"
+        )
+
+    def record(self, case_id: str, risk: float, qc: dict[str, Any], tensor: Any) -> dict[str, Any]:
+        """The prediction record (see the module docstring); ``qc``'s ``synthetic`` says whether the scan
+        is synthetic (set by :meth:`prepare`)."""
+        import numpy as np
+
+        from lgerisk.evaluation.cox import survival_at
+        from lgerisk.evaluation.groups import risk_groups
+
+        survival = self.card["survival"]
+        probabilities = survival_at(
+            np.array([risk]),
+            np.asarray(survival["baseline_times"], float),
+            np.asarray(survival["baseline_cumhaz"], float),
+            np.asarray(self.horizons),
+        )[0]
+        record: dict[str, Any] = {
+            "case_id": case_id,
+            "risk_score": round(risk, 6),
+            "risk_group": str(risk_groups(np.array([risk]), tuple(survival["risk_thresholds"]))[0]),
+        }
+        for horizon, value in zip(self.horizons, probabilities):
+            record[f"survival_{horizon:g}"] = round(float(value), 6)
+        for key in RECORD_FIELDS:
+            record[key] = qc.get(key)
+        seen = survival.get("training_risk_range")
+        extrapolated = bool(seen) and not seen[0] <= risk <= seen[1]
+        record["model_method"] = self.card.get("method")
+        record["model_trained_on_synthetic"] = self.trained_on_synthetic
+        record["scan_synthetic"] = bool(qc.get("synthetic"))
+        outside = out_of_range_warnings(
+            qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)), self.card.get("training_ranges") or {}
+        )
+        reasons = list(outside)
+        mismatch = mismatch_reason(record["scan_synthetic"], record["model_trained_on_synthetic"])
+        if mismatch is not None:
+            reasons.append(mismatch)
+        if self.preprocessing_outdated is not None:
+            reasons.append(self.preprocessing_outdated)
+        trained_methods = self.tabular.scar_methods
+        if self.tabular.scar_metrics and trained_methods and qc.get("scar_method") not in trained_methods:
+            reasons.append(
+                f"the model's head takes scar % measured by {' or '.join(trained_methods)}, and this "
+                f"scan's is measured by {qc.get('scar_method')} (e.g. its mask has no scar labels)"
+            )
+        record["reliable"] = not reasons
+        record["unreliable_reasons"] = reasons
+        if reasons:
+            record["risk_group"] = OUT_OF_RANGE  # the numeric score stays in its column
+        record["warnings"] = reasons + list(qc.get("warnings") or [])
+        if extrapolated:
+            record["warnings"].append(
+                f"risk score {risk:.3g} is outside the training cohort's range "
+                f"{seen[0]:.3g} to {seen[1]:.3g}: the survival estimates are extrapolated"
+            )
+        return record
+
+    def predict_case(
+        self, case: Case, work: Path, covariates: dict[str, Any] | None = None, seg_path: Path | None = None
+    ) -> dict[str, Any]:
+        """Preprocess, extract what the model needs, and predict one case (``seg_path``: see :meth:`prepare`)."""
+        prepared, qc = self.prepare(case, work, seg_path)
+        image, tabular, row = self.inputs(prepared, covariates if covariates is not None else case.covariates, qc)
+        record = self.record(case.case_id, self.risk(image, tabular), qc, image)
+        record["warnings"] += row.get("__warnings__", [])
+        return record
+
+
+def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
+    """The QC record of a case that is already preprocessed (``cases/ID/{image,mask}.nii.gz`` + ``qc.json``)."""
+    from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE
+
+    image = Path(case.image)
+    if image.name != IMAGE_FILE or case.mask is None or Path(case.mask) != image.parent / MASK_FILE:
+        return None
+    try:
+        qc = json.loads((image.parent / QC_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return qc if isinstance(qc, dict) else None
+
+
+def as_number(value: Any) -> float:
+    """``float(value)``, NaN where it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def out_of_range_warnings(qc: dict[str, Any], image_p99: float, ranges: dict[str, list[float]]) -> list[str]:
+    """Sentences for every checked quantity outside the training cohort's range.
+
+    Example:
+        >>> out_of_range_warnings({"slice_spacing_mm": 8.0}, 1.0, {"slice_spacing_mm": [10.0, 13.0]})
+        ['slice spacing 8 mm is outside the training range 10-13 mm']
+    """
+    values = dict(qc)
+    spacing = qc.get("original_spacing_mm")
+    if isinstance(spacing, list) and len(spacing) >= 2:
+        values["inplane_spacing_mm"] = float(min(spacing[:2]))
+    values["image_p99"] = image_p99
+    out = []
+    for key, (label, unit) in RANGE_LABELS.items():
+        if key not in ranges or not isinstance(values.get(key), (int, float)):
+            continue
+        low, high = ranges[key]
+        value = float(values[key])
+        if value < low or value > high:
+            suffix = f" {unit}" if unit else ""
+            digits = 3  # enough digits that the value and the bound it crosses read differently
+            while digits < 12 and f"{value:.{digits}g}" == f"{low if value < low else high:.{digits}g}":
+                digits += 1
+            out.append(
+                f"{label} {value:.{digits}g}{suffix} is outside the training range "
+                f"{low:.{digits}g}-{high:.{digits}g}{suffix}"
+            )
+    return out
+
+
+def load_predictor(model_dir: str, device: str, labels: str | None) -> RiskPredictor:
+    """One predictor per process (the model is loaded once per worker, not once per scan); a model
+    file rewritten since is loaded afresh."""
+    try:
+        stamp = (Path(model_dir) / MODEL_FILE).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _cached_predictor(model_dir, device, labels, stamp)
+
+
+@lru_cache(maxsize=2)
+def _cached_predictor(model_dir: str, device: str, labels: str | None, stamp: int) -> RiskPredictor:
+    return RiskPredictor.load(model_dir, device=device, labels=labels)

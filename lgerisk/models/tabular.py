@@ -1,0 +1,188 @@
+"""The tabular inputs of a risk model's head and their standardisation: one object, fitted on the
+training cases by ``lgerisk finetune``, saved with the model, and applied unchanged by ``predict``.
+
+Inputs, in this order after the image embedding: selected radiomics features (a value a scan cannot
+measure becomes the training mean, i.e. 0 after standardisation), the scar metrics (``--with-scar``),
+clinical covariates.
+
+Example:
+    >>> import numpy as np
+    >>> scaling = TabularScaling(scar_metrics=("scar_percent",), scar_metrics_mean=(10.0,), scar_metrics_scale=(5.0,))
+    >>> scaling.transform(scar=np.array([[20.0]])).tolist()
+    [[2.0]]
+    >>> TabularScaling.from_dict(scaling.to_dict()) == scaling
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TabularScaling"]
+
+_MIN_SCALE = 1e-8
+
+
+def _scale(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.maximum(values, _MIN_SCALE))
+
+
+@dataclass(frozen=True)
+class TabularScaling:
+    """Names, means and scales of a head's tabular inputs (radiomics, scar metrics, covariates).
+
+    Attributes:
+        radiomics: selected radiomics feature columns; ``radiomics_mean``/``radiomics_scale`` per column.
+        scar_metrics: scar metric columns (``scar_percent``, ``greyzone_percent``) the head takes, if any.
+        scar_methods: how the training cases' scar % was measured (predict flags a scan measured otherwise).
+        covariates: clinical covariate columns, with ``covariate_mean``/``covariate_scale``.
+        head_penalizer: the head's L2 penalty (chosen by inner CV), recorded for the card.
+    """
+
+    radiomics: tuple[str, ...] = ()
+    radiomics_mean: tuple[float, ...] = ()
+    radiomics_scale: tuple[float, ...] = ()
+    covariates: tuple[str, ...] = ()
+    covariate_mean: tuple[float, ...] = ()
+    covariate_scale: tuple[float, ...] = ()
+    scar_metrics: tuple[str, ...] = ()
+    scar_metrics_mean: tuple[float, ...] = ()
+    scar_metrics_scale: tuple[float, ...] = ()
+    scar_methods: tuple[str, ...] | None = None
+    head_penalizer: float | None = None
+
+    def __post_init__(self) -> None:
+        for names, mean, scale in (
+            (self.radiomics, self.radiomics_mean, self.radiomics_scale),
+            (self.covariates, self.covariate_mean, self.covariate_scale),
+            (self.scar_metrics, self.scar_metrics_mean, self.scar_metrics_scale),
+        ):
+            if not len(names) == len(mean) == len(scale):
+                raise ValueError(f"tabular scaling of {list(names)}: {len(mean)} means and {len(scale)} scales.")
+
+    @classmethod
+    def fit(
+        cls,
+        radiomics: tuple[str, ...] = (),
+        radiomics_values: Any = None,
+        scar_metrics: tuple[str, ...] = (),
+        scar_values: Any = None,
+        covariates: tuple[str, ...] = (),
+        covariate_values: Any = None,
+        scar_methods: tuple[str, ...] | None = None,
+    ) -> TabularScaling:
+        """Means and scales from the training rows (radiomics ignore missing values; scales floored at 1e-8)."""
+        fields: dict[str, Any] = {"scar_methods": scar_methods}
+        if radiomics:
+            values = np.asarray(radiomics_values, float)
+            fields.update(
+                radiomics=tuple(radiomics),
+                radiomics_mean=tuple(float(v) for v in np.nanmean(values, 0)),
+                radiomics_scale=_scale(np.nanstd(values, axis=0)),
+            )
+        if scar_metrics:
+            values = np.asarray(scar_values, float)
+            fields.update(
+                scar_metrics=tuple(scar_metrics),
+                scar_metrics_mean=tuple(float(v) for v in values.mean(0)),
+                scar_metrics_scale=_scale(values.std(axis=0)),
+            )
+        if covariates:
+            values = np.asarray(covariate_values, float)
+            fields.update(
+                covariates=tuple(covariates),
+                covariate_mean=tuple(float(v) for v in values.mean(0)),
+                covariate_scale=_scale(values.std(axis=0)),
+            )
+        return cls(**fields)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of tabular inputs of the head."""
+        return len(self.radiomics) + len(self.scar_metrics) + len(self.covariates)
+
+    def with_penalizer(self, penalizer: float) -> TabularScaling:
+        """A copy recording the head's penalty."""
+        return TabularScaling(**{**self.__dict__, "head_penalizer": float(penalizer)})
+
+    def transform(self, radiomics: Any = None, scar: Any = None, covariates: Any = None) -> np.ndarray:
+        """The standardised ``(n, n_inputs)`` float32 matrix from raw ``(n, k)`` values of each part (a part
+        the scaling has no columns for is ignored; a missing radiomics value -> 0, the training mean)."""
+        parts, rows = [], None
+        for names, values, mean, scale, fill in (
+            (self.radiomics, radiomics, self.radiomics_mean, self.radiomics_scale, True),
+            (self.scar_metrics, scar, self.scar_metrics_mean, self.scar_metrics_scale, False),
+            (self.covariates, covariates, self.covariate_mean, self.covariate_scale, False),
+        ):
+            if not names:
+                continue
+            matrix = np.asarray(values, float).reshape(-1, len(names))
+            rows = matrix.shape[0]
+            standard = (matrix - np.asarray(mean)) / np.asarray(scale)
+            parts.append(np.where(np.isfinite(standard), standard, 0.0) if fill else standard)
+        if not parts:
+            for values in (radiomics, scar, covariates):
+                if values is not None:
+                    rows = np.asarray(values).shape[0]
+                    break
+            return np.zeros((rows or 0, 0), np.float32)
+        return np.hstack(parts).astype(np.float32)
+
+    def matrix(self, features: Any, covariates: Any, ids: list[str]) -> np.ndarray:
+        """:meth:`transform` of the rows ``ids`` of a feature table (radiomics, scar metrics) and a covariate
+        table (pandas DataFrames indexed by case id)."""
+        ids = list(ids)
+        pick = features.reindex(ids)
+        return (
+            self.transform(
+                radiomics=pick[list(self.radiomics)].to_numpy(float) if self.radiomics else None,
+                scar=pick[list(self.scar_metrics)].to_numpy(float) if self.scar_metrics else None,
+                covariates=covariates.reindex(ids)[list(self.covariates)].to_numpy(float) if self.covariates else None,
+            )
+            if self.n_inputs
+            else np.zeros((len(ids), 0), np.float32)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (the layout model files and cards have always stored)."""
+        out: dict[str, Any] = {
+            "radiomics": list(self.radiomics),
+            "radiomics_mean": list(self.radiomics_mean),
+            "radiomics_scale": list(self.radiomics_scale),
+            "covariates": list(self.covariates),
+            "covariate_mean": list(self.covariate_mean),
+            "covariate_scale": list(self.covariate_scale),
+        }
+        if self.scar_metrics:
+            out.update(
+                scar_metrics=list(self.scar_metrics),
+                scar_metrics_mean=list(self.scar_metrics_mean),
+                scar_metrics_scale=list(self.scar_metrics_scale),
+            )
+        if self.scar_methods is not None:
+            out["scar_methods"] = list(self.scar_methods)
+        if self.head_penalizer is not None:
+            out["head_penalizer"] = self.head_penalizer
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TabularScaling:
+        """Inverse of :meth:`to_dict` (unknown keys refused)."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown tabular scaling field(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "head_penalizer":
+                values[key] = None if value is None else float(value)
+            elif key == "scar_methods":
+                values[key] = None if value is None else tuple(str(v) for v in value)
+            elif key in ("radiomics", "covariates", "scar_metrics"):
+                values[key] = tuple(str(v) for v in value)
+            else:
+                values[key] = tuple(float(v) for v in value)
+        return cls(**values)
