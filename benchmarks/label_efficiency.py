@@ -277,6 +277,18 @@ def main() -> None:
         help="fine-tune end to end only these encoders (default: every objective's)",
     )
     parser.add_argument(
+        "--full-fractions",
+        type=float,
+        nargs="*",
+        default=None,
+        help="fine-tune end to end only at these label fractions (default: every fraction)",
+    )
+    parser.add_argument(
+        "--no-full-scar",
+        action="store_true",
+        help="with --with-scar, leave out the end-to-end runs with scar %% in the head (the probes keep it)",
+    )
+    parser.add_argument(
         "--summarise-only",
         action="store_true",
         help="only pool WORK/oof.csv (what a run has finished so far) into WORK/pooled.csv and the plot",
@@ -380,9 +392,10 @@ def main() -> None:
                                 FinetuneConfig(mode="probe", baselines=False, with_scar=True, head_pcs=k, **common),
                             )
                         )
-                if args.full_objectives is None or objective in args.full_objectives:
+                full_here = args.full_fractions is None or fraction in args.full_fractions
+                if full_here and (args.full_objectives is None or objective in args.full_objectives):
                     runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
-                    if args.with_scar:
+                    if args.with_scar and not args.no_full_scar:
                         runs.append(
                             (
                                 f"{objective} full+scar",

@@ -29,33 +29,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lgerisk.api import (
-    BatchResult,
-    Explanation,
-    FinetuneResult,
-    Prediction,
-    PretrainResult,
-    QCRecord,
-    explain_scan,
-    extract_features,
-    finetune,
-    load_model,
-    predict_cohort,
-    predict_scan,
-    preprocess_case,
-    preprocess_cohort,
-    pretrain,
-    read_cohort,
-)
+from lgerisk import api
+from lgerisk.api import *  # noqa: F403 - the public API, listed in lgerisk.api.__all__
 from lgerisk.errors import CaseError, InputError, LgeriskError
 
 if TYPE_CHECKING:
-    from lgerisk.inference import RiskPredictor
-    from lgerisk.io.cohort import Case, Cohort
-    from lgerisk.models.tabular import TabularScaling
-    from lgerisk.preprocess.config import PreprocessConfig
-    from lgerisk.training.finetune import FinetuneConfig
-    from lgerisk.training.pretrain import PretrainConfig
+    from lgerisk.inference import RiskPredictor as RiskPredictor
+    from lgerisk.io.cohort import Case as Case
+    from lgerisk.io.cohort import Cohort as Cohort
+    from lgerisk.models.tabular import TabularScaling as TabularScaling
+    from lgerisk.preprocess.config import PreprocessConfig as PreprocessConfig
+    from lgerisk.training.finetune import FinetuneConfig as FinetuneConfig
+    from lgerisk.training.pretrain import PretrainConfig as PretrainConfig
 
 __version__ = "0.1.0"
 
@@ -71,33 +56,12 @@ _LAZY = {
 """Names imported on first use, so that ``import lgerisk`` (and ``lgerisk --help``) stays instant."""
 
 __all__ = [
-    "BatchResult",
-    "Case",
+    *api.__all__,
+    *_LAZY,
     "CaseError",
-    "Cohort",
-    "Explanation",
-    "FinetuneConfig",
-    "FinetuneResult",
     "InputError",
     "LgeriskError",
-    "Prediction",
-    "PreprocessConfig",
-    "PretrainConfig",
-    "PretrainResult",
-    "QCRecord",
-    "RiskPredictor",
-    "TabularScaling",
     "__version__",
-    "explain_scan",
-    "extract_features",
-    "finetune",
-    "load_model",
-    "predict_cohort",
-    "predict_scan",
-    "preprocess_case",
-    "preprocess_cohort",
-    "pretrain",
-    "read_cohort",
 ]
 
 
