@@ -124,7 +124,7 @@ def embedding_metrics(
     from lgerisk.artifacts import load_encoder
     from lgerisk.data.tensors import TensorCache, TensorSpec
     from lgerisk.training.data import prepare_data
-    from lgerisk.training.finetune import embed
+    from lgerisk.training.survival_fit import embed
 
     model, card = load_encoder(encoder)
     spec = TensorSpec(**card["tensor_spec"])

@@ -12,7 +12,7 @@ The public API (each is what the command of the same name runs; see :mod:`lgeris
     finetune(data, out, FinetuneConfig(...), encoder)  -> FinetuneResult
     load_model(run)                                    -> RiskPredictor
     predict_scan(model, image, mask)                   -> Prediction
-    predict_cohort(model, data)                        -> pandas.DataFrame
+    predict_cohort(model, data)                        -> BatchResult
     explain_scan(model, image, out, mask)              -> Explanation
 
 Settings: ``PreprocessConfig``, ``PretrainConfig``, ``FinetuneConfig``. Errors: ``InputError`` (bad input for a

@@ -12,7 +12,7 @@ progress bars (``progress=True`` shows them). Results are dataclasses and pandas
     finetune(data, out, FinetuneConfig(...), encoder=...) -> FinetuneResult (comparison table)
     load_model(run)                                 -> RiskPredictor
     predict_scan(model, image, mask)                -> Prediction
-    predict_cohort(model, data)                     -> pandas DataFrame, one prediction per row
+    predict_cohort(model, data)                     -> BatchResult (predictions, failed cases)
     explain_scan(model, image, out, mask)           -> Explanation
 
 Example (sample_data ships with the repository; every number it gives is SYNTHETIC):
@@ -222,15 +222,28 @@ def read_cohort(data: PathLike) -> Cohort:
 
 
 def preprocess_case(
-    image: PathLike, mask: PathLike | None = None, config: PreprocessConfig | None = None, out: PathLike | None = None
+    image: PathLike,
+    mask: PathLike | None = None,
+    config: PreprocessConfig | None = None,
+    out: PathLike | None = None,
+    case_id: str | None = None,
 ) -> QCRecord:
     """Preprocess one scan (NIfTI, NRRD, MHA or a DICOM series folder) with its mask (found beside the scan
-    when not given); with ``out``, also write the case folder ``out/cases/ID/`` as ``preprocess`` does."""
+    when not given); with ``out``, also write the case folder ``out/cases/ID/`` as ``preprocess`` does.
+
+    ``case_id``: the id to give the case (default: from the file name, as ``predict`` does). The label map is
+    checked on this one mask; :func:`preprocess_cohort` also checks it across the cohort first."""
+    from dataclasses import replace
+
+    from lgerisk.io.cohort import check_case_id
     from lgerisk.predict.masks import scan_case
     from lgerisk.preprocess import pipeline
     from lgerisk.preprocess.config import PreprocessConfig
 
-    result = pipeline.preprocess_case(scan_case(image, mask), config or PreprocessConfig())
+    case = scan_case(image, mask)
+    if case_id is not None:
+        case = replace(case, case_id=check_case_id(case_id, str(image)))
+    result = pipeline.preprocess_case(case, config or PreprocessConfig())
     if out is not None:
         pipeline.write_case(result, Path(out))
     return QCRecord.from_qc(result.qc)
@@ -310,18 +323,24 @@ def finetune(
     device: str = "auto",
     progress: bool = False,
 ) -> FinetuneResult:
-    """``lgerisk finetune``: every method on the same cross-validation folds, then the final risk model."""
+    """``lgerisk finetune``: every method on the same cross-validation folds, then the final risk model.
+
+    Without ``config``: the defaults, a frozen probe on ``encoder`` or, without one, the network trained from
+    scratch. A ``config`` whose ``labels`` differ from the default is taken as given (as ``--labels`` is)."""
     from lgerisk.training.finetune import FinetuneConfig, run_finetune
 
+    if config is None:
+        config = FinetuneConfig(mode="probe" if encoder is not None else "full")
     summary = run_finetune(
         data,
         out,
-        config or FinetuneConfig(),
+        config,
         encoder=encoder,
         outcomes=outcomes,
         features=None if features is None else str(features),
         device=device,
         quiet=_quiet(progress),
+        labels_given=config.labels != FinetuneConfig().labels,
     )
     return FinetuneResult(
         Path(summary["run"]),
@@ -363,46 +382,66 @@ def predict_scan(
     return Prediction.from_record(record)
 
 
+def _served(model: RiskPredictor | PathLike) -> tuple[Path, str, str | None]:
+    """(run folder, device, label map) to load ``model`` with again (in batch workers)."""
+    from lgerisk.inference import RiskPredictor
+
+    if isinstance(model, RiskPredictor):
+        return model.model_dir, str(model.device), model.preprocess.labels
+    return Path(model), "cpu", None
+
+
 def predict_cohort(
     model: RiskPredictor | PathLike, data: PathLike, out: PathLike | None = None, jobs: int = 1, progress: bool = False
-) -> pd.DataFrame:
-    """``lgerisk predict`` over a cohort: one row per predicted case (failed cases are left out; with
-    ``out``, a CSV written as ``predict --out`` writes it, with ``OUT.errors.csv`` and resumable parts)."""
+) -> BatchResult:
+    """``lgerisk predict`` over a cohort: ``table`` has one prediction per predicted case, ``errors`` one row per
+    failed case (``case_id``, ``error``); with ``out``, the CSV ``predict --out`` writes (resumable, with
+    ``OUT.errors.csv``). A loaded ``model`` is loaded again in the workers, with its device and label map."""
     import pandas as pd
 
     from lgerisk.inference import LIST_FIELDS
     from lgerisk.predict.run import predict_cases
 
-    run = model.model_dir if not isinstance(model, (str, os.PathLike)) else Path(model)
+    run, device, labels = _served(model)
     cases = list(read_cohort(data).cases)
-    _, records, _ = predict_cases(cases, run, out, jobs=jobs, quiet=_quiet(progress))
-    table = pd.DataFrame(records)
+    report, records, _ = predict_cases(cases, run, out, device=device, labels=labels, jobs=jobs, quiet=_quiet(progress))
+    table = pd.DataFrame(records) if records else pd.DataFrame(columns=["case_id", "risk_score", "risk_group"])
     for column in LIST_FIELDS:
         if column in table.columns:
             table[column] = table[column].map(tuple)
-    return table
+    errors = pd.DataFrame(
+        [{"case_id": key, "error": value} for key, value in report.failed.items()], columns=["case_id", "error"]
+    )
+    return BatchResult(Path(out) if out is not None else Path(data), table, errors, len(report.skipped))
 
 
 def explain_scan(
-    model: RiskPredictor | PathLike, image: PathLike, out: PathLike, mask: PathLike | None = None
+    model: RiskPredictor | PathLike,
+    image: PathLike,
+    out: PathLike,
+    mask: PathLike | None = None,
+    covariates: dict[str, float] | None = None,
 ) -> Explanation:
-    """``lgerisk explain`` for one scan: the report, attribution maps and radiomics concepts in ``out/ID/``."""
+    """``lgerisk explain`` for one scan: the report, attribution maps and radiomics concepts in ``out/ID/``
+    (``covariates``: for a model trained with clinical covariates). A scan that cannot be explained raises
+    ``CaseError`` with the reason (an unexpected error with its traceback)."""
+    import json
+
     import pandas as pd
 
     from lgerisk.errors import CaseError
     from lgerisk.explain.run import explain_cases
     from lgerisk.predict.masks import scan_case
 
-    run = model.model_dir if not isinstance(model, (str, os.PathLike)) else Path(model)
+    run, device, labels = _served(model)
     case = scan_case(image, mask)
-    report, _ = explain_cases([case], run, out, quiet=True)
+    clinical = {case.case_id: dict(covariates)} if covariates else None
+    report, _ = explain_cases([case], run, out, device=device, labels=labels, clinical=clinical, quiet=True, debug=True)
     folder = Path(out) / case.case_id
     if case.case_id in report.failed:
         raise CaseError(report.failed[case.case_id])
     record = report.results.get(case.case_id)
-    if record is None:  # explained before with the same inputs: read what was stored
-        import json
-
+    if record is None:  # explained before from the same inputs: read what was stored
         record = json.loads((folder / "prediction.json").read_text(encoding="utf-8"))["record"]
     return Explanation(
         Prediction.from_record(record),

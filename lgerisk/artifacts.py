@@ -166,17 +166,18 @@ def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[
     return dict(state)
 
 
-def _check_card(run: Path, card: dict[str, Any], expected: str) -> None:
-    """The card belongs to this model file and is of its format (cards from before markers: no check)."""
+def _check_card(run: Path, card: dict[str, Any], expected: str, required: bool = False) -> None:
+    """The card is of ``expected``'s format and belongs to this model file. Cards from before format markers
+    and hashes pass unless ``required`` (risk models have always carried both)."""
     marker = card.get("format")
-    if marker is not None and marker != expected:
+    if (marker is None and required) or (marker is not None and marker != expected):
         made = str(card.get("created_by", "")).split(" ")[1:2]
         raise InputError(
             f"{run / CARD_FILE}: model card of another format ({marker!r}, lgerisk "
             f"{made[0] if made else '?'}); retrain with this version."
         )
     recorded = card.get("model_sha256")
-    if recorded is not None and recorded != file_sha256(run / MODEL_FILE):
+    if (recorded is None and required) or (recorded is not None and recorded != file_sha256(run / MODEL_FILE)):
         raise InputError(
             f"{run}: {MODEL_FILE} and {CARD_FILE} do not belong together (an interrupted or mixed "
             "run); train the model again."
@@ -257,13 +258,5 @@ def load_risk_model(
         scaling = TabularScaling.from_dict(json.loads(state["tabular"]))
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") from exc
-    if card.get("format") is None:
-        raise InputError(
-            f"{run / CARD_FILE}: model card of another format (None, lgerisk ?); retrain with this version."
-        )
-    _check_card(run, card, RISK_MODEL_FORMAT)
-    if card.get("model_sha256") is None:
-        raise InputError(
-            f"{run}: {CARD_FILE} records no model_sha256 (an interrupted or mixed run); train the model again."
-        )
+    _check_card(run, card, RISK_MODEL_FORMAT, required=True)
     return model.to(device).eval(), scaling, card

@@ -3,6 +3,7 @@ typed errors with their cause, and the example script's whole chain."""
 
 from __future__ import annotations
 
+import io
 import json
 import pydoc
 import subprocess
@@ -63,11 +64,18 @@ def test_predictions_equal_the_command_lines(runs: dict[str, Path], tmp_path: Pa
     for case in cases:
         (cohort / "images" / case.image.name).symlink_to(case.image)
         (cohort / "masks" / case.mask.name).symlink_to(case.mask)
-    table = lgerisk.predict_cohort(runs["main"], cohort, out=tmp_path / "predictions.csv")
+    (cohort / "images" / "broken.nii.gz").write_bytes(b"not a scan")  # one case fails, the others go on
+    (cohort / "masks" / "broken.nii.gz").write_bytes(b"not a mask")
+    batch = lgerisk.predict_cohort(model, cohort, out=tmp_path / "predictions.csv")
+    table = batch.table
     assert list(table["case_id"]) == [c.case_id for c in cases]
     assert table.loc[0, "risk_score"] == one.risk_score
+    assert list(batch.errors["case_id"]) == ["broken"] and "broken.nii.gz" in batch.errors.loc[0, "error"]
     written = pd.read_csv(tmp_path / "predictions.csv", dtype={"case_id": str})
-    assert written["risk_score"].tolist() == table["risk_score"].tolist()
+    cli = run_cli("predict", "--data", cohort, "--model", runs["main"], "--format", "csv")
+    assert cli.exit_code == 1  # a case failed
+    from_cli = pd.read_csv(io.StringIO(cli.stdout), dtype={"case_id": str})
+    assert written["risk_score"].tolist() == table["risk_score"].tolist() == from_cli["risk_score"].tolist()
 
 
 def test_explain_scan_returns_the_report_and_the_concepts(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -77,6 +85,40 @@ def test_explain_scan_returns_the_report_and_the_concepts(runs: dict[str, Path],
     assert {"report.html", "features.csv", "prediction.json"} <= set(explanation.files)
     assert explanation.prediction.risk_score == lgerisk.predict_scan(runs["main"], case.image, case.mask).risk_score
     assert len(explanation.features) > 0 and explanation.features["percentile"].between(0, 100).all()
+
+
+def test_finetune_without_an_encoder_trains_the_network_from_scratch(runs: dict[str, Path], tmp_path: Path) -> None:
+    config = lgerisk.FinetuneConfig(
+        mode="full",
+        folds=3,
+        epochs=1,
+        n_boot=20,
+        width=4,
+        embedding_dim=16,
+        tensor={"slices": 4, "size": 32},
+        baselines=False,
+    )
+    result = lgerisk.finetune(runs["prep"], tmp_path / "risk", config, features=runs["features"])
+    assert result.model == "deep, scratch (full)" and list(result.table["method"])[:1] == [result.model]
+    with pytest.raises(lgerisk.InputError, match="needs a pretrained"):
+        lgerisk.finetune(runs["prep"], tmp_path / "probe", lgerisk.FinetuneConfig(mode="probe"))
+
+
+def test_finetune_defaults_follow_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config: a probe on an encoder, the network from scratch without one; given labels are kept."""
+    from lgerisk.training import finetune
+
+    seen = []
+
+    def capture(data, out, config, **kwargs):  # noqa: ANN001, ANN202, ANN003
+        seen.append((config.mode, kwargs["encoder"], kwargs["labels_given"]))
+        return {"run": out, "model": "m", "table": pd.DataFrame(), "cases": 1, "events": 1, "synthetic": True}
+
+    monkeypatch.setattr(finetune, "run_finetune", capture)
+    lgerisk.finetune("data", tmp_path / "a")
+    lgerisk.finetune("data", tmp_path / "b", encoder="enc")
+    lgerisk.finetune("data", tmp_path / "c", lgerisk.FinetuneConfig(mode="full", labels="myops"))
+    assert seen == [("full", None, False), ("probe", "enc", False), ("full", None, True)]
 
 
 def test_library_errors_are_value_errors_with_their_cause(tmp_path: Path) -> None:

@@ -34,9 +34,19 @@ def module_name(path: Path, package: Path = PACKAGE) -> str:
 
 
 def imports_of(path: Path, package: str) -> list[tuple[str, list[str]]]:
-    """(module, names) of every import from ``package`` in ``path``, nested ones included."""
+    """(module, names) of every import from ``package`` in ``path``, nested ones included (``if TYPE_CHECKING:``
+    imports left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }  # annotations only: no module is imported at run time
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
             found.append((node.module, [alias.name for alias in node.names]))
         elif isinstance(node, ast.Import):

@@ -123,3 +123,28 @@ def test_the_tabular_scaling_keeps_the_stored_layout() -> None:
         TabularScaling.from_dict({**stored, "extra": 1})
     with pytest.raises(ValueError, match="1 means and 0 scales"):
         TabularScaling(radiomics=("a",), radiomics_mean=(1.0,))
+
+
+def test_a_pretraining_card_from_before_markers_still_loads(tmp_path: Path) -> None:
+    """Encoders pretrained before the card carried ``format`` and ``model_sha256`` load as they did."""
+    model = encoder(0)
+    save_encoder(tmp_path, model)
+    (tmp_path / CARD_FILE).write_text(json.dumps({"kind": "lgerisk pretrained encoder", "config": {}}))
+    loaded, card = load_encoder(tmp_path)
+    assert card["kind"] == "lgerisk pretrained encoder"
+    assert torch.equal(loaded.image_encoder.stem[0].weight, model.image_encoder.stem[0].weight)
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ({"created_by": "lgerisk 0.0.9 finetune"}, r"model card of another format \(None, lgerisk 0.0.9\)"),
+        ({"format": RISK_MODEL_FORMAT}, "do not belong together"),
+    ],
+)
+def test_a_risk_card_needs_its_marker_and_hash(tmp_path: Path, card: dict[str, str], message: str) -> None:
+    risk = SurvivalModel(SurvivalModelConfig(EncoderConfig(width=4, embedding_dim=8), n_tabular=0))
+    save_risk_model(tmp_path, risk, TabularScaling())
+    (tmp_path / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(InputError, match=message):
+        load_risk_model(tmp_path)

@@ -228,6 +228,8 @@ class ScarCox:
             model.mean_, model.coefficient_ = float(data["mean"]), float(data["coefficient"])
             model.standard_error_, model.p_value_ = float(data["standard_error"]), float(data["p_value"])
             model.n_train_, model.n_events_ = int(data["n_train"]), int(data["n_events"])
+        except InputError:
+            raise  # the constructor's own sentence
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"ScarCox: not a ScarCox description ({exc!r}).") from exc
         return model
@@ -312,6 +314,8 @@ class ClinicalCox:
             model.means_ = np.asarray(data["means"], dtype=float)
             model.coefficients_ = np.asarray(data["coefficients"], dtype=float)
             model.n_train_, model.n_events_ = int(data["n_train"]), int(data["n_events"])
+        except InputError:
+            raise  # the constructor's own sentence
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"ClinicalCox: not a ClinicalCox description ({exc!r}).") from exc
         if not len(model.means_) == len(model.coefficients_) == len(model.columns):
@@ -623,6 +627,8 @@ class RadiomicsCox:
             model.n_events_ = int(data["n_events"])
             model.dropped_not_finite_ = int(data["dropped_not_finite"])
             model.dropped_constant_ = int(data["dropped_constant"])
+        except InputError:
+            raise  # the constructor's own sentence
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"RadiomicsCox: not a RadiomicsCox description ({exc!r}).") from exc
         n = len(model.selected_)

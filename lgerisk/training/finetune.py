@@ -50,21 +50,20 @@ from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.progress import progress
+from lgerisk.training.methods import SCAR_COLUMN, Method, fit_method, methods_for, predict_risk
 from lgerisk.training.seeding import derive_seed
+from lgerisk.training.survival_fit import FittedDeep, Workspace, embed
 
 if TYPE_CHECKING:
-    from lgerisk.models.tabular import TabularScaling
+    pass
 
 MODEL_FORMAT = RISK_MODEL_FORMAT
 MODES = ("probe", "full")
-SCAR_COLUMN = "scar_percent"
 
 
 HEAD_PENALTIES = ("cv", "fixed")
 """How the Cox head's L2 penalty is set: chosen by inner CV on each training fold, or ``--penalizer``."""
 
-SCAR_METRICS = ("scar_percent", "greyzone_percent")
-"""What ``--with-scar`` puts beside the embedding: the numbers clinicians already have."""
 
 BASELINES_VERSION = 4
 """2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
@@ -165,31 +164,6 @@ class Split:
     test: tuple[str, ...]
 
 
-@dataclass
-class Workspace:
-    """What every method fits from: labelled cases, outcomes, features, tensors, the encoder."""
-
-    case_ids: list[str]
-    time: dict[str, float]
-    event: dict[str, int]
-    features: Any  # DataFrame indexed by case_id (radiomics + QC)
-    covariates: Any  # DataFrame indexed by case_id (the requested covariates, numeric)
-    tensors: dict[str, Any]
-    encoder_state: dict[str, Any] | None
-    encoder_config: Any
-    device: Any
-    config: FinetuneConfig
-    spec: Any
-    quiet: bool = True
-    embeddings: dict[str, Any] = field(default_factory=dict)
-
-    def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[Any, Any]:
-        """(time, event) arrays of ``ids``."""
-        import numpy as np
-
-        return (np.array([self.time[c] for c in ids], float), np.array([self.event[c] for c in ids], int))
-
-
 # ---------------------------------------------------------------- data
 
 
@@ -267,321 +241,6 @@ def development_ids(splits: list[Split], case_ids: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- methods
-
-
-def method_names(config: FinetuneConfig, pretrained: bool) -> list[str]:
-    """The methods of a run, the model itself last."""
-    names = []
-    if config.baselines:
-        names += ["scar-% Cox", "scar+grey Cox", "radiomics Cox"]
-        if pretrained:
-            names.append("deep, scratch (full)")
-    return names + [model_name(config, pretrained)]
-
-
-def model_name(config: FinetuneConfig, pretrained: bool) -> str:
-    """The display name of the requested model, e.g. ``pretrained probe + radiomics``."""
-    name = f"{'pretrained' if pretrained else 'deep, scratch'} {config.mode}"
-    if not pretrained:
-        name = "deep, scratch (full)"
-    if config.with_scar:
-        name += " + scar %"
-    if config.with_radiomics:
-        name += " + radiomics"
-    if config.covariates:
-        name += " + " + ",".join(config.covariates)
-    return name
-
-
-@dataclass
-class FittedDeep:
-    """A trained survival network and how its tabular inputs are made."""
-
-    model: Any
-    tabular: TabularScaling  # radiomics selection, scar metrics and covariates, and their scaling
-    history: list[dict[str, Any]]
-    frozen: str | None = None  # key of the cached embeddings while the encoder is untouched (probe)
-
-
-def fit_method(name: str, workspace: Workspace, train: list[str], seed: int, say: Any = None) -> Any:
-    """Fit one method on the ``train`` ids; returns an object with ``predict_risk(ids)``."""
-    from lgerisk.evaluation.baselines import ClinicalCox, RadiomicsCox, ScarCox
-
-    time, event = workspace.outcome(train)
-    if name == "scar-% Cox":
-        return _Tabular(ScarCox(SCAR_COLUMN).fit(workspace.features.loc[train], time, event), workspace)
-    if name == "scar+grey Cox":
-        model = ClinicalCox((SCAR_COLUMN, "greyzone_percent"))
-        return _Tabular(model.fit(workspace.features.loc[train], time, event), workspace)
-    if name == "radiomics Cox":
-        radiomics = RadiomicsCox(
-            max_features=workspace.config.radiomics_features, penalizer="cv", qc_metrics=True, seed=seed
-        )
-        return _Tabular(radiomics.fit(workspace.features.loc[train], time, event), workspace)
-    pretrained = not name.startswith("deep, scratch")
-    config = workspace.config
-    mode = config.mode if pretrained else "full"
-    extras = name == model_name(config, workspace.encoder_state is not None)
-    return fit_deep(
-        workspace,
-        train,
-        seed,
-        pretrained=pretrained,
-        mode=mode,
-        with_radiomics=config.with_radiomics and extras,
-        covariates=config.covariates if extras else (),
-        say=say,
-        with_scar=config.with_scar and extras,
-    )
-
-
-@dataclass
-class _Tabular:
-    model: Any
-    workspace: Workspace
-
-    def predict_risk(self, ids: list[str]) -> Any:
-        return self.model.predict_risk(self.workspace.features.loc[list(ids)])
-
-
-def _tabular_inputs(
-    workspace: Workspace, train: list[str], with_radiomics: bool, covariates: tuple[str, ...], with_scar: bool = False
-) -> TabularScaling:
-    """Radiomics columns selected and scaled on ``train`` only, the scar metrics' and covariates' scaling."""
-    from lgerisk.evaluation.baselines import RadiomicsCox
-    from lgerisk.models.tabular import TabularScaling
-
-    fields: dict[str, Any] = {}
-    if with_scar:
-        fields.update(scar_metrics=SCAR_METRICS, scar_values=workspace.features.loc[train, list(SCAR_METRICS)])
-        if "scar_method" in workspace.features.columns:  # predict checks a scan's scar % is measured the same way
-            fields["scar_methods"] = tuple(sorted({str(m) for m in workspace.features.loc[train, "scar_method"]}))
-    if with_radiomics:
-        time, event = workspace.outcome(train)
-        selector = RadiomicsCox(
-            max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer, impute=False
-        ).fit(workspace.features.loc[train], time, event)
-        columns = tuple(selector.selected_ or ())
-        fields.update(radiomics=columns, radiomics_values=workspace.features.loc[train, list(columns)])
-    if covariates:
-        fields.update(covariates=tuple(covariates), covariate_values=workspace.covariates.loc[train, list(covariates)])
-    return TabularScaling.fit(**fields)
-
-
-def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int) -> Any:
-    import torch
-
-    from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
-
-    torch.manual_seed(seed)
-    model = SurvivalModel(SurvivalModelConfig(workspace.encoder_config, n_tabular=n_tabular))
-    if pretrained:
-        assert workspace.encoder_state is not None  # set whenever an encoder was given
-        model.image_encoder.load_state_dict(workspace.encoder_state)
-    return model.to(workspace.device)
-
-
-def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
-    """Raw image embeddings ``(n, D)`` of the encoder of ``model`` (eval mode, no gradients)."""
-    import numpy as np
-    import torch
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(tensors), batch):
-            x = torch.from_numpy(np.stack(tensors[start : start + batch])).float().to(device)
-            out.append(model.image_encoder(x).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.config.encoder.embedding_dim))
-
-
-def fit_deep(
-    workspace: Workspace,
-    train: list[str],
-    seed: int,
-    pretrained: bool,
-    mode: str,
-    with_radiomics: bool,
-    covariates: tuple[str, ...],
-    say: Any = None,
-    with_scar: bool = False,
-) -> FittedDeep:
-    """The survival network on ``train``: a linear Cox probe on the standardised embedding (and
-    tabular inputs: scar metrics, radiomics, covariates), its L2 penalty chosen by inner CV on ``train``
-    (``head_penalty="cv"``), then — in ``full`` mode — end-to-end training starting from that probe."""
-    import numpy as np
-    import torch
-
-    from lgerisk.evaluation.cox import LinearCox, choose_penalizer
-
-    config = workspace.config
-    tabular = _tabular_inputs(workspace, train, with_radiomics, covariates, with_scar)
-    tab = tabular.matrix(workspace.features, workspace.covariates, train)
-    model = _new_model(workspace, pretrained, tab.shape[1], seed)
-    key = "pretrained" if pretrained else f"scratch-{seed}"
-    if key not in workspace.embeddings:  # embeddings of the frozen (initial) encoder, every case once
-        ids = workspace.case_ids
-        workspace.embeddings[key] = dict(zip(ids, embed(model, [workspace.tensors[c] for c in ids], workspace.device)))
-    raw = np.stack([workspace.embeddings[key][c] for c in train])
-    mean, scale = raw.mean(axis=0), np.maximum(raw.std(axis=0), 1e-6)
-    model.set_embedding_scaling(torch.from_numpy(mean).float(), torch.from_numpy(scale).float())
-    time, event = workspace.outcome(train)
-    standardised = (raw - mean) / scale
-    # --head-pcs K: the probe sees the embedding's K leading principal components (training cases); a linear
-    # map, so it folds back into the head's weights on the whole embedding (no change to the network)
-    components = _leading_components(standardised, config.head_pcs) if config.head_pcs else None
-    design = np.hstack([standardised if components is None else standardised @ components, tab])
-    # --scar-penalty-factor: the head's penalty on the scar metrics relative to the rest (0: a head that starts
-    # from the clinicians' numbers and lets the embedding add only what the penalty allows)
-    factor = np.ones(design.shape[1])
-    if with_scar:
-        start = design.shape[1] - tab.shape[1] + len(tabular.radiomics)
-        factor[start : start + len(tabular.scar_metrics)] = config.scar_penalty_factor
-    penalizer, scores = config.penalizer, dict[str, float]()
-    if config.head_penalty == "cv":
-        penalizer, scores = choose_penalizer(design, time, event, seed=seed, penalty_factor=factor)
-        if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
-            penalizer = config.penalizer
-    probe = LinearCox(penalizer=penalizer).fit(design, time, event, penalty_factor=factor)
-    coef = np.asarray(probe.coef_, float)
-    if components is not None:
-        k = components.shape[1]
-        coef = np.concatenate([components @ coef[:k], coef[k:]])
-    with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(coef.astype(np.float32)).unsqueeze(0))
-    fitted = FittedDeep(model=model, tabular=tabular.with_penalizer(penalizer), history=[], frozen=key)
-    fitted.history.append(
-        {
-            "epoch": 0,
-            "stage": "probe",
-            "loss": _cox_loss_value(fitted, workspace, train),
-            "penalizer": penalizer,
-            **{f"inner_cv_c@{k}": v for k, v in scores.items()},
-        }
-    )
-    if mode == "full":
-        fitted.history += _train_full(model, workspace, train, tab, seed, say)
-        fitted.frozen = None  # the encoder has moved: its cached embeddings no longer apply
-    model.eval()
-    return fitted
-
-
-def _leading_components(standardised: Any, count: int) -> Any:
-    """``(D, k)`` orthonormal directions of the ``k = min(count, n - 1, D)`` largest principal components of
-    the (training) rows of ``standardised`` (columns already centred on those rows)."""
-    import numpy as np
-
-    _, _, vt = np.linalg.svd(standardised - standardised.mean(axis=0), full_matrices=False)
-    k = max(1, min(count, standardised.shape[0] - 1, standardised.shape[1]))
-    return vt[:k].T
-
-
-def _cox_loss_value(fitted: FittedDeep, workspace: Workspace, ids: list[str]) -> float:
-    import torch
-
-    from lgerisk.objectives.survival import cox_efron_loss
-
-    risk = torch.from_numpy(predict_risk(fitted, workspace, ids))
-    time, event = workspace.outcome(ids)
-    return float(cox_efron_loss(risk.double(), torch.from_numpy(time), torch.from_numpy(event)))
-
-
-def _train_full(
-    model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int, say: Any
-) -> list[dict[str, Any]]:
-    """End-to-end Cox training (AdamW, mini-batches, augmented views, mixed precision on CUDA)."""
-    import numpy as np
-    import torch
-
-    from lgerisk.data.augment import AugmentConfig, Augmenter
-    from lgerisk.data.dataset import item_seed
-    from lgerisk.objectives.survival import cox_efron_loss
-
-    config, device = workspace.config, workspace.device
-    augmenter = Augmenter(AugmentConfig(), workspace.spec.channels)
-    head = list(model.head.parameters())
-    encoder = list(model.image_encoder.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": encoder, "lr": config.lr}, {"params": head, "lr": config.head_lr}], weight_decay=config.weight_decay
-    )
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    time, event = workspace.outcome(train)
-    tensors = [workspace.tensors[c] for c in train]
-    history = []
-    base = derive_seed(seed, 21)
-    steps = max(1, int(np.ceil(len(train) / config.batch_size)))
-    for epoch in range(config.epochs):
-        model.train()
-        torch.manual_seed(derive_seed(seed, epoch, 22))
-        order = np.random.default_rng(derive_seed(seed, epoch, 23)).permutation(len(train))
-        total, used = 0.0, 0
-        with progress(
-            f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, workspace.quiet, show=("loss",), transient=True
-        ) as advance:
-            for start in range(0, len(order), config.batch_size):
-                batch = order[start : start + config.batch_size]
-                if event[batch].sum() == 0 or len(batch) < 2:
-                    advance(loss=float("nan"))
-                    continue
-                views = np.stack([augmenter(tensors[i], item_seed(base, epoch, int(i))) for i in batch])
-                x = torch.from_numpy(views).float().to(device)
-                t = torch.from_numpy(tab[batch]).to(device) if tab.shape[1] else None
-                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                    risk = model(x, t)
-                loss = cox_efron_loss(
-                    risk.float(), torch.from_numpy(time[batch]).to(device), torch.from_numpy(event[batch]).to(device)
-                )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += float(loss.detach())
-                used += 1
-                advance(loss=float(loss.detach()))
-        history.append({"epoch": epoch + 1, "stage": "full", "loss": total / max(1, used)})
-    return history
-
-
-def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any, batch: int = 16) -> Any:
-    """Risk scores of ``ids`` from their (un-augmented) tensors."""
-    import numpy as np
-    import torch
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(ids), batch):
-            x = torch.from_numpy(np.stack([workspace.tensors[c] for c in ids[start : start + batch]])).float()
-            t = torch.from_numpy(tab[start : start + batch]) if tab.shape[1] else None
-            out.append(model(x.to(workspace.device), None if t is None else t.to(workspace.device)).float().cpu())
-    return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
-
-
-def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> Any:
-    """What ``model`` outputs for cases whose raw (frozen-encoder) embeddings are ``raw``."""
-    import numpy as np
-    import torch
-
-    if not raw:
-        return np.zeros(0)
-    with torch.no_grad():
-        z = (
-            torch.from_numpy(np.stack(raw)).float().to(workspace.device) - model.embedding_mean
-        ) / model.embedding_scale
-        inputs = torch.cat([z, torch.from_numpy(tab).to(z.device)], dim=1) if tab.shape[1] else z
-        return model.head(inputs).squeeze(1).float().cpu().numpy().astype(float)
-
-
-def predict_risk(fitted: Any, workspace: Workspace, ids: list[str]) -> Any:
-    """Risk scores of ``ids`` from any fitted method."""
-    if isinstance(fitted, FittedDeep):
-        tab = fitted.tabular.matrix(workspace.features, workspace.covariates, list(ids))
-        if fitted.frozen is not None:  # a probe: the head on the embeddings computed once per case
-            return _head_risk(fitted.model, workspace, [workspace.embeddings[fitted.frozen][c] for c in ids], tab)
-        return predict_deep_raw(fitted.model, workspace, list(ids), tab)
-    return fitted.predict_risk(list(ids))
 
 
 # ---------------------------------------------------------------- the run
@@ -689,7 +348,8 @@ def run_finetune(
         quiet=quiet,
     )
     splits = make_splits(ids, event, config)
-    names = method_names(config, encoder is not None)
+    methods = methods_for(config, encoder is not None)
+    names = [method.name for method in methods]
     n_events = sum(event[c] for c in ids)
     say(
         f"{len(ids)} labelled {'SYNTHETIC ' if synthetic else ''}cases ({n_events} events); "
@@ -704,12 +364,12 @@ def run_finetune(
         + _inputs_hash(workspace, data_hash)
     )
     frames = []
-    jobs_list = [(name, split) for split in splits for name in names]
+    jobs_list = [(method, split) for split in splits for method in methods]
     with progress("fit methods", len(jobs_list), quiet, transient=True) as advance:
-        for name, split in jobs_list:
+        for method, split in jobs_list:
             frames.append(
                 _fit_split(
-                    workspace, name, split, parts, settings, derive_seed(config.seed, splits.index(split), 31), say
+                    workspace, method, split, parts, settings, derive_seed(config.seed, splits.index(split), 31), say
                 )
             )
             advance()
@@ -733,7 +393,7 @@ def run_finetune(
 
     # the final model: every labelled development case
     final_ids = development_ids(splits, ids)
-    final = fit_method(names[-1], workspace, final_ids, derive_seed(config.seed, 99), say)
+    final = fit_method(methods[-1], workspace, final_ids, derive_seed(config.seed, 99), say)
     final_risk = predict_risk(final, workspace, final_ids)
 
     run.mkdir(parents=True, exist_ok=True)
@@ -788,12 +448,15 @@ def run_finetune(
     }
 
 
-def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, settings: str, seed: int, say: Any) -> Any:
+def _fit_split(
+    workspace: Workspace, method: Method, split: Split, parts: Path, settings: str, seed: int, say: Any
+) -> Any:
     """Out-of-split predictions of one method (reused from ``parts/`` when already done)."""
     import pandas as pd
 
     from lgerisk.evaluation.compare import slug
 
+    name = method.name
     path = parts / split.name / f"{slug(name)}.csv"
     if path.is_file():
         done = pd.read_csv(path, dtype={"case_id": str}, float_precision="round_trip")
@@ -804,7 +467,7 @@ def _fit_split(workspace: Workspace, name: str, split: Split, parts: Path, setti
         ):
             return done.drop(columns=["settings"])
     started = clock.perf_counter()
-    fitted = fit_method(name, workspace, list(split.train), seed, say)
+    fitted = fit_method(method, workspace, list(split.train), seed, say)
     rows = []
     for role, ids in (("train", split.train), ("test", split.test)):
         risk = predict_risk(fitted, workspace, list(ids))

@@ -406,10 +406,12 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
     table.to_csv(poisoned, index=False)
 
     # only the two methods this needs (the last one is the model the run saves)
-    def names(config, pretrained):  # noqa: ANN001, ANN202
-        return ["radiomics Cox", finetune.model_name(config, pretrained)]
+    from lgerisk.training.methods import methods_for
 
-    monkeypatch.setattr(finetune, "method_names", names)
+    def two(config, pretrained):  # noqa: ANN001, ANN202
+        return [m for m in methods_for(config, pretrained) if m.key in ("radiomics_cox", "model")]
+
+    monkeypatch.setattr(finetune, "methods_for", two)
     _check(
         run_cli(
             "finetune",
@@ -594,14 +596,14 @@ def test_fixed_head_penalty_is_the_penalizer(small_run) -> None:
 
 
 def test_leading_components_are_the_top_variance_directions() -> None:
-    from lgerisk.training.finetune import _leading_components
+    from lgerisk.training.survival_fit import leading_components
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 6)) * np.array([5.0, 3.0, 0.1, 0.1, 0.1, 0.1])
-    components = _leading_components(x - x.mean(axis=0), 2)
+    components = leading_components(x - x.mean(axis=0), 2)
     assert components.shape == (6, 2) and np.allclose(components.T @ components, np.eye(2), atol=1e-9)
     assert np.abs(components[2:]).max() < 0.05  # the two high-variance axes, not the noise
-    assert _leading_components(x[:3], 10).shape == (6, 2)  # at most n - 1 components
+    assert leading_components(x[:3], 10).shape == (6, 2)  # at most n - 1 components
 
 
 def test_head_on_leading_components_folds_into_the_head(runs, tmp_path: Path) -> None:
