@@ -127,7 +127,7 @@ def embedding_metrics(
     from lgerisk.training.survival_fit import embed
 
     model, card = load_encoder(encoder)
-    spec = TensorSpec(**card["tensor_spec"])
+    spec = TensorSpec(**card.tensor_spec)
     prepared = prepare_data(prep, cache, features=str(features), quiet=True)
     tensors = TensorCache(cache / "tensors")
     z = embed(model, [tensors.get(case, spec) for case in prepared.cases], "cpu")

@@ -120,16 +120,16 @@ def main() -> None:
     truth = pd.read_csv(data / "ground_truth.csv").set_index("case_id")
     cohort = discover_cohort(run / "cache" / "preprocessed")
     cases = {case.case_id: case for case in cohort.cases}
-    spec = TensorSpec.from_dict(card["tensor_spec"])
+    spec = TensorSpec.from_dict(card.tensor_spec)
     cache = TensorCache(run / "cache" / "tensors")
-    train_ids, val_ids = card["data"]["train_cases"], card["data"]["val_cases"]
+    train_ids, val_ids = list(card.data.train_cases), card.data.details["val_cases"]
     train_t = [cache.get(cases[c], spec) for c in train_ids]
     val_t = [cache.get(cases[c], spec) for c in val_ids]
     y_train = truth.loc[train_ids, "scar_percent"].to_numpy()
     y_val = truth.loc[val_ids, "scar_percent"].to_numpy()
 
-    torch.manual_seed(derive_seed(card["config"]["seed"], 1))  # the pretraining run's own initial weights
-    untrained = ContrastiveModel(ContrastiveModelConfig.from_dict(card["model"])).eval()
+    torch.manual_seed(derive_seed(card.config["seed"], 1))  # the pretraining run's own initial weights
+    untrained = ContrastiveModel(ContrastiveModelConfig.from_dict(card.model)).eval()
     r2_trained = ridge_r2(embeddings(model, train_t), y_train, embeddings(model, val_t), y_val)
     r2_untrained = ridge_r2(embeddings(untrained, train_t), y_train, embeddings(untrained, val_t), y_val)
     metrics = pd.read_csv(run / "metrics.csv")

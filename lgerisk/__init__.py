@@ -34,6 +34,8 @@ from lgerisk.api import *  # noqa: F403 - the public API, listed in lgerisk.api.
 from lgerisk.errors import CaseError, InputError, LgeriskError
 
 if TYPE_CHECKING:
+    from lgerisk.cards import EncoderCard as EncoderCard
+    from lgerisk.cards import RiskModelCard as RiskModelCard
     from lgerisk.inference import RiskPredictor as RiskPredictor
     from lgerisk.io.cohort import Case as Case
     from lgerisk.io.cohort import Cohort as Cohort
@@ -46,6 +48,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Case": "lgerisk.io.cohort",
+    "EncoderCard": "lgerisk.cards",
+    "RiskModelCard": "lgerisk.cards",
     "Cohort": "lgerisk.io.cohort",
     "RiskPredictor": "lgerisk.inference",
     "TabularScaling": "lgerisk.models.tabular",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lgerisk
+from lgerisk.cards import ENCODER_FORMAT, RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import atomic_path, write_json
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from lgerisk.models.tabular import TabularScaling
 
 __all__ = [
+    "EncoderCard",
+    "RiskModelCard",
     "CARD_FILE",
     "CHECKPOINT",
     "ENCODER_FORMAT",
@@ -66,10 +69,6 @@ METRICS_FILE = "metrics.csv"
 """Per-epoch (pretrain) or per-stage (finetune) training metrics of a run."""
 CHECKPOINT = Path("checkpoint") / "last.pt"
 """A pretraining run's resumable checkpoint, relative to the run folder."""
-ENCODER_FORMAT = "lgerisk-model-1"
-"""Format marker of a pretrained encoder (model file and card)."""
-RISK_MODEL_FORMAT = "lgerisk-survival-1"
-"""Format marker of a risk model (model file and card)."""
 _ENCODER_PARTS = ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection")
 
 
@@ -128,11 +127,11 @@ def card_format(run: str | os.PathLike[str]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def write_card(run: str | os.PathLike[str], card: dict[str, Any]) -> dict[str, Any]:
+def write_card(run: str | os.PathLike[str], card: EncoderCard | RiskModelCard | dict[str, Any]) -> dict[str, Any]:
     """Write ``card`` with the run's ``model_sha256`` (after the format marker), atomically; call it last:
-    the card's presence says the run folder is whole. Returns the card as written."""
+    the card's presence says the run folder is whole. Returns the card as written (its JSON layout)."""
     run = Path(run)
-    card = dict(card)
+    card = dict(card) if isinstance(card, dict) else card.to_dict()
     marker = card.pop("format", None)
     card.pop("model_sha256", None)
     written = {
@@ -195,7 +194,7 @@ def save_encoder(run: str | os.PathLike[str], model: ContrastiveModel) -> None:
     _save_weights(Path(run), state)
 
 
-def load_encoder(run: str | os.PathLike[str], device: str = "cpu") -> tuple[ContrastiveModel, dict[str, Any]]:
+def load_encoder(run: str | os.PathLike[str], device: str = "cpu") -> tuple[ContrastiveModel, EncoderCard]:
     """The ``ContrastiveModel`` (eval mode) of a pretraining run folder and its model card."""
     from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
 
@@ -214,7 +213,7 @@ def load_encoder(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Cont
             model.aux_head.load_state_dict(state["aux_head"])
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise InputError(f"{run}: encoder files do not fit together ({brief(exc)}).") from exc
-    return model.to(device).eval(), card
+    return model.to(device).eval(), _typed(run, EncoderCard, card)
 
 
 def save_risk_model(run: str | os.PathLike[str], model: SurvivalModel, scaling: TabularScaling) -> None:
@@ -231,7 +230,7 @@ def save_risk_model(run: str | os.PathLike[str], model: SurvivalModel, scaling: 
 
 def load_risk_model(
     run: str | os.PathLike[str], device: str = "cpu"
-) -> tuple[SurvivalModel, TabularScaling, dict[str, Any]]:
+) -> tuple[SurvivalModel, TabularScaling, RiskModelCard]:
     """(``SurvivalModel`` in eval mode, its :class:`TabularScaling`, model card) of a finetune run folder."""
     from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
     from lgerisk.models.tabular import TabularScaling
@@ -259,4 +258,14 @@ def load_risk_model(
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") from exc
     _check_card(run, card, RISK_MODEL_FORMAT, required=True)
-    return model.to(device).eval(), scaling, card
+    return model.to(device).eval(), scaling, _typed(run, RiskModelCard, card)
+
+
+def _typed(run: Path, kind: Any, card: dict[str, Any]) -> Any:
+    """``card`` as the dataclass ``kind`` (a card missing what this version needs -> one sentence naming it)."""
+    try:
+        return kind.from_dict(card)
+    except InputError as exc:
+        raise InputError(f"{run / CARD_FILE}: {exc}") from exc
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"{run / CARD_FILE}: not a readable model card ({brief(exc)}).") from exc

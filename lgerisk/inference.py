@@ -32,6 +32,7 @@ from lgerisk.io.cohort import Case
 from lgerisk.io.provenance import mismatch_reason, scan_is_synthetic
 
 if TYPE_CHECKING:
+    from lgerisk.cards import RiskModelCard
     from lgerisk.models.tabular import TabularScaling
 
 __all__ = [
@@ -77,7 +78,7 @@ class RiskPredictor:
 
     model: Any
     tabular: TabularScaling
-    card: dict[str, Any]
+    card: RiskModelCard
     device: Any
     preprocess: Any  # PreprocessConfig
     spec: Any  # TensorSpec
@@ -94,18 +95,18 @@ class RiskPredictor:
 
         torch_device = resolve_device(device)
         model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
-        settings = dict((card.get("preprocessing") or {}).get("settings") or {})
+        settings = dict((card.preprocessing or {}).get("settings") or {})
         if labels is not None:
             settings["labels"] = labels
-        elif not settings.get("labels") and card.get("labels"):
-            settings["labels"] = card["labels"]
+        elif not settings.get("labels") and card.labels:
+            settings["labels"] = card.labels
         preprocess = PreprocessConfig.from_dict(settings) if settings else PreprocessConfig()
         params: dict[str, Any] = {}
         if tabular.radiomics:
             from lgerisk.radiomics.settings import ROIS, load_params, params_hash
 
             params = load_params()
-            trained = (card.get("radiomics") or {}).get("settings_hash")
+            trained = (card.radiomics or {}).get("settings_hash")
             if trained is not None and trained != params_hash(params, tuple(ROIS)):
                 raise InputError(
                     f"{model_dir}: the model's radiomics inputs were extracted with other settings "
@@ -118,7 +119,7 @@ class RiskPredictor:
             card=card,
             device=torch_device,
             preprocess=preprocess,
-            spec=TensorSpec.from_dict(card["tensor_spec"]),
+            spec=TensorSpec.from_dict(card.tensor_spec),
             model_dir=Path(model_dir),
             params=params,
         )
@@ -133,7 +134,7 @@ class RiskPredictor:
     @property
     def horizons(self) -> list[float]:
         """The horizons of the survival probabilities."""
-        return [float(h) for h in self.card["survival"]["horizons"]]
+        return list(self.card.survival.horizons)
 
     def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
         """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
@@ -237,7 +238,7 @@ class RiskPredictor:
     @property
     def trained_on_synthetic(self) -> bool:
         """Whether the model card says the model was trained on synthetic scans."""
-        return bool((self.card.get("data") or {}).get("synthetic"))
+        return self.card.synthetic
 
     @property
     def preprocessing_outdated(self) -> str | None:
@@ -245,7 +246,7 @@ class RiskPredictor:
         with the same settings (an earlier preprocessing version), or None when they match."""
         from lgerisk.preprocess.config import PreprocessConfig
 
-        trained = self.card.get("preprocessing") or {}
+        trained = self.card.preprocessing or {}
         settings, recorded = trained.get("settings"), trained.get("settings_hash")
         if not settings or not recorded:
             return None
@@ -268,29 +269,29 @@ class RiskPredictor:
         from lgerisk.evaluation.cox import survival_at
         from lgerisk.evaluation.groups import risk_groups
 
-        survival = self.card["survival"]
+        survival = self.card.survival
         probabilities = survival_at(
             np.array([risk]),
-            np.asarray(survival["baseline_times"], float),
-            np.asarray(survival["baseline_cumhaz"], float),
+            np.asarray(survival.baseline_times, float),
+            np.asarray(survival.baseline_cumhaz, float),
             np.asarray(self.horizons),
         )[0]
         record: dict[str, Any] = {
             "case_id": case_id,
             "risk_score": round(risk, 6),
-            "risk_group": str(risk_groups(np.array([risk]), tuple(survival["risk_thresholds"]))[0]),
+            "risk_group": str(risk_groups(np.array([risk]), survival.risk_thresholds)[0]),
         }
         for horizon, value in zip(self.horizons, probabilities):
             record[f"survival_{horizon:g}"] = round(float(value), 6)
         for key in RECORD_FIELDS:
             record[key] = qc.get(key)
-        seen = survival.get("training_risk_range")
+        seen = survival.training_risk_range
         extrapolated = bool(seen) and not seen[0] <= risk <= seen[1]
-        record["model_method"] = self.card.get("method")
+        record["model_method"] = self.card.method
         record["model_trained_on_synthetic"] = self.trained_on_synthetic
         record["scan_synthetic"] = bool(qc.get("synthetic"))
         outside = out_of_range_warnings(
-            qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)), self.card.get("training_ranges") or {}
+            qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)), self.card.training_ranges
         )
         reasons = list(outside)
         mismatch = mismatch_reason(record["scan_synthetic"], record["model_trained_on_synthetic"])

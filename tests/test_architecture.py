@@ -89,10 +89,18 @@ def test_the_check_sees_what_it_forbids(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("literal", ['"model.pt"', '"model_card.json"', '"lgerisk-model-1"', '"lgerisk-survival-1"'])
-def test_model_file_names_and_formats_live_in_artifacts(literal: str) -> None:
+@pytest.mark.parametrize(
+    ("literal", "home"),
+    [
+        ('"model.pt"', "lgerisk.artifacts"),
+        ('"model_card.json"', "lgerisk.artifacts"),
+        ('"lgerisk-model-1"', "lgerisk.cards"),
+        ('"lgerisk-survival-1"', "lgerisk.cards"),
+    ],
+)
+def test_model_file_names_and_formats_have_one_home(literal: str, home: str) -> None:
     holders = sorted(module_name(p) for p in PACKAGE.rglob("*.py") if literal in p.read_text(encoding="utf-8"))
-    assert holders == ["lgerisk.artifacts"]
+    assert holders == [home]
 
 
 def test_test_modules_share_helpers_not_each_other() -> None:

@@ -405,7 +405,7 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
         )
     counts = table["risk_group"].value_counts().to_dict()
     summary = (
-        f"{len(table)} scans explained with model '{predictor.card.get('method')}'. Risk groups: "
+        f"{len(table)} scans explained with model '{predictor.card.method}'. Risk groups: "
         + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high", OUT_OF_RANGE))
         + ". Each scan's own report is in its folder."
     )

@@ -46,6 +46,7 @@ from lgerisk.artifacts import (
     save_risk_model,
     write_card,
 )
+from lgerisk.cards import EncoderCard, RiskModelCard
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
@@ -280,14 +281,14 @@ def run_finetune(
     if run.exists() and not run.is_dir():
         raise InputError(f"{run}: --out exists and is not a folder.")
     torch_device = resolve_device(device)
-    card_in: dict[str, Any] = {}
+    card_in: EncoderCard | None = None
     encoder_state = None
     if encoder is not None:
         pretrained_model, card_in = load_encoder(encoder)
         encoder_state = pretrained_model.image_encoder.state_dict()
         encoder_config = pretrained_model.image_encoder.config
-        spec = TensorSpec(**card_in["tensor_spec"])
-        labels = config.labels if labels_given else card_in.get("config", {}).get("labels", config.labels)
+        spec = TensorSpec(**card_in.tensor_spec)
+        labels = config.labels if labels_given else card_in.config.get("labels", config.labels)
     else:
         if config.mode == "probe":
             raise InputError(
@@ -305,7 +306,7 @@ def run_finetune(
         raise InputError(f"--out {run}: holds another kind of run (not a risk model); choose a new folder.")
     cache = run / "cache"
     preprocess = None
-    trained_settings = (card_in.get("preprocessing") or {}).get("settings")
+    trained_settings = (card_in.preprocessing or {}).get("settings") if card_in is not None else None
     if trained_settings:  # a raw cohort is preprocessed the way the encoder's data was
         from lgerisk.preprocess.config import PreprocessConfig
 
@@ -319,7 +320,7 @@ def run_finetune(
                 "--labels or preprocess again."
             )
         labels = data_labels  # a preprocessed folder's masks were read with its own map
-    if card_in:
+    if card_in is not None:
         _check_preprocessing(card_in, prepared, encoder)
     ids, time, event, covariates, skipped = labelled_cases(prepared, outcomes, config.covariates)
     skipped.update({c: "preprocessing or radiomics failed (see the cache's errors.csv)" for c in prepared.excluded})
@@ -510,11 +511,11 @@ def _encoder_hash(encoder: str | os.PathLike[str]) -> str:
     return digest[:16]
 
 
-def _check_preprocessing(card: dict[str, Any], prepared: Any, encoder: Any) -> None:
-    trained = (card.get("preprocessing") or {}).get("settings_hash")
+def _check_preprocessing(card: EncoderCard, prepared: Any, encoder: Any) -> None:
+    trained = (card.preprocessing or {}).get("settings_hash")
     ours = (prepared.preprocess_settings or {}).get("settings_hash")
     if trained and ours and trained != ours:
-        theirs = (card.get("preprocessing") or {}).get("settings") or {}
+        theirs = (card.preprocessing or {}).get("settings") or {}
         mine = (prepared.preprocess_settings or {}).get("settings") or {}
         differ = [
             f"{k} {theirs.get(k)} vs {mine.get(k)}"
@@ -653,12 +654,12 @@ def _model_card(
     splits: list[Split],
     names: list[str],
     skipped: dict[str, str],
-    card_in: dict[str, Any],
+    card_in: EncoderCard | None,
     encoder: Any,
     labels: str,
     synthetic: bool,
     concepts: Any,
-) -> dict[str, Any]:
+) -> RiskModelCard:
     import numpy as np
 
     from lgerisk.artifacts import versions
@@ -670,64 +671,67 @@ def _model_card(
     risk = np.asarray(final_risk, float)
     times, cumhaz = breslow_baseline(time, event, risk)
     model_rows = table[table["method"] == names[-1]]
-    return {
-        "format": MODEL_FORMAT,
-        "kind": "lgerisk survival risk model",
-        "intended_use": "Research only: not a medical device and not for clinical decisions.",
-        "created_by": f"lgerisk {lgerisk.__version__} finetune",
-        "method": names[-1],
-        "data": {
-            "hash": prepared.data_hash(),
-            "cases": len(final_ids),
-            "events": int(event.sum()),
-            "labelled_cases": len(workspace.case_ids),
-            "left_out": skipped,
-            "synthetic": synthetic,
-            "train_cases": final_ids,
-        },
-        "config": config.to_dict(),
-        "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
-        "trains on every labelled development case",
-        "labels": labels,
-        "encoder": {
-            "run": Path(encoder).name if encoder is not None else None,
-            "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
-            "data_hash": (card_in.get("data") or {}).get("hash"),
-            "objective": card_in.get("objective"),
-        },
-        "model": final.model.config.to_dict(),
-        "parameters": parameter_count(final.model),
-        "tabular": final.tabular.to_dict(),
-        "tensor_spec": workspace.spec.to_dict(),
-        "preprocessing": prepared.preprocess_settings,
-        "radiomics": {
-            "settings_hash": _column_value(prepared.features, "settings_hash"),
-            "default_settings_hash": _default_radiomics_hash(),
-            "note": "predict re-extracts the selected features with the default extraction settings "
-            "and refuses a model whose table was made with other ones",
-        },
-        "survival": {
-            "time_unit": "as in the outcomes (years in the synthetic cohorts)",
-            "horizons": list(config.horizons),
-            "baseline_times": times.tolist(),
-            "baseline_cumhaz": cumhaz.tolist(),
-            "risk_thresholds": list(tertile_thresholds(risk)),
-            "training_risk_mean": float(risk.mean()),
-            "training_risk_sd": float(risk.std()),
-            "training_risk_range": [float(risk.min()), float(risk.max())],
-        },
-        "training_ranges": _training_ranges(prepared, final_ids, workspace.tensors),
-        "evaluation": {
-            "splits": [
-                {"name": s.name, "evaluation": s.evaluation, "train": len(s.train), "test": len(s.test)} for s in splits
-            ],
-            "methods": names,
-            "metrics": _json_rows(table),
-            "model_metrics": _json_rows(model_rows),
-        },
-        "concepts": _json_rows(concepts.head(50)),
-        "versions": versions(),
-    }
+    return RiskModelCard.from_dict(
+        {
+            "format": MODEL_FORMAT,
+            "kind": "lgerisk survival risk model",
+            "intended_use": "Research only: not a medical device and not for clinical decisions.",
+            "created_by": f"lgerisk {lgerisk.__version__} finetune",
+            "method": names[-1],
+            "data": {
+                "hash": prepared.data_hash(),
+                "cases": len(final_ids),
+                "events": int(event.sum()),
+                "labelled_cases": len(workspace.case_ids),
+                "left_out": skipped,
+                "synthetic": synthetic,
+                "train_cases": final_ids,
+            },
+            "config": config.to_dict(),
+            "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
+            "trains on every labelled development case",
+            "labels": labels,
+            "encoder": {
+                "run": Path(encoder).name if encoder is not None else None,
+                "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
+                "data_hash": card_in.data.hash if card_in is not None else None,
+                "objective": card_in.objective if card_in is not None else None,
+            },
+            "model": final.model.config.to_dict(),
+            "parameters": parameter_count(final.model),
+            "tabular": final.tabular.to_dict(),
+            "tensor_spec": workspace.spec.to_dict(),
+            "preprocessing": prepared.preprocess_settings,
+            "radiomics": {
+                "settings_hash": _column_value(prepared.features, "settings_hash"),
+                "default_settings_hash": _default_radiomics_hash(),
+                "note": "predict re-extracts the selected features with the default extraction settings "
+                "and refuses a model whose table was made with other ones",
+            },
+            "survival": {
+                "time_unit": "as in the outcomes (years in the synthetic cohorts)",
+                "horizons": list(config.horizons),
+                "baseline_times": times.tolist(),
+                "baseline_cumhaz": cumhaz.tolist(),
+                "risk_thresholds": list(tertile_thresholds(risk)),
+                "training_risk_mean": float(risk.mean()),
+                "training_risk_sd": float(risk.std()),
+                "training_risk_range": [float(risk.min()), float(risk.max())],
+            },
+            "training_ranges": _training_ranges(prepared, final_ids, workspace.tensors),
+            "evaluation": {
+                "splits": [
+                    {"name": s.name, "evaluation": s.evaluation, "train": len(s.train), "test": len(s.test)}
+                    for s in splits
+                ],
+                "methods": names,
+                "metrics": _json_rows(table),
+                "model_metrics": _json_rows(model_rows),
+            },
+            "concepts": _json_rows(concepts.head(50)),
+            "versions": versions(),
+        }
+    )
 
 
 def _default_radiomics_hash() -> str:

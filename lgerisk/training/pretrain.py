@@ -36,6 +36,7 @@ from lgerisk.artifacts import (
     versions,
     write_card,
 )
+from lgerisk.cards import EncoderCard
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_csv
@@ -633,35 +634,37 @@ def _model_card(
     context: Any,
     model: Any,
     aux_columns: list[int],
-) -> dict[str, Any]:
+) -> EncoderCard:
     from lgerisk.models import parameter_count
 
-    return {
-        "format": ENCODER_FORMAT,
-        "kind": "lgerisk pretrained encoder",
-        "intended_use": "Research only: not a medical device and not for clinical decisions.",
-        "created_by": f"lgerisk {lgerisk.__version__} pretrain",
-        "data": {
-            "hash": data_hash,
-            "cases": len(prepared.cases),
-            "train_cases": train_ids,
-            "val_cases": val_ids,
-            "excluded_cases": prepared.excluded,
-            "synthetic": _is_synthetic(prepared.cases),
-        },
-        "config": config.to_dict(),
-        "model": model_config.to_dict(),
-        "parameters": parameter_count(model),
-        "objective": dataclasses.asdict(objective_config),
-        "tensor_spec": dataclasses.asdict(spec),
-        "preprocessing": prepared.preprocess_settings,
-        "radiomics": {
-            "feature_names": scaler.feature_names,
-            "scaler": scaler.to_dict(),
-            "view": config.radiomics_view,
-            "aux_targets": [scaler.feature_names[i] for i in aux_columns],
-        },
-        "training": {"device": str(device), "world_size": context.world_size},
-        "metrics": history[-1] if history else {},
-        "versions": versions(),
-    }
+    return EncoderCard.from_dict(
+        {
+            "format": ENCODER_FORMAT,
+            "kind": "lgerisk pretrained encoder",
+            "intended_use": "Research only: not a medical device and not for clinical decisions.",
+            "created_by": f"lgerisk {lgerisk.__version__} pretrain",
+            "data": {
+                "hash": data_hash,
+                "cases": len(prepared.cases),
+                "train_cases": train_ids,
+                "val_cases": val_ids,
+                "excluded_cases": prepared.excluded,
+                "synthetic": _is_synthetic(prepared.cases),
+            },
+            "config": config.to_dict(),
+            "model": model_config.to_dict(),
+            "parameters": parameter_count(model),
+            "objective": dataclasses.asdict(objective_config),
+            "tensor_spec": dataclasses.asdict(spec),
+            "preprocessing": prepared.preprocess_settings,
+            "radiomics": {
+                "feature_names": scaler.feature_names,
+                "scaler": scaler.to_dict(),
+                "view": config.radiomics_view,
+                "aux_targets": [scaler.feature_names[i] for i in aux_columns],
+            },
+            "training": {"device": str(device), "world_size": context.world_size},
+            "metrics": history[-1] if history else {},
+            "versions": versions(),
+        }
+    )

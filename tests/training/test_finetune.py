@@ -640,13 +640,13 @@ def test_head_on_leading_components_folds_into_the_head(runs, tmp_path: Path) ->
     from lgerisk.io.cohort import discover_cohort
 
     model, _, card = load_risk_model(run)
-    spec = TensorSpec.from_dict(card["tensor_spec"])
+    spec = TensorSpec.from_dict(card.tensor_spec)
     cases = {c.case_id: c for c in discover_cohort(runs["prep"]).cases}
     with torch.no_grad():
         z = torch.cat(
             [
                 model.embed(torch.from_numpy(case_tensor(cases[c].image, cases[c].mask, spec))[None].float())
-                for c in card["data"]["train_cases"]
+                for c in card.data.train_cases
             ]
         ).numpy()
     _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)

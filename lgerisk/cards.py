@@ -1,0 +1,234 @@
+"""Model cards as dataclasses: what a run trained, on what data, how, and how well (``model_card.json``).
+
+:class:`EncoderCard` (``lgerisk pretrain``) and :class:`RiskModelCard` (``lgerisk finetune``) are written by
+:func:`lgerisk.artifacts.write_card` and read back by :func:`lgerisk.artifacts.load_encoder` and
+:func:`lgerisk.artifacts.load_risk_model`. ``from_dict`` checks the format marker and the fields a card must
+have, and names what is missing; ``to_dict`` gives the JSON layout (sections the code does not interpret stay
+plain dicts: the settings, the model's config, the metrics).
+
+Example:
+    >>> card = RiskModelCard.from_dict(RiskModelCard.example().to_dict())
+    >>> card.method, card.synthetic, card.survival.horizons
+    ('pretrained probe', True, (1.0, 3.0, 5.0))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lgerisk.errors import InputError
+
+__all__ = ["CardData", "EncoderCard", "RiskModelCard", "SurvivalSection"]
+
+ENCODER_FORMAT = "lgerisk-model-1"
+RISK_MODEL_FORMAT = "lgerisk-survival-1"
+INTENDED_USE = "Research only: not a medical device and not for clinical decisions."
+
+
+def _fields(cls: type[Any], data: dict[str, Any], what: str) -> dict[str, Any]:
+    """``data``'s values for the dataclass ``cls``: a missing required field -> ``InputError`` naming it."""
+    if not isinstance(data, dict):
+        raise InputError(f"{what}: not a JSON object.")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    required = [
+        n for n, f in names.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise InputError(f"{what}: lacks {', '.join(missing)} (a card of another version? retrain with this one).")
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True)
+class CardData:
+    """The data a model was trained on: a hash of the cases' inputs, how many, whether synthetic, which ids.
+
+    ``details``: what else the card records about the data (held-out ids, events, left-out cases and why)."""
+
+    hash: str
+    cases: int
+    synthetic: bool
+    train_cases: tuple[str, ...]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "cases": self.cases,
+            "synthetic": self.synthetic,
+            "train_cases": list(self.train_cases),
+            **self.details,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CardData:
+        values = _fields(cls, data, "model card 'data'")
+        details = {k: v for k, v in data.items() if k not in values}
+        return cls(
+            str(values["hash"]),
+            int(values["cases"]),
+            bool(values["synthetic"]),
+            tuple(str(c) for c in values["train_cases"]),
+            details,
+        )
+
+
+@dataclass(frozen=True)
+class SurvivalSection:
+    """What predict needs for survival and risk groups: the Breslow baseline cumulative hazard, the horizons,
+    the training cohort's risk tertiles and range."""
+
+    time_unit: str
+    horizons: tuple[float, ...]
+    baseline_times: tuple[float, ...]
+    baseline_cumhaz: tuple[float, ...]
+    risk_thresholds: tuple[float, float]
+    training_risk_mean: float
+    training_risk_sd: float
+    training_risk_range: tuple[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SurvivalSection:
+        v = _fields(cls, data, "model card 'survival'")
+        low, high = _floats(v["training_risk_range"])
+        first, second = _floats(v["risk_thresholds"])
+        return cls(
+            str(v["time_unit"]),
+            _floats(v["horizons"]),
+            _floats(v["baseline_times"]),
+            _floats(v["baseline_cumhaz"]),
+            (first, second),
+            float(v["training_risk_mean"]),
+            float(v["training_risk_sd"]),
+            (low, high),
+        )
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(x) for x in values)
+
+
+def _card_dict(card: Any, nested: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(card):
+        value = getattr(card, f.name)
+        if f.name == "model_sha256" and value is None:
+            continue
+        if f.name == "format" and value is None:
+            continue
+        out[f.name] = value.to_dict() if f.name in nested else value
+    return out
+
+
+@dataclass(frozen=True)
+class EncoderCard:
+    """The card of a pretrained encoder (``lgerisk pretrain``). Cards from before format markers load with
+    ``format`` and ``model_sha256`` None."""
+
+    kind: str
+    created_by: str
+    data: CardData
+    config: dict[str, Any]
+    model: dict[str, Any]
+    tensor_spec: dict[str, Any]
+    preprocessing: dict[str, Any]
+    radiomics: dict[str, Any]
+    format: str | None = ENCODER_FORMAT
+    model_sha256: str | None = None
+    intended_use: str = INTENDED_USE
+    parameters: int = 0
+    objective: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the encoder was pretrained on synthetic scans."""
+        return self.data.synthetic
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout of ``model_card.json``."""
+        return _card_dict(self, ("data",))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderCard:
+        """From ``model_card.json``; another format, or a missing field -> ``InputError``."""
+        if data.get("format") not in (None, ENCODER_FORMAT):
+            raise InputError(f"model card of another format ({data.get('format')!r}); not a pretrained encoder.")
+        values = _fields(cls, data, "encoder model card")
+        values.setdefault("format", None)  # a card from before format markers
+        return cls(**{**values, "data": CardData.from_dict(values["data"])})
+
+
+@dataclass(frozen=True)
+class RiskModelCard:
+    """The card of a risk model (``lgerisk finetune``): what predict and explain need (preprocessing, tensor
+    spec, tabular inputs, survival, training ranges) and what a reader needs (data, settings, CV metrics)."""
+
+    method: str
+    created_by: str
+    data: CardData
+    config: dict[str, Any]
+    model: dict[str, Any]
+    tensor_spec: dict[str, Any]
+    preprocessing: dict[str, Any]
+    survival: SurvivalSection
+    format: str = RISK_MODEL_FORMAT
+    model_sha256: str | None = None
+    kind: str = "lgerisk survival risk model"
+    intended_use: str = INTENDED_USE
+    label_fraction_note: str = ""
+    labels: str | None = None
+    encoder: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0
+    tabular: dict[str, Any] = field(default_factory=dict)
+    radiomics: dict[str, Any] = field(default_factory=dict)
+    training_ranges: dict[str, list[float]] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    concepts: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the model was trained on synthetic scans."""
+        return self.data.synthetic
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout of ``model_card.json``."""
+        return _card_dict(self, ("data", "survival"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RiskModelCard:
+        """From ``model_card.json``; another format, or a missing field -> ``InputError``."""
+        if data.get("format") != RISK_MODEL_FORMAT:
+            raise InputError(f"model card of another format ({data.get('format')!r}); not a risk model.")
+        values = _fields(cls, data, "risk model card")
+        return cls(
+            **{
+                **values,
+                "data": CardData.from_dict(values["data"]),
+                "survival": SurvivalSection.from_dict(values["survival"]),
+            }
+        )
+
+    @classmethod
+    def example(cls) -> RiskModelCard:
+        """A small, complete card (for examples and tests)."""
+        return cls(
+            method="pretrained probe",
+            created_by="lgerisk 0.1.0 finetune",
+            data=CardData("abc", 3, True, ("a", "b", "c")),
+            config={},
+            model={},
+            tensor_spec={},
+            preprocessing={},
+            survival=SurvivalSection(
+                "years", (1.0, 3.0, 5.0), (1.0, 2.0), (0.1, 0.3), (-0.5, 0.5), 0.0, 1.0, (-1.0, 1.0)
+            ),
+        )
