@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("work/python-api"))
     parser.add_argument("--epochs", type=int, default=2, help="pretraining epochs")
     parser.add_argument("--quick", action="store_true", help="tiny network and input (seconds; for the tests)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for preprocessing and radiomics")
     args = parser.parse_args()
     size = {"width": 4, "embedding_dim": 16, "tensor": {"slices": 4, "size": 32}} if args.quick else {}
 
@@ -35,9 +36,9 @@ def main() -> None:
     )
 
     # 2. the whole cohort: preprocessing and radiomics (both resume when rerun)
-    prep = lgerisk.preprocess_cohort(args.data, args.work / "prep")
+    prep = lgerisk.preprocess_cohort(args.data, args.work / "prep", jobs=args.jobs)
     print(f"preprocessed {len(prep.table)} cases, {len(prep.errors)} failed")
-    features = lgerisk.extract_features(prep.out, args.work / "features.csv")
+    features = lgerisk.extract_features(prep.out, args.work / "features.csv", jobs=args.jobs)
     print(f"radiomics: {features.table.shape[1]} columns")
 
     # 3. radiomics-guided pretraining (no outcomes), then the survival model on the same folds as the baselines

@@ -131,28 +131,31 @@ def test_library_errors_are_value_errors_with_their_cause(tmp_path: Path) -> Non
     assert isinstance(caught.value, lgerisk.InputError) and caught.value.__cause__ is not None
 
 
-def test_the_example_script_runs_the_whole_chain(tmp_path: Path) -> None:
-    data = tmp_path / "cohort"
-    check_ok(run_cli("synth", data, "--cases", "24", "--seed", "3", "--small"), "synth")
+def test_the_example_script_runs_the_whole_chain_on_sample_data(tmp_path: Path) -> None:
+    """examples/python_api.py, public API only: preprocess -> radiomics -> pretrain -> finetune -> predict ->
+    explain on the SYNTHETIC sample_data (tiny network)."""
     done = subprocess.run(
         [
             sys.executable,
             str(ROOT / "examples" / "python_api.py"),
-            "--data",
-            str(data),
             "--work",
             str(tmp_path / "work"),
             "--epochs",
             "1",
             "--quick",
+            "--jobs",
+            "2",
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "SYNTHETIC cross-validated Harrell's C (24 cases)" in done.stdout
+    assert (
+        "32 cases (images+masks)" in done.stdout and "SYNTHETIC cross-validated Harrell's C (32 cases)" in done.stdout
+    )
     assert "scar-% Cox" in done.stdout and "explained synth-0000" in done.stdout
+    assert "0 scan(s) could not be predicted" in done.stdout
     predictions = pd.read_csv(tmp_path / "work" / "predictions.csv", dtype={"case_id": str})
-    assert len(predictions) == 24 and predictions["risk_score"].notna().all()
+    assert len(predictions) == 32 and predictions["risk_score"].notna().all()
     assert (tmp_path / "work" / "explain" / "synth-0000" / "report.html").is_file()
