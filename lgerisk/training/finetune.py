@@ -37,23 +37,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import lgerisk
 from lgerisk.artifacts import (
     CARD_FILE,
     MODEL_FILE,
     RISK_MODEL_FORMAT,
-    file_sha256,
     save_risk_model,
     write_card,
 )
-from lgerisk.cards import EncoderCard, RiskModelCard
+from lgerisk.cards import EncoderCard
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.progress import progress
 from lgerisk.training.methods import SCAR_COLUMN, Method, fit_method, methods_for, predict_risk
+from lgerisk.training.outcomes import check_outcomes, labelled_cases
+from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
 from lgerisk.training.seeding import derive_seed
-from lgerisk.training.survival_fit import FittedDeep, Workspace, embed
+from lgerisk.training.survival_fit import Workspace
 
 if TYPE_CHECKING:
     pass
@@ -168,55 +168,6 @@ class Split:
 # ---------------------------------------------------------------- data
 
 
-def labelled_cases(
-    prepared: Any, outcomes: str | os.PathLike[str] | None, covariates: tuple[str, ...]
-) -> tuple[list[str], dict[str, float], dict[str, int], Any, dict[str, str]]:
-    """The usable cases with an outcome (and every requested covariate): ids, time, event, covariate
-    frame, and the cases left out with why."""
-    import pandas as pd
-
-    from lgerisk.io.cohort import read_outcomes
-
-    rows = read_outcomes(Path(outcomes)) if outcomes is not None else None
-    time, event, values, skipped = {}, {}, {}, {}
-    for case in prepared.cases:
-        if rows is not None:
-            if case.case_id not in rows:
-                skipped[case.case_id] = "no outcome row"
-                continue
-            t, e, extra = rows[case.case_id]
-        else:
-            t, e, extra = case.time, case.event, case.covariates
-        if t is None or e is None:
-            skipped[case.case_id] = "no outcome"
-            continue
-        time[case.case_id], event[case.case_id] = float(t), int(e)
-        values[case.case_id] = extra or {}
-    # reindex: an outcomes table without covariate columns gives empty dicts, which from_dict drops
-    frame = pd.DataFrame.from_dict(values, orient="index").reindex(list(values))
-    source = outcomes if outcomes is not None else "the cohort's outcomes"
-    for name in covariates:
-        if name not in frame.columns:
-            known = ", ".join(sorted(str(c) for c in frame.columns)[:12]) or "none"
-            raise InputError(f"{source}: covariate {name!r} is not in the outcomes table (columns: {known}).")
-        numeric = pd.to_numeric(frame[name], errors="coerce")
-        bad = frame[name].notna() & numeric.isna()
-        if bad.any():
-            raise InputError(
-                f"{source}: covariate {name!r} is not numeric (case {bad[bad].index[0]!r} has "
-                f"{frame.loc[bad[bad].index[0], name]!r})."
-            )
-        frame[name] = numeric
-    covariate_frame = frame[list(covariates)] if covariates else pd.DataFrame(index=frame.index)
-    missing = covariate_frame.index[covariate_frame.isna().any(axis=1)] if covariates else []
-    for case_id in missing:
-        skipped[case_id] = "missing covariate value"
-        time.pop(case_id)
-        event.pop(case_id)
-    ids = [c for c in prepared.case_ids if c in time]
-    return ids, time, event, covariate_frame.loc[ids].astype(float), skipped
-
-
 def make_splits(case_ids: list[str], event: dict[str, int], config: FinetuneConfig) -> list[Split]:
     """The evaluation splits: an optional held-out test split, then K folds of the rest (each
     training fold reduced to ``label_fraction`` of its cases, stratified by event)."""
@@ -324,7 +275,7 @@ def run_finetune(
         _check_preprocessing(card_in, prepared, encoder)
     ids, time, event, covariates, skipped = labelled_cases(prepared, outcomes, config.covariates)
     skipped.update({c: "preprocessing or radiomics failed (see the cache's errors.csv)" for c in prepared.excluded})
-    _check_outcomes(ids, event, skipped, data, config)
+    check_outcomes(ids, event, skipped, data, config)
     if SCAR_COLUMN not in prepared.features.columns and config.baselines:
         raise InputError(
             f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
@@ -404,7 +355,7 @@ def run_finetune(
     keep = [c for c in oof.columns if not c.startswith("s@")]
     write_csv(run / "predictions.csv", oof[keep])
     write_csv(run / "comparison.csv", table)
-    write_json(run / "comparison.json", {"synthetic": synthetic, "rows": _json_rows(table)})
+    write_json(run / "comparison.json", {"synthetic": synthetic, "rows": json_rows(table)})
     write_csv(run / "metrics_by_split.csv", per_split)
     if len(calibration):
         write_csv(run / "calibration.csv", calibration)
@@ -414,11 +365,11 @@ def run_finetune(
     pictures["comparison"] = comparison_plot(table, run / "comparison.png", synthetic=synthetic)
     write_csv(run / "metrics.csv", pd.DataFrame(final.history))
     save_risk_model(run, final.model, final.tabular)
-    concepts = _concepts(final, workspace, final_ids, final_risk, prepared.features)
+    concepts = concepts_table(final, workspace, final_ids, final_risk, prepared.features)
     write_csv(run / "concepts.csv", concepts)
     reference = prepared.features.loc[final_ids, [c for c in concepts["feature"] if c in prepared.features.columns]]
     write_csv(run / "reference_features.csv", reference.reset_index(drop=True))  # values only: no ids, no hashes
-    card = _model_card(
+    card = risk_model_card(
         config,
         workspace,
         prepared,
@@ -529,27 +480,6 @@ def _check_preprocessing(card: EncoderCard, prepared: Any, encoder: Any) -> None
         )
 
 
-def _check_outcomes(
-    ids: list[str], event: dict[str, int], skipped: dict[str, str], data: Any, config: FinetuneConfig
-) -> None:
-    n_events = sum(event[c] for c in ids)
-    if not ids:
-        raise InputError(
-            f"{data}: no case has an outcome (time, event); give --outcomes or an outcomes.csv beside the cohort."
-        )
-    if n_events == 0:
-        raise InputError(f"{data}: all {len(ids)} labelled cases are censored; a survival model needs events.")
-    if len(ids) - n_events == 0:
-        raise InputError(
-            f"{data}: all {len(ids)} labelled cases had the event; nothing is censored, check the event column."
-        )
-    if config.folds and n_events < config.folds:
-        raise InputError(
-            f"{data}: {n_events} events cannot be spread over {config.folds} folds; use --folds "
-            f"{max(2, n_events)} or fewer."
-        )
-
-
 def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None:
     """The middle horizon within follow-up (calibration is shown at one)."""
     inside = [h for h in horizons if h < float(time.max())]
@@ -574,15 +504,6 @@ def _oracle(data: Any, oof: Any, time: Any, event: Any, config: FinetuneConfig) 
     return rows, truth["log_hazard"]
 
 
-def _json_rows(table: Any) -> list[dict[str, Any]]:
-    import math
-
-    rows = []
-    for record in table.to_dict(orient="records"):
-        rows.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()})
-    return rows
-
-
 def _trained_on_synthetic(data: str | os.PathLike[str], ids: list[str]) -> bool:
     """Whether every training scan comes from the synthetic generator, by its own marker (never by id): the
     scans of ``data`` as given (raw scans by their header or cohort marker, preprocessed ones by qc.json)."""
@@ -591,157 +512,3 @@ def _trained_on_synthetic(data: str | os.PathLike[str], ids: list[str]) -> bool:
 
     wanted = set(ids)
     return cases_are_synthetic(case.image for case in discover_cohort(data).cases if case.case_id in wanted)
-
-
-def _concepts(final: Any, workspace: Workspace, ids: list[str], risk: Any, features: Any) -> Any:
-    """Radiomics features aligned with the final model's risk and embedding over its training cases."""
-    import numpy as np
-
-    from lgerisk.data.features import feature_columns
-    from lgerisk.explain.concepts import concept_alignment
-
-    columns = feature_columns(features, cases=ids)
-    embedding = None
-    if isinstance(final, FittedDeep) and final.model.config.use_image:
-        embedding = embed(final.model, [workspace.tensors[c] for c in ids], workspace.device)
-    table = concept_alignment(
-        features.loc[ids, columns], np.asarray(risk, float), embedding, seed=workspace.config.seed
-    )
-    return table
-
-
-def _training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> dict[str, list[float]]:
-    """Ranges of what a new scan is checked against (predict warns outside them)."""
-    import numpy as np
-
-    from lgerisk.preprocess.pipeline import QC_FILE
-
-    keys = (
-        "slice_spacing_mm",
-        "slice_count",
-        "myocardium_volume_ml",
-        "remote_mean",
-        "blood_pool_mean",
-        "scar_percent",
-        "greyzone_percent",
-    )
-    values: dict[str, list[float]] = {k: [] for k in keys}
-    values["inplane_spacing_mm"] = []
-    values["image_p99"] = []
-    by_id = {case.case_id: case for case in prepared.cases}
-    for case_id in ids:
-        qc_path = Path(by_id[case_id].image).parent / QC_FILE
-        if qc_path.is_file():
-            qc = json.loads(qc_path.read_text(encoding="utf-8"))
-            for key in keys:
-                if isinstance(qc.get(key), (int, float)):
-                    values[key].append(float(qc[key]))
-            spacing = qc.get("original_spacing_mm")
-            if isinstance(spacing, list) and len(spacing) >= 2:
-                values["inplane_spacing_mm"].append(float(min(spacing[:2])))
-        values["image_p99"].append(float(np.percentile(tensors[case_id][0], 99)))
-    return {k: [float(np.min(v)), float(np.max(v))] for k, v in values.items() if v}
-
-
-def _model_card(
-    config: FinetuneConfig,
-    workspace: Workspace,
-    prepared: Any,
-    final: Any,
-    final_ids: list[str],
-    final_risk: Any,
-    table: Any,
-    splits: list[Split],
-    names: list[str],
-    skipped: dict[str, str],
-    card_in: EncoderCard | None,
-    encoder: Any,
-    labels: str,
-    synthetic: bool,
-    concepts: Any,
-) -> RiskModelCard:
-    import numpy as np
-
-    from lgerisk.artifacts import versions
-    from lgerisk.evaluation.cox import breslow_baseline
-    from lgerisk.evaluation.plots import tertile_thresholds
-    from lgerisk.models import parameter_count
-
-    time, event = workspace.outcome(final_ids)
-    risk = np.asarray(final_risk, float)
-    times, cumhaz = breslow_baseline(time, event, risk)
-    model_rows = table[table["method"] == names[-1]]
-    return RiskModelCard.from_dict(
-        {
-            "format": MODEL_FORMAT,
-            "kind": "lgerisk survival risk model",
-            "intended_use": "Research only: not a medical device and not for clinical decisions.",
-            "created_by": f"lgerisk {lgerisk.__version__} finetune",
-            "method": names[-1],
-            "data": {
-                "hash": prepared.data_hash(),
-                "cases": len(final_ids),
-                "events": int(event.sum()),
-                "labelled_cases": len(workspace.case_ids),
-                "left_out": skipped,
-                "synthetic": synthetic,
-                "train_cases": final_ids,
-            },
-            "config": config.to_dict(),
-            "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
-            "trains on every labelled development case",
-            "labels": labels,
-            "encoder": {
-                "run": Path(encoder).name if encoder is not None else None,
-                "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
-                "data_hash": card_in.data.hash if card_in is not None else None,
-                "objective": card_in.objective if card_in is not None else None,
-            },
-            "model": final.model.config.to_dict(),
-            "parameters": parameter_count(final.model),
-            "tabular": final.tabular.to_dict(),
-            "tensor_spec": workspace.spec.to_dict(),
-            "preprocessing": prepared.preprocess_settings,
-            "radiomics": {
-                "settings_hash": _column_value(prepared.features, "settings_hash"),
-                "default_settings_hash": _default_radiomics_hash(),
-                "note": "predict re-extracts the selected features with the default extraction settings "
-                "and refuses a model whose table was made with other ones",
-            },
-            "survival": {
-                "time_unit": "as in the outcomes (years in the synthetic cohorts)",
-                "horizons": list(config.horizons),
-                "baseline_times": times.tolist(),
-                "baseline_cumhaz": cumhaz.tolist(),
-                "risk_thresholds": list(tertile_thresholds(risk)),
-                "training_risk_mean": float(risk.mean()),
-                "training_risk_sd": float(risk.std()),
-                "training_risk_range": [float(risk.min()), float(risk.max())],
-            },
-            "training_ranges": _training_ranges(prepared, final_ids, workspace.tensors),
-            "evaluation": {
-                "splits": [
-                    {"name": s.name, "evaluation": s.evaluation, "train": len(s.train), "test": len(s.test)}
-                    for s in splits
-                ],
-                "methods": names,
-                "metrics": _json_rows(table),
-                "model_metrics": _json_rows(model_rows),
-            },
-            "concepts": _json_rows(concepts.head(50)),
-            "versions": versions(),
-        }
-    )
-
-
-def _default_radiomics_hash() -> str:
-    from lgerisk.radiomics.settings import ROIS, load_params, params_hash
-
-    return params_hash(load_params(), tuple(ROIS))
-
-
-def _column_value(table: Any, column: str) -> Any:
-    if column in getattr(table, "columns", ()):
-        values = table[column].dropna().unique()
-        return str(values[0]) if len(values) == 1 else [str(v) for v in values]
-    return None

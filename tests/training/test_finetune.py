@@ -246,7 +246,7 @@ def test_outcomes_with_only_time_and_event(runs, tmp_path: Path) -> None:
     """An outcomes table without any covariate column is the commonest kind."""
     outcomes = _outcomes_copy(tmp_path, lambda t: t[["case_id", "time", "event"]])
     from lgerisk.training.data import prepare_data
-    from lgerisk.training.finetune import labelled_cases
+    from lgerisk.training.outcomes import labelled_cases
 
     prepared = prepare_data(runs["prep"], tmp_path / "cache", features=runs["features"], quiet=True)
     ids, _, _, covariates, skipped = labelled_cases(prepared, outcomes, ())

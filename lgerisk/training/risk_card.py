@@ -1,0 +1,182 @@
+"""The card of a risk model (``model_card.json`` of ``lgerisk finetune``): what predict and explain need
+(survival baseline, risk tertiles, training ranges, tabular inputs) and what a reader needs (data, settings,
+the cross-validated metrics, the radiomics concepts aligned with the model's risk)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lgerisk
+from lgerisk.artifacts import MODEL_FILE, file_sha256
+from lgerisk.cards import RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
+from lgerisk.training.survival_fit import FittedDeep, Workspace, embed
+
+if TYPE_CHECKING:
+    from lgerisk.training.finetune import FinetuneConfig, Split
+
+__all__ = ["concepts_table", "json_rows", "risk_model_card", "training_ranges"]
+
+
+def json_rows(table: Any) -> list[dict[str, Any]]:
+    import math
+
+    rows = []
+    for record in table.to_dict(orient="records"):
+        rows.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()})
+    return rows
+
+
+def concepts_table(final: Any, workspace: Workspace, ids: list[str], risk: Any, features: Any) -> Any:
+    """Radiomics features aligned with the final model's risk and embedding over its training cases."""
+    import numpy as np
+
+    from lgerisk.data.features import feature_columns
+    from lgerisk.explain.concepts import concept_alignment
+
+    columns = feature_columns(features, cases=ids)
+    embedding = None
+    if isinstance(final, FittedDeep) and final.model.config.use_image:
+        embedding = embed(final.model, [workspace.tensors[c] for c in ids], workspace.device)
+    table = concept_alignment(
+        features.loc[ids, columns], np.asarray(risk, float), embedding, seed=workspace.config.seed
+    )
+    return table
+
+
+def training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> dict[str, list[float]]:
+    """Ranges of what a new scan is checked against (predict warns outside them)."""
+    import numpy as np
+
+    from lgerisk.preprocess.pipeline import QC_FILE
+
+    keys = (
+        "slice_spacing_mm",
+        "slice_count",
+        "myocardium_volume_ml",
+        "remote_mean",
+        "blood_pool_mean",
+        "scar_percent",
+        "greyzone_percent",
+    )
+    values: dict[str, list[float]] = {k: [] for k in keys}
+    values["inplane_spacing_mm"] = []
+    values["image_p99"] = []
+    by_id = {case.case_id: case for case in prepared.cases}
+    for case_id in ids:
+        qc_path = Path(by_id[case_id].image).parent / QC_FILE
+        if qc_path.is_file():
+            qc = json.loads(qc_path.read_text(encoding="utf-8"))
+            for key in keys:
+                if isinstance(qc.get(key), (int, float)):
+                    values[key].append(float(qc[key]))
+            spacing = qc.get("original_spacing_mm")
+            if isinstance(spacing, list) and len(spacing) >= 2:
+                values["inplane_spacing_mm"].append(float(min(spacing[:2])))
+        values["image_p99"].append(float(np.percentile(tensors[case_id][0], 99)))
+    return {k: [float(np.min(v)), float(np.max(v))] for k, v in values.items() if v}
+
+
+def risk_model_card(
+    config: FinetuneConfig,
+    workspace: Workspace,
+    prepared: Any,
+    final: Any,
+    final_ids: list[str],
+    final_risk: Any,
+    table: Any,
+    splits: list[Split],
+    names: list[str],
+    skipped: dict[str, str],
+    card_in: EncoderCard | None,
+    encoder: Any,
+    labels: str,
+    synthetic: bool,
+    concepts: Any,
+) -> RiskModelCard:
+    import numpy as np
+
+    from lgerisk.artifacts import versions
+    from lgerisk.evaluation.cox import breslow_baseline
+    from lgerisk.evaluation.plots import tertile_thresholds
+    from lgerisk.models import parameter_count
+
+    time, event = workspace.outcome(final_ids)
+    risk = np.asarray(final_risk, float)
+    times, cumhaz = breslow_baseline(time, event, risk)
+    model_rows = table[table["method"] == names[-1]]
+    return RiskModelCard.from_dict(
+        {
+            "format": RISK_MODEL_FORMAT,
+            "kind": "lgerisk survival risk model",
+            "intended_use": "Research only: not a medical device and not for clinical decisions.",
+            "created_by": f"lgerisk {lgerisk.__version__} finetune",
+            "method": names[-1],
+            "data": {
+                "hash": prepared.data_hash(),
+                "cases": len(final_ids),
+                "events": int(event.sum()),
+                "labelled_cases": len(workspace.case_ids),
+                "left_out": skipped,
+                "synthetic": synthetic,
+                "train_cases": final_ids,
+            },
+            "config": config.to_dict(),
+            "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
+            "trains on every labelled development case",
+            "labels": labels,
+            "encoder": {
+                "run": Path(encoder).name if encoder is not None else None,
+                "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
+                "data_hash": card_in.data.hash if card_in is not None else None,
+                "objective": card_in.objective if card_in is not None else None,
+            },
+            "model": final.model.config.to_dict(),
+            "parameters": parameter_count(final.model),
+            "tabular": final.tabular.to_dict(),
+            "tensor_spec": workspace.spec.to_dict(),
+            "preprocessing": prepared.preprocess_settings,
+            "radiomics": {
+                "settings_hash": column_value(prepared.features, "settings_hash"),
+                "default_settings_hash": default_radiomics_hash(),
+                "note": "predict re-extracts the selected features with the default extraction settings "
+                "and refuses a model whose table was made with other ones",
+            },
+            "survival": {
+                "time_unit": "as in the outcomes (years in the synthetic cohorts)",
+                "horizons": list(config.horizons),
+                "baseline_times": times.tolist(),
+                "baseline_cumhaz": cumhaz.tolist(),
+                "risk_thresholds": list(tertile_thresholds(risk)),
+                "training_risk_mean": float(risk.mean()),
+                "training_risk_sd": float(risk.std()),
+                "training_risk_range": [float(risk.min()), float(risk.max())],
+            },
+            "training_ranges": training_ranges(prepared, final_ids, workspace.tensors),
+            "evaluation": {
+                "splits": [
+                    {"name": s.name, "evaluation": s.evaluation, "train": len(s.train), "test": len(s.test)}
+                    for s in splits
+                ],
+                "methods": names,
+                "metrics": json_rows(table),
+                "model_metrics": json_rows(model_rows),
+            },
+            "concepts": json_rows(concepts.head(50)),
+            "versions": versions(),
+        }
+    )
+
+
+def default_radiomics_hash() -> str:
+    from lgerisk.radiomics.settings import ROIS, load_params, params_hash
+
+    return params_hash(load_params(), tuple(ROIS))
+
+
+def column_value(table: Any, column: str) -> Any:
+    if column in getattr(table, "columns", ()):
+        values = table[column].dropna().unique()
+        return str(values[0]) if len(values) == 1 else [str(v) for v in values]
+    return None
