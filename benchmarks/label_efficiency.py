@@ -200,6 +200,47 @@ def lever_settings(objective: str) -> dict[str, object]:
     return {**LEVERS, "objective": {"preset": objective}}
 
 
+def markdown_table(summary) -> str:  # noqa: ANN001
+    """benchmarks/README.md's table: a row per method, a column per label fraction with the mean C and, in
+    brackets, delta C over scar-% Cox at that fraction (95 % interval); last, each method at 25 % against
+    radiomics Cox at 100 %. A method not run at a fraction has an empty cell."""
+    fractions = sorted(summary["label_fraction"].unique())
+
+    def rank(method: str) -> tuple[int, int, int, str]:
+        baselines = ["scar-% Cox", "scar+grey Cox", "radiomics Cox", "deep, scratch (full)"]
+        if method in baselines:
+            return (0, baselines.index(method), 0, method)
+        if method.startswith("oracle"):
+            return (2, 0, 0, method)
+        objective = next((i for i, o in enumerate(("simclr", "radiomics", "hybrid")) if method.startswith(o)), 3)
+        return (1, objective, ("full" in method) * 2 + ("scar" in method), method)
+
+    order = sorted(dict.fromkeys(summary["method"]), key=rank)
+    head = ["method", *[f"{f * 100:g} %" for f in fractions], "ΔC vs radiomics Cox at 100 % (at 25 %)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method in order:
+        cells = [method]
+        rows = summary[summary["method"] == method].set_index("label_fraction")
+        for fraction in fractions:
+            if fraction not in rows.index or (method.startswith("oracle") and fraction != max(fractions)):
+                cells.append("")
+                continue
+            r = rows.loc[fraction]
+            cell = f"{r['harrell_c']:.3f}"
+            if r["delta_c_scar"] == r["delta_c_scar"]:  # not NaN
+                cell += f" ({r['delta_c_scar']:+.3f}; {r['delta_c_scar_low']:+.3f} to {r['delta_c_scar_high']:+.3f})"
+            cells.append(cell)
+        quarter = rows.loc[0.25] if 0.25 in rows.index and not method.startswith("oracle") else None
+        cells.append(
+            ""
+            if quarter is None or quarter["delta_c_radiomics100"] != quarter["delta_c_radiomics100"]
+            else f"{quarter['delta_c_radiomics100']:+.3f} ({quarter['delta_c_radiomics100_low']:+.3f} to "
+            f"{quarter['delta_c_radiomics100_high']:+.3f})"
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarise(oof, args) -> None:  # noqa: ANN001
     """Pool the out-of-fold risks over seeds, print the table, write pooled.csv and the plot."""
     summary = pooled_summary(oof, args.bootstrap, 0)
@@ -216,6 +257,7 @@ def summarise(oof, args) -> None:  # noqa: ANN001
             f"  vs radiomics Cox 100 % {record['delta_c_radiomics100']:+.3f} "
             f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})"
         )
+    print("\n" + markdown_table(summary))
     plot_fractions(
         summary,
         args.work / "label_efficiency.png",

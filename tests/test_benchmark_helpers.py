@@ -117,3 +117,71 @@ def test_gpu_benchmark_runs_on_the_cpu_with_the_tiny_grid(tmp_path: Path) -> Non
     if not torch.cuda.is_available():  # asking for CUDA where there is none is one sentence
         with pytest.raises(SystemExit, match="no CUDA device"):
             gpu.run("cuda", tiny=True)
+
+
+def test_the_label_efficiency_table_orders_methods_and_leaves_runs_not_made_empty() -> None:
+    bench = _load("label_efficiency")
+    row = {
+        "seeds": 3,
+        "harrell_c_low": 0.6,
+        "harrell_c_high": 0.8,
+        "delta_c_scar_low": -0.1,
+        "delta_c_scar_high": 0.1,
+        "delta_c_radiomics100_low": -0.2,
+        "delta_c_radiomics100_high": 0.0,
+    }
+    rows = [
+        {
+            **row,
+            "label_fraction": 1.0,
+            "method": "hybrid-pretrained full",
+            "harrell_c": 0.71,
+            "delta_c_scar": -0.01,
+            "delta_c_radiomics100": -0.03,
+        },
+        {
+            **row,
+            "label_fraction": 0.25,
+            "method": "hybrid-pretrained probe",
+            "harrell_c": 0.65,
+            "delta_c_scar": -0.06,
+            "delta_c_radiomics100": -0.09,
+        },
+        {
+            **row,
+            "label_fraction": 1.0,
+            "method": "hybrid-pretrained probe",
+            "harrell_c": 0.70,
+            "delta_c_scar": -0.02,
+            "delta_c_radiomics100": -0.04,
+        },
+        {
+            **row,
+            "label_fraction": 0.25,
+            "method": "scar-% Cox",
+            "harrell_c": 0.714,
+            "delta_c_scar": float("nan"),
+            "delta_c_radiomics100": -0.032,
+        },
+        {
+            **row,
+            "label_fraction": 1.0,
+            "method": "scar-% Cox",
+            "harrell_c": 0.717,
+            "delta_c_scar": float("nan"),
+            "delta_c_radiomics100": -0.03,
+        },
+    ]
+    lines = bench.markdown_table(pd.DataFrame(rows)).splitlines()
+    assert lines[0] == "| method | 25 % | 100 % | ΔC vs radiomics Cox at 100 % (at 25 %) |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| scar-% Cox",
+        "| hybrid-pretrained probe",
+        "| hybrid-pretrained full",
+    ]
+    assert lines[2] == "| scar-% Cox | 0.714 | 0.717 | -0.032 (-0.200 to +0.000) |"
+    assert lines[3] == (
+        "| hybrid-pretrained probe | 0.650 (-0.060; -0.100 to +0.100) | 0.700 (-0.020; -0.100 to +0.100)"
+        " | -0.090 (-0.200 to +0.000) |"
+    )
+    assert lines[4] == "| hybrid-pretrained full |  | 0.710 (-0.010; -0.100 to +0.100) |  |"  # not run at 25 %
