@@ -241,6 +241,58 @@ def markdown_table(summary) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
+PAIRS = (
+    ("radiomics-pretrained full", "hybrid-pretrained full"),
+    ("radiomics-pretrained probe", "hybrid-pretrained probe"),
+    ("radiomics-pretrained full", "radiomics-pretrained probe"),
+    ("radiomics-pretrained full", "simclr-pretrained full"),
+    ("radiomics-pretrained probe", "simclr-pretrained probe"),
+    ("simclr-pretrained full", "deep, scratch (full)"),
+    ("simclr-pretrained probe", "deep, scratch (full)"),
+    ("radiomics-pretrained full", "radiomics Cox"),
+)
+"""Method pairs compared head to head (paired delta C, same out-of-fold cases, pooled over seeds)."""
+
+
+def paired_deltas(oof, n_boot: int, seed: int = 0) -> list[dict[str, object]]:  # noqa: ANN001
+    """Delta C of each of PAIRS at each label fraction both were run at, with its 95 % interval (bootstrap of
+    cases within each seed)."""
+    from lgerisk.evaluation.metrics import pooled_delta_c
+
+    rows = []
+    for first, second in PAIRS:
+        for fraction in sorted(oof["label_fraction"].unique()):
+            groups = []
+            for seed_value in sorted(oof["seed"].unique()):
+                at = oof[(oof["label_fraction"] == fraction) & (oof["seed"] == seed_value)]
+                a = at[at["method"] == first].drop_duplicates("case_id").set_index("case_id")
+                b = at[at["method"] == second].drop_duplicates("case_id").set_index("case_id")
+                if a.empty or b.empty:
+                    break
+                groups.append(
+                    (
+                        a["time"].to_numpy(float),
+                        a["event"].to_numpy(int),
+                        a["risk"].to_numpy(float),
+                        b["risk"].reindex(a.index).to_numpy(float),
+                    )
+                )
+            else:
+                if groups:
+                    delta, low, high = pooled_delta_c(groups, n_boot, seed)
+                    rows.append(
+                        {
+                            "first": first,
+                            "second": second,
+                            "label_fraction": fraction,
+                            "delta_c": delta,
+                            "low": low,
+                            "high": high,
+                        }
+                    )
+    return rows
+
+
 def summarise(oof, args) -> None:  # noqa: ANN001
     """Pool the out-of-fold risks over seeds, print the table, write pooled.csv and the plot."""
     summary = pooled_summary(oof, args.bootstrap, 0)
@@ -258,6 +310,14 @@ def summarise(oof, args) -> None:  # noqa: ANN001
             f"({record['delta_c_radiomics100_low']:+.3f} to {record['delta_c_radiomics100_high']:+.3f})"
         )
     print("\n" + markdown_table(summary))
+    pairs = paired_deltas(oof, args.bootstrap)
+    if pairs:
+        print("\nSYNTHETIC: paired delta C, first minus second method, same cases (95 % interval)")
+        for row in pairs:
+            print(
+                f"  {row['first']:28s} - {row['second']:28s} {row['label_fraction'] * 100:>4g} %: "
+                f"{row['delta_c']:+.3f} ({row['low']:+.3f} to {row['high']:+.3f})"
+            )
     plot_fractions(
         summary,
         args.work / "label_efficiency.png",

@@ -344,8 +344,12 @@ def pretrain(
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
     objective: Annotated[
-        str, typer.Option("--objective", help="hybrid (image<->radiomics + image<->image), radiomics, or simclr.")
-    ] = "hybrid",
+        str,
+        typer.Option(
+            "--objective",
+            help="radiomics (image<->radiomics; the default), hybrid (+ image<->image), or simclr (image only).",
+        ),
+    ] = "radiomics",
     clip_weight: Annotated[
         Optional[float],
         typer.Option("--clip-weight", help="Weight of image<->radiomics InfoNCE (default: the preset's)."),
@@ -392,7 +396,7 @@ def pretrain(
             min=0.0,
             help="Weight of an auxiliary head regressing radiomics/QC targets from the image embedding (0: off).",
         ),
-    ] = 0.0,
+    ] = 1.0,
     aux_targets: Annotated[
         str,
         typer.Option(
@@ -402,9 +406,9 @@ def pretrain(
     radiomics_view: Annotated[
         str,
         typer.Option(
-            "--radiomics-view", help="all or decorrelated (drop features with |r| > 0.9 against an earlier one)."
+            "--radiomics-view", help="decorrelated (drop features with |r| > 0.9 against an earlier one) or all."
         ),
-    ] = "all",
+    ] = "decorrelated",
     augment: Annotated[
         str,
         typer.Option(

@@ -46,8 +46,8 @@ from lgerisk.training.seeding import derive_seed
 RESUME_FREE = ("epochs", "num_workers", "quiet")
 """Settings that may differ when resuming (others must match the interrupted run)."""
 LATER_FIELDS = {"aux_weight": 0.0, "aux_targets": "all", "radiomics_view": "all"}
-"""Settings added after the first runs that, at their defaults, stay out of the resume hash (earlier runs still
-resume)."""
+"""Settings added after the first runs that, at the values runs had before they existed, stay out of the resume
+hash (a run started then resumes with ``--objective hybrid --aux-weight 0 --radiomics-view all``)."""
 AUX_TARGETS = ("all", "qc")
 """What the auxiliary head regresses from the image embedding: every standardised column of the radiomics
 view (``all``) or only its QC metrics (``qc``: scar %, grey-zone %, mass, volumes)."""
@@ -62,7 +62,7 @@ class PretrainConfig(JsonConfig):
 
     Example:
         >>> PretrainConfig(epochs=2).to_dict()["objective"]["preset"]
-        'hybrid'
+        'radiomics'
     """
 
     config_name: ClassVar[str] = "pretraining settings"
@@ -79,15 +79,15 @@ class PretrainConfig(JsonConfig):
     embedding_dim: int = 256
     projection_dim: int = 128
     radiomics_dropout: float = 0.0
-    objective: dict[str, Any] = field(default_factory=lambda: {"preset": "hybrid"})
+    objective: dict[str, Any] = field(default_factory=lambda: {"preset": "radiomics"})
     tensor: dict[str, Any] = field(default_factory=dict)
     augment: dict[str, Any] = field(default_factory=dict)
     labels: str = "emidec"
     num_workers: int = 0
     amp: bool = True
-    aux_weight: float = 0.0
+    aux_weight: float = 1.0
     aux_targets: str = "all"
-    radiomics_view: str = "all"
+    radiomics_view: str = "decorrelated"
 
     def __post_init__(self) -> None:
         if not (
