@@ -185,3 +185,17 @@ def test_the_label_efficiency_table_orders_methods_and_leaves_runs_not_made_empt
         " | -0.090 (-0.200 to +0.000) |"
     )
     assert lines[4] == "| hybrid-pretrained full |  | 0.710 (-0.010; -0.100 to +0.100) |  |"  # not run at 25 %
+
+
+def test_paired_deltas_compare_the_same_cases_and_skip_pairs_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _load("label_efficiency")
+    oof = _oof(n=150)
+    monkeypatch.setattr(bench, "PAIRS", (("hybrid-pretrained probe", "scar-% Cox"), ("simclr-pretrained full", "x")))
+    rows = bench.paired_deltas(oof, 50)
+    assert [(r["first"], r["label_fraction"]) for r in rows] == [
+        ("hybrid-pretrained probe", 0.25),
+        ("hybrid-pretrained probe", 1.0),
+    ]
+    at_all = rows[1]  # the probe's noise is half of scar %'s at 100 %: it ranks better, on the same cases
+    assert at_all["low"] < at_all["delta_c"] < at_all["high"] and at_all["delta_c"] > 0.02
+    assert rows[0]["delta_c"] < at_all["delta_c"]  # noisier at 25 % (noise 2.0 against 1.0)
