@@ -333,8 +333,19 @@ def all_leaks(folder: Path) -> list[str]:
 
 
 def all_bytes(path: Path) -> list[tuple[str, bytes, bool]]:
-    """(description, bytes, is_voxel_data) for a file, plus its gzip-decompressed content."""
+    """(description, bytes, is_random) for a file, plus its gzip-decompressed content; ``is_random``: compressed or
+    voxel data (PNGs, the base64 images an HTML report embeds, gzip streams, float voxels), where a short string
+    turns up by chance."""
+    import base64
+    import re
+
     raw = path.read_bytes()
+    if path.suffix == ".png":
+        return [(str(path), raw, True)]
+    if path.suffix == ".html":
+        pattern = rb"data:image/[a-z+]+;base64,([A-Za-z0-9+/=]+)"
+        images = [(f"{path} (embedded image)", base64.b64decode(blob), True) for blob in re.findall(pattern, raw)]
+        return [(str(path), re.sub(pattern, b"data:image", raw), False), *images]
     parts = [(str(path), raw, path.name.endswith(".gz"))]
     if raw[:2] == b"\x1f\x8b":
         inner = gzip.decompress(raw)
@@ -355,8 +366,9 @@ def leaks(path: Path) -> list[str]:
     for where, data, voxels in all_bytes(path):
         for secret in SECRETS:
             if voxels and len(secret) < 4:
-                # compressed streams and float voxels are near-random bytes, where a given 3-byte string
-                # turns up by chance about once per 16 MB; look for the full name there instead.
+                # compressed streams, images and float voxels are near-random bytes, where a given 3-byte string
+                # turns up by chance about once per 16 MB (once per 260 kB of base64 text); look for the full
+                # name there instead.
                 secret = b"Doe^Jane"
             if secret in data:
                 found.append(f"{secret!r} in {where}")

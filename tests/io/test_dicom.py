@@ -125,6 +125,22 @@ def test_discover_dicom_cohort(tmp_path: Path) -> None:
     assert (case.time, case.event) == (3.5, 1)
 
 
+def test_leak_check_reads_a_report_s_text_and_not_chance_bytes_of_its_images(tmp_path: Path) -> None:
+    """A name in an HTML report's text is found; three letters that turn up by chance inside an embedded
+    (base64) image or a PNG are not a leak, the whole name there is."""
+    import base64
+
+    chance = base64.b64encode(b"\x0e\x87\x9e" * 10).decode()  # base64 text that reads "Doe" by chance
+    assert "Doe" in chance
+    (tmp_path / "clean.html").write_text(f'<p>risk</p><img src="data:image/png;base64,{chance}">')
+    (tmp_path / "chance.png").write_bytes(b"\x89PNG" + b"Doe" * 3)
+    assert leaks(tmp_path / "clean.html") == [] and leaks(tmp_path / "chance.png") == []
+    (tmp_path / "leaky.html").write_text(f'<p>Patient Doe</p><img src="data:image/png;base64,{chance}">')
+    assert leaks(tmp_path / "leaky.html") == [f"b'Doe' in {tmp_path / 'leaky.html'}"]
+    (tmp_path / "named.png").write_bytes(b"\x89PNG Doe^Jane")
+    assert f"b'Doe^Jane' in {tmp_path / 'named.png'}" in leaks(tmp_path / "named.png")
+
+
 def test_leak_check_sees_a_nifti_header_field(tmp_path: Path) -> None:
     """The byte scan below is not vacuous: a name in a .nii.gz header's description is found."""
     image = sitk.GetImageFromArray(np.zeros((2, 4, 4), np.float32))
