@@ -128,7 +128,10 @@ def run_demo(
         shutil.rmtree(pretrain, ignore_errors=True)
         run_pretrain(prep, pretrain, config, features=str(features), device=device, quiet=quiet_steps)
     timings["pretrain"] = time.perf_counter() - started
-    say(f"    hybrid image<->radiomics pretraining, {settings.pretrain_epochs} epoch(s) ({timings['pretrain']:.0f} s)")
+    say(
+        f"    radiomics-guided (image<->radiomics) pretraining, {settings.pretrain_epochs} epoch(s) "
+        f"({timings['pretrain']:.0f} s)"
+    )
 
     started = step(
         "4/6 finetune",
