@@ -253,29 +253,30 @@ def preprocess_cohort(
     data: PathLike, out: PathLike, config: PreprocessConfig | None = None, jobs: int = 1, progress: bool = False
 ) -> BatchResult:
     """``lgerisk preprocess``: every case of ``data`` into ``out`` (resumable); the cases table."""
-    import pandas as pd
 
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort as run_preprocess
 
     report, table = run_preprocess(data, out, config or PreprocessConfig(), jobs=jobs, quiet=_quiet(progress))
-    return BatchResult(Path(out), table, _errors(Path(out) / "errors.csv", pd), len(report.skipped))
+    return BatchResult(Path(out), table, _errors(Path(out) / "errors.csv"), len(report.skipped))
 
 
 def extract_features(data: PathLike, out: PathLike, jobs: int = 1, progress: bool = False) -> BatchResult:
     """``lgerisk extract-radiomics``: the radiomics feature table of a (preprocessed or raw) cohort, written
     to the CSV ``out`` (resumable) and returned."""
-    import pandas as pd
 
     from lgerisk.radiomics.run import extract_cohort
 
     report, table, _ = extract_cohort(data, out, jobs=jobs, quiet=_quiet(progress))
     path = Path(out)
-    errors = _errors(path.with_name(path.name.removesuffix(".csv") + ".errors.csv"), pd)
+    errors = _errors(path.with_name(path.name.removesuffix(".csv") + ".errors.csv"))
     return BatchResult(path, table, errors, len(report.skipped))
 
 
-def _errors(path: Path, pd: Any) -> pd.DataFrame:
+def _errors(path: Path) -> pd.DataFrame:
+    """The errors table a batch wrote at ``path`` (an empty one when every case succeeded)."""
+    import pandas as pd
+
     if path.is_file():
         return pd.read_csv(path, dtype={"case_id": str})
     return pd.DataFrame(columns=["case_id", "source", "error"])

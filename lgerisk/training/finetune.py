@@ -41,6 +41,7 @@ from lgerisk.artifacts import (
     CARD_FILE,
     MODEL_FILE,
     RISK_MODEL_FORMAT,
+    file_sha256,
     save_risk_model,
     write_card,
 )
@@ -458,8 +459,7 @@ def _inputs_hash(workspace: Workspace, data_hash: str) -> str:
 
 
 def _encoder_hash(encoder: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256(Path(encoder, MODEL_FILE).read_bytes()).hexdigest()
-    return digest[:16]
+    return file_sha256(Path(encoder, MODEL_FILE))[:16]
 
 
 def _check_preprocessing(card: EncoderCard, prepared: Any, encoder: Any) -> None:

@@ -36,7 +36,7 @@ from lgerisk.artifacts import (
     versions,
     write_card,
 )
-from lgerisk.cards import EncoderCard
+from lgerisk.cards import INTENDED_USE, EncoderCard
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_csv
@@ -641,7 +641,7 @@ def _model_card(
         {
             "format": ENCODER_FORMAT,
             "kind": "lgerisk pretrained encoder",
-            "intended_use": "Research only: not a medical device and not for clinical decisions.",
+            "intended_use": INTENDED_USE,
             "created_by": f"lgerisk {lgerisk.__version__} pretrain",
             "data": {
                 "hash": data_hash,

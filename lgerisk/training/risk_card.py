@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import lgerisk
 from lgerisk.artifacts import MODEL_FILE, file_sha256
-from lgerisk.cards import RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
+from lgerisk.cards import INTENDED_USE, RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
 from lgerisk.training.survival_fit import FittedDeep, Workspace, embed
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def risk_model_card(
         {
             "format": RISK_MODEL_FORMAT,
             "kind": "lgerisk survival risk model",
-            "intended_use": "Research only: not a medical device and not for clinical decisions.",
+            "intended_use": INTENDED_USE,
             "created_by": f"lgerisk {lgerisk.__version__} finetune",
             "method": names[-1],
             "data": {
