@@ -455,7 +455,6 @@ def main() -> None:
                     ),
                     features=str(pool_features),
                     device="cpu",
-                    quiet=True,
                 )
                 print(f"seed {seed}: pretrained {objective} in {time.perf_counter() - t0:.0f} s", flush=True)
             encoders[objective] = run
@@ -515,7 +514,7 @@ def main() -> None:
                 out = root / f"finetune-{label.replace(' ', '-').replace('+', '-plus-')}{tag}-{fraction:g}"
                 t0 = time.perf_counter()
                 if not (out / "model_card.json").is_file():
-                    run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu", quiet=True)
+                    run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu")
                 rename = None
                 if encoder is not None:
                     rename = (

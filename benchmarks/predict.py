@@ -51,7 +51,7 @@ def main() -> None:
         from lgerisk.training.finetune import FinetuneConfig, run_finetune
         from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
-        run_pretrain(cohort, work / "pretrain", PretrainConfig(epochs=1), device="cpu", quiet=True)
+        run_pretrain(cohort, work / "pretrain", PretrainConfig(epochs=1), device="cpu")
         run_finetune(
             cohort,
             risk,
@@ -59,7 +59,6 @@ def main() -> None:
             encoder=work / "pretrain",
             features=str(work / "pretrain" / "cache" / "radiomics.csv"),
             device="cpu",
-            quiet=True,
         )
     scan = work / "one" / "case.nii.gz"
     first = sorted((cohort / "images").glob("*.nii.gz"))[0]

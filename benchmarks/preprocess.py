@@ -47,7 +47,7 @@ def preprocess_seconds(data: Path, jobs: int) -> float:
     out = Path(tempfile.mkdtemp(prefix="lgerisk-bench-"))
     try:
         start = time.perf_counter()
-        report, _ = preprocess_cohort(data, out, PreprocessConfig(), jobs=jobs, quiet=True)
+        report, _ = preprocess_cohort(data, out, PreprocessConfig(), jobs=jobs)
         elapsed = time.perf_counter() - start
         assert not report.failed, report.failed
         return elapsed

@@ -55,7 +55,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="lgerisk-bench-pretrain-"))
     try:
-        prepared = prepare_data(args.data, work / "cache", jobs=2, quiet=True)
+        prepared = prepare_data(args.data, work / "cache", jobs=2)
         features = work / "cache" / "radiomics.csv"
         prep = work / "cache" / "preprocessed"
         n = len(prepared.cases)
@@ -75,7 +75,7 @@ def main() -> None:
             config = PretrainConfig(
                 epochs=args.epochs, batch_size=batch, val_fraction=0.0, augment=augment, num_workers=workers
             )
-            run_pretrain(prep, run, config, features=str(features), device=args.device, quiet=True)
+            run_pretrain(prep, run, config, features=str(features), device=args.device)
             seconds = pd.read_csv(run / "metrics.csv")["seconds"].iloc[1:].mean()
             steps = n // batch
             rows.append((name, seconds / steps, steps / seconds, 2 * batch * steps / seconds))

@@ -128,7 +128,7 @@ def embedding_metrics(
 
     model, card = load_encoder(encoder)
     spec = TensorSpec(**card.tensor_spec)
-    prepared = prepare_data(prep, cache, features=str(features), quiet=True)
+    prepared = prepare_data(prep, cache, features=str(features))
     tensors = TensorCache(cache / "tensors")
     z = embed(model, [tensors.get(case, spec) for case in prepared.cases], "cpu")
     ids = prepared.case_ids
@@ -206,7 +206,6 @@ def main() -> None:
             FinetuneConfig(mode="full", baselines=True, **common),
             features=str(features),
             device="cpu",
-            quiet=True,
         )
     reference = label_efficiency.predictions_from_parts(baselines)
     reference = reference[reference["method"].isin(["scar-% Cox", "radiomics Cox"])]
@@ -236,7 +235,6 @@ def main() -> None:
                 ),
                 features=str(pool_features),
                 device="cpu",
-                quiet=True,
             )
         seconds = time.perf_counter() - started
         history = pd.read_csv(run / "metrics.csv").iloc[-1]
@@ -258,7 +256,6 @@ def main() -> None:
                     encoder=run,
                     features=str(features),
                     device="cpu",
-                    quiet=True,
                 )
             parts.append(label_efficiency.predictions_from_parts(out, label))
         table = label_efficiency.joint_table(pd.concat(parts, ignore_index=True), truth, args.bootstrap, args.seed)

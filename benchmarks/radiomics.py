@@ -40,7 +40,7 @@ def prepare(data: Path, work: Path) -> tuple[Path, Path, int]:
     from lgerisk.radiomics.settings import ROIS
 
     prep = work / "prep"
-    _, table = preprocess_cohort(data, prep, PreprocessConfig(), jobs=2, quiet=True)
+    _, table = preprocess_cohort(data, prep, PreprocessConfig(), jobs=2)
     batch = work / "batch.csv"
     with batch.open("w", newline="") as handle:
         writer = csv.writer(handle)

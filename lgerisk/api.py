@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lgerisk.reporting import Reporter
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -210,8 +212,9 @@ class Explanation:
     files: dict[str, Path]
 
 
-def _quiet(progress: bool) -> bool:
-    return not progress
+def _reporter(progress: bool) -> Reporter:
+    """Bars when ``progress``; never notes (a notebook reads the returned results)."""
+    return Reporter(progress=progress)
 
 
 def read_cohort(data: PathLike) -> Cohort:
@@ -257,7 +260,7 @@ def preprocess_cohort(
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort as run_preprocess
 
-    report, table = run_preprocess(data, out, config or PreprocessConfig(), jobs=jobs, quiet=_quiet(progress))
+    report, table = run_preprocess(data, out, config or PreprocessConfig(), jobs=jobs, reporter=_reporter(progress))
     return BatchResult(Path(out), table, _errors(Path(out) / "errors.csv"), len(report.skipped))
 
 
@@ -267,7 +270,7 @@ def extract_features(data: PathLike, out: PathLike, jobs: int = 1, progress: boo
 
     from lgerisk.radiomics.run import extract_cohort
 
-    report, table, _ = extract_cohort(data, out, jobs=jobs, quiet=_quiet(progress))
+    report, table, _ = extract_cohort(data, out, jobs=jobs, reporter=_reporter(progress))
     path = Path(out)
     errors = _errors(path.with_name(path.name.removesuffix(".csv") + ".errors.csv"))
     return BatchResult(path, table, errors, len(report.skipped))
@@ -301,7 +304,7 @@ def pretrain(
         features=None if features is None else str(features),
         device=device,
         resume=resume,
-        quiet=_quiet(progress),
+        reporter=_reporter(progress),
     )
     final = {k: float(v) for k, v in (summary.get("final") or {}).items() if isinstance(v, (int, float))}
     return PretrainResult(
@@ -327,7 +330,7 @@ def finetune(
     """``lgerisk finetune``: every method on the same cross-validation folds, then the final risk model.
 
     Without ``config``: the defaults, a frozen probe on ``encoder`` or, without one, the network trained from
-    scratch. A ``config`` whose ``labels`` differ from the default is taken as given (as ``--labels`` is)."""
+    scratch. ``config.labels`` ``None`` (the default) reads a raw cohort's masks with the encoder's label map."""
     from lgerisk.training.finetune import FinetuneConfig, run_finetune
 
     if config is None:
@@ -340,8 +343,7 @@ def finetune(
         outcomes=outcomes,
         features=None if features is None else str(features),
         device=device,
-        quiet=_quiet(progress),
-        labels_given=config.labels != FinetuneConfig().labels,
+        reporter=_reporter(progress),
     )
     return FinetuneResult(
         Path(summary["run"]),
@@ -405,7 +407,9 @@ def predict_cohort(
 
     run, device, labels = _served(model)
     cases = list(read_cohort(data).cases)
-    report, records, _ = predict_cases(cases, run, out, device=device, labels=labels, jobs=jobs, quiet=_quiet(progress))
+    report, records, _ = predict_cases(
+        cases, run, out, device=device, labels=labels, jobs=jobs, reporter=_reporter(progress)
+    )
     table = pd.DataFrame(records) if records else pd.DataFrame(columns=["case_id", "risk_score", "risk_group"])
     for column in LIST_FIELDS:
         if column in table.columns:
@@ -437,7 +441,9 @@ def explain_scan(
     run, device, labels = _served(model)
     case = scan_case(image, mask)
     clinical = {case.case_id: dict(covariates)} if covariates else None
-    report, _ = explain_cases([case], run, out, device=device, labels=labels, clinical=clinical, quiet=True, debug=True)
+    report, _ = explain_cases(
+        [case], run, out, device=device, labels=labels, clinical=clinical, reporter=Reporter(debug=True)
+    )
     folder = Path(out) / case.case_id
     if case.case_id in report.failed:
         raise CaseError(report.failed[case.case_id])

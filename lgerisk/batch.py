@@ -33,7 +33,7 @@ from typing import Any, NoReturn, TypeVar
 
 from lgerisk.errors import InputError, Interrupted, LgeriskError, WorkerDied
 from lgerisk.io.atomic import IN_FLIGHT, remove_in_flight, write_csv, write_json
-from lgerisk.progress import progress
+from lgerisk.reporting import SILENT, Reporter
 
 T = TypeVar("T")
 
@@ -72,9 +72,11 @@ class Shard:
         try:
             index, count = (int(part) for part in text.split("/"))
         except ValueError as exc:
-            raise InputError(f"--shard {text!r}: expected i/n, e.g. 1/4 (1-based, as SLURM_ARRAY_TASK_ID).") from exc
+            raise InputError(
+                f"shard={text!r}: expected i/n, e.g. 1/4 (1-based, as SLURM_ARRAY_TASK_ID).", setting="shard"
+            ) from exc
         if count < 1 or not 1 <= index <= count:
-            raise InputError(f"--shard {text!r}: i must be between 1 and n.")
+            raise InputError(f"shard={text!r}: i must be between 1 and n.", setting="shard")
         return cls(index, count)
 
     def select(self, items: Sequence[T]) -> list[T]:
@@ -172,7 +174,7 @@ def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any
     except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
         if debug:
             return False, "".join(traceback.format_exception(exc)), None
-        return False, f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", None
+        return False, f"unexpected {type(exc).__name__}: {exc} (rerun with debug=True for the traceback)", None
 
 
 # --- the parent: signals and the pool ------------------------------------------------------------------
@@ -251,7 +253,7 @@ def _worker_death(exit_codes: list[int], finished: int, total: int) -> BaseExcep
         how = f"was killed by {name}" + (" (often: out of memory)" if -code == signal.SIGKILL else "")
     else:
         how = f"exited with code {code}" if code is not None else "stopped"
-    advice = ", with fewer --jobs if memory ran out" if code == -signal.SIGKILL else ""
+    advice = ", with fewer worker processes (jobs=) if memory ran out" if code == -signal.SIGKILL else ""
     return WorkerDied(
         f"a worker process {how} after {finished} of {total} cases; the finished cases are kept: "
         f"rerun the same command to resume{advice}."
@@ -329,13 +331,14 @@ def run_batch(
     out: Path,
     jobs: int = 1,
     description: str = "cases",
-    quiet: bool = False,
-    debug: bool = False,
+    reporter: Reporter = SILENT,
     case_id: Callable[[Any], str] = lambda case: case.case_id,
     start_method: str | None = None,
     stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None,
 ) -> BatchReport:
-    """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with a progress bar.
+    """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with the ``reporter``'s progress
+    bar. Unexpected exceptions in a case are recorded as its error (their traceback with
+    ``reporter.debug``); each recorded message is in the ``reporter``'s wording.
 
     ``work`` must be picklable (a module-level function or ``functools.partial``) when
     ``jobs > 1``. ``start_method`` ``"spawn"`` starts workers afresh instead of forking: needed when
@@ -355,6 +358,7 @@ def run_batch(
             report.results[name] = value
             _clear_error(out, name)
         else:
+            value = reporter.word(value)
             report.failed[name] = value
             write_json(
                 out / ERRORS_DIR / f"{name}.json",
@@ -372,7 +376,7 @@ def run_batch(
                     _clear_error(out, case_id(case))
                 else:
                     todo.append(case)
-            with progress(description, len(todo), quiet) as advance:
+            with reporter.bar(description, len(todo)) as advance:
 
                 def on_result(case: Any, ok: bool, value: Any, details: dict[str, Any] | None) -> None:
                     record(case, ok, value, details)
@@ -380,10 +384,17 @@ def run_batch(
 
                 if jobs <= 1 or len(todo) <= 1:
                     for case in todo:
-                        on_result(case, *_call(work, case, debug))
+                        on_result(case, *_call(work, case, reporter.debug))
                 else:
                     _run_pool(
-                        todo, work, debug, jobs, start_method, on_result, stops, lambda: (report.finished, len(cases))
+                        todo,
+                        work,
+                        reporter.debug,
+                        jobs,
+                        start_method,
+                        on_result,
+                        stops,
+                        lambda: (report.finished, len(cases)),
                     )
         except Interrupted as exc:
             raise Interrupted(exc.signum, report.finished, len(cases)) from None

@@ -74,6 +74,45 @@ def _stderr(wide: bool = False):  # noqa: ANN202 - rich imported lazily
     return console
 
 
+SETTING_OPTIONS = {
+    "inplane_spacing_mm": "--spacing",
+    "crop_size": "--crop",
+    "remote_method": "--remote",
+    "scar_smoothing_mm": "--scar-smoothing",
+}
+"""Library settings whose option is not simply ``--`` + the name with dashes (the others come from the
+commands' own options)."""
+
+
+@functools.cache
+def _options() -> dict[str, str]:
+    """Each setting keyword a library message may name -> this command line's option for it."""
+    from typer.main import get_command
+
+    table: dict[str, str] = {}
+    group = get_command(app)
+    for command in getattr(group, "commands", {}).values():
+        for param in command.params:
+            longs = [opt for opt in getattr(param, "opts", ()) if opt.startswith("--")]
+            if param.name and longs:
+                table.setdefault(param.name, longs[0])
+    return {**table, **SETTING_OPTIONS}
+
+
+def word(message: str) -> str:
+    """A library message as a command-line user reads it: settings named by their options."""
+    from lgerisk.reporting import reword_settings
+
+    return reword_settings(message, _options())
+
+
+def _reporter(quiet: bool, debug: bool, say: Callable[[str], None] | None = None):  # noqa: ANN202 - lazy import
+    """The ``Reporter`` of a command: bars unless ``--quiet``, tracebacks with ``--debug``, options in errors."""
+    from lgerisk.reporting import Reporter
+
+    return Reporter(progress=not quiet, say=None if quiet else say, debug=debug, wording=word)
+
+
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into one red sentence and their exit code (2 for bad input; unless ``--debug``),
     and an interrupt into one line and 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
@@ -93,7 +132,9 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         except LgeriskError as exc:
             if kwargs.get("debug"):
                 raise
-            _stderr().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            from rich.markup import escape
+
+            _stderr().print(f"[bold red]error:[/] {escape(word(str(exc)))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # e.g. an output folder that is a file, no permission, a full disk
             if kwargs.get("debug"):
@@ -233,8 +274,7 @@ def preprocess(
         config,
         jobs=jobs,
         shard=Shard.parse(shard),
-        quiet=quiet,
-        debug=debug,
+        reporter=_reporter(quiet, debug),
         dicom_seg=dicom_seg_wanted(dicom_seg, anonymise),
     )
     _summary(report, out, quiet)
@@ -313,8 +353,7 @@ def extract_radiomics(
         n_random=perturbations,
         seed=seed,
         preprocess_config=PreprocessConfig(labels=labels),
-        quiet=quiet,
-        debug=debug,
+        reporter=_reporter(quiet, debug),
     )
     _summary(report, out, quiet)
     if stability_table is not None and not quiet:
@@ -483,9 +522,7 @@ def pretrain(
         device=device,
         resume=resume,
         jobs=jobs,
-        quiet=quiet,
-        debug=debug,
-        log=None if quiet else console.print,
+        reporter=_reporter(quiet, debug, console.print),
     )
     if not quiet and summary.get("final") is not None and os.environ.get("RANK", "0") == "0":
         kind = "SYNTHETIC cases" if summary.get("synthetic") else "cases"
@@ -647,7 +684,7 @@ def finetune(
         width=width,
         n_boot=bootstrap,
         seed=seed,
-        labels=labels or "emidec",
+        labels=labels,
         amp=amp,
     )
     console = _stderr(wide=True)
@@ -657,13 +694,10 @@ def finetune(
         config,
         encoder=encoder,
         outcomes=outcomes,
-        labels_given=labels is not None,
         features=str(features) if features else None,
         device=device,
         jobs=jobs,
-        quiet=quiet,
-        debug=debug,
-        log=None if quiet else console.print,
+        reporter=_reporter(quiet, debug, console.print),
     )
     if not quiet:
         from lgerisk.evaluation.display import comparison_table
@@ -730,8 +764,7 @@ def predict(
         jobs=jobs,
         shard=Shard.parse(shard),
         clinical=read_clinical(clinical),
-        quiet=quiet,
-        debug=debug,
+        reporter=_reporter(quiet, debug),
         dicom_seg=wanted,
     )
     if out is None:
@@ -801,8 +834,7 @@ def explain(
         shard=Shard.parse(shard),
         cohort=data is not None,
         clinical=read_clinical(clinical),
-        quiet=quiet,
-        debug=debug,
+        reporter=_reporter(quiet, debug),
         dicom_seg=wanted,
     )
     _lone_scan_failed(report, scans)

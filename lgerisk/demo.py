@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lgerisk.errors import InputError
+from lgerisk.reporting import SILENT, Reporter
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -68,7 +69,8 @@ def find_sample_data(data: str | Path | None = None) -> Path:
     if not (path / "images").is_dir() or not (path / "outcomes.csv").is_file():
         raise InputError(
             f"{path}: sample data not found (images/ and outcomes.csv); run the demo from a clone of "
-            "the repository, or give --data, or make a cohort with: lgerisk synth DIR."
+            "the repository, or give data=DIR, or make a synthetic cohort (lgerisk synth DIR).",
+            setting="data",
         )
     return path
 
@@ -80,9 +82,10 @@ def run_demo(
     device: str = "auto",
     fresh: bool = False,
     say: Callable[[Any], None] = print,
-    quiet_steps: bool = True,
+    reporter: Reporter = SILENT,
 ) -> dict[str, Any]:
-    """Run the chain; returns the comparison table, the outputs and the timings."""
+    """Run the chain; returns the comparison table, the outputs and the timings. ``say`` narrates the steps;
+    ``reporter`` is handed to each step (silent by default: the narration is the demo's output)."""
     from lgerisk.explain.run import explain_cases
     from lgerisk.io.provenance import cohort_marker
     from lgerisk.predict.masks import scan_case
@@ -107,13 +110,13 @@ def run_demo(
         return time.perf_counter()
 
     started = step("1/6 preprocess", f"lgerisk preprocess --data {source} --out {prep}")
-    report, _ = preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, quiet=quiet_steps)
+    report, _ = preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, reporter=reporter)
     timings["preprocess"] = time.perf_counter() - started
     kind = "SYNTHETIC cases" if cohort_marker(source) is not None else "cases"  # the generator's own marker
     say(f"    {len(report.done) + len(report.skipped)} {kind} preprocessed ({timings['preprocess']:.0f} s)")
 
     started = step("2/6 extract-radiomics", f"lgerisk extract-radiomics --data {prep} --out {features}")
-    report, table, _ = extract_cohort(prep, features, quiet=quiet_steps)
+    report, table, _ = extract_cohort(prep, features, reporter=reporter)
     timings["extract-radiomics"] = time.perf_counter() - started
     say(f"    {table.shape[1]} columns for {len(table)} cases ({timings['extract-radiomics']:.0f} s)")
 
@@ -126,7 +129,7 @@ def run_demo(
     )
     if not _finished(pretrain, config.to_dict()):  # reuse only a finished run with these very settings
         shutil.rmtree(pretrain, ignore_errors=True)
-        run_pretrain(prep, pretrain, config, features=str(features), device=device, quiet=quiet_steps)
+        run_pretrain(prep, pretrain, config, features=str(features), device=device, reporter=reporter)
     timings["pretrain"] = time.perf_counter() - started
     say(
         f"    radiomics-guided (image<->radiomics) pretraining, {settings.pretrain_epochs} epoch(s) "
@@ -154,7 +157,7 @@ def run_demo(
         encoder=pretrain,
         features=str(features),
         device=device,
-        quiet=quiet_steps,
+        reporter=reporter,
     )
     timings["finetune"] = time.perf_counter() - started
     say(
@@ -168,7 +171,7 @@ def run_demo(
         f"lgerisk predict {' '.join(str(s) for s in scans)} --model {risk} --out {out / 'predictions.csv'}",
     )
     cases = [scan_case(scan) for scan in scans]
-    report, records, _ = predict_cases(cases, risk, out / "predictions.csv", fmt="csv", device="cpu", quiet=quiet_steps)
+    report, records, _ = predict_cases(cases, risk, out / "predictions.csv", fmt="csv", device="cpu", reporter=reporter)
     timings["predict"] = time.perf_counter() - started
     for record in records:
         say(
@@ -179,7 +182,7 @@ def run_demo(
 
     started = step("6/6 explain", f"lgerisk explain {scans[0]} --model {risk} --out {out / 'explain'}")
     report, pages = explain_cases(
-        cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps, quiet=quiet_steps
+        cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps, reporter=reporter
     )
     timings["explain"] = time.perf_counter() - started
     if report.failed:

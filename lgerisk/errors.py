@@ -5,6 +5,11 @@
 table while the other cases go on. Both carry one clear sentence naming the file, and both are
 ``ValueError``s; the library chains the underlying exception (``raise ... from exc``), which
 ``--debug`` shows. The command line maps them to that sentence and the exit code.
+
+Messages are about the data and the settings, never about command-line flags: a setting is named
+as the Python keyword that sets it (``labels='acdc': not a preset``) and ``setting`` says which one.
+The command line rewords each keyword it has an option for (``--labels 'acdc': not a preset``);
+see ``lgerisk.reporting.Reporter.wording``.
 ``Interrupted`` is a run stopped by SIGINT or SIGTERM (exit code 128 + the signal number).
 """
 
@@ -24,6 +29,27 @@ class LgeriskError(Exception):
     details: dict[str, Any] | None = None
     """Plain, picklable facts behind the sentence (e.g. the labels a mask holds), for callers that
     judge failures across cases; ``None`` when there are none."""
+
+    setting: str | None = None
+    """The setting (a parameter or config field, e.g. ``"labels"``) the error is about, when it is
+    about one; a notebook can point at the argument, the command line at its option."""
+
+    def __init__(self, *args: object, setting: str | None = None) -> None:
+        super().__init__(*args)
+        if setting is not None:
+            self.setting = setting
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the attributes too (``setting``, ``details``), also of subclasses with their own
+        ``__init__``: errors may cross process boundaries in batches."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[LgeriskError], args: tuple[Any, ...], state: dict[str, Any]) -> LgeriskError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 class InputError(LgeriskError, ValueError):

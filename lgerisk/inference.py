@@ -220,7 +220,7 @@ class RiskPredictor:
             if missing:
                 raise CaseError(
                     f"the model needs covariate(s) {', '.join(missing)}; give them "
-                    "with --clinical FILE (case_id plus those columns) or in the cohort's outcomes."
+                    "with clinical=FILE (case_id plus those columns) or in the cohort's outcomes."
                 )
             given_covariates = np.array([[as_number(given[c]) for c in scaling.covariates]], float)
         values = scaling.transform(radiomics=radiomics, scar=scar, covariates=given_covariates)

@@ -49,7 +49,7 @@ def _batch(folder: Path, start_method: str) -> int:
 
     items = [Item(f"item{i}", str(folder)) for i in range(4)]
     try:
-        run_batch(items, hold, lambda item: False, folder / "out", jobs=2, quiet=True, start_method=start_method)
+        run_batch(items, hold, lambda item: False, folder / "out", jobs=2, start_method=start_method)
     except Interrupted as exc:
         print(exc, file=sys.stderr, flush=True)
         return exc.exit_code
@@ -74,15 +74,15 @@ def _orphan(folder: Path) -> int:
 def _held_pretrain(folder: Path, epoch: int, args: list[str]) -> None:
     """``lgerisk pretrain ARGS``, held once the first training batch of epoch ``epoch`` (1-based) is done.
 
-    The hook is the per-batch ``advance`` of the progress bar of ``lgerisk.training.pretrain`` (called after
+    The hook is the per-batch ``advance`` of the progress bars (``lgerisk.reporting.progress_bar``, called after
     every batch, drawn or not): in the epoch whose bar reads ``epoch EPOCH/...`` it writes
     ``started-epoch<EPOCH>`` and blocks on the gate. A run that never gets there ends on its own, which the
     test reports.
     """
-    import lgerisk.training.pretrain as pretrain
+    import lgerisk.reporting as reporting
     from lgerisk.cli import app
 
-    class HeldProgress(pretrain.progress):
+    class HeldProgress(reporting.progress_bar):
         def __enter__(self):
             advance = super().__enter__()
             if not self.description.startswith(f"epoch {epoch}/"):
@@ -94,7 +94,7 @@ def _held_pretrain(folder: Path, epoch: int, args: list[str]) -> None:
 
             return step
 
-    pretrain.progress = HeldProgress
+    reporting.progress_bar = HeldProgress
     app(["pretrain", *args], prog_name="lgerisk")
 
 

@@ -100,7 +100,7 @@ def test_finetune_without_an_encoder_trains_the_network_from_scratch(runs: dict[
     )
     result = lgerisk.finetune(runs["prep"], tmp_path / "risk", config, features=runs["features"])
     assert result.model == "deep, scratch (full)" and list(result.table["method"])[:1] == [result.model]
-    with pytest.raises(lgerisk.InputError, match="needs a pretrained"):
+    with pytest.raises(lgerisk.InputError, match="needs encoder="):
         lgerisk.finetune(runs["prep"], tmp_path / "probe", lgerisk.FinetuneConfig(mode="probe"))
 
 
@@ -111,14 +111,14 @@ def test_finetune_defaults_follow_the_command(monkeypatch: pytest.MonkeyPatch, t
     seen = []
 
     def capture(data, out, config, **kwargs):  # noqa: ANN001, ANN202, ANN003
-        seen.append((config.mode, kwargs["encoder"], kwargs["labels_given"]))
+        seen.append((config.mode, kwargs["encoder"], config.labels))
         return {"run": out, "model": "m", "table": pd.DataFrame(), "cases": 1, "events": 1, "synthetic": True}
 
     monkeypatch.setattr(finetune, "run_finetune", capture)
     lgerisk.finetune("data", tmp_path / "a")
     lgerisk.finetune("data", tmp_path / "b", encoder="enc")
     lgerisk.finetune("data", tmp_path / "c", lgerisk.FinetuneConfig(mode="full", labels="myops"))
-    assert seen == [("full", None, False), ("probe", "enc", False), ("full", None, True)]
+    assert seen == [("full", None, None), ("probe", "enc", None), ("full", None, "myops")]
 
 
 def test_library_errors_are_value_errors_with_their_cause(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ COHORT_PROBLEMS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[
     "label scar without scar labels": (
         lambda root: make_cohort(root, n=2),
         ("--scar-method", "label", "--labels", "acdc"),
-        ("--scar-method label",),
+        ("--scar-method 'label'",),
     ),
 }
 

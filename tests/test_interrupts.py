@@ -132,8 +132,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         write_volume(root / "masks" / f"{case}.nii.gz", labels)
         rows.append(f"{case},real/{case}{suffix},masks/{case}.nii.gz")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-    preprocess_cohort(root / "manifest.csv", root / "reference", PreprocessConfig(), quiet=True)
-    extract_cohort(root / "reference", root / "reference.csv", quiet=True)
+    preprocess_cohort(root / "manifest.csv", root / "reference", PreprocessConfig())
+    extract_cohort(root / "reference", root / "reference.csv")
     return {"root": root, "reference": root / "reference", "features": root / "reference.csv"}
 
 
@@ -333,7 +333,6 @@ def test_run_batch_completes_whatever_the_start_method(tmp_path: Path, start_met
         tmp_path / "out",
         jobs=2,
         description="test",
-        quiet=True,
         start_method=start_method,
     )
     assert sorted(report.done) == ["c0", "c1", "c2", "c3"] and not report.failed

@@ -31,7 +31,7 @@ def _round_half_up(value: float) -> int:
 
 def _whole(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} {value!r}: must be a whole number >= {minimum}.")
+        raise InputError(f"{name}={value!r}: must be a whole number >= {minimum}.", setting=name)
     return int(value)
 
 
@@ -59,7 +59,7 @@ def _strata(case_ids: Iterable[str], event: Mapping[str, Any], seed: int) -> tup
             (events if bool(value) else censored).append(case)
         else:
             raise InputError(f"{case}: event must be 0 (censored) or 1 (event), got {value!r}.")
-    _whole(seed, "--seed", 0)
+    _whole(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     events = [events[i] for i in rng.permutation(len(events))]
     censored = [censored[i] for i in rng.permutation(len(censored))]
@@ -84,16 +84,21 @@ def stratified_folds(
     n, n_events = len(events) + len(censored), len(events)
     if n == 0:
         raise InputError("no cases to split into folds.")
-    k = _whole(k, "--folds", 2)
+    k = _whole(k, "folds", 2)
     if n_events == 0:
         raise InputError(
             f"all {n} cases are censored (event = 0); cross-validation of a survival model needs cases with an event."
         )
     if k > n:
-        raise InputError(f"{k} folds need at least {k} cases, but there are {n}; use --folds {n} or fewer.")
+        raise InputError(
+            f"{k} folds need at least {k} cases, but there are {n}; use folds={n} or fewer.", setting="folds"
+        )
     if n_events < k:
-        advice = f"use --folds {n_events} or fewer" if n_events >= 2 else "cross-validation needs at least 2 events"
-        raise InputError(f"{n_events} event{'s' if n_events != 1 else ''} cannot be spread over {k} folds; {advice}.")
+        advice = f"use folds={n_events} or fewer" if n_events >= 2 else "cross-validation needs at least 2 events"
+        raise InputError(
+            f"{n_events} event{'s' if n_events != 1 else ''} cannot be spread over {k} folds; {advice}.",
+            setting="folds",
+        )
     test_folds: list[list[str]] = [[] for _ in range(k)]
     for position, case in enumerate(events + censored):
         test_folds[position % k].append(case)
@@ -116,7 +121,7 @@ def holdout_split(
         (7, 3, 1)
     """
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
-        raise InputError(f"--test-fraction {test_fraction!r}: must be in (0, 1).")
+        raise InputError(f"test_fraction={test_fraction!r}: must be in (0, 1).", setting="test_fraction")
     events, censored = _strata(case_ids, event, seed)
     if len(events) < 2:
         raise InputError(
@@ -172,7 +177,7 @@ def label_subset(train_ids: Sequence[str], event: Mapping[str, Any], fraction: f
         shown = (
             f"{fraction:g}" if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) else repr(fraction)
         )
-        raise InputError(f"--label-fraction {shown}: must be in (0, 1].")
+        raise InputError(f"label_fraction={shown}: must be in (0, 1].", setting="label_fraction")
     events, censored = _strata(train_ids, event, seed)
     n = len(events) + len(censored)
     if fraction == 1:

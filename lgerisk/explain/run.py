@@ -33,6 +33,7 @@ from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Case
+from lgerisk.reporting import SILENT, Reporter
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
@@ -270,9 +271,8 @@ def explain_cases(
     shard: Shard = Shard(),
     cohort: bool = False,
     clinical: dict[str, dict[str, Any]] | None = None,
-    quiet: bool = False,
-    debug: bool = False,
     dicom_seg: bool = False,
+    reporter: Reporter = SILENT,
 ) -> tuple[BatchReport, dict[str, Any]]:
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
     gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
@@ -323,8 +323,7 @@ def explain_cases(
         out,
         jobs=jobs,
         description="explain",
-        quiet=quiet,
-        debug=debug,
+        reporter=reporter,
         start_method="spawn",
     )
     collect_errors(out)

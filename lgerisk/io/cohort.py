@@ -85,7 +85,9 @@ def discover_cohort(data: str | os.PathLike[str]) -> Cohort:
         raise InputError(f"{path}: no such file or folder.")
     if path.is_file():
         if path.suffix.lower() != ".csv":
-            raise InputError(f"{path}: --data must be a cohort folder or a CSV manifest, not a single file.")
+            raise InputError(
+                f"data={str(path)!r} must be a cohort folder or a CSV manifest, not a single file.", setting="data"
+            )
         return _nonempty(_read_manifest(path), path)
     if (path / "preprocess.json").is_file() and (path / "cases.csv").is_file():
         cases = _nonempty(_read_manifest(path / "cases.csv"), path / "cases.csv").cases

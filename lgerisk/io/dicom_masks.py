@@ -2,7 +2,7 @@
 
 A DICOM SEG (label maps, read with highdicom) or RTSTRUCT (polygons in patient mm, read with pydicom)
 is accepted wherever a mask is: a file ``masks/ID.dcm``, a folder ``masks/ID/`` holding one such file,
-the one SEG/RTSTRUCT file inside the series folder itself, a manifest's ``mask`` column, ``--mask``.
+the one SEG/RTSTRUCT file inside the series folder itself, a manifest's ``mask`` column, a scan's ``mask``.
 Its image must be the DICOM series folder it was drawn on:
 
 * **matching**: the object must reference the image series (its Series Instance UID, or the SOP
@@ -17,7 +17,7 @@ Its image must be the DICOM series folder it was drawn on:
   contours through the centres of the boundary voxels mean it). POINT and OPEN_PLANAR contours
   (reference points) carry no area and are skipped;
 * **names**: segment labels / ROI names go through the label map's name map (``LabelMap.name_classes``:
-  ``DEFAULT_NAMES`` plus ``--labels`` ``name:`` entries). Structures are painted in the order
+  ``DEFAULT_NAMES`` plus the ``name:`` entries of ``labels``). Structures are painted in the order
   epicardium, myocardium, endocardium, blood pool, scar, no-reflow (a later one wins where they
   overlap), so scar drawn inside the myocardium stays scar. Structures with no voxels are not checked.
 
@@ -99,7 +99,7 @@ class NameMapMismatch(CaseError):
     batches that judge the map across cases (``lgerisk.io.labels.PartialMapWatch``)."""
 
     def __init__(self, message: str, mask: str, names: Sequence[str], unnamed: Sequence[str], fit: str) -> None:
-        super().__init__(message)
+        super().__init__(message, setting="labels")
         self.details = {"kind": "name_map", "fit": fit, "mask": mask, "names": list(names), "unnamed": list(unnamed)}
 
 
@@ -236,8 +236,8 @@ def paint(
     if unnamed:
         raise NameMapMismatch(
             f"{file}: {what} structure name(s) {_quoted(unnamed)} are not in the name map (names found: "
-            f"{_quoted(names)}); map them with --labels, e.g. --labels 'ignore=name:{unnamed[0]}' or "
-            f"'scar=name:{unnamed[0]}' (see docs/dicom.md).",
+            f"{_quoted(names)}); map them in the label map, e.g. labels={'ignore=name:' + unnamed[0]!r} or "
+            f"{'scar=name:' + unnamed[0]!r} (see docs/dicom.md).",
             str(file),
             names,
             unnamed,
@@ -260,8 +260,8 @@ def paint(
     if not (out == MYOCARDIUM).any():
         raise NameMapMismatch(
             f"{file}: {what} has no myocardium: none of its structures with voxels ({_quoted(names) or 'none'}) "
-            "is named as myocardium or epicardium by the name map; name it with --labels, e.g. "
-            "--labels 'myocardium=name:...'.",
+            "is named as myocardium or epicardium by the name map; name it in the label map, e.g. "
+            "labels='myocardium=name:...'.",
             str(file),
             names,
             [],
@@ -271,8 +271,8 @@ def paint(
     if counts.get("epicardium") and not has_blood and not counts.get("myocardium"):
         raise NameMapMismatch(
             f"{file}: {what} has an epicardial border but no endocardium, blood pool or myocardium structure, so "
-            "the myocardium cannot be told from the cavity; add the endocardial contour (or name it with --labels, "
-            "e.g. --labels 'endocardium=name:...').",
+            "the myocardium cannot be told from the cavity; add the endocardial contour (or name it in the label map, "
+            "e.g. labels='endocardium=name:...').",
             str(file),
             names,
             [],
@@ -660,8 +660,9 @@ def name_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, S
     example = unnamed[0] if unnamed else "..."
     return InputError(
         f"{where}: the name map leaves structure name(s) {_quoted(unnamed)} unmapped in {files} (names "
-        f"found: {_quoted(found)}); map them with --labels, e.g. --labels 'ignore=name:{example}' or "
-        f"'myocardium=name:{example}' (see docs/dicom.md)."
+        f"found: {_quoted(found)}); map them in the label map, e.g. labels={'ignore=name:' + example!r} or "
+        f"{'myocardium=name:' + example!r} (see docs/dicom.md).",
+        setting="labels",
     )
 
 
@@ -670,7 +671,7 @@ def check_names_fit(
 ) -> None:
     """Stop a cohort whose first DICOM masks show the name map cannot fit it (``InputError``): structure
     names it does not know in most of them, or no myocardium name in any; with ``scar_auto``
-    (``--scar-method auto``, which reads scar from the masks' scar structures) also when none of them has
+    (``scar_method='auto'``, which reads scar from the masks' scar structures) also when none of them has
     a scar structure, which would make every heart scar-free. One odd mask among fitting ones is left to
     its own case."""
     if not samples:
@@ -688,15 +689,18 @@ def check_names_fit(
         raise InputError(
             f"{where}: none of the first {len(samples)} DICOM mask(s) "
             f"({', '.join(file.name for file, _ in samples)}) has a structure the name map reads as "
-            f"myocardium (names found: {_quoted(found) or 'none'}); name it with --labels, e.g. "
-            "--labels 'myocardium=name:...' (see docs/dicom.md)."
+            f"myocardium (names found: {_quoted(found) or 'none'}); name it in the label map, e.g. "
+            "labels='myocardium=name:...' (see docs/dicom.md).",
+            setting="labels",
         )
     if scar_auto and not any(
         classes.get(normalise_name(name)) in ("scar", "noreflow") for _, names in samples for name in names
     ):
         raise InputError(
             f"{where}: none of the first {len(samples)} DICOM mask(s) "
-            f"({', '.join(file.name for file, _ in samples)}) has a scar structure, so --scar-method "
-            "auto would read every heart as scar-free; pass --scar-method fwhm to derive scar from "
-            "intensity, --scar-method label to accept scar-free hearts, or name the scar with --labels."
+            f"({', '.join(file.name for file, _ in samples)}) has a scar structure, so scar_method='auto' "
+            "would read every heart as scar-free; pass scar_method='fwhm' to derive scar from intensity, "
+            "scar_method='label' to accept scar-free hearts, or name the scar in the label map, e.g. "
+            "labels='scar=name:...'.",
+            setting="scar_method",
         )

@@ -14,7 +14,7 @@ accession number, referring physician. The headers are read through a whitelist
 (``lgerisk.io.dicom_series.SERIES_TAGS``), so no other source attribute can be copied. New in the SEG:
 its own Series and SOP Instance UIDs (derived from the source series UID and the segmentation, so the
 same result gets the same UIDs), content date and time (when it was written), ``Manufacturer`` lgerisk
-and its version, the series description and the segment descriptions. ``--anonymise`` writes no DICOM.
+and its version, the series description and the segment descriptions. ``anonymise=True`` writes no DICOM.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ SERIES_DESCRIPTION = "lgerisk scar and grey zone (research use, not for diagnosi
 
 
 def dicom_seg_wanted(dicom_seg: bool, anonymise: bool) -> bool:
-    """Whether to write DICOM SEGs: ``--dicom-seg``, refused together with ``--anonymise`` (which writes no
+    """Whether to write DICOM SEGs: ``dicom_seg``, refused together with ``anonymise`` (which writes no
     DICOM at all).
 
     Example:
@@ -79,7 +79,9 @@ def dicom_seg_wanted(dicom_seg: bool, anonymise: bool) -> bool:
         (True, False)
     """
     if dicom_seg and anonymise:
-        raise InputError("--anonymise writes no DICOM at all, so it cannot go with --dicom-seg; drop one of them.")
+        raise InputError(
+            "anonymise=True writes no DICOM at all, so it cannot go with dicom_seg=True; drop one of them."
+        )
     return dicom_seg
 
 
@@ -89,11 +91,12 @@ def has_dicom_series(image: str | os.PathLike[str]) -> bool:
 
 
 def check_seg_sources(images: Sequence[str | os.PathLike[str]], where: str) -> None:
-    """``InputError`` when ``--dicom-seg`` is asked for and no image is a DICOM series (nothing to reference)."""
+    """``InputError`` when ``dicom_seg`` is asked for and no image is a DICOM series (nothing to reference)."""
     if images and not any(has_dicom_series(image) for image in images):
         raise InputError(
-            f"{where}: --dicom-seg writes a DICOM SEG over each scan's DICOM series, and no scan here is "
-            "a DICOM series folder (NIfTI/NRRD/MHA scans have none); drop --dicom-seg."
+            f"{where}: dicom_seg=True writes a DICOM SEG over the DICOM series of each scan, and no scan here "
+            "is a DICOM series folder (NIfTI/NRRD/MHA scans have none); drop dicom_seg=True.",
+            setting="dicom_seg",
         )
 
 
@@ -188,7 +191,7 @@ def scar_seg(image: str | os.PathLike[str], labels: np.ndarray, scar_method: str
     if not series.frame_of_reference_uid:
         raise CaseError(
             f"{image}: the DICOM series has no Frame of Reference UID, which a DICOM SEG must reference; "
-            "no SEG can be written for it (rerun without --dicom-seg)."
+            "no SEG can be written for it (rerun without dicom_seg=True)."
         )
     pixels = np.stack([np.isin(labels, values) for _, values in SEGMENTS], axis=-1).astype(np.uint8)
     digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()

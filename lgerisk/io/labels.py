@@ -1,7 +1,7 @@
 """Label maps: how a dataset's mask values translate to lgerisk's internal labels.
 
 Internal labels: 1 LV blood pool, 2 normal myocardium, 3 enhanced scar (core), 4 no-reflow
-(counted as scar). ``--labels`` takes a preset name or a map such as
+(counted as scar). The ``labels`` setting takes a preset name or a map such as
 ``blood=1,myocardium=2,scar=3+4``.
 
 Presets:
@@ -11,8 +11,8 @@ Presets:
 
 DICOM SEG and RTSTRUCT masks name their structures instead of numbering them: segment labels and
 ROI names are read through a name map, ``DEFAULT_NAMES`` (case ignored, '_' and '-' read as spaces),
-which ``name:`` entries of ``--labels`` override or extend, e.g.
-``--labels 'myocardium=name:LV Myo,ignore=name:RV insertion'``. Two classes take names only:
+which ``name:`` entries of ``labels`` override or extend, e.g.
+``labels='myocardium=name:LV Myo,ignore=name:RV insertion'``. Two classes take names only:
 ``epicardium`` (the area inside the epicardial contour, read as myocardium) and ``endocardium`` (the
 area inside the endocardial contour, read as blood pool), as some reading software exports them.
 """
@@ -58,7 +58,7 @@ _ALIASES = {
     "endo": "endocardium",
 }
 NAME_PREFIX = "name:"
-"""A ``--labels`` value starting with this is a DICOM structure name, not a label value."""
+"""A ``labels`` value starting with this is a DICOM structure name, not a label value."""
 
 DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "myocardium": (
@@ -152,7 +152,7 @@ class LabelMap:
     """``(class, structure name)`` pairs given with ``name:`` (they override ``DEFAULT_NAMES``)."""
 
     def to_spec(self) -> str:
-        """The map written back as a ``--labels`` string (round-trips through ``parse_label_map``)."""
+        """The map written back as a ``labels`` string (round-trips through ``parse_label_map``)."""
         parts = []
         for key in CLASS_NAMES + NAME_ONLY_CLASSES:
             values = [str(v) for v in getattr(self, key, ())]
@@ -205,7 +205,8 @@ def parse_label_map(spec: str) -> LabelMap:
         return PRESETS[text.lower()]
     if "=" not in text:
         raise InputError(
-            f"--labels {spec!r}: not a preset ({', '.join(PRESETS)}) nor a map like 'blood=1,myocardium=2,scar=3+4'."
+            f"labels={spec!r}: not a preset ({', '.join(PRESETS)}) nor a map like 'blood=1,myocardium=2,scar=3+4'.",
+            setting="labels",
         )
     values: dict[str, tuple[int, ...]] = {}
     names: list[tuple[str, str]] = []
@@ -216,45 +217,52 @@ def parse_label_map(spec: str) -> LabelMap:
         name = _ALIASES.get(key.strip().lower())
         if name is None:
             raise InputError(
-                f"--labels {spec!r}: unknown class {key.strip()!r}; use {', '.join(CLASS_NAMES + NAME_ONLY_CLASSES)}."
+                f"labels={spec!r}: unknown class {key.strip()!r}; use {', '.join(CLASS_NAMES + NAME_ONLY_CLASSES)}.",
+                setting="labels",
             )
         tokens = [v.strip() for v in raw.split("+") if v.strip()]
         texts = [t[len(NAME_PREFIX) :].strip() for t in tokens if t.lower().startswith(NAME_PREFIX)]
         if any(not t for t in texts):
-            raise InputError(f"--labels {spec!r}: 'name:' of {name!r} needs a structure name after it.")
+            raise InputError(f"labels={spec!r}: 'name:' of {name!r} needs a structure name after it.", setting="labels")
         names += [(name, t) for t in texts]
         try:
             labels = tuple(int(v) for v in tokens if not v.lower().startswith(NAME_PREFIX))
         except ValueError as exc:
             raise InputError(
-                f"--labels {spec!r}: labels of {name!r} must be integers joined by '+' (or "
-                "'name:' followed by a DICOM structure name)."
+                f"labels={spec!r}: labels of {name!r} must be integers joined by '+' (or "
+                "'name:' followed by a DICOM structure name).",
+                setting="labels",
             ) from exc
         if not labels and not texts:
-            raise InputError(f"--labels {spec!r}: class {name!r} has no label values.")
+            raise InputError(f"labels={spec!r}: class {name!r} has no label values.", setting="labels")
         if labels and name in NAME_ONLY_CLASSES:
             raise InputError(
-                f"--labels {spec!r}: class {name!r} takes DICOM structure names only "
-                f"({name}=name:...), not label values."
+                f"labels={spec!r}: class {name!r} takes DICOM structure names only "
+                f"({name}=name:...), not label values.",
+                setting="labels",
             )
         if 0 in labels:
-            raise InputError(f"--labels {spec!r}: label 0 is background and cannot name a tissue.")
+            raise InputError(f"labels={spec!r}: label 0 is background and cannot name a tissue.", setting="labels")
         if labels:
             values[name] = values.get(name, ()) + labels
     seen: dict[int, str] = {}
     for name, labels in values.items():
         for label in labels:
             if label in seen and seen[label] != name:
-                raise InputError(f"--labels {spec!r}: label {label} is given to both {seen[label]!r} and {name!r}.")
+                raise InputError(
+                    f"labels={spec!r}: label {label} is given to both {seen[label]!r} and {name!r}.", setting="labels"
+                )
             seen[label] = name
     seen_names: dict[str, str] = {}
     for name, text in names:
         key = normalise_name(text)
         if key in seen_names and seen_names[key] != name:
-            raise InputError(f"--labels {spec!r}: name {text!r} is given to both {seen_names[key]!r} and {name!r}.")
+            raise InputError(
+                f"labels={spec!r}: name {text!r} is given to both {seen_names[key]!r} and {name!r}.", setting="labels"
+            )
         seen_names[key] = name
     if "myocardium" not in values and (values or not names):
-        raise InputError(f"--labels {spec!r}: the map must name the myocardium label(s).")
+        raise InputError(f"labels={spec!r}: the map must name the myocardium label(s).", setting="labels")
     return LabelMap(**values, name="custom", names=tuple(names))
 
 
@@ -263,7 +271,7 @@ class LabelMapMismatch(CaseError):
     unnamed, and the kind of misfit (see ``label_fit``), so a batch can judge the map across cases."""
 
     def __init__(self, message: str, mask: str, present: set[int], label_map: LabelMap) -> None:
-        super().__init__(message)
+        super().__init__(message, setting="labels")
         self.details = {
             "kind": "label_map",
             "fit": label_fit(present, label_map),
@@ -308,7 +316,7 @@ def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.n
     if unknown:
         raise LabelMapMismatch(
             f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
-            f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass --labels.",
+            f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass a map that names them (labels=...).",
             mask_path,
             present,
             label_map,
@@ -387,18 +395,19 @@ def fitting_presets(label_sets: Iterable[set[int]]) -> list[str]:
 
 def _described(label_map: LabelMap) -> str:
     return (
-        f"--labels '{label_map.name}' ({label_map.to_spec()})"
+        f"labels={label_map.name!r} ({label_map.to_spec()})"
         if label_map.name != "custom"
-        else f"--labels '{label_map.to_spec()}'"
+        else f"labels={label_map.to_spec()!r}"
     )
 
 
 def _advice(label_sets: Iterable[set[int]]) -> str:
     presets = fitting_presets(label_sets)
     if presets:
-        return f"pass --labels {presets[0]}"
+        return f"pass labels={presets[0]!r}"
     return (
-        "pass the masks' own map with --labels (presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
+        "pass the map the masks use as labels=... "
+        "(presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
     )
 
 
@@ -411,7 +420,8 @@ def partial_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str
     return InputError(
         f"{where}: {_described(label_map)} leaves label(s) {_join(unnamed)} unnamed in {names} "
         f"(labels found: {_join(found)}); {_advice(labels for _, labels in masks)}, or name every "
-        f"label in the map (e.g. add scar={plus} or ignore={plus})."
+        f"label in the map (e.g. add scar={plus} or ignore={plus}).",
+        setting="labels",
     )
 
 
@@ -434,7 +444,8 @@ def check_map_fits(
         names = ", ".join(path.name for path, _ in samples)
         raise InputError(
             f"{where}: {_described(label_map)} fits none of the first {len(samples)} mask(s) ({names}), "
-            f"which hold label(s) {_join(found)}; {_advice(labels for _, labels in samples)}."
+            f"which hold label(s) {_join(found)}; {_advice(labels for _, labels in samples)}.",
+            setting="labels",
         )
 
 
@@ -448,7 +459,7 @@ class PartialMapWatch:
         >>> details = {"kind": "label_map", "fit": "partial", "mask": "c1.nii.gz", "present": [1, 2, 3, 4]}
         >>> watch("c1", "...", details)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        lgerisk.errors.InputError: cohort: --labels 'acdc' (...) leaves label(s) 4 unnamed in c1.nii.gz ...
+        lgerisk.errors.InputError: cohort: labels='acdc' (...) leaves label(s) 4 unnamed in c1.nii.gz ...
     """
 
     def __init__(self, label_map: LabelMap, where: str, limit: int = PARTIAL_MAP_LIMIT) -> None:

@@ -1,4 +1,4 @@
-"""Where a scan's segmentation lies when ``--mask`` is not given, and the ``Case`` of a lone scan.
+"""Where a scan's segmentation lies when no ``mask`` is given, and the ``Case`` of a lone scan.
 
 Conventions, tried in order for a scan ``DIR/X.ext`` (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ...):
 
@@ -69,8 +69,9 @@ def scan_case(scan: str | os.PathLike[str], mask: str | os.PathLike[str] | None 
     found = Path(mask) if mask is not None else find_mask(scan)
     if found is None:
         raise InputError(
-            f"{scan}: no segmentation found; give --mask, or put it beside the scan as "
-            f"{scan_stem(scan)}_seg.nii.gz (see docs/commands.md, 'Masks')."
+            f"{scan}: no segmentation found; give it as mask=..., or put it beside the scan as "
+            f"{scan_stem(scan)}_seg.nii.gz (see docs/commands.md, 'Masks').",
+            setting="mask",
         )
     if not found.exists():
         raise InputError(f"{found}: mask file does not exist.")

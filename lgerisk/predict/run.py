@@ -41,6 +41,7 @@ from lgerisk.errors import InputError
 from lgerisk.inference import LIST_FIELDS, as_number, load_predictor
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
+from lgerisk.reporting import SILENT, Reporter
 
 MODEL_ENV = "LGERISK_MODEL"
 RECORD_VERSION = "2"
@@ -48,12 +49,13 @@ RECORD_VERSION = "2"
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """``--model``, else ``$LGERISK_MODEL``, else a clear message saying how to get one."""
+    """``model``, else ``$LGERISK_MODEL``, else a clear message saying how to get one."""
     chosen = model if model is not None else os.environ.get(MODEL_ENV)
     if not chosen:
         raise InputError(
-            "no risk model given: pass --model RUN (a folder written by lgerisk finetune) or set "
-            f"{MODEL_ENV}; train one with: lgerisk finetune --data COHORT --encoder PRETRAIN --out RUN."
+            "no risk model given: give model=RUN (a folder written by finetune) or set "
+            f"{MODEL_ENV}; finetune trains one from a cohort and a pretrained encoder.",
+            setting="model",
         )
     return Path(chosen)
 
@@ -159,9 +161,8 @@ def predict_cases(
     jobs: int = 1,
     shard: Shard | None = None,
     clinical: dict[str, dict[str, Any]] | None = None,
-    quiet: bool = False,
-    debug: bool = False,
     dicom_seg: bool = False,
+    reporter: Reporter = SILENT,
 ) -> tuple[BatchReport, list[dict[str, Any]], str]:
     """Predict ``cases`` (resumable when ``out`` is a file: finished cases are kept in ``OUT.parts/``);
     returns (report, records in case order, the rendered output text). ``dicom_seg``: also write each
@@ -171,10 +172,13 @@ def predict_cases(
     from lgerisk.io.dicom_seg import check_seg_sources
 
     if fmt not in ("csv", "json"):
-        raise InputError(f"--format {fmt!r}: choose csv or json.")
+        raise InputError(f"fmt={fmt!r}: choose csv or json.", setting="fmt")
     if dicom_seg:
         if out is None:
-            raise InputError("--dicom-seg needs --out FILE (the DICOM SEGs are written beside it, in FILE.seg/).")
+            raise InputError(
+                "dicom_seg=True needs an output file, out=FILE (the DICOM SEGs are written beside it, in FILE.seg/).",
+                setting="dicom_seg",
+            )
         check_seg_sources([case.image for case in cases], "predict")
     seg_dir = seg_folder(out) if out is not None else None
     predictor = load_predictor(str(model_dir), device, labels)  # fails fast on a bad model, loads it once
@@ -211,8 +215,7 @@ def predict_cases(
             parts,
             jobs=jobs,
             description="predict",
-            quiet=quiet,
-            debug=debug,
+            reporter=reporter,
             start_method="spawn",
         )
         every = cases if out is not None else selected  # a file gathers all shards' finished cases

@@ -56,21 +56,34 @@ class PreprocessConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         if self.scar_method not in SCAR_METHODS:
-            raise InputError(f"--scar-method {self.scar_method!r}: choose one of {', '.join(SCAR_METHODS)}.")
+            raise InputError(
+                f"scar_method={self.scar_method!r}: choose one of {', '.join(SCAR_METHODS)}.", setting="scar_method"
+            )
         if self.normalisation not in NORMALISATIONS:
-            raise InputError(f"--normalisation {self.normalisation!r}: choose one of {', '.join(NORMALISATIONS)}.")
+            raise InputError(
+                f"normalisation={self.normalisation!r}: choose one of {', '.join(NORMALISATIONS)}.",
+                setting="normalisation",
+            )
         if not 0.2 <= self.inplane_spacing_mm <= 5.0:
-            raise InputError(f"--spacing {self.inplane_spacing_mm}: in-plane spacing must be 0.2-5 mm.")
+            raise InputError(
+                f"inplane_spacing_mm={self.inplane_spacing_mm!r}: in-plane spacing must be 0.2-5 mm.",
+                setting="inplane_spacing_mm",
+            )
         if not 16 <= self.crop_size <= 1024:
-            raise InputError(f"--crop {self.crop_size}: crop size must be 16-1024 voxels.")
+            raise InputError(f"crop_size={self.crop_size!r}: crop size must be 16-1024 voxels.", setting="crop_size")
         if not self.nsd > 0:
-            raise InputError(f"--nsd {self.nsd}: must be positive.")
+            raise InputError(f"nsd={self.nsd!r}: must be positive.", setting="nsd")
         if self.remote_method not in REMOTE_METHODS:
-            raise InputError(f"--remote {self.remote_method!r}: choose one of {', '.join(REMOTE_METHODS)}.")
+            raise InputError(
+                f"remote_method={self.remote_method!r}: choose one of {', '.join(REMOTE_METHODS)}.",
+                setting="remote_method",
+            )
         if not 0 <= self.scar_smoothing_mm <= 10:
-            raise InputError(f"--scar-smoothing {self.scar_smoothing_mm}: must be 0-10 mm.")
+            raise InputError(
+                f"scar_smoothing_mm={self.scar_smoothing_mm!r}: must be 0-10 mm.", setting="scar_smoothing_mm"
+            )
         if self.greyzone_nsd <= 0:
-            raise InputError(f"--greyzone-nsd {self.greyzone_nsd}: must be positive.")
+            raise InputError(f"greyzone_nsd={self.greyzone_nsd!r}: must be positive.", setting="greyzone_nsd")
 
     def settings_hash(self) -> str:
         """Short stable hash of the settings and the algorithm version (outputs change with either)."""

@@ -100,7 +100,10 @@ def resolve_scar_method(method: str, label_map: LabelMap, from_names: bool = Fal
             if from_names
             else f"label map '{label_map.to_spec()}' names no scar label"
         )
-        raise InputError(f"--scar-method label: the {what}; use --scar-method nsd or fwhm, or name scar in --labels.")
+        raise InputError(
+            f"scar_method='label': the {what}; use scar_method='nsd' or 'fwhm', or name scar in the label map.",
+            setting="scar_method",
+        )
     return method
 
 
@@ -253,7 +256,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     if kept_fraction < CROP_KEEP_WARNING:
         warnings.append(
             f"only {100 * kept_fraction:.1f} % of the myocardium lies inside the "
-            f"{config.crop_size}-voxel crop; consider a larger --crop"
+            f"{config.crop_size}-voxel crop; consider a larger crop_size"
         )
     slices_with_myocardium = int(myocardium_of(scar.labels).reshape(scar.labels.shape[0], -1).any(axis=1).sum())
     if slices_with_myocardium < 3:

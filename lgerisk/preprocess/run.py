@@ -37,6 +37,7 @@ from lgerisk.preprocess.pipeline import (
     resolve_scar_method,
     run_case,
 )
+from lgerisk.reporting import SILENT, Reporter
 
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"
@@ -73,9 +74,8 @@ def preprocess_cohort(
     config: PreprocessConfig,
     jobs: int = 1,
     shard: Shard = Shard(),
-    quiet: bool = False,
-    debug: bool = False,
     dicom_seg: bool = False,
+    reporter: Reporter = SILENT,
 ) -> tuple[BatchReport, Any]:
     """Preprocess every case of ``data`` into ``out``; returns the batch report and the cases table.
 
@@ -83,7 +83,8 @@ def preprocess_cohort(
     is checked against the cohort's first masks before any work (label images by their labels, DICOM
     SEG/RTSTRUCT masks by their structure names), and a map shown to leave labels or names unmapped
     stops the batch (``InputError``) rather than failing case after case. ``dicom_seg``: also write each
-    DICOM-series case's scar and grey zone as ``cases/ID/scar_seg.dcm``.
+    DICOM-series case's scar and grey zone as ``cases/ID/scar_seg.dcm``. ``reporter``: progress bar,
+    error wording (see ``lgerisk.reporting``).
 
     Example:
         >>> report, table = preprocess_cohort("sample_data", "work/prep", PreprocessConfig())  # doctest: +SKIP
@@ -119,8 +120,7 @@ def preprocess_cohort(
         out_path,
         jobs=jobs,
         description="preprocess",
-        quiet=quiet,
-        debug=debug,
+        reporter=reporter,
         stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)),
     )
     table = write_cases_table(cohort, out_path, config)

@@ -25,6 +25,7 @@ from lgerisk.io.cohort import Case, discover_cohort
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.pipeline import inputs_unchanged, source_hash
 from lgerisk.radiomics.settings import load_params, params_hash
+from lgerisk.reporting import SILENT, Reporter
 
 
 def parts_dir(out_csv: Path) -> Path:
@@ -53,8 +54,7 @@ def preprocessed_cohort(
     cache: Path,
     config: PreprocessConfig,
     jobs: int,
-    quiet: bool,
-    debug: bool,
+    reporter: Reporter = SILENT,
     shard: Shard = Shard(),
 ) -> PreprocessedSelection:
     """The cases of ``shard`` of ``data``, preprocessed: as-is when ``data`` is a preprocess output,
@@ -69,7 +69,7 @@ def preprocessed_cohort(
     from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE, case_dir
     from lgerisk.preprocess.run import preprocess_cohort
 
-    report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, quiet=quiet, debug=debug)
+    report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, reporter=reporter)
     done = []
     for case in selected:
         folder = case_dir(cache, case.case_id)
@@ -143,8 +143,7 @@ def extract_cohort(
     n_random: int = 2,
     seed: int = 0,
     preprocess_config: PreprocessConfig = PreprocessConfig(),
-    quiet: bool = False,
-    debug: bool = False,
+    reporter: Reporter = SILENT,
 ) -> tuple[BatchReport, Any, Any]:
     """Extract the feature table of ``data`` into ``out`` (CSV); returns report, table, stability table.
 
@@ -155,7 +154,7 @@ def extract_cohort(
     settings = params_hash(params, rois)
     out_csv = Path(out)
     parts = parts_dir(out_csv)  # created by the first write, once the cohort was found and checked
-    selection = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs, quiet, debug, shard)
+    selection = preprocessed_cohort(data, parts / "preprocessed", preprocess_config, jobs, reporter, shard)
     write_json(parts / "settings.json", {"params": params, "rois": list(rois), "settings_hash": settings})
     report = run_batch(
         selection.cases,
@@ -173,8 +172,7 @@ def extract_cohort(
         parts,
         jobs=jobs,
         description="radiomics",
-        quiet=quiet,
-        debug=debug,
+        reporter=reporter,
     )
     report.failed.update(selection.failed)
     perturbation_settings = {"random_contours": n_random, "seed": seed} if stability else None

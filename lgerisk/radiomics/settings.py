@@ -28,26 +28,27 @@ def default_params_path() -> Path:
     return Path(str(resources.files("lgerisk.radiomics") / "params_lge.yaml"))
 
 
-def _parse_names(text: str, allowed: dict[str, Any], option: str, kind: str) -> tuple[str, ...]:
+def _parse_names(text: str, allowed: dict[str, Any], setting: str, kind: str) -> tuple[str, ...]:
     """Comma-separated names -> a tuple without duplicates, refusing names not in ``allowed``."""
     names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [name for name in names if name not in allowed]
     if unknown or not names:
         raise InputError(
-            f"{option} {text!r}: unknown {kind} {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(allowed)}."
+            f"{setting}={text!r}: unknown {kind} {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(allowed)}.",
+            setting=setting,
         )
     return names
 
 
 def parse_rois(text: str) -> tuple[str, ...]:
     """``"myocardium,scar"`` -> ROI names, refusing unknown ones."""
-    return _parse_names(text, ROIS, "--rois", "ROI")
+    return _parse_names(text, ROIS, "rois", "ROI")
 
 
 def parse_image_types(text: str) -> tuple[str, ...]:
     """``"original,log"`` -> image type names, refusing unknown ones."""
-    return _parse_names(text, IMAGE_TYPES, "--image-types", "image type")
+    return _parse_names(text, IMAGE_TYPES, "image_types", "image type")
 
 
 def load_params(

@@ -12,6 +12,7 @@ from typing import Any
 from lgerisk.errors import InputError
 from lgerisk.io.cohort import Case
 from lgerisk.preprocess.config import PreprocessConfig
+from lgerisk.reporting import SILENT, Reporter
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,7 @@ def prepare_data(
     labels: str = "emidec",
     features: str | os.PathLike[str] | None = None,
     jobs: int = 1,
-    quiet: bool = False,
-    debug: bool = False,
+    reporter: Reporter = SILENT,
     only: list[str] | None = None,
     preprocess: PreprocessConfig | None = None,
 ) -> PreparedData:
@@ -81,7 +81,7 @@ def prepare_data(
     from lgerisk.radiomics.run import extract_cohort, preprocessed_cohort
 
     config = preprocess if preprocess is not None else PreprocessConfig(labels=labels)
-    selection = preprocessed_cohort(data, cache / "preprocessed", config, jobs, quiet, debug)
+    selection = preprocessed_cohort(data, cache / "preprocessed", config, jobs, reporter)
     excluded = dict(selection.failed)
     cases = selection.cases if only is None else tuple(c for c in selection.cases if c.case_id in set(only))
     if not cases:
@@ -97,9 +97,7 @@ def prepare_data(
                 f"(e.g. {missing[0]!r}); extract it from the same data."
             )
     else:
-        report, table, _ = extract_cohort(
-            selection.source, cache / "radiomics.csv", jobs=jobs, quiet=quiet, debug=debug
-        )
+        report, table, _ = extract_cohort(selection.source, cache / "radiomics.csv", jobs=jobs, reporter=reporter)
         excluded.update(report.failed)
         table = table.set_index("case_id", drop=False) if len(table) else table
     usable = tuple(case for case in cases if case.case_id in getattr(table, "index", ()))

@@ -25,13 +25,14 @@ def resolve_device(spec: str, local_rank: int | None = None):  # noqa: ANN201 - 
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", text)
     if not match:
-        raise InputError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N.")
+        raise InputError(f"device={spec!r}: use auto, cpu, cuda or cuda:N.", setting="device")
     if not torch.cuda.is_available():
         raise InputError(
-            f"--device {spec}: CUDA is not available here (torch {torch.__version__}, "
-            f"built {'with' if torch.version.cuda else 'without'} CUDA); use --device cpu."
+            f"device={spec!r}: CUDA is not available here (torch {torch.__version__}, "
+            f"built {'with' if torch.version.cuda else 'without'} CUDA); use device='cpu'.",
+            setting="device",
         )
     index = int(match.group(1)) if match.group(1) else (local_rank or 0)
     if index >= torch.cuda.device_count():
-        raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present.")
+        raise InputError(f"device={spec!r}: only {torch.cuda.device_count()} CUDA device(s) present.", setting="device")
     return torch.device("cuda", index)

@@ -49,7 +49,7 @@ from lgerisk.cards import EncoderCard
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
-from lgerisk.progress import progress
+from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.methods import SCAR_COLUMN, Method, fit_method, methods_for, predict_risk
 from lgerisk.training.outcomes import check_outcomes, labelled_cases
 from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
@@ -71,6 +71,10 @@ BASELINES_VERSION = 4
 """2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
 chooses its penalty by inner CV; scar+grey Cox added. 3: inner-CV risks centred per fold. 4: that inner CV is
 ``lgerisk.evaluation.cox.choose_penalizer``. Finished parts of older runs are refitted, not reused."""
+
+
+DEFAULT_LABELS = "emidec"
+"""The label map of a raw cohort when neither the settings, the encoder nor the data name one."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,9 @@ class FinetuneConfig(JsonConfig):
     embedding_dim: int = 256
     n_boot: int = 200
     seed: int = 0
-    labels: str = "emidec"
+    labels: str | None = None
+    """Label preset or map of a raw cohort's masks; ``None``: the encoder's, else the preprocessed
+    data's, else ``DEFAULT_LABELS``."""
     amp: bool = True
     tensor: dict[str, Any] = field(default_factory=dict)
 
@@ -115,13 +121,13 @@ class FinetuneConfig(JsonConfig):
         object.__setattr__(self, "covariates", tuple(self.covariates))
         object.__setattr__(self, "horizons", tuple(float(h) for h in self.horizons))
         if self.mode not in MODES:
-            raise InputError(f"--mode {self.mode!r}: choose probe or full.")
+            raise InputError(f"mode={self.mode!r}: choose probe or full.", setting="mode")
         if not 0 < self.label_fraction <= 1:
-            raise InputError(f"--label-fraction {self.label_fraction}: must be in (0, 1].")
+            raise InputError(f"label_fraction={self.label_fraction!r}: must be in (0, 1].", setting="label_fraction")
         if not 0 <= self.test_fraction < 1:
-            raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1).")
+            raise InputError(f"test_fraction={self.test_fraction!r}: must be in [0, 1).", setting="test_fraction")
         if self.head_pcs < 0:
-            raise InputError(f"--head-pcs {self.head_pcs}: must be >= 0 (0: the whole embedding).")
+            raise InputError(f"head_pcs={self.head_pcs!r}: must be >= 0 (0: the whole embedding).", setting="head_pcs")
         if not (
             isinstance(self.scar_penalty_factor, (int, float))
             and not isinstance(self.scar_penalty_factor, bool)
@@ -129,21 +135,26 @@ class FinetuneConfig(JsonConfig):
             and self.scar_penalty_factor >= 0
         ):
             raise InputError(
-                f"--scar-penalty-factor {self.scar_penalty_factor!r}: a finite number >= 0 (0: scar % "
-                "and grey-zone % unpenalised, 1: penalised like the embedding)."
+                f"scar_penalty_factor={self.scar_penalty_factor!r}: a finite number >= 0 (0: scar % "
+                "and grey-zone % unpenalised, 1: penalised like the embedding).",
+                setting="scar_penalty_factor",
             )
         if self.head_penalty not in HEAD_PENALTIES:
-            raise InputError(f"--head-penalty {self.head_penalty!r}: choose cv or fixed.")
+            raise InputError(f"head_penalty={self.head_penalty!r}: choose cv or fixed.", setting="head_penalty")
         if self.folds == 1 or self.folds < 0:
-            raise InputError(f"--folds {self.folds}: use 2 or more, or 0 for no cross-validation.")
+            raise InputError(f"folds={self.folds!r}: use 2 or more, or 0 for no cross-validation.", setting="folds")
         if self.folds == 0 and self.test_fraction == 0:
-            raise InputError("--folds 0 needs a held-out split (--test-fraction) to evaluate on.")
+            raise InputError("folds=0 needs a held-out split (test_fraction=) to evaluate on.", setting="folds")
         if any(not h > 0 for h in self.horizons) or not self.horizons:
-            raise InputError(f"--horizons {','.join(f'{h:g}' for h in self.horizons)}: need positive times.")
+            shown = ",".join(f"{h:g}" for h in self.horizons)
+            raise InputError(f"horizons={shown!r}: need positive times.", setting="horizons")
         if self.epochs < 1 or self.batch_size < 2:
-            raise InputError("--epochs must be >= 1 and --batch-size >= 2.")
+            raise InputError(
+                f"epochs={self.epochs!r}, batch_size={self.batch_size!r}: need epochs >= 1 and batch_size >= 2.",
+                setting="epochs" if self.epochs < 1 else "batch_size",
+            )
         if self.penalizer < 0:
-            raise InputError(f"--penalizer {self.penalizer}: must be >= 0.")
+            raise InputError(f"penalizer={self.penalizer!r}: must be >= 0.", setting="penalizer")
 
     def settings_hash(self) -> str:
         """Hash of everything that changes a fit (finished parts are reused only under the same hash)."""
@@ -152,6 +163,7 @@ class FinetuneConfig(JsonConfig):
             for k, v in self.to_dict().items()
             if k not in ("n_boot",) and not (k == "scar_penalty_factor" and v == 1.0)
         }  # added later: at its default, old runs resume
+        payload["labels"] = self.labels or DEFAULT_LABELS  # as hashed when None was spelled "emidec"
         payload["baselines_version"] = BASELINES_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -208,12 +220,11 @@ def run_finetune(
     features: str | None = None,
     device: str = "auto",
     jobs: int = 1,
-    quiet: bool = False,
-    debug: bool = False,
-    log: Any = None,
-    labels_given: bool = False,
+    reporter: Reporter = SILENT,
 ) -> dict[str, Any]:
     """Evaluate every method on the same splits, train the final model, write the run folder ``out``.
+
+    ``reporter`` draws the progress bars and receives one line per fit (see ``lgerisk.reporting``).
 
     Example:
         >>> run_finetune("sample_data", "work/risk", FinetuneConfig(), encoder="work/pretrain")  # doctest: +SKIP
@@ -228,10 +239,10 @@ def run_finetune(
     from lgerisk.training.data import prepare_data
     from lgerisk.training.devices import resolve_device
 
-    say = log or (lambda message: None)
+    say = reporter.note
     run = Path(out)
     if run.exists() and not run.is_dir():
-        raise InputError(f"{run}: --out exists and is not a folder.")
+        raise InputError(f"out={str(run)!r}: exists and is not a folder.", setting="out")
     torch_device = resolve_device(device)
     card_in: EncoderCard | None = None
     encoder_state = None
@@ -240,22 +251,27 @@ def run_finetune(
         encoder_state = pretrained_model.image_encoder.state_dict()
         encoder_config = pretrained_model.image_encoder.config
         spec = TensorSpec(**card_in.tensor_spec)
-        labels = config.labels if labels_given else card_in.config.get("labels", config.labels)
+        labels = config.labels or card_in.config.get("labels") or DEFAULT_LABELS
     else:
         if config.mode == "probe":
             raise InputError(
-                "--mode probe needs a pretrained --encoder (without one the network is trained from "
-                "scratch: use --mode full)."
+                "mode='probe' needs encoder= (a pretrained encoder's folder); without one the network is "
+                "trained from scratch: use mode='full'.",
+                setting="mode",
             )
         spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
         encoder_config = EncoderConfig(
             in_channels=len(spec.channels), width=config.width, embedding_dim=config.embedding_dim
         )
-        labels = config.labels
+        labels = config.labels or DEFAULT_LABELS
     if encoder is not None and run.resolve() == Path(encoder).resolve():
-        raise InputError(f"--out {run}: that is the encoder's folder; write the risk model elsewhere.")
+        raise InputError(
+            f"out={str(run)!r}: that is the encoder's folder; write the risk model elsewhere.", setting="out"
+        )
     if (run / CARD_FILE).is_file() and card_format(run) != MODEL_FORMAT:
-        raise InputError(f"--out {run}: holds another kind of run (not a risk model); choose a new folder.")
+        raise InputError(
+            f"out={str(run)!r}: holds another kind of run (not a risk model); choose a new folder.", setting="out"
+        )
     cache = run / "cache"
     preprocess = None
     trained_settings = (card_in.preprocessing or {}).get("settings") if card_in is not None else None
@@ -263,13 +279,14 @@ def run_finetune(
         from lgerisk.preprocess.config import PreprocessConfig
 
         preprocess = PreprocessConfig.from_dict({**trained_settings, "labels": labels})
-    prepared = prepare_data(data, cache, labels, features, jobs, quiet, debug, preprocess=preprocess)
+    prepared = prepare_data(data, cache, labels, features, jobs, reporter, preprocess=preprocess)
     data_labels = (prepared.preprocess_settings.get("settings") or {}).get("labels")
     if data_labels is not None and data_labels != labels:
-        if labels_given:
+        if config.labels is not None:
             raise InputError(
-                f"--labels {labels}: {data} was preprocessed with --labels {data_labels}; omit "
-                "--labels or preprocess again."
+                f"labels={labels!r}: {data} was preprocessed with labels={data_labels!r}; leave labels "
+                "unset or preprocess again.",
+                setting="labels",
             )
         labels = data_labels  # a preprocessed folder's masks were read with its own map
     if card_in is not None:
@@ -280,7 +297,7 @@ def run_finetune(
     if SCAR_COLUMN not in prepared.features.columns and config.baselines:
         raise InputError(
             f"{prepared.features_path}: the feature table has no {SCAR_COLUMN} column (the scar-% "
-            "baseline needs it); extract it with lgerisk extract-radiomics."
+            "baseline needs it); extract the table again with this version's radiomics extraction."
         )
     synthetic = _trained_on_synthetic(data, ids)
     tensor_cache = TensorCache(cache / "tensors")
@@ -298,7 +315,7 @@ def run_finetune(
         device=torch_device,
         config=config,
         spec=spec,
-        quiet=quiet,
+        reporter=reporter,
     )
     splits = make_splits(ids, event, config)
     methods = methods_for(config, encoder is not None)
@@ -318,7 +335,7 @@ def run_finetune(
     )
     frames = []
     jobs_list = [(method, split) for split in splits for method in methods]
-    with progress("fit methods", len(jobs_list), quiet, transient=True) as advance:
+    with reporter.bar("fit methods", len(jobs_list), transient=True) as advance:
         for method, split in jobs_list:
             frames.append(
                 _fit_split(
@@ -475,8 +492,9 @@ def _check_preprocessing(card: EncoderCard, prepared: Any, encoder: Any) -> None
         ]
         raise InputError(
             f"{encoder}: the encoder was pretrained on data preprocessed with other settings than "
-            f"--data ({'; '.join(differ) or f'{trained} vs {ours}'}); preprocess the data the same "
-            "way."
+            f"the data ({'; '.join(differ) or f'{trained} vs {ours}'}); preprocess the data the same "
+            "way.",
+            setting="data",
         )
 
 

@@ -70,7 +70,8 @@ def check_outcomes(
     n_events = sum(event[c] for c in ids)
     if not ids:
         raise InputError(
-            f"{data}: no case has an outcome (time, event); give --outcomes or an outcomes.csv beside the cohort."
+            f"{data}: no case has an outcome (time, event); give outcomes=FILE or an outcomes.csv beside the cohort.",
+            setting="outcomes",
         )
     if n_events == 0:
         raise InputError(f"{data}: all {len(ids)} labelled cases are censored; a survival model needs events.")
@@ -80,6 +81,7 @@ def check_outcomes(
         )
     if config.folds and n_events < config.folds:
         raise InputError(
-            f"{data}: {n_events} events cannot be spread over {config.folds} folds; use --folds "
-            f"{max(2, n_events)} or fewer."
+            f"{data}: {n_events} events cannot be spread over {config.folds} folds; use folds="
+            f"{max(2, n_events)} or fewer.",
+            setting="folds",
         )

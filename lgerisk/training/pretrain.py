@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,7 +40,7 @@ from lgerisk.cards import INTENDED_USE, EncoderCard
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_csv
-from lgerisk.progress import progress
+from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.seeding import derive_seed
 
 RESUME_FREE = ("epochs", "num_workers", "quiet")
@@ -96,19 +96,26 @@ class PretrainConfig(JsonConfig):
             and math.isfinite(self.aux_weight)
             and self.aux_weight >= 0
         ):
-            raise InputError(f"--aux-weight {self.aux_weight!r}: a finite number >= 0.")
+            raise InputError(f"aux_weight={self.aux_weight!r}: a finite number >= 0.", setting="aux_weight")
         if self.aux_targets not in AUX_TARGETS:
-            raise InputError(f"--aux-targets {self.aux_targets!r}: choose one of {', '.join(AUX_TARGETS)}.")
+            raise InputError(
+                f"aux_targets={self.aux_targets!r}: choose one of {', '.join(AUX_TARGETS)}.", setting="aux_targets"
+            )
         if self.radiomics_view not in RADIOMICS_VIEWS:
-            raise InputError(f"--radiomics-view {self.radiomics_view!r}: choose one of {', '.join(RADIOMICS_VIEWS)}.")
+            raise InputError(
+                f"radiomics_view={self.radiomics_view!r}: choose one of {', '.join(RADIOMICS_VIEWS)}.",
+                setting="radiomics_view",
+            )
         if self.epochs < 1:
-            raise InputError(f"--epochs {self.epochs}: at least 1.")
+            raise InputError(f"epochs={self.epochs!r}: at least 1.", setting="epochs")
         if self.batch_size < 2:
-            raise InputError(f"--batch-size {self.batch_size}: contrastive learning needs at least 2.")
+            raise InputError(
+                f"batch_size={self.batch_size!r}: contrastive learning needs at least 2.", setting="batch_size"
+            )
         if not 0 < self.lr < 1:
-            raise InputError(f"--lr {self.lr}: must be in (0, 1).")
+            raise InputError(f"lr={self.lr!r}: must be in (0, 1).", setting="lr")
         if not 0 <= self.val_fraction < 1:
-            raise InputError(f"--val-fraction {self.val_fraction}: must be in [0, 1).")
+            raise InputError(f"val_fraction={self.val_fraction!r}: must be in [0, 1).", setting="val_fraction")
 
     def resume_hash(self) -> str:
         """Hash of the settings a resumed run must share with the interrupted one."""
@@ -164,11 +171,11 @@ def run_pretrain(
     device: str = "auto",
     resume: bool = False,
     jobs: int = 1,
-    quiet: bool = False,
-    debug: bool = False,
-    log: Any = None,
+    reporter: Reporter = SILENT,
 ) -> dict[str, Any]:
     """Pretrain an image encoder on ``data`` and write the run folder ``out``; returns the summary.
+
+    ``reporter`` draws the progress bars (rank 0 only) and receives one line per epoch.
 
     Example:
         >>> run_pretrain("sample_data", "work/pretrain", PretrainConfig(epochs=2))   # doctest: +SKIP
@@ -195,7 +202,7 @@ def run_pretrain(
     from lgerisk.training.data import prepare_data
     from lgerisk.training.devices import resolve_device
 
-    say = log or (lambda message: None)
+    say = reporter.note
     run = Path(out)
     torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     context = distributed.init_distributed(torch_device)
@@ -210,7 +217,7 @@ def run_pretrain(
         if context.is_main:
             try:
                 _check_out(run, resume)
-                prepared = prepare_data(data, cache, config.labels, features, jobs, quiet, debug)
+                prepared = prepare_data(data, cache, config.labels, features, jobs, reporter)
                 tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
                 shared = (str(prepared.source), str(prepared.features_path), prepared.case_ids)
             except Exception as exc:  # noqa: BLE001 - every rank must learn of it; re-raised below
@@ -221,7 +228,9 @@ def run_pretrain(
         if message is not None:
             raise InputError(message)
         if not context.is_main:
-            prepared = prepare_data(shared[0], cache, config.labels, shared[1], 1, True, debug, only=shared[2])
+            prepared = prepare_data(
+                shared[0], cache, config.labels, shared[1], 1, replace(reporter, progress=False), only=shared[2]
+            )
             tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
         data_hash = prepared.data_hash()
 
@@ -231,11 +240,13 @@ def run_pretrain(
             raise InputError(
                 f"{data}: {len(train_ids)} training cases (of {len(prepared.cases)} usable, "
                 f"{len(val_ids)} held out) is fewer than one batch of {global_batch}; lower "
-                "--batch-size or --val-fraction."
+                "batch_size= or val_fraction=.",
+                setting="batch_size",
             )
         if global_batch % context.world_size:
             raise InputError(
-                f"--batch-size {global_batch} must be divisible by the number of processes ({context.world_size})."
+                f"batch_size={global_batch}: must be divisible by the number of processes ({context.world_size}).",
+                setting="batch_size",
             )
         table = prepared.features
         columns = feature_columns(table, cases=train_ids)
@@ -256,8 +267,9 @@ def run_pretrain(
         )
         if config.aux_weight > 0 and not aux_columns:
             raise InputError(
-                f"--aux-targets {config.aux_targets}: the feature table has no such column that varies "
-                "in the training cases."
+                f"aux_targets={config.aux_targets!r}: the feature table has no such column that varies "
+                "in the training cases.",
+                setting="aux_targets",
             )
         model_config = ContrastiveModelConfig(
             encoder=EncoderConfig(
@@ -299,12 +311,15 @@ def run_pretrain(
             state = load_checkpoint(run / CHECKPOINT, map_location=torch_device)
             if state.get("resume_hash") != config.resume_hash():
                 raise InputError(
-                    f"{run / CHECKPOINT}: --resume from a run with a different configuration "
-                    "(only --epochs and --num-workers may change); use a new --out."
+                    f"{run / CHECKPOINT}: resume=True from a run with a different configuration "
+                    "(only epochs= and num_workers= may change); write to a new out= folder.",
+                    setting="resume",
                 )
             if state.get("data_hash") != data_hash or state.get("features_hash") != features_hash:
                 raise InputError(
-                    f"{run / CHECKPOINT}: --resume with different data or radiomics features than the interrupted run."
+                    f"{run / CHECKPOINT}: resume=True with different data or radiomics features than the "
+                    "interrupted run.",
+                    setting="resume",
                 )
             try:
                 model.load_state_dict(state["model"])
@@ -369,7 +384,8 @@ def run_pretrain(
             sums: dict[str, float] = {}
             bar = f"epoch {epoch + 1}/{config.epochs}"
             # the loss is shown once a batch has one (a loss column would read "nan" until then)
-            with progress(f"{bar} loss –", steps_per_epoch, quiet or not context.is_main, transient=True) as advance:
+            shown = reporter if context.is_main else replace(reporter, progress=False)
+            with shown.bar(f"{bar} loss –", steps_per_epoch, transient=True) as advance:
                 for batch in loader:
                     view1 = batch["view1"].to(torch_device, non_blocking=True)
                     view2 = batch["view2"].to(torch_device, non_blocking=True) if uses_image_pairs else None
@@ -488,12 +504,13 @@ def _is_synthetic(cases: Any) -> bool:
 def _check_out(run: Path, resume: bool) -> None:
     if resume:
         if not (run / CHECKPOINT).is_file():
-            raise InputError(f"{run}: --resume needs {run / CHECKPOINT}, which does not exist.")
+            raise InputError(f"{run}: resume=True needs {run / CHECKPOINT}, which does not exist.", setting="resume")
         return
     if (run / CHECKPOINT).exists() or (run / MODEL_FILE).exists():
         raise InputError(
-            f"{run}: already holds a pretraining run; pass --resume to continue it or choose a new "
-            "--out (nothing is overwritten)."
+            f"{run}: already holds a pretraining run; continue it with resume=True or choose a new "
+            "out= folder (nothing is overwritten).",
+            setting="out",
         )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lgerisk.progress import progress
+from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.seeding import derive_seed
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Workspace:
     device: Any
     config: FinetuneConfig
     spec: Any
-    quiet: bool = True
+    reporter: Reporter = SILENT
     embeddings: dict[str, Any] = field(default_factory=dict)
 
     def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[Any, Any]:
@@ -243,8 +243,8 @@ def _train_full(
         torch.manual_seed(derive_seed(seed, epoch, 22))
         order = np.random.default_rng(derive_seed(seed, epoch, 23)).permutation(len(train))
         total, used = 0.0, 0
-        with progress(
-            f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, workspace.quiet, show=("loss",), transient=True
+        with workspace.reporter.bar(
+            f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, show=("loss",), transient=True
         ) as advance:
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]

@@ -38,8 +38,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from lgerisk.radiomics.run import extract_cohort
 
     root = tmp_path_factory.mktemp("prepared")
-    preprocess_cohort(SAMPLE_DATA, root / "prep", PreprocessConfig(), jobs=2, quiet=True)
-    extract_cohort(root / "prep", root / "radiomics.csv", jobs=2, quiet=True)
+    preprocess_cohort(SAMPLE_DATA, root / "prep", PreprocessConfig(), jobs=2)
+    extract_cohort(root / "prep", root / "radiomics.csv", jobs=2)
     cohort = discover_cohort(root / "prep")
     return {
         "root": root,

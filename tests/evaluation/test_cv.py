@@ -63,17 +63,18 @@ def test_folds_event_dict_may_hold_more_cases():
 @pytest.mark.parametrize(
     ("n", "n_events", "k", "message"),
     [
-        (20, 5, 10, "5 events cannot be spread over 10 folds; use --folds 5 or fewer"),
+        (20, 5, 10, "5 events cannot be spread over 10 folds; use folds=5 or fewer"),
         (20, 1, 2, "1 event cannot be spread over 2 folds; cross-validation needs at least 2 events"),
         (20, 0, 5, "all 20 cases are censored"),
-        (6, 6, 10, "10 folds need at least 10 cases, but there are 6; use --folds 6 or fewer"),
-        (20, 5, 1, "--folds 1: must be a whole number >= 2"),
+        (6, 6, 10, "10 folds need at least 10 cases, but there are 6; use folds=6 or fewer"),
+        (20, 5, 1, "folds=1: must be a whole number >= 2"),
     ],
 )
 def test_fold_errors_name_the_numbers(n, n_events, k, message):
     event = outcomes(n, n_events)
-    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as refused:
         stratified_folds(list(event), event, k, seed=0)
+    assert refused.value.setting == (None if n_events == 0 else "folds")
 
 
 def test_split_input_errors():
@@ -116,8 +117,8 @@ def test_holdout_keeps_an_event_on_each_side():
 @pytest.mark.parametrize(
     ("fraction", "n_events", "message"),
     [
-        (0.0, 5, r"--test-fraction 0.0: must be in \(0, 1\)"),
-        (1.0, 5, r"--test-fraction 1.0: must be in \(0, 1\)"),
+        (0.0, 5, r"test_fraction=0.0: must be in \(0, 1\)"),
+        (1.0, 5, r"test_fraction=1.0: must be in \(0, 1\)"),
         (0.3, 1, "needs at least 2 events"),
     ],
 )
@@ -161,9 +162,9 @@ def test_label_subset_minimum_events_and_cases():
 @pytest.mark.parametrize(
     ("fraction", "message"),
     [
-        (1.5, r"--label-fraction 1.5: must be in \(0, 1\]\."),
-        (0, r"--label-fraction 0: must be in \(0, 1\]\."),
-        (-0.2, r"--label-fraction -0.2: must be in \(0, 1\]\."),
+        (1.5, r"label_fraction=1.5: must be in \(0, 1\]\."),
+        (0, r"label_fraction=0: must be in \(0, 1\]\."),
+        (-0.2, r"label_fraction=-0.2: must be in \(0, 1\]\."),
     ],
 )
 def test_label_subset_fraction_errors(fraction, message):

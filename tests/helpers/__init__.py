@@ -143,12 +143,12 @@ def _build_shared_runs(paths: dict[str, Path]) -> None:
     from lgerisk.radiomics.run import extract_cohort
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
-    preprocess_cohort(SAMPLE_DATA, paths["prep"], PreprocessConfig(), jobs=2, quiet=True)
-    extract_cohort(paths["prep"], paths["features"], jobs=2, quiet=True)
+    preprocess_cohort(SAMPLE_DATA, paths["prep"], PreprocessConfig(), jobs=2)
+    extract_cohort(paths["prep"], paths["features"], jobs=2)
     config = PretrainConfig(
         epochs=1, width=4, embedding_dim=16, projection_dim=8, tensor={"slices": 4, "size": 32}, batch_size=8
     )
-    run_pretrain(paths["prep"], paths["encoder"], config, features=str(paths["features"]), device="cpu", quiet=True)
+    run_pretrain(paths["prep"], paths["encoder"], config, features=str(paths["features"]), device="cpu")
     check_ok(
         run_cli(
             "finetune",

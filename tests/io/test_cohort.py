@@ -374,7 +374,7 @@ def test_preprocessed_folder(tmp_path: Path) -> None:
 
     data = make_cohort(tmp_path / "c", n=2)
     out = tmp_path / "prep"
-    report, _ = preprocess_cohort(data, out, PreprocessConfig(), quiet=True)
+    report, _ = preprocess_cohort(data, out, PreprocessConfig())
     assert report.exit_code == 0
     cohort = discover_cohort(out)
     assert cohort.layout == "preprocessed" and cohort.source == out
@@ -402,8 +402,9 @@ def test_missing_path(tmp_path: Path) -> None:
 
 def test_single_scan_file_is_refused(tmp_path: Path) -> None:
     path = write_volume(tmp_path / "scan.nii.gz", np.zeros((2, 2, 2), np.float32))
-    with pytest.raises(InputError, match=r"scan\.nii\.gz: --data must be a cohort folder or a CSV manifest"):
+    with pytest.raises(InputError, match=r"^data='\S*scan\.nii\.gz' must be a cohort folder or a CSV manifest") as info:
         discover_cohort(path)
+    assert info.value.setting == "data"
 
 
 @pytest.mark.parametrize("setup", ["empty", "stray files", "empty images", "emidec without images"])

@@ -50,7 +50,7 @@ def test_map_naming_none_of_the_labels_stops_the_cohort_once(tmp_path: Path, cli
     result = cli("preprocess", "--data", data, "--out", out, "--labels", "myops")
     assert result.exit_code == 2, result.output
     line = assert_one_sentence(
-        result.output, "error:", ("'myops'", "label(s) 1, 2, 3", "case0.nii.gz", "--labels emidec")
+        result.output, "error:", ("'myops'", "label(s) 1, 2, 3", "case0.nii.gz", "--labels 'emidec'")
     )
     assert str(data) in line
     _no_case_failed(result.output)
@@ -71,7 +71,7 @@ def test_partial_map_seen_in_the_first_masks_stops_the_cohort(tmp_path: Path, cl
     result = cli("preprocess", "--data", data, "--out", out, "--labels", "blood=1,myocardium=2")
     assert result.exit_code == 2, result.output
     assert_one_sentence(
-        result.output, "error:", ("label(s) 3 unnamed", "case0.nii.gz", "case2.nii.gz", "--labels emidec")
+        result.output, "error:", ("label(s) 3 unnamed", "case0.nii.gz", "case2.nii.gz", "--labels 'emidec'")
     )
     _no_case_failed(result.output)
     assert not out.exists()
@@ -158,7 +158,7 @@ def test_check_map_fits_rules() -> None:
     check_map_fits([], emidec, "d")
     check_map_fits([fits, odd], emidec, "d")  # one odd mask: its own case's error
     check_map_fits([fits, partial, fits], emidec, "d")
-    with pytest.raises(InputError, match=r"^d: --labels 'emidec' .* fits none of the first 1 mask\(s\) \(b\.nii\.gz\)"):
+    with pytest.raises(InputError, match=r"^d: labels='emidec' .* fits none of the first 1 mask\(s\) \(b\.nii\.gz\)"):
         check_map_fits([odd], emidec, "d")
     with pytest.raises(InputError, match=r"leaves label\(s\) 9 unnamed in c\.nii\.gz"):
         check_map_fits([fits, partial, partial], emidec, "d")  # most of the first masks: the map's fault

@@ -426,12 +426,12 @@ def test_a_malformed_rtstruct_is_one_sentence_naming_the_file(tmp_path: Path) ->
 
 
 def test_a_cohort_without_scar_structures_stops_under_auto(tmp_path: Path) -> None:
-    """Readers often contour only the LV borders: under --scar-method auto that would read every heart as
-    scar-free, so the run stops; --scar-method fwhm (or label) goes on."""
+    """Readers often contour only the LV borders: under scar_method='auto' that would read every heart as
+    scar-free, so the run stops; scar_method='fwhm' (or 'label') goes on."""
     borders_only = {BLOOD: "LV blood pool", MYOCARDIUM: "LV myocardium"}
     masks = [dicom_case(tmp_path, case, "rtstruct", names=borders_only)[1] for case in ("synth-0001", "synth-0002")]
     samples = first_structure_names(masks)
-    with pytest.raises(InputError, match="has a scar structure, so --scar-method auto would read every heart"):
+    with pytest.raises(InputError, match="has a scar structure, so scar_method='auto' would read every heart"):
         check_names_fit(samples, PRESETS["emidec"], "cohort", scar_auto=True)
     check_names_fit(samples, PRESETS["emidec"], "cohort", scar_auto=False)
     with_scar = first_structure_names([dicom_case(tmp_path / "s", "synth-0001", "rtstruct")[1]])

@@ -67,7 +67,7 @@ def nifti_route(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("nifti-route")
     rows = [f"{case},{SAMPLE_DATA}/images/{case}.nii.gz,{SAMPLE_DATA}/masks/{case}.nii.gz" for case in CASES]
     (root / "cohort.csv").write_text("case_id,image,mask\n" + "\n".join(rows) + "\n")
-    report, table = preprocess_cohort(root / "cohort.csv", root / "out", PreprocessConfig(), quiet=True)
+    report, table = preprocess_cohort(root / "cohort.csv", root / "out", PreprocessConfig())
     assert not report.failed
     return table.set_index("case_id")
 

@@ -109,7 +109,8 @@ def test_parse_errors(spec: str, message: str) -> None:
     with pytest.raises(InputError, match=message) as info:
         parse_label_map(spec)
     text = str(info.value)
-    assert text.startswith("--labels ") and repr(spec) in text and "\n" not in text
+    assert text.startswith("labels=") and repr(spec) in text and "\n" not in text
+    assert info.value.setting == "labels"
 
 
 @pytest.mark.parametrize(

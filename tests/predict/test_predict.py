@@ -201,7 +201,7 @@ def test_bad_input(runs, tmp_path: Path, cli, no_model_env) -> None:
 
     scan = _scan_pair(tmp_path / "in", "synth-0001")
     result = cli("predict", scan)
-    assert result.exit_code == 2 and "lgerisk finetune" in result.output
+    assert result.exit_code == 2 and "--model RUN" in result.output
 
     result = cli("predict", scan, "--model", runs["encoder"])
     assert result.exit_code == 2 and "pretraining run" in result.output

@@ -114,7 +114,7 @@ def test_one_dicom_scan_and_its_bad_masks(runs, tmp_path: Path, cli) -> None:
     assert fixed.exit_code == 0, fixed.output
     nifti = (SAMPLE_DATA / "images" / "synth-0001.nii.gz", "--mask", SAMPLE_DATA / "masks" / "synth-0001.nii.gz")
     for args, message in (
-        ((series, "--mask", mask, "--dicom-seg"), "--dicom-seg needs --out FILE"),
+        ((series, "--mask", mask, "--dicom-seg"), "--dicom-seg needs an output file, --out FILE"),
         (
             (series, "--mask", mask, "--dicom-seg", "--anonymise", "--out", tmp_path / "p.csv"),
             "--anonymise writes no DICOM at all",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -32,8 +33,10 @@ def test_config_round_trips_through_json() -> None:
     ],
 )
 def test_config_refuses_bad_values(kwargs: dict) -> None:
-    with pytest.raises(InputError):
+    ((name, value),) = kwargs.items()
+    with pytest.raises(InputError, match="^" + re.escape(f"{name}={value!r}: ")) as refused:
         PreprocessConfig(**kwargs)
+    assert refused.value.setting == name and "--" not in str(refused.value)
     with pytest.raises(InputError):
         PreprocessConfig.from_dict({"unknown": 1})
 
@@ -46,5 +49,5 @@ def test_normalisations() -> None:
     assert abs(z.mean()) < 1e-6 and abs(z.std() - 1) < 1e-6
     p = fit_normalisation("percentile", 0, 0, crop, "x").apply(crop)
     assert p.min() < 0.01 and p.max() > 0.99
-    with pytest.raises(CaseError, match="not brighter"):
+    with pytest.raises(CaseError, match="not brighter.*try normalisation=.zscore."):
         fit_normalisation("myo-blood", 500.0, 100.0, crop, "scan.nii.gz")

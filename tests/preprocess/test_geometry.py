@@ -78,7 +78,7 @@ def test_fraction_inside_and_crop_warning(tmp_path) -> None:
     case = discover_cohort(make_cohort(tmp_path / "c", n=1)).cases[0]
     assert preprocess_case(case, PreprocessConfig()).qc["warnings"] == []
     small = preprocess_case(case, PreprocessConfig(crop_size=16)).qc
-    assert small["myocardium_in_crop_fraction"] < 0.5 and "--crop" in small["warnings"][0]
+    assert small["myocardium_in_crop_fraction"] < 0.5 and "crop_size" in small["warnings"][0]
 
 
 def test_blood_pool_is_derived_in_plane_even_when_slices_are_stored_along_x(tmp_path) -> None:

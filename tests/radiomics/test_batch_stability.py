@@ -57,17 +57,17 @@ def test_resume_shards_and_stability(tmp_path: Path) -> None:
     data = make_cohort(tmp_path / "cohort", n=4)
     prep = tmp_path / "prep"
     preprocess_cohort(data, prep, PreprocessConfig())
-    first, table, stability = extract_cohort(prep, tmp_path / "f.csv", stability=True, quiet=True)
+    first, table, stability = extract_cohort(prep, tmp_path / "f.csv", stability=True)
     assert sorted(first.done) == ["case0", "case1", "case2", "case3"]
     frame = pd.read_csv(tmp_path / "f.stability.csv")
     assert len(stability) == len(frame) > 0 and list(stability["feature"]) == list(frame["feature"])
     assert {"feature", "roi", "icc_1_1", "icc_3_1", "n_cases", "robust", "excellent"} <= set(frame.columns)
     assert frame.loc[frame["roi"] == "myocardium", "n_cases"].min() == 4
-    again, _, _ = extract_cohort(prep, tmp_path / "f.csv", stability=True, quiet=True)
+    again, _, _ = extract_cohort(prep, tmp_path / "f.csv", stability=True)
     assert again.done == [] and len(again.skipped) == 4
     # shards into another table give the same table
     for index in (1, 2):
-        extract_cohort(prep, tmp_path / "s.csv", shard=Shard(index, 2), quiet=True)
+        extract_cohort(prep, tmp_path / "s.csv", shard=Shard(index, 2))
     whole = pd.read_csv(tmp_path / "f.csv")
     sharded = pd.read_csv(tmp_path / "s.csv")
     pd.testing.assert_frame_equal(whole, sharded)
@@ -122,10 +122,10 @@ def test_contour_randomisation_keeps_empty_slices_empty_and_differs_by_case() ->
 
 def test_stability_reextracts_when_its_settings_change(tmp_path: Path) -> None:
     data = make_cohort(tmp_path / "cohort", n=3)
-    extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=1, quiet=True)
-    again, _, _ = extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=1, quiet=True)
+    extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=1)
+    again, _, _ = extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=1)
     assert again.done == []
-    changed, _, _ = extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=2, quiet=True)
+    changed, _, _ = extract_cohort(data, tmp_path / "f.csv", stability=True, n_random=2)
     assert len(changed.done) == 3
 
 
@@ -140,8 +140,8 @@ def test_all_cases_failing_gives_exit_1_with_errors(cli, tmp_path: Path) -> None
 
 def test_shards_of_a_raw_cohort_preprocess_only_their_cases(tmp_path: Path) -> None:
     data = make_cohort(tmp_path / "cohort", n=4)
-    report, _, _ = extract_cohort(data, tmp_path / "s.csv", shard=Shard(1, 2), quiet=True)
+    report, _, _ = extract_cohort(data, tmp_path / "s.csv", shard=Shard(1, 2))
     assert sorted(report.done) == ["case0", "case2"]
     assert sorted(p.name for p in (tmp_path / "s.parts" / "preprocessed" / "cases").iterdir()) == ["case0", "case2"]
-    extract_cohort(data, tmp_path / "s.csv", shard=Shard(2, 2), quiet=True)
+    extract_cohort(data, tmp_path / "s.csv", shard=Shard(2, 2))
     assert list(pd.read_csv(tmp_path / "s.csv")["case_id"]) == ["case0", "case1", "case2", "case3"]

@@ -24,7 +24,7 @@ from tests.helpers import phantom_arrays
 def test_emidec_features_equal_pyradiomics_cli(emidec: Path, tmp_path: Path) -> None:
     """Same preprocessed image and ROI mask, same parameter file: our table == `pyradiomics` CLI output."""
     preprocess_cohort(emidec, tmp_path / "prep", PreprocessConfig())
-    report, table, _ = extract_cohort(tmp_path / "prep", tmp_path / "radiomics.csv", quiet=True)
+    report, table, _ = extract_cohort(tmp_path / "prep", tmp_path / "radiomics.csv")
     assert report.exit_code == 0
     ours = table.set_index("case_id").loc["samplePositive"]
     image_path = tmp_path / "prep/cases/samplePositive/image.nii.gz"
@@ -123,7 +123,7 @@ def test_user_params_validated(tmp_path: Path) -> None:
 
 
 def test_feature_table_layout(cohort: Path, tmp_path: Path) -> None:
-    report, table, _ = extract_cohort(cohort, tmp_path / "out" / "features.csv", quiet=True)
+    report, table, _ = extract_cohort(cohort, tmp_path / "out" / "features.csv")
     assert report.exit_code == 0
     read = pd.read_csv(tmp_path / "out" / "features.csv")
     columns = list(read.columns)

@@ -248,7 +248,7 @@ def test_outcomes_with_only_time_and_event(runs, tmp_path: Path) -> None:
     from lgerisk.training.data import prepare_data
     from lgerisk.training.outcomes import labelled_cases
 
-    prepared = prepare_data(runs["prep"], tmp_path / "cache", features=runs["features"], quiet=True)
+    prepared = prepare_data(runs["prep"], tmp_path / "cache", features=runs["features"])
     ids, _, _, covariates, skipped = labelled_cases(prepared, outcomes, ())
     assert len(ids) == 32 and not skipped and covariates.shape == (32, 0)
 
@@ -591,7 +591,7 @@ def test_fixed_head_penalty_is_the_penalizer(small_run) -> None:
     from lgerisk.training.finetune import FinetuneConfig
 
     assert FinetuneConfig().head_penalty == "cv"
-    with pytest.raises(Exception, match="head-penalty"):
+    with pytest.raises(Exception, match="head_penalty="):
         FinetuneConfig(head_penalty="aic")
 
 

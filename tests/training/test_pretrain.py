@@ -37,8 +37,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             "mask": [str(SAMPLE_DATA / "masks" / f"{c}.nii.gz") for c in rows["case_id"]],
         }
     ).to_csv(manifest, index=False)
-    preprocess_cohort(manifest, root / "prep", PreprocessConfig(), jobs=2, quiet=True)
-    extract_cohort(root / "prep", root / "radiomics.csv", jobs=2, quiet=True)
+    preprocess_cohort(manifest, root / "prep", PreprocessConfig(), jobs=2)
+    extract_cohort(root / "prep", root / "radiomics.csv", jobs=2)
     return root / "prep", root / "radiomics.csv"
 
 
@@ -54,7 +54,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 def test_pretrain_writes_a_documented_run(prepared, tmp_path: Path) -> None:
     prep, features = prepared
     summary = run_pretrain(
-        prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features), device="cpu", quiet=True
+        prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features), device="cpu"
     )
     run = tmp_path / "run"
     assert summary["train_cases"] + summary["val_cases"] == 12
@@ -75,11 +75,9 @@ def test_pretrain_writes_a_documented_run(prepared, tmp_path: Path) -> None:
 def test_same_seed_same_weights(prepared, tmp_path: Path) -> None:
     prep, features = prepared
     for name in ("a", "b"):
-        run_pretrain(
-            prep, tmp_path / name, PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu", quiet=True
-        )
+        run_pretrain(prep, tmp_path / name, PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu")
     other = PretrainConfig(epochs=1, **{**TINY, "seed": 1})
-    run_pretrain(prep, tmp_path / "c", other, features=str(features), device="cpu", quiet=True)
+    run_pretrain(prep, tmp_path / "c", other, features=str(features), device="cpu")
     a, b, c = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -89,7 +87,7 @@ def test_objective_presets_run(prepared, tmp_path: Path) -> None:
     prep, features = prepared
     for preset in ("radiomics", "simclr"):
         config = PretrainConfig(epochs=1, **{**TINY, "objective": {"preset": preset}})
-        run_pretrain(prep, tmp_path / preset, config, features=str(features), device="cpu", quiet=True)
+        run_pretrain(prep, tmp_path / preset, config, features=str(features), device="cpu")
         metrics = pd.read_csv(tmp_path / preset / "metrics.csv")
         assert ("val_top1" in metrics.columns) == (preset == "radiomics")
 
@@ -311,9 +309,9 @@ def test_other_ranks_take_rank0s_usable_cases(prepared, tmp_path: Path) -> None:
     table = pd.read_csv(features)
     table.head(10).to_csv(partial, index=False)
     with pytest.raises(InputError, match="lacks 2 of the 12 cases"):
-        prepare_data(prep, tmp_path / "cache", features=partial, quiet=True)
+        prepare_data(prep, tmp_path / "cache", features=partial)
     kept = list(table["case_id"].head(10))
-    other_rank = prepare_data(prep, tmp_path / "cache", features=partial, quiet=True, only=kept)
+    other_rank = prepare_data(prep, tmp_path / "cache", features=partial, only=kept)
     assert other_rank.case_ids == sorted(kept)
 
 
@@ -322,7 +320,7 @@ def test_levers_that_teach_what_scar_misses(prepared, tmp_path: Path) -> None:
     augmentation: they run, are recorded, and the head and its targets reach the run folder."""
     prep, features = prepared
     plain_config = PretrainConfig(epochs=1, **TINY, aux_weight=0.0, radiomics_view="all")  # no levers
-    plain = run_pretrain(prep, tmp_path / "plain", plain_config, features=str(features), device="cpu", quiet=True)
+    plain = run_pretrain(prep, tmp_path / "plain", plain_config, features=str(features), device="cpu")
     assert plain["epochs"] == 1
     config = PretrainConfig(
         epochs=2,
@@ -332,7 +330,7 @@ def test_levers_that_teach_what_scar_misses(prepared, tmp_path: Path) -> None:
         radiomics_view="decorrelated",
         augment={"scale": False, "elastic": False, "gamma": False, "bias_field": False},
     )
-    run_pretrain(prep, tmp_path / "levers", config, features=str(features), device="cpu", quiet=True)
+    run_pretrain(prep, tmp_path / "levers", config, features=str(features), device="cpu")
     metrics = pd.read_csv(tmp_path / "levers" / "metrics.csv")
     assert metrics["train_aux"].gt(0).all() and metrics["val_aux"].gt(0).all()
     assert metrics["val_aux_r2"].notna().all() and "val_aux" not in pd.read_csv(tmp_path / "plain" / "metrics.csv")
@@ -355,11 +353,11 @@ def test_levers_that_teach_what_scar_misses(prepared, tmp_path: Path) -> None:
     model, _ = load_encoder(tmp_path / "levers")
     state = torch.load(tmp_path / "levers" / "model.pt", weights_only=True)
     assert torch.equal(model.aux_head.weight, state["aux_head"]["weight"])
-    with pytest.raises(InputError, match="--aux-targets"):
+    with pytest.raises(InputError, match="aux_targets="):
         PretrainConfig(aux_targets="texture")
-    with pytest.raises(InputError, match="--radiomics-view"):
+    with pytest.raises(InputError, match="radiomics_view="):
         PretrainConfig(radiomics_view="stable")
-    with pytest.raises(InputError, match="--aux-weight"):
+    with pytest.raises(InputError, match="aux_weight="):
         PretrainConfig(aux_weight=-1.0)
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import lgerisk.progress
-import lgerisk.training.pretrain as pretrain
+import lgerisk.reporting
+from lgerisk.reporting import Reporter
 from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 from tests.helpers import PRETRAIN_TINY, ROOT
 
@@ -56,9 +57,14 @@ def test_the_progress_bar_shows_no_loss_before_the_first_batch(prepared, tmp_pat
     monkeypatch.delenv("LGERISK_NO_PROGRESS", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.setenv("COLUMNS", "160")
-    monkeypatch.setattr(pretrain, "progress", _EagerProgress)
+    monkeypatch.setattr(lgerisk.reporting, "progress_bar", _EagerProgress)
     run_pretrain(
-        prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features), device="cpu", quiet=False
+        prep,
+        tmp_path / "run",
+        PretrainConfig(epochs=2, **TINY),
+        features=str(features),
+        device="cpu",
+        reporter=Reporter(progress=True),
     )
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())  # the text, without terminal codes
     assert "nan" not in drawn.lower()
@@ -77,9 +83,7 @@ def _documented_columns() -> list[str]:
 
 def test_metrics_csv_columns_are_in_the_documented_order(prepared, tmp_path: Path) -> None:
     prep, features = prepared
-    run_pretrain(
-        prep, tmp_path / "run", PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu", quiet=True
-    )
+    run_pretrain(prep, tmp_path / "run", PretrainConfig(epochs=1, **TINY), features=str(features), device="cpu")
     written = list(pd.read_csv(tmp_path / "run" / "metrics.csv").columns)
     documented = _documented_columns()
     assert written == [c for c in documented if c in written]  # the documented order
@@ -89,6 +93,6 @@ def test_metrics_csv_columns_are_in_the_documented_order(prepared, tmp_path: Pat
 def test_metrics_csv_of_another_objective_keeps_the_order(prepared, tmp_path: Path) -> None:
     prep, features = prepared
     config = PretrainConfig(epochs=1, **TINY, objective={"preset": "simclr"})  # no radiomics columns
-    run_pretrain(prep, tmp_path / "run", config, features=str(features), device="cpu", quiet=True)
+    run_pretrain(prep, tmp_path / "run", config, features=str(features), device="cpu")
     written = list(pd.read_csv(tmp_path / "run" / "metrics.csv").columns)
     assert written == [c for c in _documented_columns() if c in written]
