@@ -27,29 +27,40 @@ def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
     return dict(data)
 
 
-def require_int(value: Any, name: str, low: int, high: int | None = None) -> None:
-    """``InputError`` unless ``value`` is an int (not a bool) in ``[low, high]``.
+def _named(name: str, value: Any, setting: str | None) -> str:
+    """How a message names a value: by the setting's keyword (``width=2000``) or by a description."""
+    return f"{setting}={value!r}" if setting is not None else f"{name} {value!r}"
+
+
+def require_int(value: Any, name: str, low: int, high: int | None = None, setting: str | None = None) -> None:
+    """``InputError`` unless ``value`` is an int (not a bool) in ``[low, high]``; ``setting``: the keyword
+    that sets it, which the message names (and the error carries).
 
     Example:
         >>> require_int(16, "width", 1)
+        >>> require_int(0, "encoder width", 1, setting="width")
+        Traceback (most recent call last):
+        lgerisk.errors.InputError: width=0: must be >= 1.
     """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} {value!r}: must be an integer.")
+        raise InputError(f"{_named(name, value, setting)}: must be an integer.", setting=setting)
     if value < low or (high is not None and value > high):
         bound = f"{low}-{high}" if high is not None else f">= {low}"
-        raise InputError(f"{name} {value}: must be {bound}.")
+        raise InputError(f"{_named(name, value, setting)}: must be {bound}.", setting=setting)
 
 
-def require_fraction(value: Any, name: str, *, allow_one: bool) -> None:
+def require_fraction(value: Any, name: str, *, allow_one: bool, setting: str | None = None) -> None:
     """``InputError`` unless ``value`` is a number in ``[0, 1)`` (``[0, 1]`` with ``allow_one``).
 
     Example:
         >>> require_fraction(0.1, "dropout", allow_one=False)
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} {value!r}: must be a number.")
+        raise InputError(f"{_named(name, value, setting)}: must be a number.", setting=setting)
     if not (0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0):
-        raise InputError(f"{name} {value}: must be in [0, {'1]' if allow_one else '1)'}.")
+        raise InputError(
+            f"{_named(name, value, setting)}: must be in [0, {'1]' if allow_one else '1)'}.", setting=setting
+        )
 
 
 class JsonConfig:

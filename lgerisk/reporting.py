@@ -32,16 +32,18 @@ class Reporter:
         progress: draw progress bars (on a terminal only, and never under ``LGERISK_NO_PROGRESS=1``).
         say: called with each one-line note of a run (an epoch's losses, a method's C-index); ``None``
             for none.
-        debug: an unexpected exception in one case of a batch stops the run with its traceback,
-            instead of being recorded as that case's error while the others go on.
-        wording: rewrites each error message before it is recorded (a batch's errors table) or shown;
-            the command line's names settings by its options (``labels=`` -> ``--labels``).
+        debug: an unexpected exception (a bug, not bad data) in one case of a batch is recorded as
+            that case's error with its whole traceback, instead of one line and ``debug_hint``.
+        wording: rewrites the message of each ``LgeriskError`` before it is recorded (a batch's errors
+            table) or shown; the command line's names settings by its options (``labels=`` -> ``--labels``).
+        debug_hint: what the one line of an unexpected error adds (how to get its traceback).
     """
 
     progress: bool = False
     say: Callable[[str], None] | None = None
     debug: bool = False
     wording: Callable[[str], str] | None = None
+    debug_hint: str = "a Reporter with debug=True records the traceback"
 
     def bar(self, description: str, total: int, show: tuple[str, ...] = (), transient: bool = False) -> progress_bar:
         """A progress bar of ``total`` steps (drawn only when ``progress`` is on)."""
@@ -60,25 +62,34 @@ class Reporter:
 SILENT = Reporter()
 """No bars, no notes, errors recorded per case: the library's default."""
 
-_KEYWORD = re.compile(r"('[^']*'|\"[^\"]*\")|\b([a-z][a-z0-9_]*)=(True\b|(?=[\s.,;:)]|$))?")
+_KEYWORD = re.compile(
+    r"(?<![^\s(])([a-z][a-z0-9_]*)="  # a keyword at the start, or after a space or "("
+    r"(?:(True)|('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?(?:e-?\d+)?|[A-Z][A-Z0-9_]*)|)"  # True, a value, or none
+    r"(?=[\s.,;:)]|$)"  # then the end of a word
+)
 
 
 def reword_settings(text: str, options: Mapping[str, str]) -> str:
-    """``text`` with each setting keyword ``name=`` that ``options`` maps rewritten as its option
-    (``"--name "``; ``name=True``, and a bare ``name=`` that names the setting without a value, as
-    the option alone). Quoted text (label maps such as ``'myocardium=2'``) is left alone.
+    """``text`` with each setting keyword that ``options`` maps rewritten as its option.
+
+    A keyword is ``name=`` at the start of the text or after a space or ``(``, followed by a value (a
+    quoted string, a number, ``True`` or an upper-case placeholder such as ``FILE``) or by nothing, and
+    then by the end of a word: ``name=VALUE`` becomes ``--name VALUE``, ``name=True`` and a bare
+    ``name=`` the option alone. Paths (``/data/seed=0/``), label maps (``'blood=1,myocardium=2'``) and
+    code (``f(x=y)``) are left alone.
 
     Example:
-        >>> reword_settings("folds=5 needs 5 events; 'scar=3' is fine; mode=x", {"folds": "--folds"})
-        "--folds 5 needs 5 events; 'scar=3' is fine; mode=x"
-        >>> reword_settings("lower folds= or jobs=.", {"folds": "--folds", "jobs": "--jobs"})
-        'lower --folds or --jobs.'
+        >>> options = {"folds": "--folds", "jobs": "--jobs", "seed": "--seed", "out": "--out"}
+        >>> reword_settings("folds=5 needs 5 events; 'seed=3' is quoted; jobs=x is code", options)
+        "--folds 5 needs 5 events; 'seed=3' is quoted; jobs=x is code"
+        >>> reword_settings("/data/seed=0/c: lower folds= or jobs= (out=FILE).", options)
+        '/data/seed=0/c: lower --folds or --jobs (--out FILE).'
     """
 
     def replace(match: re.Match[str]) -> str:
-        quoted, name, bare = match.groups()
-        if quoted is not None or name not in options:
+        name, true, value = match.groups()
+        if name not in options:
             return match.group(0)
-        return options[name] if bare is not None else f"{options[name]} "
+        return f"{options[name]} {value}" if value is not None else options[name]
 
     return _KEYWORD.sub(replace, text)

@@ -73,7 +73,9 @@ class PretrainDataset:
         }
         known = {k: v for k, v in sizes.items() if v is not None}
         if not known:
-            raise InputError("PretrainDataset: with a tensor callable, give length= or features= to fix the size.")
+            raise InputError(
+                "PretrainDataset: with a tensor callable, give its length or its features to fix the size."
+            )
         if len(set(known.values())) > 1:
             raise InputError(
                 "PretrainDataset: "

@@ -80,7 +80,8 @@ def dicom_seg_wanted(dicom_seg: bool, anonymise: bool) -> bool:
     """
     if dicom_seg and anonymise:
         raise InputError(
-            "anonymise=True writes no DICOM at all, so it cannot go with dicom_seg=True; drop one of them."
+            "anonymise=True writes no DICOM at all, so it cannot go with dicom_seg=True; drop one of them.",
+            setting="dicom_seg",
         )
     return dicom_seg
 
@@ -191,7 +192,8 @@ def scar_seg(image: str | os.PathLike[str], labels: np.ndarray, scar_method: str
     if not series.frame_of_reference_uid:
         raise CaseError(
             f"{image}: the DICOM series has no Frame of Reference UID, which a DICOM SEG must reference; "
-            "no SEG can be written for it (rerun without dicom_seg=True)."
+            "no SEG can be written for it (rerun without dicom_seg=True).",
+            setting="dicom_seg",
         )
     pixels = np.stack([np.isin(labels, values) for _, values in SEGMENTS], axis=-1).astype(np.uint8)
     digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()

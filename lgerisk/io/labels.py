@@ -316,7 +316,7 @@ def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.n
     if unknown:
         raise LabelMapMismatch(
             f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
-            f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass a map that names them (labels=...).",
+            f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass a map that names them (labels=MAP).",
             mask_path,
             present,
             label_map,
@@ -406,7 +406,7 @@ def _advice(label_sets: Iterable[set[int]]) -> str:
     if presets:
         return f"pass labels={presets[0]!r}"
     return (
-        "pass the map the masks use as labels=... "
+        "pass the map the masks use as labels=MAP "
         "(presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
     )
 

@@ -57,7 +57,7 @@ class EncoderConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         require_int(self.in_channels, "encoder in_channels", 1)
-        require_int(self.width, "encoder width", 1, 1024)
+        require_int(self.width, "encoder width", 1, 1024, setting="width")
         require_int(self.depth, "encoder depth", 1, 6)
         require_int(self.embedding_dim, "encoder embedding_dim", 1)
         require_fraction(self.dropout, "encoder dropout", allow_one=False)

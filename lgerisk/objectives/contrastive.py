@@ -362,31 +362,37 @@ class ObjectiveConfig:
 
     def __post_init__(self) -> None:
         if self.negatives not in NEGATIVES:
-            raise InputError(f"objective negatives {self.negatives!r}: choose one of {', '.join(NEGATIVES)}.")
+            raise InputError(
+                f"negatives={self.negatives!r}: choose one of {', '.join(NEGATIVES)}.", setting="negatives"
+            )
         similarity = self.false_negative_similarity
         if similarity is not None and (
             isinstance(similarity, bool) or not isinstance(similarity, (int, float)) or not -1 < similarity <= 1
         ):
             raise InputError(
-                f"objective false_negative_similarity {similarity!r}: a cosine similarity in (-1, 1], or null for off."
+                f"false_negative_similarity={similarity!r}: a cosine similarity in (-1, 1], or None for off.",
+                setting="false_negative_similarity",
             )
         if self.preset not in PRESETS:
-            raise InputError(f"objective preset {self.preset!r}: choose one of {', '.join(PRESETS)}.")
+            raise InputError(f"objective={self.preset!r}: choose one of {', '.join(PRESETS)}.", setting="objective")
         for name in ("clip_weight", "simclr_weight", "temperature"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise InputError(f"objective {name} {value!r}: must be a finite number >= 0.")
+                raise InputError(f"{name}={value!r}: must be a finite number >= 0.", setting=name)
         if not self.temperature > 0:
-            raise InputError(f"objective temperature {self.temperature}: must be > 0.")
+            raise InputError(f"temperature={self.temperature!r}: must be > 0.", setting="temperature")
         if not isinstance(self.learn_temperature, bool):
-            raise InputError(f"objective learn_temperature {self.learn_temperature!r}: must be true or false.")
+            raise InputError(
+                f"learn_temperature={self.learn_temperature!r}: must be True or False.", setting="learn_temperature"
+            )
         if self.learn_temperature and 1.0 / self.temperature > MAX_LOGIT_SCALE:
             raise InputError(
-                f"objective temperature {self.temperature}: a learned temperature must start at "
-                f">= {1 / MAX_LOGIT_SCALE} (1/temperature <= {MAX_LOGIT_SCALE:g})."
+                f"temperature={self.temperature!r}: a learned temperature must start at "
+                f">= {1 / MAX_LOGIT_SCALE} (1/temperature <= {MAX_LOGIT_SCALE:g}).",
+                setting="temperature",
             )
-        require_int(self.queue_size, "objective queue_size", 0)
-        require_fraction(self.scarf_rate, "objective scarf_rate", allow_one=True)
+        require_int(self.queue_size, "objective queue_size", 0, setting="queue_size")
+        require_fraction(self.scarf_rate, "objective scarf_rate", allow_one=True, setting="scarf_rate")
         uses_clip, uses_simclr = self.clip_weight > 0, self.simclr_weight > 0
         expected = {"radiomics": (True, False), "simclr": (False, True), "hybrid": (True, True)}[self.preset]
         if (uses_clip, uses_simclr) != expected:

@@ -69,7 +69,7 @@ def scan_case(scan: str | os.PathLike[str], mask: str | os.PathLike[str] | None 
     found = Path(mask) if mask is not None else find_mask(scan)
     if found is None:
         raise InputError(
-            f"{scan}: no segmentation found; give it as mask=..., or put it beside the scan as "
+            f"{scan}: no segmentation found; give it as mask=FILE, or put it beside the scan as "
             f"{scan_stem(scan)}_seg.nii.gz (see docs/commands.md, 'Masks').",
             setting="mask",
         )

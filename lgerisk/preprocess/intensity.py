@@ -40,7 +40,8 @@ def fit_normalisation(
         if not contrast > 0:
             raise CaseError(
                 f"{source}: blood pool (mean {blood_mean:.4g}) is not brighter than remote myocardium "
-                f"(median {remote_mean:.4g}); not an LGE contrast — try normalisation='zscore'."
+                f"(median {remote_mean:.4g}); not an LGE contrast — try normalisation='zscore'.",
+                setting="normalisation",
             )
         return Normalisation(method, remote_mean, contrast)
     if method == "zscore":

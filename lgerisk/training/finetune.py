@@ -112,8 +112,8 @@ class FinetuneConfig(JsonConfig):
     n_boot: int = 200
     seed: int = 0
     labels: str | None = None
-    """Label preset or map of a raw cohort's masks; ``None``: the encoder's, else the preprocessed
-    data's, else ``DEFAULT_LABELS``."""
+    """Label preset or map of the masks; ``None``: a preprocessed folder's own map, else (a raw cohort)
+    the encoder's, else ``DEFAULT_LABELS``. A map given here must agree with a preprocessed folder's."""
     amp: bool = True
     tensor: dict[str, Any] = field(default_factory=dict)
 
@@ -150,7 +150,8 @@ class FinetuneConfig(JsonConfig):
             raise InputError(f"horizons={shown!r}: need positive times.", setting="horizons")
         if self.epochs < 1 or self.batch_size < 2:
             raise InputError(
-                f"epochs={self.epochs!r}, batch_size={self.batch_size!r}: need epochs >= 1 and batch_size >= 2.",
+                f"epochs={self.epochs!r}, batch_size={self.batch_size!r}: need at least 1 epoch and batches "
+                "of at least 2.",
                 setting="epochs" if self.epochs < 1 else "batch_size",
             )
         if self.penalizer < 0:
@@ -284,8 +285,8 @@ def run_finetune(
     if data_labels is not None and data_labels != labels:
         if config.labels is not None:
             raise InputError(
-                f"labels={labels!r}: {data} was preprocessed with labels={data_labels!r}; leave labels "
-                "unset or preprocess again.",
+                f"labels={labels!r}: {data} was preprocessed with labels={data_labels!r}; omit labels= "
+                "or preprocess again.",
                 setting="labels",
             )
         labels = data_labels  # a preprocessed folder's masks were read with its own map

@@ -222,11 +222,12 @@ def run_pretrain(
                 shared = (str(prepared.source), str(prepared.features_path), prepared.case_ids)
             except Exception as exc:  # noqa: BLE001 - every rank must learn of it; re-raised below
                 failure = exc
-        message, shared = distributed.broadcast_object((None if failure is None else str(failure), shared), context)
+        verdict = None if failure is None else (str(failure), getattr(failure, "setting", None))
+        verdict, shared = distributed.broadcast_object((verdict, shared), context)
         if failure is not None:
             raise failure
-        if message is not None:
-            raise InputError(message)
+        if verdict is not None:
+            raise InputError(verdict[0], setting=verdict[1])
         if not context.is_main:
             prepared = prepare_data(
                 shared[0], cache, config.labels, shared[1], 1, replace(reporter, progress=False), only=shared[2]

@@ -358,7 +358,7 @@ def test_items_depend_on_seed_epoch_index_only(tensors: list[np.ndarray]) -> Non
     assert item_seed(0, 1, 2, 1) != item_seed(0, 2, 1, 1)
     with pytest.raises(InputError, match="do not match"):
         PretrainDataset(tensors, features[:3])
-    with pytest.raises(InputError, match="length="):
+    with pytest.raises(InputError, match="give its length"):
         PretrainDataset(lambda i: tensors[i])
 
 

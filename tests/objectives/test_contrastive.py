@@ -422,7 +422,7 @@ def test_false_negatives_leave_the_softmax_and_the_positive_never_does() -> None
 
 
 def test_negative_settings_are_checked() -> None:
-    with pytest.raises(InputError, match="negatives 'few'"):
+    with pytest.raises(InputError, match="negatives='few'"):
         ObjectiveConfig(negatives="few")
     with pytest.raises(InputError, match="false_negative_similarity"):
         ObjectiveConfig(false_negative_similarity=1.5)
