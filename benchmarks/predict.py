@@ -8,7 +8,8 @@
    fresh process, against the floor ``python -c "import torch; import SimpleITK; read the scan"``
    (the best any Python tool loading torch could do), median of --repeats runs each.
 3. Batch: ``lgerisk predict --data COHORT --model RUN --out preds.csv`` over the 100 scans, scans/s
-   (the model is loaded once), at --jobs 1 and --jobs 2.
+   (the model is loaded once), at --jobs 1 and --jobs 2, median of --batch-repeats runs; and whether the
+   two tables are byte for byte the same.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("bench-out/predict"))
     parser.add_argument("--cases", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="runs of the single-scan measures (median)")
+    parser.add_argument("--batch-repeats", type=int, default=3, help="runs of each batch measure (median)")
     args = parser.parse_args()
     env = {**os.environ, "LGERISK_NO_PROGRESS": "1"}
     os.environ.update(env)
@@ -81,30 +83,23 @@ def main() -> None:
         f"floor (import torch + read scan and mask) {statistics.median(floor):.2f} s, "
         f"ratio {statistics.median(single) / statistics.median(floor):.2f}"
     )
+    rates = {}
     for jobs in (1, 2):
         out = work / f"batch-j{jobs}.csv"
-        for stale in (out, Path(f"{out}.parts")):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-        seconds = timed(
-            [
-                str(BIN / "lgerisk"),
-                "predict",
-                "--data",
-                str(cohort),
-                "--model",
-                str(risk),
-                "--out",
-                str(out),
-                "--jobs",
-                str(jobs),
-                "--quiet",
-            ],
-            env,
-        )
+        runs = []
+        for _ in range(args.batch_repeats):
+            for stale in (out, Path(f"{out}.parts")):
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+            command = ["predict", "--data", str(cohort), "--model", str(risk), "--out", str(out), "--jobs", str(jobs)]
+            runs.append(timed([str(BIN / "lgerisk"), *command, "--quiet"], env))
+        seconds = statistics.median(runs)
+        rates[jobs] = args.cases / seconds
         print(
-            f"batch of {args.cases} scans, --jobs {jobs}: {seconds:.1f} s, {args.cases / seconds:.1f} scans/s "
-            "(one process start and one model load included)"
+            f"batch of {args.cases} scans, --jobs {jobs}: {seconds:.1f} s, {rates[jobs]:.1f} scans/s "
+            f"(median of {len(runs)}; one process start and one model load included)"
         )
+    same = (work / "batch-j1.csv").read_bytes() == (work / "batch-j2.csv").read_bytes()
+    print(f"--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x; the two tables are {'identical' if same else 'DIFFERENT'}")
 
 
 if __name__ == "__main__":

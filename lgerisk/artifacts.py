@@ -235,6 +235,36 @@ def load_risk_model(
     from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
     from lgerisk.models.tabular import TabularScaling
 
+    run = _risk_model_folder(run)
+    hint = {ENCODER_FORMAT: " (a pretraining run: fine-tune it first with lgerisk finetune)"}
+    state = _load_weights(run, RISK_MODEL_FORMAT, device, "an lgerisk risk model", hint)
+    card = read_card(run)
+    try:
+        model = SurvivalModel(SurvivalModelConfig.from_dict(json.loads(state["config"])))
+        model.load_state_dict(state["model"])
+        scaling = TabularScaling.from_dict(json.loads(state["tabular"]))
+    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") from exc
+    _check_card(run, card, RISK_MODEL_FORMAT, required=True)
+    return model.to(device).eval(), scaling, _typed(run, RiskModelCard, card)
+
+
+def read_risk_model_card(run: str | os.PathLike[str]) -> RiskModelCard:
+    """The card of a finetune run folder, checked against its model file (by SHA-256) without loading
+    the weights (no torch): everything but the network, e.g. for prediction workers."""
+    run = _risk_model_folder(run)
+    card = read_card(run)
+    if card.get("format") == ENCODER_FORMAT:
+        raise InputError(
+            f"{run / MODEL_FILE}: not an lgerisk risk model (a pretraining run: fine-tune it first with lgerisk "
+            "finetune)."
+        )
+    _check_card(run, card, RISK_MODEL_FORMAT, required=True)
+    return _typed(run, RiskModelCard, card)  # type: ignore[no-any-return]
+
+
+def _risk_model_folder(run: str | os.PathLike[str]) -> Path:
+    """``run`` as a path, when it is a whole risk model folder (``InputError`` naming what is wrong otherwise)."""
     run = Path(run)
     if run.is_file():
         where = f" (pass its folder, {run.parent})" if run.name in (MODEL_FILE, CARD_FILE) else ""
@@ -248,17 +278,7 @@ def load_risk_model(
         raise InputError(
             f"{run}: not a risk model folder (needs {MODEL_FILE} and {CARD_FILE}; train one with lgerisk finetune)."
         )
-    hint = {ENCODER_FORMAT: " (a pretraining run: fine-tune it first with lgerisk finetune)"}
-    state = _load_weights(run, RISK_MODEL_FORMAT, device, "an lgerisk risk model", hint)
-    card = read_card(run)
-    try:
-        model = SurvivalModel(SurvivalModelConfig.from_dict(json.loads(state["config"])))
-        model.load_state_dict(state["model"])
-        scaling = TabularScaling.from_dict(json.loads(state["tabular"]))
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") from exc
-    _check_card(run, card, RISK_MODEL_FORMAT, required=True)
-    return model.to(device).eval(), scaling, _typed(run, RiskModelCard, card)
+    return run
 
 
 def _typed(run: Path, kind: Any, card: dict[str, Any]) -> Any:

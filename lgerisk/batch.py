@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from lgerisk.errors import InputError, Interrupted, LgeriskError, WorkerDied
 from lgerisk.io.atomic import IN_FLIGHT, remove_in_flight, write_csv, write_json
@@ -165,16 +165,21 @@ def init_worker(parent_pid: int, death_signal: bool = True) -> None:
         pass
 
 
+UNEXPECTED = "unexpected"
+"""The ``details`` key that marks a failure as an unexpected exception (a bug), not an ``LgeriskError``."""
+
+
 def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any, dict[str, Any] | None]:
-    """``(True, result, None)``, or ``(False, message, details)`` when the case failed."""
+    """``(True, result, None)``, or ``(False, message, details)`` when the case failed; an unexpected
+    exception's details are ``{UNEXPECTED: True}`` and its message one line (its traceback with ``debug``)."""
     try:
         return True, work(case), None
     except LgeriskError as exc:
         return False, str(exc), exc.details
     except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
         if debug:
-            return False, "".join(traceback.format_exception(exc)), None
-        return False, f"unexpected {type(exc).__name__}: {exc} (rerun with debug=True for the traceback)", None
+            return False, "".join(traceback.format_exception(exc)), {UNEXPECTED: True}
+        return False, f"unexpected {type(exc).__name__}: {exc}", {UNEXPECTED: True}
 
 
 # --- the parent: signals and the pool ------------------------------------------------------------------
@@ -324,6 +329,27 @@ def _run_pool(
     pool.shutdown(wait=True)
 
 
+Outcome = tuple[Any, bool, Any, "dict[str, Any] | None"]
+"""``(case, ok, value or message, details)``: how a case ended."""
+
+
+class Stage(Protocol):
+    """A step the parent runs on the workers' results, a few cases at a time (e.g. a network that
+    holds the model once, for the whole batch, while the workers prepare the next cases).
+
+    ``push`` takes one case's result and returns the cases it finished (none while it gathers a batch);
+    ``flush`` finishes the cases it still holds. Each returns ``Outcome``s.
+    """
+
+    def push(self, case: Any, value: Any) -> list[Outcome]:
+        """Take one result; return the outcomes of the cases finished by it."""
+        ...
+
+    def flush(self) -> list[Outcome]:
+        """Finish every case still held."""
+        ...
+
+
 def run_batch(
     cases: Sequence[Any],
     work: Callable[[Any], Any],
@@ -335,6 +361,7 @@ def run_batch(
     case_id: Callable[[Any], str] = lambda case: case.case_id,
     start_method: str | None = None,
     stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None,
+    stage: Stage | None = None,
 ) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with the ``reporter``'s progress
     bar. Unexpected exceptions in a case are recorded as its error (their traceback with
@@ -345,6 +372,8 @@ def run_batch(
     the parent holds torch (its OpenMP thread pool does not survive a fork: forked workers hang).
     Failures are recorded under ``out/.errors``; a success clears its old error. ``stop_if(case_id,
     message, details)`` sees each failure and may raise (e.g. ``InputError``) to stop the whole batch.
+    ``stage``: what the parent does with each successful result (see ``Stage``); a case is done when
+    the stage finishes it, and a case it still holds at an interrupt is redone by the next run.
 
     Raises ``Interrupted`` on SIGINT or SIGTERM and ``WorkerDied`` when a worker process dies, after
     stopping every worker; the cases finished by then stay done (a rerun resumes).
@@ -358,7 +387,10 @@ def run_batch(
             report.results[name] = value
             _clear_error(out, name)
         else:
-            value = reporter.word(value)
+            if not (details or {}).get(UNEXPECTED):
+                value = reporter.word(value)  # the library's sentence, in the caller's words
+            elif not reporter.debug:
+                value = f"{value} ({reporter.debug_hint})"
             report.failed[name] = value
             write_json(
                 out / ERRORS_DIR / f"{name}.json",
@@ -378,9 +410,13 @@ def run_batch(
                     todo.append(case)
             with reporter.bar(description, len(todo)) as advance:
 
+                def finish(outcomes: list[Outcome]) -> None:
+                    for outcome in outcomes:
+                        record(*outcome)
+                        advance()
+
                 def on_result(case: Any, ok: bool, value: Any, details: dict[str, Any] | None) -> None:
-                    record(case, ok, value, details)
-                    advance()
+                    finish(stage.push(case, value) if ok and stage is not None else [(case, ok, value, details)])
 
                 if jobs <= 1 or len(todo) <= 1:
                     for case in todo:
@@ -396,6 +432,8 @@ def run_batch(
                         stops,
                         lambda: (report.finished, len(cases)),
                     )
+                if stage is not None:
+                    finish(stage.flush())
         except Interrupted as exc:
             raise Interrupted(exc.signum, report.finished, len(cases)) from None
     return report

@@ -79,6 +79,8 @@ SETTING_OPTIONS = {
     "crop_size": "--crop",
     "remote_method": "--remote",
     "scar_smoothing_mm": "--scar-smoothing",
+    "n_boot": "--bootstrap",
+    "n_random": "--random-contours",
 }
 """Library settings whose option is not simply ``--`` + the name with dashes (the others come from the
 commands' own options)."""
@@ -110,7 +112,13 @@ def _reporter(quiet: bool, debug: bool, say: Callable[[str], None] | None = None
     """The ``Reporter`` of a command: bars unless ``--quiet``, tracebacks with ``--debug``, options in errors."""
     from lgerisk.reporting import Reporter
 
-    return Reporter(progress=not quiet, say=None if quiet else say, debug=debug, wording=word)
+    return Reporter(
+        progress=not quiet,
+        say=None if quiet else say,
+        debug=debug,
+        wording=word,
+        debug_hint="rerun with --debug for the traceback",
+    )
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -931,8 +939,35 @@ def _summary(report: Any, out: Path | None, quiet: bool) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="lgerisk")
+    """Console-script entry point: run the command, then end the process quickly (``exit_quickly``)."""
+    try:
+        app(prog_name="lgerisk")
+    except SystemExit as exc:
+        exit_quickly(exc.code)
+    exit_quickly(0)
+
+
+def exit_quickly(code: int | str | None) -> None:
+    """End the process with ``code`` once a command is over: streams flushed and ``atexit`` handlers run
+    (temporary files, multiprocessing), but without tearing down every imported module, which for torch
+    alone costs about 0.3 s, a fifth of a one-scan prediction. Falls back to a normal exit while any
+    non-daemon thread is still running."""
+    import atexit
+    import threading
+
+    if isinstance(code, str):  # SystemExit("message"): printed, status 1, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else int(code)
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        sys.exit(status)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    atexit._run_exitfuncs()
+    os._exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

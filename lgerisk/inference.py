@@ -37,11 +37,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIST_FIELDS",
+    "MODEL_BATCH",
     "OUT_OF_RANGE",
     "RECORD_FIELDS",
+    "PreparedScan",
     "RiskPredictor",
+    "ScanPreparer",
     "as_number",
+    "check_device",
+    "image_p99",
     "load_predictor",
+    "model_hash",
     "out_of_range_warnings",
 ]
 
@@ -67,6 +73,208 @@ RANGE_LABELS = {
 }
 
 
+MODEL_BATCH = 4
+"""Scans in one forward pass of the network; fewer are padded with zeros to this many. A convolution's CPU
+kernels differ with the batch size in the last bits of a float, and at 2 or 3 scans a pass even depends on
+a scan's place in the batch; at 4, a scan's risk is the same number wherever it sits and whatever shares
+its pass, so it is predicted alone exactly as in a batch (tests/predict checks it). On CPU a pass of 4
+costs about as much as one scan alone at a batch of 1, whose kernels are slow."""
+
+
+def image_p99(tensor: Any) -> float:
+    """The 99th percentile of a network input's image channel (``(C, D, H, W)`` array), checked
+    against the training range."""
+    import numpy as np
+
+    return float(np.percentile(np.asarray(tensor)[0], 99))
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """One scan made ready for the network, without torch (prediction workers make these): the input
+    tensor ``(C, D, H, W)``, the head's scaled tabular inputs (``None`` when it takes none), the
+    preprocessing QC (its ``synthetic`` set) and warnings from making the inputs."""
+
+    case_id: str
+    tensor: Any  # numpy float32 (C, D, H, W)
+    tabular: Any  # numpy float (n,) or None
+    qc: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScanPreparer:
+    """Everything but the network: a risk model's preprocessing, input tensor, radiomics and tabular
+    scaling. Picklable and free of torch, so prediction workers make the inputs while the parent runs
+    the network."""
+
+    preprocess: Any  # PreprocessConfig
+    spec: Any  # TensorSpec
+    tabular: TabularScaling
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], labels: str | None = None) -> ScanPreparer:
+        """The preparer of a finetune run folder, from its card alone (checked against the model file by
+        its SHA-256; no torch, no weights loaded)."""
+        from lgerisk.artifacts import read_risk_model_card
+        from lgerisk.models.tabular import TabularScaling
+
+        card = read_risk_model_card(model_dir)
+        return cls.from_card(model_dir, card, TabularScaling.from_dict(card.tabular), labels)
+
+    @classmethod
+    def from_card(
+        cls, model_dir: str | os.PathLike[str], card: RiskModelCard, tabular: TabularScaling, labels: str | None
+    ) -> ScanPreparer:
+        """The preparer of a model with this card and tabular scaling (``labels``: the masks' label map,
+        default the model's)."""
+        from lgerisk.data.tensors import TensorSpec
+        from lgerisk.preprocess.config import PreprocessConfig
+
+        settings = dict((card.preprocessing or {}).get("settings") or {})
+        if labels is not None:
+            settings["labels"] = labels
+        elif not settings.get("labels") and card.labels:
+            settings["labels"] = card.labels
+        preprocess = PreprocessConfig.from_dict(settings) if settings else PreprocessConfig()
+        params: dict[str, Any] = {}
+        if tabular.radiomics:
+            from lgerisk.radiomics.settings import ROIS, load_params, params_hash
+
+            params = load_params()
+            trained = (card.radiomics or {}).get("settings_hash")
+            if trained is not None and trained != params_hash(params, tuple(ROIS)):
+                raise InputError(
+                    f"{model_dir}: the model's radiomics inputs were extracted with other settings "
+                    f"({trained}) than lgerisk's defaults, which predict uses; retrain it on a feature "
+                    "table from the default extract-radiomics settings."
+                )
+        return cls(preprocess, TensorSpec.from_dict(card.tensor_spec), tabular, params)
+
+    def _preprocessed(self, case: Case, seg_path: Path | None) -> tuple[Any, dict[str, Any]]:
+        """(``PreprocessedCase``, QC) of a raw case, its DICOM SEG written to ``seg_path`` when asked."""
+        from lgerisk.io import dicom_seg
+        from lgerisk.preprocess.pipeline import preprocess_case
+
+        result = preprocess_case(case, self.preprocess)
+        qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
+        if int(qc.get("slices_with_myocardium") or 0) < 2:
+            raise CaseError(
+                f"{case.image}: only {qc.get('slices_with_myocardium')} slice(s) with myocardium; the "
+                "model needs a short-axis stack (2 or more slices)."
+            )
+        if seg_path is not None:
+            if dicom_seg.has_dicom_series(case.image) and result.source_labels is not None:
+                dicom_seg.write_scar_seg(seg_path, case.image, result.source_labels, str(qc.get("scar_method")))
+            else:
+                qc["warnings"] = list(qc.get("warnings") or []) + [dicom_seg.NOT_DICOM_WARNING]
+        return result, qc
+
+    def _already_preprocessed(self, case: Case, seg_path: Path | None) -> dict[str, Any] | None:
+        """The QC of a case of a preprocessed folder made with the model's settings (``None`` for a raw case)."""
+        from lgerisk.io import dicom_seg
+
+        done = _preprocessed_qc(case)
+        if done is None:
+            return None
+        if done.get("settings_hash") != self.preprocess.settings_hash():
+            raise CaseError(
+                f"{case.image}: already preprocessed, but with other settings than the model's; "
+                "give the raw scan and mask instead."
+            )
+        warnings = list(done.get("warnings") or []) + ([dicom_seg.PREPROCESSED_WARNING] if seg_path else [])
+        return {**done, "synthetic": scan_is_synthetic(case.image, done), "warnings": warnings}
+
+    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
+        """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
+        ``synthetic`` says whether the scan comes from the synthetic generator (its own marker).
+
+        A case of a preprocessed folder (``lgerisk preprocess`` output) is used as it is when it was
+        preprocessed with the model's settings (preprocessing it again would misread its labels).
+        ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
+        scan that is no DICOM series gets a warning instead)."""
+        from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, case_dir, write_case
+
+        done = self._already_preprocessed(case, seg_path)
+        if done is not None:
+            return case, done
+        result, qc = self._preprocessed(case, seg_path)
+        write_case(result, work)
+        folder = case_dir(work, case.case_id)
+        return Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event, case.covariates), qc
+
+    def scan(
+        self, case: Case, work: Path, covariates: dict[str, Any] | None = None, seg_path: Path | None = None
+    ) -> PreparedScan:
+        """``case`` made ready for the network. A raw scan is preprocessed in memory (written to ``work``
+        only when the head needs its radiomics, which pyradiomics reads from files); the tensor is the
+        one :func:`~lgerisk.data.tensors.case_tensor` makes of the written files, value for value."""
+        from lgerisk.data.tensors import case_tensor, tensor_from_arrays
+        from lgerisk.io.scans import image_array, label_array
+
+        covariates = covariates if covariates is not None else case.covariates
+        done = self._already_preprocessed(case, seg_path)
+        if done is None and not self.tabular.radiomics:
+            result, qc = self._preprocessed(case, seg_path)
+            image = image_array(result.image, case.image)
+            labels = label_array(result.labels, case.mask or case.image)
+            tensor = tensor_from_arrays(image, labels, self.spec)
+            tabular, warnings, _ = self.head_inputs(None, qc, covariates, case.image)
+            return PreparedScan(case.case_id, tensor, tabular, qc, tuple(warnings))
+        prepared, qc = (case, done) if done is not None else self.prepare(case, work, seg_path)
+        tensor = case_tensor(prepared.image, prepared.mask, self.spec)
+        tabular, warnings, _ = self.head_inputs(prepared, qc, covariates, prepared.image)
+        return PreparedScan(case.case_id, tensor, tabular, qc, tuple(warnings))
+
+    def head_inputs(
+        self, prepared: Case | None, qc: dict[str, Any] | None, covariates: dict[str, Any] | None, source: Any
+    ) -> tuple[Any, list[str], dict[str, Any]]:
+        """(the head's scaled tabular inputs ``(n,)`` or ``None``, warnings, the radiomics row) of a case:
+        its radiomics (from the preprocessed files of ``prepared``), the scar metrics of its ``qc``, its
+        covariates."""
+        import numpy as np
+
+        scaling = self.tabular
+        radiomics = scar = given_covariates = None
+        warnings: list[str] = []
+        row: dict[str, Any] = {}
+        if scaling.radiomics:
+            from lgerisk.radiomics.extract import feature_row
+            from lgerisk.radiomics.settings import ROIS, params_hash
+
+            rois = tuple(ROIS)
+            assert prepared is not None and prepared.mask is not None  # radiomics are read from the files
+            row = feature_row(
+                prepared.case_id, prepared.image, prepared.mask, self.params, rois, params_hash(self.params, rois)
+            )
+            radiomics = np.array([[as_number(row.get(c)) for c in scaling.radiomics]], float)
+            missing = [c for c, v in zip(scaling.radiomics, radiomics[0]) if not np.isfinite(v)]
+            if missing:
+                warnings.append(
+                    f"radiomics feature(s) {', '.join(missing)} not measurable in this scan (set to the training mean)"
+                )
+        if scaling.scar_metrics:
+            scar = np.array([[as_number((qc or {}).get(c)) for c in scaling.scar_metrics]], float)
+            if not np.isfinite(scar).all():
+                raise CaseError(
+                    f"{source}: the model's head takes {', '.join(scaling.scar_metrics)} "
+                    "and the preprocessing QC of this scan has none."
+                )
+        if scaling.covariates:
+            given = covariates or {}
+            missing = [c for c in scaling.covariates if as_number(given.get(c)) != as_number(given.get(c))]
+            if missing:
+                raise CaseError(
+                    f"the model needs covariate(s) {', '.join(missing)}; give them "
+                    "with clinical=FILE (case_id plus those columns) or in the cohort's outcomes.",
+                    setting="clinical",
+                )
+            given_covariates = np.array([[as_number(given[c]) for c in scaling.covariates]], float)
+        values = scaling.transform(radiomics=radiomics, scar=scar, covariates=given_covariates)
+        return (values[0] if scaling.n_inputs else None), warnings, row
+
+
 @dataclass
 class RiskPredictor:
     """A loaded risk model and everything needed to apply it to a raw scan.
@@ -89,151 +297,88 @@ class RiskPredictor:
     def load(cls, model_dir: str | os.PathLike[str], device: str = "cpu", labels: str | None = None) -> RiskPredictor:
         """Load a finetune run folder (``weights_only`` checkpoint) with its settings."""
         from lgerisk.artifacts import load_risk_model
-        from lgerisk.data.tensors import TensorSpec
-        from lgerisk.preprocess.config import PreprocessConfig
         from lgerisk.training.devices import resolve_device
 
         torch_device = resolve_device(device)
         model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
-        settings = dict((card.preprocessing or {}).get("settings") or {})
-        if labels is not None:
-            settings["labels"] = labels
-        elif not settings.get("labels") and card.labels:
-            settings["labels"] = card.labels
-        preprocess = PreprocessConfig.from_dict(settings) if settings else PreprocessConfig()
-        params: dict[str, Any] = {}
-        if tabular.radiomics:
-            from lgerisk.radiomics.settings import ROIS, load_params, params_hash
+        if torch_device.type == "cpu":  # oneDNN's 3D convolutions run faster channels-last
+            import torch
 
-            params = load_params()
-            trained = (card.radiomics or {}).get("settings_hash")
-            if trained is not None and trained != params_hash(params, tuple(ROIS)):
-                raise InputError(
-                    f"{model_dir}: the model's radiomics inputs were extracted with other settings "
-                    f"({trained}) than lgerisk's defaults, which predict uses; retrain it on a feature "
-                    "table from the default extract-radiomics settings."
-                )
+            model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        preparer = ScanPreparer.from_card(model_dir, card, tabular, labels)
         return cls(
             model=model,
             tabular=tabular,
             card=card,
             device=torch_device,
-            preprocess=preprocess,
-            spec=TensorSpec.from_dict(card.tensor_spec),
+            preprocess=preparer.preprocess,
+            spec=preparer.spec,
             model_dir=Path(model_dir),
-            params=params,
+            params=preparer.params,
         )
 
     @property
     def model_hash(self) -> str:
         """Hash of the model file and the preprocessing settings (a cached prediction is reused only under it)."""
-        digest = hashlib.sha256((self.model_dir / MODEL_FILE).read_bytes())
-        digest.update(self.preprocess.settings_hash().encode())
-        return digest.hexdigest()[:16]
+        return model_hash(self.model_dir, self.preprocess)
 
     @property
     def horizons(self) -> list[float]:
         """The horizons of the survival probabilities."""
         return list(self.card.survival.horizons)
 
+    @property
+    def preparer(self) -> ScanPreparer:
+        """The model's inputs without the model (picklable, torch-free): what prediction workers run."""
+        return ScanPreparer(self.preprocess, self.spec, self.tabular, self.params)
+
     def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
-        """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
-        ``synthetic`` says whether the scan comes from the synthetic generator (its own marker).
-
-        A case of a preprocessed folder (``lgerisk preprocess`` output) is used as it is when it was
-        preprocessed with the model's settings (preprocessing it again would misread its labels).
-        ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
-        scan that is no DICOM series gets a warning instead)."""
-        from lgerisk.io import dicom_seg
-        from lgerisk.preprocess.pipeline import (
-            IMAGE_FILE,
-            MASK_FILE,
-            case_dir,
-            preprocess_case,
-            write_case,
-        )
-
-        done = _preprocessed_qc(case)
-        if done is not None:
-            if done.get("settings_hash") != self.preprocess.settings_hash():
-                raise CaseError(
-                    f"{case.image}: already preprocessed, but with other settings than the model's; "
-                    "give the raw scan and mask instead."
-                )
-            warnings = list(done.get("warnings") or []) + ([dicom_seg.PREPROCESSED_WARNING] if seg_path else [])
-            return case, {**done, "synthetic": scan_is_synthetic(case.image, done), "warnings": warnings}
-        result = preprocess_case(case, self.preprocess)
-        qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
-        if int(qc.get("slices_with_myocardium") or 0) < 2:
-            raise CaseError(
-                f"{case.image}: only {qc.get('slices_with_myocardium')} slice(s) with myocardium; the "
-                "model needs a short-axis stack (2 or more slices)."
-            )
-        if seg_path is not None:
-            if dicom_seg.has_dicom_series(case.image) and result.source_labels is not None:
-                dicom_seg.write_scar_seg(seg_path, case.image, result.source_labels, str(qc.get("scar_method")))
-            else:
-                qc["warnings"] = list(qc.get("warnings") or []) + [dicom_seg.NOT_DICOM_WARNING]
-        write_case(result, work)
-        folder = case_dir(work, case.case_id)
-        return Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event, case.covariates), qc
+        """``case`` preprocessed into ``work`` with the model's settings (see :meth:`ScanPreparer.prepare`)."""
+        return self.preparer.prepare(case, work, seg_path)
 
     def inputs(
         self, prepared: Case, covariates: dict[str, Any] | None = None, qc: dict[str, Any] | None = None
     ) -> tuple[Any, Any, dict[str, Any]]:
-        """(image tensor (1, C, D, H, W), tabular tensor or None, radiomics row) of a preprocessed case;
-        ``qc`` (its preprocessing QC) gives the scar metrics a ``--with-scar`` model's head takes."""
-        import numpy as np
+        """(image tensor (1, C, D, H, W), tabular tensor (1, n) or None, radiomics row with its
+        ``__warnings__``) of a preprocessed case; ``qc`` (its preprocessing QC) gives the scar metrics a
+        head with scar takes."""
         import torch
 
         from lgerisk.data.tensors import case_tensor
 
         tensor = case_tensor(prepared.image, prepared.mask, self.spec)
-        row: dict[str, Any] = {}
-        scaling = self.tabular
-        radiomics = scar = given_covariates = None
-        if scaling.radiomics:
-            from lgerisk.radiomics.extract import feature_row
-            from lgerisk.radiomics.settings import ROIS, params_hash
-
-            rois = tuple(ROIS)
-            assert prepared.mask is not None  # a prepared case always has its mask
-            row = feature_row(
-                prepared.case_id, prepared.image, prepared.mask, self.params, rois, params_hash(self.params, rois)
-            )
-            radiomics = np.array([[as_number(row.get(c)) for c in scaling.radiomics]], float)
-            missing = [c for c, v in zip(scaling.radiomics, radiomics[0]) if not np.isfinite(v)]
-            if missing:
-                row["__warnings__"] = [
-                    f"radiomics feature(s) {', '.join(missing)} not measurable in this scan (set to the training mean)"
-                ]
-        if scaling.scar_metrics:
-            scar = np.array([[as_number((qc or {}).get(c)) for c in scaling.scar_metrics]], float)
-            if not np.isfinite(scar).all():
-                raise CaseError(
-                    f"{prepared.image}: the model's head takes {', '.join(scaling.scar_metrics)} "
-                    "and the preprocessing QC of this scan has none."
-                )
-        if scaling.covariates:
-            given = covariates or {}
-            missing = [c for c in scaling.covariates if as_number(given.get(c)) != as_number(given.get(c))]
-            if missing:
-                raise CaseError(
-                    f"the model needs covariate(s) {', '.join(missing)}; give them "
-                    "with clinical=FILE (case_id plus those columns) or in the cohort's outcomes."
-                )
-            given_covariates = np.array([[as_number(given[c]) for c in scaling.covariates]], float)
-        values = scaling.transform(radiomics=radiomics, scar=scar, covariates=given_covariates)
+        values, warnings, row = self.preparer.head_inputs(prepared, qc, covariates, prepared.image)
         image = torch.from_numpy(tensor).unsqueeze(0).to(self.device)
-        tab = torch.from_numpy(values).to(self.device) if scaling.n_inputs else None
-        return image, tab, row
+        tab = torch.from_numpy(values[None]).to(self.device) if values is not None else None
+        return image, tab, {**row, "__warnings__": warnings} if warnings else row
 
-    def risk(self, image: Any, tabular: Any) -> float:
-        """The risk score (log relative hazard) of one prepared input."""
+    def risks(self, images: Any, tabular: Any = None) -> list[float]:
+        """The risk scores (log relative hazard) of ``images`` ``(N, C, D, H, W)`` with their head inputs
+        ``(N, n)`` (numpy or torch), run ``MODEL_BATCH`` at a time (the last batch padded with zeros)."""
         import torch
 
+        images = torch.as_tensor(images)
+        tabular = torch.as_tensor(tabular) if tabular is not None else None
+        out: list[float] = []
         with torch.no_grad():
-            return float(self.model(image, tabular).float().cpu()[0])
+            for start in range(0, len(images), MODEL_BATCH):
+                chunk = images[start : start + MODEL_BATCH]
+                rows = tabular[start : start + MODEL_BATCH] if tabular is not None else None
+                used = len(chunk)
+                if used < MODEL_BATCH:
+                    chunk = torch.cat([chunk, chunk.new_zeros((MODEL_BATCH - used, *chunk.shape[1:]))])
+                    if rows is not None:
+                        rows = torch.cat([rows, rows.new_zeros((MODEL_BATCH - used, *rows.shape[1:]))])
+                chunk = chunk.to(self.device)
+                if chunk.device.type == "cpu":
+                    chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
+                scores = self.model(chunk, None if rows is None else rows.to(self.device))
+                out += [float(v) for v in scores.float().cpu()[:used]]
+        return out
+
+    def risk(self, image: Any, tabular: Any) -> float:
+        """The risk score (log relative hazard) of one prepared input (a batch of one)."""
+        return self.risks(image, tabular)[0]
 
     @property
     def trained_on_synthetic(self) -> bool:
@@ -261,9 +406,9 @@ class RiskPredictor:
             f"(settings hash {recorded}, now {now}: e.g. another remote-myocardium reference); retrain it"
         )
 
-    def record(self, case_id: str, risk: float, qc: dict[str, Any], tensor: Any) -> dict[str, Any]:
+    def record(self, case_id: str, risk: float, qc: dict[str, Any], p99: float) -> dict[str, Any]:
         """The prediction record (see the module docstring); ``qc``'s ``synthetic`` says whether the scan
-        is synthetic (set by :meth:`prepare`)."""
+        is synthetic (set by :meth:`prepare`); ``p99``: the input's :func:`image_p99`."""
         import numpy as np
 
         from lgerisk.evaluation.cox import survival_at
@@ -290,9 +435,7 @@ class RiskPredictor:
         record["model_method"] = self.card.method
         record["model_trained_on_synthetic"] = self.trained_on_synthetic
         record["scan_synthetic"] = bool(qc.get("synthetic"))
-        outside = out_of_range_warnings(
-            qc, float(np.percentile(tensor[0, 0].cpu().numpy(), 99)), self.card.training_ranges
-        )
+        outside = out_of_range_warnings(qc, p99, self.card.training_ranges)
         reasons = list(outside)
         mismatch = mismatch_reason(record["scan_synthetic"], record["model_trained_on_synthetic"])
         if mismatch is not None:
@@ -321,11 +464,22 @@ class RiskPredictor:
         self, case: Case, work: Path, covariates: dict[str, Any] | None = None, seg_path: Path | None = None
     ) -> dict[str, Any]:
         """Preprocess, extract what the model needs, and predict one case (``seg_path``: see :meth:`prepare`)."""
-        prepared, qc = self.prepare(case, work, seg_path)
-        image, tabular, row = self.inputs(prepared, covariates if covariates is not None else case.covariates, qc)
-        record = self.record(case.case_id, self.risk(image, tabular), qc, image)
-        record["warnings"] += row.get("__warnings__", [])
-        return record
+        return self.predict_scans([self.preparer.scan(case, work, covariates, seg_path)])[0]
+
+    def predict_scans(self, scans: list[PreparedScan]) -> list[dict[str, Any]]:
+        """The prediction records of prepared scans (the network run ``MODEL_BATCH`` at a time)."""
+        import numpy as np
+
+        if not scans:
+            return []
+        images = np.stack([scan.tensor for scan in scans])
+        tabular = np.stack([scan.tabular for scan in scans]) if scans[0].tabular is not None else None
+        records = []
+        for scan, risk in zip(scans, self.risks(images, tabular)):
+            record = self.record(scan.case_id, risk, scan.qc, image_p99(scan.tensor))
+            record["warnings"] += list(scan.warnings)
+            records.append(record)
+        return records
 
 
 def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
@@ -378,6 +532,22 @@ def out_of_range_warnings(qc: dict[str, Any], image_p99: float, ranges: dict[str
                 f"{low:.{digits}g}-{high:.{digits}g}{suffix}"
             )
     return out
+
+
+def check_device(device: str) -> None:
+    """``InputError`` now for a device that is not there (``"cpu"`` needs no check, and no torch import)."""
+    if device.strip().lower() != "cpu":
+        from lgerisk.training.devices import resolve_device
+
+        resolve_device(device)
+
+
+def model_hash(model_dir: str | os.PathLike[str], preprocess: Any) -> str:
+    """Hash of a model folder's model file and the preprocessing settings it is served with (a stored
+    prediction is reused only under it)."""
+    digest = hashlib.sha256((Path(model_dir) / MODEL_FILE).read_bytes())
+    digest.update(preprocess.settings_hash().encode())
+    return digest.hexdigest()[:16]
 
 
 def load_predictor(model_dir: str, device: str, labels: str | None) -> RiskPredictor:

@@ -156,13 +156,27 @@ def case_tensor(
         labels = label_array(read_volume(mask_path, "mask", verify_nifti=False), mask_path)
         if labels.shape != image.shape:
             raise CaseError(f"{mask_path}: mask has shape {labels.shape} (z, y, x) but its image has {image.shape}.")
+    return tensor_from_arrays(image, labels, spec)
+
+
+def tensor_from_arrays(image: np.ndarray, labels: np.ndarray | None, spec: TensorSpec = TensorSpec()) -> np.ndarray:
+    """The ``(C, D, H, W)`` float32 network input from a preprocessed case's image and label arrays
+    (z, y, x) in memory: what :func:`case_tensor` makes of the same case's files, value for value.
+
+    Example:
+        >>> image, labels = np.ones((12, 96, 96), np.float32), np.full((12, 96, 96), 2)
+        >>> x = tensor_from_arrays(image, labels, TensorSpec())
+        >>> x.shape, float(x[1].mean())
+        ((2, 12, 96, 96), 1.0)
+    """
     channels = []
     for name in spec.channels:
         wanted = CHANNEL_LABELS[name]
         if wanted is None:
             channel = image
         else:
-            assert labels is not None  # read above: a label channel needs the mask
+            if labels is None:
+                raise CaseError(f"channel {name} needs the case's labels, and there are none.")
             channel = np.isin(labels, wanted).astype(np.float32)
         channels.append(fit_plane(fit_slices(channel, spec.slices), spec.size))
     return np.ascontiguousarray(np.stack(channels), dtype=np.float32)

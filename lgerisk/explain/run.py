@@ -37,7 +37,7 @@ from lgerisk.reporting import SILENT, Reporter
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
-EXPLAIN_VERSION = "2"
+EXPLAIN_VERSION = "3"
 """Changes whenever an explanation's record or pictures change (explained cases are then redone)."""
 
 
@@ -84,7 +84,7 @@ def explain_case(
     from lgerisk.explain.montage import attribution_montage
     from lgerisk.explain.report import html_report, summary_text
     from lgerisk.explain.slices import field_of_view, source_of, tensor_view
-    from lgerisk.inference import as_number
+    from lgerisk.inference import as_number, image_p99
     from lgerisk.io.dicom_seg import SEG_FILE
     from lgerisk.radiomics.extract import feature_row
     from lgerisk.radiomics.settings import ROIS, load_params, params_hash
@@ -95,7 +95,7 @@ def explain_case(
     prepared, qc = predictor.prepare(case, out / ".work", folder / SEG_FILE if dicom_seg else None)
     image, tabular, inputs_row = predictor.inputs(prepared, case.covariates, qc)
     risk = predictor.risk(image, tabular)
-    record = predictor.record(case.case_id, risk, qc, image)
+    record = predictor.record(case.case_id, risk, qc, image_p99(image[0].cpu().numpy()))
     record["warnings"] += inputs_row.get("__warnings__", [])
     scan_synthetic, model_synthetic = record["scan_synthetic"], record["model_trained_on_synthetic"]
 

@@ -93,12 +93,82 @@ def _itk_reason(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+_NIFTI_DTYPES = {
+    2: "u1",
+    4: "i2",
+    8: "i4",
+    16: "f4",
+    64: "f8",
+    256: "i1",
+    512: "u2",
+    768: "u4",
+    1024: "i8",
+    1280: "u8",
+}
+"""NIfTI datatype codes lgerisk decodes itself (scalar integers and float32/64); others go to nibabel."""
+
+
+def _nifti_layout(header: bytes) -> tuple[str, tuple[int, ...], int, int] | None:
+    """(byte order, shape, datatype, voxel offset) of a single-file NIfTI-1 or NIfTI-2 header, or
+    ``None`` for anything else (a .hdr/.img pair, an unknown layout), which nibabel then reads."""
+    import struct
+
+    for order in "<>":
+        if len(header) >= 348 and struct.unpack(f"{order}i", header[:4])[0] == 348 and header[344:348] == b"n+1\0":
+            dims = struct.unpack(f"{order}8h", header[40:56])
+            datatype = struct.unpack(f"{order}h", header[70:72])[0]
+            offset = int(struct.unpack(f"{order}f", header[108:112])[0])
+        elif len(header) >= 540 and struct.unpack(f"{order}i", header[:4])[0] == 540 and header[4:7] == b"n+2":
+            dims = struct.unpack(f"{order}8q", header[16:80])
+            datatype = struct.unpack(f"{order}h", header[12:14])[0]
+            offset = struct.unpack(f"{order}q", header[168:176])[0]
+        else:
+            continue
+        if not 1 <= dims[0] <= 7 or any(d < 1 for d in dims[1 : dims[0] + 1]):
+            return None
+        return order, tuple(int(d) for d in dims[1 : dims[0] + 1]), int(datatype), max(offset, 0)
+    return None
+
+
 def check_nifti_voxels(path: Path, what: str) -> None:
-    """Decode a NIfTI file's voxels completely (nibabel) to refuse truncated files and NaN/inf voxels.
+    """Decode a NIfTI file's voxels completely to refuse truncated files and NaN/inf voxels.
 
     ITK's NIfTI reader fills a truncated file's missing voxels with zeros and turns NaN into 0,
-    so neither would otherwise be noticed.
+    so neither would otherwise be noticed. Single-file NIfTI-1/2 of the usual scalar types is
+    decoded here (zlib and numpy, no extra imports); anything else by nibabel.
     """
+    import gzip
+    import zlib
+
+    def unreadable(reason: str) -> CaseError:
+        return CaseError(
+            f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+            f"supported format ({' '.join(reason.split())[:120]})."
+        )
+
+    try:
+        raw = path.read_bytes()
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (EOFError, OSError, zlib.error) as exc:
+        raise unreadable(str(exc) or type(exc).__name__) from exc
+    layout = _nifti_layout(data[:540])
+    if layout is None or layout[2] not in _NIFTI_DTYPES:
+        _check_nifti_with_nibabel(path, what)
+        return
+    order, shape, datatype, offset = layout
+    dtype = np.dtype(order + _NIFTI_DTYPES[datatype])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) < offset + expected:
+        raise unreadable(f"expected {expected} bytes of voxels, got {max(len(data) - offset, 0)}")
+    if dtype.kind == "f":
+        voxels = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=offset)
+        finite = np.isfinite(voxels)
+        if not finite.all():
+            raise CaseError(f"{path}: {what} has {int((~finite).sum())} NaN or infinite voxels.")
+
+
+def _check_nifti_with_nibabel(path: Path, what: str) -> None:
+    """``check_nifti_voxels`` for the NIfTI variants it does not decode itself."""
     import zlib
 
     import nibabel

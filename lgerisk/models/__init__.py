@@ -10,12 +10,27 @@ Example:
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
-from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
-from lgerisk.models.encoder import EncoderConfig, ImageEncoder, ResidualBlock3d
-from lgerisk.models.heads import ProjectionHead
-from lgerisk.models.radiomics import RadiomicsEncoder, RadiomicsEncoderConfig
+if TYPE_CHECKING:
+    from torch import nn
+
+    from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
+    from lgerisk.models.encoder import EncoderConfig, ImageEncoder, ResidualBlock3d
+    from lgerisk.models.heads import ProjectionHead
+    from lgerisk.models.radiomics import RadiomicsEncoder, RadiomicsEncoderConfig
+
+_LAZY = {
+    "ContrastiveModel": "lgerisk.models.contrastive",
+    "ContrastiveModelConfig": "lgerisk.models.contrastive",
+    "EncoderConfig": "lgerisk.models.encoder",
+    "ImageEncoder": "lgerisk.models.encoder",
+    "ResidualBlock3d": "lgerisk.models.encoder",
+    "ProjectionHead": "lgerisk.models.heads",
+    "RadiomicsEncoder": "lgerisk.models.radiomics",
+    "RadiomicsEncoderConfig": "lgerisk.models.radiomics",
+}
+"""Imported on first use: ``lgerisk.models.tabular`` (which prediction workers unpickle) needs no torch."""
 
 __all__ = [
     "ContrastiveModel",
@@ -35,6 +50,7 @@ def parameter_count(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of ``module`` (only those with ``requires_grad`` if ``trainable_only``).
 
     Example:
+        >>> from torch import nn
         >>> parameter_count(nn.Linear(3, 2))
         8
     """
@@ -45,6 +61,7 @@ def describe(model: nn.Module) -> str:
     """One line per direct part of ``model`` with its parameter count, then the total.
 
     Example:
+        >>> from torch import nn
         >>> print(describe(nn.Sequential(nn.Linear(3, 2), nn.ReLU())))
         0 (Linear)  8 parameters
         1 (ReLU)    0 parameters
@@ -59,3 +76,13 @@ def describe(model: nn.Module) -> str:
     label_width = max(len(label) for label, _ in rows)
     number_width = max(len(f"{count:,}") for _, count in rows)
     return "\n".join(f"{label:<{label_width}}  {count:>{number_width},} parameters" for label, count in rows)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lgerisk.models' has no attribute {name!r}")

@@ -32,19 +32,31 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch, worker_threads
+from lgerisk.batch import BatchReport, Outcome, Shard, collect_errors, run_batch
 from lgerisk.errors import InputError
-from lgerisk.inference import LIST_FIELDS, as_number, load_predictor
+from lgerisk.inference import (
+    LIST_FIELDS,
+    MODEL_BATCH,
+    PreparedScan,
+    RiskPredictor,
+    ScanPreparer,
+    as_number,
+    check_device,
+    load_predictor,
+    model_hash,
+)
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
 
 MODEL_ENV = "LGERISK_MODEL"
-RECORD_VERSION = "2"
+RECORD_VERSION = "3"
 """Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
 
 
@@ -54,7 +66,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     if not chosen:
         raise InputError(
             "no risk model given: give model=RUN (a folder written by finetune) or set "
-            f"{MODEL_ENV}; finetune trains one from a cohort and a pretrained encoder.",
+            f"{MODEL_ENV}; train one with finetune from a cohort (data=COHORT) and a pretrained encoder "
+            "(encoder=PRETRAIN).",
             setting="model",
         )
     return Path(chosen)
@@ -83,44 +96,115 @@ def _seg_path(case: Case, seg_dir: Path | None) -> Path | None:
     return seg_dir / f"{case.case_id}.dcm" if seg_dir is not None else None
 
 
-def _predict_one(
+@dataclass(frozen=True)
+class _Prepared:
+    """What a worker sends the parent for one case: the network's inputs and the part file's keys."""
+
+    scan: PreparedScan
+    image_sha256: str | None
+    mask_sha256: str | None
+    covariates: dict[str, float]
+
+
+def _prepare_one(
     case: Case,
-    model_dir: str,
-    device: str,
-    labels: str | None,
+    preparer: ScanPreparer,
     parts: Path,
-    key: str,
     clinical: dict[str, dict[str, Any]],
-    threads: int | None = None,
     seg_dir: Path | None = None,
     dicom_seg: bool = False,
-) -> dict[str, Any]:
+) -> _Prepared:
+    """One case made ready for the network (a worker's share: no torch, no model)."""
     from lgerisk.preprocess.pipeline import source_hash
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-    predictor = load_predictor(model_dir, device, labels)
     _part(parts, case.case_id).unlink(missing_ok=True)
     seg_path = _seg_path(case, seg_dir)
     if seg_path is not None:
         seg_path.unlink(missing_ok=True)  # never a SEG of older inputs beside a new prediction
-    record = predictor.predict_case(case, parts / "work", clinical.get(case.case_id), seg_path if dicom_seg else None)
-    used = _covariates_used(case, clinical, list(predictor.tabular.covariates))
-    write_json(
-        _part(parts, case.case_id),
-        {
-            "key": key,
-            "image_sha256": source_hash(case.image),
-            "mask_sha256": source_hash(case.mask),
-            "covariates": used,
-            "record": record,
-        },
-        sort_keys=False,
+    given = clinical.get(case.case_id)
+    scan = preparer.scan(case, parts / "work", given, seg_path if dicom_seg else None)
+    return _Prepared(
+        scan,
+        source_hash(case.image),
+        source_hash(case.mask),
+        _covariates_used(case, clinical, list(preparer.tabular.covariates)),
     )
-    return record
+
+
+class _Network:
+    """The parent's stage of a prediction batch: the model, loaded once, runs on ``MODEL_BATCH`` prepared
+    scans at a time while the workers prepare the next; each finished record is written to its part file.
+
+    The model is loaded only when the first scans are ready: workers are forked before the parent imports
+    torch (a forked child of a torch parent can hang), and they prepare scans while it loads. With
+    ``early`` (no workers) it loads in a background thread while the parent prepares the first scans.
+    """
+
+    def __init__(self, load: Any, preparer: ScanPreparer, key: str, early: bool = False) -> None:
+        import threading
+
+        self.load, self.preparer, self.key = load, preparer, key
+        self.parts = Path()
+        self.held: list[tuple[Case, _Prepared]] = []
+        self._predictor: RiskPredictor | None = None
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if early:
+            self._thread = threading.Thread(target=self._load, name="lgerisk-model-load", daemon=True)
+            self._thread.start()
+
+    def writing_to(self, parts: Path) -> _Network:
+        """This stage, writing each case's part file under ``parts``."""
+        self.parts = parts
+        return self
+
+    def _load(self) -> None:
+        try:
+            self._predictor = self.load()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by ``predictor``
+            self._failure = exc
+
+    @property
+    def predictor(self) -> RiskPredictor:
+        """The loaded model (waiting for the background load, re-raising its error)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        elif self._predictor is None and self._failure is None:
+            self._load()
+        if self._failure is not None:
+            raise self._failure
+        assert self._predictor is not None
+        if self._predictor.preparer != self.preparer:  # the card and the weights' own record of the inputs
+            raise InputError(f"{self._predictor.model_dir}: the model card and the model file disagree on its inputs.")
+        return self._predictor
+
+    def push(self, case: Case, value: _Prepared) -> list[Outcome]:
+        """Hold one prepared scan; run the network once ``MODEL_BATCH`` are held."""
+        self.held.append((case, value))
+        return self.flush() if len(self.held) >= MODEL_BATCH else []
+
+    def flush(self) -> list[Outcome]:
+        """Predict the held scans and write their part files."""
+        held, self.held = self.held, []
+        if not held:
+            return []
+        records = self.predictor.predict_scans([value.scan for _, value in held])
+        outcomes: list[Outcome] = []
+        for (case, value), record in zip(held, records):
+            write_json(
+                _part(self.parts, case.case_id),
+                {
+                    "key": self.key,
+                    "image_sha256": value.image_sha256,
+                    "mask_sha256": value.mask_sha256,
+                    "covariates": value.covariates,
+                    "record": record,
+                },
+                sort_keys=False,
+            )
+            outcomes.append((case, True, record, None))
+        return outcomes
 
 
 def _is_predicted(
@@ -181,22 +265,21 @@ def predict_cases(
             )
         check_seg_sources([case.image for case in cases], "predict")
     seg_dir = seg_folder(out) if out is not None else None
-    predictor = load_predictor(str(model_dir), device, labels)  # fails fast on a bad model, loads it once
-    key = predictor.model_hash + (labels or "") + f"-r{RECORD_VERSION}"
+    check_device(device)  # a device that is not there fails before any work
+    preparer = ScanPreparer.load(model_dir, labels)  # a bad model folder fails here, before any work
+    key = model_hash(model_dir, preparer.preprocess) + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
+    load = partial(load_predictor, str(model_dir), device, labels)
+    network = _Network(load, preparer, key, early=jobs <= 1 or len(selected) <= 1)
     clinical = clinical or {}
     with tempfile.TemporaryDirectory(prefix="lgerisk-predict-") as scratch:
         parts = Path(f"{out}.parts") if out is not None else Path(scratch)
         parts.mkdir(parents=True, exist_ok=True)
         work = partial(
-            _predict_one,
-            model_dir=str(model_dir),
-            device=device,
-            labels=labels,
+            _prepare_one,
+            preparer=preparer,
             parts=parts,
-            key=key,
             clinical=clinical,
-            threads=worker_threads(jobs),
             seg_dir=seg_dir,
             dicom_seg=dicom_seg,
         )
@@ -205,7 +288,7 @@ def predict_cases(
             parts=parts,
             key=key,
             clinical=clinical,
-            covariates=list(predictor.tabular.covariates),
+            covariates=list(preparer.tabular.covariates),
             seg_dir=seg_dir if dicom_seg else None,
         )
         report = run_batch(
@@ -216,7 +299,8 @@ def predict_cases(
             jobs=jobs,
             description="predict",
             reporter=reporter,
-            start_method="spawn",
+            start_method=None if "torch" not in sys.modules else "spawn",  # forked before torch: fast, safe
+            stage=network.writing_to(parts),
         )
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
         records = []

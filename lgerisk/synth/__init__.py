@@ -28,43 +28,83 @@ count cannot see and draws the clinical covariates apart from the scar; version 
 (images, truth and outcomes byte for byte).
 
 Example:
+    >>> from lgerisk.synth import SynthConfig, generate_truth, is_synthetic_case_id
     >>> truth, clinical, outcome = generate_truth(3, SynthConfig(small=True))
     >>> truth["case_id"], is_synthetic_case_id(truth["case_id"])
     ('synth-0003', True)
 """
 
-from lgerisk.synth.cohort import (
-    OUTCOME_COLUMNS,
-    config_of_cohort,
-    generate_cohort,
-    regenerate_command,
-)
-from lgerisk.synth.config import SynthConfig
-from lgerisk.synth.generator import SyntheticCase, generate_case, generate_truth
-from lgerisk.synth.hazard import (
-    CLINICAL_COVARIATES,
-    DEFAULT_HAZARD_VERSION,
-    HAZARD_TERMS,
-    HAZARD_TERMS_V1,
-    HAZARD_TERMS_V2,
-    HAZARD_VERSIONS,
-    WEIBULL_SCALES,
-    HazardModel,
-    HazardTerm,
-    hazard_model,
-    sample_outcomes,
-)
-from lgerisk.synth.markers import (
-    GENERATOR,
-    MARKER_FILE,
-    SCAN_MARKER,
-    SYNTH_VERSION,
-    SYNTHETIC_ID_PREFIX,
-    SYNTHETIC_NOTICE,
-    case_id_of,
-    is_synthetic_case_id,
-)
-from lgerisk.synth.priors import PRIORS, Priors
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lgerisk.synth.cohort import (
+        OUTCOME_COLUMNS,
+        config_of_cohort,
+        generate_cohort,
+        regenerate_command,
+    )
+    from lgerisk.synth.config import SynthConfig
+    from lgerisk.synth.generator import SyntheticCase, generate_case, generate_truth
+    from lgerisk.synth.hazard import (
+        CLINICAL_COVARIATES,
+        DEFAULT_HAZARD_VERSION,
+        HAZARD_TERMS,
+        HAZARD_TERMS_V1,
+        HAZARD_TERMS_V2,
+        HAZARD_VERSIONS,
+        WEIBULL_SCALES,
+        HazardModel,
+        HazardTerm,
+        hazard_model,
+        sample_outcomes,
+    )
+    from lgerisk.synth.markers import (
+        GENERATOR,
+        MARKER_FILE,
+        SCAN_MARKER,
+        SYNTH_VERSION,
+        SYNTHETIC_ID_PREFIX,
+        SYNTHETIC_NOTICE,
+        case_id_of,
+        is_synthetic_case_id,
+    )
+    from lgerisk.synth.priors import PRIORS, Priors
+
+_LAZY = {
+    "CLINICAL_COVARIATES": "lgerisk.synth.hazard",
+    "DEFAULT_HAZARD_VERSION": "lgerisk.synth.hazard",
+    "GENERATOR": "lgerisk.synth.markers",
+    "HAZARD_TERMS": "lgerisk.synth.hazard",
+    "HAZARD_TERMS_V1": "lgerisk.synth.hazard",
+    "HAZARD_TERMS_V2": "lgerisk.synth.hazard",
+    "HAZARD_VERSIONS": "lgerisk.synth.hazard",
+    "HazardModel": "lgerisk.synth.hazard",
+    "HazardTerm": "lgerisk.synth.hazard",
+    "MARKER_FILE": "lgerisk.synth.markers",
+    "OUTCOME_COLUMNS": "lgerisk.synth.cohort",
+    "PRIORS": "lgerisk.synth.priors",
+    "Priors": "lgerisk.synth.priors",
+    "SCAN_MARKER": "lgerisk.synth.markers",
+    "SYNTHETIC_ID_PREFIX": "lgerisk.synth.markers",
+    "SYNTHETIC_NOTICE": "lgerisk.synth.markers",
+    "SYNTH_VERSION": "lgerisk.synth.markers",
+    "SynthConfig": "lgerisk.synth.config",
+    "SyntheticCase": "lgerisk.synth.generator",
+    "WEIBULL_SCALES": "lgerisk.synth.hazard",
+    "case_id_of": "lgerisk.synth.markers",
+    "config_of_cohort": "lgerisk.synth.cohort",
+    "generate_case": "lgerisk.synth.generator",
+    "generate_cohort": "lgerisk.synth.cohort",
+    "generate_truth": "lgerisk.synth.generator",
+    "hazard_model": "lgerisk.synth.hazard",
+    "is_synthetic_case_id": "lgerisk.synth.markers",
+    "regenerate_command": "lgerisk.synth.cohort",
+    "sample_outcomes": "lgerisk.synth.hazard",
+}
+"""Where each name lives: imported on first use, so that ``lgerisk.synth.markers`` (which every
+prediction reads) does not pull in the generator and pandas."""
 
 __all__ = [
     "CLINICAL_COVARIATES",
@@ -97,3 +137,17 @@ __all__ = [
     "regenerate_command",
     "sample_outcomes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lgerisk.synth' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -201,7 +201,8 @@ def test_bad_input(runs, tmp_path: Path, cli, no_model_env) -> None:
 
     scan = _scan_pair(tmp_path / "in", "synth-0001")
     result = cli("predict", scan)
-    assert result.exit_code == 2 and "--model RUN" in result.output
+    assert result.exit_code == 2 and "--model RUN" in result.output and "finetune" in result.output
+    assert "(--encoder PRETRAIN)" in result.output
 
     result = cli("predict", scan, "--model", runs["encoder"])
     assert result.exit_code == 2 and "pretraining run" in result.output
@@ -339,3 +340,58 @@ def test_a_model_from_an_earlier_preprocessing_version_is_flagged(runs, tmp_path
     record = json.loads(result.stdout)[0]
     assert record["reliable"] is False and record["risk_group"] == "out of range"
     assert any("earlier version of lgerisk's preprocessing" in reason for reason in record["unreliable_reasons"])
+
+
+def test_a_batch_predicts_each_scan_exactly_as_alone(runs, tmp_path: Path, cli) -> None:
+    """Batched through the network (and through workers with --jobs 2), every row is byte for byte the row
+    of that scan predicted alone: the network always runs on MODEL_BATCH scans, padded with zeros."""
+    from lgerisk.inference import MODEL_BATCH
+
+    ids = [f"synth-00{i:02d}" for i in range(2 * MODEL_BATCH + 1)]  # an odd count: the last batch is padded
+    rows = ["case_id,image,mask"] + [f"{c},{SAMPLE_DATA}/images/{c}.nii.gz,{SAMPLE_DATA}/masks/{c}.nii.gz" for c in ids]
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    clinical = tmp_path / "clinical.csv"  # the tabular model's covariates
+    clinical.write_text("case_id,age,lvef\n" + "".join(f"{c},{50 + i},{35 + i}\n" for i, c in enumerate(ids)))
+    batches = {}
+    for model in ("main", "tabular"):
+        for jobs in ("1", "2"):
+            out = tmp_path / f"{model}-j{jobs}.csv"
+            args = ("--data", manifest, "--model", runs[model], "--out", out, "--jobs", jobs, "--quiet")
+            result = cli("predict", *args, *(("--clinical", clinical) if model == "tabular" else ()))
+            assert result.exit_code == 0, result.output
+            batches[model, jobs] = out.read_bytes().decode().splitlines()
+        assert batches[model, "1"] == batches[model, "2"]
+        header, *lines = batches[model, "1"]
+        assert [line.split(",")[0] for line in lines] == ids
+        for case_id, line in zip(ids, lines):
+            alone = tmp_path / f"{model}-{case_id}.csv"
+            result = cli(
+                "predict",
+                SAMPLE_DATA / "images" / f"{case_id}.nii.gz",
+                "--mask",
+                SAMPLE_DATA / "masks" / f"{case_id}.nii.gz",
+                "--model",
+                runs[model],
+                "--out",
+                alone,
+                "--quiet",
+                *(("--clinical", clinical) if model == "tabular" else ()),
+            )
+            assert result.exit_code == 0, result.output
+            assert alone.read_bytes().decode().splitlines() == [header, line]
+
+
+def test_inputs_made_in_memory_equal_those_read_back_from_files(runs, tmp_path: Path) -> None:
+    """The tensor a raw scan gets without writing its preprocessed files is the files' tensor, value for value."""
+    from lgerisk.data.tensors import case_tensor
+    from lgerisk.inference import RiskPredictor
+
+    predictor = RiskPredictor.load(runs["main"])
+    for case_id in ("synth-0000", "synth-0005"):
+        case = scan_case(SAMPLE_DATA / "images" / f"{case_id}.nii.gz", SAMPLE_DATA / "masks" / f"{case_id}.nii.gz")
+        scan = predictor.preparer.scan(case, tmp_path / "unused")
+        assert not (tmp_path / "unused").exists()  # nothing written for a model without radiomics
+        prepared, qc = predictor.prepare(case, tmp_path / "work")
+        assert np.array_equal(scan.tensor, case_tensor(prepared.image, prepared.mask, predictor.spec))
+        assert scan.qc == qc and scan.tensor.dtype == np.float32
