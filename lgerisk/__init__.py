@@ -27,11 +27,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lgerisk import api
 from lgerisk.api import *  # noqa: F403 - the public API, listed in lgerisk.api.__all__
 from lgerisk.errors import CaseError, InputError, LgeriskError
+from lgerisk.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from lgerisk.cards import EncoderCard as EncoderCard
@@ -69,14 +70,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'lgerisk' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -284,6 +284,12 @@ def worker_start_method(requested: str | None) -> str:
     return "spawn" if method == "forkserver" else method
 
 
+IN_FLIGHT_PER_WORKER = 4
+"""Cases submitted to the pool ahead of their results, per worker: enough to keep every worker busy while
+the parent records (or runs a network on) results, few enough that memory does not grow with the batch."""
+_END = object()
+
+
 def _run_pool(
     todo: list[Any],
     work: Callable[[Any], Any],
@@ -300,23 +306,37 @@ def _run_pool(
 
     context = multiprocessing.get_context(worker_start_method(start_method))
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker, initargs=(os.getpid(),), mp_context=context)
-    futures: dict[Future[Any], Any] = {}
-    seen: set[Future[Any]] = set()
-    try:
+    futures: dict[Future[Any], Any] = {}  # submitted, not read yet; a result read is let go at once
+    queue = iter(todo)
+    window = IN_FLIGHT_PER_WORKER * jobs
+
+    def submit_more() -> None:
+        """Keep ``window`` cases in flight: never more, so results waiting for a slower parent (a network,
+        say) cannot pile up in memory however large the batch."""
         with _stop_signals_blocked():
-            for case in todo:
+            while len(futures) < window:
+                case = next(queue, _END)
+                if case is _END:
+                    return
                 futures[pool.submit(_call, work, case, debug)] = case
-        for future in as_completed(futures):
-            seen.add(future)
-            ok, value, details = future.result()
-            on_result(futures[future], ok, value, details)
+
+    try:
+        submit_more()
+        while futures:
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                case = futures.pop(future)
+                ok, value, details = future.result()
+                on_result(case, ok, value, details)
+            del finished, future, value
+            submit_more()
     except BaseException as exc:
         stops.holding = True
         processes = (getattr(pool, "_processes", None) or {}).values()
         dead_before = [p.exitcode for p in processes if p.exitcode is not None]
         _stop_pool(pool)
         for future, case in futures.items():  # results that arrived but were not read yet still count
-            if future not in seen and future.done() and not future.cancelled() and future.exception() is None:
+            if future.done() and not future.cancelled() and future.exception() is None:
                 try:
                     on_result(case, *future.result())  # recorded first; a stop_if decision here ...
                 except LgeriskError:
@@ -362,6 +382,7 @@ def run_batch(
     start_method: str | None = None,
     stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None,
     stage: Stage | None = None,
+    keep_results: bool = True,
 ) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with the ``reporter``'s progress
     bar. Unexpected exceptions in a case are recorded as its error (their traceback with
@@ -374,6 +395,8 @@ def run_batch(
     message, details)`` sees each failure and may raise (e.g. ``InputError``) to stop the whole batch.
     ``stage``: what the parent does with each successful result (see ``Stage``); a case is done when
     the stage finishes it, and a case it still holds at an interrupt is redone by the next run.
+    ``keep_results=False``: ``report.results`` stays empty (for work whose results are on disk: memory
+    then does not grow with the cohort).
 
     Raises ``Interrupted`` on SIGINT or SIGTERM and ``WorkerDied`` when a worker process dies, after
     stopping every worker; the cases finished by then stay done (a rerun resumes).
@@ -384,7 +407,8 @@ def run_batch(
         name = case_id(case)
         if ok:
             report.done.append(name)
-            report.results[name] = value
+            if keep_results:
+                report.results[name] = value
             _clear_error(out, name)
         else:
             if not (details or {}).get(UNEXPECTED):

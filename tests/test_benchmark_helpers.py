@@ -199,3 +199,23 @@ def test_paired_deltas_compare_the_same_cases_and_skip_pairs_not_run(monkeypatch
     at_all = rows[1]  # the probe's noise is half of scar %'s at 100 %: it ranks better, on the same cases
     assert at_all["low"] < at_all["delta_c"] < at_all["high"] and at_all["delta_c"] > 0.02
     assert rows[0]["delta_c"] < at_all["delta_c"]  # noisier at 25 % (noise 2.0 against 1.0)
+
+
+def test_scaling_benchmark_runs_and_fits_a_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/scaling.py runs end to end on a tiny cohort (every command, two sizes, a CSV), and its
+    straight-line fit recovers the cost of a scan and the start-up it is given."""
+    scaling = _load("scaling")
+    slope, fixed = scaling.linear_fit([250, 500, 1000, 2000], [2.0 + 0.05 * n for n in (250, 500, 1000, 2000)])
+    assert slope == pytest.approx(0.05) and fixed == pytest.approx(2.0)
+    argv = ["scaling.py", "--work", str(tmp_path), "--sizes", "12", "16", "--batch-size", "4"]
+    old, sys.argv = sys.argv, argv
+    try:
+        scaling.main()
+    finally:
+        sys.argv = old
+    table = pd.read_csv(tmp_path / "scaling.csv")
+    assert sorted(set(table["command"])) == sorted(scaling.COMMANDS) and sorted(set(table["scans"])) == [12, 16]
+    assert (table["seconds"] > 0).all() and (table["main_mib"] > 50).all()
+    assert (table.loc[table["command"] == "predict", "worker_mib"] > 0).all()  # --jobs 2: workers were measured
+    assert (tmp_path / "n16" / "predictions.csv").is_file()
+    assert "each further scan" in capsys.readouterr().out

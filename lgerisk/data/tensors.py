@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 import numpy as np
 
@@ -224,6 +225,15 @@ class TensorCache:
         )
         return tensor
 
+    def stored(self, cases: Sequence[Case], spec: TensorSpec = TensorSpec()) -> StoredTensors:
+        """The tensors of ``cases`` as a sequence read from the cache on each access (each built and checked
+        here first): memory stays flat however many cases a cohort has."""
+        paths = []
+        for case in cases:
+            self.get(case, spec)  # built or checked, then let go
+            paths.append(self.path(case.case_id, spec))
+        return StoredTensors(paths)
+
     @staticmethod
     def _read(array_path: Path, record_path: Path, key: dict[str, Any], spec: TensorSpec) -> np.ndarray | None:
         try:
@@ -236,3 +246,39 @@ class TensorCache:
         if array.shape != spec.shape or array.dtype != np.float32:
             return None
         return array
+
+
+class StoredTensors(Sequence[np.ndarray]):
+    """Network inputs kept on disk: item ``i`` is read from its ``.npy`` file when asked for, so a
+    training set of thousands of cases costs the memory of a batch, not of the cohort. Picklable (paths
+    only), so DataLoader workers read their own items.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> np.save(folder / "a.npy", np.zeros((2, 2), np.float32))
+        >>> tensors = StoredTensors([folder / "a.npy"])
+        >>> len(tensors), tensors[0].shape, len(tensors.subset([0, 0]))
+        (1, (2, 2), 2)
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> StoredTensors: ...
+
+    def __getitem__(self, index: int | slice) -> np.ndarray | StoredTensors:
+        if isinstance(index, slice):
+            return StoredTensors(self.paths[index])
+        return np.load(self.paths[index], allow_pickle=False)
+
+    def subset(self, indices: Sequence[int]) -> StoredTensors:
+        """The items at ``indices``, still on disk."""
+        return StoredTensors([self.paths[i] for i in indices])

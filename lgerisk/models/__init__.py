@@ -10,7 +10,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lgerisk.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -78,11 +80,4 @@ def describe(model: nn.Module) -> str:
     return "\n".join(f"{label:<{label_width}}  {count:>{number_width},} parameters" for label, count in rows)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'lgerisk.models' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

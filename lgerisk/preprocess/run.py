@@ -121,6 +121,7 @@ def preprocess_cohort(
         jobs=jobs,
         description="preprocess",
         reporter=reporter,
+        keep_results=False,  # each case's result is on disk
         stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)),
     )
     table = write_cases_table(cohort, out_path, config)

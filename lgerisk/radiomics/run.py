@@ -173,6 +173,7 @@ def extract_cohort(
         jobs=jobs,
         description="radiomics",
         reporter=reporter,
+        keep_results=False,  # each case's result is on disk
     )
     report.failed.update(selection.failed)
     perturbation_settings = {"random_contours": n_random, "seed": seed} if stability else None
@@ -194,6 +195,10 @@ def _write_errors(out_csv: Path, *tables: Any) -> None:
         path.unlink(missing_ok=True)
 
 
+ASSEMBLY_CHUNK = 256
+"""Feature rows gathered as dictionaries before they become a DataFrame chunk (bounded memory)."""
+
+
 def assemble(
     case_ids: tuple[str, ...], parts: Path, settings: str, out_csv: Path, perturbation_settings: dict[str, int] | None
 ) -> tuple[Any, Any]:
@@ -202,16 +207,21 @@ def assemble(
     stability table. A table with no rows is removed rather than left stale."""
     import pandas as pd
 
-    rows, perturbations = [], {}
+    chunks, rows, perturbations = [], [], {}
     for case_id in case_ids:
         record = read_record(parts / "cases" / f"{case_id}.json", settings)
         if record is None:
             continue
         rows.append(record["row"])
+        if len(rows) == ASSEMBLY_CHUNK:  # rows as dicts cost ~30 times their values: keep only a chunk of them
+            chunks.append(pd.DataFrame(rows))
+            rows = []
         if perturbation_settings is not None and record.get("perturbation_settings") == perturbation_settings:
             perturbations[case_id] = record["perturbations"]
-    table = pd.DataFrame(rows)
-    if rows:
+    if rows or not chunks:
+        chunks.append(pd.DataFrame(rows))
+    table = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True, sort=False)
+    if len(table):
         write_csv(out_csv, table)
     else:
         out_csv.unlink(missing_ok=True)

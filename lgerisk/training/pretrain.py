@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -218,7 +219,7 @@ def run_pretrain(
             try:
                 _check_out(run, resume)
                 prepared = prepare_data(data, cache, config.labels, features, jobs, reporter)
-                tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
+                tensors = tensors_cache.stored(prepared.cases, spec)
                 shared = (str(prepared.source), str(prepared.features_path), prepared.case_ids)
             except Exception as exc:  # noqa: BLE001 - every rank must learn of it; re-raised below
                 failure = exc
@@ -232,7 +233,7 @@ def run_pretrain(
             prepared = prepare_data(
                 shared[0], cache, config.labels, shared[1], 1, replace(reporter, progress=False), only=shared[2]
             )
-            tensors = [tensors_cache.get(case, spec) for case in prepared.cases]
+            tensors = tensors_cache.stored(prepared.cases, spec)
         data_hash = prepared.data_hash()
 
         train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
@@ -333,7 +334,7 @@ def run_pretrain(
             history = json.loads(state["history"])
             start_epoch = int(state["epoch"]) + 1
 
-        train_tensors = [tensors[index_of[c]] for c in train_ids]
+        train_tensors = tensors.subset([index_of[c] for c in train_ids])
         train_features = radiomics_all[[index_of[c] for c in train_ids]]
         bank = torch.from_numpy(train_features)
         bank_device = bank.to(torch_device)
@@ -528,7 +529,7 @@ def _false_negatives(bank_unit: Any, ids: Any, config: Any) -> Any:
 def _validate(
     model: Any,
     objective: Any,
-    tensors: list[Any],
+    tensors: Sequence[Any],
     radiomics: Any,
     indices: list[int],
     device: Any,
@@ -549,7 +550,7 @@ def _validate(
         return {}
     model.eval()
     with torch.no_grad():
-        embedding = _in_chunks(model.embed_image, [torch.as_tensor(tensors[i]) for i in indices], device)
+        embedding = _in_chunks(model.embed_image, lambda k: torch.as_tensor(tensors[indices[k]]), len(indices), device)
         image_z = model.image_projection(embedding)  # the held-out scans go through the encoder once
         out: dict[str, float] = {"val_uniformity": uniformity(image_z)}
         if aux_columns and model.aux_head is not None:
@@ -575,8 +576,12 @@ def _validate(
             )
             loss += objective.config.clip_weight * clip
         if uses_image_pairs:
-            views = [torch.as_tensor(augmentation(tensors[i], derive_seed(seed, 99, i))) for i in indices]
-            other = _in_chunks(model.project_image, views, device)
+            other = _in_chunks(
+                model.project_image,
+                lambda k: torch.as_tensor(augmentation(tensors[indices[k]], derive_seed(seed, 99, indices[k]))),
+                len(indices),
+                device,
+            )
             simclr = float(nt_xent_loss(image_z, other, temperature))
             out.update({"val_simclr": simclr, "val_view_alignment": alignment(image_z, other)})
             loss += objective.config.simclr_weight * simclr
@@ -584,11 +589,17 @@ def _validate(
     return out
 
 
-def _in_chunks(function: Any, items: list[Any], device: Any, size: int = 16) -> Any:
-    """``function`` over stacked ``items`` in chunks of ``size`` (bounded memory), concatenated."""
+def _in_chunks(function: Any, item: Any, count: int, device: Any, size: int = 16) -> Any:
+    """``function`` over ``item(0) .. item(count - 1)`` stacked in chunks of ``size``, concatenated: only a
+    chunk of inputs is in memory at a time."""
     import torch
 
-    return torch.cat([function(torch.stack(items[i : i + size]).to(device)) for i in range(0, len(items), size)])
+    return torch.cat(
+        [
+            function(torch.stack([item(k) for k in range(start, min(start + size, count))]).to(device))
+            for start in range(0, count, size)
+        ]
+    )
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
