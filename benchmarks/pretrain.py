@@ -7,8 +7,8 @@ view a case, default model and batch of 8, no validation) on the same preprocess
 
 No spare core (training uses every core, as by default):
 
-* ``pre-made``: tensors in memory, no augmentation (model-bound: the floor of the data path);
-* ``data path``: the real path, torchio augmentation of both views, ``--num-workers 0``;
+* ``pre-made``: the cached tensors, no augmentation (model-bound: the floor of the data path);
+* ``data path``: the real path, torchio augmentation of each view, ``--num-workers 0``;
 * ``data path, 1 worker``: the same with one loader process.
 
 A spare core (training on all cores but one, ``--spare 1``; the loader worker on the spare one), the

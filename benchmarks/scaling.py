@@ -132,7 +132,6 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8, help="pretraining batch (the command's default)")
     parser.add_argument("--model", type=Path, help="risk model for predict (default: fine-tuned on the smallest size)")
-    parser.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=COMMANDS)
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     work: Path = args.work
@@ -170,8 +169,6 @@ def main() -> None:
             + ["--jobs", str(args.jobs), "--device", "cpu"],
         }
         for command in COMMANDS:
-            if command not in args.commands and command != "preprocess":
-                continue
             argv = commands[command]
             if command == "predict":
                 if model is None:

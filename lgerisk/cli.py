@@ -961,13 +961,28 @@ def exit_quickly(code: int | str | None) -> None:
     status = 0 if code is None else int(code)
     if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
         sys.exit(status)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
-            pass
     atexit._run_exitfuncs()
+    if not _flushed(sys.stdout) and status == 0:
+        status = 120  # as Python reports output it could not write (e.g. a full disk)
+    _flushed(sys.stderr)
     os._exit(status)
+
+
+def _flushed(stream: Any) -> bool:
+    """Flush ``stream``; False when its output was lost (a reader that closed a pipe early is no loss:
+    it asked for no more, as with ``| head``)."""
+    try:
+        stream.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError) as exc:
+        try:
+            sys.stderr.write(f"error: output could not be written ({exc}).\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        return False
+    return True
 
 
 if __name__ == "__main__":  # pragma: no cover

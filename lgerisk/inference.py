@@ -406,10 +406,15 @@ class RiskPredictor:
             f"(settings hash {recorded}, now {now}: e.g. another remote-myocardium reference); retrain it"
         )
 
-    def record(self, case_id: str, risk: float, qc: dict[str, Any], p99: float) -> dict[str, Any]:
+    def record(self, case_id: str, risk: float, qc: dict[str, Any], p99: Any) -> dict[str, Any]:
         """The prediction record (see the module docstring); ``qc``'s ``synthetic`` says whether the scan
-        is synthetic (set by :meth:`prepare`); ``p99``: the input's :func:`image_p99`."""
+        is synthetic (set by :meth:`prepare`); ``p99``: the input's :func:`image_p99`, or the input itself
+        (``(1, C, D, H, W)`` tensor or ``(C, D, H, W)`` array), from which it is taken."""
         import numpy as np
+
+        if not isinstance(p99, (int, float)):
+            array = p99.detach().cpu().numpy() if hasattr(p99, "detach") else np.asarray(p99)
+            p99 = image_p99(array[0] if array.ndim == 5 else array)
 
         from lgerisk.evaluation.cox import survival_at
         from lgerisk.evaluation.groups import risk_groups
@@ -551,7 +556,7 @@ def model_hash(model_dir: str | os.PathLike[str], preprocess: Any) -> str:
 
 
 def load_predictor(model_dir: str, device: str, labels: str | None) -> RiskPredictor:
-    """One predictor per process (the model is loaded once per worker, not once per scan); a model
+    """One predictor per process (the model is loaded once, not once per scan); a model
     file rewritten since is loaded afresh."""
     try:
         stamp = (Path(model_dir) / MODEL_FILE).stat().st_mtime_ns

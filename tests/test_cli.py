@@ -89,3 +89,22 @@ def test_sample_data_preprocesses_cleanly(cli, tmp_path: Path) -> None:
     merged = table.merge(truth, on="case_id", suffixes=("", "_true"))
     # scar % read from the labels tracks the simulator's truth (partial volume apart)
     assert merged["scar_percent"].corr(merged["scar_percent_true"]) > 0.95
+
+
+def test_the_process_ends_quickly_without_losing_output_or_its_status(tmp_path: Path) -> None:
+    """``lgerisk`` ends with ``os._exit`` after a command (no module teardown): its output still arrives, a
+    bad-input status still reads 2, and output that could not be written is a failure (120), not 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "LGERISK_MODEL")}  # stdout buffered
+    run = [sys.executable, "-m", "lgerisk"]
+    done = subprocess.run([*run, "--version"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("lgerisk ")
+    bad = subprocess.run([*run, "predict", str(tmp_path / "none.nii.gz")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "no risk model given" in bad.stderr
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            lost = subprocess.run([*run, "--version"], stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+        assert lost.returncode == 120 and "No space left on device" in lost.stderr

@@ -150,7 +150,7 @@ class _Network:
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
         if early:
-            self._thread = threading.Thread(target=self._load, name="lgerisk-model-load", daemon=True)
+            self._thread = threading.Thread(target=self._load_in_background, name="lgerisk-model-load", daemon=True)
             self._thread.start()
 
     def writing_to(self, parts: Path) -> _Network:
@@ -158,10 +158,10 @@ class _Network:
         self.parts = parts
         return self
 
-    def _load(self) -> None:
+    def _load_in_background(self) -> None:
         try:
             self._predictor = self.load()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by ``predictor``
+        except Exception as exc:  # noqa: BLE001 - re-raised in the main thread by ``predictor``
             self._failure = exc
 
     @property
@@ -171,7 +171,7 @@ class _Network:
             self._thread.join()
             self._thread = None
         elif self._predictor is None and self._failure is None:
-            self._load()
+            self._predictor = self.load()  # in the main thread: its errors (and Ctrl-C) go straight up
         if self._failure is not None:
             raise self._failure
         assert self._predictor is not None
