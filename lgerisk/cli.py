@@ -950,7 +950,7 @@ def main() -> None:
 def exit_quickly(code: int | str | None) -> None:
     """End the process with ``code`` once a command is over: streams flushed and ``atexit`` handlers run
     (temporary files, multiprocessing), but without tearing down every imported module, which for torch
-    alone costs about 0.3 s, a fifth of a one-scan prediction. Falls back to a normal exit while any
+    alone is a noticeable share of a one-scan prediction. Falls back to a normal exit while any
     non-daemon thread is still running."""
     import atexit
     import threading

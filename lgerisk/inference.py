@@ -77,8 +77,8 @@ MODEL_BATCH = 4
 """Scans in one forward pass of the network; fewer are padded with zeros to this many. A convolution's CPU
 kernels differ with the batch size in the last bits of a float, and at 2 or 3 scans a pass even depends on
 a scan's place in the batch; at 4, a scan's risk is the same number wherever it sits and whatever shares
-its pass, so it is predicted alone exactly as in a batch (tests/predict checks it). On CPU a pass of 4
-costs about as much as one scan alone at a batch of 1, whose kernels are slow."""
+its pass, so it is predicted alone exactly as in a batch (tests/predict checks it). On CPU a pass of one
+scan runs slower kernels than a pass of 4."""
 
 
 def image_p99(tensor: Any) -> float:
@@ -285,13 +285,11 @@ class RiskPredictor:
     """
 
     model: Any
-    tabular: TabularScaling
     card: RiskModelCard
     device: Any
-    preprocess: Any  # PreprocessConfig
-    spec: Any  # TensorSpec
     model_dir: Path
-    params: dict[str, Any] = field(default_factory=dict)
+    preparer: ScanPreparer
+    """The model's inputs without the model (picklable, torch-free): what prediction workers run."""
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], device: str = "cpu", labels: str | None = None) -> RiskPredictor:
@@ -306,16 +304,22 @@ class RiskPredictor:
 
             model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         preparer = ScanPreparer.from_card(model_dir, card, tabular, labels)
-        return cls(
-            model=model,
-            tabular=tabular,
-            card=card,
-            device=torch_device,
-            preprocess=preparer.preprocess,
-            spec=preparer.spec,
-            model_dir=Path(model_dir),
-            params=preparer.params,
-        )
+        return cls(model=model, card=card, device=torch_device, model_dir=Path(model_dir), preparer=preparer)
+
+    @property
+    def tabular(self) -> TabularScaling:
+        """The head's tabular inputs and their scaling."""
+        return self.preparer.tabular
+
+    @property
+    def preprocess(self) -> Any:
+        """The ``PreprocessConfig`` scans are prepared with."""
+        return self.preparer.preprocess
+
+    @property
+    def spec(self) -> Any:
+        """The ``TensorSpec`` of the network's input."""
+        return self.preparer.spec
 
     @property
     def model_hash(self) -> str:
@@ -326,11 +330,6 @@ class RiskPredictor:
     def horizons(self) -> list[float]:
         """The horizons of the survival probabilities."""
         return list(self.card.survival.horizons)
-
-    @property
-    def preparer(self) -> ScanPreparer:
-        """The model's inputs without the model (picklable, torch-free): what prediction workers run."""
-        return ScanPreparer(self.preprocess, self.spec, self.tabular, self.params)
 
     def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
         """``case`` preprocessed into ``work`` with the model's settings (see :meth:`ScanPreparer.prepare`)."""

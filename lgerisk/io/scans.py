@@ -130,6 +130,14 @@ def _nifti_layout(header: bytes) -> tuple[str, tuple[int, ...], int, int] | None
     return None
 
 
+def _unreadable(path: Path, what: str, reason: str) -> CaseError:
+    """The one sentence for a file that cannot be decoded, with the reader's reason (shortened)."""
+    return CaseError(
+        f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+        f"supported format ({' '.join(reason.split())[:120]})."
+    )
+
+
 def check_nifti_voxels(path: Path, what: str) -> None:
     """Decode a NIfTI file's voxels completely to refuse truncated files and NaN/inf voxels.
 
@@ -140,17 +148,11 @@ def check_nifti_voxels(path: Path, what: str) -> None:
     import gzip
     import zlib
 
-    def unreadable(reason: str) -> CaseError:
-        return CaseError(
-            f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
-            f"supported format ({' '.join(reason.split())[:120]})."
-        )
-
     try:
         raw = path.read_bytes()
         data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except (EOFError, OSError, zlib.error) as exc:
-        raise unreadable(str(exc) or type(exc).__name__) from exc
+        raise _unreadable(path, what, str(exc) or type(exc).__name__) from exc
     layout = _nifti_layout(data[:540])
     if layout is None or layout[2] not in _NIFTI_DTYPES:
         _check_nifti_with_nibabel(path, what)
@@ -159,7 +161,7 @@ def check_nifti_voxels(path: Path, what: str) -> None:
     dtype = np.dtype(order + _NIFTI_DTYPES[datatype])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) < offset + expected:
-        raise unreadable(f"expected {expected} bytes of voxels, got {max(len(data) - offset, 0)}")
+        raise _unreadable(path, what, f"expected {expected} bytes of voxels, got {max(len(data) - offset, 0)}")
     if dtype.kind == "f":
         voxels = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=offset)
         finite = np.isfinite(voxels)
@@ -177,10 +179,7 @@ def _check_nifti_with_nibabel(path: Path, what: str) -> None:
         # nibabel's stub types load() as FileBasedImage, which lacks the dataobj its image classes have
         voxels = np.asanyarray(nibabel.load(str(path)).dataobj)  # type: ignore[attr-defined]
     except (EOFError, OSError, ValueError, zlib.error, nibabel.filebasedimages.ImageFileError) as exc:
-        raise CaseError(
-            f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
-            f"supported format ({' '.join(str(exc).split())[:120]})."
-        ) from exc
+        raise _unreadable(path, what, str(exc)) from exc
     if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
         bad = int((~np.isfinite(voxels)).sum())
         raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")

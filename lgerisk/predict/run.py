@@ -148,6 +148,7 @@ class _Network:
         self.held: list[tuple[Case, _Prepared]] = []
         self._predictor: RiskPredictor | None = None
         self._failure: BaseException | None = None
+        self._checked = False
         self._thread: threading.Thread | None = None
         if early:
             self._thread = threading.Thread(target=self._load_in_background, name="lgerisk-model-load", daemon=True)
@@ -175,8 +176,12 @@ class _Network:
         if self._failure is not None:
             raise self._failure
         assert self._predictor is not None
-        if self._predictor.preparer != self.preparer:  # the card and the weights' own record of the inputs
-            raise InputError(f"{self._predictor.model_dir}: the model card and the model file disagree on its inputs.")
+        if not self._checked:
+            if self._predictor.preparer != self.preparer:  # the card and the weights' own record of the inputs
+                raise InputError(
+                    f"{self._predictor.model_dir}: the model card and the model file disagree on its inputs."
+                )
+            self._checked = True
         return self._predictor
 
     def push(self, case: Case, value: _Prepared) -> list[Outcome]:

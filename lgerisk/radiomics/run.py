@@ -213,7 +213,7 @@ def assemble(
         if record is None:
             continue
         rows.append(record["row"])
-        if len(rows) == ASSEMBLY_CHUNK:  # rows as dicts cost ~30 times their values: keep only a chunk of them
+        if len(rows) == ASSEMBLY_CHUNK:  # rows as dicts take many times their values' memory: keep a chunk
             chunks.append(pd.DataFrame(rows))
             rows = []
         if perturbation_settings is not None and record.get("perturbation_settings") == perturbation_settings:
