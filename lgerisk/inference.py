@@ -299,10 +299,8 @@ class RiskPredictor:
 
         torch_device = resolve_device(device)
         model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
-        if torch_device.type == "cpu":  # oneDNN's 3D convolutions run faster channels-last
-            import torch
-
-            model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        # Contiguous tensors, as in training: with channels-last on the CPU, GroupNorm lost precision (risks off
+        # by up to 0.02 against float64, and thread-count dependent; benchmarks/identity.py measures it).
         preparer = ScanPreparer.from_card(model_dir, card, tabular, labels)
         return cls(model=model, card=card, device=torch_device, model_dir=Path(model_dir), preparer=preparer)
 
@@ -353,13 +351,16 @@ class RiskPredictor:
 
     def risks(self, images: Any, tabular: Any = None) -> list[float]:
         """The risk scores (log relative hazard) of ``images`` ``(N, C, D, H, W)`` with their head inputs
-        ``(N, n)`` (numpy or torch), run ``MODEL_BATCH`` at a time (the last batch padded with zeros)."""
+        ``(N, n)`` (numpy or torch), run ``MODEL_BATCH`` at a time (the last batch padded with zeros), in
+        full float32 on a GPU too (:func:`~lgerisk.training.devices.full_float32`)."""
         import torch
+
+        from lgerisk.training.devices import full_float32
 
         images = torch.as_tensor(images)
         tabular = torch.as_tensor(tabular) if tabular is not None else None
         out: list[float] = []
-        with torch.no_grad():
+        with torch.no_grad(), full_float32(self.device):
             for start in range(0, len(images), MODEL_BATCH):
                 chunk = images[start : start + MODEL_BATCH]
                 rows = tabular[start : start + MODEL_BATCH] if tabular is not None else None
@@ -368,9 +369,7 @@ class RiskPredictor:
                     chunk = torch.cat([chunk, chunk.new_zeros((MODEL_BATCH - used, *chunk.shape[1:]))])
                     if rows is not None:
                         rows = torch.cat([rows, rows.new_zeros((MODEL_BATCH - used, *rows.shape[1:]))])
-                chunk = chunk.to(self.device)
-                if chunk.device.type == "cpu":
-                    chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
+                chunk = chunk.to(self.device).contiguous()
                 scores = self.model(chunk, None if rows is None else rows.to(self.device))
                 out += [float(v) for v in scores.float().cpu()[:used]]
         return out

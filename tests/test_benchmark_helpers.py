@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lgerisk.evaluation.metrics import harrell_c, paired_delta_c
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SAMPLE_DATA
 
 
 def _load(name: str):
@@ -106,17 +106,82 @@ def test_gpu_benchmark_runs_on_the_cpu_with_the_tiny_grid(tmp_path: Path) -> Non
     gpu = _load("gpu")
     gpu.main(["--device", "cpu", "--tiny", "--out", str(tmp_path / "gpu.csv")])
     table = pd.read_csv(tmp_path / "gpu.csv")
-    assert list(table["task"]) == ["pretrain step", "pretrain step", "predict (inference)"]
-    assert list(table["batch"]) == [2, 4, 4] and not table["amp"].any()
-    assert (table["volumes_per_s"].dropna() > 0).all() and table["volumes_per_s"].notna().sum() == 2
+    assert list(table["task"]) == ["pretrain step", "pretrain step", "predict (inference)"] + ["pretrain step"] * 3
+    assert list(table["variant"]) == ["default"] * 3 + list(gpu.VARIANTS[1:])
+    assert list(table["batch"]) == [2, 4, 4, 2, 2, 2] and not table["amp"].any()
+    assert (table["volumes_per_s"].dropna() > 0).all() and table["volumes_per_s"].notna().sum() == 5
     assert table.loc[2, "scans_per_s"] > 0 and (table["peak_mb"] > 0).all()
     text = gpu.markdown(table)
-    assert text.count("\n") == 4 and "| predict (inference) | 4 | 4 | off |" in text
+    assert text.count("\n") == 7 and "| predict (inference) | default | 4 | 4 | off |" in text
+    assert "| pretrain step | channels-last + cudnn.benchmark | 4 | 2 | off |" in text
     import torch
 
     if not torch.cuda.is_available():  # asking for CUDA where there is none is one sentence
         with pytest.raises(SystemExit, match="no CUDA device"):
             gpu.run("cuda", tiny=True)
+
+
+def test_gpu_benchmark_times_lgerisk_predict_end_to_end_and_checks_its_outputs(runs, tmp_path: Path) -> None:
+    """The script's end-to-end part: a SYNTHETIC cohort, lgerisk predict at each --jobs, the tables compared
+    byte for byte and scans predicted alone against their batch rows (on the CPU here; on a GPU, the GPU first)."""
+    gpu = _load("gpu")
+    work = tmp_path / "work"
+    synth = gpu.start_cohort(work / "cohort", 6, small=True)
+    assert synth is not None and synth.wait() == 0
+    assert gpu.start_cohort(work / "cohort", 6, small=True) is None  # made once
+    table, checks = gpu.predict_end_to_end(runs["main"], work / "cohort", work, ("cpu",), (1, 2), alone=2)
+    assert list(table["jobs"]) == [1, 2] and list(table["scans"]) == [6, 6]
+    assert table["same_bytes_as_jobs_1"].all() and (table["scans_per_s"] > 0).all()
+    assert checks == ["cpu: 2/2 scans predicted alone give the batch's row byte for byte"]
+    assert "| cpu | 2 | 6 |" in gpu.predict_markdown(table)
+
+
+def test_two_predictions_tables_are_compared_row_by_row() -> None:
+    gpu = _load("gpu")
+    first = "case_id,risk_score,risk_group\na,0.5,high\nb,-0.25,low\nc,0.1,intermediate\n"
+    second = "case_id,risk_score,risk_group\nc,0.1,intermediate\na,0.5001,high\nb,-0.25,intermediate\n"
+    line = gpu.compare_tables(first, second)
+    assert line.startswith("max |risk difference| 0.0001 ")
+    assert "risk groups agree 2/3" in line and "rows byte-identical 1/3" in line
+    with pytest.raises(ValueError, match="other cases"):
+        gpu.compare_tables(first, "case_id,risk_score,risk_group\na,0.5,high\n")
+
+
+def test_the_identity_check_finds_risks_that_depend_on_the_batch(runs, tmp_path: Path) -> None:
+    """benchmarks/identity.py on lgerisk's own predictor finds nothing to report (checks 1 and 2), and on a
+    network whose output depends on the other scans of its pass it reports the difference."""
+    import torch
+
+    identity = _load("identity")
+    lines, failed = identity.run(runs["main"], SAMPLE_DATA, 5, 2, "cpu", tmp_path)
+    assert not failed and lines[1] == "inputs: this process vs 2 workers: 0 differ"
+    assert all(" 0 differ" in line for line in lines[2:] if "precision" not in line)
+    precision = next(line for line in lines if "precision" in line)
+    assert float(precision.rsplit(" ", 1)[1]) < 2e-5
+
+    class Mixing(torch.nn.Module):  # a scan's output leaks its pass's mean: batch-dependent
+        def forward(self, images: torch.Tensor, tabular: object = None) -> torch.Tensor:
+            per_scan = images.flatten(1).mean(1)
+            return per_scan + 1e-3 * per_scan.mean()
+
+    class Fake:
+        model = Mixing()
+
+        def risks(self, images: object, tabular: object = None) -> list[float]:
+            from lgerisk.inference import MODEL_BATCH
+
+            x = torch.as_tensor(images)
+            out: list[float] = []
+            for i in range(0, len(x), MODEL_BATCH):
+                chunk = x[i : i + MODEL_BATCH]
+                padded = torch.cat([chunk, chunk.new_zeros((MODEL_BATCH - len(chunk), *chunk.shape[1:]))])
+                out += self.model(padded)[: len(chunk)].tolist()
+            return out
+
+    images = np.random.default_rng(0).normal(size=(8, 1, 2, 3, 3)).astype(np.float32)
+    checks = identity.network_checks(Fake(), (images, None))
+    count, largest = checks[f"{torch.get_num_threads()} thread(s): alone vs passes in order"]
+    assert count == 8 and largest > 0
 
 
 def test_the_label_efficiency_table_orders_methods_and_leaves_runs_not_made_empty() -> None:

@@ -37,7 +37,7 @@ from lgerisk.reporting import SILENT, Reporter
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
-EXPLAIN_VERSION = "3"
+EXPLAIN_VERSION = "4"
 """Changes whenever an explanation's record or pictures change (explained cases are then redone)."""
 
 

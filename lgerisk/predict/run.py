@@ -56,7 +56,7 @@ from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
 
 MODEL_ENV = "LGERISK_MODEL"
-RECORD_VERSION = "3"
+RECORD_VERSION = "4"
 """Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
 
 

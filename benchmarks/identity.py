@@ -1,0 +1,189 @@
+"""Does a scan get the same risk alone, in a batch and with ``--jobs N`` on this machine? (bit for bit)
+
+    python benchmarks/identity.py --model RUN --data COHORT [--cases 64] [--jobs 4] [--device cpu]
+
+``lgerisk predict`` promises a scan the same record alone or in a batch, at any ``--jobs``. That holds only
+if (1) a worker process prepares the same input tensor as the command's own process and (2) the network gives
+a scan the same risk whichever scans share its pass and whatever its place in it. The test suite checks both on
+the machine it runs on; this script checks them on any machine (CPU kernels and thread counts differ), at full
+float64 precision rather than at the 6 decimals a predictions table keeps:
+
+1. inputs: each case's tensor and head inputs made in this process and by ``--jobs`` forked workers, byte
+   for byte;
+2. network: each tensor's risk alone (a pass padded with zeros, as ``lgerisk predict one.nii.gz`` runs it),
+   in passes of the cases in order, and in passes of the cases in reverse order (other companions, other places);
+3. threads: checks 2 again at one torch thread, and the alone risks at the two thread counts against each other
+   (informative: ``--jobs`` does not change the command's threads, so a difference here does not break the
+   promise; it says where a difference in 2 comes from, and whether another thread count gives other risks);
+4. precision: the alone risks against a float64 copy of the model on the CPU (informative: float32 rounding
+   carried through the network and its Cox head; on another device, how far apart the two devices can be).
+
+Prints one line per check: how many cases differ and the largest |difference|. Exit status 1 if check 1, or check 2 at
+the process's threads, found a difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+Inputs = tuple[Any, Any]
+"""A stack of network inputs ``(N, C, D, H, W)`` and of head inputs ``(N, n)`` (``None``: the head takes none)."""
+
+
+def _prepare(job: tuple[Any, Any, Path]) -> tuple[Any, Any]:
+    preparer, case, work = job
+    scan = preparer.scan(case, work / case.case_id)
+    return scan.tensor, scan.tabular
+
+
+def prepared_inputs(preparer: Any, cases: list[Any], work: Path, jobs: int) -> tuple[list[Any], list[Any]]:
+    """((tensor, head inputs) made in this process, the same made by ``jobs`` forked workers) of ``cases``."""
+    import multiprocessing
+
+    here = [_prepare((preparer, case, work / "here")) for case in cases]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        there = pool.map(_prepare, [(preparer, case, work / "workers") for case in cases], chunksize=1)
+    return here, there
+
+
+def _same_bytes(first: Any, second: Any) -> bool:
+    if first is None or second is None:
+        return first is None and second is None
+    return bool(first.shape == second.shape and first.tobytes() == second.tobytes())
+
+
+def differences(first: list[float], second: list[float]) -> tuple[int, float]:
+    """(how many pairs differ at all, the largest absolute difference)."""
+    pairs = [abs(a - b) for a, b in zip(first, second, strict=True)]
+    return sum(p != 0 for p in pairs), max(pairs, default=0.0)
+
+
+def _alone(predictor: Any, inputs: Inputs) -> list[float]:
+    images, tabular = inputs
+    return [
+        predictor.risks(images[i : i + 1], None if tabular is None else tabular[i : i + 1])[0]
+        for i in range(len(images))
+    ]
+
+
+def _reversed(inputs: Inputs) -> Inputs:
+    images, tabular = inputs
+    return images[::-1].copy(), None if tabular is None else tabular[::-1].copy()
+
+
+def network_checks(predictor: Any, inputs: Inputs) -> dict[str, tuple[int, float]]:
+    """The risks of ``inputs`` alone against in-order and reversed passes, at the process's torch threads
+    and at one thread; the alone risks at the two thread counts against each other and against float64."""
+    import torch
+
+    threads = torch.get_num_threads()
+    checks: dict[str, tuple[int, float]] = {}
+    alone_at: dict[int, list[float]] = {}
+    for count in dict.fromkeys((threads, 1)):
+        torch.set_num_threads(count)
+        try:
+            alone = _alone(predictor, inputs)
+            in_order = predictor.risks(*inputs)
+            reverse = predictor.risks(*_reversed(inputs))[::-1]
+        finally:
+            torch.set_num_threads(threads)
+        alone_at[count] = alone
+        checks[f"{count} thread(s): alone vs passes in order"] = differences(alone, in_order)
+        checks[f"{count} thread(s): alone vs passes in reverse order"] = differences(alone, reverse)
+    if len(alone_at) == 2:
+        checks[f"alone at {threads} threads vs at 1 thread"] = differences(alone_at[threads], alone_at[1])
+    checks["precision: alone vs a float64 copy of the model on the CPU"] = differences(
+        alone_at[threads], float64_risks(predictor, inputs)
+    )
+    return checks
+
+
+def float64_risks(predictor: Any, inputs: Inputs) -> list[float]:
+    """The risks of ``inputs`` from a float64 copy of the model on the CPU (the precision reference)."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(predictor.model).to("cpu", torch.float64)
+    images, tabular = inputs
+    with torch.no_grad():
+        return [
+            float(
+                model(
+                    torch.from_numpy(images[i : i + 1]).double(),
+                    None if tabular is None else torch.from_numpy(tabular[i : i + 1]).double(),
+                )
+            )
+            for i in range(len(images))
+        ]
+
+
+def _loaded_in_a_thread(model: Path, device: str) -> Any:
+    import threading
+
+    from lgerisk.inference import RiskPredictor
+
+    loaded: list[Any] = []
+    thread = threading.Thread(target=lambda: loaded.append(RiskPredictor.load(model, device=device)))
+    thread.start()
+    thread.join()
+    return loaded[0]
+
+
+def run(model: Path, data: Path, cases: int, jobs: int, device: str, work: Path) -> tuple[list[str], bool]:
+    """The checks' lines, and whether check 1 or 2 (at the threads lgerisk predict uses) found a difference."""
+    import os
+
+    import numpy as np
+
+    from lgerisk.inference import ScanPreparer
+    from lgerisk.io.cohort import discover_cohort
+
+    preparer = ScanPreparer.load(model)
+    chosen = list(discover_cohort(data).cases)[:cases]
+    here, there = prepared_inputs(preparer, chosen, work, jobs)  # before torch is imported: forking is safe
+    unequal = sum(not (_same_bytes(a[0], b[0]) and _same_bytes(a[1], b[1])) for a, b in zip(here, there))
+
+    from lgerisk.inference import RiskPredictor
+
+    predictor = RiskPredictor.load(model, device=device)
+    images = np.stack([tensor for tensor, _ in here])
+    tabular = None if here[0][1] is None else np.stack([values for _, values in here])
+    lines = [
+        f"{len(chosen)} cases, {os.cpu_count()} CPU cores, device {device}",
+        f"inputs: this process vs {jobs} workers: {unequal} differ",
+    ]
+    failed = unequal > 0
+    checks = network_checks(predictor, (images, tabular))
+    threaded = _loaded_in_a_thread(model, device)
+    checks["alone: model loaded in a background thread (as --jobs 1 does) vs here"] = differences(
+        _alone(predictor, (images, tabular)), _alone(threaded, (images, tabular))
+    )
+    for name, (count, largest) in checks.items():
+        lines.append(f"risks: {name}: {count} differ, largest |difference| {largest:.3g}")
+        informative = name.startswith(("1 thread", "precision")) or "vs at 1" in name
+        failed |= count > 0 and not informative
+    return lines, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="a cohort folder (images/, masks/) or manifest")
+    parser.add_argument("--cases", type=int, default=64)
+    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--work", type=Path, default=Path("bench-out/identity"))
+    args = parser.parse_args(argv)
+    lines, failed = run(args.model, args.data, args.cases, args.jobs, args.device, args.work)
+    print("\n".join(lines))
+    return int(failed)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
