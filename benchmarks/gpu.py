@@ -242,7 +242,7 @@ def run(
                 row = {"task": "pretrain step", "variant": "default", "width": width, "batch": batch, "amp": amp}
                 measure(row, partial(train_step_rate, width, batch, amp, device, *timing))
             for batch in grid["inference_batches"]:
-                row = {"task": "predict (inference)", "variant": "default", "width": width, "batch": batch, "amp": amp}
+                row = {"task": "risk-model inference", "variant": "default", "width": width, "batch": batch, "amp": amp}
                 measure(row, partial(inference_rate, width, amp, device, grid["shape"], batch, *timing[1:]))
         width, batch = grid["variant_at"]
         for variant in VARIANTS[1:]:
@@ -288,6 +288,9 @@ def _environment() -> dict[str, str]:
 def start_cohort(cohort: Path, cases: int, small: bool) -> subprocess.Popen[bytes] | None:
     """Start ``lgerisk synth`` for a SYNTHETIC cohort in the background (None: it is there already)."""
     if (cohort / "outcomes.csv").is_file():
+        made = len(list((cohort / "images").glob("*.nii.gz")))
+        if made != cases:
+            raise SystemExit(f"{cohort} holds {made} scans, not --cases {cases}: use another --work or --cases {made}.")
         return None
     command = [*lgerisk_command(), "synth", str(cohort), "--cases", str(cases), "--quiet", *(["--small"] * small)]
     return subprocess.Popen(command, env=_environment())
@@ -368,7 +371,8 @@ def compare_tables(reference: str, other: str) -> str:
 
     import pandas as pd
 
-    first, second = pd.read_csv(io.StringIO(reference)), pd.read_csv(io.StringIO(other))
+    first = pd.read_csv(io.StringIO(reference), dtype={"case_id": str})
+    second = pd.read_csv(io.StringIO(other), dtype={"case_id": str})
     joined = first.merge(second, on="case_id", suffixes=("", "_other"), validate="one_to_one")
     if len(joined) != len(first) or len(joined) != len(second):
         raise ValueError(f"the two tables hold other cases ({len(first)}, {len(second)}, {len(joined)} in common)")
@@ -425,10 +429,16 @@ def main(argv: list[str] | None = None) -> None:
     synth = start_cohort(cohort, args.cases, args.small) if args.predict_model else None  # beside the grid
     args.out.parent.mkdir(parents=True, exist_ok=True)
     grid = None
-    if not args.no_grid:
-        grid = run(args.device, args.tiny, log=lambda row: print(row, flush=True))
-        grid.to_csv(args.out, index=False)
-        print(markdown(grid), flush=True)
+    try:
+        if not args.no_grid:
+            grid = run(args.device, args.tiny, log=lambda row: print(row, flush=True))
+            grid.to_csv(args.out, index=False)
+            print(markdown(grid), flush=True)
+    except BaseException:
+        if synth is not None:  # never leave the generator running behind a failed grid
+            synth.kill()
+            synth.wait()
+        raise
     if args.predict_model:
         if synth is not None and synth.wait() != 0:
             raise SystemExit(f"lgerisk synth {cohort} failed (exit {synth.returncode})")

@@ -106,13 +106,13 @@ def test_gpu_benchmark_runs_on_the_cpu_with_the_tiny_grid(tmp_path: Path) -> Non
     gpu = _load("gpu")
     gpu.main(["--device", "cpu", "--tiny", "--out", str(tmp_path / "gpu.csv")])
     table = pd.read_csv(tmp_path / "gpu.csv")
-    assert list(table["task"]) == ["pretrain step", "pretrain step", "predict (inference)"] + ["pretrain step"] * 3
+    assert list(table["task"]) == ["pretrain step", "pretrain step", "risk-model inference"] + ["pretrain step"] * 3
     assert list(table["variant"]) == ["default"] * 3 + list(gpu.VARIANTS[1:])
     assert list(table["batch"]) == [2, 4, 4, 2, 2, 2] and not table["amp"].any()
     assert (table["volumes_per_s"].dropna() > 0).all() and table["volumes_per_s"].notna().sum() == 5
     assert table.loc[2, "scans_per_s"] > 0 and (table["peak_mb"] > 0).all()
     text = gpu.markdown(table)
-    assert text.count("\n") == 7 and "| predict (inference) | default | 4 | 4 | off |" in text
+    assert text.count("\n") == 7 and "| risk-model inference | default | 4 | 4 | off |" in text
     assert "| pretrain step | channels-last + cudnn.benchmark | 4 | 2 | off |" in text
     import torch
 
@@ -180,8 +180,18 @@ def test_the_identity_check_finds_risks_that_depend_on_the_batch(runs, tmp_path:
 
     images = np.random.default_rng(0).normal(size=(8, 1, 2, 3, 3)).astype(np.float32)
     checks = identity.network_checks(Fake(), (images, None))
-    count, largest = checks[f"{torch.get_num_threads()} thread(s): alone vs passes in order"]
-    assert count == 8 and largest > 0
+    count, largest, binding = checks[f"{torch.get_num_threads()} thread(s): alone vs passes in order"]
+    assert count == 8 and largest > 0 and binding and identity.broken(checks)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a process with one thread: its checks still bind
+    try:
+        alone_at_one = identity.network_checks(Fake(), (images, None))
+    finally:
+        torch.set_num_threads(threads)
+    assert identity.broken(alone_at_one) and "alone at" not in " ".join(alone_at_one)
+    informative = {"precision: alone vs a float64 copy of the model on the CPU": (8, 0.1, False)}
+    assert not identity.broken(informative)
+    assert identity.report(informative)[0].endswith("8 differ, largest |difference| 0.1")
 
 
 def test_the_label_efficiency_table_orders_methods_and_leaves_runs_not_made_empty() -> None:

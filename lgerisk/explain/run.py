@@ -34,6 +34,7 @@ from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
+from lgerisk.training.devices import full_float32
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
@@ -112,8 +113,9 @@ def explain_case(
     )
     real, inside = slice(0, view.count), view.inside
     volume, myocardium, scar = masks[0], masks[1] > 0.5, masks[2] > 0.5
-    cam = grad_cam(predictor.model, image, tabular)
-    ig = integrated_gradients_attribution(predictor.model, image, tabular, steps=steps)
+    with full_float32(predictor.device):  # the attributions in the same float32 as the risk
+        cam = grad_cam(predictor.model, image, tabular)
+        ig = integrated_gradients_attribution(predictor.model, image, tabular, steps=steps)
     record["attribution"] = {
         "gradcam_myocardium_ratio": _finite(myocardium_concentration(cam[inside], myocardium[inside])),
         "ig_myocardium_ratio": _finite(myocardium_concentration(ig.values[inside], myocardium[inside])),
@@ -182,11 +184,12 @@ def explain_case(
         },
         synthetic=scan_synthetic,
     )
-    embedding = (
-        predictor.model.image_encoder(image).detach().float().cpu().numpy()[0]
-        if predictor.model.config.use_image
-        else np.zeros(0)
-    )
+    with full_float32(predictor.device):
+        embedding = (
+            predictor.model.image_encoder(image).detach().float().cpu().numpy()[0]
+            if predictor.model.config.use_image
+            else np.zeros(0)
+        )
     stored = {**record, "summary": summary}
     write_json(
         folder / RECORD_FILE,

@@ -43,19 +43,28 @@ def resolve_device(spec: str, local_rank: int | None = None):  # noqa: ANN201 - 
 
 @contextmanager
 def full_float32(device: Any) -> Iterator[None]:
-    """On a CUDA ``device``: convolutions and matrix products in IEEE float32 while inside (no TF32, which
-    cuDNN uses for float32 convolutions by default and which moved risk scores by up to 0.07 against the CPU
-    on an H200, benchmarks/gpu.py) and deterministic cuDNN algorithms; the previous settings after. On the
-    CPU it changes nothing."""
+    """On a CUDA ``device`` (a ``torch.device`` or a string such as ``"cuda:0"``): convolutions and matrix
+    products in IEEE float32 while inside (no TF32, which cuDNN uses for float32 convolutions by default and
+    which moved risk scores by up to 0.07 against the CPU on an H200, benchmarks/gpu.py) and deterministic
+    cuDNN algorithms; the previous settings after. On the CPU it changes nothing. The settings are the
+    process's: do not run models on other threads meanwhile."""
     import torch
 
-    if getattr(device, "type", device) != "cuda":
+    kind = torch.device(device).type if isinstance(device, str) else getattr(device, "type", None)
+    if kind != "cuda":
         yield
         return
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)
-    cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = False, False, True, False
+    cudnn = torch.backends.cudnn
+    matmul = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
     try:
-        yield
+        with cudnn.flags(
+            enabled=cudnn.enabled,
+            benchmark=False,
+            benchmark_limit=cudnn.benchmark_limit,
+            deterministic=True,
+            allow_tf32=False,
+        ):
+            yield
     finally:
-        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
+        torch.set_float32_matmul_precision(matmul)

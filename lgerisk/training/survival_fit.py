@@ -112,9 +112,11 @@ def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
     import numpy as np
     import torch
 
+    from lgerisk.training.devices import full_float32
+
     model.eval()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), full_float32(device):
         for start in range(0, len(tensors), batch):
             x = torch.from_numpy(np.stack(tensors[start : start + batch])).float().to(device)
             out.append(model.image_encoder(x).float().cpu().numpy())
@@ -275,9 +277,11 @@ def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any,
     import numpy as np
     import torch
 
+    from lgerisk.training.devices import full_float32
+
     model.eval()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), full_float32(workspace.device):
         for start in range(0, len(ids), batch):
             x = torch.from_numpy(np.stack([workspace.tensors[c] for c in ids[start : start + batch]])).float()
             t = torch.from_numpy(tab[start : start + batch]) if tab.shape[1] else None
@@ -290,9 +294,11 @@ def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> An
     import numpy as np
     import torch
 
+    from lgerisk.training.devices import full_float32
+
     if not raw:
         return np.zeros(0)
-    with torch.no_grad():
+    with torch.no_grad(), full_float32(workspace.device):
         z = (
             torch.from_numpy(np.stack(raw)).float().to(workspace.device) - model.embedding_mean
         ) / model.embedding_scale

@@ -426,21 +426,45 @@ def test_full_float32_turns_tf32_off_on_cuda_only_and_restores_the_settings() ->
 
     from lgerisk.training.devices import full_float32
 
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    before = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)
-    cudnn.allow_tf32, cudnn.benchmark = True, True
+    cudnn = torch.backends.cudnn
+    before = (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark, torch.get_float32_matmul_precision())
     try:
-        with full_float32(torch.device("cpu")):
-            assert cudnn.allow_tf32 and cudnn.benchmark
-        with pytest.raises(RuntimeError, match="inside"):
-            with full_float32(SimpleNamespace(type="cuda")):
-                assert (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark) == (
-                    False,
-                    False,
-                    True,
-                    False,
-                )
-                raise RuntimeError("inside")
-        assert cudnn.allow_tf32 and cudnn.benchmark and not cudnn.deterministic
+        cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = True, False, True  # not what it sets
+        torch.set_float32_matmul_precision("medium")
+        changed = (True, False, True, "medium")
+        for cpu in (torch.device("cpu"), "cpu"):
+            with full_float32(cpu):
+                assert (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark) == changed[:3]
+                assert torch.get_float32_matmul_precision() == "medium"
+        for cuda in (SimpleNamespace(type="cuda"), "cuda:0", torch.device("cuda", 0)):
+            with pytest.raises(RuntimeError, match="inside"):
+                with full_float32(cuda):
+                    assert (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark) == (False, True, False)
+                    assert torch.get_float32_matmul_precision() == "highest"
+                    raise RuntimeError("inside")
+            after = (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark, torch.get_float32_matmul_precision())
+            assert after == changed
     finally:
-        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = before
+        cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = before[:3]
+        torch.set_float32_matmul_precision(before[3])
+
+
+def test_the_network_runs_inside_full_float32_on_the_predictors_device(runs, monkeypatch) -> None:
+    from contextlib import contextmanager
+
+    import lgerisk.training.devices as devices
+    from lgerisk.inference import RiskPredictor
+
+    entered: list[object] = []
+    real = devices.full_float32
+
+    @contextmanager
+    def spy(device: object):
+        entered.append(device)
+        with real(device):
+            yield
+
+    monkeypatch.setattr(devices, "full_float32", spy)
+    predictor = RiskPredictor.load(runs["main"])
+    risks = predictor.risks(np.zeros((2, *predictor.spec.shape), np.float32))
+    assert len(risks) == 2 and entered == [predictor.device]
