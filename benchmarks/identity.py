@@ -18,6 +18,9 @@ float64 precision rather than at the 6 decimals a predictions table keeps:
 4. precision: the alone risks against a float64 copy of the model on the CPU (informative: float32 rounding
    carried through the network and its Cox head; on another device, how far apart the two devices can be).
 
+``--layout channels-last`` runs the checks on the layout lgerisk used before (for comparison). A line also gives
+the network's time a scan at both thread counts.
+
 Prints one line per check: how many cases differ and the largest |difference|. Exit status 1 if check 1, check
 2 at the process's torch threads, or the model loaded in a background thread (as ``--jobs 1`` loads it) found
 a difference.
@@ -148,7 +151,40 @@ def _loaded_in_a_thread(model: Path, device: str) -> Any:
     return loaded[0]
 
 
-def run(model: Path, data: Path, cases: int, jobs: int, device: str, work: Path) -> tuple[list[str], bool]:
+def network_seconds(predictor: Any, inputs: Inputs, repeats: int = 3) -> dict[int, float]:
+    """Seconds a scan of the network (passes of 4, best of ``repeats``) at the process's torch threads and at 1."""
+    import time
+
+    import torch
+
+    threads = torch.get_num_threads()
+    seconds: dict[int, float] = {}
+    for count in dict.fromkeys((threads, 1)):
+        torch.set_num_threads(count)
+        try:
+            predictor.risks(*inputs)  # warm-up
+            best = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                predictor.risks(*inputs)
+                best = min(best, time.perf_counter() - started)
+        finally:
+            torch.set_num_threads(threads)
+        seconds[count] = best / len(inputs[0])
+    return seconds
+
+
+def _with_layout(predictor: Any, layout: str) -> Any:
+    import torch
+
+    if layout == "channels-last":  # the weights' layout sets the layout of every activation after them
+        predictor.model = predictor.model.to(memory_format=torch.channels_last_3d)
+    return predictor
+
+
+def run(
+    model: Path, data: Path, cases: int, jobs: int, device: str, work: Path, layout: str = "contiguous"
+) -> tuple[list[str], bool]:
     """The checks' lines, and whether a binding check (1; 2 at the threads lgerisk predict uses; the model
     loaded in a background thread) found a difference."""
     import os
@@ -165,20 +201,24 @@ def run(model: Path, data: Path, cases: int, jobs: int, device: str, work: Path)
 
     from lgerisk.inference import RiskPredictor
 
-    predictor = RiskPredictor.load(model, device=device)
+    predictor = _with_layout(RiskPredictor.load(model, device=device), layout)
     images = np.stack([tensor for tensor, _ in here])
     tabular = None if here[0][1] is None else np.stack([values for _, values in here])
     lines = [
-        f"{len(chosen)} cases, {os.cpu_count()} CPU cores, device {device}",
+        f"{len(chosen)} cases, {os.cpu_count()} CPU cores, device {device}, {layout} model",
         f"inputs: this process vs {jobs} workers: {unequal} differ",
     ]
     failed = unequal > 0
     checks = network_checks(predictor, (images, tabular))
-    threaded = _loaded_in_a_thread(model, device)
+    threaded = _with_layout(_loaded_in_a_thread(model, device), layout)
     checks["alone: model loaded in a background thread (as --jobs 1 does) vs here"] = (
         *differences(_alone(predictor, (images, tabular)), _alone(threaded, (images, tabular))),
         True,
     )
+    timing = ", ".join(
+        f"{1000 * t:.1f} ms at {n} thread(s)" for n, t in network_seconds(predictor, (images, tabular)).items()
+    )
+    lines.append(f"network ({layout}): a scan takes {timing} (passes of 4, best of 3)")
     return lines + report(checks), failed or broken(checks)
 
 
@@ -203,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, default=Path("bench-out/identity"))
+    parser.add_argument(
+        "--layout",
+        choices=("contiguous", "channels-last"),
+        default="contiguous",
+        help="the model's memory layout: contiguous is what lgerisk runs; channels-last, the earlier, lossy one",
+    )
     args = parser.parse_args(argv)
-    lines, failed = run(args.model, args.data, args.cases, args.jobs, args.device, args.work)
+    lines, failed = run(args.model, args.data, args.cases, args.jobs, args.device, args.work, args.layout)
     print("\n".join(lines))
     return int(failed)
 

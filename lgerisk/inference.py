@@ -299,7 +299,7 @@ class RiskPredictor:
 
         torch_device = resolve_device(device)
         model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
-        # Contiguous tensors, as in training: with channels-last on the CPU, GroupNorm lost precision (risks off
+        # Contiguous tensors, as in training: with channels-last on the CPU, precision was lost (risks off
         # by up to 0.02 against float64, and thread-count dependent; benchmarks/identity.py measures it).
         preparer = ScanPreparer.from_card(model_dir, card, tabular, labels)
         return cls(model=model, card=card, device=torch_device, model_dir=Path(model_dir), preparer=preparer)

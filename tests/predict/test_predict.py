@@ -400,7 +400,7 @@ def test_inputs_made_in_memory_equal_those_read_back_from_files(runs, tmp_path: 
 def test_risks_agree_with_a_float64_copy_of_the_model(runs, tmp_path: Path) -> None:
     """Float32 rounding, not a lossy kernel: the risks lgerisk predicts are within 2e-5 of a float64 forward pass.
     (Channels-last tensors, used before, gave 5.5e-5 on this model and 0.017 on the default-size one: torch's
-    channels-last GroupNorm on the CPU loses precision, and its results depended on the thread count.)"""
+    CPU kernels on channels-last tensors lose precision, and their results depended on the thread count.)"""
     import copy
 
     from lgerisk.inference import RiskPredictor
