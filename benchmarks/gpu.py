@@ -36,6 +36,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,18 @@ VARIANTS = ("default", "cudnn.benchmark", "channels-last", "channels-last + cudn
 one setting (width 32, batch 32) so a change to the training loop can be argued from a figure."""
 
 
+@contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    import torch
+
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
 def train_step_rate(
     width: int,
     batch: int,
@@ -112,27 +126,8 @@ def train_step_rate(
     warmup: int,
     variant: str = "default",
 ) -> dict[str, Any]:
-    """Volumes/s and peak memory of ``steps`` timed pretraining steps (after ``warmup`` untimed ones)."""
-    import torch
-
-    previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = "cudnn.benchmark" in variant
-    try:
-        return _train_step_rate(width, batch, amp, device, shape, steps, warmup, "channels-last" in variant)
-    finally:
-        torch.backends.cudnn.benchmark = previous
-
-
-def _train_step_rate(
-    width: int,
-    batch: int,
-    amp: bool,
-    device: Any,
-    shape: tuple[int, ...],
-    steps: int,
-    warmup: int,
-    channels_last: bool,
-) -> dict[str, Any]:
+    """Volumes/s and peak memory of ``steps`` timed pretraining steps (after ``warmup`` untimed ones), run the
+    way ``variant`` (one of ``VARIANTS``) says."""
     import torch
 
     from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
@@ -145,7 +140,7 @@ def _train_step_rate(
         EncoderConfig(in_channels=shape[0], width=width), RadiomicsEncoderConfig(n_features=N_FEATURES)
     )
     model = ContrastiveModel(config).to(device).train()
-    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    layout = torch.channels_last_3d if "channels-last" in variant else torch.contiguous_format
     model = model.to(memory_format=layout)  # type: ignore[call-overload]
     objective = HybridObjective(ObjectiveConfig(), embedding_dim=config.projection_dim).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -166,13 +161,14 @@ def _train_step_rate(
         scaler.update()
 
     _reset_peak(device)
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
+    with _cudnn_benchmark("cudnn.benchmark" in variant):
+        for _ in range(warmup):
+            step()
+        _sync(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
     seconds = time.perf_counter() - started
     return {
         "volumes_per_s": 2 * batch * steps / seconds,

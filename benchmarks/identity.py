@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,20 @@ Check = tuple[int, float, bool]
 """(how many cases differ, the largest |difference|, whether a difference breaks lgerisk predict's promise)."""
 
 
+def thread_counts() -> Iterator[int]:
+    """The process's torch thread count, then 1 (once if they are equal), each set while the caller's loop body
+    runs; the process's count is restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    for count in dict.fromkeys((threads, 1)):
+        torch.set_num_threads(count)
+        try:
+            yield count
+        finally:
+            torch.set_num_threads(threads)
+
+
 def network_checks(predictor: Any, inputs: Inputs) -> dict[str, Check]:
     """The risks of ``inputs`` alone against in-order and reversed passes, at the process's torch threads
     (binding: what lgerisk predict runs) and at one thread; the alone risks at the two thread counts against
@@ -98,14 +113,10 @@ def network_checks(predictor: Any, inputs: Inputs) -> dict[str, Check]:
     threads = torch.get_num_threads()
     checks: dict[str, Check] = {}
     alone_at: dict[int, list[float]] = {}
-    for count in dict.fromkeys((threads, 1)):
-        torch.set_num_threads(count)
-        try:
-            alone = _alone(predictor, inputs)
-            in_order = predictor.risks(*inputs)
-            reverse = predictor.risks(*_reversed(inputs))[::-1]
-        finally:
-            torch.set_num_threads(threads)
+    for count in thread_counts():
+        alone = _alone(predictor, inputs)
+        in_order = predictor.risks(*inputs)
+        reverse = predictor.risks(*_reversed(inputs))[::-1]
         alone_at[count] = alone
         binding = count == threads
         checks[f"{count} thread(s): alone vs passes in order"] = (*differences(alone, in_order), binding)
@@ -155,21 +166,14 @@ def network_seconds(predictor: Any, inputs: Inputs, repeats: int = 3) -> dict[in
     """Seconds a scan of the network (passes of 4, best of ``repeats``) at the process's torch threads and at 1."""
     import time
 
-    import torch
-
-    threads = torch.get_num_threads()
     seconds: dict[int, float] = {}
-    for count in dict.fromkeys((threads, 1)):
-        torch.set_num_threads(count)
-        try:
-            predictor.risks(*inputs)  # warm-up
-            best = float("inf")
-            for _ in range(repeats):
-                started = time.perf_counter()
-                predictor.risks(*inputs)
-                best = min(best, time.perf_counter() - started)
-        finally:
-            torch.set_num_threads(threads)
+    for count in thread_counts():
+        predictor.risks(*inputs)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            predictor.risks(*inputs)
+            best = min(best, time.perf_counter() - started)
         seconds[count] = best / len(inputs[0])
     return seconds
 
