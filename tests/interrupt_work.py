@@ -29,9 +29,15 @@ class Item:
 
 
 def hold(item: Item) -> str:
-    """Write ``started-<id>`` (holding this process's pid), then block on the gate FIFO."""
+    """Write ``started-<id>`` (holding this process's pid), then block on the gate FIFO.
+
+    The marker is written under another name and renamed, so a test that sees it can read the pid at once.
+    """
     folder = Path(item.folder)
-    (folder / f"started-{item.case_id}").write_text(str(os.getpid()))
+    marker = folder / f"started-{item.case_id}"
+    partial = folder / f".partial-{item.case_id}"
+    partial.write_text(str(os.getpid()))
+    partial.replace(marker)
     with open(folder / GATE, "rb") as gate:  # blocks until a writer opens it: none ever does
         gate.read()
     return item.case_id
