@@ -12,9 +12,10 @@ float64 precision rather than at the 6 decimals a predictions table keeps:
    for byte;
 2. network: each tensor's risk alone (a pass padded with zeros, as ``lgerisk predict one.nii.gz`` runs it),
    in passes of the cases in order, and in passes of the cases in reverse order (other companions, other places);
-3. threads: checks 2 again at one torch thread, and the alone risks at the two thread counts against each other
-   (informative: ``--jobs`` does not change the command's threads, so a difference here does not break the
-   promise; it says where a difference in 2 comes from, and whether another thread count gives other risks);
+3. threads: checks 2 again at the torch threads a ``--jobs`` batch runs its network with (the cores its workers
+   leave, ``lgerisk.batch.network_threads``) and at one thread, and the alone risks at the process's thread count
+   against each of them (binding for the batch's count: a scan predicted alone runs at the process's threads;
+   informative for one thread);
 4. precision: the alone risks against a float64 copy of the model on the CPU (informative: float32 rounding
    carried through the network and its Cox head; on another device, how far apart the two devices can be).
 
@@ -22,8 +23,8 @@ float64 precision rather than at the 6 decimals a predictions table keeps:
 the network's time a scan at both thread counts.
 
 Prints one line per check: how many cases differ and the largest |difference|. Exit status 1 if check 1, check
-2 at the process's torch threads, or the model loaded in a background thread (as ``--jobs 1`` loads it) found
-a difference.
+2 at the process's or the batch's torch threads, check 3 between those two, or the model loaded in a background
+thread (as the command loads it) found a difference.
 """
 
 from __future__ import annotations
@@ -90,13 +91,13 @@ Check = tuple[int, float, bool]
 """(how many cases differ, the largest |difference|, whether a difference breaks lgerisk predict's promise)."""
 
 
-def thread_counts() -> Iterator[int]:
-    """The process's torch thread count, then 1 (once if they are equal), each set while the caller's loop body
-    runs; the process's count is restored after."""
+def thread_counts(batch: int | None = None) -> Iterator[int]:
+    """The process's torch thread count, then ``batch`` (given), then 1, each once, set while the caller's loop
+    body runs; the process's count is restored after."""
     import torch
 
     threads = torch.get_num_threads()
-    for count in dict.fromkeys((threads, 1)):
+    for count in dict.fromkeys((threads, batch or threads, 1)):
         torch.set_num_threads(count)
         try:
             yield count
@@ -104,25 +105,30 @@ def thread_counts() -> Iterator[int]:
             torch.set_num_threads(threads)
 
 
-def network_checks(predictor: Any, inputs: Inputs) -> dict[str, Check]:
-    """The risks of ``inputs`` alone against in-order and reversed passes, at the process's torch threads
-    (binding: what lgerisk predict runs) and at one thread; the alone risks at the two thread counts against
-    each other and against float64 (informative)."""
+def network_checks(predictor: Any, inputs: Inputs, batch_threads: int | None = None) -> dict[str, Check]:
+    """The risks of ``inputs`` alone against in-order and reversed passes, at the process's torch threads and at
+    ``batch_threads`` (binding: what lgerisk predict runs alone and in a batch) and at one thread; the alone
+    risks at the process's thread count against the others (binding for ``batch_threads``) and against float64
+    (informative)."""
     import torch
 
     threads = torch.get_num_threads()
     checks: dict[str, Check] = {}
     alone_at: dict[int, list[float]] = {}
-    for count in thread_counts():
+    for count in thread_counts(batch_threads):
         alone = _alone(predictor, inputs)
         in_order = predictor.risks(*inputs)
         reverse = predictor.risks(*_reversed(inputs))[::-1]
         alone_at[count] = alone
-        binding = count == threads
+        binding = count in (threads, batch_threads)
         checks[f"{count} thread(s): alone vs passes in order"] = (*differences(alone, in_order), binding)
         checks[f"{count} thread(s): alone vs passes in reverse order"] = (*differences(alone, reverse), binding)
-    if len(alone_at) == 2:
-        checks[f"alone at {threads} threads vs at 1 thread"] = (*differences(alone_at[threads], alone_at[1]), False)
+    for count, risks in alone_at.items():
+        if count != threads:
+            checks[f"alone at {threads} threads vs at {count}"] = (
+                *differences(alone_at[threads], risks),
+                count == batch_threads,
+            )
     checks["precision: alone vs a float64 copy of the model on the CPU"] = (
         *differences(alone_at[threads], float64_risks(predictor, inputs)),
         False,
@@ -213,9 +219,11 @@ def run(
         f"inputs: this process vs {jobs} workers: {unequal} differ",
     ]
     failed = unequal > 0
-    checks = network_checks(predictor, (images, tabular))
+    from lgerisk.batch import network_threads
+
+    checks = network_checks(predictor, (images, tabular), network_threads(jobs))
     threaded = _with_layout(_loaded_in_a_thread(model, device), layout)
-    checks["alone: model loaded in a background thread (as --jobs 1 does) vs here"] = (
+    checks["alone: model loaded in a background thread (as lgerisk predict does) vs here"] = (
         *differences(_alone(predictor, (images, tabular)), _alone(threaded, (images, tabular))),
         True,
     )

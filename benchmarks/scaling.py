@@ -133,6 +133,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="pretraining batch (the command's default)")
     parser.add_argument("--model", type=Path, help="risk model for predict (default: fine-tuned on the smallest size)")
     parser.add_argument("--summarise-only", action="store_true")
+    parser.add_argument(
+        "--commands",
+        nargs="+",
+        choices=COMMANDS,
+        default=list(COMMANDS),
+        help="rerun only these (the others' rows are kept from WORK/scaling.csv; predict then needs --model "
+        "or WORK/risk from an earlier full run)",
+    )
     args = parser.parse_args()
     work: Path = args.work
     table = work / "scaling.csv"
@@ -149,14 +157,20 @@ def main() -> None:
             check=True,
             env=env,
         )
+    import shutil
+
+    every = set(args.commands) == set(COMMANDS)
     rows: list[dict[str, Any]] = []
-    model = args.model
+    if not every:
+        with table.open() as handle:
+            rows = [row for row in csv.DictReader(handle) if row["command"] not in args.commands]
+    model = args.model if args.model is not None or every else work / "risk"
     for size in sizes:
         here = work / f"n{size}"
-        if here.exists():
-            import shutil
-
+        if every and here.exists():
             shutil.rmtree(here)
+        for stale in (here / "predictions.csv", here / "predictions.csv.parts") if "predict" in args.commands else ():
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
         data = manifest(cohort, size, here / "manifest.csv")
         prep, features, encoder = here / "prep", here / "radiomics.csv", here / "pretrain"
         commands = {
@@ -168,7 +182,7 @@ def main() -> None:
             "predict": ["predict", "--data", str(data), "--out", str(here / "predictions.csv")]
             + ["--jobs", str(args.jobs), "--device", "cpu"],
         }
-        for command in COMMANDS:
+        for command in (c for c in COMMANDS if c in args.commands):
             argv = commands[command]
             if command == "predict":
                 if model is None:

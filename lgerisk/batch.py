@@ -138,14 +138,25 @@ def watch_parent(parent_pid: int, interval: float = PARENT_WATCH_INTERVAL_S) -> 
     _stop_worker(signal.SIGTERM)
 
 
-def init_worker(parent_pid: int, death_signal: bool = True) -> None:
+STAGE_WORKER_NICENESS = 10
+"""How much lower the workers' scheduling priority is than the parent's when the parent runs a stage (a
+network) on their results: the stage is the batch's critical path (each of its passes waits on the previous
+one), while workers that fall behind a little only use the cores the stage leaves. On 2 cores this made
+``lgerisk predict --jobs 2`` about 10 % faster (benchmarks/predict.py); only the workers' priority is lowered,
+never raised."""
+
+
+def init_worker(parent_pid: int, death_signal: bool = True, niceness: int = 0) -> None:
     """Set up a worker process of ``run_batch`` (the pool's initializer; also runs under spawn).
 
     SIGINT is ignored (the parent decides, and terminates the workers); SIGTERM removes the worker's
     temporary files and exits. The worker exits when ``parent_pid`` dies: by the parent-death signal
     (when ``death_signal``, on Linux) and by a thread watching ``os.getppid()``. The signals stay
     blocked from the parent's ``submit`` until here, so none arrives half-way through start-up.
+    ``niceness``: lower the worker's scheduling priority by this much (``os.nice``).
     """
+    if niceness > 0 and hasattr(os, "nice"):
+        os.nice(niceness)
     IN_FLIGHT.clear()  # a forked worker's copy of the parent's list: those files are not this worker's
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
@@ -265,9 +276,29 @@ def _worker_death(exit_codes: list[int], finished: int, total: int) -> BaseExcep
     )
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one, as under SLURM)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def worker_threads(jobs: int) -> int | None:
     """Torch threads per worker process so that ``jobs`` workers share the cores (None: one process)."""
-    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
+    return None if jobs <= 1 else max(1, available_cores() // jobs)
+
+
+def network_threads(jobs: int) -> int | None:
+    """Torch threads of a network the parent runs while ``jobs`` workers prepare its inputs: the cores the
+    workers leave, at least one (None: one process, torch's default). More threads than free cores only
+    wait on each other, and cost CPU time the workers need.
+
+    Example:
+        >>> network_threads(1) is None, network_threads(available_cores()) == 1
+        (True, True)
+    """
+    return None if jobs <= 1 else max(1, available_cores() - jobs)
 
 
 def worker_start_method(requested: str | None) -> str:
@@ -299,16 +330,28 @@ def _run_pool(
     on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None],
     stops: _StopSignals,
     counts: Callable[[], tuple[int, int]],
+    started: Callable[[], None] = lambda: None,
+    lead: int = 0,
+    warm: Callable[[], None] | None = None,
+    niceness: int = 0,
 ) -> None:
-    """Run ``work`` over ``todo`` in ``jobs`` processes; on any exception (an interrupt, a decision of
-    ``on_result`` to stop, a dead worker) stop every worker before raising."""
+    """Run ``work`` over ``todo`` in ``jobs`` processes, ``IN_FLIGHT_PER_WORKER`` cases a worker (at least
+    ``lead`` in all) submitted ahead of their results, calling ``started`` once the first cases are
+    submitted (forked workers exist by then), and ``warm`` before forking; the workers run ``niceness``
+    lower in priority; on any exception (an interrupt, a decision of ``on_result``
+    to stop, a dead worker) stop every worker before raising."""
     import multiprocessing
 
-    context = multiprocessing.get_context(worker_start_method(start_method))
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker, initargs=(os.getpid(),), mp_context=context)
+    method = worker_start_method(start_method)
+    if warm is not None and method == "fork":
+        warm()  # imported once here, inherited by every forked worker
+    context = multiprocessing.get_context(method)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, initializer=init_worker, initargs=(os.getpid(), True, niceness), mp_context=context
+    )
     futures: dict[Future[Any], Any] = {}  # submitted, not read yet; a result read is let go at once
     queue = iter(todo)
-    window = IN_FLIGHT_PER_WORKER * jobs
+    window = max(IN_FLIGHT_PER_WORKER * jobs, lead)
 
     def submit_more() -> None:
         """Keep ``window`` cases in flight: never more, so results waiting for a slower parent (a network,
@@ -322,6 +365,7 @@ def _run_pool(
 
     try:
         submit_more()
+        started()
         while futures:
             finished, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -357,9 +401,15 @@ class Stage(Protocol):
     """A step the parent runs on the workers' results, a few cases at a time (e.g. a network that
     holds the model once, for the whole batch, while the workers prepare the next cases).
 
+    ``start`` is called once before the first result, when the workers are running (forked workers exist:
+    the stage may now start threads or import modules that a fork must not inherit, such as torch);
     ``push`` takes one case's result and returns the cases it finished (none while it gathers a batch);
-    ``flush`` finishes the cases it still holds. Each returns ``Outcome``s.
+    ``flush`` finishes the cases it still holds. ``push`` and ``flush`` return ``Outcome``s.
     """
+
+    def start(self) -> None:
+        """The workers are running: begin what the stage needs (e.g. load a model in the background)."""
+        ...
 
     def push(self, case: Any, value: Any) -> list[Outcome]:
         """Take one result; return the outcomes of the cases finished by it."""
@@ -383,6 +433,8 @@ def run_batch(
     stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None,
     stage: Stage | None = None,
     keep_results: bool = True,
+    lead: int = 0,
+    warm: Callable[[], None] | None = None,
 ) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with the ``reporter``'s progress
     bar. Unexpected exceptions in a case are recorded as its error (their traceback with
@@ -394,9 +446,13 @@ def run_batch(
     Failures are recorded under ``out/.errors``; a success clears its old error. ``stop_if(case_id,
     message, details)`` sees each failure and may raise (e.g. ``InputError``) to stop the whole batch.
     ``stage``: what the parent does with each successful result (see ``Stage``); a case is done when
-    the stage finishes it, and a case it still holds at an interrupt is redone by the next run.
+    the stage finishes it, and a case it still holds at an interrupt is redone by the next run. With a
+    stage, the workers run at a lower priority (``STAGE_WORKER_NICENESS``).
     ``keep_results=False``: ``report.results`` stays empty (for work whose results are on disk: memory
-    then does not grow with the cohort).
+    then does not grow with the cohort). ``lead``: with workers, at least this many cases in flight at once
+    (e.g. enough to keep the workers busy while the stage starts up, such as a model loading); a fixed number,
+    so memory still does not grow with the cohort. ``warm``: called in this process just before workers are
+    forked (not when they are spawned), to import what every worker needs once instead of once a worker.
 
     Raises ``Interrupted`` on SIGINT or SIGTERM and ``WorkerDied`` when a worker process dies, after
     stopping every worker; the cases finished by then stay done (a rerun resumes).
@@ -443,6 +499,8 @@ def run_batch(
                     finish(stage.push(case, value) if ok and stage is not None else [(case, ok, value, details)])
 
                 if jobs <= 1 or len(todo) <= 1:
+                    if stage is not None and todo:
+                        stage.start()
                     for case in todo:
                         on_result(case, *_call(work, case, reporter.debug))
                 else:
@@ -455,6 +513,10 @@ def run_batch(
                         on_result,
                         stops,
                         lambda: (report.finished, len(cases)),
+                        stage.start if stage is not None else lambda: None,
+                        lead,
+                        warm,
+                        STAGE_WORKER_NICENESS if stage is not None else 0,
                     )
                 if stage is not None:
                     finish(stage.flush())

@@ -192,6 +192,19 @@ def test_the_identity_check_finds_risks_that_depend_on_the_batch(runs, tmp_path:
     finally:
         torch.set_num_threads(threads)
     assert identity.broken(alone_at_one) and "alone at" not in " ".join(alone_at_one)
+
+    class ThreadDependent(Fake):  # the same network, but its risks move with the thread count
+        def risks(self, images: object, tabular: object = None) -> list[float]:
+            return [float(np.asarray(image).mean()) + 1e-3 * torch.get_num_threads() for image in images]
+
+    torch.set_num_threads(2)
+    try:
+        alone = identity.network_checks(ThreadDependent(), (images, None))  # no batch thread count: 1 informs
+        batched = identity.network_checks(ThreadDependent(), (images, None), batch_threads=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert not identity.broken(alone) and alone["alone at 2 threads vs at 1"][:2] == (8, pytest.approx(1e-3))
+    assert identity.broken(batched) and batched["alone at 2 threads vs at 1"][2]  # a --jobs batch runs 1 thread
     informative = {"precision: alone vs a float64 copy of the model on the CPU": (8, 0.1, False)}
     assert not identity.broken(informative)
     assert identity.report(informative)[0].endswith("8 differ, largest |difference| 0.1")

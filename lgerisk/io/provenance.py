@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,26 +45,19 @@ def cohort_marker(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
 def header_marked(path: str | os.PathLike[str]) -> bool:
     """Whether the NIfTI file at ``path`` carries the generator's scan marker in its header description.
 
-    Only the header is read. Not a NIfTI file, a folder (DICOM), or unreadable: False.
+    Only the header is read (its first 540 bytes). Not a NIfTI file, a folder (DICOM), or unreadable: False.
     """
-    import SimpleITK as sitk
-
+    from lgerisk.io.scans import nifti_header, nifti_layout
     from lgerisk.synth.markers import SCAN_MARKER
 
     path = Path(path)
     if not path.is_file() or not path.name.lower().endswith(NIFTI_SUFFIXES):
         return False
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # benign header quirks (as lgerisk.io.scans reads them)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
-    except RuntimeError:
+        layout = nifti_layout(nifti_header(path))
+    except (OSError, EOFError, zlib.error):
         return False
-    for key in ("descrip", "ITK_FileNotes"):
-        if reader.HasMetaDataKey(key) and reader.GetMetaData(key).strip() == SCAN_MARKER:
-            return True
-    return False
+    return layout is not None and layout.description.strip() == SCAN_MARKER
 
 
 def _preprocessed_flag(image: Path) -> bool | None:

@@ -108,9 +108,23 @@ _NIFTI_DTYPES = {
 """NIfTI datatype codes lgerisk decodes itself (scalar integers and float32/64); others go to nibabel."""
 
 
-def _nifti_layout(header: bytes) -> tuple[str, tuple[int, ...], int, int] | None:
-    """(byte order, shape, datatype, voxel offset) of a single-file NIfTI-1 or NIfTI-2 header, or
-    ``None`` for anything else (a .hdr/.img pair, an unknown layout), which nibabel then reads."""
+@dataclass(frozen=True)
+class NiftiLayout:
+    """Where a single-file NIfTI-1/2 keeps its voxels: byte order, shape (x fastest), datatype code, voxel
+    offset, intensity scaling and the header's description."""
+
+    order: str
+    shape: tuple[int, ...]
+    datatype: int
+    offset: int
+    slope: float
+    intercept: float
+    description: str
+
+
+def nifti_layout(header: bytes) -> NiftiLayout | None:
+    """The :class:`NiftiLayout` of a single-file NIfTI-1 or NIfTI-2 header (its first 540 bytes,
+    decompressed), or ``None`` for anything else (a .hdr/.img pair, an unknown layout)."""
     import struct
 
     for order in "<>":
@@ -118,16 +132,39 @@ def _nifti_layout(header: bytes) -> tuple[str, tuple[int, ...], int, int] | None
             dims = struct.unpack(f"{order}8h", header[40:56])
             datatype = struct.unpack(f"{order}h", header[70:72])[0]
             offset = int(struct.unpack(f"{order}f", header[108:112])[0])
+            slope, intercept = struct.unpack(f"{order}2f", header[112:120])
+            description = header[148:228]
         elif len(header) >= 540 and struct.unpack(f"{order}i", header[:4])[0] == 540 and header[4:7] == b"n+2":
             dims = struct.unpack(f"{order}8q", header[16:80])
             datatype = struct.unpack(f"{order}h", header[12:14])[0]
             offset = struct.unpack(f"{order}q", header[168:176])[0]
+            slope, intercept = struct.unpack(f"{order}2d", header[176:192])
+            description = header[240:320]
         else:
             continue
         if not 1 <= dims[0] <= 7 or any(d < 1 for d in dims[1 : dims[0] + 1]):
             return None
-        return order, tuple(int(d) for d in dims[1 : dims[0] + 1]), int(datatype), max(offset, 0)
+        return NiftiLayout(
+            order,
+            tuple(int(d) for d in dims[1 : dims[0] + 1]),
+            int(datatype),
+            max(offset, 0),
+            float(slope),
+            float(intercept),
+            description.split(b"\0", 1)[0].decode("latin-1"),
+        )
     return None
+
+
+def nifti_header(path: str | os.PathLike[str]) -> bytes:
+    """The first 540 bytes of a NIfTI file, decompressed when it is gzipped (nothing more is decoded)."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    with opener(path, "rb") as handle:  # type: ignore[operator]
+        return bytes(handle.read(540))
 
 
 def _unreadable(path: Path, what: str, reason: str) -> CaseError:
@@ -138,13 +175,9 @@ def _unreadable(path: Path, what: str, reason: str) -> CaseError:
     )
 
 
-def check_nifti_voxels(path: Path, what: str) -> None:
-    """Decode a NIfTI file's voxels completely to refuse truncated files and NaN/inf voxels.
-
-    ITK's NIfTI reader fills a truncated file's missing voxels with zeros and turns NaN into 0,
-    so neither would otherwise be noticed. Single-file NIfTI-1/2 of the usual scalar types is
-    decoded here (zlib and numpy, no extra imports); anything else by nibabel.
-    """
+def _nifti_voxels(path: Path, what: str) -> tuple[NiftiLayout, np.ndarray] | None:
+    """(layout, voxels as stored, flat) of a single-file NIfTI-1/2 of the usual scalar types, decoded completely
+    (zlib and numpy), or ``None`` for another variant. A truncated file is refused."""
     import gzip
     import zlib
 
@@ -153,20 +186,36 @@ def check_nifti_voxels(path: Path, what: str) -> None:
         data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except (EOFError, OSError, zlib.error) as exc:
         raise _unreadable(path, what, str(exc) or type(exc).__name__) from exc
-    layout = _nifti_layout(data[:540])
-    if layout is None or layout[2] not in _NIFTI_DTYPES:
-        _check_nifti_with_nibabel(path, what)
-        return
-    order, shape, datatype, offset = layout
-    dtype = np.dtype(order + _NIFTI_DTYPES[datatype])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) < offset + expected:
-        raise _unreadable(path, what, f"expected {expected} bytes of voxels, got {max(len(data) - offset, 0)}")
-    if dtype.kind == "f":
-        voxels = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=offset)
+    layout = nifti_layout(data[:540])
+    if layout is None or layout.datatype not in _NIFTI_DTYPES:
+        return None
+    dtype = np.dtype(layout.order + _NIFTI_DTYPES[layout.datatype])
+    count = int(np.prod(layout.shape, dtype=np.int64))
+    if len(data) < layout.offset + count * dtype.itemsize:
+        got = max(len(data) - layout.offset, 0)
+        raise _unreadable(path, what, f"expected {count * dtype.itemsize} bytes of voxels, got {got}")
+    return layout, np.frombuffer(data, dtype=dtype, count=count, offset=layout.offset)
+
+
+def _refuse_non_finite(voxels: np.ndarray, path: Path, what: str) -> None:
+    if voxels.dtype.kind == "f":
         finite = np.isfinite(voxels)
         if not finite.all():
             raise CaseError(f"{path}: {what} has {int((~finite).sum())} NaN or infinite voxels.")
+
+
+def check_nifti_voxels(path: Path, what: str) -> None:
+    """Decode a NIfTI file's voxels completely to refuse truncated files and NaN/inf voxels.
+
+    ITK's NIfTI reader fills a truncated file's missing voxels with zeros and turns NaN into 0,
+    so neither would otherwise be noticed. Single-file NIfTI-1/2 of the usual scalar types is
+    decoded here (zlib and numpy, no extra imports); anything else by nibabel.
+    """
+    decoded = _nifti_voxels(path, what)
+    if decoded is None:
+        _check_nifti_with_nibabel(path, what)
+    else:
+        _refuse_non_finite(decoded[1], path, what)
 
 
 def _check_nifti_with_nibabel(path: Path, what: str) -> None:
@@ -185,17 +234,53 @@ def _check_nifti_with_nibabel(path: Path, what: str) -> None:
         raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")
 
 
+def _itk_read(path: Path, what: str, decoded: tuple[NiftiLayout, np.ndarray] | None) -> sitk.Image:
+    """The image ITK reads from ``path``. Given the file's ``decoded`` voxels (a 3D scalar volume without
+    intensity scaling), ITK reads only the header (geometry, pixel type) and the voxels are not decoded a
+    second time; the image is the same, voxel for voxel (tests/io compares the two on every test scan)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        if decoded is None:
+            return reader.Execute()
+        layout, voxels = decoded
+        reader.ReadImageInformation()
+        plain = layout.slope in (0.0, 1.0) and layout.intercept == 0.0
+        if not (
+            plain
+            and len(layout.shape) == 3
+            and reader.GetDimension() == 3
+            and reader.GetNumberOfComponents() == 1
+            and tuple(reader.GetSize()) == layout.shape
+        ):
+            return reader.Execute()
+        native = voxels.astype(voxels.dtype.newbyteorder("="), copy=False)
+        image = sitk.GetImageFromArray(native.reshape(layout.shape[::-1]))
+        if image.GetPixelID() != reader.GetPixelID():
+            return reader.Execute()
+        image.SetOrigin(reader.GetOrigin())
+        image.SetSpacing(reader.GetSpacing())
+        image.SetDirection(reader.GetDirection())
+        return image
+    except RuntimeError as exc:
+        raise CaseError(
+            f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
+            f"supported format ({_itk_reason(exc)})."
+        ) from exc
+
+
 def read_volume(path: str | os.PathLike[str], what: str = "image", verify_nifti: bool = True) -> sitk.Image:
     """Read one 3D volume (a file or a DICOM folder); 2D, 4D and vector images are refused.
 
-    ``verify_nifti=False`` skips the full nibabel decode of NIfTI files (``check_nifti_voxels``):
+    A NIfTI file is decoded once, completely, so a truncated file is refused (ITK would fill the missing
+    voxels with zeros); ``verify_nifti`` also refuses NaN/inf voxels (``check_nifti_voxels``). Set it False
     only for files lgerisk wrote itself (preprocessed cases), never for a user's scans.
 
     Example:
         >>> image = read_volume("images/P01.nii.gz")        # doctest: +SKIP
     """
-    import SimpleITK as sitk
-
     _quiet_itk()
     path = Path(path)
     if not path.exists():
@@ -203,15 +288,12 @@ def read_volume(path: str | os.PathLike[str], what: str = "image", verify_nifti:
     if path.is_dir():
         image = read_dicom_series(path)
     else:
-        if verify_nifti and path.name.lower().endswith((".nii", ".nii.gz")):
-            check_nifti_voxels(path, what)
-        try:
-            image = sitk.ReadImage(str(path))
-        except RuntimeError as exc:
-            raise CaseError(
-                f"{path}: {what} could not be read; the file is corrupt, truncated or not a "
-                f"supported format ({_itk_reason(exc)})."
-            ) from exc
+        decoded = _nifti_voxels(path, what) if path.name.lower().endswith((".nii", ".nii.gz")) else None
+        if verify_nifti and decoded is not None:
+            _refuse_non_finite(decoded[1], path, what)
+        elif verify_nifti and path.name.lower().endswith((".nii", ".nii.gz")):
+            _check_nifti_with_nibabel(path, what)
+        image = _itk_read(path, what, decoded)
         for key in image.GetMetaDataKeys():
             image.EraseMetaData(key)
     if image.GetNumberOfComponentsPerPixel() != 1:

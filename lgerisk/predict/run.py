@@ -38,7 +38,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lgerisk.batch import BatchReport, Outcome, Shard, collect_errors, run_batch
+from lgerisk.batch import BatchReport, Outcome, Shard, collect_errors, network_threads, run_batch
 from lgerisk.errors import InputError
 from lgerisk.inference import (
     LIST_FIELDS,
@@ -54,8 +54,12 @@ from lgerisk.inference import (
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
+from lgerisk.training.devices import torch_threads
 
 MODEL_ENV = "LGERISK_MODEL"
+PREPARED_AHEAD = 24
+"""Scans the workers may prepare ahead of the network (at least; ``run_batch``'s ``lead``): enough to keep
+two workers busy while the model loads (torch's import is about a second), a few MB each."""
 RECORD_VERSION = "4"
 """Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
 
@@ -135,29 +139,33 @@ class _Network:
     """The parent's stage of a prediction batch: the model, loaded once, runs on ``MODEL_BATCH`` prepared
     scans at a time while the workers prepare the next; each finished record is written to its part file.
 
-    The model is loaded only when the first scans are ready: workers are forked before the parent imports
-    torch (a forked child of a torch parent can hang), and they prepare scans while it loads. With
-    ``early`` (no workers) it loads in a background thread while the parent prepares the first scans.
+    The model loads in a background thread from :meth:`start`, called by ``run_batch`` once the workers are
+    forked (a forked child of a process importing torch can hang) or, with no workers, before the first scan
+    is prepared: either way scans are prepared while torch is imported and the model read. ``threads``: the
+    network's torch threads while it runs (``None``: torch's default).
     """
 
-    def __init__(self, load: Any, preparer: ScanPreparer, key: str, early: bool = False) -> None:
-        import threading
-
-        self.load, self.preparer, self.key = load, preparer, key
+    def __init__(self, load: Any, preparer: ScanPreparer, key: str, threads: int | None = None) -> None:
+        self.load, self.preparer, self.key, self.threads = load, preparer, key, threads
         self.parts = Path()
         self.held: list[tuple[Case, _Prepared]] = []
         self._predictor: RiskPredictor | None = None
         self._failure: BaseException | None = None
         self._checked = False
-        self._thread: threading.Thread | None = None
-        if early:
-            self._thread = threading.Thread(target=self._load_in_background, name="lgerisk-model-load", daemon=True)
-            self._thread.start()
+        self._thread: Any = None
 
     def writing_to(self, parts: Path) -> _Network:
         """This stage, writing each case's part file under ``parts``."""
         self.parts = parts
         return self
+
+    def start(self) -> None:
+        """Load the model in a background thread (the workers, if any, are running)."""
+        import threading
+
+        if self._thread is None and self._predictor is None:
+            self._thread = threading.Thread(target=self._load_in_background, name="lgerisk-model-load", daemon=True)
+            self._thread.start()
 
     def _load_in_background(self) -> None:
         try:
@@ -194,7 +202,9 @@ class _Network:
         held, self.held = self.held, []
         if not held:
             return []
-        records = self.predictor.predict_scans([value.scan for _, value in held])
+        predictor = self.predictor
+        with torch_threads(self.threads):
+            records = predictor.predict_scans([value.scan for _, value in held])
         outcomes: list[Outcome] = []
         for (case, value), record in zip(held, records):
             write_json(
@@ -275,7 +285,7 @@ def predict_cases(
     key = model_hash(model_dir, preparer.preprocess) + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
     load = partial(load_predictor, str(model_dir), device, labels)
-    network = _Network(load, preparer, key, early=jobs <= 1 or len(selected) <= 1)
+    network = _Network(load, preparer, key, threads=network_threads(jobs))
     clinical = clinical or {}
     with tempfile.TemporaryDirectory(prefix="lgerisk-predict-") as scratch:
         parts = Path(f"{out}.parts") if out is not None else Path(scratch)
@@ -306,6 +316,8 @@ def predict_cases(
             reporter=reporter,
             start_method=None if "torch" not in sys.modules else "spawn",  # forked before torch: fast, safe
             stage=network.writing_to(parts),
+            lead=PREPARED_AHEAD,
+            warm=preparer.warm,
         )
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
         records = []

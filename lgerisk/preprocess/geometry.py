@@ -114,19 +114,23 @@ def resample_image(image: sitk.Image, reference: sitk.Image, default: float = 0.
 
 def resample_labels(labels: sitk.Image, reference: sitk.Image, values: tuple[int, ...]) -> sitk.Image:
     """Partial-volume-aware label resampling: each label's indicator is resampled linearly and
-    every output voxel takes the label of largest weight (background included)."""
+    every output voxel takes the label of largest weight (background included). A label absent from
+    ``labels`` is not resampled: its weight would be 0 everywhere, and every output voxel has a label of
+    positive weight (the weights are interpolated from indicators that sum to 1; outside, background is 1)."""
     import SimpleITK as sitk
 
     array = sitk.GetArrayViewFromImage(labels)
+    present = set(np.unique(array).tolist())
+    kept = tuple(value for value in values if value in present)
     weights = []
-    for value in (0, *values):
+    for value in (0, *kept):
         indicator = sitk.GetImageFromArray((array == value).astype(np.float32))
         indicator.CopyInformation(labels)
         resampled = sitk.Resample(
             indicator, reference, sitk.Transform(), sitk.sitkLinear, 1.0 if value == 0 else 0.0, sitk.sitkFloat32
         )
         weights.append(sitk.GetArrayFromImage(resampled))
-    winner = np.asarray((0, *values), dtype=np.uint8)[np.argmax(np.stack(weights), axis=0)]
+    winner = np.asarray((0, *kept), dtype=np.uint8)[np.argmax(np.stack(weights), axis=0)]
     out = sitk.GetImageFromArray(winner)
     out.CopyInformation(reference)
     return out

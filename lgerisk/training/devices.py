@@ -68,3 +68,58 @@ def full_float32(device: Any) -> Iterator[None]:
             yield
     finally:
         torch.set_float32_matmul_precision(matmul)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+FREED_MEMORY_KEPT = 1 << 30
+"""Blocks up to this size come from the heap, and up to twice it of freed heap stays with the process
+(:func:`reuse_freed_memory`)."""
+
+
+def reuse_freed_memory() -> bool:
+    """Let this process reuse the memory of freed tensors instead of returning it to the system (glibc only;
+    elsewhere nothing changes, and the answer is ``False``).
+
+    glibc gives blocks of a few MB their own pages straight from the system and returns them when freed. A CPU
+    network allocates and frees its activations at every layer, so every pass faulted in tens of MB of fresh
+    zeroed pages, a large share of the network's time (benchmarks/predict.py measures it). Here large blocks
+    come from the heap, and freed heap is kept, so a pass reuses the previous pass's pages; values are not
+    touched (the same results bit for bit). Peak memory is what the largest pass needs, as before; the memory
+    is not handed back to the system until the process ends. Process-wide; called by the commands that run a
+    network on the CPU (``lgerisk predict``/``explain``, :meth:`lgerisk.inference.RiskPredictor.load`).
+
+    Example:
+        >>> reuse_freed_memory() in (True, False)
+        True
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, FREED_MEMORY_KEPT)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 2 * FREED_MEMORY_KEPT)
+    )
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` torch threads inside (``None``: as they are), restoring the previous count after."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

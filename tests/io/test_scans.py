@@ -335,3 +335,123 @@ def test_emidec_scans_read(emidec: Path, case: str, size: tuple, spacing: float,
     labels = label_array(mask, mask_path)  # EMIDEC stores labels as float64
     assert labels.dtype == np.int32
     assert set(np.unique(labels).tolist()) == present
+
+
+# --- NIfTI voxels decoded once -------------------------------------------------------------------
+
+
+def _as_itk_reads(path: Path) -> sitk.Image:
+    image = sitk.ReadImage(str(path))
+    for key in image.GetMetaDataKeys():
+        image.EraseMetaData(key)
+    return image[:, :, :, 0] if image.GetDimension() == 4 else image
+
+
+def _assert_same_image(ours: sitk.Image, itk: sitk.Image, path: Path) -> None:
+    assert ours.GetPixelID() == itk.GetPixelID(), path
+    assert ours.GetSize() == itk.GetSize(), path
+    assert ours.GetOrigin() == itk.GetOrigin(), path
+    assert ours.GetSpacing() == itk.GetSpacing(), path
+    assert ours.GetDirection() == itk.GetDirection(), path
+    assert sitk.GetArrayViewFromImage(ours).tobytes() == sitk.GetArrayViewFromImage(itk).tobytes(), path
+
+
+def _oblique_direction() -> tuple[float, ...]:
+    angle = 0.3
+    c, s = np.cos(angle), np.sin(angle)
+    return (c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.int16, np.uint8, np.float32, np.float64, np.int32, np.uint16, np.int8, np.int64, np.uint32]
+)
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_nifti_read_once_is_what_itk_reads(tmp_path: Path, dtype: type, suffix: str) -> None:
+    """The voxels lgerisk decodes itself, with ITK's header geometry, make the image ITK reads, bit for bit."""
+    rng = np.random.default_rng(3)
+    values = (rng.random((5, 7, 9)) * 100).astype(dtype)
+    path = tmp_path / f"scan{suffix}"
+    sitk.WriteImage(_image(values, origin=(3.5, -2.0, 11.0), direction=_oblique_direction()), str(path))
+    _assert_same_image(read_volume(path), _as_itk_reads(path), path)
+    _assert_same_image(read_volume(path, verify_nifti=False), _as_itk_reads(path), path)
+
+
+def _rewrite_header(path: Path, out: Path, change: dict[int, bytes], big_endian: bool = False) -> None:
+    """A copy of an uncompressed NIfTI-1 ``path`` with header bytes replaced (offset -> bytes)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    for offset, value in change.items():
+        data[offset : offset + len(value)] = value
+    if big_endian:  # every header field and voxel byte-swapped (int16 voxels)
+        header = bytearray(data[:352])
+        fields = "i10s18sihcc8h3f4h8f3fhcc4f2i80s24s2h6f12f16s4s"  # the NIfTI-1 header, 348 bytes
+        values = struct.unpack("<" + fields, bytes(header[:348]))
+        header[:348] = struct.pack(">" + fields, *values)
+        voxels = np.frombuffer(bytes(data[352:]), dtype="<i2").astype(">i2")
+        data = header + voxels.tobytes()
+    out.write_bytes(bytes(data))
+
+
+def test_nifti_read_once_falls_back_to_itk_where_itk_transforms(tmp_path: Path) -> None:
+    """Scaled intensities (scl_slope/scl_inter) and a 4D file with one frame are decoded by ITK (it rescales,
+    it keeps the frame axis); a big-endian file is byte-swapped. Each reads as ITK reads it."""
+    import struct
+
+    values = np.arange(5 * 7 * 9, dtype=np.int16).reshape(5, 7, 9)
+    plain = tmp_path / "plain.nii"
+    sitk.WriteImage(_image(values), str(plain))
+    scaled = tmp_path / "scaled.nii"
+    _rewrite_header(plain, scaled, {112: struct.pack("<2f", 2.5, -3.0)})
+    big = tmp_path / "big.nii"
+    _rewrite_header(plain, big, {}, big_endian=True)
+    frame = tmp_path / "frame.nii.gz"
+    sitk.WriteImage(sitk.JoinSeries([_image(values)]), str(frame))
+    for path in (scaled, big, frame):
+        _assert_same_image(read_volume(path), _as_itk_reads(path), path)
+    assert sitk.GetArrayFromImage(read_volume(scaled)).dtype == np.float32  # ITK's rescaling kept
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_volume(big)), values)
+
+
+def test_nifti_read_once_on_every_real_scan(emidec: Path, myops_dev: Path) -> None:
+    """Every real scan and mask at hand (EMIDEC, MyoPS) reads as ITK reads it."""
+    paths = sorted(emidec.rglob("*.nii.gz")) + sorted(myops_dev.rglob("*.nii.gz"))
+    assert len(paths) >= 30
+    for path in paths:
+        what = "mask" if "mask" in str(path).lower() else "image"
+        _assert_same_image(read_volume(path, what), _as_itk_reads(path), path)
+
+
+def test_nifti_read_once_on_synthetic_scans(tmp_path: Path) -> None:
+    """The generator's scans and masks read as ITK reads them."""
+    from lgerisk.synth import SynthConfig, generate_cohort
+
+    folder = tmp_path / "synth"
+    generate_cohort(folder, SynthConfig(n_cases=2, seed=4, small=True))
+    paths = sorted(folder.rglob("*.nii.gz"))
+    assert len(paths) == 4
+    for path in paths:
+        _assert_same_image(read_volume(path), _as_itk_reads(path), path)
+
+
+def test_nifti_voxels_are_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain NIfTI volume never reaches ITK's voxel decoding (only its header is read); a scaled one does."""
+    import struct
+
+    values = np.arange(5 * 7 * 9, dtype=np.int16).reshape(5, 7, 9)
+    plain = tmp_path / "plain.nii"
+    sitk.WriteImage(_image(values), str(plain))
+    scaled = tmp_path / "scaled.nii"
+    _rewrite_header(plain, scaled, {112: struct.pack("<2f", 2.5, -3.0)})
+    decoded: list[str] = []
+    execute = sitk.ImageFileReader.Execute
+
+    def spy(self: sitk.ImageFileReader) -> sitk.Image:
+        decoded.append(Path(self.GetFileName()).name)
+        return execute(self)
+
+    monkeypatch.setattr(sitk.ImageFileReader, "Execute", spy)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_volume(plain)), values)
+    assert decoded == []
+    read_volume(scaled)
+    assert decoded == ["scaled.nii"]

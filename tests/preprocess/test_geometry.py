@@ -107,3 +107,31 @@ def test_blood_pool_is_derived_in_plane_even_when_slices_are_stored_along_x(tmp_
     expected_ml = (labels == 1).sum() * 1.5 * 1.5 * 10.0 / 1000
     assert abs(result.qc["blood_pool_volume_ml"] - expected_ml) < 0.01 * expected_ml
     assert sitk.GetArrayFromImage(result.labels).max() >= 1
+
+
+def _every_label_resampled(labels: sitk.Image, reference: sitk.Image, values: tuple[int, ...]) -> np.ndarray:
+    """resample_labels as it was before absent labels were skipped: every listed label's indicator resampled."""
+    array = sitk.GetArrayViewFromImage(labels)
+    weights = []
+    for value in (0, *values):
+        indicator = sitk.GetImageFromArray((array == value).astype(np.float32))
+        indicator.CopyInformation(labels)
+        resampled = sitk.Resample(
+            indicator, reference, sitk.Transform(), sitk.sitkLinear, 1.0 if value == 0 else 0.0, sitk.sitkFloat32
+        )
+        weights.append(sitk.GetArrayFromImage(resampled))
+    return np.asarray((0, *values), dtype=np.uint8)[np.argmax(np.stack(weights), axis=0)]
+
+
+def test_labels_absent_from_the_mask_do_not_change_the_resampled_labels() -> None:
+    """Skipping the indicators of absent labels (listed first, in the middle, last) gives the same voxels as
+    resampling every one, at a crop that reaches outside the scan and at an oblique, finer grid."""
+    image, labels = phantom_arrays()
+    img, lab = _images(image, labels.astype(np.uint8))
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    centre = geometry.lv_centre_index(labels)
+    for spacing, size in ((1.0, 96), (0.7, 160), (2.3, 64)):
+        reference = geometry.crop_grid(img, (centre[0] + 9.5, centre[1] - 4.0), spacing, size)
+        for values in ((1, 2, 3, 4, 5), (4, 1, 2, 5, 3), (7, 8, 1, 2, 3)):
+            ours = sitk.GetArrayFromImage(geometry.resample_labels(lab, reference, values))
+            np.testing.assert_array_equal(ours, _every_label_resampled(lab, reference, values))
