@@ -219,9 +219,11 @@ def run(
         f"inputs: this process vs {jobs} workers: {unequal} differ",
     ]
     failed = unequal > 0
+    import torch
+
     from lgerisk.batch import network_threads
 
-    checks = network_checks(predictor, (images, tabular), network_threads(jobs))
+    checks = network_checks(predictor, (images, tabular), network_threads(jobs, torch.get_num_threads()))
     threaded = _with_layout(_loaded_in_a_thread(model, device), layout)
     checks["alone: model loaded in a background thread (as lgerisk predict does) vs here"] = (
         *differences(_alone(predictor, (images, tabular)), _alone(threaded, (images, tabular))),

@@ -10,6 +10,9 @@
 3. Batch: ``lgerisk predict --data COHORT --model RUN --out preds.csv`` over the 100 scans, scans/s
    (the model is loaded once), at --jobs 1 and --jobs 2, median of --batch-repeats runs; and whether the
    two tables are byte for byte the same.
+4. With --ablations: the --jobs 2 batch again with one of its speed levers off at a time (each run as
+   ``python -c`` with that lever patched out, then lgerisk's own command line), interleaved with the batch
+   as it is so that every row has its own baseline, and whether each table is still the same.
 """
 
 from __future__ import annotations
@@ -30,6 +33,24 @@ sys.path[:] = [
 BIN = Path(sys.executable).parent
 
 
+ABLATIONS = {
+    "freed memory returned to the system (no reuse_freed_memory)": (
+        "import lgerisk.predict.run as r; r.reuse_freed_memory = lambda: False"
+    ),
+    "workers at the parent's priority (niceness 0)": "import lgerisk.batch as b; b.STAGE_WORKER_NICENESS = 0",
+    "network at torch's default threads (not the cores the workers leave)": (
+        "import lgerisk.predict.run as r; r.network_threads = lambda workers, default, cores=None: None"
+    ),
+    "no scans prepared ahead beyond 4 a worker (lead 0)": "import lgerisk.predict.run as r; r.PREPARED_AHEAD = 0",
+}
+"""Each speed lever of a prediction batch, and the patch that turns it off."""
+
+
+def ablated(patch: str) -> list[str]:
+    """``lgerisk`` as a ``python -c`` command line that applies ``patch`` first."""
+    return [sys.executable, "-c", f"import sys; {patch}; from lgerisk.cli import main; sys.argv[0] = 'lgerisk'; main()"]
+
+
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -42,6 +63,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5, help="runs of the single-scan measures (median)")
     parser.add_argument("--batch-repeats", type=int, default=3, help="runs of each batch measure (median)")
+    parser.add_argument("--ablations", action="store_true", help="also the --jobs 2 batch with each lever off")
     args = parser.parse_args()
     env = {**os.environ, "LGERISK_NO_PROGRESS": "1"}
     os.environ.update(env)
@@ -100,6 +122,37 @@ def main() -> None:
         )
     same = (work / "batch-j1.csv").read_bytes() == (work / "batch-j2.csv").read_bytes()
     print(f"--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x; the two tables are {'identical' if same else 'DIFFERENT'}")
+    if args.ablations:
+        ablations(work, cohort, risk, args.cases, args.batch_repeats, env)
+
+
+def ablations(work: Path, cohort: Path, risk: Path, cases: int, repeats: int, env: dict[str, str]) -> None:
+    """The --jobs 2 batch with each lever off, each against the batch as it is, run in alternation."""
+    reference = (work / "batch-j1.csv").read_bytes()
+    out = work / "ablation.csv"
+    command = ["predict", "--data", str(cohort), "--model", str(risk), "--out", str(out), "--jobs", "2", "--quiet"]
+
+    def run(prefix: list[str]) -> tuple[float, bool]:
+        for stale in (out, Path(f"{out}.parts")):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        seconds = timed([*prefix, *command], env)
+        return seconds, out.read_bytes() == reference
+
+    print(f"--jobs 2 with one lever off ({cases} scans, median of {repeats}; 'as is' run in alternation with it):")
+    for name, patch in ABLATIONS.items():
+        off, on, same = [], [], True
+        for _ in range(repeats):
+            seconds, identical = run(ablated(patch))
+            off.append(seconds)
+            same &= identical
+            seconds, identical = run([str(BIN / "lgerisk")])
+            on.append(seconds)
+            same &= identical
+        print(
+            f"  {name}: {cases / statistics.median(off):.1f} scans/s against {cases / statistics.median(on):.1f} "
+            f"as is ({statistics.median(off) / statistics.median(on):.2f}x the time); "
+            f"tables {'identical' if same else 'DIFFERENT'}"
+        )
 
 
 if __name__ == "__main__":

@@ -162,14 +162,22 @@ def main() -> None:
     every = set(args.commands) == set(COMMANDS)
     rows: list[dict[str, Any]] = []
     if not every:
+        if not table.is_file():
+            parser.error(f"--commands reruns part of an earlier full run; {table} is not there")
         with table.open() as handle:
             rows = [row for row in csv.DictReader(handle) if row["command"] not in args.commands]
     model = args.model if args.model is not None or every else work / "risk"
+    outputs = {  # what each command writes in a size's folder: removed before it runs again
+        "preprocess": ("prep",),
+        "extract-radiomics": ("radiomics.csv", "radiomics.parts"),
+        "pretrain": ("pretrain",),
+        "predict": ("predictions.csv", "predictions.csv.parts"),
+    }
     for size in sizes:
         here = work / f"n{size}"
         if every and here.exists():
             shutil.rmtree(here)
-        for stale in (here / "predictions.csv", here / "predictions.csv.parts") if "predict" in args.commands else ():
+        for stale in (here / name for command in args.commands for name in outputs[command]):
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
         data = manifest(cohort, size, here / "manifest.csv")
         prep, features, encoder = here / "prep", here / "radiomics.csv", here / "pretrain"

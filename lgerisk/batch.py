@@ -141,9 +141,8 @@ def watch_parent(parent_pid: int, interval: float = PARENT_WATCH_INTERVAL_S) -> 
 STAGE_WORKER_NICENESS = 10
 """How much lower the workers' scheduling priority is than the parent's when the parent runs a stage (a
 network) on their results: the stage is the batch's critical path (each of its passes waits on the previous
-one), while workers that fall behind a little only use the cores the stage leaves. On 2 cores this made
-``lgerisk predict --jobs 2`` about 10 % faster (benchmarks/predict.py); only the workers' priority is lowered,
-never raised."""
+one), so it should not wait for a core while workers, which can prepare ahead, hold them. Only the workers'
+priority is lowered, never raised (``os.nice`` is relative and stops at 19)."""
 
 
 def init_worker(parent_pid: int, death_signal: bool = True, niceness: int = 0) -> None:
@@ -289,16 +288,22 @@ def worker_threads(jobs: int) -> int | None:
     return None if jobs <= 1 else max(1, available_cores() // jobs)
 
 
-def network_threads(jobs: int) -> int | None:
-    """Torch threads of a network the parent runs while ``jobs`` workers prepare its inputs: the cores the
-    workers leave, at least one (None: one process, torch's default). More threads than free cores only
-    wait on each other, and cost CPU time the workers need.
+def network_threads(workers: int, default: int, cores: int | None = None) -> int | None:
+    """Torch threads of a network the parent runs while ``workers`` processes prepare its inputs: the cores
+    the workers leave, at least one, and no more than torch's own ``default``; ``None`` (torch's default) with
+    no workers. More threads than free cores only wait on each other, and take CPU time the workers need.
+    ``cores``: the cores this process may use (default: ``available_cores()``; a CPU quota that is no
+    affinity mask, such as a container's, is not seen).
 
     Example:
-        >>> network_threads(1) is None, network_threads(available_cores()) == 1
-        (True, True)
+        >>> network_threads(0, 8, cores=8), network_threads(2, 8, cores=8), network_threads(2, 4, cores=16)
+        (None, 6, 4)
+        >>> network_threads(2, 2, cores=2)
+        1
     """
-    return None if jobs <= 1 else max(1, available_cores() - jobs)
+    if workers <= 0:
+        return None
+    return max(1, min(default, (cores if cores is not None else available_cores()) - workers))
 
 
 def worker_start_method(requested: str | None) -> str:
@@ -330,21 +335,19 @@ def _run_pool(
     on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None],
     stops: _StopSignals,
     counts: Callable[[], tuple[int, int]],
-    started: Callable[[], None] = lambda: None,
+    started: Callable[[int], None] = lambda workers: None,
     lead: int = 0,
-    warm: Callable[[], None] | None = None,
     niceness: int = 0,
 ) -> None:
-    """Run ``work`` over ``todo`` in ``jobs`` processes, ``IN_FLIGHT_PER_WORKER`` cases a worker (at least
-    ``lead`` in all) submitted ahead of their results, calling ``started`` once the first cases are
-    submitted (forked workers exist by then), and ``warm`` before forking; the workers run ``niceness``
-    lower in priority; on any exception (an interrupt, a decision of ``on_result``
-    to stop, a dead worker) stop every worker before raising."""
+    """Run ``work`` over ``todo`` in ``jobs`` processes, ``IN_FLIGHT_PER_WORKER`` cases a worker (or ``lead``
+    in all, if more) submitted ahead of their results; the workers run ``niceness`` lower in priority.
+    ``started(jobs)`` is called once the first cases are submitted, when no worker is left to fork (a fork
+    must not copy a thread the caller then starts): at once where every worker is forked at the first submit
+    (CPython 3.11.1 and later; gh-90622), never where workers are forked as needed. On any exception (an
+    interrupt, a decision of ``on_result`` to stop, a dead worker) stop every worker before raising."""
     import multiprocessing
 
     method = worker_start_method(start_method)
-    if warm is not None and method == "fork":
-        warm()  # imported once here, inherited by every forked worker
     context = multiprocessing.get_context(method)
     pool = ProcessPoolExecutor(
         max_workers=jobs, initializer=init_worker, initargs=(os.getpid(), True, niceness), mp_context=context
@@ -365,7 +368,8 @@ def _run_pool(
 
     try:
         submit_more()
-        started()
+        if method != "fork" or len(getattr(pool, "_processes", None) or ()) >= jobs:
+            started(jobs)
         while futures:
             finished, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -401,14 +405,16 @@ class Stage(Protocol):
     """A step the parent runs on the workers' results, a few cases at a time (e.g. a network that
     holds the model once, for the whole batch, while the workers prepare the next cases).
 
-    ``start`` is called once before the first result, when the workers are running (forked workers exist:
-    the stage may now start threads or import modules that a fork must not inherit, such as torch);
+    ``start(workers)`` is called once before the first result, with the number of worker processes running
+    (0: one process), when no worker is left to fork (the stage may now start threads or import modules that a
+    fork must not inherit, such as torch; where Python forks workers as needed it is not called, and the stage
+    does what it needs when first pushed);
     ``push`` takes one case's result and returns the cases it finished (none while it gathers a batch);
     ``flush`` finishes the cases it still holds. ``push`` and ``flush`` return ``Outcome``s.
     """
 
-    def start(self) -> None:
-        """The workers are running: begin what the stage needs (e.g. load a model in the background)."""
+    def start(self, workers: int) -> None:
+        """``workers`` processes are running: begin what the stage needs (e.g. load a model in the background)."""
         ...
 
     def push(self, case: Any, value: Any) -> list[Outcome]:
@@ -434,7 +440,6 @@ def run_batch(
     stage: Stage | None = None,
     keep_results: bool = True,
     lead: int = 0,
-    warm: Callable[[], None] | None = None,
 ) -> BatchReport:
     """Run ``work`` over ``cases`` not yet done, in ``jobs`` processes, with the ``reporter``'s progress
     bar. Unexpected exceptions in a case are recorded as its error (their traceback with
@@ -449,10 +454,9 @@ def run_batch(
     the stage finishes it, and a case it still holds at an interrupt is redone by the next run. With a
     stage, the workers run at a lower priority (``STAGE_WORKER_NICENESS``).
     ``keep_results=False``: ``report.results`` stays empty (for work whose results are on disk: memory
-    then does not grow with the cohort). ``lead``: with workers, at least this many cases in flight at once
-    (e.g. enough to keep the workers busy while the stage starts up, such as a model loading); a fixed number,
-    so memory still does not grow with the cohort. ``warm``: called in this process just before workers are
-    forked (not when they are spawned), to import what every worker needs once instead of once a worker.
+    then does not grow with the cohort). ``lead``: with workers, up to this many cases are submitted ahead of
+    their results (or ``IN_FLIGHT_PER_WORKER`` a worker, if that is more): enough to keep the workers busy while
+    the stage starts up, such as a model loading; a fixed number, so memory still does not grow with the cohort.
 
     Raises ``Interrupted`` on SIGINT or SIGTERM and ``WorkerDied`` when a worker process dies, after
     stopping every worker; the cases finished by then stay done (a rerun resumes).
@@ -500,7 +504,7 @@ def run_batch(
 
                 if jobs <= 1 or len(todo) <= 1:
                     if stage is not None and todo:
-                        stage.start()
+                        stage.start(0)
                     for case in todo:
                         on_result(case, *_call(work, case, reporter.debug))
                 else:
@@ -513,9 +517,8 @@ def run_batch(
                         on_result,
                         stops,
                         lambda: (report.finished, len(cases)),
-                        stage.start if stage is not None else lambda: None,
+                        stage.start if stage is not None else lambda workers: None,
                         lead,
-                        warm,
                         STAGE_WORKER_NICENESS if stage is not None else 0,
                     )
                 if stage is not None:

@@ -152,19 +152,6 @@ class ScanPreparer:
                 )
         return cls(preprocess, TensorSpec.from_dict(card.tensor_spec), tabular, params)
 
-    def warm(self) -> None:
-        """Import what :meth:`scan` needs (SimpleITK, scipy.ndimage, the preprocessing), so that workers forked
-        afterwards do not each import it again."""
-        import scipy.ndimage  # noqa: F401 - imported for the forked workers
-        import SimpleITK  # noqa: F401
-
-        import lgerisk.data.tensors  # noqa: F401
-        import lgerisk.preprocess.pipeline  # noqa: F401
-        import lgerisk.preprocess.scar  # noqa: F401
-
-        if self.tabular.radiomics:
-            import lgerisk.radiomics.extract  # noqa: F401
-
     def _preprocessed(self, case: Case, seg_path: Path | None) -> tuple[Any, dict[str, Any]]:
         """(``PreprocessedCase``, QC) of a raw case, its DICOM SEG written to ``seg_path`` when asked."""
         from lgerisk.io import dicom_seg
@@ -306,13 +293,10 @@ class RiskPredictor:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], device: str = "cpu", labels: str | None = None) -> RiskPredictor:
-        """Load a finetune run folder (``weights_only`` checkpoint) with its settings. The process then keeps
-        freed memory for reuse (:func:`~lgerisk.training.devices.reuse_freed_memory`: much faster passes on
-        the CPU, the same results)."""
+        """Load a finetune run folder (``weights_only`` checkpoint) with its settings."""
         from lgerisk.artifacts import load_risk_model
-        from lgerisk.training.devices import resolve_device, reuse_freed_memory
+        from lgerisk.training.devices import resolve_device
 
-        reuse_freed_memory()
         torch_device = resolve_device(device)
         model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
         # Contiguous tensors, as in training: with channels-last on the CPU, precision was lost (risks off

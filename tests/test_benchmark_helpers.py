@@ -310,3 +310,22 @@ def test_scaling_benchmark_runs_and_fits_a_line(tmp_path: Path, capsys: pytest.C
     assert (table.loc[table["command"] == "predict", "worker_mib"] > 0).all()  # --jobs 2: workers were measured
     assert (tmp_path / "n16" / "predictions.csv").is_file()
     assert "each further scan" in capsys.readouterr().out
+
+
+def test_each_prediction_ablation_turns_off_a_lever_that_exists() -> None:
+    """benchmarks/predict.py --ablations patches names of lgerisk's: each must be there to patch (a misspelt
+    one would add a new name and switch nothing off), and the patched command line must still run."""
+    import importlib
+    import subprocess
+
+    bench = _load("predict")
+    assert len(bench.ABLATIONS) == 4
+    for patch in bench.ABLATIONS.values():
+        statement, assignment = (part.strip() for part in patch.split(";"))
+        module_name, alias = statement.removeprefix("import ").split(" as ")
+        target = assignment.split("=")[0].strip()
+        assert target.startswith(f"{alias}.")
+        assert hasattr(importlib.import_module(module_name), target.removeprefix(f"{alias}."))
+        command = [*bench.ablated(patch), "predict", "--help"]
+        run = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace")
+        assert run.returncode == 0 and "Usage: lgerisk predict" in run.stdout, run.stderr

@@ -253,7 +253,9 @@ def _explain_one(
     dicom_seg: bool = False,
 ) -> dict[str, Any]:
     from lgerisk.inference import load_predictor
+    from lgerisk.training.devices import reuse_freed_memory
 
+    reuse_freed_memory()  # the network's passes reuse freed pages (this process: a worker or the command's)
     if threads is not None:
         import torch
 

@@ -55,7 +55,7 @@ def header_marked(path: str | os.PathLike[str]) -> bool:
         return False
     try:
         layout = nifti_layout(nifti_header(path))
-    except (OSError, EOFError, zlib.error):
+    except (OSError, EOFError, ValueError, zlib.error):
         return False
     return layout is not None and layout.description.strip() == SCAN_MARKER
 

@@ -7,6 +7,7 @@ ID, dates) is carried into any image lgerisk writes.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,17 +125,20 @@ class NiftiLayout:
 
 def nifti_layout(header: bytes) -> NiftiLayout | None:
     """The :class:`NiftiLayout` of a single-file NIfTI-1 or NIfTI-2 header (its first 540 bytes,
-    decompressed), or ``None`` for anything else (a .hdr/.img pair, an unknown layout)."""
+    decompressed), or ``None`` for anything else (a .hdr/.img pair, an unknown layout, a voxel offset that is
+    no number). An offset inside the header is read as the header's end, as NIfTI's reference library does."""
     import struct
 
     for order in "<>":
         if len(header) >= 348 and struct.unpack(f"{order}i", header[:4])[0] == 348 and header[344:348] == b"n+1\0":
+            size = 348
             dims = struct.unpack(f"{order}8h", header[40:56])
             datatype = struct.unpack(f"{order}h", header[70:72])[0]
-            offset = int(struct.unpack(f"{order}f", header[108:112])[0])
+            offset: float = struct.unpack(f"{order}f", header[108:112])[0]
             slope, intercept = struct.unpack(f"{order}2f", header[112:120])
             description = header[148:228]
         elif len(header) >= 540 and struct.unpack(f"{order}i", header[:4])[0] == 540 and header[4:7] == b"n+2":
+            size = 540
             dims = struct.unpack(f"{order}8q", header[16:80])
             datatype = struct.unpack(f"{order}h", header[12:14])[0]
             offset = struct.unpack(f"{order}q", header[168:176])[0]
@@ -142,13 +146,13 @@ def nifti_layout(header: bytes) -> NiftiLayout | None:
             description = header[240:320]
         else:
             continue
-        if not 1 <= dims[0] <= 7 or any(d < 1 for d in dims[1 : dims[0] + 1]):
+        if not 1 <= dims[0] <= 7 or any(d < 1 for d in dims[1 : dims[0] + 1]) or not math.isfinite(offset):
             return None
         return NiftiLayout(
             order,
             tuple(int(d) for d in dims[1 : dims[0] + 1]),
             int(datatype),
-            max(offset, 0),
+            max(int(offset), size),  # voxels never start inside the header: NIfTI's own reader moves them on
             float(slope),
             float(intercept),
             description.split(b"\0", 1)[0].decode("latin-1"),
@@ -190,7 +194,7 @@ def _nifti_voxels(path: Path, what: str) -> tuple[NiftiLayout, np.ndarray] | Non
     if layout is None or layout.datatype not in _NIFTI_DTYPES:
         return None
     dtype = np.dtype(layout.order + _NIFTI_DTYPES[layout.datatype])
-    count = int(np.prod(layout.shape, dtype=np.int64))
+    count = math.prod(layout.shape)
     if len(data) < layout.offset + count * dtype.itemsize:
         got = max(len(data) - layout.offset, 0)
         raise _unreadable(path, what, f"expected {count * dtype.itemsize} bytes of voxels, got {got}")
@@ -204,22 +208,10 @@ def _refuse_non_finite(voxels: np.ndarray, path: Path, what: str) -> None:
             raise CaseError(f"{path}: {what} has {int((~finite).sum())} NaN or infinite voxels.")
 
 
-def check_nifti_voxels(path: Path, what: str) -> None:
-    """Decode a NIfTI file's voxels completely to refuse truncated files and NaN/inf voxels.
-
-    ITK's NIfTI reader fills a truncated file's missing voxels with zeros and turns NaN into 0,
-    so neither would otherwise be noticed. Single-file NIfTI-1/2 of the usual scalar types is
-    decoded here (zlib and numpy, no extra imports); anything else by nibabel.
-    """
-    decoded = _nifti_voxels(path, what)
-    if decoded is None:
-        _check_nifti_with_nibabel(path, what)
-    else:
-        _refuse_non_finite(decoded[1], path, what)
-
-
 def _check_nifti_with_nibabel(path: Path, what: str) -> None:
-    """``check_nifti_voxels`` for the NIfTI variants it does not decode itself."""
+    """Refuse a NIfTI file of a variant lgerisk does not decode itself (a .hdr/.img pair, an unusual type) that
+    is truncated or holds NaN/inf voxels: ITK's reader fills missing voxels with zeros and turns NaN into 0, so
+    neither would otherwise be noticed."""
     import zlib
 
     import nibabel
@@ -236,8 +228,9 @@ def _check_nifti_with_nibabel(path: Path, what: str) -> None:
 
 def _itk_read(path: Path, what: str, decoded: tuple[NiftiLayout, np.ndarray] | None) -> sitk.Image:
     """The image ITK reads from ``path``. Given the file's ``decoded`` voxels (a 3D scalar volume without
-    intensity scaling), ITK reads only the header (geometry, pixel type) and the voxels are not decoded a
-    second time; the image is the same, voxel for voxel (tests/io compares the two on every test scan)."""
+    intensity scaling or NaN/inf voxels, which ITK would turn into 0), ITK reads only the header (geometry,
+    pixel type) and the voxels are not decoded a second time; the image is the same, voxel for voxel
+    (tests/io compares the two on every test scan)."""
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
@@ -246,8 +239,11 @@ def _itk_read(path: Path, what: str, decoded: tuple[NiftiLayout, np.ndarray] | N
         if decoded is None:
             return reader.Execute()
         layout, voxels = decoded
+        reader.SetImageIO("NiftiImageIO")  # the file is NIfTI (decoded above): no probing of every format
         reader.ReadImageInformation()
         plain = layout.slope in (0.0, 1.0) and layout.intercept == 0.0
+        if voxels.dtype.kind == "f" and not np.isfinite(voxels).all():
+            plain = False
         if not (
             plain
             and len(layout.shape) == 3
@@ -275,8 +271,9 @@ def read_volume(path: str | os.PathLike[str], what: str = "image", verify_nifti:
     """Read one 3D volume (a file or a DICOM folder); 2D, 4D and vector images are refused.
 
     A NIfTI file is decoded once, completely, so a truncated file is refused (ITK would fill the missing
-    voxels with zeros); ``verify_nifti`` also refuses NaN/inf voxels (``check_nifti_voxels``). Set it False
-    only for files lgerisk wrote itself (preprocessed cases), never for a user's scans.
+    voxels with zeros); ``verify_nifti`` also refuses NaN/inf voxels (ITK would read them as 0, as it still
+    does with ``verify_nifti=False``). Set it False only for files lgerisk wrote itself (preprocessed cases),
+    never for a user's scans.
 
     Example:
         >>> image = read_volume("images/P01.nii.gz")        # doctest: +SKIP

@@ -54,7 +54,7 @@ from lgerisk.inference import (
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
-from lgerisk.training.devices import torch_threads
+from lgerisk.training.devices import reuse_freed_memory, torch_threads
 
 MODEL_ENV = "LGERISK_MODEL"
 PREPARED_AHEAD = 24
@@ -141,12 +141,14 @@ class _Network:
 
     The model loads in a background thread from :meth:`start`, called by ``run_batch`` once the workers are
     forked (a forked child of a process importing torch can hang) or, with no workers, before the first scan
-    is prepared: either way scans are prepared while torch is imported and the model read. ``threads``: the
-    network's torch threads while it runs (``None``: torch's default).
+    is prepared: either way scans are prepared while torch is imported and the model read. While workers run,
+    the network runs on the cores they leave (``lgerisk.batch.network_threads``).
     """
 
-    def __init__(self, load: Any, preparer: ScanPreparer, key: str, threads: int | None = None) -> None:
-        self.load, self.preparer, self.key, self.threads = load, preparer, key, threads
+    def __init__(self, load: Any, preparer: ScanPreparer, key: str) -> None:
+        self.load, self.preparer, self.key = load, preparer, key
+        self.workers = 0
+        self.threads: int | None = None
         self.parts = Path()
         self.held: list[tuple[Case, _Prepared]] = []
         self._predictor: RiskPredictor | None = None
@@ -159,10 +161,11 @@ class _Network:
         self.parts = parts
         return self
 
-    def start(self) -> None:
-        """Load the model in a background thread (the workers, if any, are running)."""
+    def start(self, workers: int) -> None:
+        """Load the model in a background thread (the ``workers``, if any, are running)."""
         import threading
 
+        self.workers = workers
         if self._thread is None and self._predictor is None:
             self._thread = threading.Thread(target=self._load_in_background, name="lgerisk-model-load", daemon=True)
             self._thread.start()
@@ -203,6 +206,10 @@ class _Network:
         if not held:
             return []
         predictor = self.predictor
+        if self.threads is None and self.workers:
+            import torch
+
+            self.threads = network_threads(self.workers, torch.get_num_threads())  # torch's count in this thread
         with torch_threads(self.threads):
             records = predictor.predict_scans([value.scan for _, value in held])
         outcomes: list[Outcome] = []
@@ -281,11 +288,12 @@ def predict_cases(
         check_seg_sources([case.image for case in cases], "predict")
     seg_dir = seg_folder(out) if out is not None else None
     check_device(device)  # a device that is not there fails before any work
+    reuse_freed_memory()  # the network's passes, in this process, reuse freed pages
     preparer = ScanPreparer.load(model_dir, labels)  # a bad model folder fails here, before any work
     key = model_hash(model_dir, preparer.preprocess) + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
     load = partial(load_predictor, str(model_dir), device, labels)
-    network = _Network(load, preparer, key, threads=network_threads(jobs))
+    network = _Network(load, preparer, key)
     clinical = clinical or {}
     with tempfile.TemporaryDirectory(prefix="lgerisk-predict-") as scratch:
         parts = Path(f"{out}.parts") if out is not None else Path(scratch)
@@ -317,7 +325,6 @@ def predict_cases(
             start_method=None if "torch" not in sys.modules else "spawn",  # forked before torch: fast, safe
             stage=network.writing_to(parts),
             lead=PREPARED_AHEAD,
-            warm=preparer.warm,
         )
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
         records = []

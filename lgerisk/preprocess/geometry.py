@@ -120,17 +120,20 @@ def resample_labels(labels: sitk.Image, reference: sitk.Image, values: tuple[int
     import SimpleITK as sitk
 
     array = sitk.GetArrayViewFromImage(labels)
-    present = set(np.unique(array).tolist())
-    kept = tuple(value for value in values if value in present)
+    kept: list[int] = []
     weights = []
-    for value in (0, *kept):
-        indicator = sitk.GetImageFromArray((array == value).astype(np.float32))
+    for value in (0, *values):
+        where = array == value
+        if value != 0 and not where.any():
+            continue
+        kept.append(value)
+        indicator = sitk.GetImageFromArray(where.astype(np.float32))
         indicator.CopyInformation(labels)
         resampled = sitk.Resample(
             indicator, reference, sitk.Transform(), sitk.sitkLinear, 1.0 if value == 0 else 0.0, sitk.sitkFloat32
         )
         weights.append(sitk.GetArrayFromImage(resampled))
-    winner = np.asarray((0, *kept), dtype=np.uint8)[np.argmax(np.stack(weights), axis=0)]
+    winner = np.asarray(kept, dtype=np.uint8)[np.argmax(np.stack(weights), axis=0)]
     out = sitk.GetImageFromArray(winner)
     out.CopyInformation(reference)
     return out

@@ -143,6 +143,11 @@ def robust_statistics(values: np.ndarray) -> tuple[float, float]:
     return median, sd
 
 
+def _left_to_right_sums(rows: np.ndarray) -> np.ndarray:
+    """Each row's sum, added left to right (a cumulative sum's last value; ``np.sum`` adds pairwise)."""
+    return np.cumsum(rows, axis=1)[:, -1]
+
+
 def two_gaussian_mixture(
     values: np.ndarray, iterations: int = 300, tolerance: float = 1e-7
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,16 +168,19 @@ def two_gaussian_mixture(
     sds = np.array([spread / 2, spread / 2])
     weights = np.array([0.7, 0.3])
     previous = -np.inf
+    # One row per component, (2, N): each operation runs over a whole row. The sums over voxels add left to
+    # right (``_left_to_right_sums``), the order the first (N, 2) version's column sums had, so the fit is the
+    # same number for number (tests/preprocess checks it against that version).
     for _ in range(iterations):
-        z = (x[:, None] - means) / sds
-        density = weights * np.exp(-0.5 * z * z) / sds + 1e-300
-        total = density.sum(axis=1, keepdims=True)
+        z = (x - means[:, None]) / sds[:, None]
+        density = weights[:, None] * np.exp(-0.5 * z * z) / sds[:, None] + 1e-300
+        total = density[0] + density[1]
         likelihood = float(np.log(total).sum())
         responsibility = density / total
-        counts = responsibility.sum(axis=0) + 1e-12
+        counts = _left_to_right_sums(responsibility) + 1e-12
         weights = counts / counts.sum()
-        means = (responsibility * x[:, None]).sum(axis=0) / counts
-        sds = np.sqrt((responsibility * (x[:, None] - means) ** 2).sum(axis=0) / counts) + 1e-6 * spread
+        means = _left_to_right_sums(responsibility * x) / counts
+        sds = np.sqrt(_left_to_right_sums(responsibility * (x - means[:, None]) ** 2) / counts) + 1e-6 * spread
         if abs(likelihood - previous) <= tolerance * abs(likelihood):
             break
         previous = likelihood

@@ -70,43 +70,38 @@ def full_float32(device: Any) -> Iterator[None]:
         torch.set_float32_matmul_precision(matmul)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 FREED_MEMORY_KEPT = 1 << 30
-"""Blocks up to this size come from the heap, and up to twice it of freed heap stays with the process
-(:func:`reuse_freed_memory`)."""
+"""Freed memory (bytes) that stays with the process after :func:`reuse_freed_memory` before glibc hands the top
+of the heap back to the system."""
 
 
 def reuse_freed_memory() -> bool:
-    """Let this process reuse the memory of freed tensors instead of returning it to the system (glibc only;
-    elsewhere nothing changes, and the answer is ``False``).
+    """Let this process reuse the memory of freed tensors instead of returning it to the system: glibc only,
+    ``True`` when glibc took both settings (elsewhere, or under another allocator, nothing changes).
 
-    glibc gives blocks of a few MB their own pages straight from the system and returns them when freed. A CPU
-    network allocates and frees its activations at every layer, so every pass faulted in tens of MB of fresh
-    zeroed pages, a large share of the network's time (benchmarks/predict.py measures it). Here large blocks
-    come from the heap, and freed heap is kept, so a pass reuses the previous pass's pages; values are not
-    touched (the same results bit for bit). Peak memory is what the largest pass needs, as before; the memory
-    is not handed back to the system until the process ends. Process-wide; called by the commands that run a
-    network on the CPU (``lgerisk predict``/``explain``, :meth:`lgerisk.inference.RiskPredictor.load`).
-
-    Example:
-        >>> reuse_freed_memory() in (True, False)
-        True
+    glibc gives blocks of more than a few MB pages of their own, straight from the system, and returns them
+    when freed. A CPU network allocates and frees its activations at every layer, so every pass faulted in tens
+    of MB of fresh, zeroed pages: a large share of its time (``benchmarks/predict.py --ablations`` times a
+    prediction batch without this). Here every block comes from the heap
+    (``M_MMAP_MAX`` 0) and up to ``FREED_MEMORY_KEPT`` of freed heap stays (``M_TRIM_THRESHOLD``), so a pass
+    reuses the previous pass's pages; values are not touched (the same results, bit for bit). The memory is
+    not handed back until the process ends or more than that is free. Process-wide: the prediction and
+    explanation batches call it (``lgerisk predict``/``explain``), not :class:`~lgerisk.inference.RiskPredictor`.
     """
     import ctypes
-    import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        mallopt = ctypes.CDLL(None).mallopt  # the process's C library
+    except (OSError, AttributeError):  # no mallopt (not glibc)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, FREED_MEMORY_KEPT)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 2 * FREED_MEMORY_KEPT)
-    )
+    every_block_from_the_heap = mallopt(_M_MMAP_MAX, 0) == 1
+    freed_heap_kept = mallopt(_M_TRIM_THRESHOLD, FREED_MEMORY_KEPT) == 1
+    return every_block_from_the_heap and freed_heap_kept
 
 
 @contextmanager

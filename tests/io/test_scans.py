@@ -455,3 +455,39 @@ def test_nifti_voxels_are_decoded_once(tmp_path: Path, monkeypatch: pytest.Monke
     assert decoded == []
     read_volume(scaled)
     assert decoded == ["scaled.nii"]
+
+
+def test_nifti_read_once_matches_itk_on_odd_headers_and_values(tmp_path: Path) -> None:
+    """A voxel offset inside the header (ITK's NIfTI library reads from the header's end), and NaN/inf voxels
+    read without verification (ITK makes them 0) give the image ITK reads; a voxel offset that is no number is
+    not decoded here, and the file still reads (as ITK reads it) or is refused in one sentence."""
+    import struct
+
+    from lgerisk.io.provenance import header_marked
+
+    values = np.arange(5 * 7 * 9, dtype=np.int16).reshape(5, 7, 9)
+    plain = tmp_path / "plain.nii"
+    sitk.WriteImage(_image(values), str(plain))
+    inside = tmp_path / "inside.nii"
+    _rewrite_header(plain, inside, {108: struct.pack("<f", 0.0)})
+    _assert_same_image(read_volume(inside), _as_itk_reads(inside), inside)
+    assert sitk.GetArrayFromImage(read_volume(inside)).ravel()[0] == 0  # not the header's first bytes (348)
+
+    floats = np.linspace(0, 1, 5 * 7 * 9, dtype=np.float32).reshape(5, 7, 9)
+    floats[0, 0, :2] = (np.nan, np.inf)
+    odd = tmp_path / "odd.nii.gz"
+    sitk.WriteImage(_image(floats), str(odd))
+    _assert_same_image(read_volume(odd, verify_nifti=False), _as_itk_reads(odd), odd)
+    assert sitk.GetArrayFromImage(read_volume(odd, verify_nifti=False))[0, 0, :2].tolist() == [0.0, 0.0]
+    with pytest.raises(CaseError, match="2 NaN or infinite voxels"):
+        read_volume(odd)
+
+    nan_offset = tmp_path / "nan-offset.nii"
+    _rewrite_header(plain, nan_offset, {108: struct.pack("<f", float("nan"))})
+    assert not header_marked(nan_offset)
+    try:
+        image = read_volume(nan_offset)
+    except CaseError as exc:
+        assert str(exc).startswith(f"{nan_offset}: image could not be read")
+    else:
+        _assert_same_image(image, _as_itk_reads(nan_offset), nan_offset)

@@ -224,3 +224,49 @@ def test_a_small_dark_artefact_is_not_taken_as_remote() -> None:
     for method in ("nsd", "fwhm"):
         result = quantify_scar(image, labels, method, spacing=SPACING)
         assert (result.labels == 3).sum() < 0.02 * (labels == 2).sum(), method
+
+
+def _mixture_in_columns(values: np.ndarray, iterations: int = 300, tolerance: float = 1e-7):
+    """two_gaussian_mixture as first written, on an (N, 2) array: the reference its faster form must equal."""
+    x = np.asarray(values, dtype=float).ravel()
+    spread = float(np.std(x)) or 1.0
+    means = np.percentile(x, [25.0, 90.0]).astype(float)
+    sds = np.array([spread / 2, spread / 2])
+    weights = np.array([0.7, 0.3])
+    previous = -np.inf
+    for _ in range(iterations):
+        z = (x[:, None] - means) / sds
+        density = weights * np.exp(-0.5 * z * z) / sds + 1e-300
+        total = density.sum(axis=1, keepdims=True)
+        likelihood = float(np.log(total).sum())
+        responsibility = density / total
+        counts = responsibility.sum(axis=0) + 1e-12
+        weights = counts / counts.sum()
+        means = (responsibility * x[:, None]).sum(axis=0) / counts
+        sds = np.sqrt((responsibility * (x[:, None] - means) ** 2).sum(axis=0) / counts) + 1e-6 * spread
+        if abs(likelihood - previous) <= tolerance * abs(likelihood):
+            break
+        previous = likelihood
+    order = np.argsort(means)
+    return means[order], sds[order], weights[order]
+
+
+def test_the_mixture_fit_is_the_column_version_number_for_number() -> None:
+    """Two classes of many sizes, integer intensities (raw scans), a single class, the phantom's wall: every
+    mean, SD and weight equal to the last bit, including fits that stop at the iteration limit."""
+    from lgerisk.preprocess.scar import two_gaussian_mixture
+
+    rng = np.random.default_rng(11)
+    samples = [
+        np.concatenate([rng.normal(100, 10, n), rng.normal(300, 40, n // 3)]) for n in (2, 5, 64, 999, 4000, 30001)
+    ]
+    samples += [rng.integers(0, 800, n).astype(float) for n in (3, 250, 6000)]
+    samples += [rng.normal(50, 5, 2500), np.full(40, 7.0)]
+    image, labels = phantom_arrays()
+    samples.append(image[labels == 2].astype(float))
+    for values in samples:
+        for iterations in (300, 7):
+            ours = two_gaussian_mixture(values, iterations=iterations)
+            reference = _mixture_in_columns(values, iterations=iterations)
+            for got, expected in zip(ours, reference, strict=True):
+                assert got.tobytes() == expected.tobytes(), (len(values), iterations)
