@@ -210,7 +210,9 @@ def run(
     unequal = sum(not (_same_bytes(a[0], b[0]) and _same_bytes(a[1], b[1])) for a, b in zip(here, there))
 
     from lgerisk.inference import RiskPredictor
+    from lgerisk.training.devices import reuse_freed_memory
 
+    reuse_freed_memory()  # as lgerisk predict runs the network
     predictor = _with_layout(RiskPredictor.load(model, device=device), layout)
     images = np.stack([tensor for tensor, _ in here])
     tabular = None if here[0][1] is None else np.stack([values for _, values in here])
