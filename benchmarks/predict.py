@@ -6,7 +6,7 @@
    2-fold probe: the weights do not matter for timing) on a SYNTHETIC cohort of 100 cases.
 2. Single scan, as a user runs it: wall time of ``lgerisk predict one.nii.gz --model RUN`` in a
    fresh process, against the floor ``python -c "import torch; import SimpleITK; read the scan"``
-   (the best any Python tool loading torch could do), median of --repeats runs each.
+   (the best any Python tool loading torch could do), median of --repeats runs each, run in alternation.
 3. Batch: ``lgerisk predict --data COHORT --model RUN --out preds.csv`` over the 100 scans, scans/s
    (the model is loaded once), at --jobs 1 and --jobs 2, median of --batch-repeats runs; and whether the
    two tables are byte for byte the same.
@@ -94,11 +94,10 @@ def main() -> None:
         f"import torch, SimpleITK as s; s.GetArrayFromImage(s.ReadImage({str(scan)!r})); "
         f"s.GetArrayFromImage(s.ReadImage({str(scan.parent / 'case_seg.nii.gz')!r}))"
     )
-    floor = [timed([sys.executable, "-c", floor_code], env) for _ in range(args.repeats)]
-    single = [
-        timed([str(BIN / "lgerisk"), "predict", str(scan), "--model", str(risk), "--quiet"], env)
-        for _ in range(args.repeats)
-    ]
+    floor, single = [], []
+    for _ in range(args.repeats):  # in alternation, so that both see the machine in the same state
+        floor.append(timed([sys.executable, "-c", floor_code], env))
+        single.append(timed([str(BIN / "lgerisk"), "predict", str(scan), "--model", str(risk), "--quiet"], env))
     print("SYNTHETIC scans; 2-core CPU unless stated")
     print(
         f"single scan, fresh process: lgerisk predict {statistics.median(single):.2f} s, "

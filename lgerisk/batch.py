@@ -343,7 +343,7 @@ def _run_pool(
     in all, if more) submitted ahead of their results; the workers run ``niceness`` lower in priority.
     ``started(jobs)`` is called once the first cases are submitted, when no worker is left to fork (a fork
     must not copy a thread the caller then starts): at once where every worker is forked at the first submit
-    (CPython 3.11.1 and later; gh-90622), never where workers are forked as needed. On any exception (an
+    (CPython's fork pools since gh-90622: 3.10.5, 3.11), never where workers are forked as needed. On any exception (an
     interrupt, a decision of ``on_result`` to stop, a dead worker) stop every worker before raising."""
     import multiprocessing
 

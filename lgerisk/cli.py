@@ -774,6 +774,7 @@ def predict(
         clinical=read_clinical(clinical),
         reporter=_reporter(quiet, debug),
         dicom_seg=wanted,
+        keep_freed_memory=True,
     )
     if out is None:
         sys.stdout.write(text)
@@ -844,6 +845,7 @@ def explain(
         clinical=read_clinical(clinical),
         reporter=_reporter(quiet, debug),
         dicom_seg=wanted,
+        keep_freed_memory=True,
     )
     _lone_scan_failed(report, scans)
     _summary(report, out, quiet)

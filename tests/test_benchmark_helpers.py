@@ -316,6 +316,7 @@ def test_each_prediction_ablation_turns_off_a_lever_that_exists() -> None:
     """benchmarks/predict.py --ablations patches names of lgerisk's: each must be there to patch (a misspelt
     one would add a new name and switch nothing off), and the patched command line must still run."""
     import importlib
+    import os
     import subprocess
 
     bench = _load("predict")
@@ -327,5 +328,6 @@ def test_each_prediction_ablation_turns_off_a_lever_that_exists() -> None:
         assert target.startswith(f"{alias}.")
         assert hasattr(importlib.import_module(module_name), target.removeprefix(f"{alias}."))
         command = [*bench.ablated(patch), "predict", "--help"]
-        run = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace")
+        plain = {key: value for key, value in os.environ.items() if key != "FORCE_COLOR"} | {"NO_COLOR": "1"}
+        run = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", env=plain)
         assert run.returncode == 0 and "Usage: lgerisk predict" in run.stdout, run.stderr

@@ -251,11 +251,14 @@ def _explain_one(
     params: dict[str, Any],
     threads: int | None = None,
     dicom_seg: bool = False,
+    keep_freed_memory: bool = False,
 ) -> dict[str, Any]:
     from lgerisk.inference import load_predictor
-    from lgerisk.training.devices import reuse_freed_memory
 
-    reuse_freed_memory()  # the network's passes reuse freed pages (this process: a worker or the command's)
+    if keep_freed_memory:  # the network's passes reuse freed pages (this process: a worker or the command's)
+        from lgerisk.training.devices import reuse_freed_memory
+
+        reuse_freed_memory()
     if threads is not None:
         import torch
 
@@ -278,10 +281,13 @@ def explain_cases(
     clinical: dict[str, dict[str, Any]] | None = None,
     dicom_seg: bool = False,
     reporter: Reporter = SILENT,
+    keep_freed_memory: bool = False,
 ) -> tuple[BatchReport, dict[str, Any]]:
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
     gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
-    scan's scar and grey zone as ``out/ID/scar_seg.dcm``."""
+    scan's scar and grey zone as ``out/ID/scar_seg.dcm``. ``keep_freed_memory``: the processes that run the
+    network keep freed memory for the next pass, for good (``lgerisk.training.devices.reuse_freed_memory``;
+    ``lgerisk explain`` sets it)."""
     import dataclasses
 
     from lgerisk.io.dicom_seg import check_seg_sources
@@ -320,6 +326,7 @@ def explain_cases(
         params=load_params(),
         threads=worker_threads(jobs),
         dicom_seg=dicom_seg,
+        keep_freed_memory=keep_freed_memory,
     )
     report = run_batch(
         shard.select(cases),

@@ -59,7 +59,7 @@ from lgerisk.training.devices import reuse_freed_memory, torch_threads
 MODEL_ENV = "LGERISK_MODEL"
 PREPARED_AHEAD = 24
 """Scans the workers may prepare ahead of the network (at least; ``run_batch``'s ``lead``): enough to keep
-two workers busy while the model loads (torch's import is about a second), a few MB each."""
+two workers busy while the model loads (torch's import is about a second), about 1 MB each."""
 RECORD_VERSION = "4"
 """Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
 
@@ -145,8 +145,8 @@ class _Network:
     the network runs on the cores they leave (``lgerisk.batch.network_threads``).
     """
 
-    def __init__(self, load: Any, preparer: ScanPreparer, key: str) -> None:
-        self.load, self.preparer, self.key = load, preparer, key
+    def __init__(self, load: Any, preparer: ScanPreparer, key: str, keep_freed_memory: bool = False) -> None:
+        self.load, self.preparer, self.key, self.keep_freed_memory = load, preparer, key, keep_freed_memory
         self.workers = 0
         self.threads: int | None = None
         self.parts = Path()
@@ -166,9 +166,17 @@ class _Network:
         import threading
 
         self.workers = workers
+        self._keep_memory()
         if self._thread is None and self._predictor is None:
             self._thread = threading.Thread(target=self._load_in_background, name="lgerisk-model-load", daemon=True)
             self._thread.start()
+
+    def _keep_memory(self) -> None:
+        """With ``keep_freed_memory``, this process (never a worker: it is called after they are forked) keeps
+        freed memory for the network's next pass (``reuse_freed_memory``)."""
+        if self.keep_freed_memory:
+            reuse_freed_memory()
+            self.keep_freed_memory = False  # done: the setting is the process's
 
     def _load_in_background(self) -> None:
         try:
@@ -205,6 +213,7 @@ class _Network:
         held, self.held = self.held, []
         if not held:
             return []
+        self._keep_memory()  # where start() was not called (workers forked as needed)
         predictor = self.predictor
         if self.threads is None and self.workers:
             import torch
@@ -269,10 +278,14 @@ def predict_cases(
     clinical: dict[str, dict[str, Any]] | None = None,
     dicom_seg: bool = False,
     reporter: Reporter = SILENT,
+    keep_freed_memory: bool = False,
 ) -> tuple[BatchReport, list[dict[str, Any]], str]:
     """Predict ``cases`` (resumable when ``out`` is a file: finished cases are kept in ``OUT.parts/``);
     returns (report, records in case order, the rendered output text). ``dicom_seg``: also write each
-    DICOM-series scan's scar and grey zone as a DICOM SEG, ``OUT.seg/ID.dcm`` (needs ``out``)."""
+    DICOM-series scan's scar and grey zone as a DICOM SEG, ``OUT.seg/ID.dcm`` (needs ``out``).
+    ``keep_freed_memory``: this process keeps freed memory for the network's next pass, for good
+    (``lgerisk.training.devices.reuse_freed_memory``; much faster on the CPU; ``lgerisk predict`` sets it, a
+    library caller decides whether its process may keep its peak memory)."""
     import tempfile
 
     from lgerisk.io.dicom_seg import check_seg_sources
@@ -288,12 +301,11 @@ def predict_cases(
         check_seg_sources([case.image for case in cases], "predict")
     seg_dir = seg_folder(out) if out is not None else None
     check_device(device)  # a device that is not there fails before any work
-    reuse_freed_memory()  # the network's passes, in this process, reuse freed pages
     preparer = ScanPreparer.load(model_dir, labels)  # a bad model folder fails here, before any work
     key = model_hash(model_dir, preparer.preprocess) + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
     load = partial(load_predictor, str(model_dir), device, labels)
-    network = _Network(load, preparer, key)
+    network = _Network(load, preparer, key, keep_freed_memory)
     clinical = clinical or {}
     with tempfile.TemporaryDirectory(prefix="lgerisk-predict-") as scratch:
         parts = Path(f"{out}.parts") if out is not None else Path(scratch)

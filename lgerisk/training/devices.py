@@ -72,8 +72,8 @@ def full_float32(device: Any) -> Iterator[None]:
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 FREED_MEMORY_KEPT = 1 << 30
-"""Freed memory (bytes) that stays with the process after :func:`reuse_freed_memory` before glibc hands the top
-of the heap back to the system."""
+"""After :func:`reuse_freed_memory`, glibc hands memory back to the system only from the top of its heap, and
+only once more than this (bytes) is free there."""
 
 
 def reuse_freed_memory() -> bool:
@@ -83,11 +83,12 @@ def reuse_freed_memory() -> bool:
     glibc gives blocks of more than a few MB pages of their own, straight from the system, and returns them
     when freed. A CPU network allocates and frees its activations at every layer, so every pass faulted in tens
     of MB of fresh, zeroed pages: a large share of its time (``benchmarks/predict.py --ablations`` times a
-    prediction batch without this). Here every block comes from the heap
-    (``M_MMAP_MAX`` 0) and up to ``FREED_MEMORY_KEPT`` of freed heap stays (``M_TRIM_THRESHOLD``), so a pass
-    reuses the previous pass's pages; values are not touched (the same results, bit for bit). The memory is
-    not handed back until the process ends or more than that is free. Process-wide: the prediction and
-    explanation batches call it (``lgerisk predict``/``explain``), not :class:`~lgerisk.inference.RiskPredictor`.
+    prediction batch without this). Here every block comes from the heap (``M_MMAP_MAX`` 0) and freed heap is
+    handed back only beyond ``FREED_MEMORY_KEPT`` (``M_TRIM_THRESHOLD``), so a pass reuses the previous pass's
+    pages; values are not touched (the same results, bit for bit). The cost: the process's memory can stay
+    near its peak until it ends. Process-wide and for good, so it is the caller's choice: ``lgerisk predict``
+    and ``lgerisk explain`` make it (``predict_cases``/``explain_cases(keep_freed_memory=True)``), in the
+    processes that run the network, after any workers are forked; the library's functions do not by default.
     """
     import ctypes
     import sys

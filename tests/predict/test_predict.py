@@ -468,3 +468,51 @@ def test_the_network_runs_inside_full_float32_on_the_predictors_device(runs, mon
     predictor = RiskPredictor.load(runs["main"])
     risks = predictor.risks(np.zeros((2, *predictor.spec.shape), np.float32))
     assert len(risks) == 2 and entered == [predictor.device]
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_batch_runs_its_network_on_the_cores_the_workers_leave(
+    runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: bool
+) -> None:
+    """With --jobs 2 the network's passes run at network_threads(2, torch's count) threads (torch's own count
+    is back after the batch), up to PREPARED_AHEAD scans are prepared ahead, and the process keeps freed
+    memory only when the caller asks (the command does)."""
+    import torch
+
+    import lgerisk.predict.run as predict_run
+    from lgerisk.batch import available_cores, network_threads
+    from lgerisk.inference import RiskPredictor
+    from lgerisk.predict.masks import scan_case
+
+    seen_threads: list[int] = []
+    kept: list[bool] = []
+    leads: list[int] = []
+    predict_scans, run_batch = RiskPredictor.predict_scans, predict_run.run_batch
+
+    def recording(self: RiskPredictor, scans: list) -> list:
+        seen_threads.append(torch.get_num_threads())
+        return predict_scans(self, scans)
+
+    def batch(*args: object, **kwargs: object) -> object:
+        leads.append(int(kwargs["lead"]))  # type: ignore[call-overload]
+        return run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(RiskPredictor, "predict_scans", recording)
+    monkeypatch.setattr(predict_run, "run_batch", batch)
+    monkeypatch.setattr(predict_run, "reuse_freed_memory", lambda: kept.append(True) or True)
+    session = torch.get_num_threads()
+    before = max(2, available_cores())  # more than the workers leave: the batch must lower it
+    torch.set_num_threads(before)
+    try:
+        cases = [scan_case(SAMPLE_DATA / "images" / f"synth-000{i}.nii.gz") for i in range(5)]
+        report, records, _ = predict_run.predict_cases(
+            cases, runs["main"], tmp_path / "out.csv", jobs=2, keep_freed_memory=keep
+        )
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(session)
+    assert len(report.done) == 5 and len(records) == 5
+    assert seen_threads and set(seen_threads) == {network_threads(2, before)} and network_threads(2, before) < before
+    assert after == before
+    assert leads == [predict_run.PREPARED_AHEAD]
+    assert kept == ([True] if keep else [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 
@@ -30,7 +31,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults, kept)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's allocator only (musl's mallopt does nothing)")
 def test_freed_memory_is_kept_and_reused_instead_of_faulted_in_afresh() -> None:
     """Without the setting, a freed 64 MB block goes back to the system and the next one is faulted in
     afresh; with it, the freed block stays resident and the next ten reuse its pages."""
@@ -43,14 +47,14 @@ def test_freed_memory_is_kept_and_reused_instead_of_faulted_in_afresh() -> None:
     default_faults, default_resident = run("default")
     reuse_faults, reuse_resident = run("reuse")
     assert reuse_resident > default_resident + (48 << 20)  # the freed block is still the process's
-    assert default_faults > 10 * max(reuse_faults, 10)  # ... and the next blocks use it
+    assert default_faults > 3 * max(reuse_faults, 10)  # ... and the next blocks use it (huge pages: few faults)
 
 
 def test_reuse_freed_memory_says_whether_it_applied() -> None:
     """In a process of its own: the setting would stay with the test session's."""
     code = "from lgerisk.training.devices import reuse_freed_memory; print(reuse_freed_memory())"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == str(sys.platform.startswith("linux"))
+    assert run.stdout.strip() == str(GLIBC)
 
 
 def test_torch_threads_are_set_inside_and_restored_after() -> None:
