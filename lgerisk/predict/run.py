@@ -58,8 +58,8 @@ from lgerisk.training.devices import reuse_freed_memory, torch_threads
 
 MODEL_ENV = "LGERISK_MODEL"
 PREPARED_AHEAD = 24
-"""Scans the workers may prepare ahead of the network (at least; ``run_batch``'s ``lead``): enough to keep
-two workers busy while the model loads (torch's import is about a second), about 1 MB each."""
+"""Scans the workers may prepare ahead of the network (``run_batch``'s ``lead``; 4 a worker where that is more):
+enough to keep two workers busy while the model loads (torch's import is about a second), about 1 MB each."""
 RECORD_VERSION = "4"
 """Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
 
