@@ -8,8 +8,9 @@
    fresh process, against the floor ``python -c "import torch; import SimpleITK; read the scan"``
    (the best any Python tool loading torch could do), median of --repeats runs each, run in alternation.
 3. Batch: ``lgerisk predict --data COHORT --model RUN --out preds.csv`` over the 100 scans, scans/s
-   (the model is loaded once), at --jobs 1 and --jobs 2, median of --batch-repeats runs; and whether the
-   two tables are byte for byte the same.
+   (the model is loaded once), at --jobs 1 and --jobs 2, median of --batch-repeats runs, with the cores
+   they keep busy on average (CPU time of the command and its workers over wall time); and whether the two
+   tables are byte for byte the same.
 4. With --ablations: the --jobs 2 batch again with one of its speed levers off at a time (each run as
    ``python -c`` with that lever patched out, then lgerisk's own command line), interleaved with the batch
    as it is so that every row has its own baseline, and whether each table is still the same.
@@ -52,9 +53,20 @@ def ablated(patch: str) -> list[str]:
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+    return timed_with_cpu(command, env)[0]
+
+
+def timed_with_cpu(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and its workers, user + system)."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    started, cpu_before = time.perf_counter(), cpu()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu() - cpu_before
 
 
 def main() -> None:
@@ -107,17 +119,20 @@ def main() -> None:
     rates = {}
     for jobs in (1, 2):
         out = work / f"batch-j{jobs}.csv"
-        runs = []
+        runs, busy = [], []
         for _ in range(args.batch_repeats):
             for stale in (out, Path(f"{out}.parts")):
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
             command = ["predict", "--data", str(cohort), "--model", str(risk), "--out", str(out), "--jobs", str(jobs)]
-            runs.append(timed([str(BIN / "lgerisk"), *command, "--quiet"], env))
+            seconds, cpu_seconds = timed_with_cpu([str(BIN / "lgerisk"), *command, "--quiet"], env)
+            runs.append(seconds)
+            busy.append(cpu_seconds / seconds)
         seconds = statistics.median(runs)
         rates[jobs] = args.cases / seconds
         print(
             f"batch of {args.cases} scans, --jobs {jobs}: {seconds:.1f} s, {rates[jobs]:.1f} scans/s "
-            f"(median of {len(runs)}; one process start and one model load included)"
+            f"(median of {len(runs)}; one process start and one model load included); "
+            f"{statistics.median(busy):.2f} of {os.cpu_count()} cores busy on average"
         )
     same = (work / "batch-j1.csv").read_bytes() == (work / "batch-j2.csv").read_bytes()
     print(f"--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x; the two tables are {'identical' if same else 'DIFFERENT'}")
