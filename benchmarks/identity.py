@@ -96,13 +96,12 @@ def thread_counts(batch: int | None = None) -> Iterator[int]:
     body runs; the process's count is restored after."""
     import torch
 
+    from lgerisk.training.devices import torch_threads
+
     threads = torch.get_num_threads()
     for count in dict.fromkeys((threads, batch or threads, 1)):
-        torch.set_num_threads(count)
-        try:
+        with torch_threads(count):
             yield count
-        finally:
-            torch.set_num_threads(threads)
 
 
 def network_checks(predictor: Any, inputs: Inputs, batch_threads: int | None = None) -> dict[str, Check]:

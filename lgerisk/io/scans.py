@@ -226,11 +226,13 @@ def _check_nifti_with_nibabel(path: Path, what: str) -> None:
         raise CaseError(f"{path}: {what} has {bad} NaN or infinite voxels.")
 
 
-def _itk_read(path: Path, what: str, decoded: tuple[NiftiLayout, np.ndarray] | None) -> sitk.Image:
+def _itk_read(
+    path: Path, what: str, decoded: tuple[NiftiLayout, np.ndarray] | None, finite: bool = False
+) -> sitk.Image:
     """The image ITK reads from ``path``. Given the file's ``decoded`` voxels (a 3D scalar volume without
-    intensity scaling or NaN/inf voxels, which ITK would turn into 0), ITK reads only the header (geometry,
-    pixel type) and the voxels are not decoded a second time; the image is the same, voxel for voxel
-    (tests/io compares the two on every test scan)."""
+    intensity scaling or NaN/inf voxels, which ITK would turn into 0; ``finite``: already checked), ITK reads
+    only the header (geometry, pixel type) and the voxels are not decoded a second time; the image is the same,
+    voxel for voxel (tests/io compares the two on every test scan)."""
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
@@ -242,7 +244,7 @@ def _itk_read(path: Path, what: str, decoded: tuple[NiftiLayout, np.ndarray] | N
         reader.SetImageIO("NiftiImageIO")  # the file is NIfTI (decoded above): no probing of every format
         reader.ReadImageInformation()
         plain = layout.slope in (0.0, 1.0) and layout.intercept == 0.0
-        if voxels.dtype.kind == "f" and not np.isfinite(voxels).all():
+        if not finite and voxels.dtype.kind == "f" and not np.isfinite(voxels).all():
             plain = False
         if not (
             plain
@@ -285,12 +287,13 @@ def read_volume(path: str | os.PathLike[str], what: str = "image", verify_nifti:
     if path.is_dir():
         image = read_dicom_series(path)
     else:
-        decoded = _nifti_voxels(path, what) if path.name.lower().endswith((".nii", ".nii.gz")) else None
+        nifti = path.name.lower().endswith((".nii", ".nii.gz"))
+        decoded = _nifti_voxels(path, what) if nifti else None
         if verify_nifti and decoded is not None:
             _refuse_non_finite(decoded[1], path, what)
-        elif verify_nifti and path.name.lower().endswith((".nii", ".nii.gz")):
+        elif verify_nifti and nifti:
             _check_nifti_with_nibabel(path, what)
-        image = _itk_read(path, what, decoded)
+        image = _itk_read(path, what, decoded, finite=verify_nifti)
         for key in image.GetMetaDataKeys():
             image.EraseMetaData(key)
     if image.GetNumberOfComponentsPerPixel() != 1:
