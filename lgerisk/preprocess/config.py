@@ -10,7 +10,7 @@ from typing import ClassVar
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 
-SCAR_METHODS = ("auto", "label", "fwhm", "nsd")
+SCAR_METHODS = ("auto", "label", "fwhm", "nsd", "calibrated")
 REMOTE_METHODS = ("mixture", "iterative", "whole")  # the same names as lgerisk.preprocess.scar.REMOTE_METHODS
 NORMALISATIONS = ("myo-blood", "zscore", "percentile")
 
@@ -26,8 +26,9 @@ class PreprocessConfig(JsonConfig):
         normalisation: ``myo-blood`` (remote myocardium -> 0, blood pool -> 1), ``zscore``
             (inside the crop) or ``percentile`` (1st/99th percentile of the crop -> 0/1).
         scar_method: ``auto`` (``label`` when the map names scar labels, else ``fwhm``),
-            ``label``, ``fwhm`` (remote + 50 % of the enhanced region's peak above remote) or ``nsd``
-            (remote mean + n SD).
+            ``label``, ``fwhm`` (remote + 50 % of the enhanced region's peak above remote), ``nsd``
+            (remote mean + n SD) or ``calibrated`` (``fwhm`` with the peak fraction learnt from expert-labelled
+            scans by ``lgerisk calibrate-scar``; needs ``scar_calibration``).
         nsd: n of the ``nsd`` core threshold (any positive n; at or below ``greyzone_nsd`` there is
             no grey zone).
         greyzone_nsd: the grey zone starts at remote mean + this many SD.
@@ -36,6 +37,8 @@ class PreprocessConfig(JsonConfig):
             (median / MAD of the whole wall, as before; biased by scar).
         scar_smoothing_mm: in-plane Gaussian SD (mm) of the smoothing within the myocardium that
             ``fwhm`` searches (0: none).
+        scar_calibration: with ``scar_method='calibrated'``, the calibration folder (or its JSON card); its
+            content, not its path, enters the settings hash.
 
     Example:
         >>> PreprocessConfig(nsd=3).settings_hash() != PreprocessConfig().settings_hash()
@@ -53,6 +56,7 @@ class PreprocessConfig(JsonConfig):
     greyzone_nsd: float = 2.0
     remote_method: str = "mixture"
     scar_smoothing_mm: float = 2.5
+    scar_calibration: str = ""
 
     def __post_init__(self) -> None:
         if self.scar_method not in SCAR_METHODS:
@@ -84,10 +88,25 @@ class PreprocessConfig(JsonConfig):
             )
         if self.greyzone_nsd <= 0:
             raise InputError(f"greyzone_nsd={self.greyzone_nsd!r}: must be positive.", setting="greyzone_nsd")
+        if self.scar_method == "calibrated" and not self.scar_calibration:
+            raise InputError(
+                "scar_method='calibrated' needs scar_calibration (a folder written by calibrate_scar).",
+                setting="scar_calibration",
+            )
+        if self.scar_calibration and self.scar_method != "calibrated":
+            raise InputError(
+                f"scar_calibration is only used with scar_method='calibrated', not {self.scar_method!r}.",
+                setting="scar_calibration",
+            )
 
     def settings_hash(self) -> str:
         """Short stable hash of the settings and the algorithm version (outputs change with either)."""
         from lgerisk.preprocess import ALGORITHM_VERSION
 
-        payload = json.dumps({"settings": self.to_dict(), "algorithm": ALGORITHM_VERSION}, sort_keys=True)
+        settings = self.to_dict()
+        if self.scar_calibration:  # what the calibration says, wherever it lies
+            from lgerisk.preprocess.calibrate import load_calibration
+
+            settings["scar_calibration"] = load_calibration(self.scar_calibration).summary()["sha256"]
+        payload = json.dumps({"settings": settings, "algorithm": ALGORITHM_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -21,7 +21,8 @@ from lgerisk.preprocess.scar import ScarRules
 
 @dataclass(frozen=True)
 class ScarComparison:
-    """One case: experts' scar % and a derived setting's scar %, grey-zone % and Dice with the experts."""
+    """One case: experts' scar % and a derived setting's scar %, grey-zone % and Dice with the experts, and
+    (from ``compare_with_experts``) the derived scar's confidence and QC flags."""
 
     case_id: str
     setting: str
@@ -29,6 +30,8 @@ class ScarComparison:
     derived_scar_percent: float
     derived_greyzone_percent: float
     dice: float | None
+    confidence: str | None = None
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ def compare_with_experts(
                     float(qc["scar_percent"]),
                     float(qc["greyzone_percent"]),
                     qc["scar_label_dice"],
+                    qc.get("scar_confidence"),
+                    tuple(qc.get("scar_flags") or ()),
                 )
             )
     return rows

@@ -39,9 +39,14 @@ from lgerisk.preprocess import geometry
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.intensity import fit_normalisation
 from lgerisk.preprocess.scar import (
+    CHECK_NSD,
+    ScarResult,
+    ScarRules,
     dice,
     myocardium_of,
     quantify_scar,
+    scar_confidence,
+    scar_flags,
     tissue_volumes_ml,
 )
 
@@ -87,7 +92,8 @@ def source_hash(path: Path | None) -> str | None:
 
 def resolve_scar_method(method: str, label_map: LabelMap, from_names: bool = False) -> str:
     """``auto`` -> ``label`` when the map names scar labels, else ``fwhm`` (the derived method that agrees
-    best with experts on real scans; docs/preprocessing.md, "Scar quantification"); ``label`` needs scar labels.
+    best with experts on real scans; docs/preprocessing.md, "Scar quantification"); ``label`` needs scar labels;
+    ``calibrated`` is ``fwhm`` with a setting learnt from expert-labelled scans (``lgerisk.preprocess.calibrate``).
     ``from_names``: the masks are DICOM SEG/RTSTRUCT objects, whose scar is named by the name map."""
     named = label_map.names_scar if from_names else label_map.has_scar
     if method == "auto":
@@ -223,15 +229,23 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     values, internal, reorientation = canonical.values, canonical.internal, canonical.reorientation
 
     spacing = image.GetSpacing()
+    calibration = None
+    rules = ScarRules()
+    if method == "calibrated":
+        from lgerisk.preprocess.calibrate import load_calibration
+
+        calibration = load_calibration(config.scar_calibration)
+        rules = calibration.rules()
     scar = quantify_scar(
         values,
         internal,
-        method,
+        "fwhm" if method == "calibrated" else method,
         nsd=config.nsd,
         greyzone_nsd=config.greyzone_nsd,
         remote=config.remote_method,
         smoothing_mm=config.scar_smoothing_mm,
         spacing=spacing,
+        rules=rules,
     )
     refined = sitk.GetImageFromArray(scar.labels)
     refined.CopyInformation(labels)
@@ -263,6 +277,21 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         warnings.append(f"myocardium is labelled on only {slices_with_myocardium} slice(s)")
 
     label_scar = np.isin(internal, (SCAR, NOREFLOW))
+    confidence = (
+        None
+        if method == "label"
+        else derived_confidence(
+            scar,
+            values,
+            internal,
+            config,
+            spacing,
+            blood_median_of(values, internal),
+            slices_with_myocardium,
+            _percent(volumes["scar_volume_ml"], myocardium_ml),
+            rules,
+        )
+    )
     qc: dict[str, Any] = {
         "case_id": case.case_id,
         "lgerisk_version": lgerisk.__version__,
@@ -289,7 +318,14 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         "remote_fallback": scar.remote.fallback,
         "remote_fraction": round(scar.remote.remote_fraction, 4),
         "remote_voxels": scar.remote.voxel_count,
-        "scar_smoothing_mm": config.scar_smoothing_mm if method == "fwhm" else 0.0,
+        "remote_path": scar.remote.path,
+        "enhancement": scar.enhancement if method != "label" else None,
+        "enhancement_separation": _rounded(scar.separation),
+        "scar_confidence": None if confidence is None else confidence[0],
+        "scar_flags": [] if confidence is None else list(confidence[1]),
+        "second_opinion_scar_percent": None if confidence is None else confidence[2],
+        "scar_calibration": None if calibration is None else calibration.summary(),
+        "scar_smoothing_mm": config.scar_smoothing_mm if method in ("fwhm", "calibrated") else 0.0,
         "fwhm_peak": _rounded(scar.peak),
         "core_threshold": _rounded(scar.core_threshold),
         "greyzone_threshold": round(scar.greyzone_threshold, 4),
@@ -312,6 +348,42 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     }
     source = source_grid_labels(scar.labels, reorientation) if Path(case.image).is_dir() else None
     return PreprocessedCase(case.case_id, normalised, cropped_labels, qc, source)
+
+
+def blood_median_of(values: np.ndarray, labels: np.ndarray) -> float | None:
+    """The blood pool's median intensity (``None`` without a blood pool)."""
+    blood = labels == BLOOD
+    return float(np.median(values[blood])) if blood.any() else None
+
+
+def derived_confidence(
+    scar: ScarResult,
+    values: np.ndarray,
+    labels: np.ndarray,
+    config: PreprocessConfig,
+    spacing: tuple[float, ...],
+    blood_median: float | None,
+    slices_with_myocardium: int,
+    scar_percent: float,
+    rules: ScarRules,
+) -> tuple[str, tuple[str, ...], float | None]:
+    """A derived scar's confidence, flags and second opinion (the other derived method's scar %: ``nsd`` with
+    n = ``CHECK_NSD`` beside ``fwhm``, ``fwhm`` beside ``nsd``); see ``lgerisk.preprocess.scar.scar_flags``."""
+    second_method = "nsd" if scar.method == "fwhm" else "fwhm"
+    second = quantify_scar(
+        values,
+        labels,
+        second_method,
+        nsd=CHECK_NSD,
+        greyzone_nsd=config.greyzone_nsd,
+        remote=config.remote_method,
+        smoothing_mm=config.scar_smoothing_mm,
+        spacing=spacing,
+    )
+    myocardium = int(myocardium_of(labels).sum())
+    second_percent = round(100.0 * int(np.isin(second.labels, (SCAR, NOREFLOW)).sum()) / max(myocardium, 1), 4)
+    flags = scar_flags(scar, blood_median, slices_with_myocardium, scar_percent, second_percent, rules.min_separation)
+    return scar_confidence(flags), flags, second_percent
 
 
 def _percent(part: float, whole: float) -> float:

@@ -31,6 +31,21 @@ Definitions (documented in docs/preprocessing.md, "Scar quantification"):
   from the epicardial surface are epicardial fat / partial volume, not scar;
 * grey zone: myocardium outside the core brighter than remote + ``greyzone_nsd`` SD (below the core
   threshold for derived cores), against the same remote reference.
+
+Guards of the derived methods (preprocessing ALGORITHM_VERSION 3; docs/preprocessing.md, "Scar-free hearts,
+extensive scar and confidence"):
+
+* **remote guard** (``mixture`` remote only): the remote is also taken from the darkest AHA-like sectors
+  (``SECTORS_PER_SLICE`` angular sectors a slice around the blood pool; the darkest ``REMOTE_SECTOR_SHARE`` of
+  them). When the mixture's darker class lies more than ``REMOTE_GUARD_SD`` sector SDs above that, or less
+  than ``REMOTE_BLOOD_SHARE`` of the way from the blood pool down to it, the darker class holds enhancement
+  (scar covers much of the wall) and the sector reference is used (``RemoteReference.path`` ``sectors``),
+  with the ``fwhm`` core threshold at most remote + ``EXTENSIVE_NSD`` SD;
+* **enhancement test**: the upper mixture class must lie at least ``ENHANCEMENT_MIN_SEPARATION`` remote SDs
+  above remote; otherwise the heart has no enhancement and gets no scar and no grey zone
+  (``ScarResult.enhancement`` false), rather than the brightest noise;
+* **confidence** (:func:`scar_flags`, :func:`scar_confidence`): ``no_enhancement``, ``enhancement_borderline``,
+  ``remote_uncertain``, ``few_slices``, ``methods_disagree``.
 """
 
 from __future__ import annotations
@@ -72,6 +87,62 @@ MIXTURE_MIN_REMOTE_WEIGHT = 0.2
 least 29 % of the searched voxels on every real development scan (expert scar up to 38 %; QC
 ``remote_fraction`` of ``lgerisk preprocess --data myops-dev --labels myops --scar-method fwhm``)."""
 
+SECTORS_PER_SLICE = 6
+"""Remote guard: angular sectors a slice, around the blood pool's centre (as the AHA segments of a mid slice)."""
+
+REMOTE_SECTOR_SHARE = 1.0 / 3.0
+"""Remote guard: the darkest this share of all sectors (at least two) is the sector remote reference. On the 15
+development scans those sectors held at most 5.6 % expert scar (median 0 %)."""
+
+MIN_SECTOR_VOXELS = 10
+"""Remote guard: sectors with fewer searched voxels are left out."""
+
+REMOTE_GUARD_SD = 2.0
+"""Remote guard: a mixture remote more than this many sector SDs above the sector remote holds enhancement.
+On the development scans and EMIDEC it was 0.2-1.6 above (median 0.5): the guard never fired there."""
+
+REMOTE_BLOOD_SHARE = 0.7
+"""Remote guard: remote myocardium lies far below the blood pool; a mixture remote less than this share of the
+way from the blood pool's median down to the sector remote holds enhancement (development scans and EMIDEC:
+0.82-0.98)."""
+
+EXTENSIVE_NSD = 5.0
+"""Remote guard: where it fired (remote from the darkest sectors, scar over much of the wall), the ``fwhm`` core
+threshold is at most remote + this many SD: half the peak of the brightest region lies above diffuse
+enhancement there. It never fired on the development scans (no evidence there either way); n = 5 is ``nsd``'s
+default."""
+
+ENHANCEMENT_MIN_SEPARATION = 2.5
+"""Enhancement test: the upper mixture class at least this many remote SDs above remote, or no enhancement.
+Chosen on the development scans and EMIDEC only: EMIDEC's scar-free heart 2.32; MyoPS hearts with expert scar
+2.66 (3 % scar) to 10.6, EMIDEC's scar-positive 5.05."""
+
+FEW_SLICES = 3
+"""Confidence: myocardium on this many slices or fewer is ``few_slices`` (thick, sparse stacks)."""
+
+ENHANCEMENT_BORDERLINE = 0.5
+"""Confidence: a separation within this many SDs of ``ENHANCEMENT_MIN_SEPARATION`` (either side) makes the
+enhancement call borderline (``enhancement_borderline``; development scans and EMIDEC: 3 of 17)."""
+
+WEAK_BLOOD_CONTRAST_SD = 3.0
+"""Confidence: a blood pool less than this many remote SDs above remote makes the remote ``remote_uncertain``
+(development scans and EMIDEC: 3.6 to 19.4)."""
+
+METHODS_DISAGREE_POINTS = 15.0
+"""Confidence: the case's derived scar % and its second opinion (``nsd`` with n = ``CHECK_NSD`` for ``fwhm``,
+``fwhm`` for ``nsd``) more than this many points apart (``methods_disagree``). The two differed by up to 14.1
+points on the development scans, where fwhm was within 10 points of the experts on every scan."""
+
+CHECK_NSD = 4.0
+"""Confidence: n of the ``nsd`` second opinion (the n closest to ``fwhm`` on the development scans)."""
+
+SCAR_FLAGS = ("no_enhancement", "enhancement_borderline", "remote_uncertain", "few_slices", "methods_disagree")
+"""QC flags of a derived scar (see :func:`scar_flags`)."""
+
+CHECK_FLAGS = ("enhancement_borderline", "remote_uncertain", "methods_disagree")
+"""Flags that make a derived scar's confidence ``low`` (check it); ``few_slices`` alone makes it ``medium``,
+``no_enhancement`` alone (a clear call) leaves it ``high``."""
+
 MAD_TO_SD = 1.4826
 """Scale of the median absolute deviation to a normal standard deviation."""
 
@@ -87,6 +158,9 @@ class ScarRules:
     peak_percentile: float = FWHM_PEAK_PERCENTILE
     epicardial_rim_mm: float = EPICARDIAL_RIM_MM
     min_cluster_area_mm2: float = MIN_CLUSTER_AREA_MM2
+    peak_fraction: float = 0.5
+    min_separation: float = ENHANCEMENT_MIN_SEPARATION
+    remote_guard: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +174,8 @@ class RemoteReference:
         fallback: ``mixture`` found no distinct enhanced class and used median / MAD of all voxels.
         voxel_count: voxels the reference was estimated from (the eroded search region).
         remote_fraction: share of those voxels that belong to remote (mixture weight, or kept share).
+        path: how it was found: ``mixture``, ``mixture-fallback``, ``sectors`` (the remote guard),
+            ``iterative`` or ``whole``.
     """
 
     mean: float
@@ -108,6 +184,7 @@ class RemoteReference:
     fallback: bool
     voxel_count: int
     remote_fraction: float
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +197,8 @@ class ScarResult:
     core_threshold: float | None
     greyzone_threshold: float
     peak: float | None = None
+    enhancement: bool = True
+    separation: float | None = None
 
 
 def myocardium_of(labels: np.ndarray) -> np.ndarray:
@@ -203,10 +282,11 @@ def remote_reference(values: np.ndarray, method: str = "mixture") -> RemoteRefer
     x = np.asarray(values, dtype=float).ravel()
     if x.size < 2:
         mean, sd = robust_statistics(x)
-        return RemoteReference(mean, sd, method, method == "mixture", int(x.size), 1.0)
+        fallback = method == "mixture"
+        return RemoteReference(mean, sd, method, fallback, int(x.size), 1.0, "mixture-fallback" if fallback else method)
     if method == "whole":
         mean, sd = robust_statistics(x)
-        return RemoteReference(mean, sd, method, False, int(x.size), 1.0)
+        return RemoteReference(mean, sd, method, False, int(x.size), 1.0, "whole")
     if method == "iterative":
         mean, sd = robust_statistics(x)
         kept = x
@@ -216,7 +296,7 @@ def remote_reference(values: np.ndarray, method: str = "mixture") -> RemoteRefer
             if np.isclose(new_mean, mean, rtol=1e-9, atol=0) and np.isclose(new_sd, sd, rtol=1e-9, atol=0):
                 break
             mean, sd = new_mean, new_sd
-        return RemoteReference(mean, sd, method, False, int(x.size), kept.size / x.size)
+        return RemoteReference(mean, sd, method, False, int(x.size), kept.size / x.size, "iterative")
     if method == "mixture":
         means, sds, weights = two_gaussian_mixture(x)
         distinct = (
@@ -226,9 +306,102 @@ def remote_reference(values: np.ndarray, method: str = "mixture") -> RemoteRefer
         )
         if not distinct:
             mean, sd = robust_statistics(x)
-            return RemoteReference(mean, sd, method, True, int(x.size), 1.0)
-        return RemoteReference(float(means[0]), float(sds[0]), method, False, int(x.size), float(weights[0]))
+            return RemoteReference(mean, sd, method, True, int(x.size), 1.0, "mixture-fallback")
+        return RemoteReference(float(means[0]), float(sds[0]), method, False, int(x.size), float(weights[0]), "mixture")
     raise ValueError(f"unknown remote method {method!r}; choose one of {', '.join(REMOTE_METHODS)}")
+
+
+def sector_index(region: np.ndarray, centre: np.ndarray, sectors: int = SECTORS_PER_SLICE) -> np.ndarray:
+    """Per slice, each voxel of ``region``'s angular sector (0 to ``sectors`` - 1) around the centre of
+    ``centre`` (the blood pool; the region itself where a slice has none); -1 outside ``region``.
+
+    Example:
+        >>> region = np.ones((1, 3, 3), dtype=bool); region[0, 1, 1] = False
+        >>> sector_index(region, ~region, 4)[0].tolist()
+        [[2, 3, 3], [2, -1, 0], [1, 1, 0]]
+    """
+    out = np.full(region.shape, -1, dtype=np.int32)
+    for k in range(region.shape[0]):
+        if not region[k].any():
+            continue
+        middle = centre[k] if centre[k].any() else region[k]
+        centre_y, centre_x = np.argwhere(middle).mean(axis=0)
+        y, x = np.nonzero(region[k])
+        angle = np.mod(np.arctan2(y - centre_y, x - centre_x), 2 * np.pi)
+        out[k, y, x] = np.minimum((angle / (2 * np.pi) * sectors).astype(np.int32), sectors - 1)
+    return out
+
+
+def sector_remote(
+    values: np.ndarray, region: np.ndarray, centre: np.ndarray, share: float = REMOTE_SECTOR_SHARE
+) -> tuple[float, float, np.ndarray] | None:
+    """Median, MAD-based SD and mask of the darkest ``share`` of the sectors of ``region`` (at least two):
+    a remote reference that holds when enhancement covers most of the wall. ``None`` with under two sectors.
+
+    Example:
+        >>> region = np.ones((1, 9, 9), dtype=bool); region[0, 3:6, 3:6] = False
+        >>> values = np.broadcast_to(np.where(np.arange(9) > 2, 500.0, 100.0), (1, 9, 9))  # 62 % of it bright
+        >>> sector_remote(values, region, ~region)[0]
+        100.0
+    """
+    index = sector_index(region, centre)
+    medians = []
+    for k in range(region.shape[0]):
+        counts = np.bincount(index[k][index[k] >= 0], minlength=SECTORS_PER_SLICE)
+        for sector in np.flatnonzero(counts >= MIN_SECTOR_VOXELS):
+            medians.append((float(np.median(values[k][index[k] == sector])), k, int(sector)))
+    if len(medians) < 2:
+        return None
+    medians.sort()
+    keep = np.zeros(region.shape, dtype=bool)
+    for _, slice_index, sector_number in medians[: max(2, int(np.ceil(share * len(medians))))]:
+        keep[slice_index] |= index[slice_index] == sector_number
+    mean, sd = robust_statistics(values[keep])
+    return mean, sd, keep
+
+
+def guarded_remote(
+    values: np.ndarray, region: np.ndarray, blood: np.ndarray, reference: RemoteReference
+) -> RemoteReference:
+    """The remote guard: ``reference`` (a ``mixture`` remote of ``values`` in ``region``), or the darkest
+    sectors' reference when the mixture's remote is too bright to be remote myocardium — more than
+    ``REMOTE_GUARD_SD`` sector SDs above the darkest sectors, or less than ``REMOTE_BLOOD_SHARE`` of the way
+    from the blood pool down to them (see the module docstring)."""
+    sectors = sector_remote(values, region, blood)
+    if sectors is None:
+        return reference
+    mean, sd, keep = sectors
+    above = (reference.mean - mean) / sd
+    blood_median = float(np.median(values[blood])) if blood.any() else None
+    too_close_to_blood = (
+        blood_median is not None
+        and blood_median > mean
+        and (blood_median - reference.mean) < REMOTE_BLOOD_SHARE * (blood_median - mean)
+    )
+    if above <= REMOTE_GUARD_SD and not too_close_to_blood:
+        return reference
+    fraction = float(keep.sum()) / max(int(region.sum()), 1)
+    return RemoteReference(mean, sd, reference.method, False, int(region.sum()), fraction, "sectors")
+
+
+def enhancement_separation(values: np.ndarray, reference: RemoteReference) -> float:
+    """How far (in remote SDs) the upper class of a two-Gaussian mixture of ``values`` lies above the remote
+    ``reference``: the enhancement test's statistic (0 when nothing lies above remote).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> flat = rng.normal(100, 10, 5000)
+        >>> enhancement_separation(flat, remote_reference(flat)) < ENHANCEMENT_MIN_SEPARATION
+        True
+        >>> scarred = np.concatenate([flat, rng.normal(300, 30, 1000)])
+        >>> enhancement_separation(scarred, remote_reference(scarred)) > 10
+        True
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size < 2:
+        return 0.0
+    means, _, _ = two_gaussian_mixture(x)
+    return max(0.0, float(means[1] - reference.mean) / max(reference.sd, 1e-6))
 
 
 def remote_region(myocardium: np.ndarray, min_voxels: int = 50) -> np.ndarray:
@@ -381,28 +554,98 @@ def quantify_scar(
     out[myocardium] = MYOCARDIUM
     # fwhm searches an image smoothed within the myocardium; nsd thresholds the raw image, as readers do.
     smoothed = smooth_within(image, myocardium, smoothing_mm if method == "fwhm" else 0.0, spacing)
-    reference = remote_reference(smoothed[remote_region(myocardium)], remote)
+    searched = remote_region(myocardium)
+    reference = remote_reference(smoothed[searched], remote)
+    if remote == "mixture" and rules.remote_guard:
+        reference = guarded_remote(smoothed, searched, labels == BLOOD, reference)
+    greyzone_threshold = reference.mean + greyzone_nsd * reference.sd
+    separation = enhancement_separation(smoothed[searched], reference)
+    if separation < rules.min_separation:  # no enhanced class: a scar-free heart, no scar and no grey zone
+        return ScarResult(out, method, reference, None, greyzone_threshold, None, False, separation)
     min_voxels = _min_voxels(rules.min_cluster_area_mm2, spacing)
     depth = epicardial_depth_mm(labels, spacing)
 
     def clean(region: np.ndarray) -> np.ndarray:
         return clean_clusters(region, min_voxels, depth, rules.epicardial_rim_mm)
 
-    greyzone_threshold = reference.mean + greyzone_nsd * reference.sd
     peak = None
     if method == "nsd":
         core_threshold = reference.mean + nsd * reference.sd
     else:
         guard = reference.mean + rules.enhancement_nsd * reference.sd
         peak = fwhm_peak(smoothed, clean(myocardium & (smoothed > guard)), rules.peak_percentile)
-        core_threshold = float("inf") if peak is None else max(reference.mean + 0.5 * (peak - reference.mean), guard)
+        core_threshold = (
+            float("inf") if peak is None else max(reference.mean + rules.peak_fraction * (peak - reference.mean), guard)
+        )
+        if reference.path == "sectors":  # enhancement covers much of the wall: diffuse scar is below half the peak
+            core_threshold = min(core_threshold, max(reference.mean + EXTENSIVE_NSD * reference.sd, guard))
     core = clean(myocardium & (smoothed >= core_threshold))
     grey = clean(myocardium & ~core & (smoothed > greyzone_threshold) & (smoothed < core_threshold))
     out[core] = SCAR
     out[grey] = GREYZONE
     return ScarResult(
-        out, method, reference, None if not np.isfinite(core_threshold) else core_threshold, greyzone_threshold, peak
+        out,
+        method,
+        reference,
+        None if not np.isfinite(core_threshold) else core_threshold,
+        greyzone_threshold,
+        peak,
+        True,
+        separation,
     )
+
+
+def scar_flags(
+    result: ScarResult,
+    blood_median: float | None,
+    slices_with_myocardium: int,
+    scar_percent: float,
+    second_opinion_percent: float | None,
+    min_separation: float = ENHANCEMENT_MIN_SEPARATION,
+) -> tuple[str, ...]:
+    """The QC flags (``SCAR_FLAGS``) of a derived scar ``result``.
+
+    Args:
+        result: the derived scar (``fwhm`` or ``nsd``).
+        blood_median: the blood pool's median on the image searched (``None``: no blood pool).
+        slices_with_myocardium: slices the myocardium is labelled on.
+        scar_percent: the derived scar % of LV myocardium.
+        second_opinion_percent: the other derived method's scar % (``None``: not run).
+        min_separation: the enhancement test's threshold the result was found with.
+
+    Example:
+        >>> reference = RemoteReference(100.0, 10.0, "mixture", False, 1000, 0.8, "sectors")
+        >>> result = ScarResult(np.zeros(1), "fwhm", reference, 200.0, 120.0, 300.0, True, 6.0)
+        >>> scar_flags(result, 400.0, 3, 30.0, 10.0)
+        ('remote_uncertain', 'few_slices', 'methods_disagree')
+    """
+    flags = []
+    separation = result.separation
+    if not result.enhancement:
+        flags.append("no_enhancement")
+    if separation is not None and abs(separation - min_separation) < ENHANCEMENT_BORDERLINE:
+        flags.append("enhancement_borderline")
+    remote = result.remote
+    weak_blood = blood_median is not None and (blood_median - remote.mean) < WEAK_BLOOD_CONTRAST_SD * remote.sd
+    if remote.path in ("sectors", "mixture-fallback") or weak_blood:
+        flags.append("remote_uncertain")
+    if slices_with_myocardium <= FEW_SLICES:
+        flags.append("few_slices")
+    if second_opinion_percent is not None and abs(scar_percent - second_opinion_percent) > METHODS_DISAGREE_POINTS:
+        flags.append("methods_disagree")
+    return tuple(flags)
+
+
+def scar_confidence(flags: tuple[str, ...] | list[str]) -> str:
+    """``low`` (check the scar) with any of ``CHECK_FLAGS``, ``medium`` with ``few_slices``, else ``high``.
+
+    Example:
+        >>> scar_confidence(("few_slices",)), scar_confidence(("no_enhancement", "remote_uncertain"))
+        ('medium', 'low')
+    """
+    if any(flag in CHECK_FLAGS for flag in flags):
+        return "low"
+    return "medium" if "few_slices" in flags else "high"
 
 
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:
