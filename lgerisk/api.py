@@ -78,7 +78,8 @@ class QCRecord:
         myocardium_mass_g, myocardium_volume_ml, scar_volume_ml: LV myocardium and scar size.
         synthetic: the scan comes from lgerisk's synthetic generator (its own marker).
         warnings: what a reader should know (e.g. myocardium labelled on few slices).
-        values: every QC field, as written to ``qc.json`` (remote reference, normalisation, geometry, ...).
+        values: every QC field, as written to ``qc.json`` (remote reference, normalisation, geometry, a derived
+            scar's ``scar_confidence`` and ``scar_flags``, ...).
     """
 
     case_id: str
@@ -119,7 +120,8 @@ class Prediction:
         risk_score: log relative hazard (always given, also when not reliable).
         risk_group: ``low``/``intermediate``/``high`` (training tertiles) or ``out of range``.
         survival: survival probability by horizon (years in the synthetic cohorts).
-        reliable: false when the scan lies outside what the model was trained on; ``unreliable_reasons`` say why.
+        reliable: false when the scan lies outside what the model was trained on, or its derived scar has low
+            ``scar_confidence`` (check it); ``unreliable_reasons`` say why.
         values: the whole record as ``predict`` writes it.
     """
 

@@ -223,8 +223,16 @@ def preprocess(
         ),
     ] = "emidec",
     scar_method: Annotated[
-        str, typer.Option("--scar-method", help="auto (label scar if the map names it, else fwhm), label, fwhm or nsd.")
+        str,
+        typer.Option(
+            "--scar-method",
+            help="auto (label scar if the map names it, else fwhm), label, fwhm, nsd or calibrated "
+            "(fwhm as lgerisk calibrate-scar learnt it; with --scar-calibration).",
+        ),
     ] = "auto",
+    scar_calibration: Annotated[
+        str, typer.Option("--scar-calibration", help="With --scar-method calibrated: the calibrate-scar folder.")
+    ] = "",
     nsd: Annotated[float, typer.Option("--nsd", help="n of the n-SD scar threshold (e.g. 2, 3, 5, 6).")] = 5.0,
     greyzone_nsd: Annotated[
         float, typer.Option("--greyzone-nsd", help="Grey zone starts at remote + this many SD.")
@@ -275,6 +283,7 @@ def preprocess(
         greyzone_nsd=greyzone_nsd,
         remote_method=remote,
         scar_smoothing_mm=scar_smoothing,
+        scar_calibration=scar_calibration,
     )
     report, table = preprocess_cohort(
         data,
@@ -286,7 +295,40 @@ def preprocess(
         dicom_seg=dicom_seg_wanted(dicom_seg, anonymise),
     )
     _summary(report, out, quiet)
+    from lgerisk.preprocess.run import scar_check_sentence
+
+    check = scar_check_sentence(table)
+    if check and not quiet:
+        _stderr().print(check, soft_wrap=True, markup=False)
     raise typer.Exit(report.exit_code)
+
+
+@app.command("calibrate-scar")
+@friendly
+def calibrate_scar(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Expert-labelled scans (their masks hold scar).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the calibration and its card.")],
+    labels: Annotated[
+        str, typer.Option("--labels", help="Label preset (emidec, myops) or map of the labelled scans; must name scar.")
+    ] = "emidec",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Learn the derived scar's setting (fwhm's peak fraction) from a few expert-labelled scans.
+
+    Example: [bold]lgerisk calibrate-scar --data labelled --labels myops --out work/calib[/]
+    then: [bold]lgerisk preprocess --data cohort --out work/prep --scar-method calibrated
+    --scar-calibration work/calib[/]
+
+    Writes OUT/scar_calibration.json (the card: the setting, the scans, agreement in-sample and leave-one-out).
+    Exit 0: written; 2: bad usage or input.
+    """
+    from lgerisk.preprocess.calibrate import calibrate_scar as calibrate
+    from lgerisk.preprocess.calibrate import calibration_sentence
+
+    calibration = calibrate(data, out, labels=labels, reporter=_reporter(quiet, debug, say=_stderr().print))
+    if not quiet:
+        _stderr().print(calibration_sentence(calibration, out), soft_wrap=True, markup=False)
 
 
 @app.command("extract-radiomics")

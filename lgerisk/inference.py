@@ -62,6 +62,7 @@ RECORD_FIELDS = (
     "myocardium_volume_ml",
     "scar_volume_ml",
     "scar_method",
+    "scar_confidence",
 )
 RANGE_LABELS = {
     "slice_spacing_mm": ("slice spacing", "mm"),
@@ -451,6 +452,11 @@ class RiskPredictor:
                 f"the model's head takes scar % measured by {' or '.join(trained_methods)}, and this "
                 f"scan's is measured by {qc.get('scar_method')} (e.g. its mask has no scar labels)"
             )
+        from lgerisk.preprocess.scar import scar_check_reason
+
+        scar_check = scar_check_reason(qc)  # a low-confidence derived scar: the model's scar inputs may be wrong
+        if scar_check is not None:
+            reasons.append(scar_check)
         record["reliable"] = not reasons
         record["unreliable_reasons"] = reasons
         if reasons:

@@ -179,12 +179,34 @@ def out_of_range_sentence(reasons: Any) -> str:
     )
 
 
+def scar_check_sentence(reasons: Any) -> str:
+    """What a prediction made unreliable by a low-confidence derived scar means.
+
+    Example:
+        >>> scar_check_sentence(["the derived scar needs checking (fwhm, scar_confidence low: remote_uncertain)"])[:40]
+        'CHECK THE SCAR: the scar of this scan wa'
+    """
+    listed = "; ".join(str(r).rstrip(".") for r in (reasons or []) if str(r).strip())
+    return (
+        f"CHECK THE SCAR: the scar of this scan was derived from the image with low confidence ({listed}). The "
+        "model reads that scar, so no risk group is given until a reader has checked it."
+    )
+
+
 def notices(prediction: Mapping[str, Any]) -> list[str]:
     """The sentences that must lead any report of ``prediction``: out of range first, then where the scan
     and the model come from (true for that pair)."""
     lines = []
     if prediction.get("reliable") is False:
-        lines.append(out_of_range_sentence(prediction.get("unreliable_reasons")))
+        from lgerisk.preprocess.scar import SCAR_CHECK_REASON
+
+        reasons = [str(r) for r in prediction.get("unreliable_reasons") or []]
+        scar = [r for r in reasons if r.startswith(SCAR_CHECK_REASON)]
+        outside = [r for r in reasons if r not in scar]
+        if outside or not scar:
+            lines.append(out_of_range_sentence(outside))
+        if scar:
+            lines.append(scar_check_sentence(scar))
     sentence = provenance_sentence(*provenance_of(prediction))
     if sentence is not None:
         lines.append(sentence)

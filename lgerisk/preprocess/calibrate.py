@@ -205,7 +205,7 @@ def calibrate_scar(
             setting="labels",
         )
     if not grid or any(not 0.05 <= fraction <= 0.95 for fraction in grid):
-        raise InputError(f"grid={tuple(grid)!r}: peak fractions must be 0.05-0.95.", setting="grid")
+        raise ValueError(f"grid={tuple(grid)!r}: peak fractions must be 0.05-0.95")  # library-only argument
     cases = discover_cohort(data).cases
     rows, skipped = calibration_rows(cases, labels, grid, reporter)
     used = [case for case in cases if case.case_id not in skipped]
@@ -307,3 +307,27 @@ def load_calibration(path: str | os.PathLike[str]) -> ScarCalibration:
         lgerisk_version=str(card.get("lgerisk_version", "")),
         grid=tuple(float(f) for f in grid if isinstance(f, (int, float)) and not isinstance(f, bool)),
     )
+
+
+def calibration_sentence(calibration: ScarCalibration, out: str | os.PathLike[str]) -> str:
+    """What ``lgerisk calibrate-scar`` prints: the setting, the scans and the agreement it reached.
+
+    Example:
+        >>> calibration = ScarCalibration(0.45, ("a", "b", "c"), "myops", "", {"pearson_r": 0.9,
+        ...     "mean_absolute_error": 3.5, "median_dice": 0.6}, {"pearson_r": 0.88, "mean_absolute_error": 3.9})
+        >>> calibration_sentence(calibration, "calib")[:60]
+        'peak fraction 0.45 from 3 expert-labelled scans; in-sample r'
+    """
+
+    def numbers(block: dict[str, float]) -> str:
+        parts = [f"{name} {block[key]:.2f}" for key, name in _SHOWN if key in block]
+        return ", ".join(parts) or "-"
+
+    return (
+        f"peak fraction {calibration.peak_fraction:g} from {len(calibration.case_ids)} expert-labelled scans; "
+        f"in-sample {numbers(calibration.in_sample)}; leave-one-out {numbers(calibration.leave_one_out)}; "
+        f"wrote {Path(out) / CALIBRATION_FILE}"
+    )
+
+
+_SHOWN = (("pearson_r", "r"), ("mean_absolute_error", "MAE"), ("median_dice", "median Dice"))

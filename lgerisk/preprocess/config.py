@@ -90,7 +90,7 @@ class PreprocessConfig(JsonConfig):
             raise InputError(f"greyzone_nsd={self.greyzone_nsd!r}: must be positive.", setting="greyzone_nsd")
         if self.scar_method == "calibrated" and not self.scar_calibration:
             raise InputError(
-                "scar_method='calibrated' needs scar_calibration (a folder written by calibrate_scar).",
+                "scar_method='calibrated' needs scar_calibration=FOLDER, a folder holding a scar calibration card.",
                 setting="scar_calibration",
             )
         if self.scar_calibration and self.scar_method != "calibrated":

@@ -42,7 +42,7 @@ from lgerisk.reporting import SILENT, Reporter
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"
 
-INTENSITY_SCAR_METHODS = ("nsd", "fwhm")
+INTENSITY_SCAR_METHODS = ("nsd", "fwhm", "calibrated")
 """Scar methods that derive scar from intensity: given explicitly, a map may leave mask labels unnamed
 without stopping the cohort."""
 
@@ -56,6 +56,8 @@ QC_COLUMNS = (
     "noreflow_percent",
     "greyzone_percent",
     "scar_label_dice",
+    "scar_confidence",
+    "scar_flags",
     "remote_mean",
     "remote_sd",
     "blood_pool_mean",
@@ -127,6 +129,30 @@ def preprocess_cohort(
     table = write_cases_table(cohort, out_path, config)
     collect_errors(out_path)
     return report, table
+
+
+def scar_check_sentence(table: Any) -> str | None:
+    """One sentence on how many cases' derived scar to check (``scar_confidence`` low), or ``None`` when the
+    table has no derived scar.
+
+    Example:
+        >>> import pandas as pd
+        >>> scar_check_sentence(pd.DataFrame({"case_id": ["a", "b"], "scar_confidence": ["low", "high"]}))[:44]
+        'derived scar: check 1 of 2 cases (scar_confi'
+    """
+    if table is None or len(table) == 0 or "scar_confidence" not in table:
+        return None
+    derived = table[table["scar_confidence"].notna()]
+    if len(derived) == 0:
+        return None
+    low = derived[derived["scar_confidence"] == "low"]
+    if len(low) == 0:
+        return f"derived scar: none of {len(derived)} cases to check (no low scar_confidence)."
+    shown = ", ".join(str(case) for case in low["case_id"].head(10)) + (", ..." if len(low) > 10 else "")
+    return (
+        f"derived scar: check {len(low)} of {len(derived)} cases (scar_confidence low; scar_flags in cases.csv): "
+        f"{shown}."
+    )
 
 
 def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> Any:

@@ -648,6 +648,27 @@ def scar_confidence(flags: tuple[str, ...] | list[str]) -> str:
     return "medium" if "few_slices" in flags else "high"
 
 
+SCAR_CHECK_REASON = "the derived scar needs checking"
+"""How a prediction's ``unreliable_reasons`` entry for a low-confidence derived scar begins."""
+
+
+def scar_check_reason(qc: dict[str, object]) -> str | None:
+    """The ``unreliable_reasons`` entry of a case whose derived scar has low confidence (``None`` otherwise):
+    its flags, and what to do.
+
+    Example:
+        >>> scar_check_reason({"scar_confidence": "low", "scar_flags": ["remote_uncertain"], "scar_method": "fwhm"})
+        'the derived scar needs checking (fwhm, scar_confidence low: remote_uncertain); review its scar mask'
+        >>> scar_check_reason({"scar_confidence": "medium", "scar_flags": ["few_slices"]}) is None
+        True
+    """
+    if qc.get("scar_confidence") != "low":
+        return None
+    flags = qc.get("scar_flags")
+    listed = ", ".join(str(flag) for flag in flags) if isinstance(flags, (list, tuple)) and flags else "no flags"
+    return f"{SCAR_CHECK_REASON} ({qc.get('scar_method')}, scar_confidence low: {listed}); review its scar mask"
+
+
 def dice(first: np.ndarray, second: np.ndarray) -> float | None:
     """Dice overlap of two boolean masks; ``None`` when both are empty."""
     total = int(first.sum()) + int(second.sum())

@@ -21,7 +21,7 @@ from lgerisk.preprocess.scar import (
     sector_remote,
 )
 from tests.helpers import make_cohort, phantom_arrays
-from tests.preprocess.test_scar import SPACING, ring_phantom
+from tests.preprocess.phantoms import SPACING, ring_phantom
 
 
 def heavy_tailed_scar_free_heart(seed: int) -> tuple[np.ndarray, np.ndarray]:
