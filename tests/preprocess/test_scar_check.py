@@ -87,3 +87,24 @@ def test_bad_calibration_input_is_one_sentence_and_exit_2(cli, tmp_path: Path, a
     result = cli(*args, "--data", cohort, "--out", tmp_path / "out", "--quiet")
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_predict_makes_a_low_confidence_derived_scar_unreliable(runs, tmp_path: Path) -> None:
+    from lgerisk.inference import OUT_OF_RANGE, RiskPredictor
+    from lgerisk.io.cohort import discover_cohort
+
+    predictor = RiskPredictor.load(runs["main"], device="cpu")
+    case = discover_cohort(runs["prep"]).cases[0]
+    prepared, qc = predictor.prepare(case, tmp_path / "work")
+    image, tabular, _ = predictor.inputs(prepared, None, qc)
+    risk = predictor.risk(image, tabular)
+    plain = predictor.record(case.case_id, risk, qc, image)
+    assert not any(r.startswith(SCAR_CHECK_REASON) for r in plain["unreliable_reasons"])
+    low_qc = dict(qc, **LOW_QC)
+    low = predictor.record(case.case_id, risk, low_qc, image)
+    added = [r for r in low["unreliable_reasons"] if r not in plain["unreliable_reasons"]]
+    assert added == [scar_check_reason(low_qc)] and low["reliable"] is False and low["risk_group"] == OUT_OF_RANGE
+    assert low["scar_confidence"] == "low" and low["risk_score"] == plain["risk_score"]
+    medium = predictor.record(case.case_id, risk, dict(low_qc, scar_confidence="medium"), image)
+    assert medium["unreliable_reasons"] == plain["unreliable_reasons"] and medium["risk_group"] == plain["risk_group"]
