@@ -93,6 +93,12 @@ class PreprocessConfig(JsonConfig):
                 "scar_method='calibrated' needs scar_calibration=FOLDER, a folder holding a scar calibration card.",
                 setting="scar_calibration",
             )
+        if self.scar_method == "calibrated" and (self.remote_method != "mixture" or self.scar_smoothing_mm != 2.5):
+            raise InputError(
+                "scar_method='calibrated' was learnt with remote_method='mixture' and scar_smoothing_mm=2.5; "
+                "leave both at these defaults.",
+                setting="scar_method",
+            )
         if self.scar_calibration and self.scar_method != "calibrated":
             raise InputError(
                 f"scar_calibration is only used with scar_method='calibrated', not {self.scar_method!r}.",

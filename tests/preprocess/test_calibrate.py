@@ -125,3 +125,6 @@ def test_the_config_wants_a_calibration_exactly_with_the_calibrated_method() -> 
         PreprocessConfig(scar_method="calibrated")
     with pytest.raises(InputError, match="only used with scar_method='calibrated'"):
         PreprocessConfig(scar_method="fwhm", scar_calibration="calib")
+    for other in ({"remote_method": "iterative"}, {"scar_smoothing_mm": 1.5}):  # not what the calibration learnt
+        with pytest.raises(InputError, match="learnt with remote_method='mixture' and scar_smoothing_mm=2.5"):
+            PreprocessConfig(scar_method="calibrated", scar_calibration="calib", **other)
