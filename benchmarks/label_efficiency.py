@@ -109,27 +109,40 @@ def pooled_summary(oof, n_boot: int, seed: int, reference_fraction: float = 1.0)
     from lgerisk.evaluation.metrics import pooled_delta_c
 
     def groups(frame, reference):  # noqa: ANN001, ANN202
-        out = []
-        for seed_value, mine in frame.groupby("seed"):
-            mine = mine.drop_duplicates("case_id").set_index("case_id")
+        out, clusters = [], []
+        for (seed_value, _), mine in frame.groupby(["seed", "pretrain_run"]):
+            mine = mine.drop_duplicates("case_id").set_index("case_id").sort_index()
             ref = None
             if reference is not None:
-                ref = reference[reference["seed"] == seed_value].drop_duplicates("case_id").set_index("case_id")
+                ref = reference[reference["seed"] == seed_value]
+                ref = (
+                    ref[ref["pretrain_run"] == ref["pretrain_run"].min()]
+                    .drop_duplicates("case_id")
+                    .set_index("case_id")
+                )
                 if ref.empty:
                     return None
                 ref = ref["risk"].reindex(mine.index).to_numpy(float)
             out.append((mine["time"].to_numpy(float), mine["event"].to_numpy(int), mine["risk"].to_numpy(float), ref))
-        return out
+            clusters.append(seed_value)
+        return out, (clusters if len(set(clusters)) < len(clusters) else None)
 
+    def delta(paired):  # noqa: ANN001, ANN202
+        found, clusters = paired
+        return pooled_delta_c(found, n_boot, seed, clusters=clusters)
+
+    if "pretrain_run" not in oof.columns:
+        oof = oof.assign(pretrain_run=0)
     rows = []
     full_radiomics = oof[(oof["method"] == "radiomics Cox") & (oof["label_fraction"] == reference_fraction)]
     for (fraction, method), frame in oof.groupby(["label_fraction", "method"], sort=True):
         scar = oof[(oof["method"] == "scar-% Cox") & (oof["label_fraction"] == fraction)]
-        c, c_low, c_high = pooled_delta_c(groups(frame, None), n_boot, seed)
+        c, c_low, c_high = delta(groups(frame, None))
         row = {
             "label_fraction": fraction,
             "method": method,
             "seeds": frame["seed"].nunique(),
+            "pretrain_runs": frame["pretrain_run"].nunique(),
             "harrell_c": c,
             "harrell_c_low": c_low,
             "harrell_c_high": c_high,
@@ -141,8 +154,8 @@ def pooled_summary(oof, n_boot: int, seed: int, reference_fraction: float = 1.0)
                 and fraction == reference["label_fraction"].iloc[0]
             )
             paired = None if reference.empty or itself else groups(frame, reference)
-            delta = pooled_delta_c(paired, n_boot, seed) if paired else (np.nan, np.nan, np.nan)
-            row.update({f"delta_c_{name}": delta[0], f"delta_c_{name}_low": delta[1], f"delta_c_{name}_high": delta[2]})
+            found = delta(paired) if paired else (np.nan, np.nan, np.nan)
+            row.update({f"delta_c_{name}": found[0], f"delta_c_{name}_low": found[1], f"delta_c_{name}_high": found[2]})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -213,7 +226,7 @@ def markdown_table(summary) -> str:  # noqa: ANN001
         if method.startswith("oracle"):
             return (2, 0, 0, method)
         objective = next((i for i, o in enumerate(("simclr", "radiomics", "hybrid")) if method.startswith(o)), 3)
-        return (1, objective, ("full" in method) * 2 + ("scar" in method), method)
+        return (1, objective, ("full" in method) * 4 + ("scar" in method) + ("+ radiomics" in method) * 2, method)
 
     order = sorted(dict.fromkeys(summary["method"]), key=rank)
     head = ["method", *[f"{f * 100:g} %" for f in fractions], "ΔC vs radiomics Cox at 100 % (at 25 %)"]
@@ -250,6 +263,12 @@ PAIRS = (
     ("simclr-pretrained full", "deep, scratch (full)"),
     ("simclr-pretrained probe", "deep, scratch (full)"),
     ("radiomics-pretrained full", "radiomics Cox"),
+    ("radiomics-pretrained probe + radiomics (group ridge)", "radiomics Cox"),
+    ("radiomics-pretrained probe + radiomics (stacked)", "radiomics Cox"),
+    ("radiomics-pretrained probe + radiomics (group ridge)", "simclr-pretrained probe + radiomics (group ridge)"),
+    ("radiomics-pretrained probe + radiomics (stacked)", "simclr-pretrained probe + radiomics (stacked)"),
+    ("radiomics-pretrained probe + radiomics (group ridge)", "radiomics-pretrained probe"),
+    ("simclr-pretrained probe + radiomics (group ridge)", "radiomics Cox"),
 )
 """Method pairs compared head to head (paired delta C, same out-of-fold cases, pooled over seeds)."""
 
@@ -259,27 +278,54 @@ def paired_deltas(oof, n_boot: int, seed: int = 0) -> list[dict[str, object]]:  
     cases within each seed)."""
     from lgerisk.evaluation.metrics import pooled_delta_c
 
+    if "pretrain_run" not in oof.columns:
+        oof = oof.assign(pretrain_run=0)
     rows = []
     for first, second in PAIRS:
         for fraction in sorted(oof["label_fraction"].unique()):
-            groups = []
+            groups, clusters = [], []
             for seed_value in sorted(oof["seed"].unique()):
                 at = oof[(oof["label_fraction"] == fraction) & (oof["seed"] == seed_value)]
-                a = at[at["method"] == first].drop_duplicates("case_id").set_index("case_id")
-                b = at[at["method"] == second].drop_duplicates("case_id").set_index("case_id")
-                if a.empty or b.empty:
-                    break
-                groups.append(
-                    (
-                        a["time"].to_numpy(float),
-                        a["event"].to_numpy(int),
-                        a["risk"].to_numpy(float),
-                        b["risk"].reindex(a.index).to_numpy(float),
-                    )
+                runs = sorted(
+                    set(at.loc[at["method"] == first, "pretrain_run"])
+                    | set(at.loc[at["method"] == second, "pretrain_run"])
                 )
+                pairs_here = []
+                for run in runs:  # runs of the same index paired; a method with one run pairs with every run
+                    a = at[
+                        (at["method"] == first)
+                        & (
+                            at["pretrain_run"]
+                            == (run if run in set(at.loc[at["method"] == first, "pretrain_run"]) else 0)
+                        )
+                    ]
+                    b = at[
+                        (at["method"] == second)
+                        & (
+                            at["pretrain_run"]
+                            == (run if run in set(at.loc[at["method"] == second, "pretrain_run"]) else 0)
+                        )
+                    ]
+                    a = a.drop_duplicates("case_id").set_index("case_id").sort_index()
+                    b = b.drop_duplicates("case_id").set_index("case_id")
+                    if a.empty or b.empty:
+                        break
+                    pairs_here.append(
+                        (
+                            a["time"].to_numpy(float),
+                            a["event"].to_numpy(int),
+                            a["risk"].to_numpy(float),
+                            b["risk"].reindex(a.index).to_numpy(float),
+                        )
+                    )
+                if not runs or len(pairs_here) != len(runs):
+                    break
+                groups += pairs_here
+                clusters += [seed_value] * len(pairs_here)
             else:
                 if groups:
-                    delta, low, high = pooled_delta_c(groups, n_boot, seed)
+                    several = len(set(clusters)) < len(clusters)
+                    delta, low, high = pooled_delta_c(groups, n_boot, seed, clusters=clusters if several else None)
                     rows.append(
                         {
                             "first": first,
@@ -391,6 +437,18 @@ def main() -> None:
         help="with --with-scar, leave out the end-to-end runs with scar %% in the head (the probes keep it)",
     )
     parser.add_argument(
+        "--fusion",
+        action="store_true",
+        help="also each encoder's fusion heads with radiomics (--with-radiomics, group ridge and stacked)",
+    )
+    parser.add_argument(
+        "--pretrain-runs",
+        type=int,
+        default=1,
+        help="pretraining runs per encoder and cohort (pretraining seeds cohort seed + 1000 r); the pooled "
+        "intervals then resample runs as well as cases",
+    )
+    parser.add_argument(
         "--summarise-only",
         action="store_true",
         help="only pool WORK/oof.csv (what a run has finished so far) into WORK/pooled.csv and the plot",
@@ -405,6 +463,7 @@ def main() -> None:
         return
 
     from lgerisk.training.finetune import FinetuneConfig, run_finetune
+    from lgerisk.training.methods import FUSION_NAMES
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -435,8 +494,9 @@ def main() -> None:
                     "extract-radiomics", "--data", str(pool_prep), "--out", str(pool_features), "--jobs", str(args.jobs)
                 )
         encoders = {}
-        for objective in args.objectives:
-            run = root / f"pretrain-{objective}{'-levers' if args.levers else ''}-e{args.pretrain_epochs}"
+        for objective, pretrain_run in [(o, r) for r in range(args.pretrain_runs) for o in args.objectives]:
+            suffix = f"-r{pretrain_run}" if pretrain_run else ""
+            run = root / f"pretrain-{objective}{'-levers' if args.levers else ''}-e{args.pretrain_epochs}{suffix}"
             if not (run / "model.pt").is_file():
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
@@ -450,14 +510,14 @@ def main() -> None:
                         embedding_dim=args.embedding_dim,
                         projection_dim=64,
                         tensor=tensor,
-                        seed=seed,
+                        seed=seed + 1000 * pretrain_run,
                         **settings,
                     ),
                     features=str(pool_features),
                     device="cpu",
                 )
-                print(f"seed {seed}: pretrained {objective} in {time.perf_counter() - t0:.0f} s", flush=True)
-            encoders[objective] = run
+                print(f"seed {seed}: pretrained {objective}{suffix} in {time.perf_counter() - t0:.0f} s", flush=True)
+            encoders[(objective, pretrain_run)] = run
         encoders_of[seed], cohort_of[seed] = encoders, (root, synth, prep, features)
     for fraction in args.fractions:
         for seed in args.seeds:
@@ -474,8 +534,20 @@ def main() -> None:
                 tensor=tensor,
             )
             runs = [("baselines", None, FinetuneConfig(mode="full", baselines=True, **common))]
-            for objective, run in encoders.items():
+            for (objective, pretrain_run), run in encoders.items():
+                objective = f"{objective}@r{pretrain_run}" if pretrain_run else objective
                 runs.append((f"{objective} probe", run, FinetuneConfig(mode="probe", baselines=False, **common)))
+                if args.fusion:
+                    for fusion in ("group", "stacked"):
+                        runs.append(
+                            (
+                                f"{objective} probe+radiomics-{fusion}",
+                                run,
+                                FinetuneConfig(
+                                    mode="probe", baselines=False, with_radiomics=True, fusion=fusion, **common
+                                ),
+                            )
+                        )
                 if args.with_scar and not args.skip_plain_scar:
                     runs.append(
                         (
@@ -494,7 +566,7 @@ def main() -> None:
                             )
                         )
                 full_here = args.full_fractions is None or fraction in args.full_fractions
-                if full_here and (args.full_objectives is None or objective in args.full_objectives):
+                if full_here and (args.full_objectives is None or objective.split("@")[0] in args.full_objectives):
                     runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
                     if args.with_scar and not args.no_full_scar:
                         runs.append(
@@ -517,16 +589,21 @@ def main() -> None:
                     run_finetune(prep, out, config, encoder=encoder, features=str(features), device="cpu")
                 rename = None
                 if encoder is not None:
+                    objective, _, pretrain_run = label.split()[0].partition("@")
                     rename = (
-                        f"{label.split()[0]}-pretrained {config.mode}"
+                        f"{objective}-pretrained {config.mode}"
                         + (f" on {config.head_pcs} PCs" if config.head_pcs else "")
                         + (" + scar %" if config.with_scar else "")
+                        + (f" + radiomics ({FUSION_NAMES[config.fusion]})" if config.with_radiomics else "")
+                        + (f" @{pretrain_run}" if pretrain_run else "")
                     )
                 parts.append(predictions_from_parts(out, rename))
                 print(f"seed {seed} fraction {fraction:g} {label}: {time.perf_counter() - t0:.0f} s", flush=True)
             table, oof = joint_table(
                 pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap, seed, with_oof=True
             )
+            run_of = oof["method"].str.extract(r" @r(\d+)$")[0].fillna(0).astype(int)
+            oof = oof.assign(method=oof["method"].str.replace(r" @r\d+$", "", regex=True), pretrain_run=run_of)
             oof_rows.append(oof.assign(seed=seed, label_fraction=fraction))
             pd.concat(oof_rows, ignore_index=True).to_csv(args.work / "oof.csv", index=False)
             for record in table.to_dict(orient="records"):

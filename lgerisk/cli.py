@@ -625,9 +625,18 @@ def finetune(
         bool,
         typer.Option(
             "--with-radiomics",
-            help="Radiomics features (selected inside each training fold) beside the image embedding.",
+            help="Fusion: radiomics (selected, imputed and scaled as radiomics Cox does, inside each training fold) "
+            "and the image embedding in one Cox head; see --fusion.",
         ),
     ] = False,
+    fusion: Annotated[
+        str,
+        typer.Option(
+            "--fusion",
+            help="With --with-radiomics: group (a penalty for each block, both by inner CV) or stacked (the "
+            "fold's radiomics Cox risk plus the embedding fitted to what it leaves).",
+        ),
+    ] = "group",
     with_scar: Annotated[
         bool,
         typer.Option(
@@ -665,6 +674,14 @@ def finetune(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = 1e-4,
+    aux_weight: Annotated[
+        float,
+        typer.Option(
+            "--aux-weight",
+            min=0.0,
+            help="Full mode: weight of the auxiliary radiomics regression beside the Cox loss (0: Cox only).",
+        ),
+    ] = 1.0,
     penalizer: Annotated[
         float,
         typer.Option("--penalizer", help="L2 penalty of the Cox head with --head-penalty fixed (lifelines' scale)."),
@@ -717,6 +734,8 @@ def finetune(
     config = FinetuneConfig(
         mode=chosen,
         with_radiomics=with_radiomics,
+        fusion=fusion,
+        aux_weight=aux_weight,
         with_scar=with_scar,
         head_penalty=head_penalty,
         head_pcs=head_pcs,

@@ -241,6 +241,7 @@ class ScanPreparer:
         warnings: list[str] = []
         row: dict[str, Any] = {}
         if scaling.radiomics:
+            from lgerisk.data.features import head_value
             from lgerisk.radiomics.extract import feature_row
             from lgerisk.radiomics.settings import ROIS, params_hash
 
@@ -249,7 +250,7 @@ class ScanPreparer:
             row = feature_row(
                 prepared.case_id, prepared.image, prepared.mask, self.params, rois, params_hash(self.params, rois)
             )
-            radiomics = np.array([[as_number(row.get(c)) for c in scaling.radiomics]], float)
+            radiomics = np.array([[head_value(row, qc or {}, c) for c in scaling.radiomics]], float)
             missing = [c for c, v in zip(scaling.radiomics, radiomics[0]) if not np.isfinite(v)]
             if missing:
                 warnings.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -345,6 +345,40 @@ def _checked(rows: pd.DataFrame, column: str, name: str) -> np.ndarray:
                 "metrics are measured for every case."
             )
     return values
+
+
+def head_value(row: Mapping[str, Any], qc: Mapping[str, Any], column: str) -> float:
+    """The value of feature-table ``column`` for one scan, from its radiomics ``row`` (``feature_row``) and its
+    preprocessing ``qc`` (the QC scar metrics); an ``ROI__present`` indicator from that ROI's status. NaN where
+    the scan has no such value. The same numbers as the scan's row of a feature table, without pandas.
+
+    Example:
+        >>> row = {"scar__status": "empty", "scar__original_firstorder_Mean": float("nan")}
+        >>> qc = {"scar_percent": 0.0}
+        >>> head_value(row, qc, "scar__present"), head_value(row, qc, "scar_percent"), head_value(row, qc, "age")
+        (0.0, 0.0, nan)
+    """
+    if column in row:
+        value = row[column]
+    elif column in QC_METRICS:
+        value = qc.get(column)
+    elif column.endswith(PRESENT_SUFFIX):
+        roi = column[: -len(PRESENT_SUFFIX)]
+        status = row.get(f"{roi}__status")
+        if status is not None:
+            return float(str(status) == "ok")
+        values = [_as_float(v) for key, v in row.items() if roi_of(str(key)) == roi]
+        return float(any(math.isfinite(v) for v in values))
+    else:
+        return float("nan")
+    return _as_float(value)
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def roi_present(

@@ -365,7 +365,8 @@ class RadiomicsCox:
 
     ``columns``: the candidate columns (default: ``feature_columns(table, qc_metrics=qc_metrics)`` of
     the training rows). ``penalizer``: a number, or ``"cv"`` to choose it from ``PENALTY_GRID`` by
-    ``inner_folds``-fold cross-validation on the training rows (Harrell's C). ``impute``: keep features
+    ``inner_folds``-fold cross-validation on the training rows (Harrell's C). ``exclude``: columns never
+    candidates (e.g. the scar metrics a fusion head takes on their own). ``impute``: keep features
     that are not measurable in some training rows (training-mean imputation plus ``ROI__present``
     candidates); otherwise such columns are dropped. ``min_present``: the share of training rows a
     feature must be measured in. After ``fit``: ``selected_`` (in rank order; may include
@@ -397,6 +398,7 @@ class RadiomicsCox:
         min_present: float = 0.2,
         inner_folds: int = 5,
         seed: int = 0,
+        exclude: Sequence[str] = (),
     ) -> None:
         if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
             raise InputError(f"RadiomicsCox: max_features must be an integer >= 1, not {max_features!r}.")
@@ -424,6 +426,7 @@ class RadiomicsCox:
         self.min_present = float(min_present)
         self.inner_folds = int(inner_folds)
         self.seed = int(seed)
+        self.exclude = tuple(str(c) for c in exclude)
         self.selected_: list[str] | None = None
         self.means_: np.ndarray | None = None
         self.stds_: np.ndarray | None = None
@@ -444,7 +447,9 @@ class RadiomicsCox:
             return list(self.columns)
         from lgerisk.data.features import feature_columns
 
-        candidates = feature_columns(_with_case_id(frame), qc_metrics=self.qc_metrics)
+        candidates = [
+            c for c in feature_columns(_with_case_id(frame), qc_metrics=self.qc_metrics) if c not in self.exclude
+        ]
         if not candidates:
             raise InputError(
                 f"{self.name}: the training rows have no varying radiomics column (named ROI__imagetype_class_Feature)."
@@ -597,6 +602,7 @@ class RadiomicsCox:
             "dropped_constant": self.dropped_constant_,
             "n_train": self.n_train_,
             "n_events": self.n_events_,
+            **({"exclude": list(self.exclude)} if self.exclude else {}),
         }
 
     @classmethod
@@ -612,6 +618,7 @@ class RadiomicsCox:
                 qc_metrics=bool(data.get("qc_metrics", False)),
                 impute=bool(data.get("impute", False)),
                 min_present=float(data.get("min_present", 1.0)),
+                exclude=tuple(str(c) for c in data.get("exclude") or ()),
             )
             model.name = str(data["name"])
             used = data.get("penalizer_used")

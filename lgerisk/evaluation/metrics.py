@@ -417,12 +417,21 @@ def paired_delta_c(
 
 
 def pooled_delta_c(
-    groups: Sequence[tuple[Any, Any, Any, Any]], n_boot: int = 200, seed: int = 0, alpha: float = 0.05
+    groups: Sequence[tuple[Any, Any, Any, Any]],
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+    clusters: Sequence[Any] | None = None,
 ) -> tuple[float, float, float]:
     """Mean over ``groups`` (e.g. cohorts drawn with different seeds) of Harrell's C of ``risk`` minus
     that of ``reference_risk``, each group a ``(time, event, risk, reference_risk)`` of its own cases;
     a paired percentile interval from a bootstrap that resamples cases within each group. A
     ``reference_risk`` of None scores ``risk`` alone (the mean C and its interval).
+
+    ``clusters`` (one label per group): groups with the same label are repeated trainings (e.g. pretraining
+    runs) scored on the same cases of one cohort. The estimate is then the mean over clusters of the mean over
+    their groups, and each bootstrap replicate resamples, per cluster, its runs (with replacement) and its cases
+    (the same cases for every run drawn), so the interval holds the spread between runs as well as between cases.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -456,6 +465,8 @@ def pooled_delta_c(
             values.append(value)
         return float(np.mean(values))
 
+    if clusters is not None:
+        return _clustered_delta_c(prepared, list(clusters), int(n_boot), seed, alpha)
     point = statistic([np.arange(len(g[0])) for g in prepared])
     if n_boot == 0:
         return point, NAN, NAN
@@ -467,6 +478,50 @@ def pooled_delta_c(
     if draws.size < 10:
         return point, NAN, NAN
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return point, float(low), float(high)
+
+
+def _clustered_delta_c(
+    prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+    clusters: list[Any],
+    n_boot: int,
+    seed: int,
+    alpha: float,
+) -> tuple[float, float, float]:
+    """:func:`pooled_delta_c` over clusters of runs on shared cases (see its ``clusters``)."""
+    if len(clusters) != len(prepared):
+        raise InputError(f"clusters: one label per group ({len(prepared)}), got {len(clusters)}.")
+    members: dict[Any, list[int]] = {}
+    for index, label in enumerate(clusters):
+        members.setdefault(label, []).append(index)
+    for label, indices in members.items():
+        sizes = {len(prepared[i][0]) for i in indices}
+        if len(sizes) != 1 or any(not np.array_equal(prepared[i][0], prepared[indices[0]][0]) for i in indices):
+            raise InputError(f"clusters: the groups of cluster {label!r} must score the same cases.")
+
+    def value(index: int, cases: np.ndarray) -> float:
+        time, event, risk, reference = prepared[index]
+        c = harrell_c(time[cases], event[cases], risk[cases])
+        return c - harrell_c(time[cases], event[cases], reference[cases]) if reference is not None else c
+
+    point = float(
+        np.mean([np.mean([value(i, np.arange(len(prepared[i][0]))) for i in runs]) for runs in members.values()])
+    )
+    if n_boot == 0:
+        return point, NAN, NAN
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        per_cluster = []
+        for runs in members.values():
+            chosen = rng.choice(runs, size=len(runs), replace=True)
+            cases = rng.integers(0, len(prepared[runs[0]][0]), size=len(prepared[runs[0]][0]))
+            per_cluster.append(np.mean([value(int(i), cases) for i in chosen]))
+        draws.append(float(np.mean(per_cluster)))
+    finite = np.array(draws)[np.isfinite(draws)]
+    if finite.size < 10:
+        return point, NAN, NAN
+    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
     return point, float(low), float(high)
 
 

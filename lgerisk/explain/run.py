@@ -38,7 +38,7 @@ from lgerisk.training.devices import full_float32
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
-EXPLAIN_VERSION = "4"
+EXPLAIN_VERSION = "5"
 """Changes whenever an explanation's record or pictures change (explained cases are then redone)."""
 
 
@@ -98,6 +98,10 @@ def explain_case(
     risk = predictor.risk(image, tabular)
     record = predictor.record(case.case_id, risk, qc, image_p99(image[0].cpu().numpy()))
     record["warnings"] += inputs_row.get("__warnings__", [])
+    with full_float32(predictor.device):
+        terms = risk_terms(predictor.model, predictor.tabular, image, tabular)
+    if predictor.tabular.n_inputs:
+        record["risk_terms"] = {block: value for block, value in terms.items() if block != "inputs"}
     scan_synthetic, model_synthetic = record["scan_synthetic"], record["model_trained_on_synthetic"]
 
     masks = case_tensor(
@@ -180,6 +184,15 @@ def explain_case(
         },
         {
             "Radiomics features most aligned with the model's risk over its training cohort": top,
+            **(
+                {
+                    "Where this scan's risk comes from (the head's terms; they add up to the risk)": pd.DataFrame(
+                        terms["inputs"], columns=["block", "input", "term"]
+                    )
+                }
+                if predictor.tabular.n_inputs
+                else {}
+            ),
             "Attribution checks": pd.DataFrame([record["attribution"]]),
         },
         synthetic=scan_synthetic,
@@ -203,6 +216,35 @@ def explain_case(
         sort_keys=False,
     )
     return stored
+
+
+def risk_terms(model: Any, scaling: Any, image: Any, tabular: Any) -> dict[str, Any]:
+    """A scan's risk split by the model's linear head: the sum of each block's terms (``image``, ``radiomics``,
+    ``scar metrics``, ``covariates``, the blocks the model has) and ``inputs``, a row (block, input, term) per
+    input, the image first and each block's inputs by the size of their term.
+
+    Example:
+        >>> terms = risk_terms(predictor.model, predictor.tabular, image, tabular)   # doctest: +SKIP
+        >>> sum(v for k, v in terms.items() if k != "inputs") == risk                 # doctest: +SKIP
+    """
+    image_term, tabular_terms = model.head_terms(image if model.config.use_image else None, tabular)
+    names = [
+        *(("radiomics", c) for c in scaling.radiomics),
+        *(("scar metrics", c) for c in scaling.scar_metrics),
+        *(("covariates", c) for c in scaling.covariates),
+    ]
+    out: dict[str, Any] = {}
+    rows: list[tuple[str, str, float]] = []
+    if model.config.use_image:
+        out["image"] = image_term
+        rows.append(("image", "embedding", image_term))
+    for block in ("radiomics", "scar metrics", "covariates"):
+        mine = [(name, term) for (kind, name), term in zip(names, tabular_terms) if kind == block]
+        if mine:
+            out[block] = sum(term for _, term in mine)
+            rows += [(block, name, term) for name, term in sorted(mine, key=lambda item: -abs(item[1]))]
+    out["inputs"] = rows
+    return out
 
 
 def _finite(value: float) -> float | None:

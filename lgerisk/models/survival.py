@@ -107,6 +107,20 @@ class SurvivalModel(nn.Module):
             parts.append(tabular.to(parts[0].dtype if parts else tabular.dtype))
         return torch.cat(parts, dim=1)
 
+    def head_terms(self, image: torch.Tensor | None, tabular: torch.Tensor | None = None) -> tuple[float, list[float]]:
+        """One case's risk split by the linear head: (the embedding's term, each tabular input's term); they add
+        up to the risk (the head has no intercept).
+
+        Example:
+            >>> model = SurvivalModel(SurvivalModelConfig(EncoderConfig(width=4, embedding_dim=8), n_tabular=2))
+            >>> model.head_terms(torch.zeros(1, 2, 4, 32, 32), torch.ones(1, 2))
+            (0.0, [0.0, 0.0])
+        """
+        with torch.no_grad():
+            products = (self.head_inputs(image, tabular)[0] * self.head.weight[0]).double().cpu()
+        n_image = self.config.n_inputs - self.config.n_tabular
+        return float(products[:n_image].sum()), [float(v) for v in products[n_image:]]
+
     def forward(self, image: torch.Tensor | None, tabular: torch.Tensor | None = None) -> torch.Tensor:
         """The risk score (log relative hazard) of each case."""
         return self.head(self.head_inputs(image, tabular)).squeeze(1)

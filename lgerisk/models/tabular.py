@@ -21,9 +21,30 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TabularScaling"]
+__all__ = ["TabularScaling", "radiomics_values"]
 
 _MIN_SCALE = 1e-8
+
+
+def radiomics_values(rows: Any, columns: tuple[str, ...]) -> np.ndarray:
+    """``(n, len(columns))`` float values of ``columns`` in a feature table's ``rows`` (a DataFrame); an
+    ``ROI__present`` column the table does not hold is computed from that ROI's status or features.
+
+    Example:
+        >>> import pandas as pd
+        >>> rows = pd.DataFrame({"scar__original_firstorder_Mean": [2.0, np.nan]})
+        >>> radiomics_values(rows, ("scar__original_firstorder_Mean", "scar__present")).tolist()
+        [[2.0, 1.0], [nan, 0.0]]
+    """
+    from lgerisk.data.features import PRESENT_SUFFIX, roi_present
+
+    out = np.empty((len(rows), len(columns)), dtype=float)
+    for j, column in enumerate(columns):
+        if column not in rows.columns and column.endswith(PRESENT_SUFFIX):
+            out[:, j] = roi_present(rows, column[: -len(PRESENT_SUFFIX)])
+        else:
+            out[:, j] = rows[column].to_numpy(float)
+    return out
 
 
 def _scale(values: np.ndarray) -> tuple[float, ...]:
@@ -40,6 +61,9 @@ class TabularScaling:
         scar_methods: how the training cases' scar % was measured (predict flags a scan measured otherwise).
         covariates: clinical covariate columns, with ``covariate_mean``/``covariate_scale``.
         head_penalizer: the head's L2 penalty (chosen by inner CV), recorded for the card.
+        fusion: how radiomics and the embedding were joined (``group`` or ``stacked``; ``None``: no fusion).
+        embedding_penalty_factor: ``group``: the embedding's penalty relative to the radiomics block's.
+        radiomics_coefficient: ``stacked``: the coefficient of the radiomics Cox risk in the head.
     """
 
     radiomics: tuple[str, ...] = ()
@@ -53,6 +77,9 @@ class TabularScaling:
     scar_metrics_scale: tuple[float, ...] = ()
     scar_methods: tuple[str, ...] | None = None
     head_penalizer: float | None = None
+    fusion: str | None = None
+    embedding_penalty_factor: float | None = None
+    radiomics_coefficient: float | None = None
 
     def __post_init__(self) -> None:
         for names, mean, scale in (
@@ -104,9 +131,10 @@ class TabularScaling:
         """Number of tabular inputs of the head."""
         return len(self.radiomics) + len(self.scar_metrics) + len(self.covariates)
 
-    def with_penalizer(self, penalizer: float) -> TabularScaling:
-        """A copy recording the head's penalty."""
-        return TabularScaling(**{**self.__dict__, "head_penalizer": float(penalizer)})
+    def with_penalizer(self, penalizer: float, **fusion: Any) -> TabularScaling:
+        """A copy recording the head's penalty (and, for a fusion head, ``fusion=``,
+        ``embedding_penalty_factor=`` or ``radiomics_coefficient=``)."""
+        return TabularScaling(**{**self.__dict__, "head_penalizer": float(penalizer), **fusion})
 
     def transform(self, radiomics: Any = None, scar: Any = None, covariates: Any = None) -> np.ndarray:
         """The standardised ``(n, n_inputs)`` float32 matrix from raw ``(n, k)`` values of each part (a part
@@ -138,7 +166,7 @@ class TabularScaling:
         pick = features.reindex(ids)
         return (
             self.transform(
-                radiomics=pick[list(self.radiomics)].to_numpy(float) if self.radiomics else None,
+                radiomics=radiomics_values(pick, self.radiomics) if self.radiomics else None,
                 scar=pick[list(self.scar_metrics)].to_numpy(float) if self.scar_metrics else None,
                 covariates=covariates.reindex(ids)[list(self.covariates)].to_numpy(float) if self.covariates else None,
             )
@@ -166,6 +194,9 @@ class TabularScaling:
             out["scar_methods"] = list(self.scar_methods)
         if self.head_penalizer is not None:
             out["head_penalizer"] = self.head_penalizer
+        for key in ("fusion", "embedding_penalty_factor", "radiomics_coefficient"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
@@ -177,8 +208,10 @@ class TabularScaling:
             raise ValueError(f"unknown tabular scaling field(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}
         for key, value in data.items():
-            if key == "head_penalizer":
+            if key in ("head_penalizer", "embedding_penalty_factor", "radiomics_coefficient"):
                 values[key] = None if value is None else float(value)
+            elif key == "fusion":
+                values[key] = None if value is None else str(value)
             elif key == "scar_methods":
                 values[key] = None if value is None else tuple(str(v) for v in value)
             elif key in ("radiomics", "covariates", "scar_metrics"):

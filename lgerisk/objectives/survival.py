@@ -122,6 +122,33 @@ def cox_efron_loss(
     return _reduce(total, e.sum(), reduction)
 
 
+def cox_with_radiomics_loss(
+    risk: torch.Tensor,
+    time: torch.Tensor,
+    event: torch.Tensor,
+    predicted: torch.Tensor | None,
+    target: torch.Tensor | None,
+    weight: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fine-tuning's multi-task loss: the Efron Cox loss (mean per event) plus ``weight`` times the mean squared
+    error of the auxiliary head's ``predicted`` standardised radiomics against ``target`` — the guidance of
+    radiomics-guided pretraining kept while the encoder learns the risk. Returns (loss, the auxiliary term or
+    ``None``); at ``weight`` 0 (or without a head) the loss is the Cox loss itself.
+
+    Example:
+        >>> risk, time, event = torch.tensor([0.3, -0.1, 0.2]), torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1, 0, 1])
+        >>> cox = cox_efron_loss(risk, time, event)
+        >>> loss, aux = cox_with_radiomics_loss(risk, time, event, torch.zeros(3, 2), torch.ones(3, 2), 0.5)
+        >>> round(float(loss - cox), 6), float(aux)
+        (0.5, 1.0)
+    """
+    cox = cox_efron_loss(risk, time, event)
+    if weight == 0 or predicted is None or target is None:
+        return cox, None
+    auxiliary = F.mse_loss(predicted.float(), target.float())
+    return cox + weight * auxiliary, auxiliary
+
+
 def cox_breslow_loss(
     risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor, reduction: str = "mean"
 ) -> torch.Tensor:

@@ -50,6 +50,7 @@ from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.reporting import SILENT, Reporter
+from lgerisk.training.fusion import FUSIONS
 from lgerisk.training.methods import SCAR_COLUMN, Method, fit_method, methods_for, predict_risk
 from lgerisk.training.outcomes import check_outcomes, labelled_cases
 from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
@@ -71,6 +72,11 @@ BASELINES_VERSION = 4
 """2: radiomics Cox keeps empty-ROI features (imputed, with presence indicators), may use the QC metrics and
 chooses its penalty by inner CV; scar+grey Cox added. 3: inner-CV risks centred per fold. 4: that inner CV is
 ``lgerisk.evaluation.cox.choose_penalizer``. Finished parts of older runs are refitted, not reused."""
+
+
+AUX_WEIGHT = 1.0
+"""Default weight of the auxiliary radiomics loss in end-to-end fine-tuning: the pretraining's own default
+(``PretrainConfig.aux_weight``), so the guidance the encoder learnt keeps the same pull while it is fine-tuned."""
 
 
 DEFAULT_LABELS = "emidec"
@@ -116,6 +122,10 @@ class FinetuneConfig(JsonConfig):
     the encoder's, else ``DEFAULT_LABELS``. A map given here must agree with a preprocessed folder's."""
     amp: bool = True
     tensor: dict[str, Any] = field(default_factory=dict)
+    fusion: str = "group"
+    """With ``with_radiomics``: how radiomics and the embedding are joined (``lgerisk.training.fusion``)."""
+    aux_weight: float = AUX_WEIGHT
+    """``full`` mode: weight of the auxiliary radiomics regression beside the Cox loss (0: Cox only)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "covariates", tuple(self.covariates))
@@ -156,14 +166,28 @@ class FinetuneConfig(JsonConfig):
             )
         if self.penalizer < 0:
             raise InputError(f"penalizer={self.penalizer!r}: must be >= 0.", setting="penalizer")
+        if self.fusion not in FUSIONS:
+            raise InputError(f"fusion={self.fusion!r}: choose one of {', '.join(FUSIONS)}.", setting="fusion")
+        if not (
+            isinstance(self.aux_weight, (int, float))
+            and not isinstance(self.aux_weight, bool)
+            and math.isfinite(self.aux_weight)
+            and self.aux_weight >= 0
+        ):
+            raise InputError(
+                f"aux_weight={self.aux_weight!r}: a finite number >= 0 (0: Cox loss only).", setting="aux_weight"
+            )
 
     def settings_hash(self) -> str:
         """Hash of everything that changes a fit (finished parts are reused only under the same hash)."""
         payload = {
             k: v
             for k, v in self.to_dict().items()
-            if k not in ("n_boot",) and not (k == "scar_penalty_factor" and v == 1.0)
-        }  # added later: at its default, old runs resume
+            if k not in ("n_boot",)
+            and not (k == "scar_penalty_factor" and v == 1.0)
+            and not (k == "fusion" and not self.with_radiomics)
+            and not (k == "aux_weight" and self.mode == "probe")
+        }  # added later: where they change nothing, old runs resume
         payload["labels"] = self.labels or DEFAULT_LABELS  # as hashed when None was spelled "emidec"
         payload["baselines_version"] = BASELINES_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

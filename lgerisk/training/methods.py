@@ -6,7 +6,8 @@
     radiomics_cox   radiomics Cox            penalised Cox on radiomics and the QC scar metrics (inner-CV penalty)
     deep_scratch    deep, scratch (full)     the survival network from random weights, end to end
     model           e.g. pretrained probe    the run's own model: the pretrained encoder with a Cox head (probe or
-                                             full; with --with-scar, --with-radiomics, --covariates)
+                                             full; with --with-scar, --covariates, and --with-radiomics: the
+                                             fusion of radiomics and the embedding, lgerisk.training.fusion)
 
 The tabular baselines follow lifelines' vocabulary (:class:`RiskModel`: ``fit(features, time, event)``,
 ``predict_risk(features)`` -> log relative hazard, ``to_dict``); a new one is a factory in :data:`TABULAR`.
@@ -18,6 +19,8 @@ Example:
     ['scar_cox', 'scar_grey_cox', 'radiomics_cox', 'deep_scratch', 'model']
     >>> methods_for(FinetuneConfig(with_scar=True), pretrained=True)[-1].name
     'pretrained probe + scar %'
+    >>> model_name(FinetuneConfig(with_radiomics=True), pretrained=True)
+    'pretrained probe + radiomics (group ridge)'
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from lgerisk.training.finetune import FinetuneConfig
 
 __all__ = [
+    "FUSION_NAMES",
     "SCAR_COLUMN",
     "TABULAR",
     "Method",
@@ -47,6 +51,9 @@ __all__ = [
 ]
 
 SCAR_COLUMN = "scar_percent"
+
+FUSION_NAMES = {"group": "group ridge", "stacked": "stacked"}
+"""How tables name the fusion heads of ``--with-radiomics`` (``lgerisk.training.fusion``)."""
 
 
 class RiskModel(Protocol):
@@ -103,7 +110,7 @@ def model_name(config: FinetuneConfig, pretrained: bool) -> str:
     if config.with_scar:
         name += " + scar %"
     if config.with_radiomics:
-        name += " + radiomics"
+        name += f" + radiomics ({FUSION_NAMES[config.fusion]})"
     if config.covariates:
         name += " + " + ",".join(config.covariates)
     return name
@@ -157,6 +164,7 @@ def fit_method(method: Method, workspace: Workspace, train: list[str], seed: int
         covariates=config.covariates if extras else (),
         say=say,
         with_scar=config.with_scar and extras,
+        aux_weight=config.aux_weight if extras else 0.0,
     )
 
 

@@ -16,6 +16,7 @@ from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.seeding import derive_seed
 
 if TYPE_CHECKING:
+    from lgerisk.evaluation.baselines import RadiomicsCox
     from lgerisk.models.tabular import TabularScaling
     from lgerisk.training.finetune import FinetuneConfig
 
@@ -29,6 +30,7 @@ __all__ = [
     "leading_components",
     "predict_deep_raw",
     "predict_fitted_deep",
+    "radiomics_targets",
 ]
 
 SCAR_METRICS = ("scar_percent", "greyzone_percent")
@@ -71,27 +73,51 @@ class FittedDeep:
 
 
 def fit_tabular_scaling(
-    workspace: Workspace, train: list[str], with_radiomics: bool, covariates: tuple[str, ...], with_scar: bool = False
-) -> TabularScaling:
-    """Radiomics columns selected and scaled on ``train`` only, the scar metrics' and covariates' scaling."""
-    from lgerisk.evaluation.baselines import RadiomicsCox
+    workspace: Workspace,
+    train: list[str],
+    with_radiomics: bool,
+    covariates: tuple[str, ...],
+    with_scar: bool = False,
+    seed: int = 0,
+) -> tuple[TabularScaling, RadiomicsCox | None]:
+    """The head's tabular inputs, fitted on ``train`` only: (their scaling, the fold's radiomics Cox model).
+
+    With radiomics, the radiomics block is what the ``radiomics Cox`` baseline selects on ``train`` (imputed,
+    ``ROI__present`` indicators, the QC scar metrics; less scar % and grey-zone % when ``with_scar`` puts them
+    in on their own), standardised with that model's training means and SDs, so the block times its
+    coefficients is its risk. Then the scar metrics' and the covariates' scaling."""
+    from dataclasses import replace
+
     from lgerisk.models.tabular import TabularScaling
+    from lgerisk.training.fusion import fit_radiomics_block
 
     fields: dict[str, Any] = {}
     if with_scar:
         fields.update(scar_metrics=SCAR_METRICS, scar_values=workspace.features.loc[train, list(SCAR_METRICS)])
         if "scar_method" in workspace.features.columns:  # predict checks a scan's scar % is measured the same way
             fields["scar_methods"] = tuple(sorted({str(m) for m in workspace.features.loc[train, "scar_method"]}))
-    if with_radiomics:
-        time, event = workspace.outcome(train)
-        selector = RadiomicsCox(
-            max_features=workspace.config.radiomics_features, penalizer=workspace.config.penalizer, impute=False
-        ).fit(workspace.features.loc[train], time, event)
-        columns = tuple(selector.selected_ or ())
-        fields.update(radiomics=columns, radiomics_values=workspace.features.loc[train, list(columns)])
     if covariates:
         fields.update(covariates=tuple(covariates), covariate_values=workspace.covariates.loc[train, list(covariates)])
-    return TabularScaling.fit(**fields)
+    scaling = TabularScaling.fit(**fields)
+    if not with_radiomics:
+        return scaling, None
+    time, event = workspace.outcome(train)
+    block = fit_radiomics_block(
+        workspace.features.loc[train],
+        time,
+        event,
+        workspace.config.radiomics_features,
+        seed,
+        exclude=SCAR_METRICS if with_scar else (),
+    )
+    assert block.selected_ is not None and block.means_ is not None and block.stds_ is not None  # fitted
+    radiomics = replace(
+        scaling,
+        radiomics=tuple(block.selected_),
+        radiomics_mean=tuple(float(v) for v in block.means_),
+        radiomics_scale=tuple(float(v) for v in block.stds_),
+    )
+    return radiomics, block
 
 
 def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int) -> Any:
@@ -133,17 +159,19 @@ def fit_deep(
     covariates: tuple[str, ...],
     say: Any = None,
     with_scar: bool = False,
+    aux_weight: float = 0.0,
 ) -> FittedDeep:
     """The survival network on ``train``: a linear Cox probe on the standardised embedding (and
     tabular inputs: scar metrics, radiomics, covariates), its L2 penalty chosen by inner CV on ``train``
-    (``head_penalty="cv"``), then — in ``full`` mode — end-to-end training starting from that probe."""
+    (``head_penalty="cv"``), then — in ``full`` mode — end-to-end training starting from that probe, with the
+    auxiliary radiomics loss at ``aux_weight`` (0: Cox loss only)."""
     import numpy as np
     import torch
 
-    from lgerisk.evaluation.cox import LinearCox, choose_penalizer
+    from lgerisk.evaluation.cox import LinearCox, choose_group_penalties, choose_penalizer
 
     config = workspace.config
-    tabular = fit_tabular_scaling(workspace, train, with_radiomics, covariates, with_scar)
+    tabular, radiomics_block = fit_tabular_scaling(workspace, train, with_radiomics, covariates, with_scar, seed)
     tab = tabular.matrix(workspace.features, workspace.covariates, train)
     model = _new_model(workspace, pretrained, tab.shape[1], seed)
     key = "pretrained" if pretrained else f"scratch-{seed}"
@@ -158,40 +186,101 @@ def fit_deep(
     # --head-pcs K: the probe sees the embedding's K leading principal components (training cases); a linear
     # map, so it folds back into the head's weights on the whole embedding (no change to the network)
     components = leading_components(standardised, config.head_pcs) if config.head_pcs else None
-    design = np.hstack([standardised if components is None else standardised @ components, tab])
+    image_part = standardised if components is None else standardised @ components
+    design = np.hstack([image_part, tab])
     # --scar-penalty-factor: the head's penalty on the scar metrics relative to the rest (0: a head that starts
     # from the clinicians' numbers and lets the embedding add only what the penalty allows)
     factor = np.ones(design.shape[1])
     if with_scar:
         start = design.shape[1] - tab.shape[1] + len(tabular.radiomics)
         factor[start : start + len(tabular.scar_metrics)] = config.scar_penalty_factor
-    penalizer, scores = config.penalizer, dict[str, float]()
-    if config.head_penalty == "cv":
-        penalizer, scores = choose_penalizer(design, time, event, seed=seed, penalty_factor=factor)
-        if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
-            penalizer = config.penalizer
-    probe = LinearCox(penalizer=penalizer).fit(design, time, event, penalty_factor=factor)
-    coef = np.asarray(probe.coef_, float)
+    fusion = config.fusion if radiomics_block is not None else None
+    n_image, n_radiomics = image_part.shape[1], len(tabular.radiomics)
+    recorded: dict[str, Any] = {}
+    if fusion == "stacked":
+        assert radiomics_block is not None and radiomics_block.coefficients_ is not None
+        penalizer, scores, coef = _stacked_head(
+            workspace, train, design, factor, n_image, n_radiomics, radiomics_block, with_scar, seed
+        )
+        recorded = {"fusion": fusion, "radiomics_coefficient": float(coef[n_image])}
+        coef = np.concatenate([coef[:n_image], coef[n_image] * radiomics_block.coefficients_, coef[n_image + 1 :]])
+    else:
+        penalizer, scores = config.penalizer, dict[str, float]()
+        if fusion == "group":  # the embedding's penalty relative to the radiomics block's, by inner CV too
+            block = np.arange(design.shape[1]) < n_image
+            penalizer, embedding_factor, scores = choose_group_penalties(
+                design, time, event, block, seed=seed, penalty_factor=factor
+            )
+            factor = factor * np.where(block, embedding_factor, 1.0)
+            recorded = {"fusion": fusion, "embedding_penalty_factor": embedding_factor}
+        elif config.head_penalty == "cv":
+            penalizer, scores = choose_penalizer(design, time, event, seed=seed, penalty_factor=factor)
+            if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
+                penalizer = config.penalizer
+        solver = "newton" if fusion == "group" else "lbfgs"  # a fusion head's penalties differ by orders of magnitude
+        probe = LinearCox(penalizer=penalizer, solver=solver).fit(design, time, event, penalty_factor=factor)
+        coef = np.asarray(probe.coef_, float)
     if components is not None:
         k = components.shape[1]
         coef = np.concatenate([components @ coef[:k], coef[k:]])
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(coef.astype(np.float32)).unsqueeze(0))
-    fitted = FittedDeep(model=model, tabular=tabular.with_penalizer(penalizer), history=[], frozen=key)
+    fitted = FittedDeep(model=model, tabular=tabular.with_penalizer(penalizer, **recorded), history=[], frozen=key)
     fitted.history.append(
         {
             "epoch": 0,
             "stage": "probe",
             "loss": _cox_loss_value(fitted, workspace, train),
             "penalizer": penalizer,
+            **recorded,
             **{f"inner_cv_c@{k}": v for k, v in scores.items()},
         }
     )
     if mode == "full":
-        fitted.history += _train_full(model, workspace, train, tab, seed, say)
+        fitted.history += _train_full(model, workspace, train, tab, seed, say, aux_weight)
         fitted.frozen = None  # the encoder has moved: its cached embeddings no longer apply
     model.eval()
     return fitted
+
+
+def _stacked_head(
+    workspace: Workspace,
+    train: list[str],
+    design: Any,
+    factor: Any,
+    n_image: int,
+    n_radiomics: int,
+    radiomics_block: RadiomicsCox,
+    with_scar: bool,
+    seed: int,
+) -> tuple[float, dict[str, float], Any]:
+    """The stacked fusion's head on ``design`` (``[image part, radiomics block, scar metrics, covariates]``):
+    the radiomics block replaced by its out-of-fold radiomics Cox risk, unpenalised; the rest penalised with
+    the penalty chosen by inner CV. Returns (penalizer, inner scores, coefficients with the risk's coefficient
+    at position ``n_image``)."""
+    import numpy as np
+
+    from lgerisk.evaluation.cox import LinearCox, choose_penalizer
+    from lgerisk.training.fusion import out_of_fold_radiomics_risk
+
+    time, event = workspace.outcome(train)
+    config = workspace.config
+    offset = out_of_fold_radiomics_risk(
+        workspace.features.loc[train],
+        time,
+        event,
+        config.radiomics_features,
+        seed,
+        exclude=SCAR_METRICS if with_scar else (),
+    )
+    rest = slice(n_image + n_radiomics, None)
+    stacked = np.hstack([design[:, :n_image], offset[:, None], design[:, rest]])
+    weights = np.concatenate([factor[:n_image], [0.0], factor[rest]])
+    penalizer, scores = choose_penalizer(stacked, time, event, seed=seed, penalty_factor=weights, solver="newton")
+    if not any(np.isfinite(v) for v in scores.values()):
+        penalizer = config.penalizer
+    probe = LinearCox(penalizer=penalizer, solver="newton").fit(stacked, time, event, penalty_factor=weights)
+    return penalizer, scores, np.asarray(probe.coef_, float)
 
 
 def leading_components(standardised: Any, count: int) -> Any:
@@ -214,24 +303,63 @@ def _cox_loss_value(fitted: FittedDeep, workspace: Workspace, ids: list[str]) ->
     return float(cox_efron_loss(risk.double(), torch.from_numpy(time), torch.from_numpy(event)))
 
 
+def radiomics_targets(workspace: Workspace, train: list[str]) -> Any:
+    """``(len(train), k)`` float32: every varying radiomics and QC column of the training rows, robustly
+    standardised on them (``FeatureScaler``: NaN -> 0, ``ROI__present`` indicators) — what the auxiliary head
+    regresses while the encoder is fine-tuned."""
+    from lgerisk.data.features import FeatureScaler, feature_columns
+
+    rows = workspace.features.loc[list(train)]
+    if "case_id" not in rows.columns:
+        rows = rows.assign(case_id=rows.index.astype(str))
+    scaler = FeatureScaler.fit(rows, feature_columns(rows))
+    return scaler.transform(rows)
+
+
+def _auxiliary_head(model: Any, workspace: Workspace, train: list[str], targets: Any) -> Any:
+    """A linear head from the standardised embedding to ``targets``, started at the ridge solution on the
+    training cases' frozen embeddings (so its loss measures how far fine-tuning moves the encoder away)."""
+    import numpy as np
+    import torch
+
+    from lgerisk.training.devices import full_float32
+
+    model.eval()
+    with torch.no_grad(), full_float32(workspace.device):
+        x = torch.from_numpy(np.stack([workspace.tensors[c] for c in train])).float().to(workspace.device)
+        embedding = torch.cat([model.embed(x[i : i + 16]) for i in range(0, len(train), 16)]).double().cpu().numpy()
+    gram = embedding.T @ embedding + np.eye(embedding.shape[1]) * len(train)  # ridge, unit penalty per case
+    weight = np.linalg.solve(gram, embedding.T @ targets.astype(float)).T
+    head = torch.nn.Linear(embedding.shape[1], targets.shape[1], bias=True)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight).float())
+        head.bias.copy_(torch.from_numpy(targets.mean(axis=0) - embedding.mean(axis=0) @ weight.T).float())
+    return head.to(workspace.device)
+
+
 def _train_full(
-    model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int, say: Any
+    model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int, say: Any, aux_weight: float = 0.0
 ) -> list[dict[str, Any]]:
-    """End-to-end Cox training (AdamW, mini-batches, augmented views, mixed precision on CUDA)."""
+    """End-to-end training (AdamW, mini-batches, augmented views, mixed precision on CUDA) on the Cox loss
+    plus, at ``aux_weight`` > 0, the auxiliary radiomics regression (:func:`radiomics_targets`)."""
     import numpy as np
     import torch
 
     from lgerisk.data.augment import AugmentConfig, Augmenter
     from lgerisk.data.dataset import item_seed
-    from lgerisk.objectives.survival import cox_efron_loss
+    from lgerisk.objectives.survival import cox_with_radiomics_loss
 
     config, device = workspace.config, workspace.device
     augmenter = Augmenter(AugmentConfig(), workspace.spec.channels)
     head = list(model.head.parameters())
     encoder = list(model.image_encoder.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": encoder, "lr": config.lr}, {"params": head, "lr": config.head_lr}], weight_decay=config.weight_decay
-    )
+    groups = [{"params": encoder, "lr": config.lr}, {"params": head, "lr": config.head_lr}]
+    targets = auxiliary = None
+    if aux_weight > 0:
+        targets = radiomics_targets(workspace, train)
+        auxiliary = _auxiliary_head(model, workspace, train, targets)
+        groups.append({"params": list(auxiliary.parameters()), "lr": config.head_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -244,7 +372,7 @@ def _train_full(
         model.train()
         torch.manual_seed(derive_seed(seed, epoch, 22))
         order = np.random.default_rng(derive_seed(seed, epoch, 23)).permutation(len(train))
-        total, used = 0.0, 0
+        total, used, aux_total = 0.0, 0, 0.0
         with workspace.reporter.bar(
             f"fine-tune epoch {epoch + 1}/{config.epochs}", steps, show=("loss",), transient=True
         ) as advance:
@@ -256,19 +384,36 @@ def _train_full(
                 views = np.stack([augmenter(tensors[i], item_seed(base, epoch, int(i))) for i in batch])
                 x = torch.from_numpy(views).float().to(device)
                 t = torch.from_numpy(tab[batch]).to(device) if tab.shape[1] else None
+                predicted = target = None
                 with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                    risk = model(x, t)
-                loss = cox_efron_loss(
-                    risk.float(), torch.from_numpy(time[batch]).to(device), torch.from_numpy(event[batch]).to(device)
+                    if auxiliary is None:
+                        risk = model(x, t)
+                    else:
+                        inputs = model.head_inputs(x, t)
+                        risk = model.head(inputs).squeeze(1)
+                        predicted = auxiliary(inputs[:, : model.config.encoder.embedding_dim])
+                        assert targets is not None  # made with the auxiliary head
+                        target = torch.from_numpy(targets[batch]).to(device)
+                loss, aux = cox_with_radiomics_loss(
+                    risk.float(),
+                    torch.from_numpy(time[batch]).to(device),
+                    torch.from_numpy(event[batch]).to(device),
+                    predicted,
+                    target,
+                    aux_weight,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 total += float(loss.detach())
+                aux_total += 0.0 if aux is None else float(aux.detach())
                 used += 1
                 advance(loss=float(loss.detach()))
-        history.append({"epoch": epoch + 1, "stage": "full", "loss": total / max(1, used)})
+        row = {"epoch": epoch + 1, "stage": "full", "loss": total / max(1, used)}
+        if auxiliary is not None:
+            row["aux_loss"] = aux_total / max(1, used)
+        history.append(row)
     return history
 
 

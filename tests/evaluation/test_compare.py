@@ -105,6 +105,7 @@ def test_comparison_table_and_calibration() -> None:
     [
         ("scar-% Cox", "scar-pct-cox"),
         ("pretrained probe + radiomics + age,lvef", "pretrained-probe-plus-radiomics-plus-age-lvef"),
+        ("pretrained probe + radiomics (group ridge)", "pretrained-probe-plus-radiomics-group-ridge"),
         ("deep, scratch (full)", "deep-scratch-full"),
     ],
 )

@@ -370,3 +370,32 @@ def test_pooled_delta_c_is_the_mean_of_the_groups_paired_deltas() -> None:
     assert high - low < single[2] - single[1]
     with pytest.raises(InputError):
         pooled_delta_c([])
+
+
+def test_pooled_delta_c_over_repeated_runs_holds_their_spread() -> None:
+    """Two pretraining runs per cohort on the same cases: the estimate is the mean over cohorts of the mean over
+    runs; identical runs give the same estimate as one run, runs that disagree widen the interval."""
+    from lgerisk.evaluation.metrics import harrell_c, pooled_delta_c
+
+    rng = np.random.default_rng(4)
+    cohorts = []
+    for _ in range(3):
+        t = rng.exponential(size=120)
+        e = np.ones(120, dtype=int)
+        cohorts.append((t, e, -t + rng.normal(0, 2.0, 120)))
+    runs_alike, runs_apart, expected = [], [], []
+    for t, e, reference in cohorts:
+        good, poor = -t + rng.normal(0, 0.3, 120), rng.normal(size=120)
+        runs_alike += [(t, e, good, reference)] * 2
+        runs_apart += [(t, e, good, reference), (t, e, poor, reference)]
+        expected.append((harrell_c(t, e, good) + harrell_c(t, e, poor)) / 2 - harrell_c(t, e, reference))
+    clusters = [0, 0, 1, 1, 2, 2]
+    single = pooled_delta_c(runs_alike[::2], n_boot=200, seed=3)
+    alike = pooled_delta_c(runs_alike, n_boot=200, seed=3, clusters=clusters)
+    apart = pooled_delta_c(runs_apart, n_boot=200, seed=3, clusters=clusters)
+    assert alike[0] == pytest.approx(single[0], abs=1e-12)
+    assert apart[0] == pytest.approx(float(np.mean(expected)), abs=1e-12)
+    assert apart[2] - apart[1] > 1.5 * (alike[2] - alike[1])
+    with pytest.raises(InputError, match="same cases"):
+        shuffled = [(t[::-1], e, r, ref) for t, e, r, ref in runs_alike[1:2]]
+        pooled_delta_c([runs_alike[0], *shuffled], n_boot=10, clusters=[0, 0])

@@ -225,3 +225,28 @@ def test_default_cuts_are_event_time_quantiles() -> None:
         default_cuts(time, np.zeros(100), 5)
     with pytest.raises(InputError, match="bins"):
         default_cuts(time, event, 0)
+
+
+def test_multitask_loss_is_the_cox_loss_at_weight_zero() -> None:
+    """Fine-tuning's Cox + radiomics loss: at weight 0 the very Cox loss and gradient; above 0 the MSE term adds."""
+    from lgerisk.objectives.survival import cox_efron_loss, cox_with_radiomics_loss
+
+    generator = torch.Generator().manual_seed(0)
+    time = torch.rand(12, generator=generator, dtype=torch.float64)
+    event = (torch.rand(12, generator=generator) < 0.6).long()
+    target = torch.randn(12, 5, generator=generator)
+    gradients = []
+    for weight in (0.0, 0.7):
+        risk = torch.randn(12, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True)
+        predicted = torch.zeros(12, 5, requires_grad=True)
+        loss, auxiliary = cox_with_radiomics_loss(risk, time, event, predicted, target, weight)
+        cox = cox_efron_loss(risk, time, event)
+        if weight == 0:
+            assert auxiliary is None and torch.equal(loss, cox)
+        else:
+            assert float(auxiliary) == pytest.approx(float((target**2).mean()))
+            assert float(loss) == pytest.approx(float(cox) + weight * float(auxiliary))
+        loss.backward()
+        gradients.append(risk.grad.clone())
+        assert (predicted.grad is None) == (weight == 0)
+    assert torch.equal(gradients[0], gradients[1])  # the auxiliary term does not touch the risk's gradient

@@ -152,7 +152,7 @@ def test_covariate_and_radiomics_model(runs, tmp_path: Path, cli) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)[0]
     _check_record(record)
-    assert record["model_method"] == "pretrained probe + radiomics + age,lvef"
+    assert record["model_method"] == "pretrained probe + radiomics (group ridge) + age,lvef"
     # other covariate values, other risk (the values are used, not just required)
     clinical.write_text("case_id,age,lvef\nP7,81.5,22.0\n")
     result = cli("predict", scan, "--model", runs["tabular"], "--format", "json", "--clinical", clinical, "--quiet")
@@ -179,14 +179,19 @@ def test_a_training_scan_gets_the_inputs_it_was_trained_with(runs, tmp_path: Pat
 
     predictor = RiskPredictor.load(runs["tabular"])
     case = scan_case(_scan_pair(tmp_path / "in", "synth-0007", name="P7"))
-    prepared, _ = predictor.prepare(case, tmp_path / "work")
-    image, tabular, row = predictor.inputs(prepared, {"age": 50.0, "lvef": 40.0})
+    prepared, qc = predictor.prepare(case, tmp_path / "work")
+    image, tabular, row = predictor.inputs(prepared, {"age": 50.0, "lvef": 40.0}, qc)
     cached = np.load(next((runs["tabular"] / "cache" / "tensors").glob("synth-0007-*.npy")))
     assert torch.equal(image[0], torch.from_numpy(cached))
     table = pd.read_csv(runs["features"], dtype={"case_id": str}, float_precision="round_trip").set_index("case_id")
     names = list(predictor.tabular.radiomics)
-    np.testing.assert_allclose([row[c] for c in names], table.loc["synth-0007", names].to_numpy(float), rtol=1e-12)
+    plain = [c for c in names if c in row]
+    np.testing.assert_allclose([row[c] for c in plain], table.loc["synth-0007", plain].to_numpy(float), rtol=1e-12)
     assert tabular.shape == (1, len(names) + 2)
+    # every head input (radiomics, presence indicators, QC metrics, covariates) as the training fit saw it
+    covariates = pd.DataFrame({"age": [50.0], "lvef": [40.0]}, index=["synth-0007"])
+    trained = predictor.tabular.matrix(table, covariates, ["synth-0007"])
+    np.testing.assert_allclose(tabular.numpy(), trained, rtol=1e-6, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ bad input

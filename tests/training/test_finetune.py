@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lgerisk.errors import InputError
 from tests.helpers import FINETUNE_TINY, SAMPLE_DATA, run_cli
 from tests.helpers import check_ok as _check
 
@@ -262,10 +263,44 @@ def test_covariates_and_radiomics_are_in_the_model(runs) -> None:
     assert tabular["covariates"] == ["age", "lvef"] and len(tabular["covariate_mean"]) == 2
     assert tabular["radiomics"] and len(tabular["radiomics"]) <= 10
     assert len(tabular["radiomics_mean"]) == len(tabular["radiomics_scale"]) == len(tabular["radiomics"])
-    assert all("__" in name for name in tabular["radiomics"])  # pyradiomics features, not QC columns
-    assert card["method"] == "pretrained probe + radiomics + age,lvef"
+    assert tabular["fusion"] == "group" and tabular["embedding_penalty_factor"] in (1.0, 10.0, 100.0, 1000.0)
+    assert card["method"] == "pretrained probe + radiomics (group ridge) + age,lvef"
     assert card["model"]["n_tabular"] == len(tabular["radiomics"]) + 2
-    assert card["evaluation"]["methods"] == ["pretrained probe + radiomics + age,lvef"]
+    assert card["evaluation"]["methods"] == ["pretrained probe + radiomics (group ridge) + age,lvef"]
+
+
+def test_the_fusion_block_is_what_radiomics_cox_selects(runs) -> None:
+    """The radiomics block of a fusion head is the radiomics Cox baseline's selection on the same rows (imputed,
+    with presence indicators and the QC metrics as candidates), standardised with that model's means and SDs."""
+    from lgerisk.evaluation.baselines import RadiomicsCox
+    from lgerisk.training.seeding import derive_seed
+
+    card = json.loads((runs["tabular"] / "model_card.json").read_text())
+    table = pd.read_csv(runs["features"], dtype={"case_id": str}, low_memory=False).set_index("case_id", drop=False)
+    outcomes = pd.read_csv(SAMPLE_DATA / "outcomes.csv", dtype={"case_id": str}).set_index("case_id")
+    ids = sorted(outcomes.index)  # the final model: every labelled case
+    baseline = RadiomicsCox(max_features=10, penalizer="cv", qc_metrics=True, seed=derive_seed(0, 99)).fit(
+        table.loc[ids], outcomes.loc[ids, "time"].to_numpy(), outcomes.loc[ids, "event"].to_numpy()
+    )
+    assert card["tabular"]["radiomics"] == baseline.selected_
+    np.testing.assert_allclose(card["tabular"]["radiomics_mean"], baseline.means_, rtol=1e-12)
+    np.testing.assert_allclose(card["tabular"]["radiomics_scale"], baseline.stds_, rtol=1e-12)
+
+
+def test_settings_hash_follows_what_changes_a_fit() -> None:
+    from lgerisk.training.finetune import FinetuneConfig
+
+    base = FinetuneConfig()
+    assert FinetuneConfig(fusion="stacked").settings_hash() == base.settings_hash()  # no radiomics: no fusion
+    assert FinetuneConfig(aux_weight=0.0).settings_hash() == base.settings_hash()  # a probe trains no encoder
+    fused = FinetuneConfig(with_radiomics=True)
+    assert FinetuneConfig(with_radiomics=True, fusion="stacked").settings_hash() != fused.settings_hash()
+    full = FinetuneConfig(mode="full")
+    assert FinetuneConfig(mode="full", aux_weight=0.0).settings_hash() != full.settings_hash()
+    with pytest.raises(InputError, match="fusion="):
+        FinetuneConfig(fusion="late")
+    with pytest.raises(InputError, match="aux_weight="):
+        FinetuneConfig(aux_weight=-1.0)
 
 
 def test_covariate_errors(runs, tmp_path: Path, cli) -> None:
@@ -384,7 +419,7 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
     from lgerisk.training import finetune
 
     baseline = runs["main"] / "parts" / "fold1" / "radiomics-cox.csv"
-    model = runs["tabular"] / "parts" / "fold1" / "pretrained-probe-plus-radiomics-plus-age-lvef.csv"
+    model = runs["tabular"] / "parts" / "fold1" / "pretrained-probe-plus-radiomics-group-ridge-plus-age-lvef.csv"
     train_ids = list(_fold1_risks(baseline, "train").index)
     test_ids = list(_fold1_risks(baseline, "test").index)
     assert list(_fold1_risks(model, "test").index) == test_ids  # the same folds in both runs
@@ -393,12 +428,9 @@ def test_poisoned_test_rows_do_not_reach_the_training_fit(runs, tmp_path: Path, 
     time, event = outcomes.loc[train_ids, "time"].to_numpy(), outcomes.loc[train_ids, "event"].to_numpy()
     baseline_columns = (
         RadiomicsCox(max_features=10, penalizer="cv", qc_metrics=True).fit(table.loc[train_ids], time, event).selected_
-    )  # as the radiomics Cox baseline selects
-    model_columns = (
-        RadiomicsCox(max_features=10, penalizer=0.1, impute=False).fit(table.loc[train_ids], time, event).selected_
-    )  # as the model's radiomics inputs are selected
+    )  # as the radiomics Cox baseline and the fusion head's radiomics block select
     # poison a feature both of the fold's models use, so that their test risks must move
-    column = next(c for c in baseline_columns if c in model_columns)
+    column = next(c for c in baseline_columns if "__" in c and not c.endswith("__present"))
     rows = table["case_id"].isin(test_ids)
     ours = outcomes.loc[table.loc[rows, "case_id"]]
     table.loc[rows, column] = (-np.log(ours["time"]) + 3 * ours["event"]).to_numpy() * 100
