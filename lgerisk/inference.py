@@ -241,7 +241,7 @@ class ScanPreparer:
         warnings: list[str] = []
         row: dict[str, Any] = {}
         if scaling.radiomics:
-            from lgerisk.data.features import head_value
+            from lgerisk.data.features import head_value, roi_of
             from lgerisk.radiomics.extract import feature_row
             from lgerisk.radiomics.settings import ROIS, params_hash
 
@@ -251,7 +251,12 @@ class ScanPreparer:
                 prepared.case_id, prepared.image, prepared.mask, self.params, rois, params_hash(self.params, rois)
             )
             radiomics = np.array([[head_value(row, qc or {}, c) for c in scaling.radiomics]], float)
-            missing = [c for c, v in zip(scaling.radiomics, radiomics[0]) if not np.isfinite(v)]
+            absent = {
+                roi for c in scaling.radiomics if (roi := roi_of(c)) and not head_value(row, {}, f"{roi}__present")
+            }
+            missing = [  # a ROI the scan does not have (no scar) is what the head's presence indicator is for
+                c for c, v in zip(scaling.radiomics, radiomics[0]) if not np.isfinite(v) and roi_of(c) not in absent
+            ]
             if missing:
                 warnings.append(
                     f"radiomics feature(s) {', '.join(missing)} not measurable in this scan (set to the training mean)"
@@ -448,9 +453,10 @@ class RiskPredictor:
         if self.preprocessing_outdated is not None:
             reasons.append(self.preprocessing_outdated)
         trained_methods = self.tabular.scar_methods
-        if self.tabular.scar_metrics and trained_methods and qc.get("scar_method") not in trained_methods:
+        reads_scar = bool(self.tabular.scar_metrics or self.tabular.radiomics)
+        if reads_scar and trained_methods and qc.get("scar_method") not in trained_methods:
             reasons.append(
-                f"the model's head takes scar % measured by {' or '.join(trained_methods)}, and this "
+                f"the model's head takes scar measured by {' or '.join(trained_methods)}, and this "
                 f"scan's is measured by {qc.get('scar_method')} (e.g. its mask has no scar labels)"
             )
         from lgerisk.preprocess.scar import scar_check_reason

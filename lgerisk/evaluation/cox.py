@@ -169,6 +169,8 @@ def _efron_derivatives(
         for term in range(d):
             share = term / d
             phi = tail0[first] - share * s0_d
+            if not phi > 0:  # every weight of the risk set underflowed: a step far outside the data
+                return -math.inf, np.full(z.shape[1], np.nan), np.full((z.shape[1],) * 2, np.nan)
             s1 = tail1[first] - share * s1_d
             loglik -= math.log(phi) + top
             gradient = gradient - s1 / phi
@@ -221,6 +223,8 @@ def efron_newton(
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        if not np.all(np.isfinite(step)):
+            return beta, False
         size = 1.0
         for _ in range(40):  # step halving until the objective does not rise
             trial = beta - size * step

@@ -125,7 +125,8 @@ class FinetuneConfig(JsonConfig):
     fusion: str = "group"
     """With ``with_radiomics``: how radiomics and the embedding are joined (``lgerisk.training.fusion``)."""
     aux_weight: float = AUX_WEIGHT
-    """``full`` mode: weight of the auxiliary radiomics regression beside the Cox loss (0: Cox only)."""
+    """``full`` mode with a radiomics-guided encoder: weight of the auxiliary radiomics regression beside the Cox
+    loss (0: Cox only). A SimCLR encoder and the scratch network have no radiomics guidance to keep: Cox only."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "covariates", tuple(self.covariates))
@@ -341,6 +342,7 @@ def run_finetune(
         config=config,
         spec=spec,
         reporter=reporter,
+        encoder_guided=card_in is not None and _radiomics_guided(card_in),
     )
     splits = make_splits(ids, event, config)
     methods = methods_for(config, encoder is not None)
@@ -498,6 +500,18 @@ def _inputs_hash(workspace: Workspace, data_hash: str) -> str:
         digest.update(json.dumps([str(c) for c in frame.columns]).encode())
         digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _radiomics_guided(card: EncoderCard) -> bool:
+    """Whether an encoder was pretrained with radiomics guidance: an objective other than image-only SimCLR, or
+    the auxiliary radiomics head.
+
+    Example:
+        >>> _radiomics_guided(load_encoder("work/pretrain")[1])   # doctest: +SKIP
+        True
+    """
+    objective = (card.config.get("objective") or {}).get("preset", "hybrid")
+    return objective != "simclr" or float(card.config.get("aux_weight") or 0.0) > 0
 
 
 def _encoder_hash(encoder: str | os.PathLike[str]) -> str:

@@ -164,7 +164,7 @@ def fit_method(method: Method, workspace: Workspace, train: list[str], seed: int
         covariates=config.covariates if extras else (),
         say=say,
         with_scar=config.with_scar and extras,
-        aux_weight=config.aux_weight if extras else 0.0,
+        aux_weight=config.aux_weight if pretrained and workspace.encoder_guided else 0.0,  # guidance to keep
     )
 
 

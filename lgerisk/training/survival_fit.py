@@ -54,6 +54,9 @@ class Workspace:
     spec: Any
     reporter: Reporter = SILENT
     embeddings: dict[str, Any] = field(default_factory=dict)
+    encoder_guided: bool = False
+    """The encoder was pretrained with radiomics guidance (image⇄radiomics contrast or the auxiliary head): full
+    fine-tuning keeps it with the auxiliary radiomics loss."""
 
     def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[Any, Any]:
         """(time, event) arrays of ``ids``."""
@@ -94,8 +97,9 @@ def fit_tabular_scaling(
     fields: dict[str, Any] = {}
     if with_scar:
         fields.update(scar_metrics=SCAR_METRICS, scar_values=workspace.features.loc[train, list(SCAR_METRICS)])
-        if "scar_method" in workspace.features.columns:  # predict checks a scan's scar % is measured the same way
-            fields["scar_methods"] = tuple(sorted({str(m) for m in workspace.features.loc[train, "scar_method"]}))
+    if (with_scar or with_radiomics) and "scar_method" in workspace.features.columns:
+        # predict checks that a scan's scar (its %, or the scar ROI the radiomics read) is found the same way
+        fields["scar_methods"] = tuple(sorted({str(m) for m in workspace.features.loc[train, "scar_method"]}))
     if covariates:
         fields.update(covariates=tuple(covariates), covariate_values=workspace.covariates.loc[train, list(covariates)])
     scaling = TabularScaling.fit(**fields)
@@ -211,6 +215,8 @@ def fit_deep(
             penalizer, embedding_factor, scores = choose_group_penalties(
                 design, time, event, block, seed=seed, penalty_factor=factor
             )
+            if not any(np.isfinite(v) for v in scores.values()):  # no inner fold could score: the fixed penalty
+                penalizer = config.penalizer
             factor = factor * np.where(block, embedding_factor, 1.0)
             recorded = {"fusion": fusion, "embedding_penalty_factor": embedding_factor}
         elif config.head_penalty == "cv":

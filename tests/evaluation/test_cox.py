@@ -112,6 +112,18 @@ def test_newton_solver_matches_lbfgs_with_penalties_far_apart() -> None:
         LinearCox(0.1, solver="sgd")
 
 
+def test_newton_survives_a_step_where_a_risk_set_underflows() -> None:
+    """A coefficient so large that the last risk set's weights underflow gives -inf, not an error, and the
+    solver from zero still converges on the same rows."""
+    from lgerisk.evaluation.cox import _efron_derivatives, efron_newton
+
+    z, time, event = np.array([[1.0], [0.0], [0.5]]), np.array([1.0, 2.0, 3.0]), np.array([1, 1, 0])
+    loglik, gradient, _ = _efron_derivatives(z, time, event, np.array([2000.0]))
+    assert loglik == -np.inf and np.isnan(gradient).all()
+    beta, converged = efron_newton(z, time, event, 0.1, np.ones(1))
+    assert converged and np.isfinite(beta).all()
+
+
 def test_group_penalties_shrink_the_block_without_signal() -> None:
     """The hazard lives in the first two columns: the second block (the other eight) is penalised hardest; move the
     hazard into the second block and its relative penalty falls."""

@@ -269,6 +269,23 @@ def test_covariates_and_radiomics_are_in_the_model(runs) -> None:
     assert card["evaluation"]["methods"] == ["pretrained probe + radiomics (group ridge) + age,lvef"]
 
 
+def test_a_fusion_head_checks_how_the_scans_scar_was_found(runs, tmp_path: Path) -> None:
+    """The radiomics block reads the scar ROI and scar metrics: a scan whose scar is found another way than the
+    training cases' (derived for labelled) is not reliable; one found the same way is."""
+    from lgerisk.inference import RiskPredictor
+    from lgerisk.io.cohort import discover_cohort
+
+    predictor = RiskPredictor.load(runs["tabular"], device="cpu")
+    assert predictor.tabular.scar_methods == ("label",) and not predictor.tabular.scar_metrics
+    case = discover_cohort(runs["prep"]).cases[0]
+    prepared, qc = predictor.prepare(case, tmp_path / "work")
+    image, tab, _ = predictor.inputs(prepared, {"age": 50.0, "lvef": 40.0}, qc)
+    risk = predictor.risk(image, tab)
+    assert not any("measured by" in r for r in predictor.record(case.case_id, risk, qc, image)["unreliable_reasons"])
+    derived = predictor.record(case.case_id, risk, dict(qc, scar_method="fwhm"), image)
+    assert derived["reliable"] is False and any("measured by fwhm" in r for r in derived["unreliable_reasons"])
+
+
 def test_the_fusion_block_is_what_radiomics_cox_selects(runs) -> None:
     """The radiomics block of a fusion head is the radiomics Cox baseline's selection on the same rows (imputed,
     with presence indicators and the QC metrics as candidates), standardised with that model's means and SDs."""

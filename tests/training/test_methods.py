@@ -55,3 +55,28 @@ def test_every_tabular_baseline_fits_and_ranks_by_its_inputs(key: str) -> None:
 def test_an_unknown_method_is_refused() -> None:
     with pytest.raises(KeyError, match="unknown method 'survival_forest'"):
         fit_method(Method("survival_forest", "RSF"), None, [], 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("key", "encoder", "guided", "expected"),
+    [
+        ("model", True, True, 0.5),  # a radiomics-guided encoder keeps its guidance
+        ("model", True, False, 0.0),  # SimCLR has none to keep
+        ("model", False, False, 0.0),  # the network from scratch without an encoder
+        ("deep_scratch", True, True, 0.0),  # the scratch baseline beside an encoder
+    ],
+)
+def test_only_a_radiomics_guided_encoder_gets_the_auxiliary_loss(monkeypatch, key, encoder, guided, expected) -> None:
+    from types import SimpleNamespace
+
+    from lgerisk.training import methods
+
+    seen = {}
+    monkeypatch.setattr(methods, "fit_deep", lambda *args, **kwargs: seen.update(kwargs))
+    workspace = SimpleNamespace(
+        config=FinetuneConfig(mode="full", aux_weight=0.5),
+        encoder_state={"w": 1} if encoder else None,
+        encoder_guided=guided,
+    )
+    fit_method(Method(key, key), workspace, ["a", "b"], seed=0)
+    assert seen["aux_weight"] == expected
