@@ -404,7 +404,10 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
     from lgerisk.inference import LIST_FIELDS, OUT_OF_RANGE
     from lgerisk.io.provenance import cohort_sentence
 
+    from lgerisk.preprocess.scar import SCAR_CHECK_REASON
+
     records, embeddings, features, outcomes = [], [], [], []
+    outside = scar_checks = 0
     for case in cases:
         try:
             stored = json.loads((out / case.case_id / RECORD_FILE).read_text(encoding="utf-8"))
@@ -412,7 +415,12 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
             continue
         if stored.get("key") != key:
             continue
-        record = {k: v for k, v in stored["record"].items() if k not in ("summary", "attribution")}
+        record = {k: v for k, v in stored["record"].items() if k not in ("summary", "attribution", "risk_terms")}
+        for block, term in (stored["record"].get("risk_terms") or {}).items():  # a column a block, for pandas
+            record[f"risk_term_{block.replace(' ', '_')}"] = term
+        reasons = [str(r) for r in record.get("unreliable_reasons") or []]
+        outside += any(not r.startswith(SCAR_CHECK_REASON) for r in reasons)
+        scar_checks += any(r.startswith(SCAR_CHECK_REASON) for r in reasons)
         for name in LIST_FIELDS:
             record[name] = "; ".join(record.get(name) or [])
         records.append(record)
@@ -426,11 +434,17 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
     scan_flags = [bool(flag) for flag in table["scan_synthetic"]]
     synthetic = bool(scan_flags) and all(scan_flags)  # what the cohort pictures show
     banners = [sentence for sentence in (cohort_sentence(scan_flags, predictor.trained_on_synthetic),) if sentence]
-    unreliable = int((~table["reliable"].astype(bool)).sum())
-    if unreliable:
+    if scar_checks:
         banners.insert(
             0,
-            f"OUT OF RANGE: {unreliable} of {len(table)} scans lie outside what the model was "
+            f"CHECK THE SCAR: the derived scar of {scar_checks} of {len(table)} scans has low confidence; the "
+            "model reads that scar, so they get no risk group until a reader has checked it (see "
+            "unreliable_reasons).",
+        )
+    if outside:
+        banners.insert(
+            0,
+            f"OUT OF RANGE: {outside} of {len(table)} scans lie outside what the model was "
             "trained on; their risk group reads 'out of range' and their numbers are not reliable "
             "(see unreliable_reasons).",
         )

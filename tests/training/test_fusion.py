@@ -163,3 +163,21 @@ def test_full_fine_tuning_keeps_the_radiomics_guidance(runs, tmp_path: Path) -> 
     final = [torch.load(run / "model.pt", weights_only=True) for run in (guided, plain)]
     encoder = [k for k in final[0]["model"] if k.startswith("image_encoder.")]
     assert any(not torch.equal(final[0]["model"][k], final[1]["model"][k]) for k in encoder)  # the loss moved them
+
+
+def test_explain_of_a_cohort_tabulates_the_blocks_terms(runs, tmp_path: Path) -> None:
+    """predictions.csv of explain --data holds a column a block of the head's terms; they add up to the risk."""
+    ids = ["synth-0002", "synth-0003"]
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "case_id,image,mask\n"
+        + "".join(f"{c},{SAMPLE_DATA}/images/{c}.nii.gz,{SAMPLE_DATA}/masks/{c}.nii.gz\n" for c in ids)
+    )
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text("case_id,age,lvef\n" + "".join(f"{c},60,40\n" for c in ids))
+    out = tmp_path / "explain"
+    args = ("--data", manifest, "--model", runs["tabular"], "--out", out, "--clinical", clinical, "--steps", "4")
+    _check(run_cli("explain", *args, "--quiet"), "explain of the fusion model")
+    table = pd.read_csv(out / "predictions.csv")
+    terms = table[["risk_term_image", "risk_term_radiomics", "risk_term_covariates"]].sum(axis=1)
+    np.testing.assert_allclose(terms, table["risk_score"], atol=1e-4)
