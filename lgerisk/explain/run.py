@@ -403,7 +403,6 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
     from lgerisk.explain.report import html_report
     from lgerisk.inference import LIST_FIELDS, OUT_OF_RANGE
     from lgerisk.io.provenance import cohort_sentence
-
     from lgerisk.preprocess.scar import SCAR_CHECK_REASON
 
     records, embeddings, features, outcomes = [], [], [], []
