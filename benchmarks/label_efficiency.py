@@ -288,8 +288,12 @@ def paired_deltas(oof, n_boot: int, seed: int = 0) -> list[dict[str, object]]:  
                 at = oof[(oof["label_fraction"] == fraction) & (oof["seed"] == seed_value)]
                 runs_of = {m: set(at.loc[at["method"] == m, "pretrain_run"]) for m in (first, second)}
                 runs = sorted(runs_of[first] | runs_of[second])
-                if any(len(r) > 1 and r != set(runs) for r in runs_of.values()):
-                    break  # a method with several runs must have them all: none is paired with another's by default
+                everywhere = {
+                    m: set(oof.loc[(oof["method"] == m) & (oof["label_fraction"] == fraction), "pretrain_run"])
+                    for m in runs_of
+                }
+                if any(runs_of[m] != everywhere[m] or (len(r) > 1 and r != set(runs)) for m, r in runs_of.items()):
+                    break  # every cohort has each method's runs, all of them: no run stands in for a missing one
                 pairs_here = []
                 for run in runs:  # runs of the same index paired; a method with one run pairs with every run
                     a = at[(at["method"] == first) & (at["pretrain_run"] == (run if len(runs_of[first]) > 1 else 0))]

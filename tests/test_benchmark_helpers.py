@@ -331,3 +331,37 @@ def test_each_prediction_ablation_turns_off_a_lever_that_exists() -> None:
         plain = {key: value for key, value in os.environ.items() if key != "FORCE_COLOR"} | {"NO_COLOR": "1"}
         run = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", env=plain)
         assert run.returncode == 0 and "Usage: lgerisk predict" in run.stdout, run.stderr
+
+
+def test_pretraining_runs_are_paired_run_by_run_and_widen_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two pretraining runs of a method: paired with the single-run reference each, pooled as the mean over the
+    cohort's runs; runs that disagree widen the interval; a method missing a run is not paired at all."""
+    bench = _load("label_efficiency")
+    oof = _oof(n=150, fractions=(1.0,))
+    probe = oof[oof["method"] == "hybrid-pretrained probe"]
+    worse = probe.assign(risk=np.random.default_rng(9).normal(size=len(probe)), pretrain_run=1)
+    alike = pd.concat([oof.assign(pretrain_run=0), probe.assign(pretrain_run=1)], ignore_index=True)
+    apart = pd.concat([oof.assign(pretrain_run=0), worse], ignore_index=True)
+    monkeypatch.setattr(bench, "PAIRS", (("hybrid-pretrained probe", "scar-% Cox"),))
+    single = bench.paired_deltas(oof, 100)[0]
+    same = bench.paired_deltas(alike, 100)[0]
+    spread = bench.paired_deltas(apart, 100)[0]
+    assert same["delta_c"] == pytest.approx(single["delta_c"], abs=1e-12)
+    assert spread["delta_c"] < same["delta_c"] and spread["high"] - spread["low"] > same["high"] - same["low"]
+    missing = apart[~((apart["pretrain_run"] == 1) & (apart["seed"] == 1))]  # seed 1 lacks run 1
+    assert bench.paired_deltas(missing, 50) == []
+
+
+def test_dominant_terms_name_the_image_term_that_sets_a_case_apart() -> None:
+    from lgerisk.synth.hazard import hazard_model
+
+    bench = _load("label_efficiency")
+    names = [t.name for t in hazard_model(2).image_terms()]
+    truth = pd.DataFrame(
+        {name: [t.center for t in hazard_model(2).image_terms() if t.name == name] * 40 for name in names}
+    )
+    truth.loc[0, "wall_thinning"] += 3.0  # far thinner than the rest
+    truth.loc[1, "midwall_lge"] = 1.0
+    truth.loc[2, "scar_percent"] += 40.0
+    groups = bench.dominant_terms(truth, 2)
+    assert groups.iloc[:3].tolist() == ["wall thinning", "mid-wall pattern", "scar, grey zone, heterogeneity"]
