@@ -465,6 +465,24 @@ HEAD_PENALTY_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 """Penalties ``choose_penalizer`` compares (lifelines' scale: the L2 term is n * p / 2 * ||beta||^2)."""
 
 
+def inner_folds(event: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """The inner fold (0..folds-1) of each training row, stratified by event: each class shuffled with ``seed``
+    and dealt round the folds.
+
+    Example:
+        >>> folds = inner_folds(np.array([1, 1, 0, 0, 1, 0, 1, 0]), 2, seed=0)
+        >>> sorted(folds.tolist()), int(folds[[0, 1, 4, 6]].sum())       # two events in each fold
+        ([0, 0, 0, 0, 1, 1, 1, 1], 2)
+    """
+    event = np.asarray(event).astype(int)
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(event), dtype=int)
+    for label in (0, 1):
+        index = rng.permutation(np.flatnonzero(event == label))
+        assignment[index] = np.arange(index.size) % folds
+    return assignment
+
+
 def choose_penalizer(
     x: np.ndarray,
     time: np.ndarray,
@@ -494,11 +512,7 @@ def choose_penalizer(
     x = np.asarray(x, dtype=float)
     time = np.asarray(time, dtype=float)
     event = np.asarray(event).astype(int)
-    rng = np.random.default_rng(seed)
-    assignment = np.empty(len(x), dtype=int)
-    for label in (0, 1):
-        index = rng.permutation(np.flatnonzero(event == label))
-        assignment[index] = np.arange(index.size) % folds
+    assignment = inner_folds(event, folds, seed)
     scores: dict[str, float] = {}
     for penalizer in grid:
         risk = np.full(len(x), np.nan)

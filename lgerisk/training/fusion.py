@@ -77,13 +77,11 @@ def out_of_fold_radiomics_risk(
     Example:
         >>> risk = out_of_fold_radiomics_risk(table.loc[train], time, event, 10, seed=0)   # doctest: +SKIP
     """
+    from lgerisk.evaluation.cox import inner_folds
+
     time = np.asarray(time, dtype=float)
     event = np.asarray(event).astype(int)
-    rng = np.random.default_rng(seed)
-    assignment = np.empty(len(time), dtype=int)
-    for label in (0, 1):
-        index = rng.permutation(np.flatnonzero(event == label))
-        assignment[index] = np.arange(index.size) % folds
+    assignment = inner_folds(event, folds, seed)
     risk = np.zeros(len(time))
     for k in range(folds):
         train, test = assignment != k, assignment == k
