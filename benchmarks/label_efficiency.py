@@ -273,6 +273,21 @@ PAIRS = (
 """Method pairs compared head to head (paired delta C, same out-of-fold cases, pooled over seeds)."""
 
 
+def pairs_for(methods) -> list[tuple[str, str]]:  # noqa: ANN001
+    """PAIRS, and for the variants a run adds: each row on other input channels (``… [channels]``) against
+    radiomics Cox and against the same model on the default channels; each end-to-end row without the auxiliary
+    loss against the same row with it."""
+    methods = list(dict.fromkeys(methods))
+    pairs = list(PAIRS)
+    for method in methods:
+        if method.endswith("]") and " [" in method:
+            plain = method[: method.rindex(" [")]
+            pairs += [(method, "radiomics Cox"), (method, plain)]
+        if ", no auxiliary loss" in method:
+            pairs.append((method.replace(", no auxiliary loss", ""), method))
+    return list(dict.fromkeys(pairs))
+
+
 def paired_deltas(oof, n_boot: int, seed: int = 0) -> list[dict[str, object]]:  # noqa: ANN001
     """Delta C of each of PAIRS at each label fraction both were run at, with its 95 % interval (bootstrap of
     cases within each seed)."""
@@ -281,7 +296,7 @@ def paired_deltas(oof, n_boot: int, seed: int = 0) -> list[dict[str, object]]:  
     if "pretrain_run" not in oof.columns:
         oof = oof.assign(pretrain_run=0)
     rows = []
-    for first, second in PAIRS:
+    for first, second in pairs_for(oof["method"]):
         for fraction in sorted(oof["label_fraction"].unique()):
             groups, clusters = [], []
             for seed_value in sorted(oof["seed"].unique()):
@@ -465,6 +480,19 @@ def main() -> None:
     parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument(
+        "--channels",
+        nargs="+",
+        default=["image", "myocardium"],
+        help="network input channels (lgerisk.data.tensors.CHANNEL_LABELS); other than the default, the encoder and "
+        "fine-tuning runs are named with -c<channels> and their rows with [<channels>]",
+    )
+    parser.add_argument(
+        "--aux-ablation",
+        action="store_true",
+        help="beside each end-to-end (full) row of a radiomics-guided encoder, the same without the auxiliary "
+        "radiomics loss (aux_weight=0)",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=2)
@@ -548,7 +576,8 @@ def main() -> None:
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    tensor = {"slices": args.slices, "size": args.size}
+    tensor = {"slices": args.slices, "size": args.size, "channels": list(args.channels)}
+    input_tag = "" if args.channels == ["image", "myocardium"] else "-c" + "-".join(args.channels)
     rows, oof_rows = [], []
     started = time.perf_counter()
     encoders_of, cohort_of = {}, {}
@@ -577,7 +606,10 @@ def main() -> None:
         encoders = {}
         for objective, pretrain_run in [(o, r) for r in range(args.pretrain_runs) for o in args.objectives]:
             suffix = f"-r{pretrain_run}" if pretrain_run else ""
-            run = root / f"pretrain-{objective}{'-levers' if args.levers else ''}-e{args.pretrain_epochs}{suffix}"
+            run = (
+                root
+                / f"pretrain-{objective}{'-levers' if args.levers else ''}-e{args.pretrain_epochs}{input_tag}{suffix}"
+            )
             if not (run / "model.pt").is_file():
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
@@ -649,6 +681,14 @@ def main() -> None:
                 full_here = args.full_fractions is None or fraction in args.full_fractions
                 if full_here and (args.full_objectives is None or objective.split("@")[0] in args.full_objectives):
                     runs.append((f"{objective} full", run, FinetuneConfig(mode="full", baselines=False, **common)))
+                    if args.aux_ablation and objective.split("@")[0] != "simclr":
+                        runs.append(
+                            (
+                                f"{objective} full-noaux",
+                                run,
+                                FinetuneConfig(mode="full", baselines=False, aux_weight=0.0, **common),
+                            )
+                        )
                     if args.with_scar and not args.no_full_scar:
                         runs.append(
                             (
@@ -660,7 +700,7 @@ def main() -> None:
             parts = []
             for label, encoder, config in runs:
                 tag = (
-                    f"{'-levers' if args.levers and encoder is not None else ''}-e{args.pretrain_epochs}"
+                    f"{'-levers' if args.levers and encoder is not None else ''}-e{args.pretrain_epochs}{input_tag}"
                     if encoder is not None
                     else ""
                 )
@@ -676,6 +716,8 @@ def main() -> None:
                         + (f" on {config.head_pcs} PCs" if config.head_pcs else "")
                         + (" + scar %" if config.with_scar else "")
                         + (f" + radiomics ({FUSION_NAMES[config.fusion]})" if config.with_radiomics else "")
+                        + (", no auxiliary loss" if config.mode == "full" and config.aux_weight == 0 else "")
+                        + (f" [{'+'.join(args.channels)}]" if input_tag else "")
                         + (f" @{pretrain_run}" if pretrain_run else "")
                     )
                 parts.append(predictions_from_parts(out, rename))

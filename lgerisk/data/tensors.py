@@ -8,7 +8,8 @@ stack of short-axis slices, base first, ``crop x crop`` in-plane. The network wa
   interpolated: they are 8-13 mm apart);
 * **in-plane** (H x W): centre-cropped or zero-padded to ``size`` when the crop differs;
 * **channels**: ``image`` (normalised intensities: remote myocardium 0, blood 1), ``myocardium``
-  (1 where labels 2-5), ``scar`` (1 where labels 3-4, core and no-reflow).
+  (1 where labels 2-5), ``scar`` (1 where labels 3-4, core and no-reflow), ``greyzone`` (1 where label 5): the
+  regions radiomics describes, so that a network can be given what radiomics is given.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CHANNEL_LABELS: dict[str, tuple[int, ...] | None] = {
     "image": None,  # the normalised intensities
     "myocardium": (2, 3, 4, 5),  # remote, scar core, no-reflow, grey zone
     "scar": (3, 4),  # scar core + no-reflow
+    "greyzone": (5,),  # the grey (border) zone
 }
 """Known channels and the mask labels each one marks (``None``: the image itself)."""
 

@@ -70,11 +70,13 @@ def test_case_tensor_channels_and_apical_padding(prepared: dict) -> None:
     image, labels = arrays(case)
     assert image.shape[1:] == (96, 96) and image.shape[0] < 12
     n = image.shape[0]
-    x = case_tensor(case.image, case.mask, TensorSpec(channels=("image", "myocardium", "scar")))
-    assert x.shape == (3, 12, 96, 96) and x.dtype == np.float32
+    x = case_tensor(case.image, case.mask, TensorSpec(channels=("image", "myocardium", "scar", "greyzone")))
+    assert x.shape == (4, 12, 96, 96) and x.dtype == np.float32
     np.testing.assert_array_equal(x[0, :n], image)
     np.testing.assert_array_equal(x[1, :n], np.isin(labels, [2, 3, 4, 5]))
     np.testing.assert_array_equal(x[2, :n], np.isin(labels, [3, 4]))
+    np.testing.assert_array_equal(x[3, :n], labels == 5)
+    assert x[3].sum() > 0  # the case has a grey zone, so the channel is not trivially empty
     assert not x[:, n:].any()  # zero slices after the apex
     assert x[1, 0].sum() > 0  # slice 0 (base) first: the LV is there
     assert set(np.unique(x[1:])) <= {0.0, 1.0}
