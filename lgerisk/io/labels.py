@@ -20,6 +20,7 @@ area inside the endocardial contour, read as blood pool), as some reading softwa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ _ALIASES = {
     "endocardium": "endocardium",
     "endo": "endocardium",
 }
+_INTEGER = re.compile(r"-?[0-9]+")
+"""A label value as ``labels`` writes it: ASCII digits, perhaps a minus sign (not ``1_000``, not ``1.0``)."""
 NAME_PREFIX = "name:"
 """A ``labels`` value starting with this is a DICOM structure name, not a label value."""
 
@@ -198,7 +201,9 @@ PRESETS: dict[str, LabelMap] = {
 def parse_label_map(spec: str) -> LabelMap:
     """A preset name or ``class=v[+v...]`` pairs separated by commas -> ``LabelMap``.
 
-    Classes: blood, myocardium, scar, noreflow, ignore. Raises ``InputError`` on anything else.
+    Classes: blood, myocardium, scar, noreflow, ignore. Raises ``InputError`` on anything else, a
+    malformed map included (an empty entry between commas, a ``+`` with nothing on one side, a label
+    that is not a whole number); one trailing comma is allowed.
     """
     text = spec.strip()
     if text.lower() in PRESETS:
@@ -210,9 +215,15 @@ def parse_label_map(spec: str) -> LabelMap:
         )
     values: dict[str, tuple[int, ...]] = {}
     names: list[tuple[str, str]] = []
-    for part in text.split(","):
+    parts = text.split(",")
+    if len(parts) > 1 and not parts[-1].strip():
+        parts = parts[:-1]  # one trailing comma is fine
+    for part in parts:
         if not part.strip():
-            continue
+            raise InputError(
+                f"labels={spec!r}: an empty entry between commas; separate class=labels pairs by single commas.",
+                setting="labels",
+            )
         key, _, raw = part.partition("=")
         name = _ALIASES.get(key.strip().lower())
         if name is None:
@@ -220,19 +231,26 @@ def parse_label_map(spec: str) -> LabelMap:
                 f"labels={spec!r}: unknown class {key.strip()!r}; use {', '.join(CLASS_NAMES + NAME_ONLY_CLASSES)}.",
                 setting="labels",
             )
-        tokens = [v.strip() for v in raw.split("+") if v.strip()]
+        tokens = [v.strip() for v in raw.split("+")]
+        if len(tokens) > 1 and not all(tokens):
+            raise InputError(
+                f"labels={spec!r}: the labels of {name!r} ({raw.strip()!r}) have a '+' with nothing on one side; "
+                "join labels as in 'scar=3+4'.",
+                setting="labels",
+            )
+        tokens = [token for token in tokens if token]
         texts = [t[len(NAME_PREFIX) :].strip() for t in tokens if t.lower().startswith(NAME_PREFIX)]
         if any(not t for t in texts):
             raise InputError(f"labels={spec!r}: 'name:' of {name!r} needs a structure name after it.", setting="labels")
         names += [(name, t) for t in texts]
-        try:
-            labels = tuple(int(v) for v in tokens if not v.lower().startswith(NAME_PREFIX))
-        except ValueError as exc:
+        numbers = [v for v in tokens if not v.lower().startswith(NAME_PREFIX)]
+        if not all(_INTEGER.fullmatch(v) for v in numbers):
             raise InputError(
                 f"labels={spec!r}: labels of {name!r} must be integers joined by '+' (or "
                 "'name:' followed by a DICOM structure name).",
                 setting="labels",
-            ) from exc
+            )
+        labels = tuple(int(v) for v in numbers)
         if not labels and not texts:
             raise InputError(f"labels={spec!r}: class {name!r} has no label values.", setting="labels")
         if labels and name in NAME_ONLY_CLASSES:

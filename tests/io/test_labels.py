@@ -103,6 +103,14 @@ def test_same_class_given_twice_merges() -> None:
         ("blood=1+3,myocardium=2,scar=3", r"label 3 is given to both 'blood' and 'scar'"),
         ("blood=1,scar=3", r"must name the myocardium"),
         ("blood=1,ignore=2", r"must name the myocardium"),
+        ("blood=1,myocardium=2,scar=3+", r"the labels of 'scar' \('3\+'\) have a '\+' with nothing on one side"),
+        ("blood=1,myocardium=+2", r"the labels of 'myocardium' \('\+2'\) have a '\+'"),
+        ("blood=1,myocardium=2++5", r"the labels of 'myocardium' \('2\+\+5'\) have a '\+'"),
+        ("myocardium=name:Wall+", r"the labels of 'myocardium' \('name:Wall\+'\) have a '\+'"),
+        ("blood=1,,myocardium=2", r"an empty entry between commas"),
+        (",blood=1,myocardium=2", r"an empty entry between commas"),
+        ("blood=1,myocardium=2,,", r"an empty entry between commas"),
+        ("blood=1,myocardium=1_000", r"labels of 'myocardium' must be integers"),
     ],
 )
 def test_parse_errors(spec: str, message: str) -> None:
