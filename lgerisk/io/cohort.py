@@ -207,13 +207,36 @@ def _check_unique(cases: list[Case], where: Path) -> None:
         seen.add(case.case_id)
 
 
+def _separator_hint(path: Path) -> str:
+    """A clause saying the CSV at ``path`` looks separated by semicolons or tabs (as Excel saves it in some
+    locales), for a message about its columns; ``""`` when its first line holds a comma, or neither."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return ""
+    if "," in header:
+        return ""
+    for separator, name in ((";", "semicolon"), ("\t", "tab")):
+        if separator in header:
+            return f"; the file looks {name}-separated: save it as comma-separated CSV"
+    return ""
+
+
 def _read_csv(path: Path):  # noqa: ANN202 - pandas is imported lazily
+    """The CSV at ``path`` as a table (a UTF-8 byte-order mark, as Excel writes, is dropped)."""
     import pandas as pd
 
     try:
-        return pd.read_csv(path, dtype={"case_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]}).") from exc
+        return pd.read_csv(path, dtype={"case_id": str}, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+            "save it as CSV UTF-8."
+        ) from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a readable CSV table ({reason}{_separator_hint(path)}).") from exc
 
 
 def read_outcomes(path: Path) -> dict[str, tuple[float | None, int | None, dict[str, Any]]]:
@@ -226,7 +249,7 @@ def _outcome_rows(table, path: Path) -> dict[str, tuple[float | None, int | None
     import pandas as pd
 
     if "case_id" not in table.columns:
-        raise InputError(f"{path}: outcomes need a 'case_id' column.")
+        raise InputError(f"{path}: outcomes need a 'case_id' column{_separator_hint(path)}.")
     has_time, has_event = "time" in table.columns, "event" in table.columns
     if has_time != has_event:
         raise InputError(f"{path}: outcomes need both 'time' and 'event' columns, or neither.")
@@ -284,7 +307,7 @@ def _read_manifest(path: Path) -> Cohort:
     if missing:
         raise InputError(
             f"{path}: manifest lacks column(s) {', '.join(missing)}; it needs "
-            f"{', '.join(MANIFEST_COLUMNS)} (and optionally time, event, covariates)."
+            f"{', '.join(MANIFEST_COLUMNS)} (and optionally time, event, covariates){_separator_hint(path)}."
         )
     outcomes = _outcome_rows(table.drop(columns=["image", "mask"]), path)
     base = path.parent

@@ -440,3 +440,41 @@ def test_emidec_copy_with_outcomes(emidec: Path, tmp_path: Path) -> None:
     (folder / "outcomes.csv").write_text("case_id,time,event\nsamplePositive,2.0,1\nsampleNegative,5.0,0\n")
     negative, positive = discover_cohort(folder).cases
     assert (positive.time, positive.event, negative.time, negative.event) == (2.0, 1, 5.0, 0)
+
+
+# --- CSVs as Excel saves them ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        ("case_id;image;mask\nA;a.nii.gz;am.nii.gz\n", "semicolon"),
+        ("\ufeffcase_id;image;mask;time\nA;a.nii.gz;am.nii.gz;2,5\n", "semicolon"),  # Excel's BOM, decimal commas
+        ("case_id\timage\tmask\nA\ta.nii.gz\tam.nii.gz\n", "tab"),
+    ],
+)
+def test_manifest_with_another_separator_says_so(tmp_path: Path, content: str, kind: str) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        discover_cohort(manifest)
+    message = str(caught.value)
+    assert message.startswith(f"{manifest}: ") and message.endswith(
+        f"the file looks {kind}-separated: save it as comma-separated CSV."
+    )
+
+
+def test_outcomes_with_semicolons_say_so(tmp_path: Path) -> None:
+    folder = make_cohort(tmp_path / "c", n=1, outcomes=False)
+    (folder / "outcomes.csv").write_text("case_id;time;event\ncase0;1;1\n")
+    with pytest.raises(InputError, match=r"outcomes need a 'case_id' column; the file looks semicolon-separated"):
+        discover_cohort(folder)
+
+
+def test_manifest_not_in_utf8_says_how_to_save_it(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes("case_id,image,mask\nPatient\xe9,a.nii.gz,\n".encode("latin-1"))
+    with pytest.raises(
+        InputError, match=r"m\.csv: not UTF-8 text \(byte 0xe9 at position \d+\); save it as CSV UTF-8\.$"
+    ):
+        discover_cohort(manifest)
