@@ -102,6 +102,10 @@ class FinetuneConfig(JsonConfig):
     test_fraction: float = 0.0
     label_fraction: float = 1.0
     baselines: bool = True
+    """Scar-% Cox, scar+grey Cox and radiomics Cox in the same folds (cheap: seconds)."""
+    scratch_baseline: bool = False
+    """With an encoder: also the same network trained from random weights, end to end, in every fold (with
+    ``baselines``). The costly row — most of a run's time on a CPU — so it runs only when asked for."""
     horizons: tuple[float, ...] = (1.0, 3.0, 5.0)
     epochs: int = 10
     batch_size: int = 16
@@ -188,6 +192,7 @@ class FinetuneConfig(JsonConfig):
             and not (k == "scar_penalty_factor" and v == 1.0)
             and not (k == "fusion" and not self.with_radiomics)
             and not (k == "aux_weight" and self.mode == "probe")
+            and k != "scratch_baseline"  # which methods run, not how any is fitted: parts are per method
         }  # added later: where they change nothing, old runs resume
         payload["labels"] = self.labels or DEFAULT_LABELS  # as hashed when None was spelled "emidec"
         payload["baselines_version"] = BASELINES_VERSION
@@ -362,6 +367,11 @@ def run_finetune(
     )
     frames = []
     jobs_list = [(method, split) for split in splits for method in methods]
+    workspace.full_fits_left = sum(
+        _trains_end_to_end(method, config, encoder is not None)
+        and _finished_part(_part_path(parts, method, split), split, settings) is None
+        for method, split in jobs_list
+    ) + _trains_end_to_end(methods[-1], config, encoder is not None)  # and the final model
     with reporter.bar("fit methods", len(jobs_list), transient=True) as advance:
         for method, split in jobs_list:
             frames.append(
@@ -445,24 +455,42 @@ def run_finetune(
     }
 
 
+def _part_path(parts: Path, method: Method, split: Split) -> Path:
+    """Where the out-of-split predictions of ``method`` on ``split`` are kept."""
+    from lgerisk.evaluation.compare import slug
+
+    return parts / split.name / f"{slug(method.name)}.csv"
+
+
+def _finished_part(path: Path, split: Split, settings: str) -> Any:
+    """The predictions at ``path`` when they were made under ``settings`` for exactly ``split``'s cases, else None."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    done = pd.read_csv(path, dtype={"case_id": str}, float_precision="round_trip")
+    same_cases = set(done["case_id"]) == set(split.train) | set(split.test)
+    if len(done) and (done["settings"] == settings).all() and same_cases:
+        return done.drop(columns=["settings"])
+    return None
+
+
+def _trains_end_to_end(method: Method, config: FinetuneConfig, pretrained: bool) -> bool:
+    """Whether fitting ``method`` trains a network end to end (the scratch network, or the model in full mode)."""
+    return method.key == "deep_scratch" or (method.key == "model" and (config.mode == "full" or not pretrained))
+
+
 def _fit_split(
     workspace: Workspace, method: Method, split: Split, parts: Path, settings: str, seed: int, say: Any
 ) -> Any:
     """Out-of-split predictions of one method (reused from ``parts/`` when already done)."""
     import pandas as pd
 
-    from lgerisk.evaluation.compare import slug
-
     name = method.name
-    path = parts / split.name / f"{slug(name)}.csv"
-    if path.is_file():
-        done = pd.read_csv(path, dtype={"case_id": str}, float_precision="round_trip")
-        if (
-            len(done)
-            and (done["settings"] == settings).all()
-            and set(done["case_id"]) == set(split.train) | set(split.test)
-        ):
-            return done.drop(columns=["settings"])
+    path = _part_path(parts, method, split)
+    done = _finished_part(path, split, settings)
+    if done is not None:
+        return done
     started = clock.perf_counter()
     fitted = fit_method(method, workspace, list(split.train), seed, say)
     rows = []

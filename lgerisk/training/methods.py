@@ -4,7 +4,8 @@
     scar_cox        scar-% Cox               univariate Cox on the QC scar percentage
     scar_grey_cox   scar+grey Cox            Cox on scar % and grey-zone %: the clinician's two-number model
     radiomics_cox   radiomics Cox            penalised Cox on radiomics and the QC scar metrics (inner-CV penalty)
-    deep_scratch    deep, scratch (full)     the survival network from random weights, end to end
+    deep_scratch    deep, scratch (full)     the survival network from random weights, end to end (beside an
+                                             encoder only with scratch_baseline=True: the costly row)
     model           e.g. pretrained probe    the run's own model: the pretrained encoder with a Cox head (probe or
                                              full; with --with-scar, --covariates, and --with-radiomics: the
                                              fusion of radiomics and the embedding, lgerisk.training.fusion)
@@ -16,7 +17,9 @@ The names shown are what tables, plots and ``predictions.csv`` call the methods.
 Example:
     >>> from lgerisk.training.finetune import FinetuneConfig
     >>> [m.key for m in methods_for(FinetuneConfig(), pretrained=True)]
-    ['scar_cox', 'scar_grey_cox', 'radiomics_cox', 'deep_scratch', 'model']
+    ['scar_cox', 'scar_grey_cox', 'radiomics_cox', 'model']
+    >>> [m.key for m in methods_for(FinetuneConfig(scratch_baseline=True), pretrained=True)][-2:]
+    ['deep_scratch', 'model']
     >>> methods_for(FinetuneConfig(with_scar=True), pretrained=True)[-1].name
     'pretrained probe + scar %'
     >>> model_name(FinetuneConfig(with_radiomics=True), pretrained=True)
@@ -121,7 +124,7 @@ def methods_for(config: FinetuneConfig, pretrained: bool) -> list[Method]:
     methods = []
     if config.baselines:
         methods += [Method(key, name) for key, (name, _) in TABULAR.items()]
-        if pretrained:
+        if pretrained and config.scratch_baseline:
             methods.append(SCRATCH)
     return [*methods, Method("model", model_name(config, pretrained))]
 

@@ -31,6 +31,7 @@ __all__ = [
     "predict_deep_raw",
     "predict_fitted_deep",
     "radiomics_targets",
+    "training_estimate",
 ]
 
 SCAR_METRICS = ("scar_percent", "greyzone_percent")
@@ -57,6 +58,9 @@ class Workspace:
     encoder_guided: bool = False
     """The encoder was pretrained with radiomics guidance (image⇄radiomics contrast or the auxiliary head): full
     fine-tuning keeps it with the auxiliary radiomics loss."""
+    full_fits_left: int = 0
+    """End-to-end fits the run has still to train (set by ``run_finetune``): the first one's first step gives the
+    estimate of how long they will take, said once before the rest run."""
 
     def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[Any, Any]:
         """(time, event) arrays of ``ids``."""
@@ -343,11 +347,28 @@ def _auxiliary_head(model: Any, workspace: Workspace, train: list[str], targets:
     return head.to(workspace.device)
 
 
+def training_estimate(fits: int, epochs: int, steps: int, step_seconds: float) -> str:
+    """The sentence said before end-to-end training runs: how many steps, and about how long on this machine.
+
+    Example:
+        >>> training_estimate(6, 10, 2, 3.0)
+        'end-to-end training: 6 fit(s) x 10 epoch(s) x 2 step(s), about 6 min (3.0 s a step here)'
+    """
+    seconds = fits * epochs * steps * step_seconds
+    span = f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(1, round(seconds / 60))} min"
+    return (
+        f"end-to-end training: {fits} fit(s) x {epochs} epoch(s) x {steps} step(s), about {span} "
+        f"({step_seconds:.1f} s a step here)"
+    )
+
+
 def _train_full(
     model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int, say: Any, aux_weight: float = 0.0
 ) -> list[dict[str, Any]]:
     """End-to-end training (AdamW, mini-batches, augmented views, mixed precision on CUDA) on the Cox loss
     plus, at ``aux_weight`` > 0, the auxiliary radiomics regression (:func:`radiomics_targets`)."""
+    from time import perf_counter as clock
+
     import numpy as np
     import torch
 
@@ -387,6 +408,7 @@ def _train_full(
                 if event[batch].sum() == 0 or len(batch) < 2:
                     advance(loss=float("nan"))
                     continue
+                step_started = clock()
                 views = np.stack([augmenter(tensors[i], item_seed(base, epoch, int(i))) for i in batch])
                 x = torch.from_numpy(views).float().to(device)
                 t = torch.from_numpy(tab[batch]).to(device) if tab.shape[1] else None
@@ -412,6 +434,11 @@ def _train_full(
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if workspace.full_fits_left:  # the first step of the run's first end-to-end fit: say how long
+                    workspace.reporter.note(
+                        training_estimate(workspace.full_fits_left, config.epochs, steps, clock() - step_started)
+                    )
+                    workspace.full_fits_left = 0
                 total += float(loss.detach())
                 aux_total += 0.0 if aux is None else float(aux.detach())
                 used += 1

@@ -11,7 +11,7 @@ from lgerisk.training.methods import TABULAR, Method, fit_method, method_names, 
 
 
 def test_the_methods_of_a_run_by_stable_key_with_the_names_tables_show() -> None:
-    run = methods_for(FinetuneConfig(covariates=("age",)), pretrained=True)
+    run = methods_for(FinetuneConfig(covariates=("age",), scratch_baseline=True), pretrained=True)
     assert [(m.key, m.name) for m in run] == [
         ("scar_cox", "scar-% Cox"),
         ("scar_grey_cox", "scar+grey Cox"),
@@ -19,6 +19,14 @@ def test_the_methods_of_a_run_by_stable_key_with_the_names_tables_show() -> None
         ("deep_scratch", "deep, scratch (full)"),
         ("model", "pretrained probe + age"),
     ]
+    # the costly scratch network beside an encoder only when asked for; the cheap baselines always
+    assert [m.key for m in methods_for(FinetuneConfig(), pretrained=True)] == [
+        "scar_cox",
+        "scar_grey_cox",
+        "radiomics_cox",
+        "model",
+    ]
+    assert FinetuneConfig(scratch_baseline=True).settings_hash() == FinetuneConfig().settings_hash()
     assert method_names(FinetuneConfig(baselines=False, mode="full"), pretrained=False) == ["deep, scratch (full)"]
     assert [m.key for m in methods_for(FinetuneConfig(mode="full"), pretrained=False)] == [
         "scar_cox",
