@@ -17,7 +17,30 @@ import typer
 
 from lgerisk import __version__
 
+
+def _untyped_help(option: Any) -> Any:
+    """The ``--help`` flag shown like every other flag: no ``<bool>`` type (a flag takes no value)."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose ``--help`` shows no ``<bool>`` type."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _untyped_help(super().get_help_option(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    """The ``lgerisk`` group, its ``--help`` shown like its commands'."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _untyped_help(super().get_help_option(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="lgerisk",
     no_args_is_help=True,
     add_completion=False,
@@ -26,6 +49,12 @@ app = typer.Typer(
     help="Cardiac scar analysis of LGE MRI and sudden-cardiac-death risk prediction with "
     "radiomics-guided deep learning. Research software, not for clinical use.",
 )
+
+
+def flag(*declarations: str, **settings: Any) -> Any:
+    """A ``typer.Option`` for an on/off flag: no ``<bool>`` type shown in ``--help`` (a flag takes no value)."""
+    return typer.Option(*declarations, metavar="", **settings)
+
 
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")]
 ShardOption = Annotated[
@@ -51,18 +80,18 @@ FeatureTable = Annotated[
         "--features", help="Feature table from extract-radiomics (default: extracted and cached in OUT/cache)."
     ),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress bar or summary table.")]
+Debug = Annotated[bool, flag("--debug", help="Show tracebacks instead of one-line errors.")]
 DicomSeg = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--dicom-seg",
         help="Also write the scar and grey zone of each DICOM-series "
         "scan as a DICOM SEG over that series, for a DICOM viewer (keeps only the "
         "UIDs it must reference; see docs/dicom.md).",
     ),
 ]
-Anonymise = Annotated[bool, typer.Option("--anonymise", help="Write no DICOM at all (refused with --dicom-seg).")]
+Anonymise = Annotated[bool, flag("--anonymise", help="Write no DICOM at all (refused with --dicom-seg).")]
 
 
 def _stderr(wide: bool = False):  # noqa: ANN202 - rich imported lazily
@@ -121,6 +150,13 @@ def _reporter(quiet: bool, debug: bool, say: Callable[[str], None] | None = None
     )
 
 
+INTERRUPT_HINTS = {
+    "pretrain": "interrupted; to continue after the last finished epoch, rerun the same command with --resume.",
+    "finetune": "interrupted; rerun the same command to resume: finished folds are reused.",
+}
+"""What an interrupted command says where rerunning it as it was would not resume (pretrain needs --resume)."""
+
+
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into one red sentence and their exit code (2 for bad input; unless ``--debug``),
     and an interrupt into one line and 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
@@ -132,10 +168,10 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except Interrupted as exc:
-            _stderr().print(str(exc), soft_wrap=True, markup=False)
+            _stderr().print(INTERRUPT_HINTS.get(command.__name__, str(exc)), soft_wrap=True, markup=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C outside a batch
-            _stderr().print("interrupted.", soft_wrap=True)
+            _stderr().print(INTERRUPT_HINTS.get(command.__name__, "interrupted."), soft_wrap=True, markup=False)
             raise typer.Exit(130) from None
         except LgeriskError as exc:
             if kwargs.get("debug"):
@@ -163,21 +199,19 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, flag("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """lgerisk: LGE MRI scar analysis and SCD risk prediction."""
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the synthetic cohort into.")],
     cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="Number of cases.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same cohort).")] = 0,
-    small: Annotated[
-        bool, typer.Option("--small", help="Small matrices and few slices (compact sample data).")
-    ] = False,
+    small: Annotated[bool, flag("--small", help="Small matrices and few slices (compact sample data).")] = False,
     hazard_version: Annotated[
         int,
         typer.Option(
@@ -208,7 +242,7 @@ def synth(
         )
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def preprocess(
     data: Annotated[Path, typer.Option("--data", "-d", help="Cohort folder or CSV manifest.")],
@@ -303,7 +337,7 @@ def preprocess(
     raise typer.Exit(report.exit_code)
 
 
-@app.command("calibrate-scar")
+@app.command("calibrate-scar", cls=_Command)
 @friendly
 def calibrate_scar(
     data: Annotated[Path, typer.Option("--data", "-d", help="Expert-labelled scans (their masks hold scar).")],
@@ -331,7 +365,7 @@ def calibrate_scar(
         _stderr().print(calibration_sentence(calibration, out), soft_wrap=True, markup=False)
 
 
-@app.command("extract-radiomics")
+@app.command("extract-radiomics", cls=_Command)
 @friendly
 def extract_radiomics(
     data: Annotated[
@@ -361,9 +395,7 @@ def extract_radiomics(
     labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
     stability: Annotated[
         bool,
-        typer.Option(
-            "--stability", help="Also re-extract under segmentation perturbations and write per-feature ICCs."
-        ),
+        flag("--stability", help="Also re-extract under segmentation perturbations and write per-feature ICCs."),
     ] = False,
     perturbations: Annotated[
         int,
@@ -415,7 +447,7 @@ def extract_radiomics(
     raise typer.Exit(report.exit_code)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def pretrain(
     data: Annotated[
@@ -429,7 +461,9 @@ def pretrain(
         typer.Option("--out", "-o", help="Run folder to write (model.pt, model_card.json, metrics.csv, checkpoint/)."),
     ],
     features: FeatureTable = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, help="Passes over the cohort; --resume continues a stopped run.")
+    ] = 30,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
     objective: Annotated[
@@ -448,9 +482,7 @@ def pretrain(
         typer.Option("--simclr-weight", help="Weight of image<->image NT-Xent (default: the preset's)."),
     ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="InfoNCE temperature.")] = 0.1,
-    learn_temperature: Annotated[
-        bool, typer.Option("--learn-temperature", help="Learn the temperature (CLIP-style).")
-    ] = False,
+    learn_temperature: Annotated[bool, flag("--learn-temperature", help="Learn the temperature (CLIP-style).")] = False,
     queue_size: Annotated[
         int,
         typer.Option(
@@ -510,12 +542,10 @@ def pretrain(
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share for validation.")] = 0.2,
     labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
+    amp: Annotated[bool, flag("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="Data-loading processes.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same device: same weights.")] = 0,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in OUT after its last finished epoch.")
-    ] = False,
+    resume: Annotated[bool, flag("--resume", help="Continue the run in OUT after its last finished epoch.")] = False,
     jobs: Jobs = 1,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -588,7 +618,7 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
         raise InputError(f"{option} {text!r}: give comma-separated numbers, e.g. 1,3,5.") from None
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def finetune(
     data: Annotated[
@@ -623,7 +653,7 @@ def finetune(
     ] = None,
     with_radiomics: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--with-radiomics",
             help="Fusion: radiomics (selected, imputed and scaled as radiomics Cox does, inside each training fold) "
             "and the image embedding in one Cox head; see --fusion.",
@@ -639,7 +669,7 @@ def finetune(
     ] = "group",
     with_scar: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--with-scar",
             help="Scar % and grey-zone % beside the image embedding: a head that can only add to what clinicians have.",
         ),
@@ -663,16 +693,29 @@ def finetune(
     ] = 1.0,
     baselines: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--baselines/--no-baselines",
-            help="Scar-% Cox, scar+grey Cox, radiomics Cox and the scratch network in the same folds.",
+            help="Scar-% Cox, scar+grey Cox and radiomics Cox in the same folds (seconds).",
         ),
     ] = True,
+    scratch_baseline: Annotated[
+        bool,
+        flag(
+            "--scratch-baseline",
+            help="With --encoder and --baselines: also the network trained from scratch in every fold (the costly "
+            "row: most of a run's time on a CPU; an estimate is printed when it starts).",
+        ),
+    ] = False,
     horizons: Annotated[
         str, typer.Option("--horizons", help="Times for survival probabilities and AUC, in the outcomes' unit.")
     ] = "1,3,5",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")] = 10,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=2, help="Cases per step of end-to-end training (full mode): the Cox loss's risk set."
+        ),
+    ] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = 1e-4,
     aux_weight: Annotated[
         float,
@@ -718,7 +761,7 @@ def finetune(
         typer.Option("--labels", help="Label preset or map of a raw cohort (default: the encoder's, else emidec)."),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
+    amp: Annotated[bool, flag("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same folds and weights.")] = 0,
     jobs: Jobs = 1,
     quiet: Quiet = False,
@@ -745,6 +788,7 @@ def finetune(
         test_fraction=test_fraction,
         label_fraction=label_fraction,
         baselines=baselines,
+        scratch_baseline=scratch_baseline,
         horizons=_floats(horizons, "--horizons"),
         epochs=epochs,
         batch_size=batch_size,
@@ -775,7 +819,7 @@ def finetune(
         console.print(f"final model ({summary['model']}, {summary['final_cases']} cases) -> {out}")
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def predict(
     scans: ScanArgs = None,
@@ -855,7 +899,7 @@ def _lone_scan_failed(report: Any, scans: list[Path] | None) -> None:
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def explain(
     scans: ScanArgs = None,
@@ -920,7 +964,7 @@ def explain(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every output of the chain.")] = Path(
@@ -931,9 +975,9 @@ def demo(
         typer.Option("--data", "-d", help="Cohort to run on (default: the shipped SYNTHETIC sample_data)."),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Tiny models: seconds instead of minutes (what the tests run).")
+        bool, flag("--quick", help="Tiny models: seconds instead of minutes (what the tests run).")
     ] = False,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete OUT first (else finished steps are reused).")] = False,
+    fresh: Annotated[bool, flag("--fresh", help="Delete OUT first (else finished steps are reused).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     debug: Debug = False,
 ) -> None:

@@ -108,3 +108,41 @@ def test_the_process_ends_quickly_without_losing_output_or_its_status(tmp_path: 
         with open("/dev/full", "w") as full:
             lost = subprocess.run([*run, "--version"], stdout=full, stderr=subprocess.PIPE, text=True, env=env)
         assert lost.returncode == 120 and "No space left on device" in lost.stderr
+
+
+def test_help_shows_no_bool_type_for_flags_and_every_option_has_help(cli) -> None:
+    """A flag takes no value: ``--help`` names no ``<bool>`` type for it (nor for ``--help`` itself); and every
+    option of every command says what it does."""
+    import typer
+
+    from lgerisk.cli import app
+
+    for command in ((), ("finetune",), ("pretrain",), ("predict",), ("demo",)):
+        result = cli(*command, "--help")
+        assert result.exit_code == 0 and "--help" in result.output
+        assert "<bool>" not in result.output and "BOOLEAN" not in result.output, command
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        bare = [p.opts[0] for p in command.params if getattr(p, "help", None) is None and p.opts[0].startswith("-")]
+        assert not bare, (name, bare)
+
+
+def test_an_interrupted_pretraining_says_how_to_resume(capsys) -> None:
+    """Ctrl-C in pretrain: rerunning the same command would be refused (the folder holds a run), so the
+    message names --resume; other commands keep their own message."""
+    import pytest
+    import typer
+
+    from lgerisk.cli import friendly
+
+    def pretrain() -> None:
+        raise KeyboardInterrupt
+
+    def synth() -> None:
+        raise KeyboardInterrupt
+
+    for command, expected in ((pretrain, "--resume"), (synth, "interrupted.")):
+        with pytest.raises(typer.Exit) as stopped:
+            friendly(command)()
+        assert stopped.value.exit_code == 130
+        assert expected in capsys.readouterr().err
