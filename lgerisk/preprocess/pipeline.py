@@ -56,6 +56,11 @@ if TYPE_CHECKING:  # pragma: no cover
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
 """Myocardial tissue density used for mass (g = ml x 1.05)."""
 
+MIN_SLICES_WITH_MYOCARDIUM = 2
+"""A case needs its myocardium labelled on at least this many slices (a short-axis stack, not one slice or a
+few stray voxels): ``preprocess`` fails a case with fewer (``check_myocardium_slices``), and ``predict``, which
+preprocesses each raw scan, with it."""
+
 CROP_KEEP_WARNING = 0.99
 """Warn when less than this share of the myocardium lies inside the crop."""
 
@@ -208,6 +213,33 @@ def read_canonical(case: Case, label_map: LabelMap) -> CanonicalCase:
     return CanonicalCase(raw_image, image, labels, values, internal, reorientation, mask_format, structures)
 
 
+def slices_with_myocardium_of(labels: np.ndarray) -> int:
+    """How many slices (axis 0 of a (z, y, x) label array) hold a myocardium voxel (scar and grey zone included)."""
+    return int(myocardium_of(labels).reshape(labels.shape[0], -1).any(axis=1).sum())
+
+
+def check_myocardium_slices(labels: np.ndarray, mask_path: object) -> int:
+    """The slices with myocardium of ``labels`` (internal, (z, y, x)); raises ``CaseError`` naming ``mask_path``
+    when there are fewer than :data:`MIN_SLICES_WITH_MYOCARDIUM`.
+
+    Example:
+        >>> labels = np.zeros((4, 3, 3), np.uint8)
+        >>> labels[1, 1, 1:] = MYOCARDIUM
+        >>> check_myocardium_slices(labels, "masks/P01.nii.gz")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        lgerisk.errors.CaseError: masks/P01.nii.gz: the myocardium is labelled on only 1 slice (2 voxels); ...
+    """
+    count = slices_with_myocardium_of(labels)
+    if count < MIN_SLICES_WITH_MYOCARDIUM:
+        voxels = int(myocardium_of(labels).sum())
+        raise CaseError(
+            f"{mask_path}: the myocardium is labelled on only {count} slice{'' if count == 1 else 's'} "
+            f"({voxels} voxel{'' if voxels == 1 else 's'}); a short-axis stack with the myocardium on "
+            f"{MIN_SLICES_WITH_MYOCARDIUM} or more slices is needed."
+        )
+    return count
+
+
 def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     """Read one raw case and return it canonical, with QC; raises ``CaseError`` on bad input.
 
@@ -227,6 +259,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     canonical = read_canonical(case, label_map)
     raw_image, image, labels = canonical.raw_image, canonical.image, canonical.labels
     values, internal, reorientation = canonical.values, canonical.internal, canonical.reorientation
+    check_myocardium_slices(internal, case.mask)
 
     spacing = image.GetSpacing()
     calibration = None
@@ -272,7 +305,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
             f"only {100 * kept_fraction:.1f} % of the myocardium lies inside the "
             f"{config.crop_size}-voxel crop; consider a larger crop_size"
         )
-    slices_with_myocardium = int(myocardium_of(scar.labels).reshape(scar.labels.shape[0], -1).any(axis=1).sum())
+    slices_with_myocardium = slices_with_myocardium_of(scar.labels)
     if slices_with_myocardium < 3:
         warnings.append(f"myocardium is labelled on only {slices_with_myocardium} slice(s)")
 
