@@ -13,6 +13,7 @@ SEG over the source series (``lgerisk.io.dicom_seg``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,42 @@ def source_hash(path: Path | None) -> str | None:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def source_name(path: str | os.PathLike[str]) -> str:
+    """The absolute path of a case's source scan, as ``qc.json``'s ``source_image`` records it."""
+    return os.path.abspath(path)
+
+
+def other_source(record: dict[str, Any], case: Case) -> str | None:
+    """The scan a case's record (``qc.json``) was made from when that is another scan than ``case``'s under the
+    same id (another path and other bytes), else ``None`` (the same scan, perhaps moved; or a record that does
+    not say)."""
+    earlier = record.get("source_image")
+    if not isinstance(earlier, str) or earlier == source_name(case.image):
+        return None
+    try:
+        if record.get("image_sha256") == source_hash(Path(case.image)):
+            return None
+    except OSError:
+        pass
+    return earlier
+
+
+def check_one_source(case: Case, out: Path) -> None:
+    """Raise ``CaseError`` when ``out`` already holds another scan under ``case``'s id (say, the same id in two
+    manifests whose shards write into one folder), rather than silently replacing it."""
+    folder = case_dir(out, case.case_id)
+    try:
+        record = json.loads((folder / QC_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    earlier = other_source(record, case) if isinstance(record, dict) else None
+    if earlier is not None:
+        raise CaseError(
+            f"{case.image}: case id {case.case_id!r} is already preprocessed in {out} from another scan, {earlier}; "
+            f"give one of them another id, preprocess it into another folder, or remove {folder} to replace it."
+        )
 
 
 def resolve_scar_method(method: str, label_map: LabelMap, from_names: bool = False) -> str:
@@ -332,6 +369,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         "settings": config.to_dict(),
         "image_sha256": source_hash(case.image),
         "mask_sha256": source_hash(case.mask),
+        "source_image": source_name(case.image),
         "synthetic": scan_is_synthetic(case.image),  # from the generator's own marker on the source scan
         "scar_method": method,
         "label_map": label_map.to_spec(),
@@ -489,9 +527,11 @@ def run_case(
     its DICOM series; a scan that is no DICOM series gets a warning instead); returns its QC (the batch
     runner's unit of work).
 
-    The case's old QC goes first, so a rerun that fails leaves no stale row behind."""
+    The case's old QC goes first, so a rerun that fails leaves no stale row behind; but another scan already
+    preprocessed under the case's id is never replaced (``check_one_source``)."""
     from lgerisk.io.dicom_seg import NOT_DICOM_WARNING, has_dicom_series
 
+    check_one_source(case, Path(out))
     (case_dir(Path(out), case.case_id) / QC_FILE).unlink(missing_ok=True)
     result = preprocess_case(case, config)
     seg_image = Path(case.image) if dicom_seg and has_dicom_series(case.image) else None

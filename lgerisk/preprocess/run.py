@@ -34,6 +34,7 @@ from lgerisk.preprocess.pipeline import (
     case_dir,
     is_case_done,
     masks_from_names,
+    other_source,
     resolve_scar_method,
     run_case,
 )
@@ -162,7 +163,7 @@ def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> An
     rows = []
     for case in cohort.cases:
         qc = read_record(case_dir(out, case.case_id) / QC_FILE, config.settings_hash())
-        if qc is None:
+        if qc is None or other_source(qc, case) is not None:  # not done, or another scan under the same id
             continue
         row: dict[str, Any] = {
             "case_id": case.case_id,
