@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import lgerisk
 from lgerisk.cards import ENCODER_FORMAT, RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
 from lgerisk.errors import InputError, brief
-from lgerisk.io.atomic import atomic_path, write_json
+from lgerisk.io.atomic import write_json, write_torch
 
 if TYPE_CHECKING:
     from lgerisk.models.contrastive import ContrastiveModel
@@ -144,11 +144,8 @@ def write_card(run: str | os.PathLike[str], card: EncoderCard | RiskModelCard | 
 
 
 def _save_weights(run: Path, state: dict[str, Any]) -> None:
-    import torch
-
     run.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)  # a file object: the archive's inner name does not depend on the temp name
+    write_torch(run / MODEL_FILE, state)  # a file object: the archive's inner name does not depend on the temp name
 
 
 def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[str, str]) -> dict[str, Any]:

@@ -10,11 +10,16 @@ Messages are about the data and the settings, never about command-line flags: a 
 as the Python keyword that sets it (``labels='acdc': not a preset``) and ``setting`` says which one.
 The command line rewords each keyword it has an option for (``--labels 'acdc': not a preset``);
 see ``lgerisk.reporting.Reporter.wording``.
+``OutputError`` is an output that could not be written (a full disk, a quota, an I/O error: exit code 74,
+``EX_IOERR``; a folder one may not write into: exit code 2, a setting to change); nothing is written under
+the output's name (an older whole file there stays), so a rerun redoes it. It is an ``OSError`` too.
 ``Interrupted`` is a run stopped by SIGINT or SIGTERM (exit code 128 + the signal number).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import signal
 from typing import Any
@@ -60,6 +65,55 @@ class InputError(LgeriskError, ValueError):
 
 class CaseError(LgeriskError, ValueError):
     """A problem with one case's data; batches record it and continue (a ``ValueError`` too)."""
+
+
+class OutputError(LgeriskError, OSError):
+    """An output file could not be written (``errno`` says why); nothing was written under its name.
+
+    Exit code 74 (``EX_IOERR`` of sysexits.h) when the storage failed: a full disk, a quota, an I/O error, a
+    write that came out short; 2 when the output's folder may not be written (no permission, a read-only
+    file system), which is a setting to change like bad input. An ``OSError`` too, so code that catches
+    those still does; its message is one sentence naming the output, never the temporary file beside it.
+
+    Example:
+        >>> import errno
+        >>> exc = OutputError.naming("out/image.nii.gz", errno.ENOSPC)
+        >>> str(exc), exc.exit_code
+        ('out/image.nii.gz: could not be written (No space left on device); nothing was written under that name.', 74)
+        >>> OutputError.naming("out/cases.csv", errno.EACCES).exit_code
+        2
+    """
+
+    exit_code = 74
+
+    path = ""
+    """The output that could not be written."""
+
+    SETTING_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+    """What a different output folder fixes (exit code 2); every other errno is the storage's (74)."""
+
+    @classmethod
+    def naming(cls, path: str | os.PathLike[str], error: int, reason: str | None = None) -> OutputError:
+        """The error for output ``path`` that failed with ``errno`` ``error`` (``reason``: what happened, when
+        the errno's own words, e.g. "No space left on device", are not enough)."""
+        exc = cls(
+            f"{path}: could not be written ({reason or os.strerror(error)}); nothing was written under that name."
+        )
+        exc.errno = error
+        exc.path = str(path)
+        if error in cls.SETTING_ERRNOS:
+            exc.exit_code = 2
+        return exc
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle ``errno`` too (an ``OSError`` keeps it outside ``__dict__``)."""
+        return (_rebuild_output, (type(self), self.args, dict(self.__dict__), self.errno))
+
+
+def _rebuild_output(cls: type[OutputError], args: tuple[Any, ...], state: dict[str, Any], error: int | None) -> Any:
+    exc = _rebuild(cls, args, state)
+    exc.errno = error  # type: ignore[attr-defined]
+    return exc
 
 
 class WorkerDied(LgeriskError):

@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from lgerisk.errors import InputError, brief
-from lgerisk.io.atomic import atomic_path
+from lgerisk.io.atomic import write_torch
 
 CHECKPOINT_FORMAT = "lgerisk-checkpoint-1"
 """Marker stored in every lgerisk checkpoint; anything else is refused as foreign."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Save tensors, numbers, strings, lists and dicts (no objects) atomically."""
-    import torch
-
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    """Save tensors, numbers, strings, lists and dicts (no objects) atomically (a full disk: ``OutputError``)."""
+    write_torch(path, {"format": CHECKPOINT_FORMAT, **state})
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
