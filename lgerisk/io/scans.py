@@ -341,10 +341,20 @@ def label_array(image: sitk.Image, path: str | os.PathLike[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GeometryTolerance:
-    """Relative tolerance (fraction of the voxel spacing) and direction-cosine tolerance."""
+    """How far a mask's geometry may be from its image's and still be read on the image's grid.
+
+    The defaults accept the float32 round-off of NIfTI headers and refuse any real misregistration: with
+    1.25 x 1.25 x 8 mm voxels a mask's spacing may be off by 0.00125 mm in-plane and 0.008 mm through-plane,
+    its origin by 0.0125 mm on each axis, and its direction cosines by 0.001 (about 0.06 degrees).
+    """
 
     spacing_fraction: float = 1e-3
+    """Each axis's spacing may differ from the image's by at most this fraction of it (0.1 %)."""
+    origin_fraction: float = 1e-2
+    """Each origin coordinate may differ from the image's by at most this fraction of the image's smallest voxel
+    spacing (1 %: 0.0125 mm with 1.25 mm in-plane voxels), in mm."""
     direction: float = 1e-3
+    """Each of the nine direction cosines may differ from the image's by at most this much (about 0.06 degrees)."""
 
 
 def check_same_geometry(
@@ -355,24 +365,28 @@ def check_same_geometry(
 ) -> None:
     """Refuse a mask whose size, spacing, origin or direction differs from its image's.
 
-    Within tolerance the mask is accepted (callers then copy the image geometry onto it).
+    Within ``tolerance`` (:class:`GeometryTolerance`) the mask is accepted (callers then copy the image
+    geometry onto it); the message of a refusal says the tolerance it exceeded.
     """
     spacing = np.asarray(image.GetSpacing())
     if image.GetSize() != mask.GetSize():
         raise CaseError(f"{mask_path}: mask size {mask.GetSize()} differs from its image's {image.GetSize()}.")
     if np.any(np.abs(spacing - np.asarray(mask.GetSpacing())) > tolerance.spacing_fraction * spacing):
         raise CaseError(
-            f"{mask_path}: mask spacing {_fmt(mask.GetSpacing())} differs from its image's {_fmt(image.GetSpacing())}."
+            f"{mask_path}: mask spacing {_fmt(mask.GetSpacing())} differs from its image's {_fmt(image.GetSpacing())} "
+            f"by more than {100 * tolerance.spacing_fraction:g} % on an axis."
         )
-    if np.any(
-        np.abs(np.asarray(image.GetOrigin()) - np.asarray(mask.GetOrigin()))
-        > tolerance.spacing_fraction * 10 * spacing.min()
-    ):
+    origin_mm = tolerance.origin_fraction * float(spacing.min())
+    if np.any(np.abs(np.asarray(image.GetOrigin()) - np.asarray(mask.GetOrigin())) > origin_mm):
         raise CaseError(
-            f"{mask_path}: mask origin {_fmt(mask.GetOrigin())} differs from its image's {_fmt(image.GetOrigin())}."
+            f"{mask_path}: mask origin {_fmt(mask.GetOrigin())} differs from its image's {_fmt(image.GetOrigin())} "
+            f"by more than {origin_mm:.4g} mm ({100 * tolerance.origin_fraction:g} % of a voxel) on an axis."
         )
     if np.any(np.abs(np.asarray(image.GetDirection()) - np.asarray(mask.GetDirection())) > tolerance.direction):
-        raise CaseError(f"{mask_path}: mask orientation (direction cosines) differs from its image's.")
+        raise CaseError(
+            f"{mask_path}: mask orientation (direction cosines) differs from its image's by more than "
+            f"{tolerance.direction:g} in a cosine."
+        )
 
 
 def _fmt(values: tuple[float, ...]) -> str:

@@ -271,6 +271,21 @@ def test_check_same_geometry_refuses_mismatch(change: dict, message: str) -> Non
         check_same_geometry(image, mask, "masks/P01.nii.gz")
 
 
+def test_check_same_geometry_says_the_tolerance_it_exceeded() -> None:
+    """1.25 mm is the smallest voxel spacing: the origin may be 0.0125 mm off (0.01 mm is), not 0.02 mm."""
+    image, mask = _pair(origin=(10.01, -20.0, 30.0))
+    check_same_geometry(image, mask, "masks/P01.nii.gz")
+    image, mask = _pair(origin=(10.02, -20.0, 30.0))
+    with pytest.raises(CaseError, match=r"by more than 0\.0125 mm \(1 % of a voxel\) on an axis\.$"):
+        check_same_geometry(image, mask, "masks/P01.nii.gz")
+    image, mask = _pair(spacing=(1.5, 1.25, 8.1))
+    with pytest.raises(CaseError, match=r"by more than 0\.1 % on an axis\.$"):
+        check_same_geometry(image, mask, "masks/P01.nii.gz")
+    image, mask = _pair(direction=(0.002, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    with pytest.raises(CaseError, match=r"by more than 0\.001 in a cosine\.$"):
+        check_same_geometry(image, mask, "masks/P01.nii.gz")
+
+
 def test_check_same_geometry_names_path_object() -> None:
     image, mask = _pair(spacing=(3.0, 3.0, 8.0))
     with pytest.raises(CaseError, match=r"P02\.nrrd"):
