@@ -43,6 +43,10 @@ MYOPS_DEV, MYOPS_VARIABLE = _real_scans(
 """15 real MyoPS 2020 LGE scans with expert labels (``images/``, ``masks/``): $LGERISK_MYOPS (or the older
 $LGERISK_MYOPS_DEV), else ../shared/data/myops-dev."""
 
+EMIDEC_PROBE = Path("samplePositive", "Images", "samplePositive.nii.gz")
+MYOPS_PROBE = Path("images", "Case3001.nii.gz")
+"""The files whose presence says the real scans are there (tests needing them skip, saying how to point at them)."""
+
 os.environ.setdefault("LGERISK_NO_PROGRESS", "1")
 
 
@@ -55,16 +59,22 @@ def cohort(tmp_path: Path) -> Path:
 @pytest.fixture
 def emidec() -> Path:
     """The two real EMIDEC scans (``EMIDEC``; skipped where absent)."""
-    if not (EMIDEC / "samplePositive" / "Images" / "samplePositive.nii.gz").is_file():
-        pytest.skip(f"real EMIDEC scans not found at {EMIDEC} (set {EMIDEC_VARIABLE} to their folder)")
+    if not (EMIDEC / EMIDEC_PROBE).is_file():
+        pytest.skip(
+            f"real EMIDEC scans not found (no {EMIDEC_PROBE} in {EMIDEC}): set {EMIDEC_VARIABLE} to the folder that "
+            "holds EMIDEC's samplePositive/ and sampleNegative/ (each ID/Images/ID.nii.gz, ID/Contours/ID.nii.gz)"
+        )
     return EMIDEC
 
 
 @pytest.fixture
 def myops_dev() -> Path:
     """15 real MyoPS 2020 LGE scans with expert scar labels (``MYOPS_DEV``; skipped where absent)."""
-    if not (MYOPS_DEV / "images" / "Case3001.nii.gz").is_file():
-        pytest.skip(f"real MyoPS development scans not found at {MYOPS_DEV} (set {MYOPS_VARIABLE} to their folder)")
+    if not (MYOPS_DEV / MYOPS_PROBE).is_file():
+        pytest.skip(
+            f"real MyoPS development scans not found (no {MYOPS_PROBE} in {MYOPS_DEV}): set {MYOPS_VARIABLE} to the "
+            "folder that holds MyoPS 2020's LGE scans as images/CaseNNNN.nii.gz with expert labels in masks/"
+        )
     return MYOPS_DEV
 
 
