@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -75,8 +76,7 @@ class PreprocessConfig(JsonConfig):
             )
         if not 16 <= self.crop_size <= 1024:
             raise InputError(f"crop_size={self.crop_size!r}: crop size must be 16-1024 voxels.", setting="crop_size")
-        if not self.nsd > 0:
-            raise InputError(f"nsd={self.nsd!r}: must be positive.", setting="nsd")
+        check_sd_threshold("nsd", self.nsd, "the scar core threshold", 5)
         if self.remote_method not in REMOTE_METHODS:
             raise InputError(
                 f"remote_method={self.remote_method!r}: choose one of {', '.join(REMOTE_METHODS)}.",
@@ -86,8 +86,7 @@ class PreprocessConfig(JsonConfig):
             raise InputError(
                 f"scar_smoothing_mm={self.scar_smoothing_mm!r}: must be 0-10 mm.", setting="scar_smoothing_mm"
             )
-        if self.greyzone_nsd <= 0:
-            raise InputError(f"greyzone_nsd={self.greyzone_nsd!r}: must be positive.", setting="greyzone_nsd")
+        check_sd_threshold("greyzone_nsd", self.greyzone_nsd, "the grey zone threshold", 2)
         if self.scar_method == "calibrated" and not self.scar_calibration:
             raise InputError(
                 "scar_method='calibrated' needs scar_calibration=FOLDER, a folder holding a scar calibration card.",
@@ -116,3 +115,27 @@ class PreprocessConfig(JsonConfig):
             settings["scar_calibration"] = load_calibration(self.scar_calibration).summary()["sha256"]
         payload = json.dumps({"settings": settings, "algorithm": ALGORITHM_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def check_sd_threshold(name: str, value: object, what: str, default: float) -> None:
+    """Refuse (``InputError`` about setting ``name``) a threshold in standard deviations that is not a finite
+    number above 0: not a number (``nan`` included), infinite, zero or negative.
+
+    Example:
+        >>> check_sd_threshold("nsd", float("nan"), "the scar core threshold", 5)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        lgerisk.errors.InputError: nsd=nan: not a number; the scar core threshold counts standard deviations ...
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        problem = "not a number"
+    elif math.isinf(value):
+        problem = "infinite"
+    elif value <= 0:
+        problem = "not above 0"
+    else:
+        return
+    raise InputError(
+        f"{name}={value!r}: {problem}; {what} counts standard deviations above the remote myocardium's mean and "
+        f"must be a finite number above 0 (the default is {default}).",
+        setting=name,
+    )

@@ -41,6 +41,27 @@ def test_config_refuses_bad_values(kwargs: dict) -> None:
         PreprocessConfig.from_dict({"unknown": 1})
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("nsd", float("nan"), "not a number"),
+        ("nsd", float("inf"), "infinite"),
+        ("nsd", -1.0, "not above 0"),
+        ("greyzone_nsd", float("nan"), "not a number"),
+        ("greyzone_nsd", float("inf"), "infinite"),
+        ("greyzone_nsd", 0.0, "not above 0"),
+    ],
+)
+def test_sd_thresholds_say_what_is_wrong_and_what_they_are(name: str, value: float, problem: str) -> None:
+    with pytest.raises(InputError) as refused:
+        PreprocessConfig(**{name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{name}={value!r}: {problem}; ") and refused.value.setting == name
+    assert (
+        "counts standard deviations above the remote myocardium's mean and must be a finite number above 0" in message
+    )
+
+
 def test_normalisations() -> None:
     crop = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     myo_blood = fit_normalisation("myo-blood", 100.0, 500.0, crop, "x")
