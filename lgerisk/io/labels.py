@@ -334,7 +334,7 @@ def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.n
     if unknown:
         raise LabelMapMismatch(
             f"{mask_path}: mask has label(s) {_join(unknown)} that the label map "
-            f"'{label_map.name}' ({label_map.to_spec()}) does not name; pass a map that names them (labels=MAP).",
+            f"'{label_map.name}' ({label_map.to_spec()}) does not name; {_advice([present], 'a map that names them')}.",
             mask_path,
             present,
             label_map,
@@ -342,14 +342,15 @@ def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.n
     if not present & set(label_map.myocardium):
         raise LabelMapMismatch(
             f"{mask_path}: mask has no myocardium label ({_join(label_map.myocardium)} under "
-            f"label map '{label_map.name}').",
+            f"label map '{label_map.name}'){_preset_advice(present)}.",
             mask_path,
             present,
             label_map,
         )
     if label_map.blood and not present & set(label_map.blood):
         raise LabelMapMismatch(
-            f"{mask_path}: mask has no blood-pool label ({_join(label_map.blood)} under label map '{label_map.name}').",
+            f"{mask_path}: mask has no blood-pool label ({_join(label_map.blood)} under label map "
+            f"'{label_map.name}'){_preset_advice(present)}.",
             mask_path,
             present,
             label_map,
@@ -419,14 +420,18 @@ def _described(label_map: LabelMap) -> str:
     )
 
 
-def _advice(label_sets: Iterable[set[int]]) -> str:
+def _advice(label_sets: Iterable[set[int]], other: str = "the map the masks use") -> str:
+    """What to pass: the preset that fits every one of ``label_sets`` where there is one, else ``other`` as a map."""
     presets = fitting_presets(label_sets)
     if presets:
         return f"pass labels={presets[0]!r}"
-    return (
-        "pass the map the masks use as labels=MAP "
-        "(presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
-    )
+    return f"pass {other} as labels=MAP (presets: emidec, myops, acdc; or e.g. 'blood=1,myocardium=2,scar=3+4')"
+
+
+def _preset_advice(present: set[int]) -> str:
+    """``"; pass labels='myops'"`` where a preset fits a mask holding ``present``, else ``""``."""
+    presets = fitting_presets([present])
+    return f"; its labels are the {presets[0]!r} preset's: pass labels={presets[0]!r}" if presets else ""
 
 
 def partial_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, set[int]]]) -> InputError:

@@ -266,6 +266,31 @@ def _is_predicted(
     )
 
 
+def _is_preprocessed(case: Case) -> bool:
+    """Whether ``case`` is a case of a preprocess output (``cases/ID/{image,mask}.nii.gz`` + ``qc.json``), whose
+    mask holds lgerisk's internal labels rather than the label map's."""
+    from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE
+
+    image = Path(case.image)
+    return image.name == IMAGE_FILE and case.mask == image.parent / MASK_FILE and (image.parent / QC_FILE).is_file()
+
+
+def _check_masks_fit(cases: list[Case], preparer: ScanPreparer) -> Any:
+    """``lgerisk.preprocess.pipeline.check_masks_fit`` on the raw scans' label-image masks, with the label map
+    predict reads them with (the model's, or ``labels``): one sentence naming the preset that fits, instead of a
+    failure a case. DICOM SEG/RTSTRUCT masks are left to their cases (the model's scar method is not the user's
+    to change). Returns ``run_batch``'s ``stop_if``."""
+    from lgerisk.preprocess.pipeline import check_masks_fit
+
+    masks = [case.mask for case in cases if not _is_preprocessed(case)]
+    folders = sorted({os.path.abspath(Path(mask).parent) for mask in masks if mask is not None})
+    try:
+        where = os.path.commonpath(folders) if folders else "predict"
+    except ValueError:  # folders on different drives
+        where = "predict"
+    return check_masks_fit(masks, preparer.preprocess, where, names=False) if masks else None
+
+
 def predict_cases(
     cases: list[Case],
     model_dir: str | os.PathLike[str],
@@ -302,6 +327,7 @@ def predict_cases(
     seg_dir = seg_folder(out) if out is not None else None
     check_device(device)  # a device that is not there fails before any work
     preparer = ScanPreparer.load(model_dir, labels)  # a bad model folder fails here, before any work
+    watch = _check_masks_fit(cases, preparer)  # a label map that cannot fit the masks: one sentence, before any work
     key = model_hash(model_dir, preparer.preprocess) + (labels or "") + f"-r{RECORD_VERSION}"
     selected = (shard or Shard()).select(cases)
     load = partial(load_predictor, str(model_dir), device, labels)
@@ -337,6 +363,7 @@ def predict_cases(
             start_method=None if "torch" not in sys.modules else "spawn",  # forked before torch: fast, safe
             stage=network.writing_to(parts),
             lead=PREPARED_AHEAD,
+            stop_if=watch,
         )
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
         records = []

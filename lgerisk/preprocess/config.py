@@ -14,6 +14,9 @@ from lgerisk.errors import InputError
 SCAR_METHODS = ("auto", "label", "fwhm", "nsd", "calibrated")
 REMOTE_METHODS = ("mixture", "iterative", "whole")  # the same names as lgerisk.preprocess.scar.REMOTE_METHODS
 NORMALISATIONS = ("myo-blood", "zscore", "percentile")
+INTENSITY_SCAR_METHODS = ("nsd", "fwhm", "calibrated")
+"""Scar methods that derive scar from intensity: given explicitly, a map may leave mask labels unnamed
+without stopping the cohort."""
 
 
 @dataclass(frozen=True)

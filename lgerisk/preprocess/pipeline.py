@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,12 +33,15 @@ from lgerisk.io.labels import (
     NOREFLOW,
     SCAR,
     LabelMap,
+    PartialMapWatch,
+    check_map_fits,
+    first_mask_labels,
     parse_label_map,
     to_internal,
 )
 from lgerisk.io.scans import check_same_geometry, image_array, label_array, read_volume
 from lgerisk.preprocess import geometry
-from lgerisk.preprocess.config import PreprocessConfig
+from lgerisk.preprocess.config import INTENSITY_SCAR_METHODS, PreprocessConfig
 from lgerisk.preprocess.intensity import fit_normalisation
 from lgerisk.preprocess.scar import (
     CHECK_NSD,
@@ -275,6 +279,27 @@ def check_myocardium_slices(labels: np.ndarray, mask_path: object) -> int:
             f"{MIN_SLICES_WITH_MYOCARDIUM} or more slices is needed."
         )
     return count
+
+
+def check_masks_fit(
+    masks: Sequence[Path | None], config: PreprocessConfig, where: str, names: bool = True
+) -> PartialMapWatch | None:
+    """Stop (``InputError``, one sentence) a batch whose first masks show that ``config``'s label map cannot fit
+    them, before any work: label images by their labels, and with ``names`` DICOM SEG/RTSTRUCT masks by their
+    structure names. The sentence names the preset that fits the masks where one does (``labels='myops'``).
+
+    Returns the ``stop_if`` for ``run_batch`` that stops the batch once more masks show the map leaves labels
+    unnamed, or ``None`` where that is allowed (scar from intensity asked for explicitly: ``scar_method`` in
+    :data:`~lgerisk.preprocess.config.INTENSITY_SCAR_METHODS`).
+    """
+    from lgerisk.io.dicom_masks import check_names_fit, first_structure_names
+
+    label_map = parse_label_map(config.labels)
+    allow_unnamed = config.scar_method in INTENSITY_SCAR_METHODS
+    check_map_fits(first_mask_labels(masks), label_map, where, allow_unnamed)
+    if names:
+        check_names_fit(first_structure_names(masks), label_map, where, scar_auto=config.scar_method == "auto")
+    return None if allow_unnamed else PartialMapWatch(label_map, where)
 
 
 def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:

@@ -25,13 +25,14 @@ import lgerisk
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Cohort, discover_cohort
-from lgerisk.io.labels import PartialMapWatch, check_map_fits, first_mask_labels, parse_label_map
+from lgerisk.io.labels import parse_label_map
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.pipeline import (
     IMAGE_FILE,
     MASK_FILE,
     QC_FILE,
     case_dir,
+    check_masks_fit,
     is_case_done,
     masks_from_names,
     other_source,
@@ -43,9 +44,6 @@ from lgerisk.reporting import SILENT, Reporter
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"
 
-INTENSITY_SCAR_METHODS = ("nsd", "fwhm", "calibrated")
-"""Scar methods that derive scar from intensity: given explicitly, a map may leave mask labels unnamed
-without stopping the cohort."""
 
 QC_COLUMNS = (
     "scar_method",
@@ -93,22 +91,14 @@ def preprocess_cohort(
         >>> report, table = preprocess_cohort("sample_data", "work/prep", PreprocessConfig())  # doctest: +SKIP
         >>> table[["case_id", "scar_percent"]].head()                                          # doctest: +SKIP
     """
-    from lgerisk.io.dicom_masks import check_names_fit, first_structure_names
     from lgerisk.io.dicom_seg import check_seg_sources
 
     label_map = parse_label_map(config.labels)
     resolve_scar_method(config.scar_method, label_map, masks_from_names(label_map))  # usage errors before any work
     cohort = discover_cohort(data)
-    allow_unnamed = config.scar_method in INTENSITY_SCAR_METHODS
     if dicom_seg:
         check_seg_sources([case.image for case in cohort.cases], str(data))
-    check_map_fits(first_mask_labels(case.mask for case in cohort.cases), label_map, str(data), allow_unnamed)
-    check_names_fit(
-        first_structure_names(case.mask for case in cohort.cases),
-        label_map,
-        str(data),
-        scar_auto=config.scar_method == "auto",
-    )
+    watch = check_masks_fit([case.mask for case in cohort.cases], config, str(data))
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
     write_json(
@@ -125,7 +115,7 @@ def preprocess_cohort(
         description="preprocess",
         reporter=reporter,
         keep_results=False,  # each case's result is on disk
-        stop_if=None if allow_unnamed else PartialMapWatch(label_map, str(data)),
+        stop_if=watch,
     )
     table = write_cases_table(cohort, out_path, config)
     collect_errors(out_path)

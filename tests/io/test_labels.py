@@ -218,3 +218,12 @@ def test_to_internal_only_ignored_labels_is_no_myocardium() -> None:
     labels = np.array([[[0, 600, 600]]], np.int32)
     with pytest.raises(CaseError, match="no myocardium label"):
         to_internal(labels, PRESETS["myops"], "m.nii.gz")
+
+
+def test_to_internal_names_the_preset_that_fits_the_mask() -> None:
+    myops_mask = np.array([[[0, 500, 200, 1220, 2221, 600]]], np.int32)
+    with pytest.raises(CaseError, match=r"does not name; pass labels='myops'\.$"):
+        to_internal(myops_mask, PRESETS["emidec"], "masks/Case3001.nii.gz")
+    emidec_mask = np.array([[[0, 1, 2, 3]]], np.int32)
+    with pytest.raises(CaseError, match=r"\(7 under label map 'custom'\); its labels are the 'emidec' preset's: pass "):
+        to_internal(emidec_mask, parse_label_map("blood=1,myocardium=7,ignore=2+3"), "masks/P01.nii.gz")
