@@ -6,8 +6,13 @@ A run folder from ``lgerisk pretrain`` or ``lgerisk finetune`` holds::
     RUN/model_card.json     what was trained, on what, how; written last, with the model file's SHA-256
 
 The card's presence says the folder is whole: it is written after every other file, and it records
-``model_sha256``, so a model file from another (or an interrupted) run is refused on loading. Two kinds
-of model, each with its format marker in both files:
+``model_sha256``, so a model file from another (or an interrupted) run is refused on loading. The card is
+sealed (``card_sha256``, :func:`lgerisk.cards.card_digest`): a card edited after it was written is refused
+on loading, and so, through ``model_sha256``, are changed weights. A card that claims a newer lgerisk (or
+format) than this one is refused, never read as if it were of this version. Cards from before seals: a
+risk model's is refused (train it again with lgerisk finetune: predictions come from what it holds); a
+pretrained encoder's that claims lgerisk 0.1.0 or earlier (``LAST_UNSEALED``) loads as it did, a newer
+one must be sealed. Two kinds of model, each with its format marker in both files:
 
 * an encoder (``lgerisk pretrain``): :func:`save_encoder` / :func:`load_encoder`, format ``lgerisk-model-1``;
 * a risk model (``lgerisk finetune``): :func:`save_risk_model` / :func:`load_risk_model`, format
@@ -31,7 +36,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lgerisk
-from lgerisk.cards import ENCODER_FORMAT, RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
+from lgerisk.cards import (
+    CARD_DIGEST,
+    ENCODER_FORMAT,
+    RISK_MODEL_FORMAT,
+    EncoderCard,
+    RiskModelCard,
+    card_digest,
+    claimed_version,
+    release,
+    seal_card,
+)
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_json, write_torch
 
@@ -49,7 +64,9 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "RISK_MODEL_FORMAT",
+    "LAST_UNSEALED",
     "card_format",
+    "card_digest",
     "file_sha256",
     "is_whole_run",
     "load_encoder",
@@ -57,6 +74,7 @@ __all__ = [
     "read_card",
     "save_encoder",
     "save_risk_model",
+    "seal_card",
     "versions",
     "write_card",
 ]
@@ -70,6 +88,9 @@ METRICS_FILE = "metrics.csv"
 CHECKPOINT = Path("checkpoint") / "last.pt"
 """A pretraining run's resumable checkpoint, relative to the run folder."""
 _ENCODER_PARTS = ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection")
+LAST_UNSEALED = "0.1.0"
+"""The last lgerisk version whose cards may lack ``card_sha256`` (written before cards were sealed): such
+an encoder card loads unchecked; a card claiming a later version must be sealed."""
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -128,17 +149,20 @@ def card_format(run: str | os.PathLike[str]) -> str | None:
 
 
 def write_card(run: str | os.PathLike[str], card: EncoderCard | RiskModelCard | dict[str, Any]) -> dict[str, Any]:
-    """Write ``card`` with the run's ``model_sha256`` (after the format marker), atomically; call it last:
-    the card's presence says the run folder is whole. Returns the card as written (its JSON layout)."""
+    """Write ``card`` with the run's ``model_sha256`` (after the format marker), sealed with ``card_sha256``
+    (last), atomically; call it last: the card's presence says the run folder is whole. Returns the card as
+    written (its JSON layout)."""
     run = Path(run)
     card = dict(card) if isinstance(card, dict) else card.to_dict()
     marker = card.pop("format", None)
     card.pop("model_sha256", None)
-    written = {
-        **({"format": marker} if marker is not None else {}),
-        "model_sha256": file_sha256(run / MODEL_FILE),
-        **card,
-    }
+    written = seal_card(
+        {
+            **({"format": marker} if marker is not None else {}),
+            "model_sha256": file_sha256(run / MODEL_FILE),
+            **card,
+        }
+    )
     write_json(run / CARD_FILE, written)
     return written
 
@@ -158,13 +182,45 @@ def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[
         raise InputError(f"{run / MODEL_FILE}: not a loadable lgerisk model ({brief(exc)}).") from exc
     found = state.get("format") if isinstance(state, dict) else None
     if found != expected:
+        if _newer_format(found, expected):
+            raise InputError(
+                f"{run / MODEL_FILE}: of format {found!r}, newer than this lgerisk {lgerisk.__version__} reads "
+                f"({expected!r}); update lgerisk to load it."
+            )
         raise InputError(f"{run / MODEL_FILE}: not {what}{hints.get(str(found), '')}.")
     return dict(state)
 
 
+def _newer_format(found: object, expected: str) -> bool:
+    """Whether marker ``found`` is a later version of ``expected`` (``lgerisk-survival-2`` of ``...-1``)."""
+    stem, _, number = expected.rpartition("-")
+    if not isinstance(found, str) or not found.startswith(f"{stem}-"):
+        return False
+    later = found[len(stem) + 1 :]
+    return later.isdigit() and number.isdigit() and int(later) > int(number)
+
+
+def _refuse_newer(run: Path, card: dict[str, Any], expected: str) -> None:
+    """A card that claims a newer lgerisk, or a newer format of ``expected``, than this one -> ``InputError``:
+    what it holds may mean something else there, so it is never read as if it were of this version."""
+    claimed = claimed_version(card)
+    if claimed is not None and (release(claimed) or ()) > (release(lgerisk.__version__) or ()):
+        raise InputError(
+            f"{run / CARD_FILE}: written by lgerisk {claimed}, newer than this lgerisk {lgerisk.__version__}; "
+            "update lgerisk to load it."
+        )
+    if _newer_format(card.get("format"), expected):
+        raise InputError(
+            f"{run / CARD_FILE}: of format {card.get('format')!r}, newer than this lgerisk "
+            f"{lgerisk.__version__} reads ({expected!r}); update lgerisk to load it."
+        )
+
+
 def _check_card(run: Path, card: dict[str, Any], expected: str, required: bool = False) -> None:
-    """The card is of ``expected``'s format and belongs to this model file. Cards from before format markers
-    and hashes pass unless ``required`` (risk models have always carried both)."""
+    """The card is of this version, of ``expected``'s format, belongs to this model file, and is unchanged
+    since it was written (its seal). Cards from before format markers and hashes pass unless ``required``
+    (risk models have always carried both); on cards from before seals see the module's docstring."""
+    _refuse_newer(run, card, expected)
     marker = card.get("format")
     if (marker is None and required) or (marker is not None and marker != expected):
         made = str(card.get("created_by", "")).split(" ")[1:2]
@@ -172,11 +228,26 @@ def _check_card(run: Path, card: dict[str, Any], expected: str, required: bool =
             f"{run / CARD_FILE}: model card of another format ({marker!r}, lgerisk "
             f"{made[0] if made else '?'}); retrain with this version."
         )
+    command = "finetune" if expected == RISK_MODEL_FORMAT else "pretrain"
+    seal = card.get(CARD_DIGEST)
+    if seal is not None and seal != card_digest(card):  # first: an edited card's model_sha256 is no evidence
+        raise InputError(
+            f"{run / CARD_FILE}: changed since lgerisk wrote it (its content no longer matches its {CARD_DIGEST}); "
+            f"a model is used only as trained: train it again with lgerisk {command}."
+        )
     recorded = card.get("model_sha256")
     if (recorded is None and required) or (recorded is not None and recorded != file_sha256(run / MODEL_FILE)):
         raise InputError(
-            f"{run}: {MODEL_FILE} and {CARD_FILE} do not belong together (an interrupted or mixed "
-            "run); train the model again."
+            f"{run / MODEL_FILE}: this file and {CARD_FILE} do not belong together (the weights are not the ones "
+            f"the card records: changed, or from another or an interrupted run); train the model again with "
+            f"lgerisk {command}."
+        )
+    unsealed_ok = not required and (release(claimed_version(card)) or ()) <= (release(LAST_UNSEALED) or ())
+    if seal is None and not unsealed_ok:
+        raise InputError(
+            f"{run / CARD_FILE}: has no {CARD_DIGEST}, so a change to it could not be seen (a card from before "
+            f"lgerisk sealed its cards, or one whose seal was removed); train the model again with lgerisk "
+            f"{command}."
         )
 
 
@@ -199,8 +270,9 @@ def load_encoder(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Cont
     if not is_whole_run(run):
         raise InputError(f"{run}: not a pretraining run folder (needs {MODEL_FILE} and {CARD_FILE}).")
     hint = {RISK_MODEL_FORMAT: " (a risk model from lgerisk finetune; an encoder is a pretraining run)"}
-    state = _load_weights(run, ENCODER_FORMAT, device, "an lgerisk pretraining model", hint)
     card = read_card(run)
+    _refuse_newer(run, card, ENCODER_FORMAT)
+    state = _load_weights(run, ENCODER_FORMAT, device, "an lgerisk pretraining model", hint)
     _check_card(run, card, ENCODER_FORMAT)
     try:
         model = ContrastiveModel(ContrastiveModelConfig.from_dict(json.loads(state["config"])))
@@ -234,15 +306,16 @@ def load_risk_model(
 
     run = _risk_model_folder(run)
     hint = {ENCODER_FORMAT: " (a pretraining run: fine-tune it first with lgerisk finetune)"}
-    state = _load_weights(run, RISK_MODEL_FORMAT, device, "an lgerisk risk model", hint)
     card = read_card(run)
+    _refuse_newer(run, card, RISK_MODEL_FORMAT)
+    state = _load_weights(run, RISK_MODEL_FORMAT, device, "an lgerisk risk model", hint)
+    _check_card(run, card, RISK_MODEL_FORMAT, required=True)
     try:
         model = SurvivalModel(SurvivalModelConfig.from_dict(json.loads(state["config"])))
         model.load_state_dict(state["model"])
         scaling = TabularScaling.from_dict(json.loads(state["tabular"]))
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise InputError(f"{run}: risk model files do not fit together ({brief(exc)}).") from exc
-    _check_card(run, card, RISK_MODEL_FORMAT, required=True)
     return model.to(device).eval(), scaling, _typed(run, RiskModelCard, card)
 
 

@@ -6,6 +6,12 @@
 have, and names what is missing; ``to_dict`` gives the JSON layout (sections the code does not interpret stay
 plain dicts: the settings, the model's config, the metrics).
 
+A card is sealed: ``card_sha256`` is the SHA-256 of its own content (:func:`card_digest`: canonical JSON, the
+field itself left out), and the content holds ``model_sha256``, the model file's hash. An edit of the card or
+of the weights is then seen on loading (:mod:`lgerisk.artifacts` refuses it). The seal shows that a card was
+changed after lgerisk wrote it, not who changed it: anyone can seal a card again (:func:`seal_card`, which
+tests use to make a card as a run would have written it), so it is no signature.
+
 Example:
     >>> card = RiskModelCard.from_dict(RiskModelCard.example().to_dict())
     >>> card.method, card.synthetic, card.survival.horizons
@@ -15,16 +21,92 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lgerisk.errors import InputError
 
-__all__ = ["CardData", "EncoderCard", "RiskModelCard", "SurvivalSection"]
+__all__ = [
+    "CARD_DIGEST",
+    "CardData",
+    "EncoderCard",
+    "RiskModelCard",
+    "SurvivalSection",
+    "card_digest",
+    "claimed_version",
+    "release",
+    "seal_card",
+]
 
 ENCODER_FORMAT = "lgerisk-model-1"
 RISK_MODEL_FORMAT = "lgerisk-survival-1"
 INTENDED_USE = "Research only: not a medical device and not for clinical decisions."
+CARD_DIGEST = "card_sha256"
+"""The card's field that holds the SHA-256 of the rest of the card (:func:`card_digest`)."""
+
+
+def card_digest(card: Mapping[str, Any]) -> str:
+    """SHA-256 of ``card``'s content: its canonical JSON (keys sorted, no spaces, ASCII), ``card_sha256`` left out.
+
+    The content is read as JSON first (tuples as lists, keys as strings), so a card and the same card read
+    back from ``model_card.json`` have one digest.
+
+    Example:
+        >>> card_digest({"b": [1, 2.5], "a": "x"}) == card_digest({"a": "x", "b": (1, 2.5), CARD_DIGEST: "old"})
+        True
+    """
+    body = json.loads(json.dumps({k: v for k, v in card.items() if k != CARD_DIGEST}, allow_nan=False))
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def seal_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    """``card`` with ``card_sha256`` set to the digest of its content (any earlier one replaced), last.
+
+    Example:
+        >>> sealed = seal_card({"method": "radiomics Cox"})
+        >>> list(sealed), sealed[CARD_DIGEST] == card_digest({"method": "radiomics Cox"})
+        (['method', 'card_sha256'], True)
+    """
+    body = {k: v for k, v in card.items() if k != CARD_DIGEST}
+    return {**body, CARD_DIGEST: card_digest(body)}
+
+
+def release(version: object) -> tuple[int, ...] | None:
+    """The release numbers of a version string (``"0.1.0.dev2"`` -> ``(0, 1, 0)``); ``None`` if it has none.
+
+    Example:
+        >>> release("9.9.0") > release("0.1"), release("unknown")
+        (True, None)
+    """
+    match = re.match(r"\s*v?(\d+(?:\.\d+)*)", version) if isinstance(version, str) else None
+    if match is None:
+        return None
+    numbers = [int(part) for part in match.group(1).split(".")]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()  # 0.1.0 == 0.1
+    return tuple(numbers)
+
+
+def claimed_version(card: Mapping[str, Any]) -> str | None:
+    """The newest lgerisk version a card says it was written by (``versions.lgerisk``, ``created_by``).
+
+    Example:
+        >>> claimed_version({"created_by": "lgerisk 0.1.0 finetune", "versions": {"lgerisk": "9.9.0"}})
+        '9.9.0'
+    """
+    found = []
+    versions = card.get("versions")
+    if isinstance(versions, Mapping) and release(versions.get("lgerisk")) is not None:
+        found.append(str(versions["lgerisk"]))
+    words = str(card.get("created_by", "")).split()
+    if len(words) >= 2 and words[0] == "lgerisk" and release(words[1]) is not None:
+        found.append(words[1])
+    return max(found, key=lambda v: release(v) or ()) if found else None
 
 
 def _fields(cls: type[Any], data: dict[str, Any], what: str) -> dict[str, Any]:
@@ -117,7 +199,7 @@ def _card_dict(card: Any, nested: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(card):
         value = getattr(card, f.name)
-        if f.name == "model_sha256" and value is None:
+        if f.name in ("model_sha256", CARD_DIGEST) and value is None:
             continue
         if f.name == "format" and value is None:
             continue
@@ -128,7 +210,7 @@ def _card_dict(card: Any, nested: tuple[str, ...]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class EncoderCard:
     """The card of a pretrained encoder (``lgerisk pretrain``). Cards from before format markers load with
-    ``format`` and ``model_sha256`` None."""
+    ``format`` and ``model_sha256`` None; cards from before seals with ``card_sha256`` None."""
 
     kind: str
     created_by: str
@@ -140,6 +222,7 @@ class EncoderCard:
     radiomics: dict[str, Any]
     format: str | None = ENCODER_FORMAT
     model_sha256: str | None = None
+    card_sha256: str | None = None
     intended_use: str = INTENDED_USE
     parameters: int = 0
     objective: dict[str, Any] = field(default_factory=dict)
@@ -181,6 +264,7 @@ class RiskModelCard:
     survival: SurvivalSection
     format: str = RISK_MODEL_FORMAT
     model_sha256: str | None = None
+    card_sha256: str | None = None
     kind: str = "lgerisk survival risk model"
     intended_use: str = INTENDED_USE
     label_fraction_note: str = ""

@@ -14,6 +14,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from lgerisk.cards import seal_card
 from lgerisk.inference import out_of_range_warnings
 from lgerisk.predict.masks import find_mask, scan_case
 from tests.helpers import SAMPLE_DATA
@@ -277,7 +278,7 @@ def test_a_radiomics_model_from_other_extraction_settings_is_refused(runs, tmp_p
     shutil.copytree(runs["tabular"], model, ignore=shutil.ignore_patterns("cache", "parts"))
     card = json.loads((model / "model_card.json").read_text())
     card["radiomics"]["settings_hash"] = "0123456789abcdef"  # as if extracted with --params my.yaml
-    (model / "model_card.json").write_text(json.dumps(card))
+    (model / "model_card.json").write_text(json.dumps(seal_card(card)))
     result = cli(
         "predict",
         _scan_pair(tmp_path / "scan", "synth-0001"),
@@ -324,7 +325,7 @@ def test_a_risk_beyond_the_training_range_is_flagged(runs, tmp_path: Path, cli) 
     shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
     card = json.loads((model / "model_card.json").read_text())
     card["survival"]["training_risk_range"] = [100.0, 200.0]  # no scan of ours scores there
-    (model / "model_card.json").write_text(json.dumps(card))
+    (model / "model_card.json").write_text(json.dumps(seal_card(card)))
     result = cli("predict", _scan_pair(tmp_path / "scan", "synth-0001"), "--model", model, "--format", "json")
     warnings = json.loads(result.stdout)[0]["warnings"]
     assert any("extrapolated" in w for w in warnings)
@@ -340,7 +341,7 @@ def test_a_model_from_an_earlier_preprocessing_version_is_flagged(runs, tmp_path
     shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
     card = json.loads((model / "model_card.json").read_text())
     card["preprocessing"]["settings_hash"] = "0123456789abcdef"  # what an ALGORITHM_VERSION 1 run recorded
-    (model / "model_card.json").write_text(json.dumps(card))
+    (model / "model_card.json").write_text(json.dumps(seal_card(card)))
     result = cli("predict", scan, "--model", model, "--format", "json")
     record = json.loads(result.stdout)[0]
     assert record["reliable"] is False and record["risk_group"] == "out of range"

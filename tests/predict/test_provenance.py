@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from lgerisk.cards import seal_card
 from lgerisk.io.provenance import (
     cases_are_synthetic,
     cohort_marker,
@@ -212,7 +213,7 @@ def test_a_model_trained_on_real_scans_and_a_synthetic_scan(runs, tmp_path: Path
     shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
     card = json.loads((model / "model_card.json").read_text())
     card["data"]["synthetic"] = False  # as if trained on patients
-    (model / "model_card.json").write_text(json.dumps(card))
+    (model / "model_card.json").write_text(json.dumps(seal_card(card)))
     scan = _copy_pair("synth-0005", tmp_path / "in", "X")
     result = cli("predict", scan, "--model", model, "--format", "json", "--quiet")
     record = json.loads(result.stdout)[0]
@@ -252,7 +253,7 @@ def test_explain_on_a_real_scan_says_what_is_true(runs, emidec: Path, cli, tmp_p
     shutil.copytree(runs["main"], model, ignore=shutil.ignore_patterns("cache", "parts"))
     card = json.loads((model / "model_card.json").read_text())
     card["tensor_spec"]["slices"] = 12  # the encoder pools globally: any depth is a valid input
-    (model / "model_card.json").write_text(json.dumps(card))
+    (model / "model_card.json").write_text(json.dumps(seal_card(card)))
     scan = emidec / "samplePositive" / "Images" / "samplePositive.nii.gz"
     out = tmp_path / "explain"
     result = cli("explain", scan, "--model", model, "--out", out, "--steps", "4")

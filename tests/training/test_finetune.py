@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lgerisk.cards import seal_card
 from lgerisk.errors import InputError
 from tests.helpers import FINETUNE_TINY, SAMPLE_DATA, run_cli
 from tests.helpers import check_ok as _check
@@ -426,7 +427,7 @@ def test_bad_input(runs, tmp_path: Path, cli) -> None:
     shutil.copytree(runs["encoder"], other, ignore=shutil.ignore_patterns("cache", "checkpoint"))
     card = json.loads((other / "model_card.json").read_text())
     card["preprocessing"]["settings_hash"] = "0123456789abcdef"
-    (other / "model_card.json").write_text(json.dumps(card))
+    (other / "model_card.json").write_text(json.dumps(seal_card(card)))
     result = cli(
         "finetune",
         "--data",
@@ -585,7 +586,7 @@ def test_a_raw_cohort_is_preprocessed_like_the_encoders_data(runs, tmp_path: Pat
         "settings": settings,
         "settings_hash": PreprocessConfig.from_dict(settings).settings_hash(),
     }
-    (encoder / "model_card.json").write_text(json.dumps(card))
+    (encoder / "model_card.json").write_text(json.dumps(seal_card(card)))
     out = tmp_path / "risk"
     _check(
         run_cli(
