@@ -116,8 +116,8 @@ class ScanPreparer:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], labels: str | None = None) -> ScanPreparer:
-        """The preparer of a finetune run folder, from its card alone (checked against the model file by
-        its SHA-256; no torch, no weights loaded)."""
+        """The preparer of a finetune run folder, from its card alone (its seal checked, and the card against
+        the model file by its SHA-256; no torch, no weights loaded): see :mod:`lgerisk.artifacts`."""
         from lgerisk.artifacts import read_risk_model_card
         from lgerisk.models.tabular import TabularScaling
 
@@ -300,7 +300,8 @@ class RiskPredictor:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], device: str = "cpu", labels: str | None = None) -> RiskPredictor:
-        """Load a finetune run folder (``weights_only`` checkpoint) with its settings."""
+        """Load a finetune run folder (``weights_only`` checkpoint) with its settings; an edited card, changed
+        weights or a card of a newer lgerisk are refused (``InputError``; see :mod:`lgerisk.artifacts`)."""
         from lgerisk.artifacts import load_risk_model
         from lgerisk.training.devices import resolve_device
 

@@ -1,6 +1,7 @@
 """The card of a risk model (``model_card.json`` of ``lgerisk finetune``): what predict and explain need
 (survival baseline, risk tertiles, training ranges, tabular inputs) and what a reader needs (data, settings,
-the cross-validated metrics, the radiomics concepts aligned with the model's risk)."""
+the cross-validated metrics, the radiomics concepts aligned with the model's risk). ``write_card`` seals it
+(``card_sha256``): an edit after it is written is refused on loading (:mod:`lgerisk.artifacts`)."""
 
 from __future__ import annotations
 
