@@ -4,9 +4,11 @@
 outside what the model was trained on; where the scan and the model come from): the risk score and group,
 the probability of remaining free of SCD at the model's horizons, the scar burden, the radiomics
 features the risk aligns with over the training cohort and where this scan lies on them, warnings,
-and that the tool is for research only. ``html_report`` lays it out with the pictures embedded
-(base64 data URIs) and inline CSS, so the one file opens offline, can be e-mailed, and references
-nothing outside itself.
+and that the tool is for research only. A prediction that is not reliable (out of range, or a derived
+scar that needs checking) gets no survival figure anywhere in its report, only why (the machine records,
+prediction.json and predictions.csv, keep the numbers beside ``reliable`` and ``unreliable_reasons``).
+``html_report`` lays it out with the pictures embedded (base64 data URIs) and inline CSS, so the one file
+opens offline, can be e-mailed, and references nothing outside itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import base64
 import html
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +195,80 @@ def scar_check_sentence(reasons: Any) -> str:
     )
 
 
+def survival_withheld(prediction: Mapping[str, Any]) -> str | None:
+    """Why a report gives no survival figure for ``prediction`` (None: it gives them): the scan is out of the
+    model's range, or its derived scar needs checking.
+
+    Example:
+        >>> survival_withheld({"reliable": False, "unreliable_reasons": ["slice spacing 15 mm is outside ..."]})
+        "not given: the scan is out of the model's range"
+        >>> survival_withheld({"reliable": True}) is None
+        True
+    """
+    if prediction.get("reliable") is not False:
+        return None
+    from lgerisk.preprocess.scar import SCAR_CHECK_REASON
+
+    reasons = [str(r) for r in prediction.get("unreliable_reasons") or []]
+    scar = [r for r in reasons if r.startswith(SCAR_CHECK_REASON)]
+    why = []
+    if len(scar) < len(reasons) or not reasons:
+        why.append("the scan is out of the model's range")
+    if scar:
+        why.append("its derived scar needs checking")
+    return "not given: " + " and ".join(why)
+
+
+def is_survival_field(name: Any) -> bool:
+    """Whether a record's field holds a survival probability (``survival``, ``survival_<horizon>``).
+
+    Example:
+        >>> is_survival_field("survival_5"), is_survival_field("survival"), is_survival_field("scar_percent")
+        (True, True, False)
+    """
+    text = str(name)
+    return text == "survival" or (text.startswith("survival_") and _number(text[len("survival_") :]) is not None)
+
+
+def withhold_survival(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a predictions table for a page: in the rows whose ``reliable`` is false the survival columns
+    read why they are empty instead of a number (:func:`survival_withheld`); the rest unchanged.
+
+    Example:
+        >>> table = pd.DataFrame({"reliable": [True, False], "survival_5": [0.9, 1e-06]})
+        >>> withhold_survival(table)["survival_5"].tolist()
+        [0.9, "not given: the scan is out of the model's range"]
+    """
+    shown = table.copy()
+    columns = [c for c in shown.columns if is_survival_field(c)]
+    if not columns or "reliable" not in shown.columns:
+        return shown
+    for index, row in shown.iterrows():
+        reason = survival_withheld(
+            {"reliable": _flag(row["reliable"]), "unreliable_reasons": _reasons(row.get("unreliable_reasons"))}
+        )
+        if reason is not None:
+            shown[columns] = shown[columns].astype(object)
+            shown.loc[index, columns] = reason
+    return shown
+
+
+def _flag(value: Any) -> bool | None:
+    """A ``reliable`` value as read back from a table (bool, or the strings CSV writes)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    return {"true": True, "false": False}.get(text)
+
+
+def _reasons(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if isinstance(value, str) and value.strip():
+        return [part.strip() for part in value.split("; ")]
+    return []
+
+
 def notices(prediction: Mapping[str, Any]) -> list[str]:
     """The sentences that must lead any report of ``prediction``: out of range first, then where the scan
     and the model come from (true for that pair)."""
@@ -213,7 +289,13 @@ def notices(prediction: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percentiles: pd.Series, top: int = 3) -> str:
+def summary_text(
+    prediction: Mapping[str, Any],
+    alignment: pd.DataFrame,
+    percentiles: pd.Series,
+    top: int = 3,
+    notes: Sequence[str] = (),
+) -> str:
     r"""A few plain sentences about one prediction, one paragraph per line.
 
     ``prediction`` has ``case_id``, ``risk_score``, ``risk_group``, ``survival`` (years ->
@@ -223,7 +305,9 @@ def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percent
     both provenance flags); missing entries are left out. The text leads with :func:`notices`.
     ``alignment`` is :func:`lgerisk.explain.concepts.concept_alignment` over the training cohort and
     ``percentiles`` the scan's :func:`lgerisk.explain.concepts.case_percentiles`; the ``top``
-    features by ``|r|`` are named.
+    features by ``|r|`` are named; ``notes`` (e.g. the attribution sanity check) are lines of their own
+    before the disclaimer. A prediction that is not reliable gets no survival figure, only why
+    (:func:`survival_withheld`).
 
     Example:
         >>> prediction = {"case_id": "A1", "risk_score": 0.84, "risk_group": "high", "survival": {3: 0.91},
@@ -246,7 +330,14 @@ def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percent
     if risk:
         sentences.append(risk)
     horizons = _horizons(prediction.get("survival"))
-    if horizons:
+    withheld = survival_withheld(prediction)
+    if withheld is not None:
+        sentences.append(
+            "No probability of remaining free of SCD is given: "
+            + withheld.removeprefix("not given: ")
+            + ", so the model's survival estimate would not hold for it."
+        )
+    elif horizons:
         parts = [f"{_percent(p)} at {years:g} year{'' if years == 1 else 's'}" for years, p in horizons]
         sentences.append("Estimated probability of remaining free of SCD: " + ", ".join(parts) + ".")
     scar, grey = _number(prediction.get("scar_percent")), _number(prediction.get("greyzone_percent"))
@@ -268,6 +359,7 @@ def summary_text(prediction: Mapping[str, Any], alignment: pd.DataFrame, percent
     warnings = [str(w) for w in (prediction.get("warnings") or []) if str(w).strip()]
     if warnings:
         lines.append("Warnings: " + "; ".join(w.rstrip(".") for w in warnings) + ".")
+    lines.extend(str(note) for note in notes if str(note).strip())
     lines.append(DISCLAIMER)
     return "\n".join(lines)
 
@@ -295,7 +387,14 @@ def _format_value(value: Any) -> str:
 
 def _prediction_table(prediction: Mapping[str, Any]) -> str:
     rows = []
+    withheld = survival_withheld(prediction)
     for key, value in prediction.items():
+        if withheld is not None and is_survival_field(key):
+            if key == "survival" and isinstance(value, Mapping):
+                rows += [(f"SCD-free probability at {years:g} years", withheld) for years, _ in _horizons(value)]
+            else:
+                rows.append((str(key).replace("_", " "), withheld))
+            continue
         if key == "survival" and isinstance(value, Mapping):
             for years, probability in _horizons(value):
                 rows.append((f"SCD-free probability at {years:g} years", _format_value(probability)))

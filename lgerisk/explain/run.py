@@ -3,9 +3,10 @@
 Per scan, ``OUT/ID/``::
 
     report.html               one self-contained page (opens offline): summary, pictures, tables; it
-                              leads with "out of range" when the prediction is not reliable, and says
-                              whether the scan is synthetic and whether the model was trained on
-                              synthetic data (words true for that pair)
+                              leads with "out of range" when the prediction is not reliable (and then
+                              gives no survival figure, only why), and says whether the scan is
+                              synthetic and whether the model was trained on synthetic data (words true
+                              for that pair)
     gradcam.png               Grad-CAM of the risk on the last 3D block, one panel per real slice of the
                               scan (its own slice numbers, base to apex); padding and voxels outside the
                               scan's field of view carry no attribution
@@ -18,7 +19,8 @@ Per scan, ``OUT/ID/``::
 
 For a cohort, also ``OUT/cohort.html`` with the embedding <-> radiomics correlation heatmap,
 the risk-tertile Kaplan-Meier plot (when outcomes are known) and every case's prediction, and
-``OUT/predictions.csv``. Cases already explained with the same model are skipped on rerun.
+``OUT/predictions.csv`` (survival numbers kept beside ``reliable``; the page shows none for a scan that is
+not reliable). Cases already explained with the same model are skipped on rerun.
 """
 
 from __future__ import annotations
@@ -400,7 +402,7 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
 
     from lgerisk.evaluation.plots import km_by_risk_group
     from lgerisk.explain.concepts import correlation_heatmap
-    from lgerisk.explain.report import html_report
+    from lgerisk.explain.report import html_report, withhold_survival
     from lgerisk.inference import LIST_FIELDS, OUT_OF_RANGE
     from lgerisk.io.provenance import cohort_sentence
     from lgerisk.preprocess.scar import SCAR_CHECK_REASON
@@ -481,7 +483,7 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
         summary,
         {"scans": len(table)},
         images,
-        {"Predictions": table},
+        {"Predictions": withhold_survival(table)},  # predictions.csv keeps the numbers beside `reliable`
         synthetic=synthetic,
         banners=banners,
     )
