@@ -212,6 +212,13 @@ def synth(
     cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="Number of cases.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same cohort).")] = 0,
     small: Annotated[bool, flag("--small", help="Small matrices and few slices (compact sample data).")] = False,
+    force: Annotated[
+        bool,
+        flag(
+            "--force",
+            help="Write into a non-empty folder that is not a cohort lgerisk synth wrote (nothing there is removed).",
+        ),
+    ] = False,
     hazard_version: Annotated[
         int,
         typer.Option(
@@ -235,7 +242,7 @@ def synth(
 
     config = SynthConfig(n_cases=cases, seed=seed, small=small, hazard_version=hazard_version)
     with progress("synth", cases, quiet) as advance:
-        truth = generate_cohort(out, config, progress=lambda n: advance())
+        truth = generate_cohort(out, config, progress=lambda n: advance(), force=force)
     if not quiet:
         _stderr().print(
             f"wrote {len(truth)} SYNTHETIC cases to {out} (images/, masks/, outcomes.csv, ground_truth.csv)"
@@ -978,6 +985,9 @@ def demo(
         bool, flag("--quick", help="Tiny models: seconds instead of minutes (what the tests run).")
     ] = False,
     fresh: Annotated[bool, flag("--fresh", help="Delete OUT first (else finished steps are reused).")] = False,
+    wide: Annotated[
+        bool, flag("--wide", help="The comparison with every metric (Uno C, AUCs, IBS): wider than 80 columns.")
+    ] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     debug: Debug = False,
 ) -> None:
@@ -987,13 +997,14 @@ def demo(
     Example: [bold]lgerisk demo[/]
     """
     from lgerisk.demo import DemoSettings, run_demo
-    from lgerisk.evaluation.display import comparison_table
+    from lgerisk.evaluation.display import comparison_summary, comparison_table
 
-    console = _stderr(wide=True)
+    console = _stderr(wide=wide)
     result = run_demo(
         out, DemoSettings.quick() if quick else DemoSettings(), data=data, device=device, fresh=fresh, say=console.print
     )
-    console.print(comparison_table(result["table"], synthetic=result["synthetic"]))
+    console.print(comparison_table(result["table"], synthetic=result["synthetic"], wide=wide))
+    console.print(comparison_summary(result["table"], result["model"], synthetic=result["synthetic"]))
     total = sum(result["timings"].values())
     console.print(f"done in {total:.0f} s. Outputs in {out}/:")
     for label, path in (

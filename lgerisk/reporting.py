@@ -64,7 +64,7 @@ SILENT = Reporter()
 
 _KEYWORD = re.compile(
     r"(?<![^\s(])([a-z][a-z0-9_]*)="  # a keyword at the start, or after a space or "("
-    r"(?:(True)|('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?(?:e-?\d+)?|[A-Z][A-Z0-9_]*)|)"  # True, a value, or none
+    r"(?:(True)|('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?(?:e-?\d+)?|-?(?:nan|inf)|[A-Z][A-Z0-9_]*)|)"  # True, value, none
     r"(?=[\s.,;:)]|$)"  # then the end of a word
 )
 

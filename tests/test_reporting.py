@@ -120,6 +120,8 @@ def test_the_command_line_words_settings_as_its_options() -> None:
     assert word("labels='blood=1,myocardium=2': bad") == "--labels 'blood=1,myocardium=2': bad"  # map untouched
     assert word("a=b and x=1") == "a=b and x=1"  # not settings
     assert word("n_boot=5, (jobs=2)") == "--bootstrap 5, (--jobs 2)"
+    assert word("nsd=nan: not a number") == "--nsd nan: not a number"  # not "nsd=nan"
+    assert word("greyzone_nsd=-inf: infinite") == "--greyzone-nsd -inf: infinite"
     assert all(flag.startswith("--") for flag in SETTING_OPTIONS.values())
 
 

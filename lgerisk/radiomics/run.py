@@ -72,6 +72,8 @@ def preprocessed_cohort(
     report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, reporter=reporter)
     done = []
     for case in selected:
+        if case.case_id in report.failed:  # e.g. a second scan under an id another scan holds: not its files
+            continue
         folder = case_dir(cache, case.case_id)
         if read_record(folder / QC_FILE, config.settings_hash()) is not None:
             done.append(
