@@ -37,8 +37,13 @@ def test_demo_runs_the_chain_and_prints_the_comparison(demo_run):
     ):
         assert step in output
     assert "SYNTHETIC" in output
-    for method in ("scar-% Cox", "radiomics Cox", "pretrained probe", "oracle"):
+    for method in ("scar-% Cox", "radiomics Cox", "pretrained probe + radiomics (stacked)", "oracle"):
         assert method in output
+    # the ending reads in an 80-column terminal: nothing cut, one paragraph that says what the table shows
+    assert max(len(line) for line in output.splitlines()) <= 80 and "…" not in output
+    words = " ".join(output.split())
+    assert "What the table shows:" in words and "The model kept, pretrained probe + radiomics (stacked)," in words
+    assert "deep, scratch" not in output  # the costly scratch network is not run unless asked for
     assert "lgerisk predict scan.nii.gz" in output  # next steps
     table = pd.read_csv(out / "risk" / "comparison.csv")
     assert table["synthetic"].all()
