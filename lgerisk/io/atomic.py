@@ -116,13 +116,17 @@ def _naming(exc: OSError, final: Path, ours: tuple[str, ...] | None = None) -> O
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(final))
 
 
+_CANNOT_SYNC = frozenset({errno.EINVAL, errno.EBADF, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+"""What ``fsync`` answers on a file system (or platform) that cannot sync: the write stands as it is."""
+
+
 def _fsync(path: Path) -> None:
     """Flush ``path``'s data to the disk (a full disk may only show here, where writes were delayed)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EBADF):  # a file system, or platform, that cannot sync
+        if exc.errno not in _CANNOT_SYNC:
             raise
     finally:
         os.close(fd)
