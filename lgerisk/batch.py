@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from lgerisk.errors import InputError, Interrupted, LgeriskError, WorkerDied
+from lgerisk.errors import InputError, Interrupted, LgeriskError, OutputError, WorkerDied
 from lgerisk.io.atomic import IN_FLIGHT, remove_in_flight, write_csv, write_json
 from lgerisk.reporting import SILENT, Reporter
 
@@ -184,6 +184,10 @@ def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any
     exception's details are ``{UNEXPECTED: True}`` and its message one line (its traceback with ``debug``)."""
     try:
         return True, work(case), None
+    except OutputError as exc:
+        if exc.exit_code == OutputError.exit_code:  # 74: a full disk fails every case after it; say it once
+            raise
+        return False, str(exc), exc.details
     except LgeriskError as exc:
         return False, str(exc), exc.details
     except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch

@@ -95,6 +95,7 @@ def run_demo(
     """Run the chain; returns the comparison table, the outputs and the timings. ``say`` narrates the steps;
     ``reporter`` is handed to each step (silent by default: the narration is the demo's output)."""
     from lgerisk.explain.run import explain_cases
+    from lgerisk.io.atomic import atomic_path
     from lgerisk.io.provenance import cohort_marker
     from lgerisk.predict.masks import scan_case
     from lgerisk.predict.run import predict_cases
@@ -150,7 +151,8 @@ def run_demo(
         f"--with-radiomics --fusion {DEMO_FUSION} --out {risk} --folds {settings.folds}",
     )
     if (source / "ground_truth.csv").is_file():
-        shutil.copy(source / "ground_truth.csv", prep / "ground_truth.csv")  # the oracle row (synthetic truth)
+        with atomic_path(prep / "ground_truth.csv") as tmp:  # the oracle row (synthetic truth)
+            shutil.copyfile(source / "ground_truth.csv", tmp)
     summary = run_finetune(
         prep,
         risk,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lgerisk.batch import Shard
+from lgerisk.batch import Shard, run_batch
 from lgerisk.errors import InputError
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.run import preprocess_cohort
@@ -90,3 +90,33 @@ def test_killed_batch_resumes_to_the_uninterrupted_result(tmp_path: Path) -> Non
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert snapshot(out) == snapshot(tmp_path / "reference")
+
+
+def _full_disk_at_b(case: str) -> str:
+    """A case's work: ``b`` meets a full disk, a forbidden folder at ``p``, the rest finish."""
+    import errno
+
+    from lgerisk.errors import OutputError
+
+    if case == "b":
+        raise OutputError.naming(f"out/{case}.csv", errno.ENOSPC)
+    if case == "p":
+        raise OutputError.naming(f"out/{case}.csv", errno.EACCES)
+    return case
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_full_disk_stops_the_batch_once_a_folder_one_may_not_write_is_the_cases_error(
+    tmp_path: Path, jobs: int
+) -> None:
+    """Every case after a full disk would fail the same way: the batch stops with the one OutputError (exit 74)
+    instead of recording it case by case; an output folder one may not write stays that case's error."""
+    import errno
+
+    from lgerisk.errors import OutputError
+
+    with pytest.raises(OutputError) as stopped:
+        run_batch(["a", "b", "c", "d"], _full_disk_at_b, lambda case: False, tmp_path, jobs=jobs, case_id=str)
+    assert stopped.value.exit_code == 74 and stopped.value.errno == errno.ENOSPC and "out/b.csv" in str(stopped.value)
+    report = run_batch(["p", "q"], _full_disk_at_b, lambda case: False, tmp_path / "second", jobs=jobs, case_id=str)
+    assert list(report.failed) == ["p"] and "out/p.csv" in report.failed["p"]
