@@ -158,13 +158,8 @@ class ScanPreparer:
         from lgerisk.io import dicom_seg
         from lgerisk.preprocess.pipeline import preprocess_case
 
-        result = preprocess_case(case, self.preprocess)
+        result = preprocess_case(case, self.preprocess)  # refuses a myocardium on too few slices
         qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
-        if int(qc.get("slices_with_myocardium") or 0) < 2:
-            raise CaseError(
-                f"{case.image}: only {qc.get('slices_with_myocardium')} slice(s) with myocardium; the "
-                "model needs a short-axis stack (2 or more slices)."
-            )
         if seg_path is not None:
             if dicom_seg.has_dicom_series(case.image) and result.source_labels is not None:
                 dicom_seg.write_scar_seg(seg_path, case.image, result.source_labels, str(qc.get("scar_method")))
