@@ -725,7 +725,7 @@ def main() -> None:
             table, oof = joint_table(
                 pd.concat(parts, ignore_index=True), synth / "ground_truth.csv", args.bootstrap, seed, with_oof=True
             )
-            run_of = oof["method"].str.extract(r" @r(\d+)$")[0].fillna(0).astype(int)
+            run_of = oof["method"].str.extract(r" @r(\d+)$")[0].fillna("0").astype(int)
             oof = oof.assign(method=oof["method"].str.replace(r" @r\d+$", "", regex=True), pretrain_run=run_of)
             oof_rows.append(oof.assign(seed=seed, label_fraction=fraction))
             pd.concat(oof_rows, ignore_index=True).to_csv(args.work / "oof.csv", index=False)
