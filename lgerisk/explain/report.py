@@ -269,6 +269,48 @@ def _reasons(value: Any) -> list[str]:
     return []
 
 
+def sanity_sentence(check: Mapping[str, Any] | None) -> str:
+    """The attribution sanity check (:func:`lgerisk.explain.run.attribution_sanity`) in one sentence.
+
+    Example:
+        >>> check = {"status": "run", "case_id": "A1", "threshold": 0.5, "seeds": [1, 2],
+        ...          "gradcam": {"status": "passed", "spearman": 0.12},
+        ...          "integrated_gradients": {"status": "failed", "spearman": 0.81}}
+        >>> print(sanity_sentence(check))  # doctest: +NORMALIZE_WHITESPACE
+        Attribution sanity check (model-parameter randomisation, Adebayo et al. 2018: the image encoder's weights
+        replaced by random ones, 2 seeds, on scan A1): Grad-CAM passed, Spearman 0.12 between the trained and the
+        randomised model; integrated gradients FAILED, Spearman 0.81 — its map hardly changes when the weights are
+        random, so it shows the scan and the architecture more than what the model learnt.
+    """
+    if not check or check.get("status") != "run":
+        reason = (check or {}).get("reason") or "not asked for"
+        return f"Attribution sanity check not run ({str(reason).rstrip('.')})."
+    threshold = _number(check.get("threshold"))
+    parts: list[str] = []
+    for name, key in (("Grad-CAM", "gradcam"), ("integrated gradients", "integrated_gradients")):
+        result = check.get(key) or {}
+        rho = _number(result.get("spearman"))
+        status = result.get("status")
+        if status == "passed" and rho is not None:
+            between = " between the trained and the randomised model" if not parts else ""
+            parts.append(f"{name} passed, Spearman {rho:.2f}{between}")
+        elif status == "failed" and rho is not None:
+            limit = f" (|rho| >= {threshold:g})" if threshold is not None and not parts else ""
+            parts.append(
+                f"{name} FAILED, Spearman {rho:.2f}{limit} — its map hardly changes when the weights are random, "
+                "so it shows the scan and the architecture more than what the model learnt"
+            )
+        else:
+            parts.append(f"{name} not measurable (a map is constant)")
+    seeds = check.get("seeds") or []
+    return (
+        "Attribution sanity check (model-parameter randomisation, Adebayo et al. 2018: the image encoder's weights "
+        f"replaced by random ones, {len(seeds)} seed{'' if len(seeds) == 1 else 's'}, on scan {check.get('case_id')}): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def notices(prediction: Mapping[str, Any]) -> list[str]:
     """The sentences that must lead any report of ``prediction``: out of range first, then where the scan
     and the model come from (true for that pair)."""

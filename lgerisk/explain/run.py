@@ -10,12 +10,19 @@ Per scan, ``OUT/ID/``::
     gradcam.png               Grad-CAM of the risk on the last 3D block, one panel per real slice of the
                               scan (its own slice numbers, base to apex); padding and voxels outside the
                               scan's field of view carry no attribution
-    integrated_gradients.png  integrated gradients of the risk w.r.t. the image, drawn the same way
-    prediction.json           the prediction record (see lgerisk.predict.run) plus the attribution checks
+    integrated_gradients.png  integrated gradients of the risk w.r.t. the image (blurred-scan baseline,
+                              averaged over the encoder's sub-stride translations so the stride's dot grid
+                              is gone; see lgerisk.explain.attribution), drawn the same way
+    prediction.json           the prediction record (see lgerisk.predict.run) plus the attribution checks,
+                              the attribution sanity check's result among them
     features.csv              the radiomics features most aligned with the model's risk over its
                               training cohort (r with 95 % CI, embedding R²) and this scan's percentile
     scar_seg.dcm              with dicom_seg, for a scan that is a DICOM series: its scar and grey zone
                               as a DICOM SEG over that series (see lgerisk.io.dicom_seg)
+
+Once per run, ``OUT/attribution_check.json``: the attribution sanity check (Adebayo et al.'s model-parameter
+randomisation test of both maps, on the first scan by case id that can be prepared; reused while the model,
+settings and that scan are unchanged). Every report states its result, and a map that fails is flagged.
 
 For a cohort, also ``OUT/cohort.html`` with the embedding <-> radiomics correlation heatmap,
 the risk-tertile Kaplan-Meier plot (when outcomes are known) and every case's prediction, and
@@ -40,7 +47,10 @@ from lgerisk.training.devices import full_float32
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
-EXPLAIN_VERSION = "5"
+CHECK_FILE = "attribution_check.json"
+SANITY_TRIES = 3
+"""Scans (first by case id) tried in turn for the attribution sanity check, until one can be prepared."""
+EXPLAIN_VERSION = "6"
 """Changes whenever an explanation's record or pictures change (explained cases are then redone)."""
 
 
@@ -70,22 +80,26 @@ def explain_case(
     key: str = "",
     params: dict[str, Any] | None = None,
     dicom_seg: bool = False,
+    check: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features).
     ``params``: the radiomics extraction settings (default: lgerisk's); ``dicom_seg``: also write the scar
-    and grey zone as ``out/ID/scar_seg.dcm`` over the scan's DICOM series."""
+    and grey zone as ``out/ID/scar_seg.dcm`` over the scan's DICOM series; ``check``: the run's attribution
+    sanity check (:func:`attribution_sanity`), stated in the report and recorded."""
     import numpy as np
     import pandas as pd
 
     from lgerisk.data.tensors import TensorSpec, case_tensor
     from lgerisk.explain.attribution import (
         grad_cam,
+        inplane_stride,
         integrated_gradients_attribution,
         myocardium_concentration,
+        stride_grid_share,
     )
     from lgerisk.explain.concepts import case_percentiles
     from lgerisk.explain.montage import attribution_montage
-    from lgerisk.explain.report import html_report, summary_text
+    from lgerisk.explain.report import html_report, sanity_sentence, summary_text
     from lgerisk.explain.slices import field_of_view, source_of, tensor_view
     from lgerisk.inference import as_number, image_p99
     from lgerisk.io.dicom_seg import SEG_FILE
@@ -122,6 +136,7 @@ def explain_case(
     with full_float32(predictor.device):  # the attributions in the same float32 as the risk
         cam = grad_cam(predictor.model, image, tabular)
         ig = integrated_gradients_attribution(predictor.model, image, tabular, steps=steps)
+        stride = inplane_stride(predictor.model, image)
     record["attribution"] = {
         "gradcam_myocardium_ratio": _finite(myocardium_concentration(cam[inside], myocardium[inside])),
         "ig_myocardium_ratio": _finite(myocardium_concentration(ig.values[inside], myocardium[inside])),
@@ -130,7 +145,18 @@ def explain_case(
         "slices_shown": list(view.numbers),
         "note": "ratio = mean |attribution| per voxel inside the myocardium / outside it, over the voxels that "
         "show the scan (padding and background fill left out); slices_shown: the scan's own slice "
-        "numbers of the montage panels, base to apex",
+        "numbers of the montage panels, base to apex; ig_grid_share: the share of the map that is a grid "
+        "of the encoder's in-plane stride (lgerisk.explain.attribution.stride_grid_share); "
+        "risk_translation_sd: SD of the risk when the scan is moved by less than that stride; *_sanity: "
+        "the model-parameter randomisation test (Spearman between the trained and a randomised model's "
+        "map; fails at |rho| >= its threshold)",
+        "ig_baseline": ig.baseline,
+        "ig_translations": ig.translations,
+        "ig_evaluations": ig.steps,
+        "ig_grid_share": _finite(stride_grid_share(ig.values, stride)),
+        "encoder_stride": stride,
+        "risk_translation_sd": _finite(ig.risk_translation_sd),
+        **_sanity_fields(check),
     }
     title = f"{case.case_id}: risk {risk:.2f} ({record['risk_group']})"
     drawn = {
@@ -138,6 +164,12 @@ def explain_case(
         "inside": inside[real],
         "synthetic": scan_synthetic,
         "model_synthetic": model_synthetic,
+    }
+    flagged = {
+        method: " — FAILED the attribution sanity check: it hardly changes when the model's weights are random"
+        if record["attribution"].get(f"{method}_sanity") == "failed"
+        else ""
+        for method in ("gradcam", "ig")
     }
     gradcam_png = attribution_montage(
         volume[real],
@@ -173,7 +205,7 @@ def explain_case(
     top["percentile"] = [percentiles.get(f, np.nan) for f in top["feature"]]
     write_csv(folder / "features.csv", top)
     prediction = {**record, "survival": {h: record[f"survival_{h:g}"] for h in predictor.horizons}}
-    summary = summary_text(prediction, concepts, percentiles)
+    summary = summary_text(prediction, concepts, percentiles, notes=[sanity_sentence(check)])
     shown = {k: v for k, v in record.items() if k not in ("attribution",)}
     html_report(
         folder / "report.html",
@@ -181,8 +213,9 @@ def explain_case(
         summary,
         shown,
         {
-            "Grad-CAM on the last 3D block (regions that raise the risk; myocardium and scar outlined)": gradcam_png,
-            "Integrated gradients w.r.t. the image (red raises, blue lowers the risk)": ig_png,
+            "Grad-CAM on the last 3D block (regions that raise the risk; myocardium and scar outlined)"
+            + flagged["gradcam"]: gradcam_png,
+            "Integrated gradients w.r.t. the image (red raises, blue lowers the risk)" + flagged["ig"]: ig_png,
         },
         {
             "Radiomics features most aligned with the model's risk over its training cohort": top,
@@ -249,6 +282,97 @@ def risk_terms(model: Any, scaling: Any, image: Any, tabular: Any) -> dict[str, 
     return out
 
 
+def _sanity_fields(check: dict[str, Any] | None) -> dict[str, Any]:
+    """The attribution sanity check as flat fields of a case's attribution record."""
+    if not check or check.get("status") != "run":
+        reason = (check or {}).get("reason") or "not asked for"
+        return {"sanity_check": f"not run: {reason}"}
+    fields: dict[str, Any] = {"sanity_check": "run", "sanity_scan": check.get("case_id")}
+    for method, result in (("gradcam", check.get("gradcam") or {}), ("ig", check.get("integrated_gradients") or {})):
+        fields[f"{method}_sanity"] = result.get("status")
+        fields[f"{method}_sanity_spearman"] = result.get("spearman")
+        fields[f"{method}_sanity_spearman_abs"] = result.get("spearman_abs")
+    return fields
+
+
+def _sanity_of_case(predictor: Any, case: Case, work: Path, steps: int) -> dict[str, Any]:
+    """Adebayo et al.'s model-parameter randomisation test of both maps on ``case`` (prepared in ``work``)."""
+    from lgerisk.explain.attribution import (
+        SANITY_SEEDS,
+        SANITY_THRESHOLD,
+        grad_cam,
+        integrated_gradients,
+        parameter_randomisation_check,
+    )
+    from lgerisk.explain.slices import field_of_view, source_of, tensor_view
+
+    prepared, qc = predictor.prepare(case, work)
+    image, tabular, _ = predictor.inputs(prepared, case.covariates, qc)
+    inside = tensor_view(
+        field_of_view(prepared.image, source_of(case, prepared)),
+        predictor.spec.slices,
+        predictor.spec.size,
+        slices_flipped=bool(qc.get("slices_flipped")),
+    ).inside
+    model = predictor.model
+    with full_float32(predictor.device):
+        gradcam = parameter_randomisation_check(lambda m: grad_cam(m, image, tabular), model, "Grad-CAM", region=inside)
+        ig = parameter_randomisation_check(
+            lambda m: integrated_gradients(m, image, tabular, steps=steps),
+            model,
+            "integrated gradients",
+            region=inside,
+        )
+    return {
+        "status": "run",
+        "case_id": case.case_id,
+        "test": "model-parameter randomisation (Adebayo et al., NeurIPS 2018): the image encoder's weights "
+        "re-initialised all at once (its own initialisation; the head kept), Spearman rank correlation between "
+        "the trained and the randomised model's map over the voxels that show the scan, the one farthest from "
+        "0 over the seeds; a map fails when |rho| reaches the threshold",
+        "seeds": list(SANITY_SEEDS),
+        "threshold": SANITY_THRESHOLD,
+        "gradcam": gradcam.as_dict(),
+        "integrated_gradients": ig.as_dict(),
+    }
+
+
+def attribution_sanity(predictor: Any, cases: list[Case], out: Path, key: str, steps: int) -> dict[str, Any]:
+    """The attribution sanity check of a run, once: on the first of ``cases`` by case id that can be prepared
+    (up to ``SANITY_TRIES``), stored in ``out/attribution_check.json`` and reused while ``key`` (model,
+    settings, explain version) and that scan's inputs are unchanged. ``{"status": "not run", "reason": ...}``
+    when no scan could be prepared."""
+    import tempfile
+
+    from lgerisk.errors import CaseError
+
+    path = out / CHECK_FILE
+    ordered = sorted(cases, key=lambda c: c.case_id)[:SANITY_TRIES]
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = {}
+    for case in ordered:
+        if (
+            isinstance(stored, dict)
+            and stored.get("key") == key
+            and stored.get("case_id") == case.case_id
+            and all(stored.get(k) == v for k, v in _inputs_key(case).items())
+        ):
+            return dict(stored["check"])
+    failures = []
+    for case in ordered:
+        try:
+            with tempfile.TemporaryDirectory(prefix=".sanity-", dir=out) as work:
+                check = _sanity_of_case(predictor, case, Path(work), steps)
+        except (CaseError, InputError) as exc:
+            failures.append(f"{case.case_id}: {exc}")
+            continue
+        write_json(path, {"key": key, "case_id": case.case_id, **_inputs_key(case), "check": check}, sort_keys=False)
+        return check
+    return {"status": "not run", "reason": "; ".join(failures) if failures else "no scans"}
+
+
 def _finite(value: float) -> float | None:
     return float(value) if value == value and abs(value) != float("inf") else None
 
@@ -296,6 +420,7 @@ def _explain_one(
     threads: int | None = None,
     dicom_seg: bool = False,
     keep_freed_memory: bool = False,
+    check: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from lgerisk.inference import load_predictor
 
@@ -308,7 +433,7 @@ def _explain_one(
 
         torch.set_num_threads(threads)
     return explain_case(
-        load_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params, dicom_seg
+        load_predictor(model_dir, device, labels), case, out, concepts, reference, steps, key, params, dicom_seg, check
     )
 
 
@@ -326,12 +451,14 @@ def explain_cases(
     dicom_seg: bool = False,
     reporter: Reporter = SILENT,
     keep_freed_memory: bool = False,
+    sanity_check: bool = True,
 ) -> tuple[BatchReport, dict[str, Any]]:
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
     gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
     scan's scar and grey zone as ``out/ID/scar_seg.dcm``. ``keep_freed_memory``: the processes that run the
     network keep freed memory for the next pass, for good (``lgerisk.training.devices.reuse_freed_memory``;
-    ``lgerisk explain`` sets it)."""
+    ``lgerisk explain`` sets it). ``sanity_check``: run the attribution sanity check once
+    (:func:`attribution_sanity`) and state it in every report."""
     import dataclasses
 
     from lgerisk.io.dicom_seg import check_seg_sources
@@ -353,8 +480,13 @@ def explain_cases(
 
     predictor = load_predictor(str(model_dir), device, labels)  # a bad model fails here, once
     concepts, reference = _reference(Path(model_dir))  # read once, not per case
-    key = predictor.model_hash + (labels or "") + f"-ig{steps}-e{EXPLAIN_VERSION}"
+    key = predictor.model_hash + (labels or "") + f"-ig{steps}-e{EXPLAIN_VERSION}" + ("" if sanity_check else "-nc")
     out.mkdir(parents=True, exist_ok=True)
+    check = (
+        attribution_sanity(predictor, cases, out, key, steps)
+        if sanity_check
+        else {"status": "not run", "reason": "not asked for"}
+    )
     from lgerisk.batch import worker_threads
 
     work = partial(
@@ -371,6 +503,7 @@ def explain_cases(
         threads=worker_threads(jobs),
         dicom_seg=dicom_seg,
         keep_freed_memory=keep_freed_memory,
+        check=check,
     )
     report = run_batch(
         shard.select(cases),
@@ -391,18 +524,21 @@ def explain_cases(
         }
     }
     if cohort:
-        pages.update(cohort_page(cases, predictor, out, key))
+        pages.update(cohort_page(cases, predictor, out, key, check))
     return report, pages
 
 
-def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[str, Any]:
-    """The cohort view: predictions table, embedding <-> radiomics heatmap, risk-tertile KM plot."""
+def cohort_page(
+    cases: list[Case], predictor: Any, out: Path, key: str, check: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The cohort view: predictions table, embedding <-> radiomics heatmap, risk-tertile KM plot; ``check``: the
+    run's attribution sanity check, stated in the summary (and each scan's in predictions.csv)."""
     import numpy as np
     import pandas as pd
 
     from lgerisk.evaluation.plots import km_by_risk_group
     from lgerisk.explain.concepts import correlation_heatmap
-    from lgerisk.explain.report import html_report, withhold_survival
+    from lgerisk.explain.report import html_report, sanity_sentence, withhold_survival
     from lgerisk.inference import LIST_FIELDS, OUT_OF_RANGE
     from lgerisk.io.provenance import cohort_sentence
     from lgerisk.preprocess.scar import SCAR_CHECK_REASON
@@ -419,6 +555,9 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
         record = {k: v for k, v in stored["record"].items() if k not in ("summary", "attribution", "risk_terms")}
         for block, term in (stored["record"].get("risk_terms") or {}).items():  # a column a block, for pandas
             record[f"risk_term_{block.replace(' ', '_')}"] = term
+        attribution = stored["record"].get("attribution") or {}
+        for method in ("gradcam", "ig"):  # the sanity check this scan's report states
+            record[f"{method}_sanity"] = attribution.get(f"{method}_sanity")
         reasons = [str(r) for r in record.get("unreliable_reasons") or []]
         outside += any(not r.startswith(SCAR_CHECK_REASON) for r in reasons)
         scar_checks += any(r.startswith(SCAR_CHECK_REASON) for r in reasons)
@@ -477,6 +616,8 @@ def cohort_page(cases: list[Case], predictor: Any, out: Path, key: str) -> dict[
         + ", ".join(f"{counts.get(g, 0)} {g}" for g in ("low", "intermediate", "high", OUT_OF_RANGE))
         + ". Each scan's own report is in its folder."
     )
+    if check is not None:
+        summary += "\n" + sanity_sentence(check)
     html_report(
         out / "cohort.html",
         "lgerisk cohort explanation",

@@ -109,11 +109,13 @@ def test_grad_cam_with_tabular_inputs():
 
 
 def test_integrated_gradients_completeness_and_model_untouched():
+    """One path (no translation averaging) from the zeros baseline: the attributions add up to the risk difference."""
     model = tiny_model(n_tabular=2)
     image, _ = case()
     tabular = torch.tensor([[0.3, -0.7]])
     before = snapshot(model)
-    result = integrated_gradients_attribution(model, image, tabular, steps=32)
+    result = integrated_gradients_attribution(model, image, tabular, steps=32, baseline="zeros", translate=False)
+    assert result.translations == 1 and result.risk_translation_sd == 0.0
     assert result.values.shape == SHAPE and result.values.dtype == np.float32
     assert np.isfinite(result.values).all() and result.values.std() > 0
     with torch.no_grad():
@@ -146,9 +148,10 @@ def test_integrated_gradients_array_api_and_blur_baseline():
 
 
 def test_model_depending_on_myocardium_only_concentrates_attribution_there():
+    """On one path (a translated scan moves voxels in and out of the fixed region: see the next test)."""
     image, myocardium = case()
     model = RegionOnly(tiny_model(), myocardium)
-    values = integrated_gradients(model, image, steps=16)
+    values = integrated_gradients(model, image, steps=16, translate=False)
     assert not values[~myocardium].any()  # provably no attribution outside
     assert values[myocardium].any()
     assert myocardium_concentration(values, myocardium) == math.inf
@@ -156,9 +159,45 @@ def test_model_depending_on_myocardium_only_concentrates_attribution_there():
     from scipy import ndimage
 
     margin = ndimage.binary_dilation(myocardium, np.ones((1, 5, 5), bool))
-    values = integrated_gradients(RegionOnly(tiny_model(), margin), image, steps=16)
+    values = integrated_gradients(RegionOnly(tiny_model(), margin), image, steps=16, translate=False)
     concentration = myocardium_concentration(values, myocardium)
     assert math.isfinite(concentration) and concentration > 1
+
+
+def test_translation_averaged_attribution_adds_up_and_stays_within_a_stride_of_the_region():
+    model = tiny_model(n_tabular=2)
+    image, myocardium = case()
+    tabular = torch.tensor([[0.3, -0.7]])
+    before = snapshot(model)
+    result = integrated_gradients_attribution(model, image, tabular, steps=4)
+    assert result.baseline == "blur" and result.translations == 64 and result.steps == 192  # 3 points a shift
+    from scipy import ndimage
+
+    blurred = ndimage.gaussian_filter(image[0, 0].numpy(), sigma=(0, 4.0, 4.0))
+    shifts = [(dy, dx) for dy in range(8) for dx in range(8)]
+    with torch.no_grad():
+        model.eval()
+        base = image.clone()
+        base[:, 0] = torch.from_numpy(blurred)
+        at_scan = [float(model(torch.roll(image, s, dims=(3, 4)), tabular)[0]) for s in shifts]
+        at_base = [float(model(torch.roll(base, s, dims=(3, 4)), tabular)[0]) for s in shifts]
+        assert result.risk == pytest.approx(float(model(image, tabular)[0]), abs=1e-5)
+    target = float(np.mean(at_scan) - np.mean(at_base))
+    assert result.target == pytest.approx(target, abs=1e-5)
+    assert (
+        result.risk_translation_sd == pytest.approx(float(np.std(at_scan)), abs=1e-5) and result.risk_translation_sd > 0
+    )
+    # completeness is that of a sampled integral here (a random network's paths are rough; a smooth model's map
+    # adds up within 5 %: tests/explain/test_attribution_sanity.py); the delta says how far it is
+    assert result.delta == pytest.approx(float(result.values.sum(dtype=np.float64)) - target, abs=1e-5)
+    assert result.relative_delta == pytest.approx(
+        abs(result.values.sum(dtype=np.float64) - target) / abs(target), rel=1e-3
+    )
+    assert_untouched(model, before)
+    # a model that reads the image only in the myocardium: attribution at most a stride (7 voxels) away from it
+    values = integrated_gradients(RegionOnly(tiny_model(), myocardium), image, steps=4)
+    reach = ndimage.binary_dilation(myocardium, np.ones((1, 15, 15), bool))
+    assert not values[~reach].any() and values[myocardium].any()
 
 
 def test_myocardium_concentration_edge_cases():
