@@ -922,7 +922,22 @@ def explain(
     ] = None,
     model: RiskModelOption = None,
     labels: MaskLabels = None,
-    steps: Annotated[int, typer.Option("--steps", min=4, help="Integrated-gradients steps.")] = 32,
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps",
+            min=4,
+            help="Integrated-gradients gradient evaluations: at least 3 per sub-stride shift (192 for the "
+            "default encoder), more for a finer path.",
+        ),
+    ] = 32,
+    sanity_check: Annotated[
+        bool,
+        flag(
+            "--sanity-check/--no-sanity-check",
+            help="Once per run, compare the maps with a randomised model's (Adebayo et al. 2018) and say so.",
+        ),
+    ] = True,
     clinical: Clinical = None,
     device: CpuDevice = "cpu",
     dicom_seg: DicomSeg = False,
@@ -958,6 +973,7 @@ def explain(
         reporter=_reporter(quiet, debug),
         dicom_seg=wanted,
         keep_freed_memory=True,
+        sanity_check=sanity_check,
     )
     _lone_scan_failed(report, scans)
     _summary(report, out, quiet)
