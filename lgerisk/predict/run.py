@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lgerisk.batch import BatchReport, Outcome, Shard, collect_errors, network_threads, run_batch
-from lgerisk.errors import InputError
+from lgerisk.errors import CaseError, InputError
 from lgerisk.inference import (
     LIST_FIELDS,
     MODEL_BATCH,
@@ -118,10 +118,23 @@ def _prepare_one(
     seg_dir: Path | None = None,
     dicom_seg: bool = False,
 ) -> _Prepared:
-    """One case made ready for the network (a worker's share: no torch, no model)."""
-    from lgerisk.preprocess.pipeline import source_hash
+    """One case made ready for the network (a worker's share: no torch, no model). A finished part of another scan
+    under the same id (the same id in two manifests whose shards write to one output) fails the case rather than
+    being replaced."""
+    from lgerisk.preprocess.pipeline import other_source, source_hash
 
-    _part(parts, case.case_id).unlink(missing_ok=True)
+    part = _part(parts, case.case_id)
+    try:
+        stored = json.loads(part.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = None
+    earlier = other_source(stored, case) if isinstance(stored, dict) else None
+    if earlier is not None:
+        raise CaseError(
+            f"{case.image}: case id {case.case_id!r} is already predicted in {parts} from another scan, {earlier}; "
+            f"give one of them another id, predict it into another file, or remove {part} to replace it."
+        )
+    part.unlink(missing_ok=True)
     seg_path = _seg_path(case, seg_dir)
     if seg_path is not None:
         seg_path.unlink(missing_ok=True)  # never a SEG of older inputs beside a new prediction
@@ -221,12 +234,15 @@ class _Network:
             self.threads = network_threads(self.workers, torch.get_num_threads())  # torch's count in this thread
         with torch_threads(self.threads):
             records = predictor.predict_scans([value.scan for _, value in held])
+        from lgerisk.preprocess.pipeline import source_name
+
         outcomes: list[Outcome] = []
         for (case, value), record in zip(held, records):
             write_json(
                 _part(self.parts, case.case_id),
                 {
                     "key": self.key,
+                    "source_image": source_name(case.image),
                     "image_sha256": value.image_sha256,
                     "mask_sha256": value.mask_sha256,
                     "covariates": value.covariates,
