@@ -18,6 +18,12 @@ def _ci(row: dict[str, Any], key: str, signed: bool = False) -> str:
     return f"{value:{sign}.3f} ({low:{sign}.2f}{joint}{high:{sign}.2f})"
 
 
+def _counts(row: dict[str, Any]) -> str:
+    """``cases (events)`` of a row, ``-`` when unknown."""
+    n, events = row.get("n"), row.get("events")
+    return "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
+
+
 def _plain(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
@@ -58,9 +64,7 @@ def comparison_table(table: Any, synthetic: bool = False, wide: bool = True) -> 
     ):
         out.add_column(name, justify="left" if name == "method" else "right")
     for row in records:
-        n = row.get("n")
-        events = row.get("events")
-        counts = "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
+        counts = _counts(row)
         out.add_row(
             str(row.get("method")),
             str(row.get("evaluation", "")),
@@ -96,8 +100,7 @@ def _narrow_table(table: Any, synthetic: bool) -> Any:
     for name in ("method", "n (events)", "Harrell C", *(["ΔC vs scar %"] if delta else [])):
         out.add_column(name, justify="left" if name == "method" else "right", overflow="fold")
     for row in records:
-        n, events = row.get("n"), row.get("events")
-        counts = "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
+        counts = _counts(row)
         out.add_row(
             str(row.get("method")),
             counts,

@@ -51,7 +51,7 @@ from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.fusion import FUSIONS
-from lgerisk.training.methods import SCAR_COLUMN, Method, fit_method, methods_for, predict_risk
+from lgerisk.training.methods import SCAR_COLUMN, SCRATCH, Method, fit_method, methods_for, predict_risk
 from lgerisk.training.outcomes import check_outcomes, labelled_cases
 from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
 from lgerisk.training.seeding import derive_seed
@@ -477,7 +477,7 @@ def _finished_part(path: Path, split: Split, settings: str) -> Any:
 
 def _trains_end_to_end(method: Method, config: FinetuneConfig, pretrained: bool) -> bool:
     """Whether fitting ``method`` trains a network end to end (the scratch network, or the model in full mode)."""
-    return method.key == "deep_scratch" or (method.key == "model" and (config.mode == "full" or not pretrained))
+    return method.key == SCRATCH.key or (method.key == "model" and (config.mode == "full" or not pretrained))
 
 
 def _fit_split(
