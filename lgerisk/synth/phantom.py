@@ -216,10 +216,14 @@ def enhancement(
     if scar.pattern == "none" or n == 0:
         return e, mvo, np.zeros(n, dtype=bool)
     kvec, kphase = scar.texture
-    pts = np.stack([x, y, z], axis=1).astype(np.float32)
+    px, py, pz = (np.asarray(c, dtype=np.float32) for c in (x, y, z))
     texture = np.zeros(n, dtype=np.float32)
     for kv, ph in zip(kvec, kphase):
-        texture += np.cos(pts @ kv.astype(np.float32) + np.float32(ph))
+        k = np.asarray(kv, dtype=np.float32)
+        # the dot product written out, not ``pts @ k``: BLAS kernels differ by CPU (an AVX-512 sgemv rounds
+        # otherwise), and a cohort must be the same bytes on every machine; this is the order they had before
+        phase = (px * k[0] + py * k[1]) + pz * k[2]
+        texture += np.cos(phase + np.float32(ph))
     texture = normal_cdf(texture * np.float32(math.sqrt(2.0 / len(kphase)))).astype(np.float32)
     p = scar.params
     if scar.pattern == "ischemic":

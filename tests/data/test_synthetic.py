@@ -153,6 +153,33 @@ def test_generator_output_is_pinned(small_cases, default_cases, cohort):
     assert hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()[:16] == PINNED_SMALL_SEED0_COHORT_32_TABLE
 
 
+def test_generator_output_does_not_depend_on_the_cpus_blas_kernels(small_cases):
+    """The same bytes under another BLAS kernel: OpenBLAS picks its kernels by CPU, and an AVX-512 matrix-vector
+    product rounds otherwise than an AVX2 one (the scar texture was ``pts @ k`` and changed cohorts between
+    machines). Here a child process forces OpenBLAS's Haswell kernels; this process uses the machine's own."""
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json, SimpleITK as sitk\n"
+        "from lgerisk.synth import SynthConfig, generate_case\n"
+        "h = hashlib.sha256()\n"
+        "for k in (4, 5):\n"
+        "    case = generate_case(k, SynthConfig(small=True))\n"
+        "    for image in (case.image, case.mask, case.greyzone):\n"
+        "        h.update(sitk.GetArrayFromImage(image).tobytes())\n"
+        "print(h.hexdigest())\n"
+    )
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    h = hashlib.sha256()
+    for case in small_cases[4:6]:
+        for image in (case.image, case.mask, case.greyzone):
+            h.update(sitk.GetArrayFromImage(image).tobytes())
+    assert all(case.truth["scar_pattern"] == "ischemic" for case in small_cases[4:6])  # cases it changed
+    assert child.stdout.strip() == h.hexdigest()
+
+
 # ---------------------------------------------------------------------------- geometry and labels
 
 
