@@ -206,11 +206,25 @@ regressing the radiomics view, and the decorrelated radiomics view. Left out: ev
 hazard)."""
 
 
+UNTRAINED = "untrained"
+"""The control encoder that learnt nothing: the radiomics-guided encoder's architecture and settings, one epoch at
+learning rate ``UNTRAINED_LR`` (its weights stay at their random initialisation; batch-norm statistics and the
+card are those of a run), so that a fusion with it shows what the encoder's training adds (issue 22)."""
+UNTRAINED_LR = 1e-12
+
+
 def lever_settings(objective: str) -> dict[str, object]:
     """PretrainConfig settings of ``objective`` with LEVERS; image-only SimCLR has no radiomics to use them."""
     if objective == "simclr":
         return {"objective": {"preset": "simclr"}}
+    if objective == UNTRAINED:
+        return {**LEVERS, "objective": {"preset": "radiomics"}, "lr": UNTRAINED_LR}
     return {**LEVERS, "objective": {"preset": objective}}
+
+
+def encoder_name(objective: str) -> str:
+    """How the table names an encoder: ``radiomics-pretrained``, ``simclr-pretrained``, ``untrained encoder``."""
+    return "untrained encoder" if objective == UNTRAINED else f"{objective}-pretrained"
 
 
 def markdown_table(summary) -> str:  # noqa: ANN001
@@ -225,7 +239,9 @@ def markdown_table(summary) -> str:  # noqa: ANN001
             return (0, baselines.index(method), 0, method)
         if method.startswith("oracle"):
             return (2, 0, 0, method)
-        objective = next((i for i, o in enumerate(("simclr", "radiomics", "hybrid")) if method.startswith(o)), 3)
+        objective = next(
+            (i for i, o in enumerate(("simclr", "radiomics", "hybrid", UNTRAINED)) if method.startswith(o)), 4
+        )
         return (1, objective, ("full" in method) * 4 + ("scar" in method) + ("+ radiomics" in method) * 2, method)
 
     order = sorted(dict.fromkeys(summary["method"]), key=rank)
@@ -276,7 +292,7 @@ PAIRS = (
 def pairs_for(methods) -> list[tuple[str, str]]:  # noqa: ANN001
     """PAIRS, and for the variants a run adds: each row on other input channels (``… [channels]``) against
     radiomics Cox and against the same model on the default channels; each end-to-end row without the auxiliary
-    loss against the same row with it."""
+    loss against the same row with it; each untrained-encoder row against the radiomics-guided encoder's."""
     methods = list(dict.fromkeys(methods))
     pairs = list(PAIRS)
     for method in methods:
@@ -285,6 +301,8 @@ def pairs_for(methods) -> list[tuple[str, str]]:  # noqa: ANN001
             pairs += [(method, "radiomics Cox"), (method, plain)]
         if ", no auxiliary loss" in method:
             pairs.append((method.replace(", no auxiliary loss", ""), method))
+        if method.startswith(encoder_name(UNTRAINED)):  # what the encoder's training adds
+            pairs.append((encoder_name("radiomics") + method.removeprefix(encoder_name(UNTRAINED)), method))
     return list(dict.fromkeys(pairs))
 
 
@@ -473,7 +491,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
-    parser.add_argument("--objectives", nargs="*", default=["simclr", "radiomics", "hybrid"])
+    parser.add_argument(
+        "--objectives",
+        nargs="*",
+        default=["simclr", "radiomics", "hybrid"],
+        help=f"encoders to pretrain; {UNTRAINED!r}: the control that learnt nothing (random weights, see UNTRAINED)",
+    )
     parser.add_argument("--pretrain-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--width", type=int, default=8)
@@ -618,7 +641,7 @@ def main() -> None:
                     pool_prep,
                     run,
                     PretrainConfig(
-                        epochs=args.pretrain_epochs,
+                        epochs=1 if objective == UNTRAINED else args.pretrain_epochs,
                         width=args.width,
                         embedding_dim=args.embedding_dim,
                         projection_dim=64,
@@ -712,7 +735,7 @@ def main() -> None:
                 if encoder is not None:
                     objective, _, pretrain_run = label.split()[0].partition("@")
                     rename = (
-                        f"{objective}-pretrained {config.mode}"
+                        f"{encoder_name(objective)} {config.mode}"
                         + (f" on {config.head_pcs} PCs" if config.head_pcs else "")
                         + (" + scar %" if config.with_scar else "")
                         + (f" + radiomics ({FUSION_NAMES[config.fusion]})" if config.with_radiomics else "")

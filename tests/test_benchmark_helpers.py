@@ -298,17 +298,17 @@ def test_scaling_benchmark_runs_and_fits_a_line(tmp_path: Path, capsys: pytest.C
     scaling = _load("scaling")
     slope, fixed = scaling.linear_fit([250, 500, 1000, 2000], [2.0 + 0.05 * n for n in (250, 500, 1000, 2000)])
     assert slope == pytest.approx(0.05) and fixed == pytest.approx(2.0)
-    argv = ["scaling.py", "--work", str(tmp_path), "--sizes", "12", "16", "--batch-size", "4"]
+    argv = ["scaling.py", "--work", str(tmp_path), "--sizes", "8", "10", "--batch-size", "4"]
     old, sys.argv = sys.argv, argv
     try:
         scaling.main()
     finally:
         sys.argv = old
     table = pd.read_csv(tmp_path / "scaling.csv")
-    assert sorted(set(table["command"])) == sorted(scaling.COMMANDS) and sorted(set(table["scans"])) == [12, 16]
+    assert sorted(set(table["command"])) == sorted(scaling.COMMANDS) and sorted(set(table["scans"])) == [8, 10]
     assert (table["seconds"] > 0).all() and (table["main_mib"] > 50).all()
     assert (table.loc[table["command"] == "predict", "worker_mib"] > 0).all()  # --jobs 2: workers were measured
-    assert (tmp_path / "n16" / "predictions.csv").is_file()
+    assert (tmp_path / "n10" / "predictions.csv").is_file()
     assert "each further scan" in capsys.readouterr().out
 
 
@@ -365,3 +365,26 @@ def test_dominant_terms_name_the_image_term_that_sets_a_case_apart() -> None:
     truth.loc[2, "scar_percent"] += 40.0
     groups = bench.dominant_terms(truth, 2)
     assert groups.iloc[:3].tolist() == ["wall thinning", "mid-wall pattern", "scar, grey zone, heterogeneity"]
+
+
+def test_the_untrained_encoder_control_learns_nothing_and_is_compared_with_the_guided_one() -> None:
+    """label_efficiency.py's untrained encoder: the radiomics-guided settings at a learning rate that moves no
+    weight, named apart in the table, and paired with the radiomics-guided encoder's same row."""
+    import torch
+
+    from lgerisk.training.pretrain import PretrainConfig
+
+    bench = _load("label_efficiency")
+    settings = bench.lever_settings(bench.UNTRAINED)
+    config = PretrainConfig(epochs=1, **settings)  # type: ignore[arg-type]
+    assert config.objective == {"preset": "radiomics"} and config.aux_weight == bench.LEVERS["aux_weight"]
+    weight = torch.nn.Parameter(torch.ones(4))
+    optimiser = torch.optim.AdamW([weight], lr=config.lr, weight_decay=config.weight_decay)
+    weight.grad = torch.full((4,), 5.0)
+    optimiser.step()  # one step of the pretraining optimiser at that rate: no float32 weight moves
+    assert torch.equal(weight.detach(), torch.ones(4))
+    assert bench.lever_settings("radiomics").get("lr") is None
+    method = "untrained encoder probe + radiomics (stacked) [image+myocardium+scar+greyzone]"
+    guided = "radiomics-pretrained probe + radiomics (stacked) [image+myocardium+scar+greyzone]"
+    assert (guided, method) in bench.pairs_for([method, guided])
+    assert (guided, method) not in bench.pairs_for([guided])
