@@ -96,7 +96,7 @@ def thread_counts(batch: int | None = None) -> Iterator[int]:
     body runs; the process's count is restored after."""
     import torch
 
-    from lgerisk.training.devices import torch_threads
+    from lgerisk.runtime import torch_threads
 
     threads = torch.get_num_threads()
     for count in dict.fromkeys((threads, batch or threads, 1)):
@@ -209,7 +209,7 @@ def run(
     unequal = sum(not (_same_bytes(a[0], b[0]) and _same_bytes(a[1], b[1])) for a, b in zip(here, there))
 
     from lgerisk.inference import RiskPredictor
-    from lgerisk.training.devices import reuse_freed_memory
+    from lgerisk.runtime import reuse_freed_memory
 
     reuse_freed_memory()  # as lgerisk predict runs the network
     predictor = _with_layout(RiskPredictor.load(model, device=device), layout)

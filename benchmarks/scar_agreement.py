@@ -44,11 +44,11 @@ import numpy as np  # noqa: E402
 from lgerisk.evaluation.agreement import Agreement, agreement, bootstrap_intervals  # noqa: E402
 from lgerisk.io.cohort import discover_cohort  # noqa: E402
 from lgerisk.preprocess.calibrate import (  # noqa: E402
-    PEAK_FRACTIONS,
     calibration_rows,
     choose_peak_fraction,
     leave_one_out_fractions,
 )
+from lgerisk.preprocess.calibration import PEAK_FRACTIONS  # noqa: E402
 from lgerisk.preprocess.config import PreprocessConfig  # noqa: E402
 from lgerisk.preprocess.expert import (  # noqa: E402
     DerivedSetting,

@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from lgerisk.io.cohort import Cohort as Cohort
     from lgerisk.models.tabular import TabularScaling as TabularScaling
     from lgerisk.preprocess.config import PreprocessConfig as PreprocessConfig
-    from lgerisk.training.finetune import FinetuneConfig as FinetuneConfig
+    from lgerisk.training.finetune_config import FinetuneConfig as FinetuneConfig
     from lgerisk.training.pretrain import PretrainConfig as PretrainConfig
 
-__version__ = "0.1.0"
+from lgerisk.version import __version__ as __version__
 
 _LAZY = {
     "Case": "lgerisk.io.cohort",
@@ -56,7 +56,7 @@ _LAZY = {
     "TabularScaling": "lgerisk.models.tabular",
     "PreprocessConfig": "lgerisk.preprocess.config",
     "PretrainConfig": "lgerisk.training.pretrain",
-    "FinetuneConfig": "lgerisk.training.finetune",
+    "FinetuneConfig": "lgerisk.training.finetune_config",
 }
 """Names imported on first use, so that ``import lgerisk`` (and ``lgerisk --help``) stays instant."""
 

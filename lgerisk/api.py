@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from lgerisk.inference import RiskPredictor
     from lgerisk.io.cohort import Cohort
     from lgerisk.preprocess.config import PreprocessConfig
-    from lgerisk.training.finetune import FinetuneConfig
+    from lgerisk.training.finetune_config import FinetuneConfig
     from lgerisk.training.pretrain import PretrainConfig
 
 __all__ = [

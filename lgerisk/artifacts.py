@@ -35,7 +35,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lgerisk
 from lgerisk.cards import (
     CARD_DIGEST,
     ENCODER_FORMAT,
@@ -49,6 +48,7 @@ from lgerisk.cards import (
 )
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_json, write_torch
+from lgerisk.version import __version__
 
 if TYPE_CHECKING:
     from lgerisk.models.contrastive import ContrastiveModel
@@ -109,7 +109,7 @@ def versions() -> dict[str, str]:
     import torch
 
     found = {
-        "lgerisk": lgerisk.__version__,
+        "lgerisk": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
@@ -184,7 +184,7 @@ def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[
     if found != expected:
         if _newer_format(found, expected):
             raise InputError(
-                f"{run / MODEL_FILE}: of format {found!r}, newer than this lgerisk {lgerisk.__version__} reads "
+                f"{run / MODEL_FILE}: of format {found!r}, newer than this lgerisk {__version__} reads "
                 f"({expected!r}); update lgerisk to load it."
             )
         raise InputError(f"{run / MODEL_FILE}: not {what}{hints.get(str(found), '')}.")
@@ -204,15 +204,15 @@ def _refuse_newer(run: Path, card: dict[str, Any], expected: str) -> None:
     """A card that claims a newer lgerisk, or a newer format of ``expected``, than this one -> ``InputError``:
     what it holds may mean something else there, so it is never read as if it were of this version."""
     claimed = claimed_version(card)
-    if claimed is not None and (release(claimed) or ()) > (release(lgerisk.__version__) or ()):
+    if claimed is not None and (release(claimed) or ()) > (release(__version__) or ()):
         raise InputError(
-            f"{run / CARD_FILE}: written by lgerisk {claimed}, newer than this lgerisk {lgerisk.__version__}; "
+            f"{run / CARD_FILE}: written by lgerisk {claimed}, newer than this lgerisk {__version__}; "
             "update lgerisk to load it."
         )
     if _newer_format(card.get("format"), expected):
         raise InputError(
             f"{run / CARD_FILE}: of format {card.get('format')!r}, newer than this lgerisk "
-            f"{lgerisk.__version__} reads ({expected!r}); update lgerisk to load it."
+            f"{__version__} reads ({expected!r}); update lgerisk to load it."
         )
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from lgerisk import __version__
+from lgerisk.version import __version__
 
 
 def _untyped_help(option: Any) -> Any:

@@ -190,7 +190,8 @@ class ScanPreparer:
         preprocessed with the model's settings (preprocessing it again would misread its labels).
         ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
         scan that is no DICOM series gets a warning instead)."""
-        from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, case_dir, write_case
+        from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, case_dir
+        from lgerisk.preprocess.pipeline import write_case
 
         done = self._already_preprocessed(case, seg_path)
         if done is not None:
@@ -298,7 +299,7 @@ class RiskPredictor:
         """Load a finetune run folder (``weights_only`` checkpoint) with its settings; an edited card, changed
         weights or a card of a newer lgerisk are refused (``InputError``; see :mod:`lgerisk.artifacts`)."""
         from lgerisk.artifacts import load_risk_model
-        from lgerisk.training.devices import resolve_device
+        from lgerisk.runtime import resolve_device
 
         torch_device = resolve_device(device)
         model, tabular, card = load_risk_model(model_dir, device=str(torch_device))
@@ -355,10 +356,10 @@ class RiskPredictor:
     def risks(self, images: Any, tabular: Any = None) -> list[float]:
         """The risk scores (log relative hazard) of ``images`` ``(N, C, D, H, W)`` with their head inputs
         ``(N, n)`` (numpy or torch), run ``MODEL_BATCH`` at a time (the last batch padded with zeros), in
-        full float32 on a GPU too (:func:`~lgerisk.training.devices.full_float32`)."""
+        full float32 on a GPU too (:func:`~lgerisk.runtime.full_float32`)."""
         import torch
 
-        from lgerisk.training.devices import full_float32
+        from lgerisk.runtime import full_float32
 
         images = torch.as_tensor(images)
         tabular = torch.as_tensor(tabular) if tabular is not None else None
@@ -496,7 +497,7 @@ class RiskPredictor:
 
 def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
     """The QC record of a case that is already preprocessed (``cases/ID/{image,mask}.nii.gz`` + ``qc.json``)."""
-    from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE
+    from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, QC_FILE
 
     image = Path(case.image)
     if image.name != IMAGE_FILE or case.mask is None or Path(case.mask) != image.parent / MASK_FILE:
@@ -549,7 +550,7 @@ def out_of_range_warnings(qc: dict[str, Any], image_p99: float, ranges: dict[str
 def check_device(device: str) -> None:
     """``InputError`` now for a device that is not there (``"cpu"`` needs no check, and no torch import)."""
     if device.strip().lower() != "cpu":
-        from lgerisk.training.devices import resolve_device
+        from lgerisk.runtime import resolve_device
 
         resolve_device(device)
 

@@ -112,3 +112,144 @@ def test_test_modules_share_helpers_not_each_other() -> None:
             if module.rsplit(".", 1)[-1].startswith("test_") or module.endswith("conftest"):
                 wrong.append(f"{path.relative_to(tests)} imports {module}")
     assert wrong == []
+
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "version", "lazy", "progress"),
+    ("config", "cards", "runtime"),
+    ("reporting", "io"),
+    ("batch", "synth", "data", "objectives"),
+    ("models", "evaluation"),
+    ("preprocess",),
+    ("radiomics", "artifacts"),
+    ("inference", "training"),
+    ("predict", "explain"),
+    ("api", "demo"),
+    ("cli",),
+    ("lgerisk", "__main__"),
+)
+"""The package's layers, lowest first, by top-level module or subpackage (``lgerisk`` itself: the package face).
+A module imports from a lower layer or its own subpackage, never from a higher layer or a sibling in its layer."""
+APART = ("predict", "explain", "training")
+"""Subpackages none of which imports another, whatever the layers allow."""
+
+
+def group_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Every module of ``package`` and the package modules it imports: at the top, inside functions and under
+    ``if TYPE_CHECKING:`` alike (``from lgerisk.x import name`` counts as ``lgerisk.x.name`` where that is a
+    module, else ``lgerisk.x``)."""
+    modules = {module_name(p, package): p for p in package.rglob("*.py")}
+    root = package.name
+
+    def existing(name: str) -> str:
+        while name not in modules and "." in name:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == root:
+                found |= {existing(f"{node.module}.{alias.name}") for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {existing(a.name) for a in node.names if a.name.split(".")[0] == root}
+        graph[module] = found - {module}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph`` (strongly connected components of more than one module), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                other = stack.pop()
+                component.append(other)
+                if other == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(circles)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports up to a higher layer, across to a sibling of the same layer, or between the APART subpackages."""
+    layer = {group: k for k, groups in enumerate(LAYERS) for group in groups}
+    out = []
+    for module, targets in sorted(graph.items()):
+        mine = group_of(module)
+        for target in sorted(targets):
+            theirs = group_of(target)
+            if theirs == mine:
+                continue
+            if mine not in layer or theirs not in layer:
+                out.append(f"{module}: {mine if mine not in layer else theirs} has no layer (add it to LAYERS)")
+            elif layer[theirs] > layer[mine] and mine != "lgerisk":
+                out.append(f"{module} imports {target}, a higher layer")
+            elif layer[theirs] == layer[mine] and mine != "lgerisk":
+                out.append(f"{module} imports {target}, a sibling in its layer")
+            elif mine in APART and theirs in APART:
+                out.append(f"{module} imports {target} ({', '.join(APART)} stay apart)")
+    return out
+
+
+def test_no_import_circles_and_no_import_up_the_layers() -> None:
+    """No import circle among lgerisk's modules, and every import goes down the layers (imports under
+    ``TYPE_CHECKING`` and inside functions included); the package face alone reaches up, for its lazy exports."""
+    graph = import_graph()
+    assert import_circles(graph) == []
+    assert layer_violations(graph) == []
+
+
+def test_the_graph_checks_see_what_they_forbid(tmp_path: Path) -> None:
+    """A circle made only of a function-level import and a ``TYPE_CHECKING`` one is found, and so are an import
+    up the layers, one to a sibling in the same layer, and one between training and predict."""
+    package = tmp_path / "lgerisk"
+    for folder in ("io", "training", "predict", "explain"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "io" / "a.py").write_text("def f():\n    from lgerisk.io.b import g\n")
+    (package / "io" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lgerisk.io import a\n"
+    )
+    (package / "io" / "c.py").write_text("from lgerisk.training import fit\n")
+    (package / "training" / "fit.py").write_text("def f():\n    from lgerisk.predict import run\n")
+    (package / "predict" / "run.py").write_text("from lgerisk.explain import run\n")
+    (package / "explain" / "run.py").write_text("")
+    graph = import_graph(package)
+    assert import_circles(graph) == [["lgerisk.io.a", "lgerisk.io.b"]]
+    assert layer_violations(graph) == [
+        "lgerisk.io.c imports lgerisk.training.fit, a higher layer",
+        "lgerisk.predict.run imports lgerisk.explain.run, a sibling in its layer",
+        "lgerisk.training.fit imports lgerisk.predict.run, a higher layer",
+    ]
+    graph["lgerisk.predict.run"] = {"lgerisk.training.fit"}  # down the layers, yet between two kept apart
+    assert layer_violations(graph) == [
+        "lgerisk.io.c imports lgerisk.training.fit, a higher layer",
+        "lgerisk.predict.run imports lgerisk.training.fit (predict, explain, training stay apart)",
+        "lgerisk.training.fit imports lgerisk.predict.run, a higher layer",
+    ]

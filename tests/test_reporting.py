@@ -106,7 +106,7 @@ def test_every_keyword_an_error_names_is_an_option() -> None:
 
 def test_finetune_settings_hash_is_unchanged() -> None:
     """``labels=None`` hashes as "emidec" did: finished fine-tuning parts of earlier runs are reused."""
-    from lgerisk.training.finetune import FinetuneConfig
+    from lgerisk.training.finetune_config import FinetuneConfig
 
     assert FinetuneConfig().settings_hash() == "5a279a2b0a29eb9b"
     assert FinetuneConfig(labels="emidec").settings_hash() == "5a279a2b0a29eb9b"

@@ -206,7 +206,7 @@ class TensorCache:
     def get(self, case: Case, spec: TensorSpec = TensorSpec()) -> np.ndarray:
         """The tensor of ``case``: read from the cache when built from the same files, else built and saved."""
         from lgerisk.io.atomic import atomic_path, write_json
-        from lgerisk.preprocess.pipeline import source_hash
+        from lgerisk.io.layout import source_hash
 
         if not Path(case.image).exists():
             raise CaseError(f"{case.image}: image file does not exist.")

@@ -21,6 +21,18 @@ GROUP_COLOURS = {"low": "#1b9e77", "intermediate": "#d95f02", "high": "#c0392b"}
 DPI = 120
 
 
+def synthetic_title(title: str, synthetic: bool) -> str:
+    """``title`` marked ``SYNTHETIC`` when it shows synthetic data (once).
+
+    Example:
+        >>> synthetic_title("Grad-CAM", True)
+        'SYNTHETIC — Grad-CAM'
+    """
+    if synthetic and "SYNTHETIC" not in title:
+        return f"SYNTHETIC — {title}"
+    return title
+
+
 def _figure(width: float, height: float) -> Any:
     """A Figure on an Agg canvas (no pyplot, no GUI backend, nothing to close globally)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

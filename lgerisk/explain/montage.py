@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from lgerisk.errors import InputError
+from lgerisk.evaluation.plots import synthetic_title
 from lgerisk.io.atomic import atomic_path
 
 MYOCARDIUM_COLOUR = "#39d353"
@@ -29,18 +30,6 @@ SCAR_COLOUR = "#ff2bd6"
 OUTSIDE_COLOUR = "#d9d9d9"
 MAX_OPACITY = 0.85
 SCALE_PERCENTILE = 99.5
-
-
-def synthetic_title(title: str, synthetic: bool) -> str:
-    """``title`` marked ``SYNTHETIC`` when it shows synthetic data (once).
-
-    Example:
-        >>> synthetic_title("Grad-CAM", True)
-        'SYNTHETIC — Grad-CAM'
-    """
-    if synthetic and "SYNTHETIC" not in title:
-        return f"SYNTHETIC — {title}"
-    return title
 
 
 def provenance_title(title: str, scan_synthetic: bool, model_synthetic: bool) -> str:

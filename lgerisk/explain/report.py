@@ -122,7 +122,7 @@ def _risk_sentence(prediction: Mapping[str, Any]) -> str | None:
 
 
 def _concept_sentence(alignment: pd.DataFrame, percentiles: pd.Series, top: int) -> str | None:
-    from lgerisk.explain.concepts import short_feature_name
+    from lgerisk.evaluation.concepts import short_feature_name
 
     if alignment is None or len(alignment) == 0 or "r_risk" not in alignment or top < 1:
         return None
@@ -345,8 +345,8 @@ def summary_text(
     ``myocardium_mass_g``, ``warnings``, ``scan_synthetic``, ``model_trained_on_synthetic``, ``reliable``
     and ``unreliable_reasons`` (:mod:`lgerisk.predict.run`'s record; a bare ``synthetic`` stands for
     both provenance flags); missing entries are left out. The text leads with :func:`notices`.
-    ``alignment`` is :func:`lgerisk.explain.concepts.concept_alignment` over the training cohort and
-    ``percentiles`` the scan's :func:`lgerisk.explain.concepts.case_percentiles`; the ``top``
+    ``alignment`` is :func:`lgerisk.evaluation.concepts.concept_alignment` over the training cohort and
+    ``percentiles`` the scan's :func:`lgerisk.evaluation.concepts.case_percentiles`; the ``top``
     features by ``|r|`` are named; ``notes`` (e.g. the attribution sanity check) are lines of their own
     before the disclaimer. A prediction that is not reliable gets no survival figure, only why
     (:func:`survival_withheld`).
@@ -474,7 +474,7 @@ def html_report(
         >>> html_report("report.html", "Case A1", "Risk score 0.84.", {"case_id": "A1"}, {}, {})  # doctest: +SKIP
         PosixPath('report.html')
     """
-    from lgerisk import __version__
+    from lgerisk.version import __version__
 
     if not isinstance(prediction, Mapping):
         raise InputError(f"prediction must be a dict, not {type(prediction).__name__}.")

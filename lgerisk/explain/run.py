@@ -43,7 +43,7 @@ from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
-from lgerisk.training.devices import full_float32
+from lgerisk.runtime import full_float32
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
@@ -90,6 +90,7 @@ def explain_case(
     import pandas as pd
 
     from lgerisk.data.tensors import TensorSpec, case_tensor
+    from lgerisk.evaluation.concepts import case_percentiles
     from lgerisk.explain.attribution import (
         grad_cam,
         inplane_stride,
@@ -97,7 +98,6 @@ def explain_case(
         myocardium_concentration,
         stride_grid_share,
     )
-    from lgerisk.explain.concepts import case_percentiles
     from lgerisk.explain.montage import attribution_montage
     from lgerisk.explain.report import html_report, sanity_sentence, summary_text
     from lgerisk.explain.slices import field_of_view, source_of, tensor_view
@@ -379,7 +379,7 @@ def _finite(value: float) -> float | None:
 
 def _inputs_key(case: Case) -> dict[str, Any]:
     """What an explanation depends on beyond the model: the scan, its mask, its covariates."""
-    from lgerisk.preprocess.pipeline import source_hash
+    from lgerisk.io.layout import source_hash
 
     covariates = {
         str(k): (None if isinstance(v, float) and v != v else v)
@@ -425,7 +425,7 @@ def _explain_one(
     from lgerisk.inference import load_predictor
 
     if keep_freed_memory:  # the network's passes reuse freed pages (this process: a worker or the command's)
-        from lgerisk.training.devices import reuse_freed_memory
+        from lgerisk.runtime import reuse_freed_memory
 
         reuse_freed_memory()
     if threads is not None:
@@ -456,7 +456,7 @@ def explain_cases(
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
     gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
     scan's scar and grey zone as ``out/ID/scar_seg.dcm``. ``keep_freed_memory``: the processes that run the
-    network keep freed memory for the next pass, for good (``lgerisk.training.devices.reuse_freed_memory``;
+    network keep freed memory for the next pass, for good (``lgerisk.runtime.reuse_freed_memory``;
     ``lgerisk explain`` sets it). ``sanity_check``: run the attribution sanity check once
     (:func:`attribution_sanity`) and state it in every report."""
     import dataclasses
@@ -536,8 +536,8 @@ def cohort_page(
     import numpy as np
     import pandas as pd
 
+    from lgerisk.evaluation.concepts import correlation_heatmap
     from lgerisk.evaluation.plots import km_by_risk_group
-    from lgerisk.explain.concepts import correlation_heatmap
     from lgerisk.explain.report import html_report, sanity_sentence, withhold_survival
     from lgerisk.inference import LIST_FIELDS, OUT_OF_RANGE
     from lgerisk.io.provenance import cohort_sentence

@@ -133,7 +133,7 @@ def _mask_for(folder: Path, case_id: str, series: Path | None = None) -> Path | 
         if (folder / name / case_id).is_dir():
             return folder / name / case_id
     if series is not None and series.is_dir():
-        from lgerisk.io.dicom_masks import dicom_mask_file
+        from lgerisk.io.formats import dicom_mask_file
 
         try:
             return dicom_mask_file(series)

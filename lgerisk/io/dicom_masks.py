@@ -37,25 +37,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lgerisk.errors import CaseError, InputError
+from lgerisk.io.formats import (
+    KIND_NAMES,
+    dicom_mask_file,
+    dicom_object_kind,
+)
 from lgerisk.io.labels import (
     BLOOD,
     MYOCARDIUM,
     NOREFLOW,
     SCAR,
     LabelMap,
+    name_map_error,
     normalise_name,
+    quoted_names,
 )
-from lgerisk.io.scans import SCAN_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
     from lgerisk.io.dicom_series import SeriesReference
-
-SEG_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")
-"""Segmentation Storage and Label Map Segmentation Storage."""
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-KIND_NAMES = {"seg": "DICOM SEG", "rtstruct": "RTSTRUCT"}
 
 PLANE_TOLERANCE = 0.25
 """A contour (or SEG frame) lies on a slice when it is within this fraction of the slice spacing of its plane."""
@@ -104,72 +105,6 @@ class NameMapMismatch(CaseError):
 
 
 # ------------------------------------------------------------------------------------------------ finding
-
-
-def dicom_object_kind(path: str | os.PathLike[str]) -> str | None:
-    """``"seg"`` or ``"rtstruct"`` for a DICOM SEG or RTSTRUCT file, else ``None`` (label images are
-    told by their suffix without being opened)."""
-    path = Path(path)
-    if not path.is_file() or path.name.lower().endswith(SCAN_SUFFIXES):
-        return None
-    try:
-        with path.open("rb") as handle:
-            handle.seek(128)
-            magic = handle.read(4)
-    except OSError:
-        return None
-    if magic != b"DICM" and path.suffix.lower() != ".dcm":
-        return None
-    import pydicom
-
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
-    except Exception:  # noqa: BLE001 - not readable as DICOM: not a DICOM mask
-        return None
-    sop_class = str(header.get("SOPClassUID") or getattr(header.get("file_meta"), "MediaStorageSOPClassUID", ""))
-    modality = str(header.get("Modality") or "").upper()
-    if sop_class in SEG_SOP_CLASSES or modality == "SEG":
-        return "seg"
-    if sop_class == RTSTRUCT_SOP_CLASS or modality == "RTSTRUCT":
-        return "rtstruct"
-    return None
-
-
-def dicom_mask_file(path: str | os.PathLike[str] | None) -> Path | None:
-    """The DICOM SEG or RTSTRUCT file that the mask ``path`` stands for: the file itself, or the one such
-    file in a folder (a mask folder, or an image series folder holding its contours); ``None`` when
-    ``path`` is a label image or a folder without one.
-
-    Example:
-        >>> dicom_mask_file("masks/P01.nii.gz") is None
-        True
-    """
-    if path is None:
-        return None
-    path = Path(path)
-    if path.is_file():
-        return path if dicom_object_kind(path) else None
-    if path.is_dir():
-        found = [
-            item
-            for item in sorted(path.iterdir())
-            if item.is_file() and not item.name.startswith(".") and dicom_object_kind(item)
-        ]
-        if len(found) > 1:
-            raise CaseError(
-                f"{path}: folder holds {len(found)} DICOM SEG/RTSTRUCT objects "
-                f"({', '.join(item.name for item in found[:4])}); keep one per case."
-            )
-        return found[0] if found else None
-    return None
-
-
-def is_dicom_mask(path: str | os.PathLike[str] | None) -> bool:
-    """Whether the mask ``path`` is (or is a folder holding) a DICOM SEG or RTSTRUCT."""
-    try:
-        return dicom_mask_file(path) is not None
-    except CaseError:
-        return True  # several objects: a DICOM mask, refused when it is read
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -235,8 +170,8 @@ def paint(
     unnamed = [name for name in names if normalise_name(name) not in classes]
     if unnamed:
         raise NameMapMismatch(
-            f"{file}: {what} structure name(s) {_quoted(unnamed)} are not in the name map (names found: "
-            f"{_quoted(names)}); map them in the label map, e.g. labels={'ignore=name:' + unnamed[0]!r} or "
+            f"{file}: {what} structure name(s) {quoted_names(unnamed)} are not in the name map (names found: "
+            f"{quoted_names(names)}); map them in the label map, e.g. labels={'ignore=name:' + unnamed[0]!r} or "
             f"{'scar=name:' + unnamed[0]!r} (see docs/dicom.md).",
             str(file),
             names,
@@ -259,7 +194,7 @@ def paint(
             counts["ignore"] = counts.get("ignore", 0) + 1
     if not (out == MYOCARDIUM).any():
         raise NameMapMismatch(
-            f"{file}: {what} has no myocardium: none of its structures with voxels ({_quoted(names) or 'none'}) "
+            f"{file}: {what} has no myocardium: none of its structures with voxels ({quoted_names(names) or 'none'}) "
             "is named as myocardium or epicardium by the name map; name it in the label map, e.g. "
             "labels='myocardium=name:...'.",
             str(file),
@@ -279,10 +214,6 @@ def paint(
             "misfit",
         )
     return DicomMask(labels=out, kind=what, has_blood=has_blood, structures=dict(sorted(counts.items())))
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(str(name)) for name in names)
 
 
 def _geometry(grid: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -651,21 +582,6 @@ def first_structure_names(masks: Iterable[Path | None], count: int = 3, tries: i
     return samples
 
 
-def name_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, Sequence[str]]]) -> InputError:
-    """The one sentence for a name map that leaves structure names of ``masks`` (``(file, names)``) unmapped."""
-    classes = label_map.name_classes()
-    found = list(dict.fromkeys(name for _, names in masks for name in names))
-    unnamed = [name for name in found if normalise_name(name) not in classes]
-    files = ", ".join(Path(file).name for file, _ in masks)
-    example = unnamed[0] if unnamed else "..."
-    return InputError(
-        f"{where}: the name map leaves structure name(s) {_quoted(unnamed)} unmapped in {files} (names "
-        f"found: {_quoted(found)}); map them in the label map, e.g. labels={'ignore=name:' + example!r} or "
-        f"{'myocardium=name:' + example!r} (see docs/dicom.md).",
-        setting="labels",
-    )
-
-
 def check_names_fit(
     samples: Sequence[tuple[Path, list[str]]], label_map: LabelMap, where: str, scar_auto: bool = False
 ) -> None:
@@ -689,7 +605,7 @@ def check_names_fit(
         raise InputError(
             f"{where}: none of the first {len(samples)} DICOM mask(s) "
             f"({', '.join(file.name for file, _ in samples)}) has a structure the name map reads as "
-            f"myocardium (names found: {_quoted(found) or 'none'}); name it in the label map, e.g. "
+            f"myocardium (names found: {quoted_names(found) or 'none'}); name it in the label map, e.g. "
             "labels='myocardium=name:...' (see docs/dicom.md).",
             setting="labels",
         )

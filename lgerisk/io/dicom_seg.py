@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-import lgerisk
 from lgerisk.errors import CaseError, InputError
 from lgerisk.io.atomic import atomic_path
 from lgerisk.io.labels import GREYZONE, NOREFLOW, SCAR
+from lgerisk.version import __version__
 
 SEG_FILE = "scar_seg.dcm"
 """Name of the SEG in a case's output folder (preprocess, explain)."""
@@ -120,7 +120,7 @@ def _descriptions(scar_method: str) -> list[Any]:
     from pydicom.sr.codedict import codes
 
     category, scar_type, greyzone_type = _codes()
-    version = lgerisk.__version__
+    version = __version__
     thresholds = hd.AlgorithmIdentificationSequence(
         name="lgerisk scar quantification",
         version=version,
@@ -209,7 +209,7 @@ def scar_seg(image: str | os.PathLike[str], labels: np.ndarray, scar_method: str
             instance_number=1,
             manufacturer="lgerisk",
             manufacturer_model_name="lgerisk",
-            software_versions=lgerisk.__version__,
+            software_versions=__version__,
             device_serial_number="none",
             series_description=SERIES_DESCRIPTION,
             content_label="LGERISK_SCAR",

@@ -367,6 +367,26 @@ def to_internal(labels: np.ndarray, label_map: LabelMap, mask_path: str) -> np.n
     return out
 
 
+def quoted_names(names: Iterable[str]) -> str:
+    """Structure names as a sentence lists them: ``'Myo', 'LV'``."""
+    return ", ".join(repr(str(name)) for name in names)
+
+
+def name_map_error(where: str, label_map: LabelMap, masks: Sequence[tuple[str, Sequence[str]]]) -> InputError:
+    """The one sentence for a name map that leaves structure names of ``masks`` (``(file, names)``) unmapped."""
+    classes = label_map.name_classes()
+    found = list(dict.fromkeys(name for _, names in masks for name in names))
+    unnamed = [name for name in found if normalise_name(name) not in classes]
+    files = ", ".join(Path(file).name for file, _ in masks)
+    example = unnamed[0] if unnamed else "..."
+    return InputError(
+        f"{where}: the name map leaves structure name(s) {quoted_names(unnamed)} unmapped in {files} (names "
+        f"found: {quoted_names(found)}); map them in the label map, e.g. labels={'ignore=name:' + example!r} or "
+        f"{'myocardium=name:' + example!r} (see docs/dicom.md).",
+        setting="labels",
+    )
+
+
 # --- the map against a whole cohort -----------------------------------------------------------------
 
 SAMPLED_MASKS = 3
@@ -389,7 +409,7 @@ def first_mask_labels(
     """The labels of the first ``count`` label-image masks that can be read and are not empty (looking at no
     more than ``tries`` masks; a missing or broken mask is left to its case's own error, and DICOM
     SEG/RTSTRUCT masks, which name structures instead, to ``lgerisk.io.dicom_masks.check_names_fit``)."""
-    from lgerisk.io.dicom_masks import is_dicom_mask
+    from lgerisk.io.formats import is_dicom_mask
 
     samples: list[tuple[Path, set[int]]] = []
     for mask in list(masks)[:tries]:
@@ -497,8 +517,6 @@ class PartialMapWatch:
             if len(self.masks) >= self.limit:
                 raise partial_map_error(self.where, self.label_map, self.masks)
         if details and details.get("kind") == "name_map" and details.get("fit") == "partial":
-            from lgerisk.io.dicom_masks import name_map_error
-
             self.named.append((str(details["mask"]), list(details["names"])))
             if len(self.named) >= self.limit:
                 raise name_map_error(self.where, self.label_map, self.named)

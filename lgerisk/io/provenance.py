@@ -3,7 +3,7 @@
 Provenance is read from the generator's own marks, never from a case id (a real scan may be called
 ``synth-0001``; a synthetic one may be renamed):
 
-* **scan**: every image the generator writes carries :data:`lgerisk.synth.markers.SCAN_MARKER` in its
+* **scan**: every image the generator writes carries :data:`lgerisk.io.markers.SCAN_MARKER` in its
   NIfTI header description, so a synthetic scan copied anywhere still says so. A preprocessed case
   (``cases/ID/image.nii.gz`` + ``qc.json``) says it in ``qc.json``'s ``synthetic`` (copied from its source
   by ``lgerisk preprocess``). Cohorts written before images were marked are known by the cohort marker
@@ -33,7 +33,7 @@ def cohort_marker(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         >>> cohort_marker("sample_data")["generator"]          # doctest: +SKIP
         'lgerisk.data.synthetic'
     """
-    from lgerisk.synth.markers import GENERATOR, MARKER_FILE
+    from lgerisk.io.markers import GENERATOR, MARKER_FILE
 
     try:
         marker = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
@@ -47,8 +47,8 @@ def header_marked(path: str | os.PathLike[str]) -> bool:
 
     Only the header is read (its first 540 bytes). Not a NIfTI file, a folder (DICOM), or unreadable: False.
     """
+    from lgerisk.io.markers import SCAN_MARKER
     from lgerisk.io.scans import nifti_header, nifti_layout
-    from lgerisk.synth.markers import SCAN_MARKER
 
     path = Path(path)
     if not path.is_file() or not path.name.lower().endswith(NIFTI_SUFFIXES):
@@ -62,7 +62,7 @@ def header_marked(path: str | os.PathLike[str]) -> bool:
 
 def _preprocessed_flag(image: Path) -> bool | None:
     """``qc.json``'s ``synthetic`` beside a preprocessed case's image, or None where it does not say."""
-    from lgerisk.preprocess.pipeline import IMAGE_FILE, QC_FILE
+    from lgerisk.io.layout import IMAGE_FILE, QC_FILE
 
     if image.name != IMAGE_FILE:
         return None

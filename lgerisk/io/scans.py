@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lgerisk.errors import CaseError
+from lgerisk.io.formats import SCAN_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
-
-SCAN_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-"""File suffixes read as single-file volumes; a folder is read as a DICOM series."""
 
 
 def scan_stem(path: str | os.PathLike[str]) -> str:
@@ -53,7 +51,7 @@ def dicom_series_files(folder: Path) -> list[str]:
     _quiet_itk()
     series = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if len(series) > 1:  # a DICOM SEG (or RTSTRUCT) beside the slices is the mask, not an image series
-        from lgerisk.io.dicom_masks import dicom_object_kind
+        from lgerisk.io.formats import dicom_object_kind
 
         series = [
             uid

@@ -50,7 +50,7 @@ def find_mask(scan: str | Path) -> Path | None:
                 if (other / stem).is_dir():
                     return other / stem
     if scan.is_dir():
-        from lgerisk.io.dicom_masks import dicom_mask_file
+        from lgerisk.io.formats import dicom_mask_file
 
         try:
             return dicom_mask_file(scan)

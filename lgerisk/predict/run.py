@@ -54,7 +54,7 @@ from lgerisk.inference import (
 from lgerisk.io.atomic import write_csv, write_json, write_text
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
-from lgerisk.training.devices import reuse_freed_memory, torch_threads
+from lgerisk.runtime import reuse_freed_memory, torch_threads
 
 MODEL_ENV = "LGERISK_MODEL"
 PREPARED_AHEAD = 24
@@ -121,7 +121,7 @@ def _prepare_one(
     """One case made ready for the network (a worker's share: no torch, no model). A finished part of another scan
     under the same id (the same id in two manifests whose shards write to one output) fails the case rather than
     being replaced."""
-    from lgerisk.preprocess.pipeline import other_source, source_hash
+    from lgerisk.io.layout import other_source, source_hash
 
     part = _part(parts, case.case_id)
     try:
@@ -234,7 +234,7 @@ class _Network:
             self.threads = network_threads(self.workers, torch.get_num_threads())  # torch's count in this thread
         with torch_threads(self.threads):
             records = predictor.predict_scans([value.scan for _, value in held])
-        from lgerisk.preprocess.pipeline import source_name
+        from lgerisk.io.layout import source_name
 
         outcomes: list[Outcome] = []
         for (case, value), record in zip(held, records):
@@ -264,7 +264,7 @@ def _is_predicted(
 ) -> bool:
     """Whether ``case`` is predicted from its current inputs (and, given ``seg_dir``, has its SEG there)."""
     from lgerisk.io.dicom_seg import has_dicom_series
-    from lgerisk.preprocess.pipeline import source_hash
+    from lgerisk.io.layout import source_hash
 
     seg_path = _seg_path(case, seg_dir)
     if seg_path is not None and has_dicom_series(case.image) and not seg_path.is_file():
@@ -285,7 +285,7 @@ def _is_predicted(
 def _is_preprocessed(case: Case) -> bool:
     """Whether ``case`` is a case of a preprocess output (``cases/ID/{image,mask}.nii.gz`` + ``qc.json``), whose
     mask holds lgerisk's internal labels rather than the label map's."""
-    from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE
+    from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, QC_FILE
 
     image = Path(case.image)
     return image.name == IMAGE_FILE and case.mask == image.parent / MASK_FILE and (image.parent / QC_FILE).is_file()
@@ -325,7 +325,7 @@ def predict_cases(
     returns (report, records in case order, the rendered output text). ``dicom_seg``: also write each
     DICOM-series scan's scar and grey zone as a DICOM SEG, ``OUT.seg/ID.dcm`` (needs ``out``).
     ``keep_freed_memory``: this process keeps freed memory for the network's next pass, for good
-    (``lgerisk.training.devices.reuse_freed_memory``; much faster on the CPU; ``lgerisk predict`` sets it, a
+    (``lgerisk.runtime.reuse_freed_memory``; much faster on the CPU; ``lgerisk predict`` sets it, a
     library caller decides whether its process may keep its peak memory)."""
     import tempfile
 

@@ -113,7 +113,7 @@ class PreprocessConfig(JsonConfig):
 
         settings = self.to_dict()
         if self.scar_calibration:  # what the calibration says, wherever it lies
-            from lgerisk.preprocess.calibrate import load_calibration
+            from lgerisk.preprocess.calibration import load_calibration
 
             settings["scar_calibration"] = load_calibration(self.scar_calibration).summary()["sha256"]
         payload = json.dumps({"settings": settings, "algorithm": ALGORITHM_VERSION}, sort_keys=True)

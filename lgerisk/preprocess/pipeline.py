@@ -12,7 +12,6 @@ SEG over the source series (``lgerisk.io.dicom_seg``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import lgerisk
 from lgerisk.errors import CaseError
 from lgerisk.io.atomic import write_image, write_json
 from lgerisk.io.cohort import Case
@@ -39,6 +37,16 @@ from lgerisk.io.labels import (
     parse_label_map,
     to_internal,
 )
+from lgerisk.io.layout import (
+    IMAGE_FILE,
+    MASK_FILE,
+    QC_FILE,
+    case_dir,
+    inputs_unchanged,
+    other_source,
+    source_hash,
+    source_name,
+)
 from lgerisk.io.scans import check_same_geometry, image_array, label_array, read_volume
 from lgerisk.preprocess import geometry
 from lgerisk.preprocess.config import INTENSITY_SCAR_METHODS, PreprocessConfig
@@ -54,6 +62,7 @@ from lgerisk.preprocess.scar import (
     scar_flags,
     tissue_volumes_ml,
 )
+from lgerisk.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
@@ -69,8 +78,6 @@ preprocesses each raw scan, with it."""
 CROP_KEEP_WARNING = 0.99
 """Warn when less than this share of the myocardium lies inside the crop."""
 
-IMAGE_FILE, MASK_FILE, QC_FILE = "image.nii.gz", "mask.nii.gz", "qc.json"
-
 
 @dataclass(frozen=True)
 class PreprocessedCase:
@@ -83,41 +90,6 @@ class PreprocessedCase:
     labels: sitk.Image
     qc: dict[str, Any]
     source_labels: np.ndarray | None = None
-
-
-def source_hash(path: Path | None) -> str | None:
-    """SHA-256 of a file's bytes, or of a DICOM folder's sorted file names and bytes."""
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def source_name(path: str | os.PathLike[str]) -> str:
-    """The absolute path of a case's source scan, as ``qc.json``'s ``source_image`` records it."""
-    return os.path.abspath(path)
-
-
-def other_source(record: dict[str, Any], case: Case) -> str | None:
-    """The scan a case's record (``qc.json``) was made from when that is another scan than ``case``'s under the
-    same id (another path and other bytes), else ``None`` (the same scan, perhaps moved; or a record that does
-    not say)."""
-    earlier = record.get("source_image")
-    if not isinstance(earlier, str) or earlier == source_name(case.image):
-        return None
-    try:
-        if record.get("image_sha256") == source_hash(Path(case.image)):
-            return None
-    except OSError:
-        pass
-    return earlier
 
 
 def check_one_source(case: Case, out: Path) -> None:
@@ -214,7 +186,8 @@ def read_canonical(case: Case, label_map: LabelMap) -> CanonicalCase:
     """
     import SimpleITK as sitk
 
-    from lgerisk.io.dicom_masks import is_dicom_mask, read_dicom_mask
+    from lgerisk.io.dicom_masks import read_dicom_mask
+    from lgerisk.io.formats import is_dicom_mask
 
     if case.mask is None:
         raise CaseError(
@@ -311,7 +284,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     """
     import SimpleITK as sitk
 
-    from lgerisk.io.dicom_masks import is_dicom_mask
+    from lgerisk.io.formats import is_dicom_mask
     from lgerisk.io.provenance import scan_is_synthetic
 
     label_map = parse_label_map(config.labels)
@@ -327,7 +300,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     calibration = None
     rules = ScarRules()
     if method == "calibrated":
-        from lgerisk.preprocess.calibrate import load_calibration
+        from lgerisk.preprocess.calibration import load_calibration
 
         calibration = load_calibration(config.scar_calibration)
         rules = calibration.rules()
@@ -389,7 +362,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
     )
     qc: dict[str, Any] = {
         "case_id": case.case_id,
-        "lgerisk_version": lgerisk.__version__,
+        "lgerisk_version": __version__,
         "settings_hash": config.settings_hash(),
         "settings": config.to_dict(),
         "image_sha256": source_hash(case.image),
@@ -492,11 +465,6 @@ def _rounded(value: float | None) -> float | None:
     return round(float(value), 4)
 
 
-def case_dir(out: Path, case_id: str) -> Path:
-    """Folder of one preprocessed case."""
-    return out / "cases" / case_id
-
-
 def remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files a killed writer left in ``folder`` (names start with '.' and hold '.tmp')."""
     if folder.is_dir():
@@ -520,17 +488,6 @@ def write_case(result: PreprocessedCase, out: Path, seg_image: Path | None = Non
         write_scar_seg(folder / SEG_FILE, seg_image, result.source_labels, str(result.qc.get("scar_method")))
     write_json(folder / QC_FILE, result.qc)
     return folder
-
-
-def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
-    """Whether ``record`` was made from the case's current image and mask (by SHA-256); a vanished
-    input counts as changed (the case is then redone and the error names the file)."""
-    try:
-        return record.get("image_sha256") == source_hash(case.image) and record.get("mask_sha256") == source_hash(
-            case.mask
-        )
-    except OSError:
-        return False
 
 
 def is_case_done(case: Case, out: Path, config: PreprocessConfig, dicom_seg: bool = False) -> bool:

@@ -21,25 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import lgerisk
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Cohort, discover_cohort
 from lgerisk.io.labels import parse_label_map
+from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, QC_FILE, case_dir, other_source
 from lgerisk.preprocess.config import PreprocessConfig
-from lgerisk.preprocess.pipeline import (
-    IMAGE_FILE,
-    MASK_FILE,
-    QC_FILE,
-    case_dir,
-    check_masks_fit,
-    is_case_done,
-    masks_from_names,
-    other_source,
-    resolve_scar_method,
-    run_case,
-)
+from lgerisk.preprocess.pipeline import check_masks_fit, is_case_done, masks_from_names, resolve_scar_method, run_case
 from lgerisk.reporting import SILENT, Reporter
+from lgerisk.version import __version__
 
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"
@@ -103,7 +93,7 @@ def preprocess_cohort(
     out_path.mkdir(parents=True, exist_ok=True)
     write_json(
         out_path / SETTINGS_FILE,
-        {"settings": config.to_dict(), "settings_hash": config.settings_hash(), "lgerisk_version": lgerisk.__version__},
+        {"settings": config.to_dict(), "settings_hash": config.settings_hash(), "lgerisk_version": __version__},
     )
     selected = shard.select(cohort.cases)
     report = run_batch(

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import lgerisk
 from lgerisk.errors import CaseError, brief
 from lgerisk.radiomics.settings import ROIS
+from lgerisk.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
@@ -182,5 +182,5 @@ def feature_row(
         **case_qc(image_path),
         **provenance,
         "settings_hash": settings_hash,
-        "lgerisk_version": lgerisk.__version__,
+        "lgerisk_version": __version__,
     }

@@ -22,8 +22,8 @@ from typing import Any
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Case, discover_cohort
+from lgerisk.io.layout import inputs_unchanged, source_hash
 from lgerisk.preprocess.config import PreprocessConfig
-from lgerisk.preprocess.pipeline import inputs_unchanged, source_hash
 from lgerisk.radiomics.settings import load_params, params_hash
 from lgerisk.reporting import SILENT, Reporter
 
@@ -66,7 +66,7 @@ def preprocessed_cohort(
     all_ids = tuple(case.case_id for case in cohort.cases)
     if cohort.layout == "preprocessed":
         return PreprocessedSelection(tuple(selected), all_ids, {}, cohort.source, raw=False)
-    from lgerisk.preprocess.pipeline import IMAGE_FILE, MASK_FILE, QC_FILE, case_dir
+    from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, QC_FILE, case_dir
     from lgerisk.preprocess.run import preprocess_cohort
 
     report, _ = preprocess_cohort(data, cache, config, jobs=jobs, shard=shard, reporter=reporter)

@@ -16,7 +16,7 @@ Modules, in the order a case is made:
 * :mod:`~lgerisk.synth.hazard`: the clinical covariates and the versioned outcome model (:class:`HazardModel`);
 * :mod:`~lgerisk.synth.generator`: one case (:func:`generate_case`, :func:`generate_truth`);
 * :mod:`~lgerisk.synth.cohort`: a cohort folder on disk (:func:`generate_cohort`);
-* :mod:`~lgerisk.synth.markers`: case ids and the markers that say a scan or a cohort is synthetic.
+* :mod:`~lgerisk.io.markers`: case ids and the markers that say a scan or a cohort is synthetic.
 
 Design points: a case depends only on ``(seed, case_index)`` (independent random streams); tissue
 is rendered on a finer grid and averaged down (partial volume), labels are the majority of the fine
@@ -41,6 +41,16 @@ from typing import TYPE_CHECKING
 from lgerisk.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from lgerisk.io.markers import (
+        GENERATOR,
+        MARKER_FILE,
+        SCAN_MARKER,
+        SYNTH_VERSION,
+        SYNTHETIC_ID_PREFIX,
+        SYNTHETIC_NOTICE,
+        case_id_of,
+        is_synthetic_case_id,
+    )
     from lgerisk.synth.cohort import (
         OUTCOME_COLUMNS,
         config_of_cohort,
@@ -62,50 +72,40 @@ if TYPE_CHECKING:
         hazard_model,
         sample_outcomes,
     )
-    from lgerisk.synth.markers import (
-        GENERATOR,
-        MARKER_FILE,
-        SCAN_MARKER,
-        SYNTH_VERSION,
-        SYNTHETIC_ID_PREFIX,
-        SYNTHETIC_NOTICE,
-        case_id_of,
-        is_synthetic_case_id,
-    )
     from lgerisk.synth.priors import PRIORS, Priors
 
 _LAZY = {
     "CLINICAL_COVARIATES": "lgerisk.synth.hazard",
     "DEFAULT_HAZARD_VERSION": "lgerisk.synth.hazard",
-    "GENERATOR": "lgerisk.synth.markers",
+    "GENERATOR": "lgerisk.io.markers",
     "HAZARD_TERMS": "lgerisk.synth.hazard",
     "HAZARD_TERMS_V1": "lgerisk.synth.hazard",
     "HAZARD_TERMS_V2": "lgerisk.synth.hazard",
     "HAZARD_VERSIONS": "lgerisk.synth.hazard",
     "HazardModel": "lgerisk.synth.hazard",
     "HazardTerm": "lgerisk.synth.hazard",
-    "MARKER_FILE": "lgerisk.synth.markers",
+    "MARKER_FILE": "lgerisk.io.markers",
     "OUTCOME_COLUMNS": "lgerisk.synth.cohort",
     "PRIORS": "lgerisk.synth.priors",
     "Priors": "lgerisk.synth.priors",
-    "SCAN_MARKER": "lgerisk.synth.markers",
-    "SYNTHETIC_ID_PREFIX": "lgerisk.synth.markers",
-    "SYNTHETIC_NOTICE": "lgerisk.synth.markers",
-    "SYNTH_VERSION": "lgerisk.synth.markers",
+    "SCAN_MARKER": "lgerisk.io.markers",
+    "SYNTHETIC_ID_PREFIX": "lgerisk.io.markers",
+    "SYNTHETIC_NOTICE": "lgerisk.io.markers",
+    "SYNTH_VERSION": "lgerisk.io.markers",
     "SynthConfig": "lgerisk.synth.config",
     "SyntheticCase": "lgerisk.synth.generator",
     "WEIBULL_SCALES": "lgerisk.synth.hazard",
-    "case_id_of": "lgerisk.synth.markers",
+    "case_id_of": "lgerisk.io.markers",
     "config_of_cohort": "lgerisk.synth.cohort",
     "generate_case": "lgerisk.synth.generator",
     "generate_cohort": "lgerisk.synth.cohort",
     "generate_truth": "lgerisk.synth.generator",
     "hazard_model": "lgerisk.synth.hazard",
-    "is_synthetic_case_id": "lgerisk.synth.markers",
+    "is_synthetic_case_id": "lgerisk.io.markers",
     "regenerate_command": "lgerisk.synth.cohort",
     "sample_outcomes": "lgerisk.synth.hazard",
 }
-"""Where each name lives: imported on first use, so that ``lgerisk.synth.markers`` (which every
+"""Where each name lives: imported on first use, so that ``lgerisk.io.markers`` (which every
 prediction reads) does not pull in the generator and pandas."""
 
 __all__ = [

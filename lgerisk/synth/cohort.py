@@ -2,7 +2,7 @@
 
 Layout (docs/synthetic.md, "Files written"): ``images/<id>.nii.gz``, ``masks/<id>.nii.gz``,
 ``outcomes.csv`` (:data:`OUTCOME_COLUMNS`), ``ground_truth.csv``, ``synth.json`` (the cohort marker,
-:data:`~lgerisk.synth.markers.MARKER_FILE`) and ``README.txt`` (the command that regenerates it).
+:data:`~lgerisk.io.markers.MARKER_FILE`) and ``README.txt`` (the command that regenerates it).
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ import pandas as pd
 
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_csv, write_image, write_json, write_text
-from lgerisk.io.provenance import cohort_marker, header_marked
-from lgerisk.synth.config import SynthConfig
-from lgerisk.synth.generator import generate_case
-from lgerisk.synth.hazard import DEFAULT_HAZARD_VERSION
-from lgerisk.synth.markers import (
+from lgerisk.io.markers import (
     GENERATOR,
     MARKER_FILE,
     SCAN_MARKER,
@@ -28,6 +24,10 @@ from lgerisk.synth.markers import (
     SYNTHETIC_NOTICE,
     is_synthetic_case_id,
 )
+from lgerisk.io.provenance import cohort_marker, header_marked
+from lgerisk.synth.config import SynthConfig
+from lgerisk.synth.generator import generate_case
+from lgerisk.synth.hazard import DEFAULT_HAZARD_VERSION
 
 OUTCOME_COLUMNS = ("case_id", "time", "event", "age", "sex", "lvef", "diabetes")
 """The columns of ``outcomes.csv``, in order."""

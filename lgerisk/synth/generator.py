@@ -16,6 +16,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from lgerisk.errors import InputError
+from lgerisk.io.markers import case_id_of
 from lgerisk.synth.anatomy import (
     Acquisition,
     Heart,
@@ -27,7 +28,6 @@ from lgerisk.synth.anatomy import (
 from lgerisk.synth.config import SynthConfig, is_count
 from lgerisk.synth.hazard import draw_clinical, sample_outcomes
 from lgerisk.synth.image import render_image
-from lgerisk.synth.markers import case_id_of
 from lgerisk.synth.phantom import HeartRender, majority_labels, render_heart
 
 

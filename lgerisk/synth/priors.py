@@ -9,7 +9,7 @@ along the LV long axis (0 base .. 1 apex) and ``w`` the position through the wal
 "Anatomy", "Image formation", "Scar patterns", "Clinical covariates").
 
 :data:`PRIORS` is what the generator draws from. Changing a value changes the data a seed gives:
-bump :data:`lgerisk.synth.markers.SYNTH_VERSION` if you do. The share of scar-free, ischaemic and
+bump :data:`lgerisk.io.markers.SYNTH_VERSION` if you do. The share of scar-free, ischaemic and
 non-ischaemic cases is part of :class:`lgerisk.synth.config.SynthConfig` (``p_scar_free``,
 ``p_ischemic``), and the outcome model's constants are in :mod:`lgerisk.synth.hazard`.
 

@@ -33,7 +33,7 @@ class PreparedData:
 
     def data_hash(self) -> str:
         """SHA-256 over the case ids and the hashes of their preprocessed files (what a model saw)."""
-        from lgerisk.preprocess.pipeline import source_hash
+        from lgerisk.io.layout import source_hash
 
         digest = hashlib.sha256()
         for case in self.cases:

@@ -15,7 +15,7 @@ The tabular baselines follow lifelines' vocabulary (:class:`RiskModel`: ``fit(fe
 The names shown are what tables, plots and ``predictions.csv`` call the methods.
 
 Example:
-    >>> from lgerisk.training.finetune import FinetuneConfig
+    >>> from lgerisk.training.finetune_config import FinetuneConfig
     >>> [m.key for m in methods_for(FinetuneConfig(), pretrained=True)]
     ['scar_cox', 'scar_grey_cox', 'radiomics_cox', 'model']
     >>> [m.key for m in methods_for(FinetuneConfig(scratch_baseline=True), pretrained=True)][-2:]
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from lgerisk.training.finetune import FinetuneConfig
+    from lgerisk.training.finetune_config import FinetuneConfig
 
 __all__ = [
     "FUSION_NAMES",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lgerisk.errors import InputError
 
 if TYPE_CHECKING:
-    from lgerisk.training.finetune import FinetuneConfig
+    from lgerisk.training.finetune_config import FinetuneConfig
 
 __all__ = ["check_outcomes", "labelled_cases"]
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lgerisk
 from lgerisk.artifacts import (
     CHECKPOINT,
     ENCODER_FORMAT,
@@ -43,6 +42,7 @@ from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_csv
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.seeding import derive_seed
+from lgerisk.version import __version__
 
 RESUME_FREE = ("epochs", "num_workers", "quiet")
 """Settings that may differ when resuming (others must match the interrupted run)."""
@@ -198,10 +198,10 @@ def run_pretrain(
     from lgerisk.models.encoder import EncoderConfig
     from lgerisk.models.radiomics import RadiomicsEncoderConfig
     from lgerisk.objectives.contrastive import HybridObjective, ObjectiveConfig
+    from lgerisk.runtime import resolve_device
     from lgerisk.training import distributed
     from lgerisk.training.checkpoint import load_checkpoint, save_checkpoint
     from lgerisk.training.data import prepare_data
-    from lgerisk.training.devices import resolve_device
 
     say = reporter.note
     run = Path(out)
@@ -671,7 +671,7 @@ def _model_card(
             "format": ENCODER_FORMAT,
             "kind": "lgerisk pretrained encoder",
             "intended_use": INTENDED_USE,
-            "created_by": f"lgerisk {lgerisk.__version__} pretrain",
+            "created_by": f"lgerisk {__version__} pretrain",
             "data": {
                 "hash": data_hash,
                 "cases": len(prepared.cases),

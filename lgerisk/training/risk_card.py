@@ -9,13 +9,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lgerisk
 from lgerisk.artifacts import MODEL_FILE, file_sha256
 from lgerisk.cards import INTENDED_USE, RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
 from lgerisk.training.survival_fit import FittedDeep, Workspace, embed
+from lgerisk.version import __version__
 
 if TYPE_CHECKING:
-    from lgerisk.training.finetune import FinetuneConfig, Split
+    from lgerisk.training.finetune_config import FinetuneConfig, Split
 
 __all__ = ["concepts_table", "json_rows", "risk_model_card", "training_ranges"]
 
@@ -34,7 +34,7 @@ def concepts_table(final: Any, workspace: Workspace, ids: list[str], risk: Any, 
     import numpy as np
 
     from lgerisk.data.features import feature_columns
-    from lgerisk.explain.concepts import concept_alignment
+    from lgerisk.evaluation.concepts import concept_alignment
 
     columns = feature_columns(features, cases=ids)
     embedding = None
@@ -50,7 +50,7 @@ def training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> d
     """Ranges of what a new scan is checked against (predict warns outside them)."""
     import numpy as np
 
-    from lgerisk.preprocess.pipeline import QC_FILE
+    from lgerisk.io.layout import QC_FILE
 
     keys = (
         "slice_spacing_mm",
@@ -112,7 +112,7 @@ def risk_model_card(
             "format": RISK_MODEL_FORMAT,
             "kind": "lgerisk survival risk model",
             "intended_use": INTENDED_USE,
-            "created_by": f"lgerisk {lgerisk.__version__} finetune",
+            "created_by": f"lgerisk {__version__} finetune",
             "method": names[-1],
             "data": {
                 "hash": prepared.data_hash(),

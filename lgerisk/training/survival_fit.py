@@ -18,7 +18,7 @@ from lgerisk.training.seeding import derive_seed
 if TYPE_CHECKING:
     from lgerisk.evaluation.baselines import RadiomicsCox
     from lgerisk.models.tabular import TabularScaling
-    from lgerisk.training.finetune import FinetuneConfig
+    from lgerisk.training.finetune_config import FinetuneConfig
 
 __all__ = [
     "SCAR_METRICS",
@@ -146,7 +146,7 @@ def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
     import numpy as np
     import torch
 
-    from lgerisk.training.devices import full_float32
+    from lgerisk.runtime import full_float32
 
     model.eval()
     out = []
@@ -332,7 +332,7 @@ def _auxiliary_head(model: Any, workspace: Workspace, train: list[str], targets:
     import numpy as np
     import torch
 
-    from lgerisk.training.devices import full_float32
+    from lgerisk.runtime import full_float32
 
     model.eval()
     with torch.no_grad(), full_float32(workspace.device):
@@ -455,7 +455,7 @@ def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any,
     import numpy as np
     import torch
 
-    from lgerisk.training.devices import full_float32
+    from lgerisk.runtime import full_float32
 
     model.eval()
     out = []
@@ -472,7 +472,7 @@ def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> An
     import numpy as np
     import torch
 
-    from lgerisk.training.devices import full_float32
+    from lgerisk.runtime import full_float32
 
     if not raw:
         return np.zeros(0)

@@ -109,8 +109,9 @@ def test_field_of_view_of_a_crop_reaching_beyond_the_scan(tmp_path: Path) -> Non
     """A 48 x 48 scan at 1.5 mm (72 mm) in the default 96-voxel crop at 1.4 mm (134 mm): the crop's edges are
     background fill, found from the source's geometry and, without it, from the constant edge bands."""
     from lgerisk.io.cohort import Case
+    from lgerisk.io.layout import IMAGE_FILE, case_dir
     from lgerisk.preprocess.config import PreprocessConfig
-    from lgerisk.preprocess.pipeline import IMAGE_FILE, case_dir, preprocess_case, write_case
+    from lgerisk.preprocess.pipeline import preprocess_case, write_case
 
     image, labels = phantom_arrays(slices=5, size=48)
     source = write_volume(tmp_path / "raw" / "P1.nii.gz", image)

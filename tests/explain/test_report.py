@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lgerisk.errors import InputError
-from lgerisk.explain.concepts import concept_alignment
+from lgerisk.evaluation.concepts import concept_alignment
 from lgerisk.explain.montage import attribution_montage
 from lgerisk.explain.report import DISCLAIMER, html_report, ordinal, summary_text
 

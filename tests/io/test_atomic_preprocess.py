@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from lgerisk.preprocess.pipeline import case_dir
+from lgerisk.io.layout import case_dir
 from tests.helpers import make_cohort
 
 

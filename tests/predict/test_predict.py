@@ -430,7 +430,7 @@ def test_full_float32_turns_tf32_off_on_cuda_only_and_restores_the_settings() ->
     H200); the settings are put back after, also after an error, and the CPU path changes nothing."""
     from types import SimpleNamespace
 
-    from lgerisk.training.devices import full_float32
+    from lgerisk.runtime import full_float32
 
     cudnn = torch.backends.cudnn
     before = (cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark, torch.get_float32_matmul_precision())
@@ -458,7 +458,7 @@ def test_full_float32_turns_tf32_off_on_cuda_only_and_restores_the_settings() ->
 def test_the_network_runs_inside_full_float32_on_the_predictors_device(runs, monkeypatch) -> None:
     from contextlib import contextmanager
 
-    import lgerisk.training.devices as devices
+    import lgerisk.runtime as devices
     from lgerisk.inference import RiskPredictor
 
     entered: list[object] = []

@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 
 from lgerisk.errors import InputError
-from lgerisk.preprocess.calibrate import (
-    CALIBRATION_FILE,
-    PEAK_FRACTIONS,
-    calibrate_scar,
-    choose_peak_fraction,
-    leave_one_out_fractions,
-    load_calibration,
-)
+from lgerisk.preprocess.calibrate import calibrate_scar, choose_peak_fraction, leave_one_out_fractions
+from lgerisk.preprocess.calibration import CALIBRATION_FILE, PEAK_FRACTIONS, load_calibration
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.expert import ScarComparison
 from tests.helpers import make_cohort

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lgerisk.training.finetune import FinetuneConfig
+from lgerisk.training.finetune_config import FinetuneConfig
 from lgerisk.training.methods import TABULAR, Method, fit_method, method_names, methods_for
 
 

@@ -1,4 +1,4 @@
-"""CPU execution settings of lgerisk.training.devices: freed memory kept for reuse, torch threads."""
+"""CPU execution settings of lgerisk.runtime: freed memory kept for reuse, torch threads."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 import pytest
 import torch
 
-from lgerisk.training.devices import torch_threads
+from lgerisk.runtime import torch_threads
 
 FAULTS = """
 import os, resource, sys
 import numpy as np
 if sys.argv[1] == "reuse":
-    from lgerisk.training.devices import reuse_freed_memory
+    from lgerisk.runtime import reuse_freed_memory
     assert reuse_freed_memory()
 def resident():
     with open("/proc/self/statm") as handle:
@@ -52,7 +52,7 @@ def test_freed_memory_is_kept_and_reused_instead_of_faulted_in_afresh() -> None:
 
 def test_reuse_freed_memory_says_whether_it_applied() -> None:
     """In a process of its own: the setting would stay with the test session's."""
-    code = "from lgerisk.training.devices import reuse_freed_memory; print(reuse_freed_memory())"
+    code = "from lgerisk.runtime import reuse_freed_memory; print(reuse_freed_memory())"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == str(GLIBC)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lgerisk.errors import InputError
-from lgerisk.explain.concepts import (
+from lgerisk.evaluation.concepts import (
     case_percentiles,
     concept_alignment,
     correlation_heatmap,

@@ -1,4 +1,5 @@
-"""Choosing the torch device from ``--device auto|cpu|cuda[:i]``."""
+"""Where and how torch runs: the device from ``--device auto|cpu|cuda[:i]``, full float32, threads, freed
+memory (used by training, prediction and explanation alike)."""
 
 from __future__ import annotations
 

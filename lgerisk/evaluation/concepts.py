@@ -283,7 +283,7 @@ def correlation_heatmap(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from lgerisk.explain.montage import synthetic_title
+    from lgerisk.evaluation.plots import synthetic_title
 
     numeric = _numeric(features)
     embedding = np.asarray(embedding, dtype=float)
