@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -497,16 +496,12 @@ class RiskPredictor:
 
 def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
     """The QC record of a case that is already preprocessed (``cases/ID/{image,mask}.nii.gz`` + ``qc.json``)."""
-    from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, QC_FILE
+    from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, read_case_qc
 
     image = Path(case.image)
     if image.name != IMAGE_FILE or case.mask is None or Path(case.mask) != image.parent / MASK_FILE:
         return None
-    try:
-        qc = json.loads((image.parent / QC_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return qc if isinstance(qc, dict) else None
+    return read_case_qc(image)
 
 
 def as_number(value: Any) -> float:

@@ -7,6 +7,7 @@ this module; it imports no stage.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,3 +68,16 @@ def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
         )
     except OSError:
         return False
+
+
+def read_case_qc(image: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The QC record (``qc.json``) beside a preprocessed case's ``image.nii.gz``; None for any other image, or
+    where the record is missing or unreadable."""
+    image = Path(image)
+    if image.name != IMAGE_FILE:
+        return None
+    try:
+        qc = json.loads((image.parent / QC_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return qc if isinstance(qc, dict) else None

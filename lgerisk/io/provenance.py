@@ -62,15 +62,10 @@ def header_marked(path: str | os.PathLike[str]) -> bool:
 
 def _preprocessed_flag(image: Path) -> bool | None:
     """``qc.json``'s ``synthetic`` beside a preprocessed case's image, or None where it does not say."""
-    from lgerisk.io.layout import IMAGE_FILE, QC_FILE
+    from lgerisk.io.layout import read_case_qc
 
-    if image.name != IMAGE_FILE:
-        return None
-    try:
-        qc = json.loads((image.parent / QC_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    flag = qc.get("synthetic") if isinstance(qc, dict) else None
+    qc = read_case_qc(image)
+    flag = qc.get("synthetic") if qc is not None else None
     return flag if isinstance(flag, bool) else None
 
 

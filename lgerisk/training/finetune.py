@@ -33,7 +33,7 @@ import json
 import os
 import time as clock
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lgerisk.artifacts import (
     CARD_FILE,
@@ -52,14 +52,18 @@ from lgerisk.training.finetune_config import (
     FinetuneConfig,
     Split,
 )
-from lgerisk.training.methods import SCAR_COLUMN, SCRATCH, Method, fit_method, methods_for, predict_risk
+from lgerisk.training.methods import (
+    SCAR_COLUMN,
+    Method,
+    fit_method,
+    methods_for,
+    predict_risk,
+    trains_end_to_end,
+)
 from lgerisk.training.outcomes import check_outcomes, labelled_cases
 from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
 from lgerisk.training.seeding import derive_seed
 from lgerisk.training.survival_fit import Workspace
-
-if TYPE_CHECKING:
-    pass
 
 MODEL_FORMAT = RISK_MODEL_FORMAT
 
@@ -220,10 +224,10 @@ def run_finetune(
     frames = []
     jobs_list = [(method, split) for split in splits for method in methods]
     workspace.full_fits_left = sum(
-        _trains_end_to_end(method, config, encoder is not None)
+        trains_end_to_end(method, config, encoder is not None)
         and _finished_part(_part_path(parts, method, split), split, settings) is None
         for method, split in jobs_list
-    ) + _trains_end_to_end(methods[-1], config, encoder is not None)  # and the final model
+    ) + trains_end_to_end(methods[-1], config, encoder is not None)  # and the final model
     with reporter.bar("fit methods", len(jobs_list), transient=True) as advance:
         for method, split in jobs_list:
             frames.append(
@@ -325,11 +329,6 @@ def _finished_part(path: Path, split: Split, settings: str) -> Any:
     if len(done) and (done["settings"] == settings).all() and same_cases:
         return done.drop(columns=["settings"])
     return None
-
-
-def _trains_end_to_end(method: Method, config: FinetuneConfig, pretrained: bool) -> bool:
-    """Whether fitting ``method`` trains a network end to end (the scratch network, or the model in full mode)."""
-    return method.key == SCRATCH.key or (method.key == "model" and (config.mode == "full" or not pretrained))
 
 
 def _fit_split(

@@ -10,8 +10,9 @@
                                              full; with --with-scar, --covariates, and --with-radiomics: the
                                              fusion of radiomics and the embedding, lgerisk.training.fusion)
 
-The tabular baselines follow lifelines' vocabulary (:class:`RiskModel`: ``fit(features, time, event)``,
-``predict_risk(features)`` -> log relative hazard, ``to_dict``); a new one is a factory in :data:`TABULAR`.
+The tabular baselines follow lifelines' vocabulary (:class:`~lgerisk.evaluation.baselines.RiskModel`:
+``fit(features, time, event)``, ``predict_risk(features)`` -> log relative hazard, ``to_dict``); a new one is a
+factory in :data:`TABULAR`.
 The names shown are what tables, plots and ``predictions.csv`` call the methods.
 
 Example:
@@ -30,14 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lgerisk.training.survival_fit import FittedDeep, Workspace, fit_deep, predict_fitted_deep
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
+    from lgerisk.evaluation.baselines import RiskModel
     from lgerisk.training.finetune_config import FinetuneConfig
 
 __all__ = [
@@ -45,8 +44,8 @@ __all__ = [
     "SCAR_COLUMN",
     "TABULAR",
     "Method",
-    "RiskModel",
     "fit_method",
+    "trains_end_to_end",
     "method_names",
     "methods_for",
     "model_name",
@@ -57,18 +56,6 @@ SCAR_COLUMN = "scar_percent"
 
 FUSION_NAMES = {"group": "group ridge", "stacked": "stacked"}
 """How tables name the fusion heads of ``--with-radiomics`` (``lgerisk.training.fusion``)."""
-
-
-class RiskModel(Protocol):
-    """A tabular risk model: fitted on a feature table and outcomes, predicting the log relative hazard."""
-
-    name: str
-
-    def fit(self, features: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> RiskModel: ...
-
-    def predict_risk(self, features: pd.DataFrame) -> np.ndarray: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -143,6 +130,12 @@ class FittedTabular:
 
     def predict_risk(self, ids: list[str]) -> Any:
         return self.model.predict_risk(self.workspace.features.loc[list(ids)])
+
+
+def trains_end_to_end(method: Method, config: FinetuneConfig, pretrained: bool) -> bool:
+    """Whether :func:`fit_method` trains a network end to end for ``method``: the scratch network, or the run's
+    model in full mode or without an encoder (a probe on a pretrained encoder trains only its head)."""
+    return method.key == SCRATCH.key or (method.key == "model" and (config.mode == "full" or not pretrained))
 
 
 def fit_method(method: Method, workspace: Workspace, train: list[str], seed: int, say: Any = None) -> Any:
