@@ -333,7 +333,8 @@ def finetune(
 
     Without ``config``: the defaults, a frozen probe on ``encoder`` or, without one, the network trained from
     scratch. ``config.labels`` ``None`` (the default) reads a raw cohort's masks with the encoder's label map."""
-    from lgerisk.training.finetune import FinetuneConfig, run_finetune
+    from lgerisk.training.finetune import run_finetune
+    from lgerisk.training.finetune_config import FinetuneConfig
 
     if config is None:
         config = FinetuneConfig(mode="probe" if encoder is not None else "full")

@@ -113,7 +113,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "simpleitk": str(SimpleITK.Version.VersionString()),  # type: ignore[no-untyped-call]
+        "simpleitk": str(SimpleITK.Version.VersionString()),
     }
     for name in ("radiomics", "torchio"):
         module = sys.modules.get(name)

@@ -11,11 +11,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from lgerisk.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from lgerisk.reporting import Reporter
 
 
 def _untyped_help(option: Any) -> Any:
@@ -94,7 +99,7 @@ DicomSeg = Annotated[
 Anonymise = Annotated[bool, flag("--anonymise", help="Write no DICOM at all (refused with --dicom-seg).")]
 
 
-def _stderr(wide: bool = False):  # noqa: ANN202 - rich imported lazily
+def _stderr(wide: bool = False) -> Console:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False)
@@ -137,7 +142,7 @@ def word(message: str) -> str:
     return reword_settings(message, _options())
 
 
-def _reporter(quiet: bool, debug: bool, say: Callable[[str], None] | None = None):  # noqa: ANN202 - lazy import
+def _reporter(quiet: bool, debug: bool, say: Callable[[str], None] | None = None) -> Reporter:
     """The ``Reporter`` of a command: bars unless ``--quiet``, tracebacks with ``--debug``, options in errors."""
     from lgerisk.reporting import Reporter
 
@@ -778,7 +783,8 @@ def finetune(
 
     Example: [bold]lgerisk finetune --data sample_data --encoder work/pretrain --out work/risk[/]
     """
-    from lgerisk.training.finetune import FinetuneConfig, run_finetune
+    from lgerisk.training.finetune import run_finetune
+    from lgerisk.training.finetune_config import FinetuneConfig
 
     chosen = mode or ("probe" if encoder is not None else "full")
     config = FinetuneConfig(

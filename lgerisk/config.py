@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from lgerisk.errors import InputError
 
@@ -76,7 +76,7 @@ class JsonConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the settings."""
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return cast("dict[str, Any]", dataclasses.asdict(self))  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:

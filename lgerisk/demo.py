@@ -68,7 +68,7 @@ def _finished(run: Path, config: dict[str, Any]) -> bool:
         card = read_card(run)
     except InputError:
         return False
-    return card.get("config") == json.loads(json.dumps(config))
+    return bool(card.get("config") == json.loads(json.dumps(config)))
 
 
 def find_sample_data(data: str | Path | None = None) -> Path:
@@ -102,7 +102,8 @@ def run_demo(
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort
     from lgerisk.radiomics.run import extract_cohort
-    from lgerisk.training.finetune import FinetuneConfig, run_finetune
+    from lgerisk.training.finetune import run_finetune
+    from lgerisk.training.finetune_config import FinetuneConfig
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
     source = find_sample_data(data)

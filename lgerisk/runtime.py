@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lgerisk.errors import InputError
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-def resolve_device(spec: str, local_rank: int | None = None):  # noqa: ANN201 - torch imported lazily
+
+def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
     """``auto`` -> CUDA when available (the local rank's GPU under torchrun), else CPU.
 
     Example:
@@ -103,7 +106,7 @@ def reuse_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     every_block_from_the_heap = mallopt(_M_MMAP_MAX, 0) == 1
     freed_heap_kept = mallopt(_M_TRIM_THRESHOLD, FREED_MEMORY_KEPT) == 1
-    return every_block_from_the_heap and freed_heap_kept
+    return bool(every_block_from_the_heap and freed_heap_kept)
 
 
 @contextmanager

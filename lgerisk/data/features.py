@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def _numeric(frame: pd.DataFrame, column: str, name: str) -> np.ndarray:
         values = pd.to_numeric(frame[column], errors="raise")
     except (ValueError, TypeError) as exc:
         raise InputError(f"{name}: column {column!r} holds values that are not numbers.") from exc
-    return values.to_numpy(dtype=float)
+    return cast("np.ndarray", values.to_numpy(dtype=float))
 
 
 def feature_columns(
@@ -394,9 +394,9 @@ def roi_present(
     """
     status = f"{roi}__status"
     if status in rows.columns:
-        return (rows[status].astype(str) == "ok").to_numpy(dtype=np.float32)
+        return cast("np.ndarray", (rows[status].astype(str) == "ok").to_numpy(dtype=np.float32))
     columns = [c for c in rows.columns if roi_of(str(c)) == roi] if columns is None else list(columns)
     if not columns:
         return np.zeros(len(rows), dtype=np.float32)
     values = np.stack([_numeric(rows, c, name) for c in columns], axis=1)
-    return np.isfinite(values).any(axis=1).astype(np.float32)
+    return cast("np.ndarray", np.isfinite(values).any(axis=1).astype(np.float32))

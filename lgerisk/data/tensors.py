@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, cast, overload
 
 import numpy as np
 
@@ -247,7 +247,7 @@ class TensorCache:
             return None
         if array.shape != spec.shape or array.dtype != np.float32:
             return None
-        return array
+        return cast("np.ndarray | None", array)
 
 
 class StoredTensors(Sequence[np.ndarray]):
@@ -279,7 +279,7 @@ class StoredTensors(Sequence[np.ndarray]):
     def __getitem__(self, index: int | slice) -> np.ndarray | StoredTensors:
         if isinstance(index, slice):
             return StoredTensors(self.paths[index])
-        return np.load(self.paths[index], allow_pickle=False)
+        return cast("np.ndarray", np.load(self.paths[index], allow_pickle=False))
 
     def subset(self, indices: Sequence[int]) -> StoredTensors:
         """The items at ``indices``, still on disk."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,7 @@ def case_ids(features: pd.DataFrame) -> np.ndarray:
         ['P1', 'P2']
     """
     ids = features["case_id"] if "case_id" in features.columns else pd.Series(features.index)
-    return ids.astype(str).to_numpy()
+    return cast("np.ndarray", ids.astype(str).to_numpy())
 
 
 def _fit_cox(
@@ -289,7 +289,7 @@ class ClinicalCox:
         """``beta . (x - training mean)`` for each row."""
         if self.coefficients_ is None or self.means_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
-        return (self._matrix(features, "") - self.means_) @ self.coefficients_
+        return cast("np.ndarray", (self._matrix(features, "") - self.means_) @ self.coefficients_)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description (columns, training means, coefficients, hazard ratios per unit)."""
@@ -569,7 +569,7 @@ class RadiomicsCox:
         self.imputed_ = int(bad.any(axis=1).sum())
         x = np.where(bad, self.means_, x)
         z = (x - self.means_) / self.stds_
-        return z @ self.coefficients_
+        return cast("np.ndarray", z @ self.coefficients_)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description: settings, selected columns with mean, SD, coefficient, score."""

@@ -21,6 +21,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ def _usable(values: np.ndarray, min_cases: int) -> np.ndarray | None:
     finite = np.isfinite(values)
     if finite.sum() < max(min_cases, 2) or np.ptp(values[finite]) == 0:
         return None
-    return finite
+    return cast("np.ndarray | None", finite)
 
 
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +107,7 @@ class _RidgeFolds:
                 error = float(np.mean(residual**2))
                 if error < best_error:
                     best, best_error = candidate, error
-        return vt.T @ (s / (s**2 + best) * uty)
+        return cast("np.ndarray", vt.T @ (s / (s**2 + best) * uty))
 
     def r2(self, target: np.ndarray, alpha: float | None) -> float:
         """Out-of-fold R² of ridge regression of the standardised ``target``."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -368,7 +368,7 @@ class LinearCox:
                 + 0.5 * self.penalizer * (weights * beta * beta).sum()
             )
             loss.backward()
-            return loss
+            return cast("torch.Tensor", loss)
 
         for _ in range(3):  # a restart clears a stale curvature history if the first run stalls
             optimiser.step(objective)
@@ -391,7 +391,7 @@ class LinearCox:
         self._check_fitted()
         assert self.coef_ is not None and self.mean_ is not None  # fit and from_dict set them all
         x = _covariates(x, self.coef_.size)
-        return (x - self.mean_) @ self.coef_
+        return cast("np.ndarray", (x - self.mean_) @ self.coef_)
 
     def predict_survival(self, x: np.ndarray, at: np.ndarray) -> np.ndarray:
         """``(n, len(at))`` survival probabilities ``exp(-H0(t) exp(predict_risk(x)))`` (step function)."""

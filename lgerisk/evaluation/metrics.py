@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -231,7 +231,7 @@ def _valid_grid(train_time: np.ndarray, time: np.ndarray, grid: np.ndarray) -> n
     if time.size == 0 or train_time.size == 0:
         return np.zeros(grid.size, dtype=bool)
     upper = min(float(time.max()), float(train_time.max()))
-    return (grid >= time.min()) & (grid < upper)
+    return cast("np.ndarray", (grid >= time.min()) & (grid < upper))
 
 
 def integrated_brier_score(train_time: Any, train_event: Any, time: Any, event: Any, survival: Any, grid: Any) -> float:

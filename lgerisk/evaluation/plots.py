@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -168,7 +168,7 @@ def comparison_plot(
     missing = pd.Series(np.nan, index=table.index)
 
     def numbers(column: str) -> np.ndarray:
-        return pd.to_numeric(table.get(column, missing), errors="coerce").to_numpy(dtype=float)
+        return cast("np.ndarray", pd.to_numeric(table.get(column, missing), errors="coerce").to_numpy(dtype=float))
 
     methods = table["method"].astype(str).to_numpy()
     values, low, high = numbers(metric), numbers(f"{metric}_low"), numbers(f"{metric}_high")

@@ -48,6 +48,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -131,7 +132,7 @@ class _RiskOfImage(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         tabular = None if self.tabular is None else self.tabular.expand(image.shape[0], -1)
-        return self.model(image, tabular)
+        return cast("torch.Tensor", self.model(image, tabular))
 
 
 class _RiskOfIntensity(nn.Module):
@@ -144,7 +145,7 @@ class _RiskOfIntensity(nn.Module):
 
     def forward(self, intensity: torch.Tensor) -> torch.Tensor:
         rest = self.rest.expand(intensity.shape[0], *self.rest.shape[1:])
-        return self.risk(torch.cat([intensity, rest], dim=1))
+        return cast("torch.Tensor", self.risk(torch.cat([intensity, rest], dim=1)))
 
 
 def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -213,7 +214,7 @@ def grad_cam(model: nn.Module, image: torch.Tensor, tabular: torch.Tensor | None
         cam = LayerGradCam(_RiskOfImage(model, tabular), layer)
         coarse = cam.attribute(image.clone().requires_grad_(True), relu_attributions=True)
         full = LayerAttribution.interpolate(coarse.detach(), tuple(image.shape[2:]), interpolate_mode="trilinear")
-    return full[0, 0].clamp_min(0).float().cpu().numpy()
+    return cast("np.ndarray", full[0, 0].clamp_min(0).float().cpu().numpy())
 
 
 def _baseline(intensity: torch.Tensor, baseline: str) -> torch.Tensor:

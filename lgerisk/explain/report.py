@@ -449,7 +449,7 @@ def _prediction_table(prediction: Mapping[str, Any]) -> str:
 def _frame_html(frame: pd.DataFrame) -> str:
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"report tables must be pandas DataFrames, not {type(frame).__name__}.")
-    return frame.to_html(escape=True, index=False, border=0, na_rep="–", float_format=lambda x: f"{x:.3g}")
+    return str(frame.to_html(escape=True, index=False, border=0, na_rep="–", float_format=lambda x: f"{x:.3g}"))
 
 
 def html_report(

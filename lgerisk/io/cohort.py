@@ -24,10 +24,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lgerisk.errors import CaseError, InputError
 from lgerisk.io.scans import is_scan_file, scan_stem
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """A case id is a safe file name: letters, digits, '-', '_', '.'; never a path."""
@@ -223,7 +226,7 @@ def _separator_hint(path: Path) -> str:
     return ""
 
 
-def _read_csv(path: Path):  # noqa: ANN202 - pandas is imported lazily
+def _read_csv(path: Path) -> pd.DataFrame:
     """The CSV at ``path`` as a table (a UTF-8 byte-order mark, as Excel writes, is dropped)."""
     import pandas as pd
 
@@ -245,7 +248,7 @@ def read_outcomes(path: Path) -> dict[str, tuple[float | None, int | None, dict[
     return _outcome_rows(table, path)
 
 
-def _outcome_rows(table, path: Path) -> dict[str, tuple[float | None, int | None, dict[str, Any]]]:  # noqa: ANN001
+def _outcome_rows(table: pd.DataFrame, path: Path) -> dict[str, tuple[float | None, int | None, dict[str, Any]]]:
     import pandas as pd
 
     if "case_id" not in table.columns:

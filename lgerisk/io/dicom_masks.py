@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -235,7 +235,7 @@ def to_index(points: np.ndarray, grid: sitk.Image) -> np.ndarray:
         [[1.0, 2.0, 1.0]]
     """
     origin, direction, spacing = _geometry(grid)
-    return ((np.asarray(points, float) - origin) @ direction) / spacing
+    return cast("np.ndarray", ((np.asarray(points, float) - origin) @ direction) / spacing)
 
 
 # ------------------------------------------------------------------------------------------------ RTSTRUCT

@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -80,7 +80,7 @@ def read_dicom_series(folder: Path) -> sitk.Image:
         raise CaseError(f"{folder}: DICOM series could not be read ({_itk_reason(exc)}).") from exc
     for key in image.GetMetaDataKeys():  # belt and braces: nothing from the headers travels on
         image.EraseMetaData(key)
-    return image
+    return cast("sitk.Image", image)
 
 
 def _itk_reason(exc: Exception) -> str:
@@ -165,7 +165,7 @@ def nifti_header(path: str | os.PathLike[str]) -> bytes:
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
-    with opener(path, "rb") as handle:  # type: ignore[operator]
+    with opener(path, "rb") as handle:
         return bytes(handle.read(540))
 
 
@@ -237,7 +237,7 @@ def _itk_read(
     reader.SetFileName(str(path))
     try:
         if decoded is None:
-            return reader.Execute()
+            return cast("sitk.Image", reader.Execute())
         layout, voxels = decoded
         reader.SetImageIO("NiftiImageIO")  # the file is NIfTI (decoded above): no probing of every format
         reader.ReadImageInformation()
@@ -251,11 +251,11 @@ def _itk_read(
             and reader.GetNumberOfComponents() == 1
             and tuple(reader.GetSize()) == layout.shape
         ):
-            return reader.Execute()
+            return cast("sitk.Image", reader.Execute())
         native = voxels.astype(voxels.dtype.newbyteorder("="), copy=False)
         image = sitk.GetImageFromArray(native.reshape(layout.shape[::-1]))
         if image.GetPixelID() != reader.GetPixelID():
-            return reader.Execute()
+            return cast("sitk.Image", reader.Execute())
         image.SetOrigin(reader.GetOrigin())
         image.SetSpacing(reader.GetSpacing())
         image.SetDirection(reader.GetDirection())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -94,19 +94,19 @@ class ContrastiveModel(nn.Module):
 
     def embed_image(self, x: torch.Tensor) -> torch.Tensor:
         """Image encoder embedding ``(B, encoder.embedding_dim)`` (the representation for downstream use)."""
-        return self.image_encoder(x)
+        return cast("torch.Tensor", self.image_encoder(x))
 
     def embed_radiomics(self, r: torch.Tensor) -> torch.Tensor:
         """Radiomics encoder embedding ``(B, radiomics.embedding_dim)``."""
-        return self.radiomics_encoder(r)
+        return cast("torch.Tensor", self.radiomics_encoder(r))
 
     def project_image(self, x: torch.Tensor) -> torch.Tensor:
         """Projected image embedding ``(B, projection_dim)``."""
-        return self.image_projection(self.image_encoder(x))
+        return cast("torch.Tensor", self.image_projection(self.image_encoder(x)))
 
     def project_radiomics(self, r: torch.Tensor) -> torch.Tensor:
         """Projected radiomics embedding ``(B, projection_dim)``."""
-        return self.radiomics_projection(self.radiomics_encoder(r))
+        return cast("torch.Tensor", self.radiomics_projection(self.radiomics_encoder(r)))
 
     def forward(
         self,

@@ -124,7 +124,7 @@ class ResidualBlock3d(nn.Module):
         """Apply the block."""
         out = self.act(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
-        return self.act(out + self.shortcut(x))
+        return cast("torch.Tensor", self.act(out + self.shortcut(x)))
 
 
 class ImageEncoder(nn.Module):
@@ -198,9 +198,9 @@ class ImageEncoder(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pre-pooling feature map ``(B, feature_channels, D', H', W')``."""
         self._check(x)
-        return self.stages(self.stem(x))
+        return cast("torch.Tensor", self.stages(self.stem(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The embedding ``(B, embedding_dim)`` (not normalised)."""
         features = self.forward_features(x)
-        return self.fc(self.dropout(self.pool(features).flatten(1)))
+        return cast("torch.Tensor", self.fc(self.dropout(self.pool(features).flatten(1))))

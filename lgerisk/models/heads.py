@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -26,4 +28,4 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Project ``(B, in_dim)`` -> ``(B, out_dim)``."""
-        return self.net(x)
+        return cast("torch.Tensor", self.net(x))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -75,4 +75,4 @@ class RadiomicsEncoder(nn.Module):
         """The embedding ``(B, embedding_dim)`` (not normalised)."""
         if features.dim() != 2 or features.shape[1] != self.config.n_features:
             raise ValueError(f"RadiomicsEncoder expects (B, {self.config.n_features}), got {tuple(features.shape)}.")
-        return self.out(self.hidden(features))
+        return cast("torch.Tensor", self.out(self.hidden(features)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -91,7 +91,7 @@ class SurvivalModel(nn.Module):
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
         """The standardised image embedding ``(B, embedding_dim)``."""
-        return (self.image_encoder(image) - self.embedding_mean) / self.embedding_scale
+        return cast("torch.Tensor", (self.image_encoder(image) - self.embedding_mean) / self.embedding_scale)
 
     def head_inputs(self, image: torch.Tensor | None, tabular: torch.Tensor | None = None) -> torch.Tensor:
         """What the linear head sees: ``[standardised embedding, tabular]``."""
@@ -123,7 +123,7 @@ class SurvivalModel(nn.Module):
 
     def forward(self, image: torch.Tensor | None, tabular: torch.Tensor | None = None) -> torch.Tensor:
         """The risk score (log relative hazard) of each case."""
-        return self.head(self.head_inputs(image, tabular)).squeeze(1)
+        return cast("torch.Tensor", self.head(self.head_inputs(image, tabular)).squeeze(1))
 
     def set_embedding_scaling(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
         """Standardise the embedding with training-set statistics (scale floored at 1e-6)."""

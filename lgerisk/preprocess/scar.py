@@ -51,6 +51,7 @@ extensive scar and confidence"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -485,7 +486,7 @@ def clean_clusters(
         deep = np.bincount(labelled[depth_mm > rim_mm].ravel(), minlength=count + 1)
         keep &= deep >= min_voxels
     keep[0] = False
-    return keep[labelled]
+    return cast("np.ndarray", keep[labelled])
 
 
 def _min_voxels(area_mm2: float, spacing: tuple[float, ...]) -> int:

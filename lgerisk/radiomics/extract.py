@@ -36,7 +36,7 @@ QC_COLUMNS = (
 """Scar metrics copied from the case's preprocessing QC into the feature table."""
 
 
-def make_extractor(params: dict[str, Any]):  # noqa: ANN201 - pyradiomics imported lazily
+def make_extractor(params: dict[str, Any]) -> Any:  # pyradiomics ships no types
     """A pyradiomics ``RadiomicsFeatureExtractor`` configured with ``params`` (quiet logging).
 
     Built once per process and parameter set: pyradiomics re-validates its schema on every
@@ -48,7 +48,7 @@ def make_extractor(params: dict[str, Any]):  # noqa: ANN201 - pyradiomics import
 
 
 @functools.lru_cache(maxsize=8)
-def _extractor(params_json: str):  # noqa: ANN202
+def _extractor(params_json: str) -> Any:
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 

@@ -11,7 +11,7 @@ systematically) and ICC(3,1) (two-way, consistency). Robust: ICC(1,1) >= 0.75; e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def randomise_contour(
     signed = inside - outside  # > 0 inside, <= 0 outside, in voxels
     field = ndimage.gaussian_filter(rng.normal(size=mask.shape), sigma=(0, smoothness, smoothness))
     field *= amplitude / (field.std() or 1.0)
-    return signed + field > 0.5
+    return cast("np.ndarray", signed + field > 0.5)
 
 
 def perturbed_masks(mask: np.ndarray, n_random: int, seed: int) -> dict[str, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -20,7 +21,7 @@ def plateau(u: np.ndarray, edge: float) -> np.ndarray:
         >>> plateau(np.array([0.0, 0.75, 1.0]), 0.5).tolist()
         [1.0, 0.5, 0.0]
     """
-    return np.clip((1.0 - np.abs(u)) / edge, 0.0, 1.0)
+    return cast("np.ndarray", np.clip((1.0 - np.abs(u)) / edge, 0.0, 1.0))
 
 
 def angle_diff(a: np.ndarray, b: float) -> np.ndarray:
@@ -61,10 +62,10 @@ def eval_angular_noise(params: tuple[np.ndarray, ...], theta_deg: np.ndarray, ze
 def block_mean(a: np.ndarray, q: int, f: int) -> np.ndarray:
     """Mean over blocks of ``q`` x ``f`` x ``f`` fine samples (z, y, x): fine grid -> output grid."""
     nz, ny, nx = a.shape
-    return a.reshape(nz // q, q, ny // f, f, nx // f, f).mean(axis=(1, 3, 5), dtype=np.float32)
+    return cast("np.ndarray", a.reshape(nz // q, q, ny // f, f, nx // f, f).mean(axis=(1, 3, 5), dtype=np.float32))
 
 
 def block_sum(a: np.ndarray, q: int, f: int) -> np.ndarray:
     """Count (int16 sum) over blocks of ``q`` x ``f`` x ``f`` fine samples (z, y, x)."""
     nz, ny, nx = a.shape
-    return a.reshape(nz // q, q, ny // f, f, nx // f, f).sum(axis=(1, 3, 5), dtype=np.int16)
+    return cast("np.ndarray", a.reshape(nz // q, q, ny // f, f, nx // f, f).sum(axis=(1, 3, 5), dtype=np.int16))

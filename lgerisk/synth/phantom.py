@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -49,7 +49,9 @@ def territory_profile(p: Mapping[str, Any], th: np.ndarray, zeta: np.ndarray) ->
         ).astype(np.float32)
     z_mid, z_half = 0.5 * (p["z_lo"] + p["z_hi"]), 0.5 * (p["z_hi"] - p["z_lo"])
     zdist = (np.abs(zeta - np.float32(z_mid)) / np.float32(z_half)).astype(np.float32)
-    return np.sqrt(np.clip(1 - (dth / half) ** 4, 0, 1) * np.clip(1 - zdist**4, 0, 1)).astype(np.float32)
+    return cast(
+        "np.ndarray", np.sqrt(np.clip(1 - (dth / half) ** 4, 0, 1) * np.clip(1 - zdist**4, 0, 1)).astype(np.float32)
+    )
 
 
 def thinning_fraction(scar: Scar, th: np.ndarray, zeta: np.ndarray) -> np.ndarray | None:
@@ -57,7 +59,9 @@ def thinning_fraction(scar: Scar, th: np.ndarray, zeta: np.ndarray) -> np.ndarra
     thin = scar.params.get("thinning", 0.0) if scar.pattern == "ischemic" else 0.0
     if thin <= 0.0:
         return None
-    return (np.float32(thin) * np.sqrt(territory_profile(scar.params, th, zeta))).astype(np.float32)
+    return cast(
+        "np.ndarray | None", (np.float32(thin) * np.sqrt(territory_profile(scar.params, th, zeta))).astype(np.float32)
+    )
 
 
 @dataclass
@@ -159,7 +163,7 @@ def render_heart(acq: Acquisition, heart: Heart, scar: Scar, cfg: SynthConfig) -
         aa = a_ax.astype(np.float32)[:, None, None] + ex
         bb = b_ax.astype(np.float32)[:, None, None] + ex
         dd = d.astype(np.float32)[:, None, None]
-        return (((u[None] - dd) / aa) ** 2 + (v[None] / bb) ** 2 < 1.0) & present
+        return cast("np.ndarray", (((u[None] - dd) / aa) ** 2 + (v[None] / bb) ** 2 < 1.0) & present)
 
     rv_cav = ellipse(0.0) & ~inside_ep
     rv_outer = ellipse(t) & ~inside_ep

@@ -100,7 +100,7 @@ def risk_model_card(
 
     from lgerisk.artifacts import versions
     from lgerisk.evaluation.cox import breslow_baseline
-    from lgerisk.evaluation.plots import tertile_thresholds
+    from lgerisk.evaluation.groups import tertile_thresholds
     from lgerisk.models import parameter_count
 
     time, event = workspace.outcome(final_ids)
