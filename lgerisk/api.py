@@ -337,7 +337,7 @@ def finetune(
     from lgerisk.training.finetune_config import FinetuneConfig
 
     if config is None:
-        config = FinetuneConfig(mode="probe" if encoder is not None else "full")
+        config = FinetuneConfig(mode=FinetuneConfig.default_mode(encoder is not None))
     summary = run_finetune(
         data,
         out,

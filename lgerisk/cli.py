@@ -570,25 +570,22 @@ def pretrain(
     """
     from lgerisk.data.augment import AUGMENT_PRESETS
     from lgerisk.errors import InputError
+    from lgerisk.objectives.contrastive import objective_settings
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
     if augment not in AUGMENT_PRESETS:
         raise InputError(f"--augment {augment!r}: choose one of {', '.join(AUGMENT_PRESETS)}.")
-    objective_settings: dict[str, Any] = {
-        "preset": objective,
-        "temperature": temperature,
-        "learn_temperature": learn_temperature,
-        "queue_size": queue_size,
-        "scarf_rate": scarf_rate,
-    }
-    if negatives != "batch":  # only settings away from the default enter the run's settings (resume hash)
-        objective_settings["negatives"] = negatives
-    if false_negative_similarity is not None:
-        objective_settings["false_negative_similarity"] = false_negative_similarity
-    if clip_weight is not None:
-        objective_settings["clip_weight"] = clip_weight
-    if simclr_weight is not None:
-        objective_settings["simclr_weight"] = simclr_weight
+    settings = objective_settings(
+        objective,
+        temperature=temperature,
+        learn_temperature=learn_temperature,
+        queue_size=queue_size,
+        scarf_rate=scarf_rate,
+        negatives=negatives,
+        false_negative_similarity=false_negative_similarity,
+        clip_weight=clip_weight,
+        simclr_weight=simclr_weight,
+    )
     config = PretrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -596,7 +593,7 @@ def pretrain(
         val_fraction=val_fraction,
         seed=seed,
         width=width,
-        objective=objective_settings,
+        objective=settings,
         labels=labels,
         num_workers=num_workers,
         amp=amp,
@@ -786,7 +783,7 @@ def finetune(
     from lgerisk.training.finetune import run_finetune
     from lgerisk.training.finetune_config import FinetuneConfig
 
-    chosen = mode or ("probe" if encoder is not None else "full")
+    chosen = mode or FinetuneConfig.default_mode(encoder is not None)
     config = FinetuneConfig(
         mode=chosen,
         with_radiomics=with_radiomics,

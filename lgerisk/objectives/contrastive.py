@@ -420,6 +420,47 @@ class ObjectiveConfig:
         return cls(**checked_fields(cls, data, "objective settings"))
 
 
+def objective_settings(
+    preset: str = "radiomics",
+    *,
+    temperature: float = 0.1,
+    learn_temperature: bool = False,
+    queue_size: int = 0,
+    scarf_rate: float = 0.3,
+    negatives: str = "batch",
+    false_negative_similarity: float | None = None,
+    clip_weight: float | None = None,
+    simclr_weight: float | None = None,
+) -> dict[str, Any]:
+    """``PretrainConfig.objective`` for these settings, as ``lgerisk pretrain`` builds it: the preset and its
+    temperature, queue and corruption always; the settings added later (``negatives``,
+    ``false_negative_similarity``) and the weight overrides only away from their defaults, so that a run made
+    before they existed keeps its settings, and so its resume hash.
+
+    Example:
+        >>> objective_settings("simclr", temperature=0.2)
+        {'preset': 'simclr', 'temperature': 0.2, 'learn_temperature': False, 'queue_size': 0, 'scarf_rate': 0.3}
+        >>> objective_settings(negatives="all")["negatives"]
+        'all'
+    """
+    settings: dict[str, Any] = {
+        "preset": preset,
+        "temperature": temperature,
+        "learn_temperature": learn_temperature,
+        "queue_size": queue_size,
+        "scarf_rate": scarf_rate,
+    }
+    if negatives != "batch":
+        settings["negatives"] = negatives
+    if false_negative_similarity is not None:
+        settings["false_negative_similarity"] = false_negative_similarity
+    if clip_weight is not None:
+        settings["clip_weight"] = clip_weight
+    if simclr_weight is not None:
+        settings["simclr_weight"] = simclr_weight
+    return settings
+
+
 class HybridObjective(nn.Module):
     """Weighted image⇄radiomics InfoNCE + image⇄image NT-Xent with queues of past embeddings.
 

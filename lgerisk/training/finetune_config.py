@@ -86,6 +86,17 @@ class FinetuneConfig(JsonConfig):
     """``full`` mode with a radiomics-guided encoder: weight of the auxiliary radiomics regression beside the Cox
     loss (0: Cox only). A SimCLR encoder and the scratch network have no radiomics guidance to keep: Cox only."""
 
+    @staticmethod
+    def default_mode(pretrained: bool) -> str:
+        """The mode a run gets unless it names one: a frozen ``probe`` on a pretrained encoder, else the network
+        trained in ``full`` from scratch (the command line and ``lgerisk.finetune`` both ask here).
+
+        Example:
+            >>> FinetuneConfig.default_mode(pretrained=True), FinetuneConfig.default_mode(pretrained=False)
+            ('probe', 'full')
+        """
+        return "probe" if pretrained else "full"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "covariates", tuple(self.covariates))
         object.__setattr__(self, "horizons", tuple(float(h) for h in self.horizons))
