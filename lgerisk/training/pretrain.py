@@ -164,6 +164,46 @@ def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoc
     return torch.cat(rows).to(radiomics.device)
 
 
+@dataclass
+class _PretrainData:
+    """What a run trains on (every rank the same): cases, their tensors, the split, the scaled radiomics."""
+
+    prepared: Any
+    tensors: Any
+    spec: Any
+    train_ids: list[str]
+    val_ids: list[str]
+    scaler: Any
+    radiomics: Any
+    index_of: dict[str, int]
+    data_hash: str
+
+    def rows(self, ids: Sequence[str]) -> list[int]:
+        """Row numbers of ``ids`` in ``tensors`` and ``radiomics``."""
+        return [self.index_of[c] for c in ids]
+
+    @property
+    def features_hash(self) -> str:
+        """Hash of the radiomics scaling (a resumed run must share it)."""
+        return hashlib.sha256(json.dumps(self.scaler.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _PretrainModel:
+    """The model, its objective and optimiser, and how a step runs (DDP wrapper, mixed precision)."""
+
+    model: Any
+    objective: Any
+    forward: Any
+    optimizer: Any
+    model_config: Any
+    objective_config: Any
+    aux_columns: list[int]
+    use_amp: bool
+    amp_dtype: Any
+    amp_scaler: Any
+
+
 def run_pretrain(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -176,196 +216,292 @@ def run_pretrain(
 ) -> dict[str, Any]:
     """Pretrain an image encoder on ``data`` and write the run folder ``out``; returns the summary.
 
-    ``reporter`` draws the progress bars (rank 0 only) and receives one line per epoch.
+    ``reporter`` draws the progress bars (rank 0 only) and receives one line per epoch. The steps: the data
+    (:func:`_pretrain_data`), the model (:func:`_pretrain_model`), the state of an interrupted run
+    (:func:`_resumed`), the epochs (:func:`_train_epoch`, a checkpoint after each), the encoder and its card.
 
     Example:
         >>> run_pretrain("sample_data", "work/pretrain", PretrainConfig(epochs=2))   # doctest: +SKIP
     """
+    from lgerisk.runtime import resolve_device
+    from lgerisk.training import distributed
+
+    run = Path(out)
+    torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    context = distributed.init_distributed(torch_device)
+    try:
+        inputs = _pretrain_data(data, run, config, features, jobs, reporter, resume, context)
+        built = _pretrain_model(config, inputs, torch_device, context, reporter.note)
+        history, start_epoch = _resumed(run, config, inputs, built, torch_device) if resume else ([], 0)
+        loop = _EpochLoop(config, inputs, built, torch_device, context, start_epoch)
+        for epoch in range(start_epoch, config.epochs):
+            row = loop.train_epoch(epoch, reporter if context.is_main else replace(reporter, progress=False))
+            history.append(row)
+            if context.is_main:
+                _save_checkpoint(run, config, inputs, built, epoch, history)
+                _write_metrics(run, history)
+                reporter.note(("[SYNTHETIC data] " if _is_synthetic(inputs.prepared.cases) else "") + _epoch_line(row))
+            context.barrier()
+        if context.is_main:
+            save_encoder(run, built.model)
+            _write_metrics(run, history)
+            write_card(run, _model_card(config, inputs, built, history, torch_device, context))
+        context.barrier()
+        return {
+            "run": str(run),
+            "epochs": config.epochs,
+            "train_cases": len(inputs.train_ids),
+            "val_cases": len(inputs.val_ids),
+            "final": history[-1] if history else {},
+            "synthetic": _is_synthetic(inputs.prepared.cases),
+        }
+    finally:
+        distributed.shutdown(context)
+
+
+def _pretrain_data(
+    data: str | os.PathLike[str],
+    run: Path,
+    config: PretrainConfig,
+    features: str | None,
+    jobs: int,
+    reporter: Reporter,
+    resume: bool,
+    context: Any,
+) -> _PretrainData:
+    """The run's data, the same on every rank: rank 0 checks the run folder and prepares everything that is
+    written (caches, tensors); the others wait for its verdict and its list of usable cases, then only read, so
+    any error on rank 0 stops every rank with the same sentence instead of leaving them waiting. Then the split
+    and the radiomics scaled on the training cases."""
     import numpy as np
+
+    from lgerisk.data.features import FeatureScaler, decorrelated_columns, feature_columns
+    from lgerisk.data.tensors import TensorCache, TensorSpec
+    from lgerisk.training import distributed
+    from lgerisk.training.data import prepare_data
+
+    cache = run / "cache"
+    spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
+    tensors_cache = TensorCache(cache / "tensors")
+    failure, shared = None, None
+    if context.is_main:
+        try:
+            _check_out(run, resume)
+            prepared = prepare_data(data, cache, config.labels, features, jobs, reporter)
+            tensors = tensors_cache.stored(prepared.cases, spec)
+            shared = (str(prepared.source), str(prepared.features_path), prepared.case_ids)
+        except Exception as exc:  # noqa: BLE001 - every rank must learn of it; re-raised below
+            failure = exc
+    verdict = None if failure is None else (str(failure), getattr(failure, "setting", None))
+    verdict, shared = distributed.broadcast_object((verdict, shared), context)
+    if failure is not None:
+        raise failure
+    if verdict is not None:
+        raise InputError(verdict[0], setting=verdict[1])
+    if not context.is_main:
+        prepared = prepare_data(
+            shared[0], cache, config.labels, shared[1], 1, replace(reporter, progress=False), only=shared[2]
+        )
+        tensors = tensors_cache.stored(prepared.cases, spec)
+    data_hash = prepared.data_hash()
+
+    train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
+    if len(train_ids) < config.batch_size:
+        raise InputError(
+            f"{data}: {len(train_ids)} training cases (of {len(prepared.cases)} usable, "
+            f"{len(val_ids)} held out) is fewer than one batch of {config.batch_size}; lower "
+            "batch_size= or val_fraction=.",
+            setting="batch_size",
+        )
+    if config.batch_size % context.world_size:
+        raise InputError(
+            f"batch_size={config.batch_size}: must be divisible by the number of processes ({context.world_size}).",
+            setting="batch_size",
+        )
+    table = prepared.features
+    columns = feature_columns(table, cases=train_ids)
+    if config.radiomics_view == "decorrelated":
+        columns = decorrelated_columns(table, columns, cases=train_ids)
+    scaler = FeatureScaler.fit(table, columns, cases=train_ids)
+    radiomics = scaler.transform(table, cases=prepared.case_ids)
+    if not np.isfinite(radiomics).all():
+        raise InputError("radiomics features hold NaN or infinite values after scaling; check the table.")
+    index_of = {case_id: i for i, case_id in enumerate(prepared.case_ids)}
+    return _PretrainData(prepared, tensors, spec, train_ids, val_ids, scaler, radiomics, index_of, data_hash)
+
+
+def _pretrain_model(
+    config: PretrainConfig, data: _PretrainData, torch_device: Any, context: Any, say: Any
+) -> _PretrainModel:
+    """The contrastive model (seeded), its objective, the optimiser and the mixed-precision scaler; wrapped in
+    DistributedDataParallel under torchrun."""
     import torch
 
-    from lgerisk.data.augment import AugmentConfig, Augmenter
-    from lgerisk.data.dataset import PretrainDataset, make_loader
-    from lgerisk.data.features import (
-        QC_METRICS,
-        FeatureScaler,
-        decorrelated_columns,
-        feature_columns,
-    )
-    from lgerisk.data.tensors import TensorCache, TensorSpec
+    from lgerisk.data.features import QC_METRICS
     from lgerisk.models import describe
     from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
     from lgerisk.models.encoder import EncoderConfig
     from lgerisk.models.radiomics import RadiomicsEncoderConfig
     from lgerisk.objectives.contrastive import HybridObjective, ObjectiveConfig
-    from lgerisk.runtime import resolve_device
-    from lgerisk.training import distributed
-    from lgerisk.training.checkpoint import load_checkpoint, save_checkpoint
-    from lgerisk.training.data import prepare_data
 
-    say = reporter.note
-    run = Path(out)
-    torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
-    context = distributed.init_distributed(torch_device)
+    objective_settings = dict(config.objective)
+    objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)
+    aux_columns = (
+        [i for i, name in enumerate(data.scaler.feature_names) if config.aux_targets == "all" or name in QC_METRICS]
+        if config.aux_weight > 0
+        else []
+    )
+    if config.aux_weight > 0 and not aux_columns:
+        raise InputError(
+            f"aux_targets={config.aux_targets!r}: the feature table has no such column that varies "
+            "in the training cases.",
+            setting="aux_targets",
+        )
+    model_config = ContrastiveModelConfig(
+        encoder=EncoderConfig(
+            in_channels=len(data.spec.channels),
+            width=config.width,
+            depth=config.depth,
+            embedding_dim=config.embedding_dim,
+        ),
+        radiomics=RadiomicsEncoderConfig(
+            n_features=data.radiomics.shape[1], embedding_dim=config.embedding_dim, dropout=config.radiomics_dropout
+        ),
+        projection_dim=config.projection_dim,
+        aux_targets=len(aux_columns),
+    )
+    torch.manual_seed(derive_seed(config.seed, 1))
+    model = ContrastiveModel(model_config).to(torch_device)
+    objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
+    if context.is_main:
+        say(describe(model))
+    forward: Any = model  # the model, or its DistributedDataParallel wrapper
+    if context.initialised:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(
+            forward,
+            device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
+            find_unused_parameters=not (objective_config.clip_weight > 0 and objective_config.simclr_weight > 0),
+        )
+    parameters = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    use_amp = config.amp and torch_device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    return _PretrainModel(
+        model,
+        objective,
+        forward,
+        optimizer,
+        model_config,
+        objective_config,
+        aux_columns,
+        use_amp,
+        amp_dtype,
+        amp_scaler,
+    )
+
+
+def _resumed(
+    run: Path, config: PretrainConfig, data: _PretrainData, built: _PretrainModel, torch_device: Any
+) -> tuple[list[dict[str, Any]], int]:
+    """The history and the next epoch of the interrupted run in ``run``, its state loaded into ``built``;
+    ``InputError`` when the checkpoint is of other settings, data or features, or does not fit the model."""
+    from lgerisk.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run / CHECKPOINT, map_location=torch_device)
+    if state.get("resume_hash") != config.resume_hash():
+        raise InputError(
+            f"{run / CHECKPOINT}: resume=True from a run with a different configuration "
+            "(only epochs= and num_workers= may change); write to a new out= folder.",
+            setting="resume",
+        )
+    if state.get("data_hash") != data.data_hash or state.get("features_hash") != data.features_hash:
+        raise InputError(
+            f"{run / CHECKPOINT}: resume=True with different data or radiomics features than the interrupted run.",
+            setting="resume",
+        )
     try:
-        cache = run / "cache"
-        # rank 0 checks the run folder and prepares everything that is written (caches, tensors); the others
-        # wait for its verdict and its list of usable cases, then only read, so any error on rank 0 stops every
-        # rank with the same sentence instead of leaving them waiting
-        spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
-        tensors_cache = TensorCache(cache / "tensors")
-        failure, shared = None, None
-        if context.is_main:
-            try:
-                _check_out(run, resume)
-                prepared = prepare_data(data, cache, config.labels, features, jobs, reporter)
-                tensors = tensors_cache.stored(prepared.cases, spec)
-                shared = (str(prepared.source), str(prepared.features_path), prepared.case_ids)
-            except Exception as exc:  # noqa: BLE001 - every rank must learn of it; re-raised below
-                failure = exc
-        verdict = None if failure is None else (str(failure), getattr(failure, "setting", None))
-        verdict, shared = distributed.broadcast_object((verdict, shared), context)
-        if failure is not None:
-            raise failure
-        if verdict is not None:
-            raise InputError(verdict[0], setting=verdict[1])
-        if not context.is_main:
-            prepared = prepare_data(
-                shared[0], cache, config.labels, shared[1], 1, replace(reporter, progress=False), only=shared[2]
-            )
-            tensors = tensors_cache.stored(prepared.cases, spec)
-        data_hash = prepared.data_hash()
+        built.model.load_state_dict(state["model"])
+        built.objective.load_state_dict(state["objective"])
+        built.optimizer.load_state_dict(state["optimizer"])
+        if state["amp_scaler"]:
+            built.amp_scaler.load_state_dict(state["amp_scaler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise InputError(f"{run / CHECKPOINT}: does not fit this model ({brief(exc)}).") from exc
+    return json.loads(state["history"]), int(state["epoch"]) + 1
 
-        train_ids, val_ids = split_cases(prepared.case_ids, config.val_fraction, config.seed)
-        global_batch = config.batch_size
-        if len(train_ids) < global_batch:
-            raise InputError(
-                f"{data}: {len(train_ids)} training cases (of {len(prepared.cases)} usable, "
-                f"{len(val_ids)} held out) is fewer than one batch of {global_batch}; lower "
-                "batch_size= or val_fraction=.",
-                setting="batch_size",
-            )
-        if global_batch % context.world_size:
-            raise InputError(
-                f"batch_size={global_batch}: must be divisible by the number of processes ({context.world_size}).",
-                setting="batch_size",
-            )
-        table = prepared.features
-        columns = feature_columns(table, cases=train_ids)
-        if config.radiomics_view == "decorrelated":
-            columns = decorrelated_columns(table, columns, cases=train_ids)
-        scaler = FeatureScaler.fit(table, columns, cases=train_ids)
-        radiomics_all = scaler.transform(table, cases=prepared.case_ids)
-        if not np.isfinite(radiomics_all).all():
-            raise InputError("radiomics features hold NaN or infinite values after scaling; check the table.")
-        index_of = {case_id: i for i, case_id in enumerate(prepared.case_ids)}
 
-        objective_settings = dict(config.objective)
-        objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)
-        aux_columns = (
-            [i for i, name in enumerate(scaler.feature_names) if config.aux_targets == "all" or name in QC_METRICS]
-            if config.aux_weight > 0
-            else []
-        )
-        if config.aux_weight > 0 and not aux_columns:
-            raise InputError(
-                f"aux_targets={config.aux_targets!r}: the feature table has no such column that varies "
-                "in the training cases.",
-                setting="aux_targets",
-            )
-        model_config = ContrastiveModelConfig(
-            encoder=EncoderConfig(
-                in_channels=len(spec.channels),
-                width=config.width,
-                depth=config.depth,
-                embedding_dim=config.embedding_dim,
-            ),
-            radiomics=RadiomicsEncoderConfig(
-                n_features=radiomics_all.shape[1], embedding_dim=config.embedding_dim, dropout=config.radiomics_dropout
-            ),
-            projection_dim=config.projection_dim,
-            aux_targets=len(aux_columns),
-        )
-        torch.manual_seed(derive_seed(config.seed, 1))
-        model = ContrastiveModel(model_config).to(torch_device)
-        objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
-        if context.is_main:
-            say(describe(model))
-        forward: Any = model  # the model, or its DistributedDataParallel wrapper
-        if context.initialised:
-            from torch.nn.parallel import DistributedDataParallel
+def _save_checkpoint(
+    run: Path, config: PretrainConfig, data: _PretrainData, built: _PretrainModel, epoch: int, history: list[Any]
+) -> None:
+    """The state after ``epoch`` (what :func:`_resumed` reads back)."""
+    from lgerisk.training.checkpoint import save_checkpoint
 
-            forward = DistributedDataParallel(
-                forward,
-                device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
-                find_unused_parameters=not (objective_config.clip_weight > 0 and objective_config.simclr_weight > 0),
-            )
-        parameters = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        use_amp = config.amp and torch_device.type == "cuda"
-        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        scaler_amp = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    save_checkpoint(
+        run / CHECKPOINT,
+        {
+            "epoch": epoch,
+            "resume_hash": config.resume_hash(),
+            "data_hash": data.data_hash,
+            "features_hash": data.features_hash,
+            "model": built.model.state_dict(),
+            "objective": built.objective.state_dict(),
+            "optimizer": built.optimizer.state_dict(),
+            "amp_scaler": built.amp_scaler.state_dict(),
+            "history": json.dumps(history),
+        },
+    )
 
-        features_hash = hashlib.sha256(json.dumps(scaler.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-        history: list[dict[str, Any]] = []
-        start_epoch = 0
-        if resume:
-            state = load_checkpoint(run / CHECKPOINT, map_location=torch_device)
-            if state.get("resume_hash") != config.resume_hash():
-                raise InputError(
-                    f"{run / CHECKPOINT}: resume=True from a run with a different configuration "
-                    "(only epochs= and num_workers= may change); write to a new out= folder.",
-                    setting="resume",
-                )
-            if state.get("data_hash") != data_hash or state.get("features_hash") != features_hash:
-                raise InputError(
-                    f"{run / CHECKPOINT}: resume=True with different data or radiomics features than the "
-                    "interrupted run.",
-                    setting="resume",
-                )
-            try:
-                model.load_state_dict(state["model"])
-                objective.load_state_dict(state["objective"])
-                optimizer.load_state_dict(state["optimizer"])
-                if state["amp_scaler"]:
-                    scaler_amp.load_state_dict(state["amp_scaler"])
-            except (KeyError, RuntimeError, ValueError) as exc:
-                raise InputError(f"{run / CHECKPOINT}: does not fit this model ({brief(exc)}).") from exc
-            history = json.loads(state["history"])
-            start_epoch = int(state["epoch"]) + 1
 
-        train_tensors = tensors.subset([index_of[c] for c in train_ids])
-        train_features = radiomics_all[[index_of[c] for c in train_ids]]
-        bank = torch.from_numpy(train_features)
-        bank_device = bank.to(torch_device)
-        bank_unit = torch.nn.functional.normalize(bank_device, dim=1)  # false negatives: cosine of clean rows
-        aux_index = torch.as_tensor(aux_columns, dtype=torch.long, device=torch_device)
-        every_negative = objective_config.negatives == "all"
-        uses_image_pairs = objective_config.simclr_weight > 0
-        uses_radiomics = objective_config.clip_weight > 0
-        augmentation = Augmenter(AugmentConfig(**config.augment), spec.channels)
-        dataset = PretrainDataset(
-            train_tensors,
-            train_features,
-            augmentation,
-            views=2 if uses_image_pairs else 1,
-            base_seed=derive_seed(config.seed, 3),
-        )
+class _EpochLoop:
+    """The training cases' loader, the radiomics bank and one epoch of steps (then validation)."""
+
+    def __init__(
+        self,
+        config: PretrainConfig,
+        data: _PretrainData,
+        built: _PretrainModel,
+        torch_device: Any,
+        context: Any,
+        start_epoch: int,
+    ) -> None:
+        import torch
         from torch.utils.data import DistributedSampler
 
+        from lgerisk.data.augment import AugmentConfig, Augmenter
+        from lgerisk.data.dataset import PretrainDataset, make_loader
+
+        self.config, self.data, self.built, self.device, self.context = config, data, built, torch_device, context
+        train_features = data.radiomics[data.rows(data.train_ids)]
+        self.bank = torch.from_numpy(train_features)
+        self.bank_device = self.bank.to(torch_device)
+        self.bank_unit = torch.nn.functional.normalize(self.bank_device, dim=1)  # false negatives: clean rows
+        self.aux_index = torch.as_tensor(built.aux_columns, dtype=torch.long, device=torch_device)
+        self.every_negative = built.objective_config.negatives == "all"
+        self.uses_image_pairs = built.objective_config.simclr_weight > 0
+        self.uses_radiomics = built.objective_config.clip_weight > 0
+        self.augmentation = Augmenter(AugmentConfig(**config.augment), data.spec.channels)
+        self.dataset = PretrainDataset(
+            data.tensors.subset(data.rows(data.train_ids)),
+            train_features,
+            self.augmentation,
+            views=2 if self.uses_image_pairs else 1,
+            base_seed=derive_seed(config.seed, 3),
+        )
         sampler: Any = DistributedSampler(
-            dataset,  # type: ignore[arg-type]  # a map-style dataset
+            self.dataset,  # type: ignore[arg-type]  # a map-style dataset
             num_replicas=context.world_size,
             rank=context.rank,
             shuffle=True,
             seed=derive_seed(config.seed, 4) % (2**31),
             drop_last=True,
         )
-        local_batch = global_batch // context.world_size
-        steps_per_epoch = len(train_ids) // global_batch
-        loader = make_loader(
-            dataset,
-            local_batch,
+        self.steps_per_epoch = len(data.train_ids) // config.batch_size
+        self.loader = make_loader(
+            self.dataset,
+            config.batch_size // context.world_size,
             shuffle=False,
             seed=derive_seed(config.seed, 6),
             epoch=start_epoch,
@@ -375,125 +511,83 @@ def run_pretrain(
             pin_memory=torch_device.type == "cuda",
         )
 
-        for epoch in range(start_epoch, config.epochs):
-            started = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * _lr_factor(epoch, config)
-            torch.manual_seed(derive_seed(config.seed, epoch, 5))  # dropout: same draws on resume
-            dataset.set_epoch(epoch)  # the loader's sampler reads it (and passes it to the DistributedSampler)
-            model.train()
-            objective.train()
-            sums: dict[str, float] = {}
-            bar = f"epoch {epoch + 1}/{config.epochs}"
-            # the loss is shown once a batch has one (a loss column would read "nan" until then)
-            shown = reporter if context.is_main else replace(reporter, progress=False)
-            with shown.bar(f"{bar} loss –", steps_per_epoch, transient=True) as advance:
-                for batch in loader:
-                    view1 = batch["view1"].to(torch_device, non_blocking=True)
-                    view2 = batch["view2"].to(torch_device, non_blocking=True) if uses_image_pairs else None
-                    radiomics = None
-                    if uses_radiomics:
-                        radiomics = _scarf(
-                            batch["radiomics"], batch["index"], bank, objective_config.scarf_rate, config.seed, epoch
-                        ).to(torch_device)
-                    with torch.autocast(device_type=torch_device.type, dtype=amp_dtype, enabled=use_amp):
-                        projections = forward(
-                            view1, view2, radiomics, bank_device if every_negative and radiomics is not None else None
-                        )
-                    z1 = distributed.gather(projections["image_z1"].float(), context)
-                    z2 = distributed.gather(projections["image_z2"].float(), context) if view2 is not None else None
-                    zr = (
-                        distributed.gather(projections["radiomics_z"].float(), context)
-                        if radiomics is not None
-                        else None
-                    )
-                    ids = distributed.gather_plain(batch["index"].to(torch_device), context)
-                    similar = _false_negatives(bank_unit, ids, objective_config) if zr is not None else None
-                    terms = objective(z1, z2, zr, ids, bank=projections.get("radiomics_bank_z"), similar=similar)
-                    if aux_columns:  # over the global batch, like the contrastive terms
-                        predicted = distributed.gather(projections["aux"].float(), context)
-                        terms["aux"] = torch.nn.functional.mse_loss(predicted, bank_device[ids.long()][:, aux_index])
-                        terms["loss"] = terms["loss"] + config.aux_weight * terms["aux"]
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler_amp.scale(terms["loss"]).backward()
-                    scaler_amp.step(optimizer)
-                    scaler_amp.update()
-                    objective.update_queues(z1.detach(), zr.detach() if zr is not None else None, ids)
-                    for key, value in terms.items():
-                        sums[key] = sums.get(key, 0.0) + float(value.detach())
-                    advance(description=f"{bar} loss {float(terms['loss'].detach()):.4f}")
-            row = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
-            row.update({f"train_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()})
-            row.update(
-                _validate(
-                    model,
-                    objective,
-                    tensors,
-                    radiomics_all,
-                    [index_of[c] for c in val_ids],
-                    torch_device,
-                    uses_image_pairs,
-                    uses_radiomics,
-                    augmentation,
-                    config.seed,
-                    aux_columns,
-                )
-            )
-            row["seconds"] = round(time.perf_counter() - started, 3)
-            history.append(row)
-            if context.is_main:
-                save_checkpoint(
-                    run / CHECKPOINT,
-                    {
-                        "epoch": epoch,
-                        "resume_hash": config.resume_hash(),
-                        "data_hash": data_hash,
-                        "features_hash": features_hash,
-                        "model": model.state_dict(),
-                        "objective": objective.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "amp_scaler": scaler_amp.state_dict(),
-                        "history": json.dumps(history),
-                    },
-                )
-                _write_metrics(run, history)
-                say(("[SYNTHETIC data] " if _is_synthetic(prepared.cases) else "") + _epoch_line(row))
-            context.barrier()
+    def train_epoch(self, epoch: int, reporter: Reporter) -> dict[str, Any]:
+        """One epoch of steps, then validation; the epoch's row of ``metrics.csv``."""
+        import torch
 
-        summary = {
-            "run": str(run),
-            "epochs": config.epochs,
-            "train_cases": len(train_ids),
-            "val_cases": len(val_ids),
-            "final": history[-1] if history else {},
-            "synthetic": _is_synthetic(prepared.cases),
-        }
-        if context.is_main:
-            save_encoder(run, model)
-            _write_metrics(run, history)
-            write_card(
-                run,
-                _model_card(
-                    config,
-                    model_config,
-                    objective_config,
-                    spec,
-                    scaler,
-                    prepared,
-                    data_hash,
-                    train_ids,
-                    val_ids,
-                    history,
-                    torch_device,
-                    context,
-                    model,
-                    aux_columns,
-                ),
+        config, built = self.config, self.built
+        started = time.perf_counter()
+        for group in built.optimizer.param_groups:
+            group["lr"] = config.lr * _lr_factor(epoch, config)
+        torch.manual_seed(derive_seed(config.seed, epoch, 5))  # dropout: same draws on resume
+        self.dataset.set_epoch(epoch)  # the loader's sampler reads it (and passes it to the DistributedSampler)
+        built.model.train()
+        built.objective.train()
+        sums: dict[str, float] = {}
+        bar = f"epoch {epoch + 1}/{config.epochs}"
+        # the loss is shown once a batch has one (a loss column would read "nan" until then)
+        with reporter.bar(f"{bar} loss –", self.steps_per_epoch, transient=True) as advance:
+            for batch in self.loader:
+                terms = self._step(batch, epoch)
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+                advance(description=f"{bar} loss {float(terms['loss'].detach()):.4f}")
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
+        row.update({f"train_{k}": v / max(1, self.steps_per_epoch) for k, v in sums.items()})
+        row.update(
+            _validate(
+                built.model,
+                built.objective,
+                self.data.tensors,
+                self.data.radiomics,
+                self.data.rows(self.data.val_ids),
+                self.device,
+                self.uses_image_pairs,
+                self.uses_radiomics,
+                self.augmentation,
+                config.seed,
+                built.aux_columns,
             )
-        context.barrier()
-        return summary
-    finally:
-        distributed.shutdown(context)
+        )
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        return row
+
+    def _step(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        """One optimiser step on ``batch``; the loss terms."""
+        import torch
+
+        from lgerisk.training import distributed
+
+        config, built, device, context = self.config, self.built, self.device, self.context
+        view1 = batch["view1"].to(device, non_blocking=True)
+        view2 = batch["view2"].to(device, non_blocking=True) if self.uses_image_pairs else None
+        radiomics = None
+        if self.uses_radiomics:
+            radiomics = _scarf(
+                batch["radiomics"], batch["index"], self.bank, built.objective_config.scarf_rate, config.seed, epoch
+            ).to(device)
+        with torch.autocast(device_type=device.type, dtype=built.amp_dtype, enabled=built.use_amp):
+            projections = built.forward(
+                view1, view2, radiomics, self.bank_device if self.every_negative and radiomics is not None else None
+            )
+        z1 = distributed.gather(projections["image_z1"].float(), context)
+        z2 = distributed.gather(projections["image_z2"].float(), context) if view2 is not None else None
+        zr = distributed.gather(projections["radiomics_z"].float(), context) if radiomics is not None else None
+        ids = distributed.gather_plain(batch["index"].to(device), context)
+        similar = _false_negatives(self.bank_unit, ids, built.objective_config) if zr is not None else None
+        terms: dict[str, Any] = built.objective(
+            z1, z2, zr, ids, bank=projections.get("radiomics_bank_z"), similar=similar
+        )
+        if built.aux_columns:  # over the global batch, like the contrastive terms
+            predicted = distributed.gather(projections["aux"].float(), context)
+            terms["aux"] = torch.nn.functional.mse_loss(predicted, self.bank_device[ids.long()][:, self.aux_index])
+            terms["loss"] = terms["loss"] + config.aux_weight * terms["aux"]
+        built.optimizer.zero_grad(set_to_none=True)
+        built.amp_scaler.scale(terms["loss"]).backward()
+        built.amp_scaler.step(built.optimizer)
+        built.amp_scaler.update()
+        built.objective.update_queues(z1.detach(), zr.detach() if zr is not None else None, ids)
+        return terms
 
 
 def _is_synthetic(cases: Any) -> bool:
@@ -650,20 +744,14 @@ def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
 
 def _model_card(
     config: PretrainConfig,
-    model_config: Any,
-    objective_config: Any,
-    spec: Any,
-    scaler: Any,
-    prepared: Any,
-    data_hash: str,
-    train_ids: list[str],
-    val_ids: list[str],
+    data: _PretrainData,
+    built: _PretrainModel,
     history: list[dict[str, Any]],
     device: Any,
     context: Any,
-    model: Any,
-    aux_columns: list[int],
 ) -> EncoderCard:
+    """The encoder's card: what it was trained on and how, its radiomics scaling, its last epoch's metrics."""
+    prepared, scaler = data.prepared, data.scaler
     from lgerisk.models import parameter_count
 
     return EncoderCard.from_dict(
@@ -673,24 +761,24 @@ def _model_card(
             "intended_use": INTENDED_USE,
             "created_by": f"lgerisk {__version__} pretrain",
             "data": {
-                "hash": data_hash,
+                "hash": data.data_hash,
                 "cases": len(prepared.cases),
-                "train_cases": train_ids,
-                "val_cases": val_ids,
+                "train_cases": data.train_ids,
+                "val_cases": data.val_ids,
                 "excluded_cases": prepared.excluded,
                 "synthetic": _is_synthetic(prepared.cases),
             },
             "config": config.to_dict(),
-            "model": model_config.to_dict(),
-            "parameters": parameter_count(model),
-            "objective": dataclasses.asdict(objective_config),
-            "tensor_spec": dataclasses.asdict(spec),
+            "model": built.model_config.to_dict(),
+            "parameters": parameter_count(built.model),
+            "objective": dataclasses.asdict(built.objective_config),
+            "tensor_spec": dataclasses.asdict(data.spec),
             "preprocessing": prepared.preprocess_settings,
             "radiomics": {
                 "feature_names": scaler.feature_names,
                 "scaler": scaler.to_dict(),
                 "view": config.radiomics_view,
-                "aux_targets": [scaler.feature_names[i] for i in aux_columns],
+                "aux_targets": [scaler.feature_names[i] for i in built.aux_columns],
             },
             "training": {"device": str(device), "world_size": context.world_size},
             "metrics": history[-1] if history else {},
