@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import time as clock
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,27 @@ def development_ids(splits: list[Split], case_ids: list[str]) -> list[str]:
 # ---------------------------------------------------------------- the run
 
 
+@dataclass
+class _EncoderInputs:
+    """What the encoder (or, without one, the settings) fixes: its weights, architecture, tensors and labels."""
+
+    card: EncoderCard | None
+    state: Any
+    config: Any
+    spec: Any
+    labels: str
+
+
+@dataclass
+class _Evaluation:
+    """Every method on every split, pooled out of fold: the comparison table and what it was made from."""
+
+    oof: Any
+    table: Any
+    per_split: Any
+    calibration: Any
+
+
 def run_finetune(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -111,34 +133,86 @@ def run_finetune(
 ) -> dict[str, Any]:
     """Evaluate every method on the same splits, train the final model, write the run folder ``out``.
 
-    ``reporter`` draws the progress bars and receives one line per fit (see ``lgerisk.reporting``).
+    ``reporter`` draws the progress bars and receives one line per fit (see ``lgerisk.reporting``). The steps:
+    the encoder's inputs (:func:`_encoder_inputs`), the labelled cases (:func:`_workspace`), every method on
+    every split (:func:`_evaluate`), then the final model and the run's files (:func:`_write_run`).
 
     Example:
         >>> run_finetune("sample_data", "work/risk", FinetuneConfig(), encoder="work/pretrain")  # doctest: +SKIP
     """
-    import pandas as pd
-
-    from lgerisk.artifacts import card_format, load_encoder
-    from lgerisk.data.tensors import TensorCache, TensorSpec
-    from lgerisk.evaluation import compare
-    from lgerisk.evaluation.metrics import brier_grid
-    from lgerisk.models.encoder import EncoderConfig
     from lgerisk.runtime import resolve_device
-    from lgerisk.training.data import prepare_data
 
-    say = reporter.note
     run = Path(out)
     if run.exists() and not run.is_dir():
         raise InputError(f"out={str(run)!r}: exists and is not a folder.", setting="out")
     torch_device = resolve_device(device)
-    card_in: EncoderCard | None = None
-    encoder_state = None
+    inputs = _encoder_inputs(run, config, encoder)
+    prepared, workspace, skipped, synthetic = _workspace(
+        data, run, config, inputs, encoder, outcomes, features, jobs, reporter, torch_device
+    )
+    ids, event = workspace.case_ids, workspace.event
+    splits = make_splits(ids, event, config)
+    methods = methods_for(config, encoder is not None)
+    names = [method.name for method in methods]
+    n_events = sum(event[c] for c in ids)
+    reporter.note(
+        f"{len(ids)} labelled {'SYNTHETIC ' if synthetic else ''}cases ({n_events} events); "
+        f"{len(skipped)} left out; {len(splits)} split(s) x {len(names)} method(s)"
+    )
+    settings = (
+        config.settings_hash()
+        + (_encoder_hash(encoder) if encoder is not None else "")
+        + _inputs_hash(workspace, prepared.data_hash())
+    )
+    evaluation = _evaluate(data, run, config, workspace, splits, methods, settings, encoder is not None, synthetic)
+    final_ids = development_ids(splits, ids)
+    final = fit_method(methods[-1], workspace, final_ids, derive_seed(config.seed, 99), reporter.note)
+    pictures = _write_run(
+        run,
+        config,
+        workspace,
+        prepared,
+        evaluation,
+        final,
+        final_ids,
+        splits,
+        names,
+        skipped,
+        inputs,
+        encoder,
+        synthetic,
+    )
+    return {
+        "run": str(run),
+        "table": evaluation.table,
+        "cases": len(ids),
+        "events": n_events,
+        "skipped": skipped,
+        "synthetic": synthetic,
+        "pictures": {k: str(v) for k, v in pictures.items()},
+        "final_cases": len(final_ids),
+        "model": names[-1],
+    }
+
+
+def _encoder_inputs(run: Path, config: FinetuneConfig, encoder: str | os.PathLike[str] | None) -> _EncoderInputs:
+    """The pretrained encoder's weights, architecture, tensor spec and label map (without an encoder: the
+    network from scratch, as ``config`` describes it); ``InputError`` for a probe without an encoder, or an
+    ``out`` folder that is the encoder's or holds another kind of run."""
+    from lgerisk.artifacts import card_format, load_encoder
+    from lgerisk.data.tensors import TensorSpec
+    from lgerisk.models.encoder import EncoderConfig
+
     if encoder is not None:
-        pretrained_model, card_in = load_encoder(encoder)
-        encoder_state = pretrained_model.image_encoder.state_dict()
-        encoder_config = pretrained_model.image_encoder.config
-        spec = TensorSpec(**card_in.tensor_spec)
-        labels = config.labels or card_in.config.get("labels") or DEFAULT_LABELS
+        pretrained_model, card = load_encoder(encoder)
+        spec = TensorSpec(**card.tensor_spec)
+        inputs = _EncoderInputs(
+            card,
+            pretrained_model.image_encoder.state_dict(),
+            pretrained_model.image_encoder.config,
+            spec,
+            config.labels or card.config.get("labels") or DEFAULT_LABELS,
+        )
     else:
         if config.mode == "probe":
             raise InputError(
@@ -147,10 +221,10 @@ def run_finetune(
                 setting="mode",
             )
         spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
-        encoder_config = EncoderConfig(
+        architecture = EncoderConfig(
             in_channels=len(spec.channels), width=config.width, embedding_dim=config.embedding_dim
         )
-        labels = config.labels or DEFAULT_LABELS
+        inputs = _EncoderInputs(None, None, architecture, spec, config.labels or DEFAULT_LABELS)
     if encoder is not None and run.resolve() == Path(encoder).resolve():
         raise InputError(
             f"out={str(run)!r}: that is the encoder's folder; write the risk model elsewhere.", setting="out"
@@ -159,25 +233,46 @@ def run_finetune(
         raise InputError(
             f"out={str(run)!r}: holds another kind of run (not a risk model); choose a new folder.", setting="out"
         )
+    return inputs
+
+
+def _workspace(
+    data: str | os.PathLike[str],
+    run: Path,
+    config: FinetuneConfig,
+    inputs: _EncoderInputs,
+    encoder: str | os.PathLike[str] | None,
+    outcomes: str | os.PathLike[str] | None,
+    features: str | None,
+    jobs: int,
+    reporter: Reporter,
+    torch_device: Any,
+) -> tuple[Any, Workspace, dict[str, str], bool]:
+    """The labelled cases, their features and tensors (a raw cohort preprocessed the way the encoder's data
+    was); ``inputs.labels`` becomes the map the data were read with. Returns (prepared data, workspace, cases
+    left out with the reason, synthetic)."""
+    from lgerisk.data.tensors import TensorCache
+    from lgerisk.training.data import prepare_data
+
     cache = run / "cache"
     preprocess = None
-    trained_settings = (card_in.preprocessing or {}).get("settings") if card_in is not None else None
+    trained_settings = (inputs.card.preprocessing or {}).get("settings") if inputs.card is not None else None
     if trained_settings:  # a raw cohort is preprocessed the way the encoder's data was
         from lgerisk.preprocess.config import PreprocessConfig
 
-        preprocess = PreprocessConfig.from_dict({**trained_settings, "labels": labels})
-    prepared = prepare_data(data, cache, labels, features, jobs, reporter, preprocess=preprocess)
+        preprocess = PreprocessConfig.from_dict({**trained_settings, "labels": inputs.labels})
+    prepared = prepare_data(data, cache, inputs.labels, features, jobs, reporter, preprocess=preprocess)
     data_labels = (prepared.preprocess_settings.get("settings") or {}).get("labels")
-    if data_labels is not None and data_labels != labels:
+    if data_labels is not None and data_labels != inputs.labels:
         if config.labels is not None:
             raise InputError(
-                f"labels={labels!r}: {data} was preprocessed with labels={data_labels!r}; omit labels= "
+                f"labels={inputs.labels!r}: {data} was preprocessed with labels={data_labels!r}; omit labels= "
                 "or preprocess again.",
                 setting="labels",
             )
-        labels = data_labels  # a preprocessed folder's masks were read with its own map
-    if card_in is not None:
-        _check_preprocessing(card_in, prepared, encoder)
+        inputs.labels = data_labels  # a preprocessed folder's masks were read with its own map
+    if inputs.card is not None:
+        _check_preprocessing(inputs.card, prepared, encoder)
     ids, time, event, covariates, skipped = labelled_cases(prepared, outcomes, config.covariates)
     skipped.update({c: "preprocessing or radiomics failed (see the cache's errors.csv)" for c in prepared.excluded})
     check_outcomes(ids, event, skipped, data, config)
@@ -189,56 +284,57 @@ def run_finetune(
     synthetic = _trained_on_synthetic(data, ids)
     tensor_cache = TensorCache(cache / "tensors")
     by_id = {case.case_id: case for case in prepared.cases}
-    tensors = {c: tensor_cache.get(by_id[c], spec) for c in ids}
     workspace = Workspace(
         case_ids=ids,
         time=time,
         event=event,
         features=prepared.features,
         covariates=covariates,
-        tensors=tensors,
-        encoder_state=encoder_state,
-        encoder_config=encoder_config,
+        tensors={c: tensor_cache.get(by_id[c], inputs.spec) for c in ids},
+        encoder_state=inputs.state,
+        encoder_config=inputs.config,
         device=torch_device,
         config=config,
-        spec=spec,
+        spec=inputs.spec,
         reporter=reporter,
-        encoder_guided=card_in is not None and _radiomics_guided(card_in),
+        encoder_guided=inputs.card is not None and _radiomics_guided(inputs.card),
     )
-    splits = make_splits(ids, event, config)
-    methods = methods_for(config, encoder is not None)
-    names = [method.name for method in methods]
-    n_events = sum(event[c] for c in ids)
-    say(
-        f"{len(ids)} labelled {'SYNTHETIC ' if synthetic else ''}cases ({n_events} events); "
-        f"{len(skipped)} left out; {len(splits)} split(s) x {len(names)} method(s)"
-    )
+    return prepared, workspace, skipped, synthetic
+
+
+def _evaluate(
+    data: str | os.PathLike[str],
+    run: Path,
+    config: FinetuneConfig,
+    workspace: Workspace,
+    splits: list[Split],
+    methods: list[Method],
+    settings: str,
+    pretrained: bool,
+    synthetic: bool,
+) -> _Evaluation:
+    """Every method fitted on every split (a finished part of an earlier run under the same ``settings``
+    reused), pooled out of fold into the comparison table, with the oracle rows of a synthetic cohort."""
+    import pandas as pd
+
+    from lgerisk.evaluation import compare
+    from lgerisk.evaluation.metrics import brier_grid
 
     parts = run / "parts"
-    data_hash = prepared.data_hash()
-    settings = (
-        config.settings_hash()
-        + (_encoder_hash(encoder) if encoder is not None else "")
-        + _inputs_hash(workspace, data_hash)
-    )
-    frames = []
     jobs_list = [(method, split) for split in splits for method in methods]
     workspace.full_fits_left = sum(
-        trains_end_to_end(method, config, encoder is not None)
+        trains_end_to_end(method, config, pretrained)
         and _finished_part(_part_path(parts, method, split), split, settings) is None
         for method, split in jobs_list
-    ) + trains_end_to_end(methods[-1], config, encoder is not None)  # and the final model
-    with reporter.bar("fit methods", len(jobs_list), transient=True) as advance:
+    ) + trains_end_to_end(methods[-1], config, pretrained)  # and the final model
+    frames = []
+    with workspace.reporter.bar("fit methods", len(jobs_list), transient=True) as advance:
         for method, split in jobs_list:
-            frames.append(
-                _fit_split(
-                    workspace, method, split, parts, settings, derive_seed(config.seed, splits.index(split), 31), say
-                )
-            )
+            seed = derive_seed(config.seed, splits.index(split), 31)
+            frames.append(_fit_split(workspace, method, split, parts, settings, seed, workspace.reporter.note))
             advance()
     predictions = pd.concat(frames, ignore_index=True)
-
-    all_time, all_event = workspace.outcome(ids)
+    all_time, all_event = workspace.outcome(workspace.case_ids)
     grid = brier_grid(all_time, all_event, all_time, all_event)
     oof = compare.out_of_fold(predictions, grid, config.horizons)
     table, per_split = compare.comparison_table(
@@ -253,26 +349,44 @@ def run_finetune(
     table.insert(0, "synthetic", synthetic)
     horizon = _calibration_horizon(config.horizons, all_time)
     calibration = compare.calibration(oof, horizon) if horizon is not None else pd.DataFrame()
+    return _Evaluation(oof, table, per_split, calibration)
 
-    # the final model: every labelled development case
-    final_ids = development_ids(splits, ids)
-    final = fit_method(methods[-1], workspace, final_ids, derive_seed(config.seed, 99), say)
+
+def _write_run(
+    run: Path,
+    config: FinetuneConfig,
+    workspace: Workspace,
+    prepared: Any,
+    evaluation: _Evaluation,
+    final: Any,
+    final_ids: list[str],
+    splits: list[Split],
+    names: list[str],
+    skipped: dict[str, str],
+    inputs: _EncoderInputs,
+    encoder: str | os.PathLike[str] | None,
+    synthetic: bool,
+) -> dict[str, Any]:
+    """The run's files (the card last: its presence says the folder is whole); the pictures drawn."""
+    import pandas as pd
+
+    from lgerisk.evaluation import compare
+    from lgerisk.evaluation.plots import comparison_plot
+
     final_risk = predict_risk(final, workspace, final_ids)
-
     run.mkdir(parents=True, exist_ok=True)
     (run / CARD_FILE).unlink(missing_ok=True)  # no card until every file of this run is in place
     for stale in [*run.glob("km_*.png"), run / "calibration.csv", run / "comparison.png"]:
         stale.unlink(missing_ok=True)
+    oof, table = evaluation.oof, evaluation.table
     keep = [c for c in oof.columns if not c.startswith("s@")]
     write_csv(run / "predictions.csv", oof[keep])
     write_csv(run / "comparison.csv", table)
     write_json(run / "comparison.json", {"synthetic": synthetic, "rows": json_rows(table)})
-    write_csv(run / "metrics_by_split.csv", per_split)
-    if len(calibration):
-        write_csv(run / "calibration.csv", calibration)
+    write_csv(run / "metrics_by_split.csv", evaluation.per_split)
+    if len(evaluation.calibration):
+        write_csv(run / "calibration.csv", evaluation.calibration)
     pictures = compare.km_plots(oof, run, synthetic)
-    from lgerisk.evaluation.plots import comparison_plot
-
     pictures["comparison"] = comparison_plot(table, run / "comparison.png", synthetic=synthetic)
     write_csv(run / "metrics.csv", pd.DataFrame(final.history))
     save_risk_model(run, final.model, final.tabular)
@@ -291,24 +405,14 @@ def run_finetune(
         splits,
         names,
         skipped,
-        card_in,
+        inputs.card,
         encoder,
-        labels,
+        inputs.labels,
         synthetic,
         concepts,
     )
-    write_card(run, card)  # last: its presence says the folder is whole
-    return {
-        "run": str(run),
-        "table": table,
-        "cases": len(ids),
-        "events": n_events,
-        "skipped": skipped,
-        "synthetic": synthetic,
-        "pictures": {k: str(v) for k, v in pictures.items()},
-        "final_cases": len(final_ids),
-        "model": names[-1],
-    }
+    write_card(run, card)
+    return pictures
 
 
 def _part_path(parts: Path, method: Method, split: Split) -> Path:
