@@ -42,8 +42,10 @@ if TYPE_CHECKING:
     from lgerisk.io.cohort import Cohort as Cohort
     from lgerisk.models.tabular import TabularScaling as TabularScaling
     from lgerisk.preprocess.config import PreprocessConfig as PreprocessConfig
+    from lgerisk.training.finetune import FinetuneResult as FinetuneResult
     from lgerisk.training.finetune_config import FinetuneConfig as FinetuneConfig
     from lgerisk.training.pretrain import PretrainConfig as PretrainConfig
+    from lgerisk.training.pretrain import PretrainResult as PretrainResult
 
 from lgerisk.version import __version__ as __version__
 
@@ -57,6 +59,8 @@ _LAZY = {
     "PreprocessConfig": "lgerisk.preprocess.config",
     "PretrainConfig": "lgerisk.training.pretrain",
     "FinetuneConfig": "lgerisk.training.finetune_config",
+    "PretrainResult": "lgerisk.training.pretrain",
+    "FinetuneResult": "lgerisk.training.finetune",
 }
 """Names imported on first use, so that ``import lgerisk`` (and ``lgerisk --help``) stays instant."""
 

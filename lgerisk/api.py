@@ -42,15 +42,14 @@ if TYPE_CHECKING:
     from lgerisk.inference import RiskPredictor
     from lgerisk.io.cohort import Cohort
     from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.training.finetune import FinetuneResult
     from lgerisk.training.finetune_config import FinetuneConfig
-    from lgerisk.training.pretrain import PretrainConfig
+    from lgerisk.training.pretrain import PretrainConfig, PretrainResult
 
 __all__ = [
     "BatchResult",
     "Explanation",
-    "FinetuneResult",
     "Prediction",
-    "PretrainResult",
     "QCRecord",
     "explain_scan",
     "extract_features",
@@ -179,31 +178,6 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
-class PretrainResult:
-    """A finished pretraining run: its folder, the last epoch's metrics, the train/validation case counts."""
-
-    run: Path
-    epochs: int
-    train_cases: int
-    val_cases: int
-    final_metrics: dict[str, float]
-    synthetic: bool
-
-
-@dataclass(frozen=True)
-class FinetuneResult:
-    """A finished finetune run: its folder, the method kept as the model, and every method's metrics on the
-    same out-of-fold cases (``comparison.csv``: Harrell's C with its CI, ΔC against scar-% Cox, ...)."""
-
-    run: Path
-    model: str
-    table: pd.DataFrame
-    cases: int
-    events: int
-    synthetic: bool
-
-
-@dataclass(frozen=True)
 class Explanation:
     """One explained scan: its prediction, the radiomics features most aligned with the model's risk (with
     this scan's value and percentile in the training cohort), and the files written (report.html, ...)."""
@@ -299,7 +273,7 @@ def pretrain(
     """``lgerisk pretrain``: the radiomics-guided contrastive encoder of ``data``'s scans (no outcomes used)."""
     from lgerisk.training.pretrain import PretrainConfig, run_pretrain
 
-    summary = run_pretrain(
+    return run_pretrain(
         data,
         out,
         config or PretrainConfig(),
@@ -307,15 +281,6 @@ def pretrain(
         device=device,
         resume=resume,
         reporter=_reporter(progress),
-    )
-    final = {k: float(v) for k, v in (summary.get("final") or {}).items() if isinstance(v, (int, float))}
-    return PretrainResult(
-        Path(summary["run"]),
-        int(summary["epochs"]),
-        int(summary["train_cases"]),
-        int(summary["val_cases"]),
-        final,
-        bool(summary["synthetic"]),
     )
 
 
@@ -338,7 +303,7 @@ def finetune(
 
     if config is None:
         config = FinetuneConfig(mode=FinetuneConfig.default_mode(encoder is not None))
-    summary = run_finetune(
+    return run_finetune(
         data,
         out,
         config,
@@ -347,14 +312,6 @@ def finetune(
         features=None if features is None else str(features),
         device=device,
         reporter=_reporter(progress),
-    )
-    return FinetuneResult(
-        Path(summary["run"]),
-        str(summary["model"]),
-        summary["table"],
-        int(summary["cases"]),
-        int(summary["events"]),
-        bool(summary["synthetic"]),
     )
 
 

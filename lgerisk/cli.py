@@ -613,9 +613,9 @@ def pretrain(
         jobs=jobs,
         reporter=_reporter(quiet, debug, console.print),
     )
-    if not quiet and summary.get("final") is not None and os.environ.get("RANK", "0") == "0":
-        kind = "SYNTHETIC cases" if summary.get("synthetic") else "cases"
-        console.print(f"pretrained on {summary['train_cases']} {kind} ({summary['val_cases']} held out) -> {out}")
+    if not quiet and os.environ.get("RANK", "0") == "0":
+        kind = "SYNTHETIC cases" if summary.synthetic else "cases"
+        console.print(f"pretrained on {summary.train_cases} {kind} ({summary.val_cases} held out) -> {out}")
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -825,8 +825,8 @@ def finetune(
     if not quiet:
         from lgerisk.evaluation.display import comparison_table
 
-        console.print(comparison_table(summary["table"], synthetic=summary["synthetic"]))
-        console.print(f"final model ({summary['model']}, {summary['final_cases']} cases) -> {out}")
+        console.print(comparison_table(summary.table, synthetic=summary.synthetic))
+        console.print(f"final model ({summary.model}, {summary.final_cases} cases) -> {out}")
 
 
 @app.command(cls=_Command)

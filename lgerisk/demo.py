@@ -174,8 +174,8 @@ def run_demo(
     )
     timings["finetune"] = time.perf_counter() - started
     say(
-        f"    {summary['cases']} cases, {summary['events']} events, {settings.folds}-fold CV; final model "
-        f"'{summary['model']}' ({timings['finetune']:.0f} s)"
+        f"    {summary.cases} cases, {summary.events} events, {settings.folds}-fold CV; final model "
+        f"'{summary.model}' ({timings['finetune']:.0f} s)"
     )
 
     scans = sorted((source / "images").glob("*.nii.gz"))[:3]
@@ -201,9 +201,9 @@ def run_demo(
     if report.failed:
         raise InputError(f"explain failed: {next(iter(report.failed.values()))}")
     return {
-        "table": summary["table"],
-        "model": summary["model"],
-        "synthetic": summary["synthetic"],
+        "table": summary.table,
+        "model": summary.model,
+        "synthetic": summary.synthetic,
         "timings": timings,
         "out": out,
         "report": pages["cases"].get(cases[0].case_id),

@@ -32,9 +32,9 @@ import hashlib
 import json
 import os
 import time as clock
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lgerisk.artifacts import (
     CARD_FILE,
@@ -65,6 +65,9 @@ from lgerisk.training.outcomes import check_outcomes, labelled_cases
 from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
 from lgerisk.training.seeding import derive_seed
 from lgerisk.training.survival_fit import Workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 MODEL_FORMAT = RISK_MODEL_FORMAT
 
@@ -99,6 +102,27 @@ def development_ids(splits: list[Split], case_ids: list[str]) -> list[str]:
 # ---------------------------------------------------------------- the run
 
 
+@dataclass(frozen=True)
+class FinetuneResult:
+    """A finished finetune run: its folder, the method kept as the model, and every method's metrics on the
+    same out-of-fold cases (``comparison.csv``: Harrell's C with its CI, ΔC against scar-% Cox, ...).
+
+    Attributes:
+        skipped: cases left out, with the reason; pictures: the figures drawn (name -> file);
+            final_cases: the cases the final model was trained on.
+    """
+
+    run: Path
+    model: str
+    table: pd.DataFrame
+    cases: int
+    events: int
+    synthetic: bool
+    skipped: dict[str, str] = field(default_factory=dict)
+    pictures: dict[str, Path] = field(default_factory=dict)
+    final_cases: int = 0
+
+
 @dataclass
 class _EncoderInputs:
     """What the encoder (or, without one, the settings) fixes: its weights, architecture, tensors and labels."""
@@ -130,7 +154,7 @@ def run_finetune(
     device: str = "auto",
     jobs: int = 1,
     reporter: Reporter = SILENT,
-) -> dict[str, Any]:
+) -> FinetuneResult:
     """Evaluate every method on the same splits, train the final model, write the run folder ``out``.
 
     ``reporter`` draws the progress bars and receives one line per fit (see ``lgerisk.reporting``). The steps:
@@ -182,17 +206,17 @@ def run_finetune(
         encoder,
         synthetic,
     )
-    return {
-        "run": str(run),
-        "table": evaluation.table,
-        "cases": len(ids),
-        "events": n_events,
-        "skipped": skipped,
-        "synthetic": synthetic,
-        "pictures": {k: str(v) for k, v in pictures.items()},
-        "final_cases": len(final_ids),
-        "model": names[-1],
-    }
+    return FinetuneResult(
+        run,
+        names[-1],
+        evaluation.table,
+        len(ids),
+        n_events,
+        synthetic,
+        skipped,
+        {k: Path(p) for k, p in pictures.items()},
+        len(final_ids),
+    )
 
 
 def _encoder_inputs(run: Path, config: FinetuneConfig, encoder: str | os.PathLike[str] | None) -> _EncoderInputs:

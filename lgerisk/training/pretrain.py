@@ -164,6 +164,18 @@ def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoc
     return torch.cat(rows).to(radiomics.device)
 
 
+@dataclass(frozen=True)
+class PretrainResult:
+    """A finished pretraining run: its folder, the last epoch's metrics, the train/validation case counts."""
+
+    run: Path
+    epochs: int
+    train_cases: int
+    val_cases: int
+    final_metrics: dict[str, float]
+    synthetic: bool
+
+
 @dataclass
 class _PretrainData:
     """What a run trains on (every rank the same): cases, their tensors, the split, the scaled radiomics."""
@@ -213,8 +225,8 @@ def run_pretrain(
     resume: bool = False,
     jobs: int = 1,
     reporter: Reporter = SILENT,
-) -> dict[str, Any]:
-    """Pretrain an image encoder on ``data`` and write the run folder ``out``; returns the summary.
+) -> PretrainResult:
+    """Pretrain an image encoder on ``data`` and write the run folder ``out``; returns what it did.
 
     ``reporter`` draws the progress bars (rank 0 only) and receives one line per epoch. The steps: the data
     (:func:`_pretrain_data`), the model (:func:`_pretrain_model`), the state of an interrupted run
@@ -247,14 +259,15 @@ def run_pretrain(
             _write_metrics(run, history)
             write_card(run, _model_card(config, inputs, built, history, torch_device, context))
         context.barrier()
-        return {
-            "run": str(run),
-            "epochs": config.epochs,
-            "train_cases": len(inputs.train_ids),
-            "val_cases": len(inputs.val_ids),
-            "final": history[-1] if history else {},
-            "synthetic": _is_synthetic(inputs.prepared.cases),
-        }
+        final = history[-1] if history else {}
+        return PretrainResult(
+            run,
+            config.epochs,
+            len(inputs.train_ids),
+            len(inputs.val_ids),
+            {k: float(v) for k, v in final.items() if isinstance(v, (int, float))},
+            _is_synthetic(inputs.prepared.cases),
+        )
     finally:
         distributed.shutdown(context)
 

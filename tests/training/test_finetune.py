@@ -176,7 +176,7 @@ def test_the_scratch_baseline_runs_when_asked_for_and_says_how_long_first(runs, 
         device="cpu",
         reporter=Reporter(progress=False, say=notes.append),
     )
-    assert list(summary["table"]["method"])[:5] == [*METHODS[:3], "deep, scratch (full)", "pretrained probe"]
+    assert list(summary.table["method"])[:5] == [*METHODS[:3], "deep, scratch (full)", "pretrained probe"]
     estimates = [n for n in notes if n.startswith("end-to-end training:")]
     # two folds of the scratch network (8 training cases at half the labels: 1 step of 8), the probe none
     assert len(estimates) == 1 and "2 fit(s) x 2 epoch(s) x 1 step(s), about " in estimates[0], notes

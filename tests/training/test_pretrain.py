@@ -57,7 +57,7 @@ def test_pretrain_writes_a_documented_run(prepared, tmp_path: Path) -> None:
         prep, tmp_path / "run", PretrainConfig(epochs=2, **TINY), features=str(features), device="cpu"
     )
     run = tmp_path / "run"
-    assert summary["train_cases"] + summary["val_cases"] == 12
+    assert summary.train_cases + summary.val_cases == 12
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2]
     assert {"train_loss", "val_loss", "val_top1", "val_top5", "val_alignment", "val_uniformity"} <= set(metrics.columns)
@@ -321,7 +321,7 @@ def test_levers_that_teach_what_scar_misses(prepared, tmp_path: Path) -> None:
     prep, features = prepared
     plain_config = PretrainConfig(epochs=1, **TINY, aux_weight=0.0, radiomics_view="all")  # no levers
     plain = run_pretrain(prep, tmp_path / "plain", plain_config, features=str(features), device="cpu")
-    assert plain["epochs"] == 1
+    assert plain.epochs == 1
     config = PretrainConfig(
         epochs=2,
         **{**TINY, "objective": {"preset": "hybrid", "negatives": "all", "false_negative_similarity": 0.9}},
