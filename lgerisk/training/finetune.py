@@ -62,7 +62,7 @@ from lgerisk.training.methods import (
     trains_end_to_end,
 )
 from lgerisk.training.outcomes import check_outcomes, labelled_cases
-from lgerisk.training.risk_card import concepts_table, json_rows, risk_model_card
+from lgerisk.training.risk_card import RiskCardInputs, concepts_table, json_rows, risk_model_card
 from lgerisk.training.seeding import derive_seed
 from lgerisk.training.survival_fit import Workspace
 
@@ -419,21 +419,23 @@ def _write_run(
     reference = prepared.features.loc[final_ids, [c for c in concepts["feature"] if c in prepared.features.columns]]
     write_csv(run / "reference_features.csv", reference.reset_index(drop=True))  # values only: no ids, no hashes
     card = risk_model_card(
-        config,
-        workspace,
-        prepared,
-        final,
-        final_ids,
-        final_risk,
-        table,
-        splits,
-        names,
-        skipped,
-        inputs.card,
-        encoder,
-        inputs.labels,
-        synthetic,
-        concepts,
+        RiskCardInputs(
+            config=config,
+            workspace=workspace,
+            prepared=prepared,
+            final=final,
+            final_ids=final_ids,
+            final_risk=final_risk,
+            table=table,
+            splits=splits,
+            names=names,
+            skipped=skipped,
+            card_in=inputs.card,
+            encoder=encoder,
+            labels=inputs.labels,
+            synthetic=synthetic,
+            concepts=concepts,
+        )
     )
     write_card(run, card)
     return pictures

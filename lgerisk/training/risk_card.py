@@ -6,6 +6,7 @@ the cross-validated metrics, the radiomics concepts aligned with the model's ris
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,23 +80,30 @@ def training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> d
     return {k: [float(np.min(v)), float(np.max(v))] for k, v in values.items() if v}
 
 
-def risk_model_card(
-    config: FinetuneConfig,
-    workspace: Workspace,
-    prepared: Any,
-    final: Any,
-    final_ids: list[str],
-    final_risk: Any,
-    table: Any,
-    splits: list[Split],
-    names: list[str],
-    skipped: dict[str, str],
-    card_in: EncoderCard | None,
-    encoder: Any,
-    labels: str,
-    synthetic: bool,
-    concepts: Any,
-) -> RiskModelCard:
+@dataclass(frozen=True)
+class RiskCardInputs:
+    """What a risk model's card is written from: the run's settings and data, the final model with its cases and
+    their risks, the comparison table, the splits and methods, the cases left out, the encoder it was built on."""
+
+    config: FinetuneConfig
+    workspace: Workspace
+    prepared: Any
+    final: Any
+    final_ids: list[str]
+    final_risk: Any
+    table: Any
+    splits: list[Split]
+    names: list[str]
+    skipped: dict[str, str]
+    card_in: EncoderCard | None
+    encoder: Any
+    labels: str
+    synthetic: bool
+    concepts: Any
+
+
+def risk_model_card(inputs: RiskCardInputs) -> RiskModelCard:
+    """The card of the risk model ``inputs`` describe (``model_card.json``, sealed when written)."""
     import numpy as np
 
     from lgerisk.artifacts import versions
@@ -103,50 +111,50 @@ def risk_model_card(
     from lgerisk.evaluation.groups import tertile_thresholds
     from lgerisk.models import parameter_count
 
-    time, event = workspace.outcome(final_ids)
-    risk = np.asarray(final_risk, float)
+    time, event = inputs.workspace.outcome(inputs.final_ids)
+    risk = np.asarray(inputs.final_risk, float)
     times, cumhaz = breslow_baseline(time, event, risk)
-    model_rows = table[table["method"] == names[-1]]
+    model_rows = inputs.table[inputs.table["method"] == inputs.names[-1]]
     return RiskModelCard.from_dict(
         {
             "format": RISK_MODEL_FORMAT,
             "kind": "lgerisk survival risk model",
             "intended_use": INTENDED_USE,
             "created_by": f"lgerisk {__version__} finetune",
-            "method": names[-1],
+            "method": inputs.names[-1],
             "data": {
-                "hash": prepared.data_hash(),
-                "cases": len(final_ids),
+                "hash": inputs.prepared.data_hash(),
+                "cases": len(inputs.final_ids),
                 "events": int(event.sum()),
-                "labelled_cases": len(workspace.case_ids),
-                "left_out": skipped,
-                "synthetic": synthetic,
-                "train_cases": final_ids,
+                "labelled_cases": len(inputs.workspace.case_ids),
+                "left_out": inputs.skipped,
+                "synthetic": inputs.synthetic,
+                "train_cases": inputs.final_ids,
             },
-            "config": config.to_dict(),
+            "config": inputs.config.to_dict(),
             "label_fraction_note": "label_fraction applies to the cross-validation training folds; the final model "
             "trains on every labelled development case",
-            "labels": labels,
+            "labels": inputs.labels,
             "encoder": {
-                "run": Path(encoder).name if encoder is not None else None,
-                "model_sha256": file_sha256(Path(encoder) / MODEL_FILE) if encoder is not None else None,
-                "data_hash": card_in.data.hash if card_in is not None else None,
-                "objective": card_in.objective if card_in is not None else None,
+                "run": Path(inputs.encoder).name if inputs.encoder is not None else None,
+                "model_sha256": file_sha256(Path(inputs.encoder) / MODEL_FILE) if inputs.encoder is not None else None,
+                "data_hash": inputs.card_in.data.hash if inputs.card_in is not None else None,
+                "objective": inputs.card_in.objective if inputs.card_in is not None else None,
             },
-            "model": final.model.config.to_dict(),
-            "parameters": parameter_count(final.model),
-            "tabular": final.tabular.to_dict(),
-            "tensor_spec": workspace.spec.to_dict(),
-            "preprocessing": prepared.preprocess_settings,
+            "model": inputs.final.model.config.to_dict(),
+            "parameters": parameter_count(inputs.final.model),
+            "tabular": inputs.final.tabular.to_dict(),
+            "tensor_spec": inputs.workspace.spec.to_dict(),
+            "preprocessing": inputs.prepared.preprocess_settings,
             "radiomics": {
-                "settings_hash": column_value(prepared.features, "settings_hash"),
+                "settings_hash": column_value(inputs.prepared.features, "settings_hash"),
                 "default_settings_hash": default_radiomics_hash(),
                 "note": "predict re-extracts the selected features with the default extraction settings "
                 "and refuses a model whose table was made with other ones",
             },
             "survival": {
                 "time_unit": "as in the outcomes (years in the synthetic cohorts)",
-                "horizons": list(config.horizons),
+                "horizons": list(inputs.config.horizons),
                 "baseline_times": times.tolist(),
                 "baseline_cumhaz": cumhaz.tolist(),
                 "risk_thresholds": list(tertile_thresholds(risk)),
@@ -154,17 +162,17 @@ def risk_model_card(
                 "training_risk_sd": float(risk.std()),
                 "training_risk_range": [float(risk.min()), float(risk.max())],
             },
-            "training_ranges": training_ranges(prepared, final_ids, workspace.tensors),
+            "training_ranges": training_ranges(inputs.prepared, inputs.final_ids, inputs.workspace.tensors),
             "evaluation": {
                 "splits": [
                     {"name": s.name, "evaluation": s.evaluation, "train": len(s.train), "test": len(s.test)}
-                    for s in splits
+                    for s in inputs.splits
                 ],
-                "methods": names,
-                "metrics": json_rows(table),
+                "methods": inputs.names,
+                "metrics": json_rows(inputs.table),
                 "model_metrics": json_rows(model_rows),
             },
-            "concepts": json_rows(concepts.head(50)),
+            "concepts": json_rows(inputs.concepts.head(50)),
             "versions": versions(),
         }
     )
