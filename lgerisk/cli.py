@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from lgerisk.training.finetune_config import FinetuneConfig
+from lgerisk.training.pretrain import PretrainConfig
 from lgerisk.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -475,9 +477,13 @@ def pretrain(
     features: FeatureTable = None,
     epochs: Annotated[
         int, typer.Option("--epochs", min=1, help="Passes over the cohort; --resume continues a stopped run.")
-    ] = 30,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
+    ] = PretrainConfig.epochs,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")
+    ] = PretrainConfig.batch_size,
+    lr: Annotated[
+        float, typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).")
+    ] = PretrainConfig.lr,
     objective: Annotated[
         str,
         typer.Option(
@@ -529,19 +535,19 @@ def pretrain(
             min=0.0,
             help="Weight of an auxiliary head regressing radiomics/QC targets from the image embedding (0: off).",
         ),
-    ] = 1.0,
+    ] = PretrainConfig.aux_weight,
     aux_targets: Annotated[
         str,
         typer.Option(
             "--aux-targets", help="all (the whole radiomics view) or qc (scar %, grey-zone %, mass, volumes)."
         ),
-    ] = "all",
+    ] = PretrainConfig.aux_targets,
     radiomics_view: Annotated[
         str,
         typer.Option(
             "--radiomics-view", help="decorrelated (drop features with |r| > 0.9 against an earlier one) or all."
         ),
-    ] = "decorrelated",
+    ] = PretrainConfig.radiomics_view,
     augment: Annotated[
         str,
         typer.Option(
@@ -550,13 +556,21 @@ def pretrain(
             "gamma or bias field: wall thickness and enhancement kept).",
         ),
     ] = "default",
-    width: Annotated[int, typer.Option("--width", min=4, help="Encoder base width (16 CPU, 32-64 GPU).")] = 16,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share for validation.")] = 0.2,
-    labels: Annotated[str, typer.Option("--labels", help="Label preset or map of a raw cohort.")] = "emidec",
+    width: Annotated[
+        int, typer.Option("--width", min=4, help="Encoder base width (16 CPU, 32-64 GPU).")
+    ] = PretrainConfig.width,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Held-out share for validation.")
+    ] = PretrainConfig.val_fraction,
+    labels: Annotated[
+        str, typer.Option("--labels", help="Label preset or map of a raw cohort.")
+    ] = PretrainConfig.labels,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    amp: Annotated[bool, flag("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
-    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="Data-loading processes.")] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same device: same weights.")] = 0,
+    amp: Annotated[bool, flag("--amp/--no-amp", help="Mixed precision on CUDA.")] = PretrainConfig.amp,
+    num_workers: Annotated[
+        int, typer.Option("--num-workers", min=0, help="Data-loading processes.")
+    ] = PretrainConfig.num_workers,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same device: same weights.")] = PretrainConfig.seed,
     resume: Annotated[bool, flag("--resume", help="Continue the run in OUT after its last finished epoch.")] = False,
     jobs: Jobs = 1,
     quiet: Quiet = False,
@@ -667,7 +681,7 @@ def finetune(
             help="Fusion: radiomics (selected, imputed and scaled as radiomics Cox does, inside each training fold) "
             "and the image embedding in one Cox head; see --fusion.",
         ),
-    ] = False,
+    ] = FinetuneConfig.with_radiomics,
     fusion: Annotated[
         str,
         typer.Option(
@@ -675,14 +689,14 @@ def finetune(
             help="With --with-radiomics: group (a penalty for each block, both by inner CV) or stacked (the "
             "fold's radiomics Cox risk plus the embedding fitted to what it leaves).",
         ),
-    ] = "group",
+    ] = FinetuneConfig.fusion,
     with_scar: Annotated[
         bool,
         flag(
             "--with-scar",
             help="Scar % and grey-zone % beside the image embedding: a head that can only add to what clinicians have.",
         ),
-    ] = False,
+    ] = FinetuneConfig.with_scar,
     covariates: Annotated[
         str,
         typer.Option(
@@ -693,20 +707,20 @@ def finetune(
     folds: Annotated[
         int,
         typer.Option("--folds", "-k", min=0, help="Stratified cross-validation folds (0: none, with --test-fraction)."),
-    ] = 5,
+    ] = FinetuneConfig.folds,
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", help="Share held out as a test split (0: none).")
-    ] = 0.0,
+    ] = FinetuneConfig.test_fraction,
     label_fraction: Annotated[
         float, typer.Option("--label-fraction", help="Share of each training fold used (label efficiency), in (0, 1].")
-    ] = 1.0,
+    ] = FinetuneConfig.label_fraction,
     baselines: Annotated[
         bool,
         flag(
             "--baselines/--no-baselines",
             help="Scar-% Cox, scar+grey Cox and radiomics Cox in the same folds (seconds).",
         ),
-    ] = True,
+    ] = FinetuneConfig.baselines,
     scratch_baseline: Annotated[
         bool,
         flag(
@@ -714,18 +728,20 @@ def finetune(
             help="With --encoder and --baselines: also the network trained from scratch in every fold (the costly "
             "row: most of a run's time on a CPU; an estimate is printed when it starts).",
         ),
-    ] = False,
+    ] = FinetuneConfig.scratch_baseline,
     horizons: Annotated[
         str, typer.Option("--horizons", help="Times for survival probabilities and AUC, in the outcomes' unit.")
     ] = "1,3,5",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")] = 10,
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, help="Epochs of end-to-end training (full mode).")
+    ] = FinetuneConfig.epochs,
     batch_size: Annotated[
         int,
         typer.Option(
             "--batch-size", min=2, help="Cases per step of end-to-end training (full mode): the Cox loss's risk set."
         ),
-    ] = 16,
-    lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = 1e-4,
+    ] = FinetuneConfig.batch_size,
+    lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate (full mode).")] = FinetuneConfig.lr,
     aux_weight: Annotated[
         float,
         typer.Option(
@@ -733,18 +749,18 @@ def finetune(
             min=0.0,
             help="Full mode: weight of the auxiliary radiomics regression beside the Cox loss (0: Cox only).",
         ),
-    ] = 1.0,
+    ] = FinetuneConfig.aux_weight,
     penalizer: Annotated[
         float,
         typer.Option("--penalizer", help="L2 penalty of the Cox head with --head-penalty fixed (lifelines' scale)."),
-    ] = 0.1,
+    ] = FinetuneConfig.penalizer,
     head_penalty: Annotated[
         str,
         typer.Option(
             "--head-penalty",
             help="cv: the Cox head's L2 penalty chosen by inner CV on each training fold; fixed: --penalizer.",
         ),
-    ] = "cv",
+    ] = FinetuneConfig.head_penalty,
     head_pcs: Annotated[
         int,
         typer.Option(
@@ -752,7 +768,7 @@ def finetune(
             min=0,
             help="Fit the head on the embedding's K leading principal components (0: the whole embedding).",
         ),
-    ] = 0,
+    ] = FinetuneConfig.head_pcs,
     scar_penalty_factor: Annotated[
         float,
         typer.Option(
@@ -762,16 +778,20 @@ def finetune(
             "head's penalty on scar % and grey-zone % relative to the "
             "embedding's (0: unpenalised).",
         ),
-    ] = 1.0,
-    width: Annotated[int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")] = 16,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")] = 200,
+    ] = FinetuneConfig.scar_penalty_factor,
+    width: Annotated[
+        int, typer.Option("--width", min=4, help="Encoder width when training from scratch.")
+    ] = FinetuneConfig.width,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs.")
+    ] = FinetuneConfig.n_boot,
     labels: Annotated[
         Optional[str],
         typer.Option("--labels", help="Label preset or map of a raw cohort (default: the encoder's, else emidec)."),
-    ] = None,
+    ] = FinetuneConfig.labels,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    amp: Annotated[bool, flag("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same folds and weights.")] = 0,
+    amp: Annotated[bool, flag("--amp/--no-amp", help="Mixed precision on CUDA.")] = FinetuneConfig.amp,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same folds and weights.")] = FinetuneConfig.seed,
     jobs: Jobs = 1,
     quiet: Quiet = False,
     debug: Debug = False,

@@ -146,3 +146,26 @@ def test_an_interrupted_pretraining_says_how_to_resume(capsys) -> None:
             friendly(command)()
         assert stopped.value.exit_code == 130
         assert expected in capsys.readouterr().err
+
+
+def test_pretrain_and_finetune_options_default_to_their_settings() -> None:
+    """Each option of `pretrain` and `finetune` that sets a field of the command's settings defaults to that
+    field's default: one source, so the command line and Python callers get the same run."""
+    import dataclasses
+    import inspect
+
+    from lgerisk import cli
+    from lgerisk.training.finetune_config import FinetuneConfig
+    from lgerisk.training.pretrain import PretrainConfig
+
+    renamed = {"bootstrap": "n_boot"}
+    checked = 0
+    for command, settings in ((cli.pretrain, PretrainConfig), (cli.finetune, FinetuneConfig)):
+        fields = {f.name: f.default for f in dataclasses.fields(settings) if f.default is not dataclasses.MISSING}
+        for name, parameter in inspect.signature(inspect.unwrap(command)).parameters.items():
+            field_name = renamed.get(name, name)
+            default = fields.get(field_name)
+            if field_name in fields and parameter.default is not None and type(parameter.default) is type(default):
+                assert parameter.default == default, (command.__name__, name)  # "1,3,5" and (1, 3, 5) not compared
+                checked += 1
+    assert checked >= 30

@@ -13,7 +13,9 @@ from typing import Any, ClassVar
 
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
-from lgerisk.training.fusion import FUSIONS
+
+FUSIONS = ("group", "stacked")
+"""How ``with_radiomics`` joins radiomics and the embedding (``lgerisk.training.fusion``)."""
 
 MODES = ("probe", "full")
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lgerisk.errors import InputError
+from lgerisk.training.finetune_config import FUSIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
     from lgerisk.evaluation.baselines import RadiomicsCox
 
 __all__ = ["FUSIONS", "INNER_FOLDS", "fit_radiomics_block", "out_of_fold_radiomics_risk"]
-
-FUSIONS = ("group", "stacked")
-"""How ``--with-radiomics`` joins radiomics and the embedding (see the module docstring)."""
 
 INNER_FOLDS = 5
 """Inner folds of the stacked fusion's out-of-fold radiomics risk."""
