@@ -890,11 +890,12 @@ def predict(
     from lgerisk.batch import Shard
     from lgerisk.errors import InputError
     from lgerisk.io.dicom_seg import dicom_seg_wanted
+    from lgerisk.predict.masks import cases_to_score
     from lgerisk.predict.run import predict_cases, read_clinical, resolve_model
 
     wanted = dicom_seg_wanted(dicom_seg, anonymise)
     model_dir = resolve_model(model)
-    cases = _cases_to_score(scans, data, mask)
+    cases = cases_to_score(scans, data, mask)
     if jobs > 1 and out is None:
         raise InputError("--jobs needs --out (parallel predictions are gathered in a file).")
     report, _, text = predict_cases(
@@ -977,11 +978,12 @@ def explain(
     from lgerisk.batch import Shard
     from lgerisk.explain.run import explain_cases
     from lgerisk.io.dicom_seg import dicom_seg_wanted
+    from lgerisk.predict.masks import cases_to_score
     from lgerisk.predict.run import read_clinical, resolve_model
 
     wanted = dicom_seg_wanted(dicom_seg, anonymise)
     model_dir = resolve_model(model)
-    cases = _cases_to_score(scans, data, mask)
+    cases = cases_to_score(scans, data, mask)
     report, pages = explain_cases(
         cases,
         model_dir,
@@ -1060,28 +1062,6 @@ def demo(
         "  lgerisk finetune --data work/prep --encoder work/pretrain --out work/risk\n"
         "  lgerisk predict scan.nii.gz --mask scan_seg.nii.gz --model work/risk"
     )
-
-
-def _cases_to_score(scans: list[Path] | None, data: Path | None, mask: Path | None) -> list[Any]:
-    from lgerisk.errors import InputError
-    from lgerisk.predict.masks import scan_case
-
-    if bool(scans) == (data is not None):
-        raise InputError("give scan files or --data COHORT (one of the two).")
-    if data is not None:
-        from lgerisk.io.cohort import discover_cohort
-
-        return list(discover_cohort(data).cases)
-    assert scans is not None  # bool(scans) is True here (checked above)
-    if mask is not None and len(scans) != 1:
-        raise InputError("--mask goes with a single scan; for several, put each mask beside its scan.")
-    cases = [scan_case(scan, mask) for scan in scans]
-    seen: dict[str, Path] = {}
-    for case in cases:
-        if case.case_id in seen:
-            raise InputError(f"{case.image}: same case id {case.case_id!r} as {seen[case.case_id]}; rename one.")
-        seen[case.case_id] = case.image
-    return cases
 
 
 def _summary(report: Any, out: Path | None, quiet: bool) -> None:

@@ -78,3 +78,32 @@ def scan_case(scan: str | os.PathLike[str], mask: str | os.PathLike[str] | None 
     stem = scan_stem(scan) if scan.is_file() else scan.name
     case_id = check_case_id("".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem), str(scan))
     return Case(case_id, scan, found)
+
+
+def cases_to_score(
+    scans: list[Path] | None, data: str | os.PathLike[str] | None, mask: str | os.PathLike[str] | None = None
+) -> list[Case]:
+    """The cases ``predict`` or ``explain`` is given: scan files (``mask`` with a single one; else each mask
+    found beside its scan) or a cohort ``data``, one of the two; ``InputError`` for both, neither, a mask
+    with several scans, or two scans under one case id.
+
+    Example:
+        >>> [c.case_id for c in cases_to_score([Path("sample_data/images/synth-0001.nii.gz")], None)]
+        ['synth-0001']
+    """
+    if bool(scans) == (data is not None):
+        raise InputError("give scan files or --data COHORT (one of the two).")
+    if data is not None:
+        from lgerisk.io.cohort import discover_cohort
+
+        return list(discover_cohort(data).cases)
+    assert scans is not None  # bool(scans) is True here (checked above)
+    if mask is not None and len(scans) != 1:
+        raise InputError("--mask goes with a single scan; for several, put each mask beside its scan.")
+    cases = [scan_case(scan, mask) for scan in scans]
+    seen: dict[str, Path] = {}
+    for case in cases:
+        if case.case_id in seen:
+            raise InputError(f"{case.image}: same case id {case.case_id!r} as {seen[case.case_id]}; rename one.")
+        seen[case.case_id] = Path(case.image)
+    return cases
