@@ -92,14 +92,14 @@ def cases_to_score(
         ['synth-0001']
     """
     if bool(scans) == (data is not None):
-        raise InputError("give scan files or --data COHORT (one of the two).")
+        raise InputError("give scan files or data=COHORT (one of the two).", setting="data")
     if data is not None:
         from lgerisk.io.cohort import discover_cohort
 
         return list(discover_cohort(data).cases)
     assert scans is not None  # bool(scans) is True here (checked above)
     if mask is not None and len(scans) != 1:
-        raise InputError("--mask goes with a single scan; for several, put each mask beside its scan.")
+        raise InputError("mask= goes with a single scan; for several, put each mask beside its scan.", setting="mask")
     cases = [scan_case(scan, mask) for scan in scans]
     seen: dict[str, Path] = {}
     for case in cases:
