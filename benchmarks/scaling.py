@@ -110,11 +110,21 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         first, last = float(mine[0]["main_mib"]), float(mine[-1]["main_mib"])
         print(
             f"{command}: s/scan {min(rates):.3f}-{max(rates):.3f} (spread {max(rates) / min(rates) - 1:+.0%}); "
-            f"each further scan {', '.join(f'{m:.3f}' for m in marginal)} s (within "
-            f"{max(abs(m / slope - 1) for m in marginal):.0%} of the fit's {slope:.3f} s, start-up {fixed:.1f} s); "
+            f"each further scan {', '.join(f'{m:.3f}' for m in marginal)} s ({fit_agreement(marginal, slope)}, "
+            f"start-up {fixed:.1f} s); "
             f"main peak memory {first:.0f} -> {last:.0f} MiB ({last / first - 1:+.1%}) "
             f"from {scans[0]} to {scans[-1]} scans"
         )
+
+
+def fit_agreement(marginal: list[float], slope: float) -> str:
+    """How far the per-interval cost of a scan strays from the fitted slope, in words.
+
+    A slope at or below zero (sizes too close for the timer's resolution) has no relative spread to give.
+    """
+    if slope <= 0:
+        return f"the fit's slope is {slope:.3f} s: too few scans between sizes to measure a cost per scan"
+    return f"within {max(abs(m / slope - 1) for m in marginal):.0%} of the fit's {slope:.3f} s"
 
 
 def linear_fit(x: list[int], y: list[float]) -> tuple[float, float]:

@@ -298,6 +298,10 @@ def test_scaling_benchmark_runs_and_fits_a_line(tmp_path: Path, capsys: pytest.C
     scaling = _load("scaling")
     slope, fixed = scaling.linear_fit([250, 500, 1000, 2000], [2.0 + 0.05 * n for n in (250, 500, 1000, 2000)])
     assert slope == pytest.approx(0.05) and fixed == pytest.approx(2.0)
+    assert scaling.fit_agreement([0.06, 0.04], 0.05) == "within 20% of the fit's 0.050 s"
+    # tiny sizes can time the same to the timer's resolution: a flat or falling fit is said, not divided by
+    assert "too few scans" in scaling.fit_agreement([0.0], 0.0)
+    assert "too few scans" in scaling.fit_agreement([-0.01], -0.01)
     argv = ["scaling.py", "--work", str(tmp_path), "--sizes", "8", "10", "--batch-size", "4"]
     old, sys.argv = sys.argv, argv
     try:
