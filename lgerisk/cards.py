@@ -24,11 +24,16 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from lgerisk.errors import InputError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from lgerisk.types import JSONDict
 
 __all__ = [
     "CARD_DIGEST",
@@ -49,7 +54,7 @@ CARD_DIGEST = "card_sha256"
 """The card's field that holds the SHA-256 of the rest of the card (:func:`card_digest`)."""
 
 
-def card_digest(card: Mapping[str, Any]) -> str:
+def card_digest(card: Mapping[str, object]) -> str:
     """SHA-256 of ``card``'s content: its canonical JSON (keys sorted, no spaces, ASCII), ``card_sha256`` left out.
 
     The content is read as JSON first (tuples as lists, keys as strings), so a card and the same card read
@@ -64,7 +69,7 @@ def card_digest(card: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-def seal_card(card: Mapping[str, Any]) -> dict[str, Any]:
+def seal_card(card: Mapping[str, object]) -> dict[str, object]:
     """``card`` with ``card_sha256`` set to the digest of its content (any earlier one replaced), last.
 
     Example:
@@ -92,7 +97,7 @@ def release(version: object) -> tuple[int, ...] | None:
     return tuple(numbers)
 
 
-def claimed_version(card: Mapping[str, Any]) -> str | None:
+def claimed_version(card: Mapping[str, object]) -> str | None:
     """The newest lgerisk version a card says it was written by (``versions.lgerisk``, ``created_by``).
 
     Example:
@@ -109,8 +114,9 @@ def claimed_version(card: Mapping[str, Any]) -> str | None:
     return max(found, key=lambda v: release(v) or ()) if found else None
 
 
-def _fields(cls: type[Any], data: dict[str, Any], what: str) -> dict[str, Any]:
+def _fields(cls: type[DataclassInstance], data: Mapping[str, object], what: str) -> dict[str, Any]:
     """``data``'s values for the dataclass ``cls``: a missing required field -> ``InputError`` naming it."""
+    # loose values: they go by keyword to ``cls``, whose fields type each one (a dict type cannot say which is which)
     if not isinstance(data, dict):
         raise InputError(f"{what}: not a JSON object.")
     names = {f.name: f for f in dataclasses.fields(cls)}
@@ -133,9 +139,9 @@ class CardData:
     cases: int
     synthetic: bool
     train_cases: tuple[str, ...]
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "hash": self.hash,
             "cases": self.cases,
@@ -145,7 +151,7 @@ class CardData:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CardData:
+    def from_dict(cls, data: Mapping[str, object]) -> CardData:
         values = _fields(cls, data, "model card 'data'")
         details = {k: v for k, v in data.items() if k not in values}
         return cls(
@@ -171,11 +177,11 @@ class SurvivalSection:
     training_risk_sd: float
     training_risk_range: tuple[float, float]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SurvivalSection:
+    def from_dict(cls, data: Mapping[str, object]) -> SurvivalSection:
         v = _fields(cls, data, "model card 'survival'")
         low, high = _floats(v["training_risk_range"])
         first, second = _floats(v["risk_thresholds"])
@@ -191,12 +197,30 @@ class SurvivalSection:
         )
 
 
-def _floats(values: Any) -> tuple[float, ...]:
+class PreprocessingSection(TypedDict, total=False):
+    """A card's ``preprocessing``: the training cohort's ``preprocess.json`` (empty when it had none): the
+    settings (``PreprocessConfig.to_dict``), their hash and the lgerisk version that wrote them."""
+
+    settings: JSONDict
+    settings_hash: str
+    lgerisk_version: str
+
+
+class PretrainSettings(TypedDict, total=False):
+    """An encoder card's ``config`` (``PretrainConfig.to_dict``), of which the settings named here are read
+    back (finetune reuses them); cards of earlier versions may lack some."""
+
+    labels: str
+    objective: JSONDict
+    aux_weight: float
+
+
+def _floats(values: Iterable[float]) -> tuple[float, ...]:
     return tuple(float(x) for x in values)
 
 
-def _card_dict(card: Any, nested: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _card_dict(card: EncoderCard | RiskModelCard, nested: tuple[str, ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
     for f in dataclasses.fields(card):
         value = getattr(card, f.name)
         if f.name in ("model_sha256", CARD_DIGEST) and value is None:
@@ -215,19 +239,21 @@ class EncoderCard:
     kind: str
     created_by: str
     data: CardData
-    config: dict[str, Any]
-    model: dict[str, Any]
+    config: PretrainSettings
+    model: dict[str, object]
+    # left loose: finetune reads it as TensorSpec(**tensor_spec), whose channels are typed a tuple but come as a
+    # JSON list
     tensor_spec: dict[str, Any]
-    preprocessing: dict[str, Any]
-    radiomics: dict[str, Any]
+    preprocessing: PreprocessingSection
+    radiomics: dict[str, object]
     format: str | None = ENCODER_FORMAT
     model_sha256: str | None = None
     card_sha256: str | None = None
     intended_use: str = INTENDED_USE
     parameters: int = 0
-    objective: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    objective: dict[str, object] = field(default_factory=dict)
+    training: dict[str, object] = field(default_factory=dict)
+    metrics: dict[str, object] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -235,12 +261,12 @@ class EncoderCard:
         """Whether the encoder was pretrained on synthetic scans."""
         return self.data.synthetic
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON layout of ``model_card.json``."""
         return _card_dict(self, ("data",))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncoderCard:
+    def from_dict(cls, data: Mapping[str, object]) -> EncoderCard:
         """From ``model_card.json``; another format, or a missing field -> ``InputError``."""
         if data.get("format") not in (None, ENCODER_FORMAT):
             raise InputError(f"model card of another format ({data.get('format')!r}); not a pretrained encoder.")
@@ -257,10 +283,10 @@ class RiskModelCard:
     method: str
     created_by: str
     data: CardData
-    config: dict[str, Any]
-    model: dict[str, Any]
-    tensor_spec: dict[str, Any]
-    preprocessing: dict[str, Any]
+    config: dict[str, object]
+    model: dict[str, object]
+    tensor_spec: dict[str, object]
+    preprocessing: PreprocessingSection
     survival: SurvivalSection
     format: str = RISK_MODEL_FORMAT
     model_sha256: str | None = None
@@ -269,13 +295,13 @@ class RiskModelCard:
     intended_use: str = INTENDED_USE
     label_fraction_note: str = ""
     labels: str | None = None
-    encoder: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, object] = field(default_factory=dict)
     parameters: int = 0
-    tabular: dict[str, Any] = field(default_factory=dict)
-    radiomics: dict[str, Any] = field(default_factory=dict)
+    tabular: dict[str, object] = field(default_factory=dict)
+    radiomics: dict[str, object] = field(default_factory=dict)
     training_ranges: dict[str, list[float]] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    concepts: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: dict[str, object] = field(default_factory=dict)
+    concepts: list[dict[str, object]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -283,12 +309,12 @@ class RiskModelCard:
         """Whether the model was trained on synthetic scans."""
         return self.data.synthetic
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON layout of ``model_card.json``."""
         return _card_dict(self, ("data", "survival"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RiskModelCard:
+    def from_dict(cls, data: Mapping[str, object]) -> RiskModelCard:
         """From ``model_card.json``; another format, or a missing field -> ``InputError``."""
         if data.get("format") != RISK_MODEL_FORMAT:
             raise InputError(f"model card of another format ({data.get('format')!r}); not a risk model.")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from lgerisk.errors import InputError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from lgerisk.types import JSONDict
 
-def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+
+def checked_fields(cls: type, data: object, what: str) -> dict[str, Any]:  # values: cls's keywords, it checks them
     """The ``from_dict`` input as a plain dict, refusing a non-mapping or unknown keys.
 
     Example:
@@ -27,12 +31,12 @@ def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
     return dict(data)
 
 
-def _named(name: str, value: Any, setting: str | None) -> str:
+def _named(name: str, value: object, setting: str | None) -> str:
     """How a message names a value: by the setting's keyword (``width=2000``) or by a description."""
     return f"{setting}={value!r}" if setting is not None else f"{name} {value!r}"
 
 
-def require_int(value: Any, name: str, low: int, high: int | None = None, setting: str | None = None) -> None:
+def require_int(value: object, name: str, low: int, high: int | None = None, setting: str | None = None) -> None:
     """``InputError`` unless ``value`` is an int (not a bool) in ``[low, high]``; ``setting``: the keyword
     that sets it, which the message names (and the error carries).
 
@@ -49,7 +53,7 @@ def require_int(value: Any, name: str, low: int, high: int | None = None, settin
         raise InputError(f"{_named(name, value, setting)}: must be {bound}.", setting=setting)
 
 
-def require_fraction(value: Any, name: str, *, allow_one: bool, setting: str | None = None) -> None:
+def require_fraction(value: object, name: str, *, allow_one: bool, setting: str | None = None) -> None:
     """``InputError`` unless ``value`` is a number in ``[0, 1)`` (``[0, 1]`` with ``allow_one``).
 
     Example:
@@ -74,11 +78,11 @@ class JsonConfig:
 
     config_name: ClassVar[str] = "settings"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain JSON-able dict of the settings."""
-        return cast("dict[str, Any]", dataclasses.asdict(self))  # type: ignore[call-overload]
+        return cast("JSONDict", dataclasses.asdict(self))  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
+    def from_dict(cls, data: Mapping[str, object]) -> Self:
         """Inverse of ``to_dict``; unknown keys are refused with ``InputError``."""
         return cls(**checked_fields(cls, data, cls.config_name))

@@ -22,7 +22,7 @@ import errno
 import os
 import re
 import signal
-from typing import Any
+from typing import TypeVar
 
 
 class LgeriskError(Exception):
@@ -31,7 +31,7 @@ class LgeriskError(Exception):
     exit_code = 2
     """Exit code of the command line when this error stops a command."""
 
-    details: dict[str, Any] | None = None
+    details: dict[str, object] | None = None
     """Plain, picklable facts behind the sentence (e.g. the labels a mask holds), for callers that
     judge failures across cases; ``None`` when there are none."""
 
@@ -44,13 +44,16 @@ class LgeriskError(Exception):
         if setting is not None:
             self.setting = setting
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         """Pickle the attributes too (``setting``, ``details``), also of subclasses with their own
         ``__init__``: errors may cross process boundaries in batches."""
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
-def _rebuild(cls: type[LgeriskError], args: tuple[Any, ...], state: dict[str, Any]) -> LgeriskError:
+_E = TypeVar("_E", bound=LgeriskError)
+
+
+def _rebuild(cls: type[_E], args: tuple[object, ...], state: dict[str, object]) -> _E:
     exc = cls.__new__(cls)
     exc.args = args
     exc.__dict__.update(state)
@@ -105,14 +108,16 @@ class OutputError(LgeriskError, OSError):
             exc.exit_code = 2
         return exc
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         """Pickle ``errno`` too (an ``OSError`` keeps it outside ``__dict__``)."""
         return (_rebuild_output, (type(self), self.args, dict(self.__dict__), self.errno))
 
 
-def _rebuild_output(cls: type[OutputError], args: tuple[Any, ...], state: dict[str, Any], error: int | None) -> Any:
+def _rebuild_output(
+    cls: type[OutputError], args: tuple[object, ...], state: dict[str, object], error: int | None
+) -> OutputError:
     exc = _rebuild(cls, args, state)
-    exc.errno = error  # type: ignore[attr-defined]
+    exc.errno = error
     return exc
 
 

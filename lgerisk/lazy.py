@@ -16,11 +16,13 @@ from typing import Any
 __all__ = ["lazy_attributes"]
 
 
-def lazy_attributes(package: str, table: Mapping[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+# the getter's result is left untyped: a module's ``__getattr__`` answers for names of every type (a package
+# names their real types under ``TYPE_CHECKING``)
+def lazy_attributes(package: str, table: Mapping[str, str], namespace: dict[str, object]) -> Callable[[str], Any]:
     """A module ``__getattr__`` importing ``table[name]`` (a module path) on first use of ``name`` and
     keeping the value in ``namespace`` (the package's ``globals()``), so the import happens once."""
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> object:
         if name in table:
             value = getattr(importlib.import_module(table[name]), name)
             namespace[name] = value

@@ -7,7 +7,10 @@ import os
 import sys
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.progress import ProgressColumn
 
 
 class progress:  # noqa: N801 - used like a function: ``with progress(...) as advance``
@@ -36,12 +39,12 @@ class progress:  # noqa: N801 - used like a function: ``with progress(...) as ad
             TimeRemainingColumn,
         )
 
-        columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+        columns: list[ProgressColumn] = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
         columns += [TextColumn(f"{name} {{task.fields[{name}]:.4f}}") for name in self.show]
         columns.append(TimeRemainingColumn())
         self._bar = Progress(*columns, console=Console(stderr=True), transient=self.transient)
         self._bar.__enter__()
-        fields: dict[str, Any] = {name: float("nan") for name in self.show}  # rich's ``**fields: Any``
+        fields: dict[str, Any] = {name: float("nan") for name in self.show}  # rich types its ``**fields`` loosely
         task = self._bar.add_task(self.description, total=self.total, **fields)
         return lambda **fields: self._bar.update(task, advance=1, **fields)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import InputError
 
@@ -46,7 +46,7 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
 
 
 @contextmanager
-def full_float32(device: Any) -> Iterator[None]:
+def full_float32(device: torch.device | str) -> Iterator[None]:
     """On a CUDA ``device`` (a ``torch.device`` or a string such as ``"cuda:0"``): convolutions and matrix
     products in IEEE float32 while inside (no TF32, which cuDNN uses for float32 convolutions by default and
     which moved risk scores by up to 0.07 against the CPU on an H200, benchmarks/gpu.py) and deterministic

@@ -10,14 +10,27 @@ shuffling is a function of ``(seed, epoch)`` only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from lgerisk.errors import InputError
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch.utils.data import DataLoader
+
 SHUFFLE_STREAM = 2**31
 """The ``view`` slot of ``item_seed`` that seeds an epoch's shuffling (views are 1 and 2)."""
+
+
+class IndexSampler(Protocol):
+    """What ``EpochSampler`` takes as ``sampler`` (e.g. ``DistributedSampler``): sized, yields indices, and may
+    have ``set_epoch``."""
+
+    def __iter__(self) -> Iterator[int]: ...
+
+    def __len__(self) -> int: ...
 
 
 def item_seed(base_seed: int, epoch: int, index: int, view: int = 0) -> int:
@@ -53,7 +66,7 @@ class PretrainDataset:
         self,
         tensors: Sequence[np.ndarray] | Callable[[int], np.ndarray],
         features: np.ndarray | None = None,
-        augmentation: Callable[[Any, int], Any] | None = None,
+        augmentation: Callable[[np.ndarray, int], np.ndarray | torch.Tensor] | None = None,
         views: int = 2,
         base_seed: int = 0,
         length: int | None = None,
@@ -104,15 +117,16 @@ class PretrainDataset:
         """The un-augmented tensor of item ``index``."""
         return self.tensors(index) if callable(self.tensors) else self.tensors[index]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, int | torch.Tensor]:
         import torch
 
         epoch, index = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
         base = self.tensor(index)
-        item: dict[str, Any] = {"index": index}
+        item: dict[str, int | torch.Tensor] = {"index": index}
         for view in range(1, self.views + 1):
+            out: np.ndarray | torch.Tensor
             if self.augmentation is None:
                 out = torch.as_tensor(np.array(base, dtype=np.float32, copy=True))
             else:
@@ -132,7 +146,7 @@ class EpochSampler:
     to its ``set_epoch``.
     """
 
-    def __init__(self, dataset: PretrainDataset, shuffle: bool, seed: int, sampler: Any = None) -> None:
+    def __init__(self, dataset: PretrainDataset, shuffle: bool, seed: int, sampler: IndexSampler | None = None) -> None:
         self.dataset, self.shuffle, self.seed, self.sampler = dataset, shuffle, int(seed), sampler
 
     def __len__(self) -> int:
@@ -169,10 +183,10 @@ def make_loader(
     seed: int = 0,
     epoch: int = 0,
     num_workers: int = 0,
-    sampler: Any = None,
+    sampler: IndexSampler | None = None,
     drop_last: bool = True,
     pin_memory: bool = False,
-) -> Any:
+) -> DataLoader[dict[str, int | torch.Tensor]]:
     """A DataLoader over ``dataset`` from ``epoch`` on; call ``dataset.set_epoch(e)`` before each later epoch.
 
     Shuffling depends on ``(seed, epoch)`` only; with ``sampler`` (e.g. ``DistributedSampler``) the

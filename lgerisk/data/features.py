@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, SupportsFloat, cast
 
 import numpy as np
 
@@ -23,6 +23,8 @@ from lgerisk.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+    from lgerisk.types import JSONDict, TypePath
 
 QC_METRICS = (
     "scar_percent",
@@ -46,7 +48,7 @@ IQR_TO_SD = 1.349
 SCALER_VERSION = 1
 
 
-def _frame(table: Any) -> tuple[pd.DataFrame, str]:
+def _frame(table: pd.DataFrame | TypePath) -> tuple[pd.DataFrame, str]:
     """A feature table and the name errors use for it (its path, or ``attrs['source']``)."""
     import pandas as pd
 
@@ -109,7 +111,10 @@ def _numeric(frame: pd.DataFrame, column: str, name: str) -> np.ndarray:
 
 
 def feature_columns(
-    table: Any, only: Sequence[str] | None = None, qc_metrics: bool = True, cases: Sequence[str] | None = None
+    table: pd.DataFrame | TypePath,
+    only: Sequence[str] | None = None,
+    qc_metrics: bool = True,
+    cases: Sequence[str] | None = None,
 ) -> list[str]:
     """The numeric feature columns of a feature table that vary in its (training) rows.
 
@@ -160,7 +165,10 @@ MAX_ABS_CORRELATION = 0.9
 
 
 def decorrelated_columns(
-    table: Any, columns: Sequence[str], cases: Sequence[str] | None = None, max_abs_r: float = MAX_ABS_CORRELATION
+    table: pd.DataFrame | TypePath,
+    columns: Sequence[str],
+    cases: Sequence[str] | None = None,
+    max_abs_r: float = MAX_ABS_CORRELATION,
 ) -> list[str]:
     """``columns`` less those redundant with an earlier kept one (|Pearson r| > ``max_abs_r`` over the
     rows of ``cases``, pairwise-complete); QC metrics are considered first (scar % first, in the order
@@ -237,7 +245,11 @@ class FeatureScaler:
 
     @classmethod
     def fit(
-        cls, table: Any, columns: Sequence[str], cases: Sequence[str] | None = None, clip: float = 5.0
+        cls,
+        table: pd.DataFrame | TypePath,
+        columns: Sequence[str],
+        cases: Sequence[str] | None = None,
+        clip: float = 5.0,
     ) -> FeatureScaler:
         """Fit on the rows of ``cases`` (the TRAINING cases; all rows when None).
 
@@ -281,7 +293,7 @@ class FeatureScaler:
         """Width of ``transform``'s output."""
         return len(self.columns) + len(self.rois)
 
-    def transform(self, table: Any, cases: Sequence[str] | None = None) -> np.ndarray:
+    def transform(self, table: pd.DataFrame | TypePath, cases: Sequence[str] | None = None) -> np.ndarray:
         """Standardised features of the rows of ``cases`` (in that order; all rows when None).
 
         Example:
@@ -302,7 +314,7 @@ class FeatureScaler:
             out[:, len(self.columns) + k] = roi_present(rows, roi, [c for c in self.columns if roi_of(c) == roi], name)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain JSON-able dict (stored in model cards)."""
         return {
             "version": SCALER_VERSION,
@@ -314,7 +326,7 @@ class FeatureScaler:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureScaler:
+    def from_dict(cls, data: Mapping[str, object]) -> FeatureScaler:
         """Inverse of ``to_dict``."""
         keys = {"version", "columns", "medians", "scales", "rois", "clip"}
         if set(data) != keys:
@@ -324,12 +336,13 @@ class FeatureScaler:
                 f"feature scaler: version {data['version']!r} is not supported "
                 f"(this lgerisk reads version {SCALER_VERSION})."
             )
+        # a card's values, as written by to_dict; __post_init__ checks them
         return cls(
-            tuple(data["columns"]),
-            tuple(data["medians"]),
-            tuple(data["scales"]),
-            tuple(data["rois"]),
-            float(data["clip"]),
+            tuple(cast("list[str]", data["columns"])),
+            tuple(cast("list[float]", data["medians"])),
+            tuple(cast("list[float]", data["scales"])),
+            tuple(cast("list[str]", data["rois"])),
+            float(cast("float", data["clip"])),
         )
 
 
@@ -347,7 +360,7 @@ def _checked(rows: pd.DataFrame, column: str, name: str) -> np.ndarray:
     return values
 
 
-def head_value(row: Mapping[str, Any], qc: Mapping[str, Any], column: str) -> float:
+def head_value(row: Mapping[str, object], qc: Mapping[str, object], column: str) -> float:
     """The value of feature-table ``column`` for one scan, from its radiomics ``row`` (``feature_row``) and its
     preprocessing ``qc`` (the QC scar metrics); an ``ROI__present`` indicator from that ROI's status. NaN where
     the scan has no such value. The same numbers as the scan's row of a feature table, without pandas.
@@ -374,9 +387,9 @@ def head_value(row: Mapping[str, Any], qc: Mapping[str, Any], column: str) -> fl
     return _as_float(value)
 
 
-def _as_float(value: Any) -> float:
+def _as_float(value: object) -> float:
     try:
-        return float(value)
+        return float(cast("SupportsFloat", value))  # whatever float() refuses is NaN
     except (TypeError, ValueError):
         return float("nan")
 

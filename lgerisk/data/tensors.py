@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, cast, overload
+from typing import ClassVar, cast, overload
 
 import numpy as np
 
@@ -237,7 +237,7 @@ class TensorCache:
         return StoredTensors(paths)
 
     @staticmethod
-    def _read(array_path: Path, record_path: Path, key: dict[str, Any], spec: TensorSpec) -> np.ndarray | None:
+    def _read(array_path: Path, record_path: Path, key: Mapping[str, object], spec: TensorSpec) -> np.ndarray | None:
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
             if any(record.get(k) != v for k, v in key.items()):

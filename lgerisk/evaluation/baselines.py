@@ -25,13 +25,19 @@ fixed or chosen by inner cross-validation on the training rows (``penalizer="cv"
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, Protocol, cast, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from lgerisk.errors import InputError
+
+if TYPE_CHECKING:
+    from lifelines import CoxPHFitter
+    from numpy.typing import ArrayLike
+
+    from lgerisk.types import JSONDict
 
 NEAR_ZERO_SD = 1e-8
 """A column whose training SD is at most this times max(1, |mean|) counts as constant."""
@@ -56,12 +62,12 @@ class RiskModel(Protocol):
         """Log relative hazard of each row (higher = worse)."""
         ...
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """JSON-safe description: what was selected and the coefficients."""
         ...
 
 
-def _outcomes(time: Any, event: Any, n_rows: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _outcomes(time: ArrayLike, event: ArrayLike, n_rows: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``time`` (finite, >= 0) and ``event`` (0/1) arrays for ``n_rows`` training rows."""
     time = np.asarray(time, dtype=float).reshape(-1)
     event_raw = np.asarray(event).reshape(-1)
@@ -86,7 +92,7 @@ def _outcomes(time: Any, event: Any, n_rows: int, name: str) -> tuple[np.ndarray
     return time, events
 
 
-def _frame(features: Any, name: str) -> pd.DataFrame:
+def _frame(features: object, name: str) -> pd.DataFrame:
     if not isinstance(features, pd.DataFrame):
         raise InputError(f"{name}: features must be a pandas DataFrame, not {type(features).__name__}.")
     return features
@@ -127,7 +133,7 @@ def case_ids(features: pd.DataFrame) -> np.ndarray:
 
 def _fit_cox(
     design: pd.DataFrame, time: np.ndarray, event: np.ndarray, penalizer: float, l1_ratio: float, name: str
-) -> Any:
+) -> CoxPHFitter:
     """A lifelines CoxPHFitter on ``design`` (Efron ties), convergence failures as one sentence."""
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError
@@ -142,6 +148,63 @@ def _fit_cox(
             f"({int(event.sum())} events) did not converge; try a larger penalizer."
         ) from exc
     return model
+
+
+class _ScarCoxDict(TypedDict, total=False):
+    """The JSON layout of :meth:`ScarCox.to_dict`, as :meth:`ScarCox.from_dict` reads it."""
+
+    model: str
+    name: str
+    column: str
+    mean: float
+    coefficient: float
+    hazard_ratio: float
+    standard_error: float
+    p_value: float
+    n_train: int
+    n_events: int
+
+
+class _ClinicalCoxDict(TypedDict, total=False):
+    """The JSON layout of :meth:`ClinicalCox.to_dict`, as :meth:`ClinicalCox.from_dict` reads it."""
+
+    model: str
+    name: str
+    columns: list[str]
+    means: list[float]
+    coefficients: list[float]
+    hazard_ratios: list[float]
+    n_train: int
+    n_events: int
+
+
+class _RadiomicsCoxDict(TypedDict, total=False):
+    """The JSON layout of :meth:`RadiomicsCox.to_dict`, as :meth:`RadiomicsCox.from_dict` reads it."""
+
+    model: str
+    name: str
+    max_features: int
+    penalizer: float | str
+    penalizer_used: float | None
+    cv_scores: dict[str, float]
+    l1_ratio: float
+    qc_metrics: bool
+    impute: bool
+    min_present: float
+    correlation_threshold: float
+    selection: str
+    columns: list[str]
+    means: list[float]
+    stds: list[float]
+    coefficients: list[float]
+    score_statistics: list[float]
+    skipped_correlated: list[str]
+    n_candidates: int
+    dropped_not_finite: int
+    dropped_constant: int
+    n_train: int
+    n_events: int
+    exclude: list[str]
 
 
 class ScarCox:
@@ -202,7 +265,7 @@ class ScarCox:
             )
         return self.coefficient_ * (x - self.mean_)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """JSON-safe description (column, coefficient, hazard ratio per unit, SE, p, training mean)."""
         if self.coefficient_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
@@ -220,8 +283,9 @@ class ScarCox:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ScarCox:
+    def from_dict(cls, data: Mapping[str, object]) -> ScarCox:
         """Inverse of ``to_dict`` (a fitted model that predicts without refitting)."""
+        data = cast("_ScarCoxDict", data)  # to_dict's layout; a key or value amiss fails below
         try:
             model = cls(str(data["column"]))
             model.name = str(data["name"])
@@ -291,7 +355,7 @@ class ClinicalCox:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
         return cast("np.ndarray", (self._matrix(features, "") - self.means_) @ self.coefficients_)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """JSON-safe description (columns, training means, coefficients, hazard ratios per unit)."""
         if self.coefficients_ is None or self.means_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
@@ -307,8 +371,9 @@ class ClinicalCox:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClinicalCox:
+    def from_dict(cls, data: Mapping[str, object]) -> ClinicalCox:
         """Inverse of ``to_dict``."""
+        data = cast("_ClinicalCoxDict", data)  # to_dict's layout; a key or value amiss fails below
         try:
             model = cls([str(c) for c in data["columns"]], str(data["name"]))
             model.means_ = np.asarray(data["means"], dtype=float)
@@ -571,7 +636,7 @@ class RadiomicsCox:
         z = (x - self.means_) / self.stds_
         return cast("np.ndarray", z @ self.coefficients_)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """JSON-safe description: settings, selected columns with mean, SD, coefficient, score."""
         if self.selected_ is None or self.means_ is None or self.stds_ is None or self.coefficients_ is None:
             raise InputError(f"{self.name}: not fitted; call fit() first.")
@@ -606,8 +671,9 @@ class RadiomicsCox:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RadiomicsCox:
+    def from_dict(cls, data: Mapping[str, object]) -> RadiomicsCox:
         """Inverse of ``to_dict`` (a fitted model that predicts without refitting)."""
+        data = cast("_RadiomicsCoxDict", data)  # to_dict's layout; a key or value amiss fails below
         try:
             penalizer = data["penalizer"] if data["penalizer"] == "cv" else float(data["penalizer"])
             model = cls(

@@ -10,7 +10,7 @@ the survival curves and risk groups of test cases use nothing but their own trai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import pandas as pd
 from lgerisk.evaluation import metrics
 from lgerisk.evaluation.cox import breslow_baseline, survival_at
 from lgerisk.evaluation.groups import risk_groups, tertile_thresholds
+
+if TYPE_CHECKING:
+    from lgerisk.types import JSONDict
 
 
 def out_of_fold(predictions: pd.DataFrame, grid: np.ndarray, horizons: tuple[float, ...]) -> pd.DataFrame:
@@ -65,7 +68,7 @@ def comparison_table(
     grid_columns = [f"s@{t:.6g}" for t in grid]
     for (method, evaluation), rows in oof.groupby(["method", "evaluation"], sort=False):
         survival = rows[grid_columns].to_numpy(float)
-        row: dict[str, Any] = {"method": method, "evaluation": evaluation}
+        row: JSONDict = {"method": method, "evaluation": evaluation}
         row.update(
             metrics.evaluate(
                 all_time,
@@ -159,7 +162,7 @@ def oracle_rows(
     horizons: tuple[float, ...],
     n_boot: int,
     seed: int,
-) -> list[dict[str, Any]]:
+) -> list[JSONDict]:
     """The comparison rows of the true log-hazard of a synthetic cohort, one per evaluation, on exactly
     the cases of that evaluation (no survival curves: the truth has no baseline hazard here)."""
     rows = []

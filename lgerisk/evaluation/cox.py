@@ -27,14 +27,18 @@ before the first event). lifelines' ``predict_survival_function(times=...)`` ins
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 import torch
 
 from lgerisk.errors import InputError
 from lgerisk.objectives.survival import cox_efron_loss
+
+if TYPE_CHECKING:
+    from lgerisk.types import JSONDict
 
 GRADIENT_TOLERANCE = 1e-9
 """L-BFGS stops when every partial derivative of the per-row objective is below this."""
@@ -252,6 +256,21 @@ def _covariates(x: np.ndarray, n_columns: int | None = None) -> np.ndarray:
     return x
 
 
+class _LinearCoxDict(TypedDict, total=False):
+    """The JSON layout of :meth:`LinearCox.to_dict`, as :meth:`LinearCox.from_dict` reads it."""
+
+    model: str
+    penalizer: float
+    coef: list[float]
+    mean: list[float]
+    scale: list[float]
+    baseline_times: list[float]
+    baseline_cumhaz: list[float]
+    n_events: int
+    n_samples: int
+    converged: bool
+
+
 @dataclass(eq=False)
 class LinearCox:
     """Linear Cox proportional-hazards model with lifelines' L2 penalty, fitted by L-BFGS in torch.
@@ -399,7 +418,7 @@ class LinearCox:
         assert self.baseline_times_ is not None and self.baseline_cumhaz_ is not None  # set with coef_
         return survival_at(self.predict_risk(x), self.baseline_times_, self.baseline_cumhaz_, np.asarray(at))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """JSON-safe description of the fitted model (for a model card); :meth:`from_dict` reads it back.
 
         Example:
@@ -424,7 +443,7 @@ class LinearCox:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LinearCox:
+    def from_dict(cls, data: Mapping[str, object]) -> LinearCox:
         """A fitted model from :meth:`to_dict`'s output."""
         required = ("penalizer", "coef", "mean", "baseline_times", "baseline_cumhaz")
         if (
@@ -433,6 +452,7 @@ class LinearCox:
             or any(key not in data for key in required)
         ):
             raise InputError(f"LinearCox: expected a dictionary with keys {', '.join(required)}.")
+        data = cast("_LinearCoxDict", data)  # a dict with to_dict's keys: read as its layout
         model = cls(penalizer=data["penalizer"])
         try:
             coef = np.asarray(data["coef"], dtype=float)

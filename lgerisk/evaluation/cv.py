@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -29,13 +28,13 @@ def _round_half_up(value: float) -> int:
     return math.floor(value + 0.5 + 1e-9)
 
 
-def _whole(value: Any, name: str, minimum: int) -> int:
+def _whole(value: object, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name}={value!r}: must be a whole number >= {minimum}.", setting=name)
     return int(value)
 
 
-def _strata(case_ids: Iterable[str], event: Mapping[str, Any], seed: int) -> tuple[list[str], list[str]]:
+def _strata(case_ids: Iterable[str], event: Mapping[str, object], seed: int) -> tuple[list[str], list[str]]:
     """Events and censored cases of ``case_ids``, each in one seeded random order of the sorted ids."""
     if isinstance(case_ids, (str, bytes, Mapping)) or not isinstance(case_ids, Iterable):
         raise InputError(f"case ids: expected a list of case ids, got {type(case_ids).__name__}.")
@@ -67,7 +66,7 @@ def _strata(case_ids: Iterable[str], event: Mapping[str, Any], seed: int) -> tup
 
 
 def stratified_folds(
-    case_ids: Sequence[str], event: Mapping[str, Any], k: int, seed: int = 0
+    case_ids: Sequence[str], event: Mapping[str, object], k: int, seed: int = 0
 ) -> list[tuple[list[str], list[str]]]:
     """``k`` (train_ids, test_ids) pairs stratified by event; each case is in exactly one test fold.
 
@@ -107,7 +106,7 @@ def stratified_folds(
 
 
 def holdout_split(
-    case_ids: Sequence[str], event: Mapping[str, Any], test_fraction: float, seed: int = 0
+    case_ids: Sequence[str], event: Mapping[str, object], test_fraction: float, seed: int = 0
 ) -> tuple[list[str], list[str]]:
     """A stratified (train_ids, test_ids) split with ``test_fraction`` of the events and of the censored cases.
 
@@ -158,7 +157,7 @@ def _nested_order(events: list[str], censored: list[str]) -> list[str]:
     return order
 
 
-def label_subset(train_ids: Sequence[str], event: Mapping[str, Any], fraction: float, seed: int = 0) -> list[str]:
+def label_subset(train_ids: Sequence[str], event: Mapping[str, object], fraction: float, seed: int = 0) -> list[str]:
     """The training cases whose outcomes are used at label fraction ``fraction`` (a stratified subsample).
 
     Keeps round(fraction * n) cases (half up), at least ``MIN_SUBSET_CASES`` cases and ``MIN_SUBSET_EVENTS``

@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
 
 
-def _ci(row: dict[str, Any], key: str, signed: bool = False) -> str:
+def _ci(row: Mapping[str, object], key: str, signed: bool = False) -> str:
     """``value (low-high)``, or ``+value (+low to +high)`` for differences; ``-`` when not estimable."""
     value = row.get(key)
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     sign, joint = ("+", " to ") if signed else ("", "-")
-    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    # a metric's interval bounds are numbers (or missing)
+    low, high = cast("float | None", row.get(f"{key}_low")), cast("float | None", row.get(f"{key}_high"))
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return f"{value:{sign}.3f}"
     return f"{value:{sign}.3f} ({low:{sign}.2f}{joint}{high:{sign}.2f})"
 
 
-def _counts(row: dict[str, Any]) -> str:
+def _counts(row: Mapping[str, object]) -> str:
     """``cases (events)`` of a row, ``-`` when unknown."""
-    n, events = row.get("n"), row.get("events")
+    # counts are numbers (or missing)
+    n, events = cast("float | None", row.get("n")), cast("float | None", row.get("events"))
     return "-" if n is None else f"{int(n)} ({int(events) if events is not None else '?'})"
 
 
-def _plain(value: Any) -> str:
+def _plain(value: object) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
 
-def comparison_table(table: Any, synthetic: bool = False, wide: bool = True) -> Any:
+def comparison_table(table: pd.DataFrame, synthetic: bool = False, wide: bool = True) -> Table:
     """A ``rich.table.Table`` of the comparison (pandas DataFrame from ``run_finetune``); ``wide=False``: only
     Harrell's C and ΔC over scar %, each 95 % interval on a second line, so that it fits an 80-column terminal.
 
@@ -78,14 +85,14 @@ def comparison_table(table: Any, synthetic: bool = False, wide: bool = True) -> 
     return out
 
 
-def _two_lines(row: dict[str, Any], key: str, signed: bool = False) -> str:
+def _two_lines(row: Mapping[str, object], key: str, signed: bool = False) -> str:
     """``value`` over ``(low to high)``: a cell two lines high and narrow."""
     text = _ci(row, key, signed)
     value, _, interval = text.partition(" ")
     return f"{value}\n{interval}" if interval else value
 
 
-def _narrow_table(table: Any, synthetic: bool) -> Any:
+def _narrow_table(table: pd.DataFrame, synthetic: bool) -> Table:
     """The comparison in 80 columns: method, events, Harrell's C and ΔC over scar %, intervals below."""
     from rich.table import Table
 
@@ -110,7 +117,7 @@ def _narrow_table(table: Any, synthetic: bool) -> Any:
     return out
 
 
-def comparison_summary(table: Any, model: str, synthetic: bool = False) -> str:
+def comparison_summary(table: pd.DataFrame, model: str, synthetic: bool = False) -> str:
     """One plain-language paragraph on what a comparison table shows: the best model in CV, where the run's own
     model stands against scar % alone, and how far an interval lets anyone read the differences.
 

@@ -4,16 +4,19 @@ imports this without pandas or matplotlib)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lgerisk.errors import InputError
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 RISK_GROUPS = ("low", "intermediate", "high")
 
 
-def _risk(risk: Any, name: str = "risk") -> np.ndarray:
+def _risk(risk: ArrayLike, name: str = "risk") -> np.ndarray:
     values = np.asarray(risk, dtype=float).reshape(-1)
     if not values.size:
         raise InputError(f"{name}: no risk scores given.")
@@ -22,7 +25,7 @@ def _risk(risk: Any, name: str = "risk") -> np.ndarray:
     return values
 
 
-def tertile_thresholds(risk: Any) -> tuple[float, float]:
+def tertile_thresholds(risk: ArrayLike) -> tuple[float, float]:
     """The 1/3 and 2/3 quantiles of the TRAINING risks (the cut-offs of ``risk_groups``).
 
     Example:
@@ -34,7 +37,7 @@ def tertile_thresholds(risk: Any) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def risk_groups(risk: Any, thresholds: tuple[float, float]) -> np.ndarray:
+def risk_groups(risk: ArrayLike, thresholds: tuple[float, float]) -> np.ndarray:
     """``"low"`` (risk < t1), ``"high"`` (risk >= t2), else ``"intermediate"``, per case.
 
     Example:

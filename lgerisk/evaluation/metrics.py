@@ -23,8 +23,9 @@ On data where scikit-survival does not raise, the results equal its own (for Uno
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+import typing
+from collections.abc import Callable, Hashable, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -36,13 +37,16 @@ from sksurv.metrics import integrated_brier_score as _sksurv_integrated_brier_sc
 
 from lgerisk.errors import InputError
 
+if typing.TYPE_CHECKING:  # not TYPE_CHECKING itself: NAN is to be the module's one public constant
+    from numpy.typing import ArrayLike
+
 NAN = float("nan")
 
 
 # --- input checks ----------------------------------------------------------------------------------------------
 
 
-def _vector(values: Any, name: str, allow_scalar: bool = False) -> np.ndarray:
+def _vector(values: ArrayLike, name: str, allow_scalar: bool = False) -> np.ndarray:
     """``values`` as a finite 1-D float array (lists, Series, arrays), or InputError naming ``name``."""
     try:
         array = np.asarray(values, dtype=float)
@@ -61,14 +65,14 @@ def _vector(values: Any, name: str, allow_scalar: bool = False) -> np.ndarray:
     return array
 
 
-def _times(values: Any, name: str) -> np.ndarray:
+def _times(values: ArrayLike, name: str) -> np.ndarray:
     array = _vector(values, name)
     if (array < 0).any():
         raise InputError(f"{name}: follow-up times must be >= 0, found {array.min():g}.")
     return array
 
 
-def _events(values: Any, name: str) -> np.ndarray:
+def _events(values: ArrayLike, name: str) -> np.ndarray:
     array = _vector(values, name)
     if not np.isin(array, (0.0, 1.0)).all():
         odd = array[~np.isin(array, (0.0, 1.0))][0]
@@ -84,7 +88,7 @@ def _same_length(**arrays: np.ndarray) -> int:
     return next(iter(lengths.values()))
 
 
-def _survival_matrix(values: Any, n: int, n_times: int, name: str) -> np.ndarray:
+def _survival_matrix(values: ArrayLike, n: int, n_times: int, name: str) -> np.ndarray:
     try:
         matrix = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -102,14 +106,14 @@ def _survival_matrix(values: Any, n: int, n_times: int, name: str) -> np.ndarray
     return matrix
 
 
-def _increasing(values: Any, name: str) -> np.ndarray:
+def _increasing(values: ArrayLike, name: str) -> np.ndarray:
     array = _vector(values, name, allow_scalar=True)
     if array.size > 1 and (np.diff(array) <= 0).any():
         raise InputError(f"{name}: time points must be strictly increasing.")
     return array
 
 
-def _train(train_time: Any, train_event: Any) -> tuple[np.ndarray, np.ndarray]:
+def _train(train_time: ArrayLike, train_event: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     train_time = _times(train_time, "train_time")
     train_event = _events(train_event, "train_event")
     _same_length(train_time=train_time, train_event=train_event)
@@ -132,7 +136,7 @@ def _censoring_known(train_time: np.ndarray, train_event: np.ndarray) -> bool:
 # --- discrimination -----------------------------------------------------------------------------------------------
 
 
-def harrell_c(time: Any, event: Any, risk: Any) -> float:
+def harrell_c(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> float:
     """Harrell's concordance index of ``risk`` (higher = earlier event); NaN without a comparable pair.
 
     Computed by ``lifelines.utils.concordance_index(time, -risk, event)``.
@@ -153,7 +157,14 @@ def harrell_c(time: Any, event: Any, risk: Any) -> float:
         return NAN
 
 
-def uno_c(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any, tau: float | None = None) -> float:
+def uno_c(
+    train_time: ArrayLike,
+    train_event: ArrayLike,
+    time: ArrayLike,
+    event: ArrayLike,
+    risk: ArrayLike,
+    tau: float | None = None,
+) -> float:
     """Uno's IPCW concordance index of ``risk`` on the evaluation cases, truncated at ``tau``.
 
     The censoring distribution is the Kaplan-Meier estimate from the training cases
@@ -188,7 +199,12 @@ def uno_c(train_time: Any, train_event: Any, time: Any, event: Any, risk: Any, t
 
 
 def time_dependent_auc(
-    train_time: Any, train_event: Any, time: Any, event: Any, risk: Any, horizons: Any
+    train_time: ArrayLike,
+    train_event: ArrayLike,
+    time: ArrayLike,
+    event: ArrayLike,
+    risk: ArrayLike,
+    horizons: ArrayLike,
 ) -> np.ndarray:
     """Cumulative/dynamic AUC of ``risk`` at each horizon (``sksurv.metrics.cumulative_dynamic_auc``).
 
@@ -234,7 +250,14 @@ def _valid_grid(train_time: np.ndarray, time: np.ndarray, grid: np.ndarray) -> n
     return cast("np.ndarray", (grid >= time.min()) & (grid < upper))
 
 
-def integrated_brier_score(train_time: Any, train_event: Any, time: Any, event: Any, survival: Any, grid: Any) -> float:
+def integrated_brier_score(
+    train_time: ArrayLike,
+    train_event: ArrayLike,
+    time: ArrayLike,
+    event: ArrayLike,
+    survival: ArrayLike,
+    grid: ArrayLike,
+) -> float:
     """Integrated Brier score of predicted survival ``survival[i, j]`` = S(grid[j] | case i) (lower is better).
 
     ``sksurv.metrics.integrated_brier_score`` over the grid points that are estimable: inside the
@@ -269,7 +292,9 @@ def integrated_brier_score(train_time: Any, train_event: Any, time: Any, event: 
     )
 
 
-def brier_grid(train_time: Any, train_event: Any, time: Any, event: Any, n: int = 50) -> np.ndarray:
+def brier_grid(
+    train_time: ArrayLike, train_event: ArrayLike, time: ArrayLike, event: ArrayLike, n: int = 50
+) -> np.ndarray:
     """A default grid for the integrated Brier score: ``n`` evenly spaced times (fewer when the range is empty).
 
     From the 10th to the 90th percentile of the evaluation times, kept inside the evaluation follow-up and
@@ -297,7 +322,9 @@ def brier_grid(train_time: Any, train_event: Any, time: Any, event: Any, n: int 
 # --- calibration ------------------------------------------------------------------------------------------------------
 
 
-def calibration_table(time: Any, event: Any, survival_at_horizon: Any, horizon: float, groups: int = 3) -> pd.DataFrame:
+def calibration_table(
+    time: ArrayLike, event: ArrayLike, survival_at_horizon: ArrayLike, horizon: float, groups: int = 3
+) -> pd.DataFrame:
     """Predicted against observed risk of an event by ``horizon``, per group of predicted risk.
 
     Cases are split into ``groups`` quantile groups of predicted risk 1 - S(horizon) (group 1 lowest).
@@ -390,7 +417,7 @@ def bootstrap_ci(
 
 
 def paired_delta_c(
-    time: Any, event: Any, risk: Any, reference_risk: Any, n_boot: int = 200, seed: int = 0
+    time: ArrayLike, event: ArrayLike, risk: ArrayLike, reference_risk: ArrayLike, n_boot: int = 200, seed: int = 0
 ) -> tuple[float, float, float]:
     """Harrell's C of ``risk`` minus that of ``reference_risk`` on the same cases, with a paired 95 %
     percentile bootstrap interval (both models scored on each resample of cases).
@@ -417,11 +444,11 @@ def paired_delta_c(
 
 
 def pooled_delta_c(
-    groups: Sequence[tuple[Any, Any, Any, Any]],
+    groups: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike | None]],
     n_boot: int = 200,
     seed: int = 0,
     alpha: float = 0.05,
-    clusters: Sequence[Any] | None = None,
+    clusters: Sequence[Hashable] | None = None,
 ) -> tuple[float, float, float]:
     """Mean over ``groups`` (e.g. cohorts drawn with different seeds) of Harrell's C of ``risk`` minus
     that of ``reference_risk``, each group a ``(time, event, risk, reference_risk)`` of its own cases;
@@ -483,7 +510,7 @@ def pooled_delta_c(
 
 def _clustered_delta_c(
     prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
-    clusters: list[Any],
+    clusters: list[Hashable],
     n_boot: int,
     seed: int,
     alpha: float,
@@ -491,7 +518,7 @@ def _clustered_delta_c(
     """:func:`pooled_delta_c` over clusters of runs on shared cases (see its ``clusters``)."""
     if len(clusters) != len(prepared):
         raise InputError(f"clusters: one label per group ({len(prepared)}), got {len(clusters)}.")
-    members: dict[Any, list[int]] = {}
+    members: dict[Hashable, list[int]] = {}
     for index, label in enumerate(clusters):
         members.setdefault(label, []).append(index)
     for label, indices in members.items():
@@ -526,13 +553,13 @@ def _clustered_delta_c(
 
 
 def evaluate(
-    train_time: Any,
-    train_event: Any,
-    time: Any,
-    event: Any,
-    risk: Any,
-    survival: Any = None,
-    grid: Any = None,
+    train_time: ArrayLike,
+    train_event: ArrayLike,
+    time: ArrayLike,
+    event: ArrayLike,
+    risk: ArrayLike,
+    survival: ArrayLike | None = None,
+    grid: ArrayLike | None = None,
     horizons: Sequence[float] = (),
     n_boot: int = 200,
     seed: int = 0,
@@ -576,7 +603,8 @@ def evaluate(
     for horizon, auc in zip(horizon_values, aucs):
         result[f"auc_{horizon:g}"] = float(auc)
     if survival is not None:
-        result["ibs"] = integrated_brier_score(train_time, train_event, time, event, survival, grid)
+        # grid is given with survival (checked above)
+        result["ibs"] = integrated_brier_score(train_time, train_event, time, event, survival, cast("ArrayLike", grid))
     result["n"] = n
     result["events"] = int(event.sum())
     return result

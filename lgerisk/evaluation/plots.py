@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,10 @@ import pandas as pd
 from lgerisk.errors import InputError
 from lgerisk.evaluation.groups import RISK_GROUPS, risk_groups, tertile_thresholds  # noqa: F401 - re-exported
 from lgerisk.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
 GROUP_COLOURS = {"low": "#1b9e77", "intermediate": "#d95f02", "high": "#c0392b"}
 DPI = 120
@@ -33,7 +37,7 @@ def synthetic_title(title: str, synthetic: bool) -> str:
     return title
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float) -> Figure:
     """A Figure on an Agg canvas (no pyplot, no GUI backend, nothing to close globally)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -43,7 +47,7 @@ def _figure(width: float, height: float) -> Any:
     return figure
 
 
-def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
+def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
     final = Path(path)
     try:
         with atomic_path(final) as tmp:
@@ -63,9 +67,9 @@ def _group_order(labels: np.ndarray) -> list[str]:
 
 
 def km_by_risk_group(
-    time: Any,
-    event: Any,
-    groups: Any,
+    time: ArrayLike,
+    event: ArrayLike,
+    groups: ArrayLike,
     path: str | os.PathLike[str],
     title: str,
     synthetic: bool = False,

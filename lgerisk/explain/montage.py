@@ -17,13 +17,17 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lgerisk.errors import InputError
 from lgerisk.evaluation.plots import synthetic_title
 from lgerisk.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 MYOCARDIUM_COLOUR = "#39d353"
 SCAR_COLOUR = "#ff2bd6"
@@ -86,7 +90,7 @@ def _scale(attribution: np.ndarray, inside: np.ndarray) -> float:
     return scale if scale > 0 else 1.0
 
 
-def _outline(axes: Any, mask: np.ndarray, colour: str) -> None:
+def _outline(axes: Axes, mask: np.ndarray, colour: str) -> None:
     if mask.any() and not mask.all():
         axes.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.9)
 
@@ -103,7 +107,7 @@ def montage_figure(
     slice_numbers: list[int] | None = None,
     inside: np.ndarray | None = None,
     model_synthetic: bool = False,
-) -> Any:
+) -> Figure:
     """The matplotlib ``Figure`` of :func:`attribution_montage` (same arguments, no file)."""
     from matplotlib import colormaps
     from matplotlib.artist import Artist

@@ -17,9 +17,9 @@ import base64
 import html
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ import pandas as pd
 from lgerisk.errors import InputError
 from lgerisk.io.atomic import write_text
 from lgerisk.io.provenance import provenance_sentence
+
+if TYPE_CHECKING:
+    from _typeshed import ConvertibleToFloat
 
 DISCLAIMER = (
     "For research use only: lgerisk is not a medical device and its risk estimates are not validated "
@@ -62,12 +65,12 @@ footer { margin-top: 2.5em; padding-top: 0.6em; border-top: 1px solid #d0d7de; f
 """
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     """``value`` as a finite float, or None."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        number = float(value)
+        number = float(cast("ConvertibleToFloat", value))  # anything else raises TypeError: caught
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
@@ -94,7 +97,7 @@ def ordinal(value: float) -> str:
     return f"{number}{suffix}"
 
 
-def _horizons(survival: Any) -> list[tuple[float, float]]:
+def _horizons(survival: object) -> list[tuple[float, float]]:
     if not isinstance(survival, Mapping):
         return []
     pairs = []
@@ -105,7 +108,7 @@ def _horizons(survival: Any) -> list[tuple[float, float]]:
     return sorted(pairs)
 
 
-def _risk_sentence(prediction: Mapping[str, Any]) -> str | None:
+def _risk_sentence(prediction: Mapping[str, object]) -> str | None:
     score = _number(prediction.get("risk_score"))
     group = prediction.get("risk_group")
     if score is None and not group:
@@ -152,7 +155,7 @@ def _concept_sentence(alignment: pd.DataFrame, percentiles: pd.Series, top: int)
     return f"Over {cohort}, the model's risk agrees most with " + "; ".join(items[:-1]) + f"; and {items[-1]}."
 
 
-def provenance_of(prediction: Mapping[str, Any]) -> tuple[bool, bool]:
+def provenance_of(prediction: Mapping[str, object]) -> tuple[bool, bool]:
     """(scan synthetic, model trained on synthetic data) of a prediction record; a bare ``synthetic``
     (older records) stands for both.
 
@@ -166,7 +169,7 @@ def provenance_of(prediction: Mapping[str, Any]) -> tuple[bool, bool]:
     return (legacy if scan is None else bool(scan)), (legacy if model is None else bool(model))
 
 
-def out_of_range_sentence(reasons: Any) -> str:
+def out_of_range_sentence(reasons: Iterable[object] | None) -> str:
     """What a prediction flagged ``reliable=false`` means, with its reasons.
 
     Example:
@@ -181,7 +184,7 @@ def out_of_range_sentence(reasons: Any) -> str:
     )
 
 
-def scar_check_sentence(reasons: Any) -> str:
+def scar_check_sentence(reasons: Iterable[object] | None) -> str:
     """What a prediction made unreliable by a low-confidence derived scar means.
 
     Example:
@@ -195,7 +198,7 @@ def scar_check_sentence(reasons: Any) -> str:
     )
 
 
-def survival_withheld(prediction: Mapping[str, Any]) -> str | None:
+def survival_withheld(prediction: Mapping[str, object]) -> str | None:
     """Why a report gives no survival figure for ``prediction`` (None: it gives them): the scan is out of the
     model's range, or its derived scar needs checking.
 
@@ -209,7 +212,8 @@ def survival_withheld(prediction: Mapping[str, Any]) -> str | None:
         return None
     from lgerisk.preprocess.scar import SCAR_CHECK_REASON
 
-    reasons = [str(r) for r in prediction.get("unreliable_reasons") or []]
+    listed = cast("Iterable[object]", prediction.get("unreliable_reasons") or [])  # a list of sentences
+    reasons = [str(r) for r in listed]
     scar = [r for r in reasons if r.startswith(SCAR_CHECK_REASON)]
     why = []
     if len(scar) < len(reasons) or not reasons:
@@ -219,7 +223,7 @@ def survival_withheld(prediction: Mapping[str, Any]) -> str | None:
     return "not given: " + " and ".join(why)
 
 
-def is_survival_field(name: Any) -> bool:
+def is_survival_field(name: object) -> bool:
     """Whether a record's field holds a survival probability (``survival``, ``survival_<horizon>``).
 
     Example:
@@ -253,7 +257,7 @@ def withhold_survival(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _flag(value: Any) -> bool | None:
+def _flag(value: object) -> bool | None:
     """A ``reliable`` value as read back from a table (bool, or the strings CSV writes)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -261,7 +265,7 @@ def _flag(value: Any) -> bool | None:
     return {"true": True, "false": False}.get(text)
 
 
-def _reasons(value: Any) -> list[str]:
+def _reasons(value: object) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     if isinstance(value, str) and value.strip():
@@ -269,7 +273,7 @@ def _reasons(value: Any) -> list[str]:
     return []
 
 
-def sanity_sentence(check: Mapping[str, Any] | None) -> str:
+def sanity_sentence(check: Mapping[str, object] | None) -> str:
     """The attribution sanity check (:func:`lgerisk.explain.run.attribution_sanity`) in one sentence.
 
     Example:
@@ -288,7 +292,7 @@ def sanity_sentence(check: Mapping[str, Any] | None) -> str:
     threshold = _number(check.get("threshold"))
     parts: list[str] = []
     for name, key in (("Grad-CAM", "gradcam"), ("integrated gradients", "integrated_gradients")):
-        result = check.get(key) or {}
+        result = cast("Mapping[str, object]", check.get(key) or {})  # the method's own record
         rho = _number(result.get("spearman"))
         status = result.get("status")
         if status == "passed" and rho is not None:
@@ -302,7 +306,7 @@ def sanity_sentence(check: Mapping[str, Any] | None) -> str:
             )
         else:
             parts.append(f"{name} not measurable (a map is constant)")
-    seeds = check.get("seeds") or []
+    seeds = cast("Sequence[int]", check.get("seeds") or [])
     return (
         "Attribution sanity check (model-parameter randomisation, Adebayo et al. 2018: the image encoder's weights "
         f"replaced by random ones, {len(seeds)} seed{'' if len(seeds) == 1 else 's'}, on scan {check.get('case_id')}): "
@@ -311,14 +315,15 @@ def sanity_sentence(check: Mapping[str, Any] | None) -> str:
     )
 
 
-def notices(prediction: Mapping[str, Any]) -> list[str]:
+def notices(prediction: Mapping[str, object]) -> list[str]:
     """The sentences that must lead any report of ``prediction``: out of range first, then where the scan
     and the model come from (true for that pair)."""
     lines = []
     if prediction.get("reliable") is False:
         from lgerisk.preprocess.scar import SCAR_CHECK_REASON
 
-        reasons = [str(r) for r in prediction.get("unreliable_reasons") or []]
+        listed = cast("Iterable[object]", prediction.get("unreliable_reasons") or [])  # a list of sentences
+        reasons = [str(r) for r in listed]
         scar = [r for r in reasons if r.startswith(SCAR_CHECK_REASON)]
         outside = [r for r in reasons if r not in scar]
         if outside or not scar:
@@ -332,7 +337,7 @@ def notices(prediction: Mapping[str, Any]) -> list[str]:
 
 
 def summary_text(
-    prediction: Mapping[str, Any],
+    prediction: Mapping[str, object],
     alignment: pd.DataFrame,
     percentiles: pd.Series,
     top: int = 3,
@@ -398,7 +403,8 @@ def summary_text(
     concepts = _concept_sentence(alignment, percentiles, top)
     if concepts:
         lines.append(concepts + " These are associations over the cohort, not the model's reasoning.")
-    warnings = [str(w) for w in (prediction.get("warnings") or []) if str(w).strip()]
+    listed = cast("Iterable[object]", prediction.get("warnings") or [])  # a list of sentences
+    warnings = [str(w) for w in listed if str(w).strip()]
     if warnings:
         lines.append("Warnings: " + "; ".join(w.rstrip(".") for w in warnings) + ".")
     lines.extend(str(note) for note in notes if str(note).strip())
@@ -417,7 +423,7 @@ def _data_uri(path: Path, name: str) -> str:
     raise InputError(f"report image {name!r}: {path} is not a PNG or JPEG file.")
 
 
-def _format_value(value: Any) -> str:
+def _format_value(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         return "–" if not math.isfinite(float(value)) else f"{float(value):.4g}"
     if isinstance(value, Mapping):
@@ -427,7 +433,7 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _prediction_table(prediction: Mapping[str, Any]) -> str:
+def _prediction_table(prediction: Mapping[str, object]) -> str:
     rows = []
     withheld = survival_withheld(prediction)
     for key, value in prediction.items():
@@ -456,7 +462,7 @@ def html_report(
     path: str | os.PathLike[str],
     title: str,
     summary: str,
-    prediction: Mapping[str, Any],
+    prediction: Mapping[str, object],
     images: Mapping[str, str | os.PathLike[str]],
     tables: Mapping[str, pd.DataFrame],
     synthetic: bool = False,

@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lgerisk.io.cohort import Case
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def _edge_bands(values: np.ndarray) -> np.ndarray:
             for index in order:
                 if not np.all(np.take(values, index, axis=axis) == fill):
                     break
-                where: list[Any] = [slice(None)] * 3
+                where: list[slice | int] = [slice(None)] * 3
                 where[axis] = index
                 inside[tuple(where)] = False
     return inside
@@ -122,6 +125,6 @@ def tensor_view(inside: np.ndarray, slices: int, size: int, slices_flipped: bool
     return TensorView(count=len(kept), numbers=numbers, inside=fitted)
 
 
-def source_of(case: Any, prepared: Any) -> Path | None:
+def source_of(case: Case, prepared: Case) -> Path | None:
     """The raw scan ``prepared`` was made from, or None when the case was given already preprocessed."""
     return None if Path(case.image) == Path(prepared.image) else Path(case.image)

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import OutputError
 
@@ -162,7 +162,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path: str | os.PathLike[str], data: Any, sort_keys: bool = True) -> None:
+def write_json(path: str | os.PathLike[str], data: object, sort_keys: bool = True) -> None:
     """Write ``data`` as indented JSON atomically (keys sorted unless ``sort_keys=False``; no NaN)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
 
@@ -214,7 +214,7 @@ def _gunzipped_size(path: Path) -> tuple[int, bool]:
     return size, True
 
 
-def write_torch(path: str | os.PathLike[str], state: Any) -> None:
+def write_torch(path: str | os.PathLike[str], state: object) -> None:
     """``torch.save(state)`` to ``path`` atomically, through a file object: the archive's inner name does not
     depend on the temporary file's, and a full disk is an :class:`~lgerisk.errors.OutputError` naming
     ``path`` (torch turns the ``OSError`` of a failed write into a ``RuntimeError``; it is turned back)."""

@@ -54,7 +54,9 @@ from lgerisk.io.labels import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import highdicom as hd
     import SimpleITK as sitk
+    from pydicom.dataset import Dataset, FileDataset
 
     from lgerisk.io.dicom_series import SeriesReference
 
@@ -300,7 +302,7 @@ def rasterise(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndar
     return interior | lines
 
 
-def _read_dataset(file: Path, what: str) -> Any:
+def _read_dataset(file: Path, what: str) -> FileDataset:
     import pydicom
 
     try:
@@ -481,8 +483,9 @@ def _seg_structures(file: Path, series: SeriesReference, grid: sitk.Image) -> li
     return structures
 
 
-def _frame_value(item: Any, shared: Any, sequence: str, keyword: str) -> Any:
-    """A functional-group attribute of one frame (per-frame first, then shared), or None."""
+def _frame_value(item: Dataset, shared: Dataset | None, sequence: str, keyword: str) -> Any:
+    """A functional-group attribute of one frame (per-frame first, then shared), or None (a pydicom element's
+    value, whose type depends on the attribute: left untyped)."""
     for group in (item, shared):
         if group is not None and sequence in group and len(group[sequence].value):
             value = group[sequence].value[0].get(keyword)
@@ -492,7 +495,7 @@ def _frame_value(item: Any, shared: Any, sequence: str, keyword: str) -> Any:
 
 
 def _seg_pixels_by_position(
-    seg: Any, numbers: list[int], file: Path, series: SeriesReference, grid: sitk.Image
+    seg: hd.seg.Segmentation, numbers: list[int], file: Path, series: SeriesReference, grid: sitk.Image
 ) -> np.ndarray:
     """(z, y, x, segment) pixels of a SEG whose frames do not reference source slices, placed by plane
     position; every frame must lie on the image grid (same orientation, spacing and in-plane origin)."""

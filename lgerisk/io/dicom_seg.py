@@ -23,7 +23,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +31,12 @@ from lgerisk.errors import CaseError, InputError
 from lgerisk.io.atomic import atomic_path
 from lgerisk.io.labels import GREYZONE, NOREFLOW, SCAR
 from lgerisk.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    import highdicom as hd
+    from highdicom.sr import CodedConcept
+    from pydicom.dataset import Dataset
+    from pydicom.sr.coding import Code
 
 SEG_FILE = "scar_seg.dcm"
 """Name of the SEG in a case's output folder (preprocess, explain)."""
@@ -105,7 +111,7 @@ NOT_DICOM_WARNING = "no DICOM SEG written: the scan is not a DICOM series"
 PREPROCESSED_WARNING = "no DICOM SEG written: the scan was given preprocessed; give its DICOM series and mask"
 
 
-def _codes() -> tuple[Any, Any, Any]:
+def _codes() -> tuple[Code, Code, CodedConcept]:
     """(category, scar type, grey-zone type) coded concepts."""
     from highdicom.sr import CodedConcept
     from pydicom.sr.codedict import codes
@@ -115,7 +121,7 @@ def _codes() -> tuple[Any, Any, Any]:
     return category, codes.SCT.Scar, greyzone
 
 
-def _descriptions(scar_method: str) -> list[Any]:
+def _descriptions(scar_method: str) -> list[hd.seg.SegmentDescription]:
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -158,7 +164,7 @@ def _uid(*parts: str) -> str:
     return f"2.25.{int(digest, 16)}"
 
 
-def _source_datasets(headers: Sequence[Any]) -> list[Any]:
+def _source_datasets(headers: Sequence[Dataset]) -> list[Dataset]:
     """Whitelisted copies of the slice headers, patient and study attributes empty."""
     from pydicom.dataset import Dataset
 
@@ -174,7 +180,7 @@ def _source_datasets(headers: Sequence[Any]) -> list[Any]:
     return sources
 
 
-def scar_seg(image: str | os.PathLike[str], labels: np.ndarray, scar_method: str) -> Any:
+def scar_seg(image: str | os.PathLike[str], labels: np.ndarray, scar_method: str) -> hd.seg.Segmentation:
     """The DICOM SEG (a highdicom ``Segmentation``) of ``labels`` (internal labels 1-5, z, y, x, on the grid
     of the DICOM series folder ``image``, slice k = the series' slice k).
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import CaseError
 from lgerisk.io.scans import dicom_series_files
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydicom.dataset import Dataset
 
 SERIES_TAGS = (
     "SOPClassUID",
@@ -46,7 +49,7 @@ class SeriesReference:
     frame_of_reference_uid: str | None
     sop_class_uids: tuple[str, ...]
     sop_instance_uids: tuple[str, ...]
-    headers: tuple[Any, ...]
+    headers: tuple[Dataset, ...]
 
     def slice_index(self) -> dict[str, int]:
         """SOP Instance UID -> slice index."""

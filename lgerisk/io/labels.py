@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 
@@ -510,14 +510,14 @@ class PartialMapWatch:
         self.masks: list[tuple[str, set[int]]] = []
         self.named: list[tuple[str, list[str]]] = []
 
-    def __call__(self, case_id: str, message: str, details: dict[str, Any] | None) -> None:
+    def __call__(self, case_id: str, message: str, details: Mapping[str, object] | None) -> None:
         """Note one failed case; raise ``InputError`` when the map is shown to be partial."""
         if details and details.get("kind") == "label_map" and details.get("fit") == "partial":
-            self.masks.append((str(details["mask"]), set(details["present"])))
+            self.masks.append((str(details["mask"]), set(cast("list[int]", details["present"]))))  # LabelMapError's
             if len(self.masks) >= self.limit:
                 raise partial_map_error(self.where, self.label_map, self.masks)
         if details and details.get("kind") == "name_map" and details.get("fit") == "partial":
-            self.named.append((str(details["mask"]), list(details["names"])))
+            self.named.append((str(details["mask"]), list(cast("list[str]", details["names"]))))  # NameMapError's
             if len(self.named) >= self.limit:
                 raise name_map_error(self.where, self.label_map, self.named)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from lgerisk.errors import InputError
 from lgerisk.models.encoder import EncoderConfig, ImageEncoder
 from lgerisk.models.heads import ProjectionHead
 from lgerisk.models.radiomics import RadiomicsEncoder, RadiomicsEncoderConfig
+from lgerisk.types import JSONDict
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,12 @@ class ContrastiveModelConfig:
         require_int(self.projection_dim, "model projection_dim", 1)
         require_int(self.aux_targets, "model aux_targets", 0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain JSON-able nested dict of the settings."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ContrastiveModelConfig:
+    def from_dict(cls, data: Mapping[str, object]) -> ContrastiveModelConfig:
         """Inverse of :meth:`to_dict`: nested dicts become :class:`EncoderConfig` and
         :class:`RadiomicsEncoderConfig` (unknown keys refused at every level)."""
         values = checked_fields(cls, data, "model settings")

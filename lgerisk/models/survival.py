@@ -10,8 +10,9 @@ fine-tuning (everything trains, the head starting from the probe's solution).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import nn
@@ -19,6 +20,7 @@ from torch import nn
 from lgerisk.config import checked_fields, require_int
 from lgerisk.errors import InputError
 from lgerisk.models.encoder import EncoderConfig, ImageEncoder
+from lgerisk.types import JSONDict
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,12 @@ class SurvivalModelConfig:
         if not self.use_image and self.n_tabular == 0:
             raise InputError("a survival model without the image needs tabular inputs.")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain JSON-able nested dict of the settings."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SurvivalModelConfig:
+    def from_dict(cls, data: Mapping[str, object]) -> SurvivalModelConfig:
         """Inverse of :meth:`to_dict` (unknown keys refused)."""
         values = checked_fields(cls, data, "survival model settings")
         if isinstance(values.get("encoder"), dict):

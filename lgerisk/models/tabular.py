@@ -16,17 +16,62 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, SupportsFloat, TypedDict, cast
 
 import numpy as np
 
-__all__ = ["TabularScaling", "radiomics_values"]
+from lgerisk.types import JSONDict
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    import pandas as pd
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["FitInputs", "FusionFields", "TabularScaling", "radiomics_values"]
 
 _MIN_SCALE = 1e-8
 
 
-def radiomics_values(rows: Any, columns: tuple[str, ...]) -> np.ndarray:
+class FusionFields(TypedDict, total=False):
+    """How a fusion head joined radiomics and the embedding (:meth:`TabularScaling.with_penalizer`)."""
+
+    fusion: str
+    embedding_penalty_factor: float
+    radiomics_coefficient: float
+
+
+class FitInputs(TypedDict, total=False):
+    """The keyword arguments of :meth:`TabularScaling.fit`."""
+
+    radiomics: tuple[str, ...]
+    radiomics_values: ArrayLike | None
+    scar_metrics: tuple[str, ...]
+    scar_values: ArrayLike | None
+    covariates: tuple[str, ...]
+    covariate_values: ArrayLike | None
+    scar_methods: tuple[str, ...] | None
+
+
+class _ScalingFields(FusionFields, total=False):
+    """The keyword arguments of :class:`TabularScaling`."""
+
+    radiomics: tuple[str, ...]
+    radiomics_mean: tuple[float, ...]
+    radiomics_scale: tuple[float, ...]
+    covariates: tuple[str, ...]
+    covariate_mean: tuple[float, ...]
+    covariate_scale: tuple[float, ...]
+    scar_metrics: tuple[str, ...]
+    scar_metrics_mean: tuple[float, ...]
+    scar_metrics_scale: tuple[float, ...]
+    scar_methods: tuple[str, ...] | None
+    head_penalizer: float | None
+
+
+def radiomics_values(rows: pd.DataFrame, columns: tuple[str, ...]) -> NDArray[np.float64]:
     """``(n, len(columns))`` float values of ``columns`` in a feature table's ``rows`` (a DataFrame); an
     ``ROI__present`` column the table does not hold is computed from that ROI's status or features.
 
@@ -47,7 +92,7 @@ def radiomics_values(rows: Any, columns: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-def _scale(values: np.ndarray) -> tuple[float, ...]:
+def _scale(values: NDArray[np.float64]) -> tuple[float, ...]:
     return tuple(float(v) for v in np.maximum(values, _MIN_SCALE))
 
 
@@ -94,15 +139,15 @@ class TabularScaling:
     def fit(
         cls,
         radiomics: tuple[str, ...] = (),
-        radiomics_values: Any = None,
+        radiomics_values: ArrayLike | None = None,
         scar_metrics: tuple[str, ...] = (),
-        scar_values: Any = None,
+        scar_values: ArrayLike | None = None,
         covariates: tuple[str, ...] = (),
-        covariate_values: Any = None,
+        covariate_values: ArrayLike | None = None,
         scar_methods: tuple[str, ...] | None = None,
     ) -> TabularScaling:
         """Means and scales from the training rows (radiomics ignore missing values; scales floored at 1e-8)."""
-        fields: dict[str, Any] = {"scar_methods": scar_methods}
+        fields: dict[str, object] = {"scar_methods": scar_methods}
         if radiomics:
             values = np.asarray(radiomics_values, float)
             fields.update(
@@ -124,19 +169,21 @@ class TabularScaling:
                 covariate_mean=tuple(float(v) for v in values.mean(0)),
                 covariate_scale=_scale(values.std(axis=0)),
             )
-        return cls(**fields)
+        return cls(**cast("_ScalingFields", fields))
 
     @property
     def n_inputs(self) -> int:
         """Number of tabular inputs of the head."""
         return len(self.radiomics) + len(self.scar_metrics) + len(self.covariates)
 
-    def with_penalizer(self, penalizer: float, **fusion: Any) -> TabularScaling:
+    def with_penalizer(self, penalizer: float, **fusion: Unpack[FusionFields]) -> TabularScaling:
         """A copy recording the head's penalty (and, for a fusion head, ``fusion=``,
         ``embedding_penalty_factor=`` or ``radiomics_coefficient=``)."""
         return TabularScaling(**{**self.__dict__, "head_penalizer": float(penalizer), **fusion})
 
-    def transform(self, radiomics: Any = None, scar: Any = None, covariates: Any = None) -> np.ndarray:
+    def transform(
+        self, radiomics: ArrayLike | None = None, scar: ArrayLike | None = None, covariates: ArrayLike | None = None
+    ) -> NDArray[np.float32]:
         """The standardised ``(n, n_inputs)`` float32 matrix from raw ``(n, k)`` values of each part (a part
         the scaling has no columns for is ignored; a missing radiomics value -> 0, the training mean)."""
         parts, rows = [], None
@@ -159,7 +206,7 @@ class TabularScaling:
             return np.zeros((rows or 0, 0), np.float32)
         return np.hstack(parts).astype(np.float32)
 
-    def matrix(self, features: Any, covariates: Any, ids: list[str]) -> np.ndarray:
+    def matrix(self, features: pd.DataFrame, covariates: pd.DataFrame, ids: list[str]) -> NDArray[np.float32]:
         """:meth:`transform` of the rows ``ids`` of a feature table (radiomics, scar metrics) and a covariate
         table (pandas DataFrames indexed by case id)."""
         ids = list(ids)
@@ -174,9 +221,9 @@ class TabularScaling:
             else np.zeros((len(ids), 0), np.float32)
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain JSON-able dict (the layout model files and cards have always stored)."""
-        out: dict[str, Any] = {
+        out: JSONDict = {
             "radiomics": list(self.radiomics),
             "radiomics_mean": list(self.radiomics_mean),
             "radiomics_scale": list(self.radiomics_scale),
@@ -200,22 +247,23 @@ class TabularScaling:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TabularScaling:
+    def from_dict(cls, data: Mapping[str, object]) -> TabularScaling:
         """Inverse of :meth:`to_dict` (unknown keys refused)."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown tabular scaling field(s): {', '.join(unknown)}")
-        values: dict[str, Any] = {}
+        # a stored record (JSON): each value is narrowed to what its field holds as it is converted
+        values: dict[str, object] = {}
         for key, value in data.items():
             if key in ("head_penalizer", "embedding_penalty_factor", "radiomics_coefficient"):
-                values[key] = None if value is None else float(value)
+                values[key] = None if value is None else float(cast("SupportsFloat", value))
             elif key == "fusion":
                 values[key] = None if value is None else str(value)
             elif key == "scar_methods":
-                values[key] = None if value is None else tuple(str(v) for v in value)
+                values[key] = None if value is None else tuple(str(v) for v in cast("Iterable[object]", value))
             elif key in ("radiomics", "covariates", "scar_metrics"):
-                values[key] = tuple(str(v) for v in value)
+                values[key] = tuple(str(v) for v in cast("Iterable[object]", value))
             else:
-                values[key] = tuple(float(v) for v in value)
-        return cls(**values)
+                values[key] = tuple(float(v) for v in cast("Iterable[SupportsFloat]", value))
+        return cls(**cast("_ScalingFields", values))

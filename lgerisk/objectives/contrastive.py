@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from torch import nn
 
 from lgerisk.config import checked_fields, require_fraction, require_int
 from lgerisk.errors import InputError
+from lgerisk.types import JSONDict
 
 PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType(
     {
@@ -403,19 +404,19 @@ class ObjectiveConfig:
             )
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> ObjectiveConfig:
+    def from_preset(cls, name: str, **overrides: object) -> ObjectiveConfig:
         """The preset's settings, with ``overrides`` applied (``InputError`` for an unknown preset or key)."""
         if name not in PRESETS:
             raise InputError(f"objective preset {name!r}: choose one of {', '.join(PRESETS)}.")
-        values: dict[str, Any] = {**PRESETS[name], **overrides, "preset": name}
+        values: dict[str, object] = {**PRESETS[name], **overrides, "preset": name}
         return cls(**checked_fields(cls, values, "objective settings"))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain JSON-able dict of the settings."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObjectiveConfig:
+    def from_dict(cls, data: Mapping[str, object]) -> ObjectiveConfig:
         """Inverse of :meth:`to_dict` (unknown keys refused)."""
         return cls(**checked_fields(cls, data, "objective settings"))
 
@@ -431,7 +432,7 @@ def objective_settings(
     false_negative_similarity: float | None = None,
     clip_weight: float | None = None,
     simclr_weight: float | None = None,
-) -> dict[str, Any]:
+) -> JSONDict:
     """``PretrainConfig.objective`` for these settings, as ``lgerisk pretrain`` builds it: the preset and its
     temperature, queue and corruption always; the settings added later (``negatives``,
     ``false_negative_similarity``) and the weight overrides only away from their defaults, so that a run made
@@ -443,7 +444,7 @@ def objective_settings(
         >>> objective_settings(negatives="all")["negatives"]
         'all'
     """
-    settings: dict[str, Any] = {
+    settings: JSONDict = {
         "preset": preset,
         "temperature": temperature,
         "learn_temperature": learn_temperature,

@@ -24,7 +24,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import CaseError, InputError
 from lgerisk.preprocess.calibration import (
@@ -33,6 +33,10 @@ from lgerisk.preprocess.calibration import (
     ScarCalibration,
 )
 from lgerisk.reporting import SILENT, Reporter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lgerisk.io.cohort import Case
+    from lgerisk.preprocess.expert import ScarComparison
 
 MIN_CALIBRATION_CASES = 3
 """Fewer expert-labelled scans than this cannot calibrate anything."""
@@ -51,7 +55,7 @@ def _agreement_summary(
     return {key: value for key, value in summary.items() if value == value}  # no NaN in a JSON card
 
 
-def choose_peak_fraction(rows: Sequence[Any], grid: Sequence[float] = PEAK_FRACTIONS) -> float:
+def choose_peak_fraction(rows: Sequence[ScarComparison], grid: Sequence[float] = PEAK_FRACTIONS) -> float:
     """The fraction of ``grid`` with the lowest mean absolute error over ``rows`` (``ScarComparison``s whose
     ``setting`` is the fraction as text, e.g. ``"0.45"``); ties go to the earlier one.
 
@@ -73,15 +77,15 @@ def choose_peak_fraction(rows: Sequence[Any], grid: Sequence[float] = PEAK_FRACT
 
 
 def calibration_rows(
-    cases: Sequence[Any], labels: str, grid: Sequence[float] = PEAK_FRACTIONS, reporter: Reporter = SILENT
-) -> tuple[list[Any], list[str]]:
+    cases: Sequence[Case], labels: str, grid: Sequence[float] = PEAK_FRACTIONS, reporter: Reporter = SILENT
+) -> tuple[list[ScarComparison], list[str]]:
     """Per case and fraction of ``grid``, the derived scar % against the experts' (``ScarComparison`` rows,
     ``setting`` the fraction as text), and the ids of cases that could not be read (skipped)."""
     from lgerisk.preprocess.expert import DerivedSetting, compare_grid
     from lgerisk.preprocess.scar import ScarRules
 
     settings = [DerivedSetting(f"{fraction:g}", "fwhm", rules=ScarRules(peak_fraction=fraction)) for fraction in grid]
-    rows: list[Any] = []
+    rows: list[ScarComparison] = []
     skipped = []
     with reporter.bar("calibrate scar", len(cases)) as advance:
         for case in cases:
@@ -94,7 +98,7 @@ def calibration_rows(
     return rows, skipped
 
 
-def leave_one_out_fractions(rows: Sequence[Any], grid: Sequence[float] = PEAK_FRACTIONS) -> dict[str, float]:
+def leave_one_out_fractions(rows: Sequence[ScarComparison], grid: Sequence[float] = PEAK_FRACTIONS) -> dict[str, float]:
     """Per case, the fraction chosen on all the other cases (the leave-one-out estimate's choices)."""
     case_ids = list(dict.fromkeys(r.case_id for r in rows))
     return {held_out: choose_peak_fraction([r for r in rows if r.case_id != held_out], grid) for held_out in case_ids}

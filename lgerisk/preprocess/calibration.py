@@ -8,11 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lgerisk.preprocess.scar import ScarRules
+    from lgerisk.types import JSONDict
 
 CALIBRATION_FILE = "scar_calibration.json"
 CALIBRATION_KIND = "lgerisk scar calibration"
@@ -49,13 +54,13 @@ class ScarCalibration:
     lgerisk_version: str = ""
     grid: tuple[float, ...] = PEAK_FRACTIONS
 
-    def rules(self) -> Any:
+    def rules(self) -> ScarRules:
         """The ``ScarRules`` that apply it (``fwhm``'s rules with this peak fraction)."""
         from lgerisk.preprocess.scar import ScarRules
 
         return ScarRules(peak_fraction=self.peak_fraction)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> JSONDict:
         """What QC records about it: the fraction, the case count and the hash of what changes the output.
 
         Example:
@@ -72,7 +77,7 @@ class ScarCalibration:
             "sha256": hashlib.sha256(payload.encode()).hexdigest()[:16],
         }
 
-    def to_card(self) -> dict[str, Any]:
+    def to_card(self) -> dict[str, object]:
         """The JSON card."""
         from lgerisk.cards import INTENDED_USE
 
@@ -141,8 +146,10 @@ def load_calibration(path: str | os.PathLike[str]) -> ScarCalibration:
     trained = card.get("trained_on")
     if not isinstance(trained, dict) or not isinstance(trained.get("case_ids"), list):
         raise InputError(f"{card_path}: the card does not say what it was learnt from.", setting="scar_calibration")
-    agreement_block: dict[str, Any] = card["agreement"] if isinstance(card.get("agreement"), dict) else {}
-    grid: list[Any] = card["grid"] if isinstance(card.get("grid"), list) else list(PEAK_FRACTIONS)
+    agreement_block: Mapping[str, Mapping[str, float]] = (
+        card["agreement"] if isinstance(card.get("agreement"), dict) else {}
+    )
+    grid: list[object] = card["grid"] if isinstance(card.get("grid"), list) else list(PEAK_FRACTIONS)
     return ScarCalibration(
         peak_fraction=float(fraction),
         case_ids=tuple(str(c) for c in trained["case_ids"]),

@@ -12,8 +12,9 @@ import json
 import logging
 import math
 import platform
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from lgerisk.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
+    from radiomics.featureextractor import RadiomicsFeatureExtractor  # pyradiomics ships no types
+
+    from lgerisk.types import JSONValue
 
 QC_COLUMNS = (
     "scar_method",
@@ -36,7 +40,7 @@ QC_COLUMNS = (
 """Scar metrics copied from the case's preprocessing QC into the feature table."""
 
 
-def make_extractor(params: dict[str, Any]) -> Any:  # pyradiomics ships no types
+def make_extractor(params: Mapping[str, object]) -> RadiomicsFeatureExtractor:
     """A pyradiomics ``RadiomicsFeatureExtractor`` configured with ``params`` (quiet logging).
 
     Built once per process and parameter set: pyradiomics re-validates its schema on every
@@ -48,7 +52,7 @@ def make_extractor(params: dict[str, Any]) -> Any:  # pyradiomics ships no types
 
 
 @functools.lru_cache(maxsize=8)
-def _extractor(params_json: str) -> Any:
+def _extractor(params_json: str) -> RadiomicsFeatureExtractor:
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
@@ -85,7 +89,7 @@ def feature_names(params_json: str) -> tuple[str, ...]:
     return tuple(key for key in result if not key.startswith("diagnostics_"))
 
 
-def _value(value: Any) -> Any:
+def _value(value: object) -> object:
     if isinstance(value, np.ndarray):
         value = value.item() if value.size == 1 else value.tolist()
     if isinstance(value, np.generic):
@@ -94,8 +98,12 @@ def _value(value: Any) -> Any:
 
 
 def extract_rois(
-    image: sitk.Image, labels: np.ndarray, params: dict[str, Any], rois: tuple[str, ...], extractor: Any = None
-) -> dict[str, Any]:
+    image: sitk.Image,
+    labels: np.ndarray,
+    params: Mapping[str, object],
+    rois: tuple[str, ...],
+    extractor: RadiomicsFeatureExtractor | None = None,
+) -> dict[str, object]:
     """Features of every ROI of one case: ``ROI__voxel_count``, ``ROI__status``, ``ROI__<feature>``,
     plus pyradiomics' provenance (versions, image hash) and each ROI's mask hash.
 
@@ -107,13 +115,13 @@ def extract_rois(
 
     extractor = extractor or make_extractor(params)
     names = feature_names(json.dumps(params, sort_keys=True))
-    row: dict[str, Any] = {}
-    provenance: dict[str, Any] = {}
+    row: dict[str, object] = {}
+    provenance: dict[str, str] = {}
     for roi in rois:
         mask = roi_mask(labels, roi, image)
         count = int(np.isin(labels, ROIS[roi]).sum())
         row[f"{roi}__voxel_count"] = count
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         if count == 0:
             status = "empty"
         else:
@@ -160,7 +168,7 @@ def read_case(image_path: Path, mask_path: Path) -> tuple[sitk.Image, np.ndarray
     return image, label_array(mask, mask_path)
 
 
-def case_qc(image_path: Path) -> dict[str, Any]:
+def case_qc(image_path: Path) -> dict[str, JSONValue]:
     """Scar metrics from the preprocessing QC beside a preprocessed image (empty if absent)."""
     qc_path = image_path.parent / "qc.json"
     if not qc_path.is_file():
@@ -170,12 +178,17 @@ def case_qc(image_path: Path) -> dict[str, Any]:
 
 
 def feature_row(
-    case_id: str, image_path: Path, mask_path: Path, params: dict[str, Any], rois: tuple[str, ...], settings_hash: str
-) -> dict[str, Any]:
+    case_id: str,
+    image_path: Path,
+    mask_path: Path,
+    params: Mapping[str, object],
+    rois: tuple[str, ...],
+    settings_hash: str,
+) -> dict[str, object]:
     """One feature-table row: ``case_id``, features, QC scar metrics, provenance columns."""
     image, labels = read_case(image_path, mask_path)
     features = extract_rois(image, labels, params, rois)
-    provenance = features.pop("__provenance__")
+    provenance = cast("dict[str, str]", features.pop("__provenance__"))  # extract_rois's versions and hashes
     return {
         "case_id": case_id,
         **features,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
@@ -26,6 +27,9 @@ from lgerisk.io.layout import inputs_unchanged, source_hash
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.radiomics.settings import load_params, params_hash
 from lgerisk.reporting import SILENT, Reporter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 
 def parts_dir(out_csv: Path) -> Path:
@@ -82,27 +86,27 @@ def preprocessed_cohort(
     return PreprocessedSelection(tuple(done), all_ids, report.failed, cache, raw=True)
 
 
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+def _json_safe(row: Mapping[str, object]) -> dict[str, object]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 def extract_case(
     case: Case,
     parts: Path,
-    params: dict[str, Any],
+    params: Mapping[str, object],
     rois: tuple[str, ...],
     settings: str,
     stability: bool = False,
     n_random: int = 2,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Extract one case and cache its row (and its perturbation rows with ``stability``)."""
     from lgerisk.radiomics.extract import feature_row, read_case
 
     assert case.mask is not None  # a preprocessed case always has its mask (preprocess writes it)
     (parts / "cases" / f"{case.case_id}.json").unlink(missing_ok=True)  # no stale row if this attempt fails
     row = feature_row(case.case_id, case.image, case.mask, params, rois, settings)
-    record: dict[str, Any] = {
+    record: dict[str, object] = {
         "settings_hash": settings,
         "image_sha256": source_hash(case.image),
         "mask_sha256": source_hash(case.mask),
@@ -146,7 +150,7 @@ def extract_cohort(
     seed: int = 0,
     preprocess_config: PreprocessConfig = PreprocessConfig(),
     reporter: Reporter = SILENT,
-) -> tuple[BatchReport, Any, Any]:
+) -> tuple[BatchReport, pd.DataFrame, pd.DataFrame | None]:
     """Extract the feature table of ``data`` into ``out`` (CSV); returns report, table, stability table.
 
     Example:
@@ -186,7 +190,7 @@ def extract_cohort(
     return report, table, stability_frame
 
 
-def _write_errors(out_csv: Path, *tables: Any) -> None:
+def _write_errors(out_csv: Path, *tables: pd.DataFrame | None) -> None:
     import pandas as pd
 
     frames = [t for t in tables if t is not None and len(t)]
@@ -203,12 +207,13 @@ ASSEMBLY_CHUNK = 256
 
 def assemble(
     case_ids: tuple[str, ...], parts: Path, settings: str, out_csv: Path, perturbation_settings: dict[str, int] | None
-) -> tuple[Any, Any]:
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Gather every cached row of ``case_ids`` (all shards) into the feature table and, when
     ``perturbation_settings`` is given, the perturbation rows made with those settings into the
     stability table. A table with no rows is removed rather than left stale."""
     import pandas as pd
 
+    perturbations: dict[str, Mapping[str, Mapping[str, object]]]  # {case_id: {perturbation: {column: value}}}
     chunks, rows, perturbations = [], [], {}
     for case_id in case_ids:
         record = read_record(parts / "cases" / f"{case_id}.json", settings)
@@ -219,7 +224,7 @@ def assemble(
             chunks.append(pd.DataFrame(rows))
             rows = []
         if perturbation_settings is not None and record.get("perturbation_settings") == perturbation_settings:
-            perturbations[case_id] = record["perturbations"]
+            perturbations[case_id] = cast("Mapping[str, Mapping[str, object]]", record["perturbations"])
     if rows or not chunks:
         chunks.append(pd.DataFrame(rows))
     table = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True, sort=False)

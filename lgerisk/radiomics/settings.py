@@ -6,16 +6,16 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from lgerisk.errors import InputError, brief
 
 ROIS: dict[str, tuple[int, ...]] = {"myocardium": (2, 3, 4, 5), "scar": (3, 4), "greyzone": (5,)}
 """Regions of interest over the preprocessed labels (2 remote, 3 core, 4 no-reflow, 5 grey zone)."""
 
-IMAGE_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
+IMAGE_TYPES: dict[str, tuple[str, dict[str, list[float]]]] = {
     "original": ("Original", {}),
     "log": ("LoG", {"sigma": [1.0, 2.0, 3.0]}),
     "wavelet": ("Wavelet", {}),
@@ -28,7 +28,7 @@ def default_params_path() -> Path:
     return Path(str(resources.files("lgerisk.radiomics") / "params_lge.yaml"))
 
 
-def _parse_names(text: str, allowed: dict[str, Any], setting: str, kind: str) -> tuple[str, ...]:
+def _parse_names(text: str, allowed: Mapping[str, object], setting: str, kind: str) -> tuple[str, ...]:
     """Comma-separated names -> a tuple without duplicates, refusing names not in ``allowed``."""
     names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [name for name in names if name not in allowed]
@@ -53,7 +53,7 @@ def parse_image_types(text: str) -> tuple[str, ...]:
 
 def load_params(
     path: str | os.PathLike[str] | None = None, image_types: tuple[str, ...] | None = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Read a pyradiomics parameter file (the shipped default when ``path`` is None), validate it
     with pyradiomics' own schema, and optionally replace its image types.
 
@@ -83,7 +83,7 @@ def load_params(
     return params
 
 
-def validate_params(params: dict[str, Any], source: str) -> None:
+def validate_params(params: Mapping[str, object], source: str) -> None:
     """Validate with pyradiomics' own schema (pykwalify); ``InputError`` naming ``source`` if rejected."""
     import logging
 
@@ -102,7 +102,7 @@ def validate_params(params: dict[str, Any], source: str) -> None:
         raise InputError(f"{source}: pyradiomics rejects these parameters ({brief(message, 300)}).") from exc
 
 
-def params_hash(params: dict[str, Any], rois: tuple[str, ...]) -> str:
+def params_hash(params: Mapping[str, object], rois: tuple[str, ...]) -> str:
     """Short stable hash of the parameters and ROIs (a feature row is reused only under the same hash)."""
     from lgerisk.radiomics import EXTRACTION_VERSION
 

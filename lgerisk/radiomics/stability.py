@@ -11,9 +11,14 @@ systematically) and ICC(3,1) (two-way, consistency). Robust: ICC(1,1) >= 0.75; e
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import SimpleITK as sitk
 
 ROBUST_ICC = 0.75
 EXCELLENT_ICC = 0.9
@@ -90,14 +95,19 @@ def perturbed_masks(mask: np.ndarray, n_random: int, seed: int) -> dict[str, np.
 
 
 def perturbation_rows(
-    image: Any, labels: np.ndarray, params: dict[str, Any], rois: tuple[str, ...], n_random: int = 2, seed: int = 0
-) -> dict[str, dict[str, Any]]:
+    image: sitk.Image,
+    labels: np.ndarray,
+    params: Mapping[str, object],
+    rois: tuple[str, ...],
+    n_random: int = 2,
+    seed: int = 0,
+) -> dict[str, dict[str, object]]:
     """Feature rows of one case under every perturbation: {perturbation: {column: value}}."""
     from lgerisk.radiomics.extract import extract_rois, make_extractor
     from lgerisk.radiomics.settings import ROIS
 
     extractor = make_extractor(params)
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, object]] = {}
     for roi in rois:
         roi_labels = np.isin(labels, ROIS[roi])
         for name, mask in perturbed_masks(roi_labels, n_random, seed + list(ROIS).index(roi)).items():
@@ -109,7 +119,7 @@ def perturbation_rows(
     return rows
 
 
-def stability_table(rows_by_case: dict[str, dict[str, dict[str, Any]]]) -> Any:
+def stability_table(rows_by_case: Mapping[str, Mapping[str, Mapping[str, object]]]) -> pd.DataFrame:
     """Per feature: ICC(1,1), ICC(3,1), cases used, robust and excellent flags (a DataFrame).
 
     ``rows_by_case`` is {case_id: {perturbation: {column: value}}}; a case enters a feature's ICC
@@ -153,6 +163,6 @@ def stability_table(rows_by_case: dict[str, dict[str, dict[str, Any]]]) -> Any:
     )
 
 
-def robust_features(stability: Any, min_icc: float = ROBUST_ICC) -> list[str]:
+def robust_features(stability: pd.DataFrame, min_icc: float = ROBUST_ICC) -> list[str]:
     """Feature columns whose ICC(1,1) reaches ``min_icc`` (for later commands' ``--robust-only``)."""
     return list(stability.loc[stability["icc_1_1"] >= min_icc, "feature"])

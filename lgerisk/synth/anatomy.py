@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, TypedDict, cast
 
 import numpy as np
 
@@ -194,6 +194,31 @@ def draw_heart(rng: np.random.Generator, acq: Acquisition, priors: HeartPriors =
     )
 
 
+class ScarParams(TypedDict, total=False):
+    """The layout of a scar (``Scar.params``): an ischaemic scar's territory, core and border zone (version 2
+    adds ``gz_scale``, ``thinning`` and ``channels``), or a non-ischaemic scar's components."""
+
+    centre: float  # ischaemic: the territory's centre (anatomical degrees), half width, long-axis extent
+    half_width: float
+    z_lo: float
+    z_hi: float
+    wrap: bool  # an LAD scar wrapping around the apex
+    tau: float  # the core's depth through the wall
+    gz_margin_deg: float
+    gz_margin_z: float
+    gz_depth: float
+    gz_level: float
+    mvo: bool  # no-reflow, and its depth
+    mvo_fraction: float
+    noise: tuple[AngularNoise, AngularNoise, AngularNoise]
+    gz_scale: float  # version 2 (draw_headroom)
+    thinning: float
+    channels: list[dict[str, float]]
+    stripe: dict[str, float]  # non-ischaemic components
+    foci: list[dict[str, float]]
+    rvip: list[dict[str, float]]
+
+
 @dataclass(frozen=True)
 class Scar:
     """The scar of a case: its pattern, its layout parameters and its heterogeneity texture."""
@@ -202,7 +227,7 @@ class Scar:
     territory: str  # LAD/RCA/LCX, or "none"
     components: str  # non-ischemic components joined by "+", or the ischemic description
     heterogeneity: float
-    params: dict[str, Any]
+    params: ScarParams
     texture: tuple[np.ndarray, np.ndarray]  # wave vectors (K, 3) rad/mm, phases (K,)
 
 
@@ -247,7 +272,7 @@ def _draw_ischemic(rng: np.random.Generator, texture: tuple[np.ndarray, np.ndarr
     half_width = float(rng.uniform(*p.half_width_deg))
     large = tau > p.large_depth and half_width > p.large_half_width_deg
     # the dict's values are evaluated, so drawn, in this order
-    params = {
+    params: ScarParams = {
         "centre": centre,
         "half_width": half_width,
         "z_lo": z_lo,
@@ -277,7 +302,7 @@ def _draw_nonischemic(
         flags = rng.random(len(p.component_probs)) < np.array(p.component_probs)
         if flags.any():
             break
-    params: dict[str, Any] = {}
+    params: ScarParams = {}
     names = []
     if flags[0]:
         names.append("midwall_septal")
@@ -351,7 +376,8 @@ def draw_headroom(rng: np.random.Generator, scar: Scar, priors: HeadroomPriors =
     widths = rng.uniform(*p.channel_width_mm, size=max_channels)
     if scar.pattern != "ischemic":
         return scar
-    params = dict(scar.params)
+    params = cast("ScarParams", dict(scar.params))
+    key: Literal["gz_margin_deg", "gz_margin_z", "gz_depth"]
     for key in ("gz_margin_deg", "gz_margin_z", "gz_depth"):
         params[key] = params[key] * gz_scale
     params["gz_scale"] = gz_scale

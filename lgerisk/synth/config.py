@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from lgerisk.synth.hazard import (
     HazardModel,
     hazard_model,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lgerisk.types import JSONDict
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,14 @@ class SynthConfig:
         if not (0 <= self.p_scar_free <= 1 and 0 <= self.p_ischemic <= 1 and self.p_scar_free + self.p_ischemic <= 1):
             raise InputError("synthetic cohort: p_scar_free and p_ischemic must be in [0, 1] and sum to <= 1")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain-dict form (JSON-serialisable)."""
         out = dataclasses.asdict(self)
         out["hazard"] = self.hazard.to_dict()
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SynthConfig:
+    def from_dict(cls, data: Mapping[str, object]) -> SynthConfig:
         """The config back from :meth:`to_dict`'s form (``synth.json``'s ``config``).
 
         A config without ``hazard_version`` was written by generator 1.0: hazard version 1.
@@ -78,13 +81,13 @@ class SynthConfig:
             1
         """
         names = {f.name for f in dataclasses.fields(cls)} - {"hazard"}
-        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in names}
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in names}  # __post_init__ checks them
         kwargs.setdefault("hazard_version", 1)
         if data.get("hazard") is not None:
-            kwargs["hazard"] = HazardModel.from_dict(data["hazard"])
+            kwargs["hazard"] = HazardModel.from_dict(cast("Mapping[str, object]", data["hazard"]))
         return cls(**kwargs)
 
 
-def is_count(value: Any) -> bool:
+def is_count(value: object) -> bool:
     """A whole number >= 0 (numpy integers included, bools excluded)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= 0)

@@ -9,7 +9,7 @@ image (:func:`generate_truth`). See docs/synthetic.md, "Reproducibility".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,16 @@ from lgerisk.synth.anatomy import (
     draw_scar,
 )
 from lgerisk.synth.config import SynthConfig, is_count
-from lgerisk.synth.hazard import draw_clinical, sample_outcomes
+from lgerisk.synth.hazard import Clinical, draw_clinical, sample_outcomes
 from lgerisk.synth.image import render_image
 from lgerisk.synth.phantom import HeartRender, majority_labels, render_heart
+
+
+class Outcome(TypedDict):
+    """A case's observed outcome: follow-up ``time`` (years) and ``event`` (1) or censoring (0)."""
+
+    time: float
+    event: int
 
 
 @dataclass
@@ -44,9 +51,9 @@ class SyntheticCase:
     case_id: str
     image: sitk.Image
     mask: sitk.Image
-    truth: dict[str, Any]
-    clinical: dict[str, Any]
-    outcome: dict[str, Any]
+    truth: dict[str, float | str]
+    clinical: Clinical
+    outcome: Outcome
     greyzone: sitk.Image | None = None
 
 
@@ -74,7 +81,7 @@ class _Design:
 
 def _truth_and_render(
     case_index: int, config: SynthConfig
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], _Design]:
+) -> tuple[dict[str, float | str], Clinical, Outcome, _Design]:
     """Truth, covariates and outcome of a case, and its fine-grid heart (every stream but ``image`` drawn)."""
     if not is_count(case_index):
         raise InputError(f"synthetic case index must be a whole number >= 0, got {case_index}")
@@ -85,7 +92,7 @@ def _truth_and_render(
     if config.hazard_version >= 2:
         scar = draw_headroom(rng["headroom"], scar)
     render = render_heart(acq, heart, scar, config)
-    truth: dict[str, Any] = {"case_id": case_id_of(case_index)}
+    truth: dict[str, float | str] = {"case_id": case_id_of(case_index)}
     for key, value in render.truth.items():
         truth[key] = round(value, 4) if isinstance(value, float) else value
     truth.update(
@@ -114,11 +121,11 @@ def _truth_and_render(
             "censor_time": float(out.censor_time),
         }
     )
-    outcome = {"time": float(out.time), "event": int(out.event)}
+    outcome: Outcome = {"time": float(out.time), "event": int(out.event)}
     return truth, clinical, outcome, _Design(acq, heart, render, rng["image"])
 
 
-def generate_truth(case_index: int, config: SynthConfig) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def generate_truth(case_index: int, config: SynthConfig) -> tuple[dict[str, float | str], Clinical, Outcome]:
     """Ground truth, covariates and outcome of one case without rendering the image.
 
     Identical to the ``truth``/``clinical``/``outcome`` of :func:`generate_case` (the image noise
@@ -161,4 +168,4 @@ def generate_case(case_index: int, config: SynthConfig) -> SyntheticCase:
         im.SetSpacing(spacing)
         im.SetOrigin((0.0, 0.0, 0.0))
         images.append(im)
-    return SyntheticCase(truth["case_id"], images[0], images[1], truth, clinical, outcome, images[2])
+    return SyntheticCase(cast("str", truth["case_id"]), images[0], images[1], truth, clinical, outcome, images[2])

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 import pandas as pd
 
 from lgerisk.errors import InputError
 from lgerisk.synth.priors import PRIORS, ClinicalPriors, ClinicalPriorsV1
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lgerisk.types import JSONDict
 
 HAZARD_VERSIONS = (1, 2)
 """The outcome-model versions :class:`lgerisk.synth.config.SynthConfig` accepts (``hazard_version``)."""
@@ -32,6 +35,15 @@ DEFAULT_HAZARD_VERSION = 2
 
 CLINICAL_COVARIATES = ("age", "sex", "lvef", "diabetes")
 """Hazard inputs that are clinical covariates; every other hazard term is an *image* term (``lp_image``)."""
+
+
+class Clinical(TypedDict):
+    """A case's clinical covariates (:func:`draw_clinical`)."""
+
+    age: float
+    sex: int
+    lvef: float
+    diabetes: int
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class HazardTerm:
     center: float  # fixed reference value (no contribution there)
     scale: float  # fixed reference spread, in the input's units
 
-    def contribution(self, value: Any) -> Any:
+    def contribution(self, value: float | np.ndarray) -> float | np.ndarray:
         """``beta * (value - center) / scale`` (works on scalars and arrays)."""
         return self.beta * (value - self.center) / self.scale
 
@@ -159,9 +171,9 @@ class HazardModel:
         ):
             raise InputError("hazard model: Weibull shape, scale and follow-up must be > 0, the loss rate >= 0")
 
-    def linear_predictor(self, table: Mapping[str, Any] | pd.DataFrame) -> Any:
+    def linear_predictor(self, table: Mapping[str, float] | pd.DataFrame) -> float | np.ndarray:
         """eta for one case (a mapping of scalars -> float) or a table (-> numpy array)."""
-        total: Any = 0.0
+        total: float | np.ndarray = 0.0
         for term in self.terms:
             if term.name not in table:
                 raise InputError(f"hazard term '{term.name}' is missing from the truth table")
@@ -178,7 +190,7 @@ class HazardModel:
         """The clinical-covariate terms (age, sex, LVEF, diabetes)."""
         return tuple(t for t in self.terms if t.name in CLINICAL_COVARIATES)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Plain-dict form (for ``synth.json``), including the model's formula in words."""
         out = dataclasses.asdict(self)
         out["formula"] = (
@@ -189,13 +201,15 @@ class HazardModel:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HazardModel:
+    def from_dict(cls, data: Mapping[str, object]) -> HazardModel:
         """The model back from :meth:`to_dict`'s form (``synth.json``'s ``hazard_model``)."""
         fields = {f.name for f in dataclasses.fields(cls)} - {"terms"}
+        # to_dict's form: terms of a name and three numbers, and numbers
         terms = tuple(
-            HazardTerm(str(t["name"]), float(t["beta"]), float(t["center"]), float(t["scale"])) for t in data["terms"]
+            HazardTerm(str(t["name"]), float(t["beta"]), float(t["center"]), float(t["scale"]))
+            for t in cast("Sequence[Mapping[str, float | str]]", data["terms"])
         )
-        return cls(terms=terms, **{k: float(v) for k, v in data.items() if k in fields})
+        return cls(terms=terms, **{k: float(cast("float | str", v)) for k, v in data.items() if k in fields})
 
 
 def hazard_model(version: int = DEFAULT_HAZARD_VERSION) -> HazardModel:
@@ -214,11 +228,11 @@ def hazard_model(version: int = DEFAULT_HAZARD_VERSION) -> HazardModel:
 
 def draw_clinical(
     rng: np.random.Generator,
-    truth: Mapping[str, Any],
+    truth: Mapping[str, float | str],
     version: int = DEFAULT_HAZARD_VERSION,
     priors: ClinicalPriors = PRIORS.clinical,
     priors_v1: ClinicalPriorsV1 = PRIORS.clinical_v1,
-) -> dict[str, Any]:
+) -> Clinical:
     """Age, sex, LVEF and diabetes of a case with ``truth``; the same four draws in the same order in every version.
 
     Version 1 generates them from the scar (age, sex and diabetes from the pattern, LVEF from scar
@@ -233,7 +247,11 @@ def draw_clinical(
         p = priors
         age = float(np.clip(rng.normal(p.age_mean, p.age_sd), *p.age_range))
         sex = int(rng.random() < p.p_male)
-        lvef = p.lvef_intercept - p.lvef_per_scar_percent * truth["scar_percent"] + rng.normal(0.0, p.lvef_sd)
+        lvef = (
+            p.lvef_intercept
+            - p.lvef_per_scar_percent * cast("float", truth["scar_percent"])
+            + rng.normal(0.0, p.lvef_sd)
+        )
         lvef = float(np.clip(lvef, *p.lvef_range))
         p_dm = 1.0 / (1.0 + math.exp(-(p.diabetes_logit + p.diabetes_logit_per_year * (age - p.diabetes_age_centre))))
         diabetes = int(rng.random() < p_dm)
@@ -241,15 +259,15 @@ def draw_clinical(
     q = priors_v1
     ischemic = truth["scar_pattern"] == "ischemic"
     p_male = {"none": q.p_male_none, "ischemic": q.p_male_ischemic, "nonischemic": q.p_male_nonischemic}[
-        truth["scar_pattern"]
+        cast("str", truth["scar_pattern"])
     ]
     age = float(np.clip(rng.normal(q.age_mean + q.age_ischemic_shift * ischemic, q.age_sd), *q.age_range))
     sex = int(rng.random() < p_male)
     lvef = (
         q.lvef_intercept
-        - q.lvef_per_scar_percent * truth["scar_percent"]
-        - q.lvef_per_greyzone_percent * truth["greyzone_percent"]
-        - q.lvef_per_transmurality * truth["transmurality"] * ischemic
+        - q.lvef_per_scar_percent * cast("float", truth["scar_percent"])
+        - q.lvef_per_greyzone_percent * cast("float", truth["greyzone_percent"])
+        - q.lvef_per_transmurality * cast("float", truth["transmurality"]) * ischemic
         + rng.normal(0.0, q.lvef_sd)
     )
     lvef = float(np.clip(lvef, *q.lvef_range))

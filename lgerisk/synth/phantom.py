@@ -11,13 +11,12 @@ the fine samples of each voxel (:func:`majority_labels`). Conventions: :mod:`lge
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
-from lgerisk.synth.anatomy import Acquisition, Heart, Scar
+from lgerisk.synth.anatomy import Acquisition, Heart, Scar, ScarParams
 from lgerisk.synth.config import SynthConfig
 from lgerisk.synth.numeric import (
     angle_diff,
@@ -39,7 +38,7 @@ GREYZONE_THRESHOLD = 0.25
 """Enhancement fraction at or above which (and below ``CORE_THRESHOLD``) a sample is grey zone."""
 
 
-def territory_profile(p: Mapping[str, Any], th: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+def territory_profile(p: ScarParams, th: np.ndarray, zeta: np.ndarray) -> np.ndarray:
     """Smooth 0..1 extent of an ischaemic territory (its core's shape without the border noise)."""
     dth = np.abs(angle_diff(th, p["centre"])).astype(np.float32)
     half = np.float32(p["half_width"])
@@ -77,7 +76,7 @@ class HeartRender:
     rv_blood: np.ndarray
     rv_wall: np.ndarray
     fat: np.ndarray
-    truth: dict[str, Any]
+    truth: dict[str, float | str]
 
 
 def heart_box(acq: Acquisition, heart: Heart) -> tuple[int, int, int, int]:
@@ -292,7 +291,7 @@ def truth_from_fine(
     iz: np.ndarray,
     th_m: np.ndarray,
     zs: np.ndarray,
-) -> dict[str, Any]:
+) -> dict[str, float | str]:
     """Ground truth measured on the fine grid: scar, grey-zone, no-reflow %, transmurality, wall thickness, volumes."""
     f, q = cfg.supersample_xy, cfg.supersample_z
     voxel_ml = (acq.spacing_xy / f) ** 2 * (acq.spacing_z / q) / 1000.0
@@ -350,7 +349,7 @@ def headroom_truth(
     shape: tuple[int, ...],
     index: tuple[np.ndarray, np.ndarray, np.ndarray],
     thinning: np.ndarray | None,
-) -> dict[str, Any]:
+) -> dict[str, float]:
     """Version 2's extra ground truth, measured on the fine grid.
 
     * ``wall_thinning``: the mean, over scar (core + no-reflow) samples, of the fraction of the

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_torch
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_FORMAT = "lgerisk-checkpoint-1"
 """Marker stored in every lgerisk checkpoint; anything else is refused as foreign."""
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, object]) -> None:
     """Save tensors, numbers, strings, lists and dicts (no objects) atomically (a full disk: ``OutputError``)."""
     write_torch(path, {"format": CHECKPOINT_FORMAT, **state})
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, object]:
     """Load a checkpoint written by ``save_checkpoint``; a corrupted or foreign file -> ``InputError``."""
     import pickle
     import zipfile

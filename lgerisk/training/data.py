@@ -7,12 +7,17 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.errors import InputError
 from lgerisk.io.cohort import Case
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.reporting import SILENT, Reporter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lgerisk.cards import PreprocessingSection
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,8 @@ class PreparedData:
     """Preprocessed cases with a radiomics row each (cases without one are left out, and listed)."""
 
     cases: tuple[Case, ...]
-    features: Any  # pandas DataFrame indexed by case_id
-    preprocess_settings: dict[str, Any]
+    features: pd.DataFrame  # indexed by case_id
+    preprocess_settings: PreprocessingSection  # the cohort's preprocess.json (empty: none)
     excluded: dict[str, str]
     source: Path  # the preprocessed cohort (folder or cases.csv)
     features_path: Path
@@ -41,7 +46,7 @@ class PreparedData:
         return digest.hexdigest()
 
 
-def read_feature_table(path: str | os.PathLike[str]) -> Any:
+def read_feature_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A feature table (``extract-radiomics`` output) indexed by case_id."""
     import pandas as pd
 
@@ -116,7 +121,7 @@ def prepare_data(
     )
 
 
-def _preprocess_settings(source: Path) -> dict[str, Any]:
+def _preprocess_settings(source: Path) -> PreprocessingSection:
     folder = source if source.is_dir() else source.parent
     path = folder / "preprocess.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return cast("PreprocessingSection", json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import torch
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class DistributedContext:
             dist.barrier()
 
 
-def init_distributed(device: Any) -> DistributedContext:
+def init_distributed(device: torch.device) -> DistributedContext:
     """Start the process group when launched by torchrun (gloo on CPU, nccl on CUDA ``device``)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
@@ -62,7 +67,7 @@ def shutdown(context: DistributedContext) -> None:
         dist.destroy_process_group()
 
 
-def gather(tensor: Any, context: DistributedContext) -> Any:
+def gather(tensor: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     """Concatenate ``tensor`` from every rank (rank order), keeping gradients to the local part."""
     if not context.initialised:
         return tensor
@@ -76,7 +81,7 @@ def gather(tensor: Any, context: DistributedContext) -> Any:
         return torch.cat(dist_nn.all_gather(tensor), dim=0)
 
 
-def gather_plain(tensor: Any, context: DistributedContext) -> Any:
+def gather_plain(tensor: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     """Concatenate a tensor that needs no gradient (e.g. case indices) from every rank, in rank order."""
     if not context.initialised:
         return tensor
@@ -88,7 +93,7 @@ def gather_plain(tensor: Any, context: DistributedContext) -> Any:
     return torch.cat(parts, dim=0)
 
 
-def broadcast_object(value: Any, context: DistributedContext) -> Any:
+def broadcast_object(value: _T, context: DistributedContext) -> _T:
     """Rank 0's ``value`` (any picklable object) on every rank."""
     if not context.initialised:
         return value

@@ -32,9 +32,10 @@ import hashlib
 import json
 import os
 import time as clock
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.artifacts import (
     CARD_FILE,
@@ -67,7 +68,17 @@ from lgerisk.training.seeding import derive_seed
 from lgerisk.training.survival_fit import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
+    import torch
+    from numpy.typing import NDArray
+
+    from lgerisk.data.tensors import TensorSpec
+    from lgerisk.models.encoder import EncoderConfig
+    from lgerisk.training.data import PreparedData
+    from lgerisk.training.finetune_config import TensorSettings
+    from lgerisk.training.survival_fit import FittedDeep
+    from lgerisk.types import JSONDict
 
 MODEL_FORMAT = RISK_MODEL_FORMAT
 
@@ -128,9 +139,9 @@ class _EncoderInputs:
     """What the encoder (or, without one, the settings) fixes: its weights, architecture, tensors and labels."""
 
     card: EncoderCard | None
-    state: Any
-    config: Any
-    spec: Any
+    state: dict[str, torch.Tensor] | None
+    config: EncoderConfig
+    spec: TensorSpec
     labels: str
 
 
@@ -138,10 +149,10 @@ class _EncoderInputs:
 class _Evaluation:
     """Every method on every split, pooled out of fold: the comparison table and what it was made from."""
 
-    oof: Any
-    table: Any
-    per_split: Any
-    calibration: Any
+    oof: pd.DataFrame
+    table: pd.DataFrame
+    per_split: pd.DataFrame
+    calibration: pd.DataFrame
 
 
 def run_finetune(
@@ -190,7 +201,10 @@ def run_finetune(
     )
     evaluation = _evaluate(data, run, config, workspace, splits, methods, settings, encoder is not None, synthetic)
     final_ids = development_ids(splits, ids)
-    final = fit_method(methods[-1], workspace, final_ids, derive_seed(config.seed, 99), reporter.note)
+    # the run's own model (key "model", last) is always the survival network
+    final = cast(
+        "FittedDeep", fit_method(methods[-1], workspace, final_ids, derive_seed(config.seed, 99), reporter.note)
+    )
     pictures = _write_run(
         run,
         config,
@@ -229,7 +243,7 @@ def _encoder_inputs(run: Path, config: FinetuneConfig, encoder: str | os.PathLik
 
     if encoder is not None:
         pretrained_model, card = load_encoder(encoder)
-        spec = TensorSpec(**card.tensor_spec)
+        spec = TensorSpec(**cast("TensorSettings", card.tensor_spec))
         inputs = _EncoderInputs(
             card,
             pretrained_model.image_encoder.state_dict(),
@@ -244,7 +258,7 @@ def _encoder_inputs(run: Path, config: FinetuneConfig, encoder: str | os.PathLik
                 "trained from scratch: use mode='full'.",
                 setting="mode",
             )
-        spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
+        spec = TensorSpec(**cast("TensorSettings", config.tensor)) if config.tensor else TensorSpec()
         architecture = EncoderConfig(
             in_channels=len(spec.channels), width=config.width, embedding_dim=config.embedding_dim
         )
@@ -270,8 +284,8 @@ def _workspace(
     features: str | None,
     jobs: int,
     reporter: Reporter,
-    torch_device: Any,
-) -> tuple[Any, Workspace, dict[str, str], bool]:
+    torch_device: torch.device,
+) -> tuple[PreparedData, Workspace, dict[str, str], bool]:
     """The labelled cases, their features and tensors (a raw cohort preprocessed the way the encoder's data
     was); ``inputs.labels`` becomes the map the data were read with. Returns (prepared data, workspace, cases
     left out with the reason, synthetic)."""
@@ -294,7 +308,8 @@ def _workspace(
                 "or preprocess again.",
                 setting="labels",
             )
-        inputs.labels = data_labels  # a preprocessed folder's masks were read with its own map
+        # a preprocessed folder's masks were read with its own map (PreprocessConfig.labels: a str)
+        inputs.labels = cast("str", data_labels)
     if inputs.card is not None:
         _check_preprocessing(inputs.card, prepared, encoder)
     ids, time, event, covariates, skipped = labelled_cases(prepared, outcomes, config.covariates)
@@ -380,9 +395,9 @@ def _write_run(
     run: Path,
     config: FinetuneConfig,
     workspace: Workspace,
-    prepared: Any,
+    prepared: PreparedData,
     evaluation: _Evaluation,
-    final: Any,
+    final: FittedDeep,
     final_ids: list[str],
     splits: list[Split],
     names: list[str],
@@ -390,7 +405,7 @@ def _write_run(
     inputs: _EncoderInputs,
     encoder: str | os.PathLike[str] | None,
     synthetic: bool,
-) -> dict[str, Any]:
+) -> dict[str, Path]:
     """The run's files (the card last: its presence says the folder is whole); the pictures drawn."""
     import pandas as pd
 
@@ -448,7 +463,7 @@ def _part_path(parts: Path, method: Method, split: Split) -> Path:
     return parts / split.name / f"{slug(method.name)}.csv"
 
 
-def _finished_part(path: Path, split: Split, settings: str) -> Any:
+def _finished_part(path: Path, split: Split, settings: str) -> pd.DataFrame | None:
     """The predictions at ``path`` when they were made under ``settings`` for exactly ``split``'s cases, else None."""
     import pandas as pd
 
@@ -462,8 +477,14 @@ def _finished_part(path: Path, split: Split, settings: str) -> Any:
 
 
 def _fit_split(
-    workspace: Workspace, method: Method, split: Split, parts: Path, settings: str, seed: int, say: Any
-) -> Any:
+    workspace: Workspace,
+    method: Method,
+    split: Split,
+    parts: Path,
+    settings: str,
+    seed: int,
+    say: Callable[[str], None],
+) -> pd.DataFrame:
     """Out-of-split predictions of one method (reused from ``parts/`` when already done)."""
     import pandas as pd
 
@@ -527,7 +548,7 @@ def _encoder_hash(encoder: str | os.PathLike[str]) -> str:
     return file_sha256(Path(encoder, MODEL_FILE))[:16]
 
 
-def _check_preprocessing(card: EncoderCard, prepared: Any, encoder: Any) -> None:
+def _check_preprocessing(card: EncoderCard, prepared: PreparedData, encoder: str | os.PathLike[str] | None) -> None:
     trained = (card.preprocessing or {}).get("settings_hash")
     ours = (prepared.preprocess_settings or {}).get("settings_hash")
     if trained and ours and trained != ours:
@@ -546,13 +567,19 @@ def _check_preprocessing(card: EncoderCard, prepared: Any, encoder: Any) -> None
         )
 
 
-def _calibration_horizon(horizons: tuple[float, ...], time: Any) -> float | None:
+def _calibration_horizon(horizons: tuple[float, ...], time: NDArray[np.float64]) -> float | None:
     """The middle horizon within follow-up (calibration is shown at one)."""
     inside = [h for h in horizons if h < float(time.max())]
     return inside[len(inside) // 2] if inside else None
 
 
-def _oracle(data: Any, oof: Any, time: Any, event: Any, config: FinetuneConfig) -> tuple[list[dict[str, Any]], Any]:
+def _oracle(
+    data: str | os.PathLike[str],
+    oof: pd.DataFrame,
+    time: NDArray[np.float64],
+    event: NDArray[np.int_],
+    config: FinetuneConfig,
+) -> tuple[list[JSONDict], pd.Series | None]:
     """The true log-hazard's rows and the log-hazard per case id, when ``data`` is a synthetic cohort
     with its ground_truth.csv (else ``([], None)``)."""
     import pandas as pd

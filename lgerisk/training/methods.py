@@ -31,11 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lgerisk.training.survival_fit import FittedDeep, Workspace, fit_deep, predict_fitted_deep
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from lgerisk.evaluation.baselines import RiskModel
     from lgerisk.training.finetune_config import FinetuneConfig
 
@@ -128,7 +131,7 @@ class FittedTabular:
     model: RiskModel
     workspace: Workspace
 
-    def predict_risk(self, ids: list[str]) -> Any:
+    def predict_risk(self, ids: list[str]) -> NDArray[np.float64]:
         return self.model.predict_risk(self.workspace.features.loc[list(ids)])
 
 
@@ -138,7 +141,9 @@ def trains_end_to_end(method: Method, config: FinetuneConfig, pretrained: bool) 
     return method.key == SCRATCH.key or (method.key == "model" and (config.mode == "full" or not pretrained))
 
 
-def fit_method(method: Method, workspace: Workspace, train: list[str], seed: int, say: Any = None) -> Any:
+def fit_method(
+    method: Method, workspace: Workspace, train: list[str], seed: int, say: Callable[[str], None] | None = None
+) -> FittedTabular | FittedDeep:
     """Fit ``method`` on the ``train`` ids; returns a :class:`FittedTabular` or a
     :class:`~lgerisk.training.survival_fit.FittedDeep` (both go to :func:`predict_risk`)."""
     if method.key in TABULAR:
@@ -164,7 +169,7 @@ def fit_method(method: Method, workspace: Workspace, train: list[str], seed: int
     )
 
 
-def predict_risk(fitted: Any, workspace: Workspace, ids: list[str]) -> Any:
+def predict_risk(fitted: FittedTabular | FittedDeep, workspace: Workspace, ids: list[str]) -> NDArray[np.float64]:
     """Risk scores of ``ids`` from any fitted method."""
     if isinstance(fitted, FittedDeep):
         return predict_fitted_deep(fitted, workspace, ids)

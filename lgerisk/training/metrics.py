@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
-def retrieval_topk(image_z: Any, radiomics_z: Any, k: int) -> float:
+def retrieval_topk(image_z: torch.Tensor, radiomics_z: torch.Tensor, k: int) -> float:
     """Share of scans whose own radiomics embedding is among the ``k`` nearest (cosine) of all.
 
     Example:
@@ -26,14 +29,14 @@ def retrieval_topk(image_z: Any, radiomics_z: Any, k: int) -> float:
     return float(hits.float().mean())
 
 
-def alignment(first: Any, second: Any, alpha: float = 2.0) -> float:
+def alignment(first: torch.Tensor, second: torch.Tensor, alpha: float = 2.0) -> float:
     """Mean ``||f(x) - f(y)||^alpha`` over positive pairs of normalised embeddings (lower: better aligned)."""
     import torch.nn.functional as F
 
     return float((F.normalize(first.float(), dim=1) - F.normalize(second.float(), dim=1)).norm(dim=1).pow(alpha).mean())
 
 
-def uniformity(z: Any, t: float = 2.0) -> float:
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
     """``log mean exp(-t ||zi - zj||^2)`` over pairs of normalised embeddings (lower: more uniform)."""
     import torch
     import torch.nn.functional as F

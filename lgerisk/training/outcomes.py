@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import InputError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from lgerisk.training.data import PreparedData
     from lgerisk.training.finetune_config import FinetuneConfig
 
 __all__ = ["check_outcomes", "labelled_cases"]
 
 
 def labelled_cases(
-    prepared: Any, outcomes: str | os.PathLike[str] | None, covariates: tuple[str, ...]
-) -> tuple[list[str], dict[str, float], dict[str, int], Any, dict[str, str]]:
+    prepared: PreparedData, outcomes: str | os.PathLike[str] | None, covariates: tuple[str, ...]
+) -> tuple[list[str], dict[str, float], dict[str, int], pd.DataFrame, dict[str, str]]:
     """The usable cases with an outcome (and every requested covariate): ids, time, event, covariate
     frame, and the cases left out with why."""
     import pandas as pd
@@ -65,7 +68,11 @@ def labelled_cases(
 
 
 def check_outcomes(
-    ids: list[str], event: dict[str, int], skipped: dict[str, str], data: Any, config: FinetuneConfig
+    ids: list[str],
+    event: dict[str, int],
+    skipped: dict[str, str],
+    data: str | os.PathLike[str],
+    config: FinetuneConfig,
 ) -> None:
     n_events = sum(event[c] for c in ids)
     if not ids:

@@ -9,15 +9,24 @@ of its head's tabular inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.training.seeding import derive_seed
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import torch
+    from numpy.typing import NDArray
+
+    from lgerisk.data.tensors import TensorSpec
     from lgerisk.evaluation.baselines import RadiomicsCox
-    from lgerisk.models.tabular import TabularScaling
+    from lgerisk.models.encoder import EncoderConfig
+    from lgerisk.models.survival import SurvivalModel
+    from lgerisk.models.tabular import FitInputs, FusionFields, TabularScaling
     from lgerisk.training.finetune_config import FinetuneConfig
 
 __all__ = [
@@ -45,16 +54,17 @@ class Workspace:
     case_ids: list[str]
     time: dict[str, float]
     event: dict[str, int]
-    features: Any  # DataFrame indexed by case_id (radiomics + QC)
-    covariates: Any  # DataFrame indexed by case_id (the requested covariates, numeric)
-    tensors: dict[str, Any]
-    encoder_state: dict[str, Any] | None
-    encoder_config: Any
-    device: Any
+    features: pd.DataFrame  # indexed by case_id (radiomics + QC)
+    covariates: pd.DataFrame  # indexed by case_id (the requested covariates, numeric)
+    tensors: dict[str, NDArray[np.float32]]
+    encoder_state: dict[str, torch.Tensor] | None
+    encoder_config: EncoderConfig
+    device: torch.device
     config: FinetuneConfig
-    spec: Any
+    spec: TensorSpec
     reporter: Reporter = SILENT
-    embeddings: dict[str, Any] = field(default_factory=dict)
+    embeddings: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
+    """The raw embeddings of every case by the frozen (initial) encoder: ``pretrained`` or ``scratch-SEED``."""
     encoder_guided: bool = False
     """The encoder was pretrained with radiomics guidance (image⇄radiomics contrast or the auxiliary head): full
     fine-tuning keeps it with the auxiliary radiomics loss."""
@@ -62,7 +72,7 @@ class Workspace:
     """End-to-end fits the run has still to train (set by ``run_finetune``): the first one's first step gives the
     estimate of how long they will take, said once before the rest run."""
 
-    def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[Any, Any]:
+    def outcome(self, ids: list[str] | tuple[str, ...]) -> tuple[NDArray[np.float64], NDArray[np.int_]]:
         """(time, event) arrays of ``ids``."""
         import numpy as np
 
@@ -73,9 +83,9 @@ class Workspace:
 class FittedDeep:
     """A trained survival network and how its tabular inputs are made."""
 
-    model: Any
+    model: SurvivalModel
     tabular: TabularScaling  # radiomics selection, scar metrics and covariates, and their scaling
-    history: list[dict[str, Any]]
+    history: list[dict[str, object]]  # the rows of metrics.csv
     frozen: str | None = None  # key of the cached embeddings while the encoder is untouched (probe)
 
 
@@ -98,7 +108,7 @@ def fit_tabular_scaling(
     from lgerisk.models.tabular import TabularScaling
     from lgerisk.training.fusion import fit_radiomics_block
 
-    fields: dict[str, Any] = {}
+    fields: dict[str, object] = {}
     if with_scar:
         fields.update(scar_metrics=SCAR_METRICS, scar_values=workspace.features.loc[train, list(SCAR_METRICS)])
     if (with_scar or with_radiomics) and "scar_method" in workspace.features.columns:
@@ -106,7 +116,7 @@ def fit_tabular_scaling(
         fields["scar_methods"] = tuple(sorted({str(m) for m in workspace.features.loc[train, "scar_method"]}))
     if covariates:
         fields.update(covariates=tuple(covariates), covariate_values=workspace.covariates.loc[train, list(covariates)])
-    scaling = TabularScaling.fit(**fields)
+    scaling = TabularScaling.fit(**cast("FitInputs", fields))
     if not with_radiomics:
         return scaling, None
     time, event = workspace.outcome(train)
@@ -128,7 +138,7 @@ def fit_tabular_scaling(
     return radiomics, block
 
 
-def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int) -> Any:
+def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int) -> SurvivalModel:
     import torch
 
     from lgerisk.models.survival import SurvivalModel, SurvivalModelConfig
@@ -141,7 +151,9 @@ def _new_model(workspace: Workspace, pretrained: bool, n_tabular: int, seed: int
     return model.to(workspace.device)
 
 
-def embed(model: Any, tensors: list[Any], device: Any, batch: int = 16) -> Any:
+def embed(
+    model: SurvivalModel, tensors: list[NDArray[np.float32]], device: torch.device, batch: int = 16
+) -> np.ndarray:
     """Raw image embeddings ``(n, D)`` of the encoder of ``model`` (eval mode, no gradients)."""
     import numpy as np
     import torch
@@ -165,7 +177,7 @@ def fit_deep(
     mode: str,
     with_radiomics: bool,
     covariates: tuple[str, ...],
-    say: Any = None,
+    say: Callable[[str], None] | None = None,
     with_scar: bool = False,
     aux_weight: float = 0.0,
 ) -> FittedDeep:
@@ -204,7 +216,7 @@ def fit_deep(
         factor[start : start + len(tabular.scar_metrics)] = config.scar_penalty_factor
     fusion = config.fusion if radiomics_block is not None else None
     n_image, n_radiomics = image_part.shape[1], len(tabular.radiomics)
-    recorded: dict[str, Any] = {}
+    recorded: FusionFields = {}
     if fusion == "stacked":
         assert radiomics_block is not None and radiomics_block.coefficients_ is not None
         penalizer, scores, coef = _stacked_head(
@@ -256,14 +268,14 @@ def fit_deep(
 def _stacked_head(
     workspace: Workspace,
     train: list[str],
-    design: Any,
-    factor: Any,
+    design: NDArray[np.float64],
+    factor: NDArray[np.float64],
     n_image: int,
     n_radiomics: int,
     radiomics_block: RadiomicsCox,
     with_scar: bool,
     seed: int,
-) -> tuple[float, dict[str, float], Any]:
+) -> tuple[float, dict[str, float], NDArray[np.float64]]:
     """The stacked fusion's head on ``design`` (``[image part, radiomics block, scar metrics, covariates]``):
     the radiomics block replaced by its out-of-fold radiomics Cox risk, unpenalised; the rest penalised with
     the penalty chosen by inner CV. Returns (penalizer, inner scores, coefficients with the risk's coefficient
@@ -293,7 +305,7 @@ def _stacked_head(
     return penalizer, scores, np.asarray(probe.coef_, float)
 
 
-def leading_components(standardised: Any, count: int) -> Any:
+def leading_components(standardised: NDArray[np.float64], count: int) -> NDArray[np.float64]:
     """``(D, k)`` orthonormal directions of the ``k = min(count, n - 1, D)`` largest principal components of
     the (training) rows of ``standardised`` (columns already centred on those rows)."""
     import numpy as np
@@ -313,7 +325,7 @@ def _cox_loss_value(fitted: FittedDeep, workspace: Workspace, ids: list[str]) ->
     return float(cox_efron_loss(risk.double(), torch.from_numpy(time), torch.from_numpy(event)))
 
 
-def radiomics_targets(workspace: Workspace, train: list[str]) -> Any:
+def radiomics_targets(workspace: Workspace, train: list[str]) -> NDArray[np.float32]:
     """``(len(train), k)`` float32: every varying radiomics and QC column of the training rows, robustly
     standardised on them (``FeatureScaler``: NaN -> 0, ``ROI__present`` indicators) — what the auxiliary head
     regresses while the encoder is fine-tuned."""
@@ -326,7 +338,9 @@ def radiomics_targets(workspace: Workspace, train: list[str]) -> Any:
     return scaler.transform(rows)
 
 
-def _auxiliary_head(model: Any, workspace: Workspace, train: list[str], targets: Any) -> Any:
+def _auxiliary_head(
+    model: SurvivalModel, workspace: Workspace, train: list[str], targets: NDArray[np.float32]
+) -> torch.nn.Linear:
     """A linear head from the standardised embedding to ``targets``, started at the ridge solution on the
     training cases' frozen embeddings (so its loss measures how far fine-tuning moves the encoder away)."""
     import numpy as np
@@ -363,8 +377,14 @@ def training_estimate(fits: int, epochs: int, steps: int, step_seconds: float) -
 
 
 def _train_full(
-    model: Any, workspace: Workspace, train: list[str], tab: Any, seed: int, say: Any, aux_weight: float = 0.0
-) -> list[dict[str, Any]]:
+    model: SurvivalModel,
+    workspace: Workspace,
+    train: list[str],
+    tab: NDArray[np.float32],
+    seed: int,
+    say: Callable[[str], None] | None,
+    aux_weight: float = 0.0,
+) -> list[dict[str, object]]:
     """End-to-end training (AdamW, mini-batches, augmented views, mixed precision on CUDA) on the Cox loss
     plus, at ``aux_weight`` > 0, the auxiliary radiomics regression (:func:`radiomics_targets`)."""
     from time import perf_counter as clock
@@ -450,7 +470,9 @@ def _train_full(
     return history
 
 
-def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any, batch: int = 16) -> Any:
+def predict_deep_raw(
+    model: SurvivalModel, workspace: Workspace, ids: list[str], tab: NDArray[np.float32], batch: int = 16
+) -> NDArray[np.float64]:
     """Risk scores of ``ids`` from their (un-augmented) tensors."""
     import numpy as np
     import torch
@@ -467,7 +489,9 @@ def predict_deep_raw(model: Any, workspace: Workspace, ids: list[str], tab: Any,
     return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
 
 
-def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> Any:
+def _head_risk(
+    model: SurvivalModel, workspace: Workspace, raw: list[NDArray[np.float32]], tab: NDArray[np.float32]
+) -> NDArray[np.float64]:
     """What ``model`` outputs for cases whose raw (frozen-encoder) embeddings are ``raw``."""
     import numpy as np
     import torch
@@ -481,10 +505,10 @@ def _head_risk(model: Any, workspace: Workspace, raw: list[Any], tab: Any) -> An
             torch.from_numpy(np.stack(raw)).float().to(workspace.device) - model.embedding_mean
         ) / model.embedding_scale
         inputs = torch.cat([z, torch.from_numpy(tab).to(z.device)], dim=1) if tab.shape[1] else z
-        return model.head(inputs).squeeze(1).float().cpu().numpy().astype(float)
+        return cast("torch.Tensor", model.head(inputs)).squeeze(1).float().cpu().numpy().astype(float)
 
 
-def predict_fitted_deep(fitted: FittedDeep, workspace: Workspace, ids: list[str]) -> Any:
+def predict_fitted_deep(fitted: FittedDeep, workspace: Workspace, ids: list[str]) -> NDArray[np.float64]:
     """Risk scores of ``ids`` from a fitted network (a probe reuses the embeddings computed once per case)."""
     tab = fitted.tabular.matrix(workspace.features, workspace.covariates, list(ids))
     if fitted.frozen is not None:  # a probe: the head on the embeddings computed once per case
