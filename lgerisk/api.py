@@ -5,15 +5,22 @@ same errors (:class:`~lgerisk.errors.InputError` for bad input, a ``ValueError``
 progress bars (``progress=True`` shows them). Results are dataclasses and pandas DataFrames.
 
     read_cohort(data)                               -> Cohort (cases, layout)
+    synth_cohort(out, SynthConfig(...))             -> DataFrame (the SYNTHETIC cohort's ground truth)
+    calibrate_scar(data, out, labels)               -> ScarCalibration (the derived scar's learnt setting)
     preprocess_case(image, mask)                    -> QCRecord (scar %, grey zone %, mass, warnings, ...)
     preprocess_cohort(data, out)                    -> BatchResult (cases.csv as a DataFrame, errors)
-    extract_features(data, out_csv)                 -> BatchResult (features.csv as a DataFrame, errors)
+    extract_features(data, out_csv)                 -> FeatureBatch (features.csv as a DataFrame, errors)
     pretrain(data, out, PretrainConfig(...))        -> PretrainResult
     finetune(data, out, FinetuneConfig(...), encoder=...) -> FinetuneResult (comparison table)
     load_model(run)                                 -> RiskPredictor
     predict_scan(model, image, mask)                -> Prediction
-    predict_cohort(model, data)                     -> BatchResult (predictions, failed cases)
+    predict_cohort(model, data)                     -> PredictionBatch (predictions, failed cases)
     explain_scan(model, image, out, mask)           -> Explanation
+    explain_cohort(model, data, out)                -> ExplanationBatch (report pages, failed cases)
+
+The batch functions take the command's settings as keywords (``shard=``, ``dicom_seg=``, ...) and a
+``reporter`` (:class:`~lgerisk.reporting.Reporter`) for bars, notes and the wording of errors; the command line
+is these functions with its options parsed.
 
 Example (sample_data ships with the repository; every number it gives is SYNTHETIC):
     >>> import lgerisk
@@ -32,25 +39,39 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lgerisk.batch import BatchResult, Shard
+from lgerisk.inference import Prediction
+from lgerisk.preprocess.qc import QCRecord
 from lgerisk.reporting import Reporter
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import pandas as pd
 
     from lgerisk.inference import RiskPredictor
-    from lgerisk.io.cohort import Cohort
+    from lgerisk.io.cohort import Case, Cohort
+    from lgerisk.preprocess.calibration import ScarCalibration
     from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.synth import SynthConfig
     from lgerisk.training.finetune import FinetuneResult
     from lgerisk.training.finetune_config import FinetuneConfig
-    from lgerisk.training.pretrain import PretrainConfig, PretrainResult
+    from lgerisk.training.pretrain import PretrainResult
+    from lgerisk.training.pretrain_config import PretrainConfig
+    from lgerisk.types import JSONScalar
 
 __all__ = [
     "BatchResult",
     "Explanation",
+    "ExplanationBatch",
+    "FeatureBatch",
     "Prediction",
+    "PredictionBatch",
     "QCRecord",
+    "calibrate_scar",
+    "explain_cohort",
     "explain_scan",
     "extract_features",
     "finetune",
@@ -61,120 +82,10 @@ __all__ = [
     "preprocess_cohort",
     "pretrain",
     "read_cohort",
+    "synth_cohort",
 ]
 
 PathLike = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class QCRecord:
-    """What preprocessing measured on one scan (``qc.json`` of a preprocessed case).
-
-    Attributes:
-        case_id: the case id (never a path).
-        scar_method: how scar was found (``label``: the mask's scar labels; else a derivation, e.g. ``fwhm``).
-        scar_percent, greyzone_percent, noreflow_percent: share of the LV myocardium, in %.
-        myocardium_mass_g, myocardium_volume_ml, scar_volume_ml: LV myocardium and scar size.
-        synthetic: the scan comes from lgerisk's synthetic generator (its own marker).
-        warnings: what a reader should know (e.g. myocardium labelled on few slices).
-        values: every QC field, as written to ``qc.json`` (remote reference, normalisation, geometry, a derived
-            scar's ``scar_confidence`` and ``scar_flags``, ...).
-    """
-
-    case_id: str
-    scar_method: str
-    scar_percent: float
-    greyzone_percent: float
-    noreflow_percent: float
-    myocardium_mass_g: float
-    myocardium_volume_ml: float
-    scar_volume_ml: float
-    synthetic: bool
-    warnings: tuple[str, ...]
-    values: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_qc(cls, qc: dict[str, Any]) -> QCRecord:
-        """From a ``qc.json`` dict."""
-        return cls(
-            case_id=str(qc["case_id"]),
-            scar_method=str(qc["scar_method"]),
-            scar_percent=float(qc["scar_percent"]),
-            greyzone_percent=float(qc["greyzone_percent"]),
-            noreflow_percent=float(qc.get("noreflow_percent") or 0.0),
-            myocardium_mass_g=float(qc["myocardium_mass_g"]),
-            myocardium_volume_ml=float(qc["myocardium_volume_ml"]),
-            scar_volume_ml=float(qc["scar_volume_ml"]),
-            synthetic=bool(qc.get("synthetic")),
-            warnings=tuple(str(w) for w in qc.get("warnings") or ()),
-            values=dict(qc),
-        )
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One scan's prediction (a row of ``predictions.csv``; see ``docs/commands.md``, "lgerisk predict").
-
-    Attributes:
-        risk_score: log relative hazard (always given, also when not reliable).
-        risk_group: ``low``/``intermediate``/``high`` (training tertiles) or ``out of range``.
-        survival: survival probability by horizon (years in the synthetic cohorts).
-        reliable: false when the scan lies outside what the model was trained on, or its derived scar has low
-            ``scar_confidence`` (check it); ``unreliable_reasons`` say why.
-        values: the whole record as ``predict`` writes it.
-    """
-
-    case_id: str
-    risk_score: float
-    risk_group: str
-    survival: dict[float, float]
-    scar_percent: float | None
-    greyzone_percent: float | None
-    scar_method: str | None
-    model_method: str | None
-    model_trained_on_synthetic: bool
-    scan_synthetic: bool
-    reliable: bool
-    unreliable_reasons: tuple[str, ...]
-    warnings: tuple[str, ...]
-    values: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Prediction:
-        """From a prediction record (a dict as ``predict`` writes it to JSON)."""
-
-        def number(key: str) -> float | None:
-            value = record.get(key)
-            return None if value is None else float(value)
-
-        survival = {float(k.split("_", 1)[1]): float(v) for k, v in record.items() if k.startswith("survival_")}
-        return cls(
-            case_id=str(record["case_id"]),
-            risk_score=float(record["risk_score"]),
-            risk_group=str(record["risk_group"]),
-            survival=survival,
-            scar_percent=number("scar_percent"),
-            greyzone_percent=number("greyzone_percent"),
-            scar_method=None if record.get("scar_method") is None else str(record["scar_method"]),
-            model_method=None if record.get("model_method") is None else str(record["model_method"]),
-            model_trained_on_synthetic=bool(record.get("model_trained_on_synthetic")),
-            scan_synthetic=bool(record.get("scan_synthetic")),
-            reliable=bool(record.get("reliable")),
-            unreliable_reasons=tuple(record.get("unreliable_reasons") or ()),
-            warnings=tuple(record.get("warnings") or ()),
-            values=dict(record),
-        )
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """A batch command's result: its table (one row per finished case), the failed cases, where it wrote."""
-
-    out: Path
-    table: pd.DataFrame
-    errors: pd.DataFrame
-    skipped: int = 0
-    """Cases already done by an earlier run (resumed, not redone)."""
 
 
 @dataclass(frozen=True)
@@ -188,9 +99,57 @@ class Explanation:
     files: dict[str, Path]
 
 
-def _reporter(progress: bool) -> Reporter:
-    """Bars when ``progress``; never notes (a notebook reads the returned results)."""
-    return Reporter(progress=progress)
+@dataclass(frozen=True)
+class FeatureBatch(BatchResult):
+    """``extract_features``' result: the feature table, and with ``stability`` the per-feature ICC table."""
+
+    stability: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class PredictionBatch(BatchResult):
+    """``predict_cohort``'s result: ``predictions`` and ``table`` have one prediction per predicted case (in
+    case order); ``text`` is the output as ``predict`` renders it (CSV or JSON; what it prints without ``--out``)."""
+
+    predictions: tuple[Prediction, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ExplanationBatch(BatchResult):
+    """``explain_cohort``'s result: ``pages`` maps each explained case to its report page, ``cohort_page``
+    is the cohort's page (with ``cohort=True``)."""
+
+    pages: dict[str, Path] = field(default_factory=dict)
+    cohort_page: Path | None = None
+
+
+def _reporter(progress: bool, reporter: Reporter | None = None) -> Reporter:
+    """``reporter`` where given; else bars when ``progress`` and never notes (a notebook reads the results)."""
+    return reporter if reporter is not None else Reporter(progress=progress)
+
+
+def synth_cohort(
+    out: PathLike, config: SynthConfig | None = None, force: bool = False, progress: bool = False
+) -> pd.DataFrame:
+    """``lgerisk synth``: a SYNTHETIC cohort (images, masks, outcomes) written to ``out``; its ground truth.
+
+    ``force``: write into a non-empty folder that is not a cohort lgerisk synth wrote (nothing is removed)."""
+    from lgerisk.progress import progress as bar
+    from lgerisk.synth import SynthConfig, generate_cohort
+
+    config = config or SynthConfig()
+    with bar("synth", config.n_cases, not progress) as advance:
+        return generate_cohort(Path(out), config, progress=lambda n: advance(), force=force)
+
+
+def calibrate_scar(
+    data: PathLike, out: PathLike | None, labels: str = "emidec", reporter: Reporter | None = None
+) -> ScarCalibration:
+    """``lgerisk calibrate-scar``: the derived scar's setting learnt from expert-labelled scans (card to ``out``)."""
+    from lgerisk.preprocess.calibrate import calibrate_scar as calibrate
+
+    return calibrate(data, out, labels=labels, reporter=_reporter(False, reporter))
 
 
 def read_cohort(data: PathLike) -> Cohort:
@@ -225,40 +184,88 @@ def preprocess_case(
     result = pipeline.preprocess_case(case, config or PreprocessConfig())
     if out is not None:
         pipeline.write_case(result, Path(out))
-    return QCRecord.from_qc(result.qc)
+    return result.record
 
 
 def preprocess_cohort(
-    data: PathLike, out: PathLike, config: PreprocessConfig | None = None, jobs: int = 1, progress: bool = False
+    data: PathLike,
+    out: PathLike,
+    config: PreprocessConfig | None = None,
+    jobs: int = 1,
+    progress: bool = False,
+    *,
+    shard: Shard | str | None = None,
+    dicom_seg: bool = False,
+    reporter: Reporter | None = None,
 ) -> BatchResult:
-    """``lgerisk preprocess``: every case of ``data`` into ``out`` (resumable); the cases table."""
+    """``lgerisk preprocess``: every case of ``data`` into ``out`` (resumable); the cases table.
+
+    ``shard``: run shard ``i/n`` of the cohort only; ``dicom_seg``: also each DICOM-series scan's scar as a
+    DICOM SEG; ``reporter``: bars, notes and error wording (default: bars when ``progress``)."""
 
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.run import preprocess_cohort as run_preprocess
 
-    report, table = run_preprocess(data, out, config or PreprocessConfig(), jobs=jobs, reporter=_reporter(progress))
-    return BatchResult(Path(out), table, _errors(Path(out) / "errors.csv"), len(report.skipped))
+    report, table = run_preprocess(
+        data,
+        out,
+        config or PreprocessConfig(),
+        jobs=jobs,
+        shard=_shard(shard),
+        dicom_seg=dicom_seg,
+        reporter=_reporter(progress, reporter),
+    )
+    return BatchResult.of(report, Path(out), table)
 
 
-def extract_features(data: PathLike, out: PathLike, jobs: int = 1, progress: bool = False) -> BatchResult:
+def _shard(shard: Shard | str | None) -> Shard:
+    """A shard given as ``Shard`` or its text ``i/n`` (None: the whole cohort)."""
+    return shard if isinstance(shard, Shard) else Shard.parse(shard)
+
+
+def extract_features(
+    data: PathLike,
+    out: PathLike,
+    jobs: int = 1,
+    progress: bool = False,
+    *,
+    params: PathLike | None = None,
+    image_types: tuple[str, ...] | None = None,
+    rois: tuple[str, ...] | None = None,
+    stability: bool = False,
+    n_random: int = 2,
+    seed: int = 0,
+    preprocess_config: PreprocessConfig | None = None,
+    shard: Shard | str | None = None,
+    reporter: Reporter | None = None,
+) -> FeatureBatch:
     """``lgerisk extract-radiomics``: the radiomics feature table of a (preprocessed or raw) cohort, written
-    to the CSV ``out`` (resumable) and returned."""
+    to the CSV ``out`` (resumable) and returned.
 
+    ``params``: a pyradiomics YAML (default: the shipped LGE settings), ``image_types`` and ``rois`` narrow
+    it; ``stability``: also the per-feature ICCs under ``n_random`` contour randomisations (``seed``) plus
+    erosion and dilation; ``preprocess_config``: how a raw cohort is preprocessed first."""
+
+    from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.radiomics.run import extract_cohort
+    from lgerisk.radiomics.settings import ROIS
 
-    report, table, _ = extract_cohort(data, out, jobs=jobs, reporter=_reporter(progress))
-    path = Path(out)
-    errors = _errors(path.with_name(path.name.removesuffix(".csv") + ".errors.csv"))
-    return BatchResult(path, table, errors, len(report.skipped))
-
-
-def _errors(path: Path) -> pd.DataFrame:
-    """The errors table a batch wrote at ``path`` (an empty one when every case succeeded)."""
-    import pandas as pd
-
-    if path.is_file():
-        return pd.read_csv(path, dtype={"case_id": str})
-    return pd.DataFrame(columns=["case_id", "source", "error"])
+    report, table, stability_table = extract_cohort(
+        data,
+        out,
+        params_path=None if params is None else str(params),
+        image_types=image_types,
+        rois=tuple(ROIS) if rois is None else rois,
+        jobs=jobs,
+        shard=_shard(shard),
+        stability=stability,
+        n_random=n_random,
+        seed=seed,
+        preprocess_config=preprocess_config or PreprocessConfig(),
+        reporter=_reporter(progress, reporter),
+    )
+    batch = BatchResult.of(report, Path(out), table)
+    return FeatureBatch(batch.out, batch.table, batch.done, batch.skipped, batch.failed, stability=stability_table)
 
 
 def pretrain(
@@ -269,9 +276,16 @@ def pretrain(
     device: str = "auto",
     resume: bool = False,
     progress: bool = False,
+    *,
+    jobs: int = 1,
+    reporter: Reporter | None = None,
 ) -> PretrainResult:
-    """``lgerisk pretrain``: the radiomics-guided contrastive encoder of ``data``'s scans (no outcomes used)."""
-    from lgerisk.training.pretrain import PretrainConfig, run_pretrain
+    """``lgerisk pretrain``: the radiomics-guided contrastive encoder of ``data``'s scans (no outcomes used).
+
+    ``resume``: continue the run in ``out`` after its last finished epoch; ``jobs``: processes that preprocess
+    a raw cohort and extract its radiomics first; ``reporter``: bars, notes (an epoch's losses), error wording."""
+    from lgerisk.training.pretrain import run_pretrain
+    from lgerisk.training.pretrain_config import PretrainConfig
 
     return run_pretrain(
         data,
@@ -280,7 +294,8 @@ def pretrain(
         features=None if features is None else str(features),
         device=device,
         resume=resume,
-        reporter=_reporter(progress),
+        jobs=jobs,
+        reporter=_reporter(progress, reporter),
     )
 
 
@@ -293,6 +308,9 @@ def finetune(
     features: PathLike | None = None,
     device: str = "auto",
     progress: bool = False,
+    *,
+    jobs: int = 1,
+    reporter: Reporter | None = None,
 ) -> FinetuneResult:
     """``lgerisk finetune``: every method on the same cross-validation folds, then the final risk model.
 
@@ -311,7 +329,8 @@ def finetune(
         outcomes=outcomes,
         features=None if features is None else str(features),
         device=device,
-        reporter=_reporter(progress),
+        jobs=jobs,
+        reporter=_reporter(progress, reporter),
     )
 
 
@@ -341,43 +360,151 @@ def predict_scan(
 
     predictor = _model(model)
     with tempfile.TemporaryDirectory(prefix="lgerisk-predict-") as work:
-        record = predictor.predict_case(scan_case(image, mask), Path(work), covariates)
-    return Prediction.from_record(record)
+        return predictor.predict_case(scan_case(image, mask), Path(work), covariates)
 
 
-def _served(model: RiskPredictor | PathLike) -> tuple[Path, str, str | None]:
-    """(run folder, device, label map) to load ``model`` with again (in batch workers)."""
+def _served(
+    model: RiskPredictor | PathLike, device: str | None = None, labels: str | None = None
+) -> tuple[Path, str, str | None]:
+    """(run folder, device, label map) to load ``model`` with again (in batch workers): a loaded model's own
+    unless ``device`` or ``labels`` are given; a run folder's defaults are the CPU and the model's labels."""
     from lgerisk.inference import RiskPredictor
 
     if isinstance(model, RiskPredictor):
-        return model.model_dir, str(model.device), model.preprocess.labels
-    return Path(model), "cpu", None
+        return model.model_dir, device or str(model.device), labels or model.preprocess.labels
+    return Path(model), device or "cpu", labels
+
+
+def _cases(data: PathLike | Sequence[Case | PathLike]) -> list[Case]:
+    """The cases of a cohort (folder, manifest, DICOM tree), or the given cases and scans (each scan with the
+    mask found beside it, as ``predict`` finds it)."""
+    from lgerisk.io.cohort import Case
+    from lgerisk.predict.masks import scan_case
+
+    if isinstance(data, (str, os.PathLike)):
+        return list(read_cohort(data).cases)
+    return [item if isinstance(item, Case) else scan_case(item) for item in data]
+
+
+def _clinical(clinical: Mapping[str, Mapping[str, JSONScalar]] | None) -> dict[str, dict[str, JSONScalar]] | None:
+    """Covariates by case id, as the batch functions take them."""
+    return None if clinical is None else {case_id: dict(values) for case_id, values in clinical.items()}
 
 
 def predict_cohort(
-    model: RiskPredictor | PathLike, data: PathLike, out: PathLike | None = None, jobs: int = 1, progress: bool = False
-) -> BatchResult:
-    """``lgerisk predict`` over a cohort: ``table`` has one prediction per predicted case, ``errors`` one row per
-    failed case (``case_id``, ``error``); with ``out``, the CSV ``predict --out`` writes (resumable, with
-    ``OUT.errors.csv``). A loaded ``model`` is loaded again in the workers, with its device and label map."""
+    model: RiskPredictor | PathLike,
+    data: PathLike | Sequence[Case | PathLike],
+    out: PathLike | None = None,
+    jobs: int = 1,
+    progress: bool = False,
+    *,
+    fmt: str = "csv",
+    device: str | None = None,
+    labels: str | None = None,
+    clinical: Mapping[str, Mapping[str, JSONScalar]] | None = None,
+    shard: Shard | str | None = None,
+    dicom_seg: bool = False,
+    keep_freed_memory: bool = False,
+    reporter: Reporter | None = None,
+) -> PredictionBatch:
+    """``lgerisk predict`` over a cohort (or a list of scans or cases): ``table`` has one prediction per predicted
+    case, ``errors`` one row per failed case (``case_id``, ``error``); with ``out``, the file ``predict --out``
+    writes (``fmt`` csv or json; resumable, with ``OUT.errors.csv``). A loaded ``model`` is loaded again in
+    the workers, with its device and label map unless ``device``/``labels`` say otherwise. ``clinical``:
+    covariates by case id; ``keep_freed_memory``: this process keeps freed memory for the network's next
+    pass, for good (faster on a CPU; ``lgerisk predict`` sets it)."""
     import pandas as pd
 
     from lgerisk.inference import LIST_FIELDS
     from lgerisk.predict.run import predict_cases
 
-    run, device, labels = _served(model)
-    cases = list(read_cohort(data).cases)
-    report, records, _ = predict_cases(
-        cases, run, out, device=device, labels=labels, jobs=jobs, reporter=_reporter(progress)
+    run, device, labels = _served(model, device, labels)
+    report, records, text = predict_cases(
+        _cases(data),
+        run,
+        out,
+        fmt=fmt,
+        device=device,
+        labels=labels,
+        jobs=jobs,
+        shard=_shard(shard),
+        clinical=_clinical(clinical),
+        dicom_seg=dicom_seg,
+        reporter=_reporter(progress, reporter),
+        keep_freed_memory=keep_freed_memory,
     )
     table = pd.DataFrame(records) if records else pd.DataFrame(columns=["case_id", "risk_score", "risk_group"])
     for column in LIST_FIELDS:
         if column in table.columns:
             table[column] = table[column].map(tuple)
-    errors = pd.DataFrame(
-        [{"case_id": key, "error": value} for key, value in report.failed.items()], columns=["case_id", "error"]
+    where = None if out is None else Path(out)
+    return PredictionBatch(
+        where,
+        table,
+        tuple(report.done),
+        len(report.skipped),
+        dict(report.failed),
+        predictions=tuple(Prediction.from_record(record) for record in records),
+        text=text,
     )
-    return BatchResult(Path(out) if out is not None else Path(data), table, errors, len(report.skipped))
+
+
+def explain_cohort(
+    model: RiskPredictor | PathLike,
+    data: PathLike | Sequence[Case | PathLike],
+    out: PathLike,
+    jobs: int = 1,
+    progress: bool = False,
+    *,
+    cohort: bool | None = None,
+    steps: int = 32,
+    sanity_check: bool = True,
+    device: str | None = None,
+    labels: str | None = None,
+    clinical: Mapping[str, Mapping[str, JSONScalar]] | None = None,
+    shard: Shard | str | None = None,
+    dicom_seg: bool = False,
+    keep_freed_memory: bool = False,
+    reporter: Reporter | None = None,
+) -> ExplanationBatch:
+    """``lgerisk explain`` over a cohort (or a list of scans or cases): a report folder per scan in ``out``
+    (resumable) and, with ``cohort`` (default: when ``data`` is a cohort path), the cohort page.
+
+    ``steps``: integrated-gradients evaluations; ``sanity_check``: compare the maps once with a randomised
+    model's and say so in every report; the other settings as :func:`predict_cohort`'s."""
+    import pandas as pd
+
+    from lgerisk.explain.run import explain_cases
+
+    run, device, labels = _served(model, device, labels)
+    report, pages = explain_cases(
+        _cases(data),
+        run,
+        out,
+        device=device,
+        labels=labels,
+        steps=steps,
+        jobs=jobs,
+        shard=_shard(shard),
+        cohort=isinstance(data, (str, os.PathLike)) if cohort is None else cohort,
+        clinical=_clinical(clinical),
+        dicom_seg=dicom_seg,
+        reporter=_reporter(progress, reporter),
+        keep_freed_memory=keep_freed_memory,
+        sanity_check=sanity_check,
+    )
+    case_pages = {str(k): Path(v) for k, v in sorted(pages.get("cases", {}).items())}
+    table = pd.DataFrame({"case_id": list(case_pages), "report": [str(p) for p in case_pages.values()]})
+    cohort_page = Path(pages["cohort"]) if pages.get("cohort") else None
+    return ExplanationBatch(
+        Path(out),
+        table,
+        tuple(report.done),
+        len(report.skipped),
+        dict(report.failed),
+        pages=case_pages,
+        cohort_page=cohort_page,
+    )
 
 
 def explain_scan(

@@ -29,11 +29,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from lgerisk.errors import InputError, Interrupted, LgeriskError, OutputError, WorkerDied
 from lgerisk.io.atomic import IN_FLIGHT, remove_in_flight, write_csv, write_json
 from lgerisk.reporting import SILENT, Reporter
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -102,6 +105,50 @@ class BatchReport:
     def finished(self) -> int:
         """Cases finished so far: done now, already done, or failed."""
         return len(self.done) + len(self.skipped) + len(self.failed)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch command gives back: its table (a row per finished case), the failed cases, where it wrote.
+
+    Attributes:
+        out: the output it wrote (a folder or a file), or None where it wrote none (``predict`` to stdout).
+        table: one row per finished case (done now or already done), as the command writes it.
+        done: ids of the cases done by this run.
+        skipped: how many cases an earlier run had already done (resumed, not redone).
+        failed: id -> the one sentence saying why that case failed.
+    """
+
+    out: Path | None
+    table: pd.DataFrame
+    done: tuple[str, ...] = ()
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, report: BatchReport, out: Path | None, table: pd.DataFrame) -> BatchResult:
+        """The result of the batch that ``report`` followed."""
+        return cls(out, table, tuple(report.done), len(report.skipped), dict(report.failed))
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every case succeeded, 1 when some failed (the command's exit status)."""
+        return 1 if self.failed else 0
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """The failed cases as a table: ``case_id``, ``error``."""
+        import pandas as pd
+
+        rows = [{"case_id": key, "error": value} for key, value in self.failed.items()]
+        return pd.DataFrame(rows, columns=["case_id", "error"])
+
+    def summary(self) -> str:
+        """One line: how many cases were done, already done and failed, and where the outputs are."""
+        line = f"{len(self.done)} done, {self.skipped} already done, {len(self.failed)} failed"
+        if self.out is not None:
+            line += f" -> {self.out}" + (" (see the errors table)" if self.failed else "")
+        return line
 
 
 # --- worker processes ----------------------------------------------------------------------------------

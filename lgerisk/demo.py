@@ -13,15 +13,21 @@ radiomics Cox, the best model there, while the probe on the embedding alone scor
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lgerisk.errors import InputError
 from lgerisk.reporting import SILENT, Reporter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lgerisk.types import JSONDict
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 DEMO_FUSION = "stacked"
@@ -56,7 +62,30 @@ class DemoSettings:
         )
 
 
-def _finished(run: Path, config: dict[str, Any]) -> bool:
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did: the comparison table of the risk models, the model kept, the outputs, the timings.
+
+    Attributes:
+        table: the comparison (``risk/comparison.csv``), one row per method, C-index with its CI.
+        model: the method of the final risk model.
+        synthetic: the cohort is SYNTHETIC (the generator's own marker).
+        timings: seconds per step.
+        out, risk, predictions, report: the demo's folder, the risk model folder, the predictions CSV and the
+            first scan's explanation page.
+    """
+
+    table: pd.DataFrame
+    model: str
+    synthetic: bool
+    timings: dict[str, float]
+    out: Path
+    risk: Path
+    predictions: Path
+    report: Path | None
+
+
+def _finished(run: Path, config: JSONDict) -> bool:
     """Whether ``run`` holds a finished pretraining made with ``config``."""
     import json
 
@@ -89,22 +118,16 @@ def run_demo(
     data: str | Path | None = None,
     device: str = "auto",
     fresh: bool = False,
-    say: Callable[[Any], None] = print,
+    say: Callable[[str], None] = print,
     reporter: Reporter = SILENT,
-) -> dict[str, Any]:
-    """Run the chain; returns the comparison table, the outputs and the timings. ``say`` narrates the steps;
-    ``reporter`` is handed to each step (silent by default: the narration is the demo's output)."""
-    from lgerisk.explain.run import explain_cases
-    from lgerisk.io.atomic import atomic_path
-    from lgerisk.io.provenance import cohort_marker
-    from lgerisk.predict.masks import scan_case
-    from lgerisk.predict.run import predict_cases
+) -> DemoResult:
+    """Run the chain, each step through the public API (:mod:`lgerisk.api`) as its command does; returns the
+    comparison table, the outputs and the timings. ``say`` narrates the steps; ``reporter`` is handed to each
+    step (silent by default: the narration is the demo's output)."""
+    from lgerisk import api
     from lgerisk.preprocess.config import PreprocessConfig
-    from lgerisk.preprocess.run import preprocess_cohort
-    from lgerisk.radiomics.run import extract_cohort
-    from lgerisk.training.finetune import run_finetune
     from lgerisk.training.finetune_config import FinetuneConfig
-    from lgerisk.training.pretrain import PretrainConfig, run_pretrain
+    from lgerisk.training.pretrain_config import PretrainConfig
 
     source = find_sample_data(data)
     out = Path(out)
@@ -120,13 +143,13 @@ def run_demo(
         return time.perf_counter()
 
     started = step("1/6 preprocess", f"lgerisk preprocess --data {source} --out {prep}")
-    report, _ = preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, reporter=reporter)
+    prepared = api.preprocess_cohort(source, prep, PreprocessConfig(), jobs=1, reporter=reporter)
     timings["preprocess"] = time.perf_counter() - started
-    kind = "SYNTHETIC cases" if cohort_marker(source) is not None else "cases"  # the generator's own marker
-    say(f"    {len(report.done) + len(report.skipped)} {kind} preprocessed ({timings['preprocess']:.0f} s)")
+    kind = "SYNTHETIC cases" if api.read_cohort(source).synthetic else "cases"  # the generator's own marker
+    say(f"    {len(prepared.done) + prepared.skipped} {kind} preprocessed ({timings['preprocess']:.0f} s)")
 
     started = step("2/6 extract-radiomics", f"lgerisk extract-radiomics --data {prep} --out {features}")
-    report, table, _ = extract_cohort(prep, features, reporter=reporter)
+    table = api.extract_features(prep, features, reporter=reporter).table
     timings["extract-radiomics"] = time.perf_counter() - started
     say(f"    {table.shape[1]} columns for {len(table)} cases ({timings['extract-radiomics']:.0f} s)")
 
@@ -139,7 +162,7 @@ def run_demo(
     )
     if not _finished(pretrain, config.to_dict()):  # reuse only a finished run with these very settings
         shutil.rmtree(pretrain, ignore_errors=True)
-        run_pretrain(prep, pretrain, config, features=str(features), device=device, reporter=reporter)
+        api.pretrain(prep, pretrain, config, features=features, device=device, reporter=reporter)
     timings["pretrain"] = time.perf_counter() - started
     say(
         f"    radiomics-guided (image<->radiomics) pretraining, {settings.pretrain_epochs} epoch(s) "
@@ -151,10 +174,11 @@ def run_demo(
         f"lgerisk finetune --data {prep} --features {features} --encoder {pretrain} "
         f"--with-radiomics --fusion {DEMO_FUSION} --out {risk} --folds {settings.folds}",
     )
-    if (source / "ground_truth.csv").is_file():
-        with atomic_path(prep / "ground_truth.csv") as tmp:  # the oracle row (synthetic truth)
-            shutil.copyfile(source / "ground_truth.csv", tmp)
-    summary = run_finetune(
+    if (source / "ground_truth.csv").is_file():  # the oracle row (synthetic truth), copied whole or not at all
+        partial = prep / ".ground_truth.csv.partial"
+        shutil.copyfile(source / "ground_truth.csv", partial)
+        os.replace(partial, prep / "ground_truth.csv")
+    summary = api.finetune(
         prep,
         risk,
         FinetuneConfig(
@@ -168,7 +192,7 @@ def run_demo(
             fusion=DEMO_FUSION,
         ),
         encoder=pretrain,
-        features=str(features),
+        features=features,
         device=device,
         reporter=reporter,
     )
@@ -183,30 +207,29 @@ def run_demo(
         "5/6 predict",
         f"lgerisk predict {' '.join(str(s) for s in scans)} --model {risk} --out {out / 'predictions.csv'}",
     )
-    cases = [scan_case(scan) for scan in scans]
-    report, records, _ = predict_cases(cases, risk, out / "predictions.csv", fmt="csv", device="cpu", reporter=reporter)
+    predicted = api.predict_cohort(risk, scans, out / "predictions.csv", device="cpu", reporter=reporter)
     timings["predict"] = time.perf_counter() - started
-    for record in records:
+    for prediction in predicted.predictions:
         say(
-            f"    {record['case_id']}: risk {record['risk_score']:+.2f} ({record['risk_group']}), "
-            f"scar {record['scar_percent']:.1f} %"
-            + ("" if record["reliable"] else f" — not reliable: {'; '.join(record['unreliable_reasons'])}")
+            f"    {prediction.case_id}: risk {prediction.risk_score:+.2f} ({prediction.risk_group}), "
+            f"scar {prediction.scar_percent or 0.0:.1f} %"
+            + ("" if prediction.reliable else f" — not reliable: {'; '.join(prediction.unreliable_reasons)}")
         )
 
     started = step("6/6 explain", f"lgerisk explain {scans[0]} --model {risk} --out {out / 'explain'}")
-    report, pages = explain_cases(
-        cases[:1], risk, out / "explain", device="cpu", steps=settings.explain_steps, reporter=reporter
+    explained = api.explain_cohort(
+        risk, scans[:1], out / "explain", device="cpu", steps=settings.explain_steps, reporter=reporter
     )
     timings["explain"] = time.perf_counter() - started
-    if report.failed:
-        raise InputError(f"explain failed: {next(iter(report.failed.values()))}")
-    return {
-        "table": summary.table,
-        "model": summary.model,
-        "synthetic": summary.synthetic,
-        "timings": timings,
-        "out": out,
-        "report": pages["cases"].get(cases[0].case_id),
-        "risk": risk,
-        "predictions": out / "predictions.csv",
-    }
+    if explained.failed:
+        raise InputError(f"explain failed: {next(iter(explained.failed.values()))}")
+    return DemoResult(
+        table=summary.table,
+        model=summary.model,
+        synthetic=summary.synthetic,
+        timings=timings,
+        out=out,
+        risk=risk,
+        predictions=out / "predictions.csv",
+        report=next(iter(explained.pages.values()), None),
+    )

@@ -12,7 +12,7 @@ Example:
     >>> from lgerisk.inference import RiskPredictor
     >>> from lgerisk.predict.masks import scan_case
     >>> predictor = RiskPredictor.load("work/risk")                                  # doctest: +SKIP
-    >>> predictor.predict_case(scan_case("scan.nii.gz"), Path("/tmp/w"))["risk_group"]  # doctest: +SKIP
+    >>> predictor.predict_case(scan_case("scan.nii.gz"), Path("/tmp/w")).risk_group     # doctest: +SKIP
     'intermediate'
 """
 
@@ -27,18 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 from lgerisk.artifacts import MODEL_FILE
 from lgerisk.errors import CaseError, InputError, LgeriskError
-from lgerisk.io.cohort import Case
 from lgerisk.io.provenance import mismatch_reason, scan_is_synthetic
+from lgerisk.types import json_float, json_list
 
 if TYPE_CHECKING:
     from lgerisk.cards import RiskModelCard
+    from lgerisk.io.cohort import Case
     from lgerisk.models.tabular import TabularScaling
+    from lgerisk.types import JSONDict
 
 __all__ = [
     "LIST_FIELDS",
     "MODEL_BATCH",
     "OUT_OF_RANGE",
     "RECORD_FIELDS",
+    "Prediction",
     "PreparedScan",
     "RiskPredictor",
     "ScanPreparer",
@@ -189,6 +192,7 @@ class ScanPreparer:
         preprocessed with the model's settings (preprocessing it again would misread its labels).
         ``seg_path``: write the scar and grey zone there as a DICOM SEG over the scan's DICOM series (a
         scan that is no DICOM series gets a warning instead)."""
+        from lgerisk.io.cohort import Case
         from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, case_dir
         from lgerisk.preprocess.pipeline import write_case
 
@@ -474,12 +478,13 @@ class RiskPredictor:
 
     def predict_case(
         self, case: Case, work: Path, covariates: dict[str, Any] | None = None, seg_path: Path | None = None
-    ) -> dict[str, Any]:
+    ) -> Prediction:
         """Preprocess, extract what the model needs, and predict one case (``seg_path``: see :meth:`prepare`)."""
         return self.predict_scans([self.preparer.scan(case, work, covariates, seg_path)])[0]
 
-    def predict_scans(self, scans: list[PreparedScan]) -> list[dict[str, Any]]:
-        """The prediction records of prepared scans (the network run ``MODEL_BATCH`` at a time)."""
+    def predict_scans(self, scans: list[PreparedScan]) -> list[Prediction]:
+        """The predictions of prepared scans (the network run ``MODEL_BATCH`` at a time); each one's ``values``
+        is the record ``predict`` writes."""
         import numpy as np
 
         if not scans:
@@ -490,8 +495,67 @@ class RiskPredictor:
         for scan, risk in zip(scans, self.risks(images, tabular)):
             record = self.record(scan.case_id, risk, scan.qc, image_p99(scan.tensor))
             record["warnings"] += list(scan.warnings)
-            records.append(record)
+            records.append(Prediction.from_record(record))
         return records
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One scan's prediction (a row of ``predictions.csv``; see ``docs/commands.md``, "lgerisk predict").
+
+    Attributes:
+        risk_score: log relative hazard (always given, also when not reliable).
+        risk_group: ``low``/``intermediate``/``high`` (training tertiles) or ``out of range``.
+        survival: survival probability by horizon (years in the synthetic cohorts).
+        reliable: false when the scan lies outside what the model was trained on, or its derived scar has low
+            ``scar_confidence`` (check it); ``unreliable_reasons`` say why.
+        values: the whole record as ``predict`` writes it.
+    """
+
+    case_id: str
+    risk_score: float
+    risk_group: str
+    survival: dict[float, float]
+    scar_percent: float | None
+    greyzone_percent: float | None
+    scar_method: str | None
+    model_method: str | None
+    model_trained_on_synthetic: bool
+    scan_synthetic: bool
+    reliable: bool
+    unreliable_reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    values: JSONDict = field(repr=False, compare=False)
+
+    @classmethod
+    def from_record(cls, record: JSONDict) -> Prediction:
+        """From a prediction record (a dict as ``predict`` writes it to JSON; kept whole as ``values``)."""
+
+        def number(key: str) -> float | None:
+            value = record.get(key)
+            return None if value is None else json_float(value)
+
+        def text(key: str) -> str | None:
+            value = record.get(key)
+            return None if value is None else str(value)
+
+        survival = {float(k.split("_", 1)[1]): json_float(v) for k, v in record.items() if k.startswith("survival_")}
+        return cls(
+            case_id=str(record["case_id"]),
+            risk_score=json_float(record["risk_score"]),
+            risk_group=str(record["risk_group"]),
+            survival=survival,
+            scar_percent=number("scar_percent"),
+            greyzone_percent=number("greyzone_percent"),
+            scar_method=text("scar_method"),
+            model_method=text("model_method"),
+            model_trained_on_synthetic=bool(record.get("model_trained_on_synthetic")),
+            scan_synthetic=bool(record.get("scan_synthetic")),
+            reliable=bool(record.get("reliable")),
+            unreliable_reasons=tuple(str(r) for r in json_list(record.get("unreliable_reasons"))),
+            warnings=tuple(str(w) for w in json_list(record.get("warnings"))),
+            values=dict(record),
+        )
 
 
 def _preprocessed_qc(case: Case) -> dict[str, Any] | None:

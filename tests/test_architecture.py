@@ -115,7 +115,7 @@ def test_test_modules_share_helpers_not_each_other() -> None:
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "version", "lazy", "progress"),
+    ("errors", "version", "lazy", "progress", "types"),
     ("config", "cards", "runtime"),
     ("reporting", "io"),
     ("batch", "synth", "data", "objectives"),
@@ -124,7 +124,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("radiomics", "artifacts"),
     ("inference", "training"),
     ("predict", "explain"),
-    ("api", "demo"),
+    ("api",),
+    ("demo",),
     ("cli",),
     ("lgerisk", "__main__"),
 )

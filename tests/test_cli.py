@@ -154,13 +154,13 @@ def test_pretrain_and_finetune_options_default_to_their_settings() -> None:
     import dataclasses
     import inspect
 
-    from lgerisk import cli
+    from lgerisk.cli import train
     from lgerisk.training.finetune_config import FinetuneConfig
-    from lgerisk.training.pretrain import PretrainConfig
+    from lgerisk.training.pretrain_config import PretrainConfig
 
     renamed = {"bootstrap": "n_boot"}
     checked = 0
-    for command, settings in ((cli.pretrain, PretrainConfig), (cli.finetune, FinetuneConfig)):
+    for command, settings in ((train.pretrain, PretrainConfig), (train.finetune, FinetuneConfig)):
         fields = {f.name: f.default for f in dataclasses.fields(settings) if f.default is not dataclasses.MISSING}
         for name, parameter in inspect.signature(inspect.unwrap(command)).parameters.items():
             field_name = renamed.get(name, name)

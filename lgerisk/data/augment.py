@@ -24,12 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
 
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    import torchio as tio
 
 DEFAULT_CHANNELS = ("image", "myocardium")
 
@@ -41,6 +45,18 @@ AUGMENT_PRESETS: dict[str, dict[str, bool]] = {
 ``preserving`` (rotation, translation, ghosting and noise only: no in-plane scaling or elastic warp,
 which change wall thickness, and no gamma or bias field, which change enhancement relative to
 remote myocardium)."""
+
+
+def augment_preset(name: str) -> dict[str, bool]:
+    """The augmentation settings of the preset ``name`` (a copy of ``AUGMENT_PRESETS[name]``).
+
+    Example:
+        >>> augment_preset("preserving")["elastic"], augment_preset("default")
+        (False, {})
+    """
+    if name not in AUGMENT_PRESETS:
+        raise InputError(f"augment={name!r}: choose one of {', '.join(AUGMENT_PRESETS)}.", setting="augment")
+    return dict(AUGMENT_PRESETS[name])
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,7 @@ class AugmentConfig(JsonConfig):
             raise InputError(f"augmentation strength {self.strength}: must be 0-2.")
 
 
-def make_augmentation(config: AugmentConfig = AugmentConfig()) -> Any:
+def make_augmentation(config: AugmentConfig = AugmentConfig()) -> tio.Compose:
     """The torchio pipeline of ``config``: spatial (in-plane) transforms first, then intensity ones.
 
     Example:
@@ -80,7 +96,7 @@ def make_augmentation(config: AugmentConfig = AugmentConfig()) -> Any:
 
     s = float(config.strength)
     z = s if config.scale else 0.0  # no scaling keeps wall thickness in millimetres
-    transforms: list[Any] = []
+    transforms: list[tio.Transform] = []
     if config.affine:
         transforms.append(
             tio.RandomAffine(
@@ -124,7 +140,7 @@ def _label_flags(channels: Sequence[str]) -> list[bool]:
     return [CHANNEL_LABELS[c] is not None for c in channels]
 
 
-def to_subject(tensor: Any, channels: Sequence[str] = DEFAULT_CHANNELS) -> Any:
+def to_subject(tensor: np.ndarray | torch.Tensor, channels: Sequence[str] = DEFAULT_CHANNELS) -> tio.Subject:
     """``(C, D, H, W)`` -> ``tio.Subject`` with ``image`` (ScalarImage) and ``labels`` (LabelMap), axes ``(W, H, D)``.
 
     Example:
@@ -141,7 +157,7 @@ def to_subject(tensor: Any, channels: Sequence[str] = DEFAULT_CHANNELS) -> Any:
         raise InputError(f"augmentation input has shape {tuple(data.shape)}; expected (C={len(channels)}, D, H, W).")
     flags = _label_flags(channels)
     spatial = data.permute(0, 3, 2, 1)  # (C, D, H, W) -> torchio's (C, W, H, D)
-    images: dict[str, Any] = {}
+    images: dict[str, tio.Image] = {}
     intensity = [i for i, f in enumerate(flags) if not f]
     labels = [i for i, f in enumerate(flags) if f]
     if intensity:
@@ -151,26 +167,26 @@ def to_subject(tensor: Any, channels: Sequence[str] = DEFAULT_CHANNELS) -> Any:
     return tio.Subject(**images)
 
 
-def from_subject(subject: Any, channels: Sequence[str] = DEFAULT_CHANNELS) -> Any:
+def from_subject(subject: tio.Subject, channels: Sequence[str] = DEFAULT_CHANNELS) -> torch.Tensor:
     """Inverse of ``to_subject``: a ``(C, D, H, W)`` float32 torch tensor in the order of ``channels``."""
     import torch
 
     flags = _label_flags(channels)
     parts = {
-        False: iter(subject["image"].data) if not all(flags) else iter(()),
-        True: iter(subject["labels"].data) if any(flags) else iter(()),
+        False: iter(cast("tio.Image", subject["image"]).data) if not all(flags) else iter(()),
+        True: iter(cast("tio.Image", subject["labels"]).data) if any(flags) else iter(()),
     }
     stacked = torch.stack([next(parts[f]) for f in flags]).to(torch.float32)
     return stacked.permute(0, 3, 2, 1).contiguous()
 
 
 def augment(
-    tensor: Any,
+    tensor: np.ndarray | torch.Tensor,
     seed: int,
     config: AugmentConfig = AugmentConfig(),
     channels: Sequence[str] = DEFAULT_CHANNELS,
-    transform: Any = None,
-) -> Any:
+    transform: tio.Compose | None = None,
+) -> torch.Tensor:
     """One random augmentation of a ``(C, D, H, W)`` tensor, the same for the same ``seed``.
 
     ``transform`` (a ``make_augmentation`` result) saves rebuilding the pipeline from ``config``.
@@ -207,12 +223,12 @@ class Augmenter:
 
     config: AugmentConfig = AugmentConfig()
     channels: tuple[str, ...] = DEFAULT_CHANNELS
-    _transform: Any = field(init=False, repr=False, compare=False, default=None)
+    _transform: tio.Compose | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
         _label_flags(self.channels)
         object.__setattr__(self, "_transform", make_augmentation(self.config))
 
-    def __call__(self, tensor: Any, seed: int) -> Any:
+    def __call__(self, tensor: np.ndarray | torch.Tensor, seed: int) -> torch.Tensor:
         return augment(tensor, seed, self.config, self.channels, self._transform)

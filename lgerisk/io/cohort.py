@@ -24,13 +24,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, SupportsFloat, cast
 
 from lgerisk.errors import CaseError, InputError
 from lgerisk.io.scans import is_scan_file, scan_stem
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+    from lgerisk.types import JSONScalar
 
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """A case id is a safe file name: letters, digits, '-', '_', '.'; never a path."""
@@ -48,7 +50,7 @@ class Case:
     mask: Path | None
     time: float | None = None
     event: int | None = None
-    covariates: dict[str, Any] = field(default_factory=dict, compare=False)
+    covariates: dict[str, JSONScalar] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,14 @@ class Cohort:
     def has_outcomes(self) -> bool:
         """Whether any case has a follow-up time."""
         return any(case.time is not None for case in self.cases)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the cohort is one ``lgerisk synth`` wrote (its folder carries the generator's cohort marker)."""
+        from lgerisk.io.markers import cohort_marker
+
+        folder = self.source if self.source.is_dir() else self.source.parent
+        return cohort_marker(folder) is not None
 
 
 def check_case_id(case_id: str, where: str) -> str:
@@ -242,13 +252,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: not a readable CSV table ({reason}{_separator_hint(path)}).") from exc
 
 
-def read_outcomes(path: Path) -> dict[str, tuple[float | None, int | None, dict[str, Any]]]:
+def read_outcomes(path: Path) -> dict[str, tuple[float | None, int | None, dict[str, JSONScalar]]]:
     """Read ``case_id,time,event[,covariates...]`` -> {case_id: (time, event, covariates)}, validated."""
     table = _read_csv(path)
     return _outcome_rows(table, path)
 
 
-def _outcome_rows(table: pd.DataFrame, path: Path) -> dict[str, tuple[float | None, int | None, dict[str, Any]]]:
+def _outcome_rows(table: pd.DataFrame, path: Path) -> dict[str, tuple[float | None, int | None, dict[str, JSONScalar]]]:
     import pandas as pd
 
     if "case_id" not in table.columns:
@@ -259,7 +269,7 @@ def _outcome_rows(table: pd.DataFrame, path: Path) -> dict[str, tuple[float | No
     duplicated = table["case_id"][table["case_id"].duplicated()]
     if len(duplicated):
         raise InputError(f"{path}: case id {duplicated.iloc[0]!r} appears more than once.")
-    rows: dict[str, tuple[float | None, int | None, dict[str, Any]]] = {}
+    rows: dict[str, tuple[float | None, int | None, dict[str, JSONScalar]]] = {}
     skip = set(MANIFEST_COLUMNS) | set(OUTCOME_COLUMNS)
     for index, row in table.iterrows():
         case_id = check_case_id(row["case_id"], f"{path} row {index + 2}")
@@ -275,15 +285,16 @@ def _outcome_rows(table: pd.DataFrame, path: Path) -> dict[str, tuple[float | No
     return rows
 
 
-def _check_outcome(time: Any, event: Any, path: Path, case_id: str) -> tuple[float, int]:
+def _check_outcome(time: object, event: object, path: Path, case_id: str) -> tuple[float, int]:
+    # time and event: table cells of any kind; what float() refuses is reported
     try:
-        time_value = float(time)
+        time_value = float(cast("SupportsFloat", time))
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: case {case_id!r} has time {time!r}, which is not a number.") from exc
     if not math.isfinite(time_value) or time_value < 0:
         raise InputError(f"{path}: case {case_id!r} has time {time!r}; follow-up times must be finite and >= 0.")
     try:
-        event_value = float(event)
+        event_value = float(cast("SupportsFloat", event))
     except (TypeError, ValueError):
         event_value = float("nan")
     if event_value not in (0.0, 1.0):

@@ -6,6 +6,14 @@ a case id: a real scan may be called ``synth-0001`` and a synthetic one may be r
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lgerisk.types import JSONDict
+
 SYNTH_VERSION = "2.0"
 """Generator version, written to ``synth.json``; bump when the same seed gives different data.
 
@@ -55,3 +63,17 @@ def is_synthetic_case_id(case_id: str) -> bool:
     """
     digits = case_id[len(SYNTHETIC_ID_PREFIX) :]
     return case_id.startswith(SYNTHETIC_ID_PREFIX) and digits.isascii() and digits.isdigit()
+
+
+def cohort_marker(folder: str | os.PathLike[str]) -> JSONDict | None:
+    """The generator's cohort marker (``folder/synth.json``) as a dict, or None where there is none.
+
+    Example:
+        >>> cohort_marker("sample_data")["generator"]          # doctest: +SKIP
+        'lgerisk.data.synthetic'
+    """
+    try:
+        marker = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("generator") == GENERATOR else None

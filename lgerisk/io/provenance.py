@@ -16,30 +16,19 @@ Provenance is read from the generator's own marks, never from a case id (a real 
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from lgerisk.io.markers import cohort_marker
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
-def cohort_marker(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The generator's cohort marker (``folder/synth.json``) as a dict, or None where there is none.
-
-    Example:
-        >>> cohort_marker("sample_data")["generator"]          # doctest: +SKIP
-        'lgerisk.data.synthetic'
-    """
-    from lgerisk.io.markers import GENERATOR, MARKER_FILE
-
-    try:
-        marker = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return marker if isinstance(marker, dict) and marker.get("generator") == GENERATOR else None
 
 
 def header_marked(path: str | os.PathLike[str]) -> bool:
@@ -69,7 +58,7 @@ def _preprocessed_flag(image: Path) -> bool | None:
     return flag if isinstance(flag, bool) else None
 
 
-def scan_is_synthetic(image: str | os.PathLike[str], qc: dict[str, Any] | None = None) -> bool:
+def scan_is_synthetic(image: str | os.PathLike[str], qc: Mapping[str, object] | None = None) -> bool:
     """Whether the scan at ``image`` comes from the synthetic generator (see the module docstring).
 
     ``qc``: the scan's preprocessing record, when the scan is a preprocessed case (its ``synthetic``

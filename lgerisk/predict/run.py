@@ -56,25 +56,11 @@ from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.runtime import reuse_freed_memory, torch_threads
 
-MODEL_ENV = "LGERISK_MODEL"
 PREPARED_AHEAD = 24
 """Scans the workers may prepare ahead of the network (``run_batch``'s ``lead``; 4 a worker where that is more):
 enough to keep two workers busy while the model loads (torch's import is about a second), about 1 MB each."""
 RECORD_VERSION = "4"
 """Changes whenever the prediction record gains or changes fields (stored predictions are then redone)."""
-
-
-def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """``model``, else ``$LGERISK_MODEL``, else a clear message saying how to get one."""
-    chosen = model if model is not None else os.environ.get(MODEL_ENV)
-    if not chosen:
-        raise InputError(
-            "no risk model given: give model=RUN (a folder written by finetune) or set "
-            f"{MODEL_ENV}; train one with finetune from a cohort (data=COHORT) and a pretrained encoder "
-            "(encoder=PRETRAIN).",
-            setting="model",
-        )
-    return Path(chosen)
 
 
 # ---------------------------------------------------------------- batches
@@ -233,11 +219,12 @@ class _Network:
 
             self.threads = network_threads(self.workers, torch.get_num_threads())  # torch's count in this thread
         with torch_threads(self.threads):
-            records = predictor.predict_scans([value.scan for _, value in held])
+            predictions = predictor.predict_scans([value.scan for _, value in held])
         from lgerisk.io.layout import source_name
 
         outcomes: list[Outcome] = []
-        for (case, value), record in zip(held, records):
+        for (case, value), prediction in zip(held, predictions):
+            record = prediction.values
             write_json(
                 _part(self.parts, case.case_id),
                 {
@@ -418,12 +405,3 @@ def render(records: list[dict[str, Any]], fmt: str) -> str:
             {**record, **{name: "; ".join(record.get(name) or []) for name in LIST_FIELDS if name in record}}
         )
     return buffer.getvalue()
-
-
-def read_clinical(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:
-    """``case_id`` + covariate columns -> {case_id: {name: value}} (for models with covariates)."""
-    if path is None:
-        return {}
-    from lgerisk.io.cohort import read_outcomes
-
-    return {case_id: covariates for case_id, (_, _, covariates) in read_outcomes(Path(path)).items()}

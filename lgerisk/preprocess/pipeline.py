@@ -51,6 +51,7 @@ from lgerisk.io.scans import check_same_geometry, image_array, label_array, read
 from lgerisk.preprocess import geometry
 from lgerisk.preprocess.config import INTENSITY_SCAR_METHODS, PreprocessConfig
 from lgerisk.preprocess.intensity import fit_normalisation
+from lgerisk.preprocess.qc import QCRecord
 from lgerisk.preprocess.scar import (
     CHECK_NSD,
     ScarResult,
@@ -90,6 +91,11 @@ class PreprocessedCase:
     labels: sitk.Image
     qc: dict[str, Any]
     source_labels: np.ndarray | None = None
+
+    @property
+    def record(self) -> QCRecord:
+        """The QC as a typed record (what ``qc.json`` holds)."""
+        return QCRecord.from_qc(self.qc)
 
 
 def check_one_source(case: Case, out: Path) -> None:

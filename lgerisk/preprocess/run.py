@@ -112,30 +112,6 @@ def preprocess_cohort(
     return report, table
 
 
-def scar_check_sentence(table: Any) -> str | None:
-    """One sentence on how many cases' derived scar to check (``scar_confidence`` low), or ``None`` when the
-    table has no derived scar.
-
-    Example:
-        >>> import pandas as pd
-        >>> scar_check_sentence(pd.DataFrame({"case_id": ["a", "b"], "scar_confidence": ["low", "high"]}))[:44]
-        'derived scar: check 1 of 2 cases (scar_confi'
-    """
-    if table is None or len(table) == 0 or "scar_confidence" not in table:
-        return None
-    derived = table[table["scar_confidence"].notna()]
-    if len(derived) == 0:
-        return None
-    low = derived[derived["scar_confidence"] == "low"]
-    if len(low) == 0:
-        return f"derived scar: none of {len(derived)} cases to check (no low scar_confidence)."
-    shown = ", ".join(str(case) for case in low["case_id"].head(10)) + (", ..." if len(low) > 10 else "")
-    return (
-        f"derived scar: check {len(low)} of {len(derived)} cases (scar_confidence low; scar_flags in cases.csv): "
-        f"{shown}."
-    )
-
-
 def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> Any:
     """Gather the QC of every finished case of ``cohort`` (all shards) into ``out/cases.csv``."""
     import pandas as pd

@@ -51,11 +51,14 @@ extensive scar and confidence"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from lgerisk.io.labels import BLOOD, GREYZONE, MYOCARDIUM, NOREFLOW, SCAR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REMOTE_METHODS = ("mixture", "iterative", "whole")
 """Ways to find the remote (non-enhanced) myocardium reference; see the module docstring."""
@@ -689,3 +692,27 @@ def tissue_volumes_ml(labels: np.ndarray, voxel_volume_mm3: float) -> dict[str, 
         "noreflow_volume_ml": counts[NOREFLOW] * ml,
         "greyzone_volume_ml": counts[GREYZONE] * ml,
     }
+
+
+def scar_check_sentence(table: pd.DataFrame | None) -> str | None:
+    """One sentence on how many cases' derived scar to check (``scar_confidence`` low), or ``None`` when the
+    table has no derived scar.
+
+    Example:
+        >>> import pandas as pd
+        >>> scar_check_sentence(pd.DataFrame({"case_id": ["a", "b"], "scar_confidence": ["low", "high"]}))[:44]
+        'derived scar: check 1 of 2 cases (scar_confi'
+    """
+    if table is None or len(table) == 0 or "scar_confidence" not in table:
+        return None
+    derived = table[table["scar_confidence"].notna()]
+    if len(derived) == 0:
+        return None
+    low = derived[derived["scar_confidence"] == "low"]
+    if len(low) == 0:
+        return f"derived scar: none of {len(derived)} cases to check (no low scar_confidence)."
+    shown = ", ".join(str(case) for case in low["case_id"].head(10)) + (", ..." if len(low) > 10 else "")
+    return (
+        f"derived scar: check {len(low)} of {len(derived)} cases (scar_confidence low; scar_flags in cases.csv): "
+        f"{shown}."
+    )

@@ -8,9 +8,8 @@ Layout (docs/synthetic.md, "Files written"): ``images/<id>.nii.gz``, ``masks/<id
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -22,9 +21,10 @@ from lgerisk.io.markers import (
     SCAN_MARKER,
     SYNTH_VERSION,
     SYNTHETIC_NOTICE,
+    cohort_marker,
     is_synthetic_case_id,
 )
-from lgerisk.io.provenance import cohort_marker, header_marked
+from lgerisk.io.provenance import header_marked
 from lgerisk.synth.config import SynthConfig
 from lgerisk.synth.generator import generate_case
 from lgerisk.synth.hazard import DEFAULT_HAZARD_VERSION
@@ -77,7 +77,7 @@ def _case_id_of_file(path: Path) -> str | None:
     return case_id if is_synthetic_case_id(case_id) else None
 
 
-def _written_by_synth(path: Path, marker: dict[str, Any] | None) -> bool:
+def _written_by_synth(path: Path, marker: Mapping[str, object] | None) -> bool:
     """Whether the scan at ``path`` (in a cohort's ``images/`` or ``masks/``) is one the generator wrote.
 
     Its name is a generated case's id and its header carries the scan marker; in a cohort written before
@@ -130,7 +130,7 @@ def check_output_folder(out_dir: str | Path, force: bool = False) -> None:
     )
 
 
-def remove_stale_cases(out_dir: str | Path, case_ids: set[str], marker: dict[str, Any] | None) -> list[Path]:
+def remove_stale_cases(out_dir: str | Path, case_ids: set[str], marker: Mapping[str, object] | None) -> list[Path]:
     """Remove the scans of an earlier run of the generator in ``out_dir`` whose cases are not in ``case_ids``.
 
     Only files the generator wrote (:func:`_written_by_synth`, judged with the earlier cohort marker
@@ -177,8 +177,8 @@ def generate_cohort(
     check_output_folder(out, force)
     earlier = cohort_marker(out)
     own = is_synth_output(out)
-    truths: list[dict[str, Any]] = []
-    outcomes: list[dict[str, Any]] = []
+    truths: list[dict[str, object]] = []
+    outcomes: list[dict[str, object]] = []
     for index in range(config.n_cases):
         case = generate_case(index, config)
         for volume in (case.image, case.mask):

@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict
 
 from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError
@@ -37,6 +38,15 @@ AUX_WEIGHT = 1.0
 
 DEFAULT_LABELS = "emidec"
 """The label map of a raw cohort when neither the settings, the encoder nor the data name one."""
+
+
+class TensorSettings(TypedDict, total=False):
+    """The keyword arguments of :class:`~lgerisk.data.tensors.TensorSpec`: what a run's ``tensor=`` setting
+    (``FinetuneConfig.tensor``, ``PretrainConfig.tensor``) may hold."""
+
+    slices: int
+    size: int
+    channels: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class FinetuneConfig(JsonConfig):
     """Label preset or map of the masks; ``None``: a preprocessed folder's own map, else (a raw cohort)
     the encoder's, else ``DEFAULT_LABELS``. A map given here must agree with a preprocessed folder's."""
     amp: bool = True
-    tensor: dict[str, Any] = field(default_factory=dict)
+    tensor: Mapping[str, object] = field(default_factory=dict)  # TensorSpec's keywords (TensorSettings)
     fusion: str = "group"
     """With ``with_radiomics``: how radiomics and the embedding are joined (``lgerisk.training.fusion``)."""
     aux_weight: float = AUX_WEIGHT
@@ -177,3 +187,16 @@ class Split:
 
 
 # ---------------------------------------------------------------- data
+
+
+def parse_numbers(text: str, setting: str) -> tuple[float, ...]:
+    """Comma-separated numbers, as a setting such as ``horizons`` is written on the command line.
+
+    Example:
+        >>> parse_numbers("1, 3,5", "horizons")
+        (1.0, 3.0, 5.0)
+    """
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{setting}={text!r}: give comma-separated numbers, e.g. 1,3,5.", setting=setting) from None

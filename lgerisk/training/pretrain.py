@@ -22,10 +22,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from lgerisk.artifacts import (
     CHECKPOINT,
@@ -37,95 +37,43 @@ from lgerisk.artifacts import (
     write_card,
 )
 from lgerisk.cards import INTENDED_USE, EncoderCard
-from lgerisk.config import JsonConfig
 from lgerisk.errors import InputError, brief
 from lgerisk.io.atomic import write_csv
 from lgerisk.reporting import SILENT, Reporter
+from lgerisk.training.pretrain_config import PretrainConfig
 from lgerisk.training.seeding import derive_seed
 from lgerisk.version import __version__
 
-RESUME_FREE = ("epochs", "num_workers", "quiet")
-"""Settings that may differ when resuming (others must match the interrupted run)."""
-LATER_FIELDS = {"aux_weight": 0.0, "aux_targets": "all", "radiomics_view": "all"}
-"""Settings added after the first runs that, at the values runs had before they existed, stay out of the resume
-hash (a run started then resumes with ``--objective hybrid --aux-weight 0 --radiomics-view all``)."""
-AUX_TARGETS = ("all", "qc")
-"""What the auxiliary head regresses from the image embedding: every standardised column of the radiomics
-view (``all``) or only its QC metrics (``qc``: scar %, grey-zone %, mass, volumes)."""
-RADIOMICS_VIEWS = ("all", "decorrelated")
-"""The radiomics vector contrasted with the image: every varying feature (``all``) or those left after
-dropping columns with |r| > 0.9 against an earlier one (``decorrelated``, QC metrics first)."""
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from numpy.typing import NDArray
+    from torch.utils.data import DistributedSampler
+
+    from lgerisk.data.augment import Augmenter
+    from lgerisk.data.features import FeatureScaler
+    from lgerisk.data.tensors import StoredTensors, TensorSpec
+    from lgerisk.io.cohort import Case
+    from lgerisk.models.contrastive import ContrastiveModel, ContrastiveModelConfig
+    from lgerisk.objectives.contrastive import HybridObjective, ObjectiveConfig
+    from lgerisk.training.data import PreparedData
+    from lgerisk.training.distributed import DistributedContext
+    from lgerisk.training.finetune_config import TensorSettings
+    from lgerisk.training.pretrain_config import AugmentSettings
 
 
-@dataclass(frozen=True)
-class PretrainConfig(JsonConfig):
-    """Everything that shapes a pretraining run (round-trips through JSON).
+class _Checkpoint(TypedDict):
+    """``checkpoint/last.pt``: the state after an epoch (:func:`_save_checkpoint`, :func:`_resumed`)."""
 
-    Example:
-        >>> PretrainConfig(epochs=2).to_dict()["objective"]["preset"]
-        'radiomics'
-    """
-
-    config_name: ClassVar[str] = "pretraining settings"
-
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 1
-    val_fraction: float = 0.2
-    seed: int = 0
-    width: int = 16
-    depth: int = 4
-    embedding_dim: int = 256
-    projection_dim: int = 128
-    radiomics_dropout: float = 0.0
-    objective: dict[str, Any] = field(default_factory=lambda: {"preset": "radiomics"})
-    tensor: dict[str, Any] = field(default_factory=dict)
-    augment: dict[str, Any] = field(default_factory=dict)
-    labels: str = "emidec"
-    num_workers: int = 0
-    amp: bool = True
-    aux_weight: float = 1.0
-    aux_targets: str = "all"
-    radiomics_view: str = "decorrelated"
-
-    def __post_init__(self) -> None:
-        if not (
-            isinstance(self.aux_weight, (int, float))
-            and not isinstance(self.aux_weight, bool)
-            and math.isfinite(self.aux_weight)
-            and self.aux_weight >= 0
-        ):
-            raise InputError(f"aux_weight={self.aux_weight!r}: a finite number >= 0.", setting="aux_weight")
-        if self.aux_targets not in AUX_TARGETS:
-            raise InputError(
-                f"aux_targets={self.aux_targets!r}: choose one of {', '.join(AUX_TARGETS)}.", setting="aux_targets"
-            )
-        if self.radiomics_view not in RADIOMICS_VIEWS:
-            raise InputError(
-                f"radiomics_view={self.radiomics_view!r}: choose one of {', '.join(RADIOMICS_VIEWS)}.",
-                setting="radiomics_view",
-            )
-        if self.epochs < 1:
-            raise InputError(f"epochs={self.epochs!r}: at least 1.", setting="epochs")
-        if self.batch_size < 2:
-            raise InputError(
-                f"batch_size={self.batch_size!r}: contrastive learning needs at least 2.", setting="batch_size"
-            )
-        if not 0 < self.lr < 1:
-            raise InputError(f"lr={self.lr!r}: must be in (0, 1).", setting="lr")
-        if not 0 <= self.val_fraction < 1:
-            raise InputError(f"val_fraction={self.val_fraction!r}: must be in [0, 1).", setting="val_fraction")
-
-    def resume_hash(self) -> str:
-        """Hash of the settings a resumed run must share with the interrupted one."""
-        payload = {
-            k: v
-            for k, v in self.to_dict().items()
-            if k not in RESUME_FREE and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    epoch: int
+    resume_hash: str
+    data_hash: str
+    features_hash: str
+    model: dict[str, torch.Tensor]
+    objective: dict[str, torch.Tensor]
+    optimizer: dict[str, object]
+    amp_scaler: dict[str, object]
+    history: str  # the rows of metrics.csv so far, as JSON
 
 
 def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -149,7 +97,9 @@ def _lr_factor(epoch: int, config: PretrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * (epoch - config.warmup_epochs) / span))
 
 
-def _scarf(radiomics: Any, indices: Any, bank: Any, rate: float, seed: int, epoch: int) -> Any:
+def _scarf(
+    radiomics: torch.Tensor, indices: torch.Tensor, bank: torch.Tensor, rate: float, seed: int, epoch: int
+) -> torch.Tensor:
     """SCARF-corrupt each row with a generator seeded by (seed, epoch, case index)."""
     import torch
 
@@ -180,13 +130,13 @@ class PretrainResult:
 class _PretrainData:
     """What a run trains on (every rank the same): cases, their tensors, the split, the scaled radiomics."""
 
-    prepared: Any
-    tensors: Any
-    spec: Any
+    prepared: PreparedData
+    tensors: StoredTensors
+    spec: TensorSpec
     train_ids: list[str]
     val_ids: list[str]
-    scaler: Any
-    radiomics: Any
+    scaler: FeatureScaler
+    radiomics: NDArray[np.float32]  # every case's scaled radiomics, a row each
     index_of: dict[str, int]
     data_hash: str
 
@@ -204,16 +154,16 @@ class _PretrainData:
 class _PretrainModel:
     """The model, its objective and optimiser, and how a step runs (DDP wrapper, mixed precision)."""
 
-    model: Any
-    objective: Any
-    forward: Any
-    optimizer: Any
-    model_config: Any
-    objective_config: Any
+    model: ContrastiveModel
+    objective: HybridObjective
+    forward: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    model_config: ContrastiveModelConfig
+    objective_config: ObjectiveConfig
     aux_columns: list[int]
     use_amp: bool
-    amp_dtype: Any
-    amp_scaler: Any
+    amp_dtype: torch.dtype
+    amp_scaler: torch.amp.GradScaler
 
 
 def run_pretrain(
@@ -280,7 +230,7 @@ def _pretrain_data(
     jobs: int,
     reporter: Reporter,
     resume: bool,
-    context: Any,
+    context: DistributedContext,
 ) -> _PretrainData:
     """The run's data, the same on every rank: rank 0 checks the run folder and prepares everything that is
     written (caches, tensors); the others wait for its verdict and its list of usable cases, then only read, so
@@ -294,7 +244,7 @@ def _pretrain_data(
     from lgerisk.training.data import prepare_data
 
     cache = run / "cache"
-    spec = TensorSpec(**config.tensor) if config.tensor else TensorSpec()
+    spec = TensorSpec(**cast("TensorSettings", config.tensor)) if config.tensor else TensorSpec()
     tensors_cache = TensorCache(cache / "tensors")
     failure, shared = None, None
     if context.is_main:
@@ -312,6 +262,7 @@ def _pretrain_data(
     if verdict is not None:
         raise InputError(verdict[0], setting=verdict[1])
     if not context.is_main:
+        shared = cast("tuple[str, str, list[str]]", shared)  # rank 0's, sent whenever its verdict is None
         prepared = prepare_data(
             shared[0], cache, config.labels, shared[1], 1, replace(reporter, progress=False), only=shared[2]
         )
@@ -344,7 +295,11 @@ def _pretrain_data(
 
 
 def _pretrain_model(
-    config: PretrainConfig, data: _PretrainData, torch_device: Any, context: Any, say: Any
+    config: PretrainConfig,
+    data: _PretrainData,
+    torch_device: torch.device,
+    context: DistributedContext,
+    say: Callable[[str], None],
 ) -> _PretrainModel:
     """The contrastive model (seeded), its objective, the optimiser and the mixed-precision scaler; wrapped in
     DistributedDataParallel under torchrun."""
@@ -358,7 +313,9 @@ def _pretrain_model(
     from lgerisk.objectives.contrastive import HybridObjective, ObjectiveConfig
 
     objective_settings = dict(config.objective)
-    objective_config = ObjectiveConfig.from_preset(objective_settings.pop("preset", "hybrid"), **objective_settings)
+    objective_config = ObjectiveConfig.from_preset(  # the preset's name: a str (another one -> InputError)
+        cast("str", objective_settings.pop("preset", "hybrid")), **objective_settings
+    )
     aux_columns = (
         [i for i, name in enumerate(data.scaler.feature_names) if config.aux_targets == "all" or name in QC_METRICS]
         if config.aux_weight > 0
@@ -388,7 +345,7 @@ def _pretrain_model(
     objective = HybridObjective(objective_config, embedding_dim=config.projection_dim).to(torch_device)
     if context.is_main:
         say(describe(model))
-    forward: Any = model  # the model, or its DistributedDataParallel wrapper
+    forward: torch.nn.Module = model  # the model, or its DistributedDataParallel wrapper
     if context.initialised:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -417,13 +374,13 @@ def _pretrain_model(
 
 
 def _resumed(
-    run: Path, config: PretrainConfig, data: _PretrainData, built: _PretrainModel, torch_device: Any
-) -> tuple[list[dict[str, Any]], int]:
+    run: Path, config: PretrainConfig, data: _PretrainData, built: _PretrainModel, torch_device: torch.device
+) -> tuple[list[dict[str, float]], int]:
     """The history and the next epoch of the interrupted run in ``run``, its state loaded into ``built``;
     ``InputError`` when the checkpoint is of other settings, data or features, or does not fit the model."""
     from lgerisk.training.checkpoint import load_checkpoint
 
-    state = load_checkpoint(run / CHECKPOINT, map_location=torch_device)
+    state = cast("_Checkpoint", load_checkpoint(run / CHECKPOINT, map_location=torch_device))  # checked below
     if state.get("resume_hash") != config.resume_hash():
         raise InputError(
             f"{run / CHECKPOINT}: resume=True from a run with a different configuration "
@@ -447,7 +404,12 @@ def _resumed(
 
 
 def _save_checkpoint(
-    run: Path, config: PretrainConfig, data: _PretrainData, built: _PretrainModel, epoch: int, history: list[Any]
+    run: Path,
+    config: PretrainConfig,
+    data: _PretrainData,
+    built: _PretrainModel,
+    epoch: int,
+    history: list[dict[str, float]],
 ) -> None:
     """The state after ``epoch`` (what :func:`_resumed` reads back)."""
     from lgerisk.training.checkpoint import save_checkpoint
@@ -476,8 +438,8 @@ class _EpochLoop:
         config: PretrainConfig,
         data: _PretrainData,
         built: _PretrainModel,
-        torch_device: Any,
-        context: Any,
+        torch_device: torch.device,
+        context: DistributedContext,
         start_epoch: int,
     ) -> None:
         import torch
@@ -495,7 +457,7 @@ class _EpochLoop:
         self.every_negative = built.objective_config.negatives == "all"
         self.uses_image_pairs = built.objective_config.simclr_weight > 0
         self.uses_radiomics = built.objective_config.clip_weight > 0
-        self.augmentation = Augmenter(AugmentConfig(**config.augment), data.spec.channels)
+        self.augmentation = Augmenter(AugmentConfig(**cast("AugmentSettings", config.augment)), data.spec.channels)
         self.dataset = PretrainDataset(
             data.tensors.subset(data.rows(data.train_ids)),
             train_features,
@@ -503,7 +465,7 @@ class _EpochLoop:
             views=2 if self.uses_image_pairs else 1,
             base_seed=derive_seed(config.seed, 3),
         )
-        sampler: Any = DistributedSampler(
+        sampler: DistributedSampler[int] = DistributedSampler(
             self.dataset,  # type: ignore[arg-type]  # a map-style dataset
             num_replicas=context.world_size,
             rank=context.rank,
@@ -524,7 +486,7 @@ class _EpochLoop:
             pin_memory=torch_device.type == "cuda",
         )
 
-    def train_epoch(self, epoch: int, reporter: Reporter) -> dict[str, Any]:
+    def train_epoch(self, epoch: int, reporter: Reporter) -> dict[str, float]:
         """One epoch of steps, then validation; the epoch's row of ``metrics.csv``."""
         import torch
 
@@ -545,7 +507,7 @@ class _EpochLoop:
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach())
                 advance(description=f"{bar} loss {float(terms['loss'].detach()):.4f}")
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
+        row: dict[str, float] = {"epoch": epoch + 1, "lr": config.lr * _lr_factor(epoch, config)}
         row.update({f"train_{k}": v / max(1, self.steps_per_epoch) for k, v in sums.items()})
         row.update(
             _validate(
@@ -565,7 +527,7 @@ class _EpochLoop:
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row
 
-    def _step(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+    def _step(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
         """One optimiser step on ``batch``; the loss terms."""
         import torch
 
@@ -588,7 +550,7 @@ class _EpochLoop:
         zr = distributed.gather(projections["radiomics_z"].float(), context) if radiomics is not None else None
         ids = distributed.gather_plain(batch["index"].to(device), context)
         similar = _false_negatives(self.bank_unit, ids, built.objective_config) if zr is not None else None
-        terms: dict[str, Any] = built.objective(
+        terms: dict[str, torch.Tensor] = built.objective(
             z1, z2, zr, ids, bank=projections.get("radiomics_bank_z"), similar=similar
         )
         if built.aux_columns:  # over the global batch, like the contrastive terms
@@ -603,7 +565,7 @@ class _EpochLoop:
         return terms
 
 
-def _is_synthetic(cases: Any) -> bool:
+def _is_synthetic(cases: Iterable[Case]) -> bool:
     """Whether every case comes from ``lgerisk synth``, by the generator's own marker (never by id)."""
     from lgerisk.io.provenance import cases_are_synthetic
 
@@ -623,7 +585,7 @@ def _check_out(run: Path, resume: bool) -> None:
         )
 
 
-def _false_negatives(bank_unit: Any, ids: Any, config: Any) -> Any:
+def _false_negatives(bank_unit: torch.Tensor, ids: torch.Tensor, config: ObjectiveConfig) -> torch.Tensor | None:
     """Boolean ``(N, M)`` (``negatives="all"``) or ``(N, N)`` mask of cases whose clean standardised
     radiomics have cosine similarity >= ``config.false_negative_similarity`` with row ``i``'s (None: off)."""
     if config.false_negative_similarity is None:
@@ -634,15 +596,15 @@ def _false_negatives(bank_unit: Any, ids: Any, config: Any) -> Any:
 
 
 def _validate(
-    model: Any,
-    objective: Any,
-    tensors: Sequence[Any],
-    radiomics: Any,
+    model: ContrastiveModel,
+    objective: HybridObjective,
+    tensors: Sequence[NDArray[np.float32]],
+    radiomics: NDArray[np.float32],
     indices: list[int],
-    device: Any,
+    device: torch.device,
     uses_image_pairs: bool,
     uses_radiomics: bool,
-    augmentation: Any,
+    augmentation: Augmenter,
     seed: int,
     aux_columns: list[int] | None = None,
 ) -> dict[str, float]:
@@ -696,7 +658,13 @@ def _validate(
     return out
 
 
-def _in_chunks(function: Any, item: Any, count: int, device: Any, size: int = 16) -> Any:
+def _in_chunks(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    item: Callable[[int], torch.Tensor],
+    count: int,
+    device: torch.device,
+    size: int = 16,
+) -> torch.Tensor:
     """``function`` over ``item(0) .. item(count - 1)`` stacked in chunks of ``size``, concatenated: only a
     chunk of inputs is in memory at a time."""
     import torch
@@ -709,7 +677,7 @@ def _in_chunks(function: Any, item: Any, count: int, device: Any, size: int = 16
     )
 
 
-def _epoch_line(row: dict[str, Any]) -> str:
+def _epoch_line(row: dict[str, float]) -> str:
     parts = [f"epoch {row['epoch']}", f"loss {row.get('train_loss', float('nan')):.4f}"]
     if "val_loss" in row:
         parts.append(f"val loss {row['val_loss']:.4f}")
@@ -747,7 +715,7 @@ METRICS_COLUMNS = (
 are left out."""
 
 
-def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
+def _write_metrics(run: Path, history: list[dict[str, float]]) -> None:
     import pandas as pd
 
     table = pd.DataFrame(history)
@@ -759,9 +727,9 @@ def _model_card(
     config: PretrainConfig,
     data: _PretrainData,
     built: _PretrainModel,
-    history: list[dict[str, Any]],
-    device: Any,
-    context: Any,
+    history: list[dict[str, float]],
+    device: torch.device,
+    context: DistributedContext,
 ) -> EncoderCard:
     """The encoder's card: what it was trained on and how, its radiomics scaling, its last epoch's metrics."""
     prepared, scaler = data.prepared, data.scaler

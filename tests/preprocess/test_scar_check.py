@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from lgerisk.explain.report import notices
-from lgerisk.preprocess.run import scar_check_sentence
-from lgerisk.preprocess.scar import SCAR_CHECK_REASON, scar_check_reason
+from lgerisk.preprocess.scar import SCAR_CHECK_REASON, scar_check_reason, scar_check_sentence
 from tests.helpers import make_cohort
 
 LOW_QC = {"scar_method": "fwhm", "scar_confidence": "low", "scar_flags": ["few_slices", "remote_uncertain"]}
