@@ -33,7 +33,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, cast
 
 from lgerisk.cards import (
     CARD_DIGEST,
@@ -51,9 +51,14 @@ from lgerisk.io.atomic import write_json, write_torch
 from lgerisk.version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import torch
+
     from lgerisk.models.contrastive import ContrastiveModel
     from lgerisk.models.survival import SurvivalModel
     from lgerisk.models.tabular import TabularScaling
+    from lgerisk.types import JSONDict
 
 __all__ = [
     "EncoderCard",
@@ -87,7 +92,32 @@ METRICS_FILE = "metrics.csv"
 """Per-epoch (pretrain) or per-stage (finetune) training metrics of a run."""
 CHECKPOINT = Path("checkpoint") / "last.pt"
 """A pretraining run's resumable checkpoint, relative to the run folder."""
-_ENCODER_PARTS = ("image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection")
+_EncoderPart = Literal["image_encoder", "radiomics_encoder", "image_projection", "radiomics_projection"]
+_ENCODER_PARTS: tuple[_EncoderPart, ...] = (
+    "image_encoder",
+    "radiomics_encoder",
+    "image_projection",
+    "radiomics_projection",
+)
+
+
+class _ModelFile(TypedDict, total=False):
+    """What a model file holds: its format marker, its config as JSON text and its networks' weights (a risk
+    model: ``model`` and ``tabular``; an encoder: its ``_ENCODER_PARTS`` and maybe ``aux_head``)."""
+
+    format: str
+    config: str
+    tabular: str
+    model: dict[str, torch.Tensor]
+    image_encoder: dict[str, torch.Tensor]
+    radiomics_encoder: dict[str, torch.Tensor]
+    image_projection: dict[str, torch.Tensor]
+    radiomics_projection: dict[str, torch.Tensor]
+    aux_head: dict[str, torch.Tensor]
+
+
+_Card = TypeVar("_Card", EncoderCard, RiskModelCard)
+
 LAST_UNSEALED = "0.1.0"
 """The last lgerisk version whose cards may lack ``card_sha256`` (written before cards were sealed): such
 an encoder card loads unchecked; a card claiming a later version must be sealed."""
@@ -127,7 +157,7 @@ def is_whole_run(run: str | os.PathLike[str]) -> bool:
     return (Path(run) / MODEL_FILE).is_file() and (Path(run) / CARD_FILE).is_file()
 
 
-def read_card(run: str | os.PathLike[str]) -> dict[str, Any]:
+def read_card(run: str | os.PathLike[str]) -> JSONDict:
     """The model card of run folder ``run``; a missing or unreadable card -> ``InputError``."""
     path = Path(run) / CARD_FILE
     try:
@@ -148,7 +178,7 @@ def card_format(run: str | os.PathLike[str]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def write_card(run: str | os.PathLike[str], card: EncoderCard | RiskModelCard | dict[str, Any]) -> dict[str, Any]:
+def write_card(run: str | os.PathLike[str], card: EncoderCard | RiskModelCard | dict[str, object]) -> dict[str, object]:
     """Write ``card`` with the run's ``model_sha256`` (after the format marker), sealed with ``card_sha256``
     (last), atomically; call it last: the card's presence says the run folder is whole. Returns the card as
     written (its JSON layout)."""
@@ -167,12 +197,12 @@ def write_card(run: str | os.PathLike[str], card: EncoderCard | RiskModelCard | 
     return written
 
 
-def _save_weights(run: Path, state: dict[str, Any]) -> None:
+def _save_weights(run: Path, state: _ModelFile) -> None:
     run.mkdir(parents=True, exist_ok=True)
     write_torch(run / MODEL_FILE, state)  # a file object: the archive's inner name does not depend on the temp name
 
 
-def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[str, str]) -> dict[str, Any]:
+def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[str, str]) -> _ModelFile:
     """The state of ``run``'s model file (weights_only), refused unless of format ``expected``."""
     import torch
 
@@ -188,7 +218,7 @@ def _load_weights(run: Path, expected: str, device: str, what: str, hints: dict[
                 f"({expected!r}); update lgerisk to load it."
             )
         raise InputError(f"{run / MODEL_FILE}: not {what}{hints.get(str(found), '')}.")
-    return dict(state)
+    return cast("_ModelFile", dict(state))  # of format ``expected``: as its save function wrote it
 
 
 def _newer_format(found: object, expected: str) -> bool:
@@ -200,7 +230,7 @@ def _newer_format(found: object, expected: str) -> bool:
     return later.isdigit() and number.isdigit() and int(later) > int(number)
 
 
-def _refuse_newer(run: Path, card: dict[str, Any], expected: str) -> None:
+def _refuse_newer(run: Path, card: Mapping[str, object], expected: str) -> None:
     """A card that claims a newer lgerisk, or a newer format of ``expected``, than this one -> ``InputError``:
     what it holds may mean something else there, so it is never read as if it were of this version."""
     claimed = claimed_version(card)
@@ -216,7 +246,7 @@ def _refuse_newer(run: Path, card: dict[str, Any], expected: str) -> None:
         )
 
 
-def _check_card(run: Path, card: dict[str, Any], expected: str, required: bool = False) -> None:
+def _check_card(run: Path, card: Mapping[str, object], expected: str, required: bool = False) -> None:
     """The card is of this version, of ``expected``'s format, belongs to this model file, and is unchanged
     since it was written (its seal). Cards from before format markers and hashes pass unless ``required``
     (risk models have always carried both); on cards from before seals see the module's docstring."""
@@ -254,7 +284,7 @@ def _check_card(run: Path, card: dict[str, Any], expected: str, required: bool =
 def save_encoder(run: str | os.PathLike[str], model: ContrastiveModel) -> None:
     """Write a pretrained ``ContrastiveModel``'s weights and config to ``run/model.pt`` (atomically; the
     card follows with :func:`write_card`)."""
-    state: dict[str, Any] = {"format": ENCODER_FORMAT, "config": json.dumps(model.config.to_dict())}
+    state: _ModelFile = {"format": ENCODER_FORMAT, "config": json.dumps(model.config.to_dict())}
     for part in _ENCODER_PARTS:
         state[part] = getattr(model, part).state_dict()
     if model.aux_head is not None:
@@ -288,7 +318,7 @@ def load_encoder(run: str | os.PathLike[str], device: str = "cpu") -> tuple[Cont
 def save_risk_model(run: str | os.PathLike[str], model: SurvivalModel, scaling: TabularScaling) -> None:
     """Write a fitted ``SurvivalModel`` and the scaling of its tabular inputs to ``run/model.pt``
     (atomically; the card follows with :func:`write_card`)."""
-    state = {
+    state: _ModelFile = {
         "format": RISK_MODEL_FORMAT,
         "config": json.dumps(model.config.to_dict()),
         "model": model.state_dict(),
@@ -330,7 +360,7 @@ def read_risk_model_card(run: str | os.PathLike[str]) -> RiskModelCard:
             "finetune)."
         )
     _check_card(run, card, RISK_MODEL_FORMAT, required=True)
-    return _typed(run, RiskModelCard, card)  # type: ignore[no-any-return]
+    return _typed(run, RiskModelCard, card)
 
 
 def _risk_model_folder(run: str | os.PathLike[str]) -> Path:
@@ -351,7 +381,7 @@ def _risk_model_folder(run: str | os.PathLike[str]) -> Path:
     return run
 
 
-def _typed(run: Path, kind: Any, card: dict[str, Any]) -> Any:
+def _typed(run: Path, kind: type[_Card], card: Mapping[str, object]) -> _Card:
     """``card`` as the dataclass ``kind`` (a card missing what this version needs -> one sentence naming it)."""
     try:
         return kind.from_dict(card)

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias, TypeVar, cast
 
 from lgerisk.errors import InputError, Interrupted, LgeriskError, OutputError, WorkerDied
 from lgerisk.io.atomic import IN_FLIGHT, remove_in_flight, write_csv, write_json
@@ -38,7 +38,26 @@ from lgerisk.reporting import SILENT, Reporter
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lgerisk.types import JSONDict
+
+    _Handler: TypeAlias = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+    """What ``signal.signal`` returns: the handler it replaced."""
+
 T = TypeVar("T")
+C = TypeVar("C")
+"""A batch's case (``lgerisk.io.cohort.Case`` in every command)."""
+R = TypeVar("R")
+"""What a batch's ``work`` returns for one case."""
+C_contra = TypeVar("C_contra", contravariant=True)
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class _Named(Protocol):
+    """A case that names itself (what ``run_batch``'s default ``case_id`` reads)."""
+
+    @property
+    def case_id(self) -> str: ...
+
 
 ERRORS_DIR = ".errors"
 
@@ -94,6 +113,7 @@ class BatchReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # left untyped: what ``work`` (or the stage) gave each case, each command's own record, read back by it
     results: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -226,7 +246,7 @@ UNEXPECTED = "unexpected"
 """The ``details`` key that marks a failure as an unexpected exception (a bug), not an ``LgeriskError``."""
 
 
-def _call(work: Callable[[Any], Any], case: Any, debug: bool) -> tuple[bool, Any, dict[str, Any] | None]:
+def _call(work: Callable[[C], R], case: C, debug: bool) -> tuple[bool, R | str, dict[str, object] | None]:
     """``(True, result, None)``, or ``(False, message, details)`` when the case failed; an unexpected
     exception's details are ``{UNEXPECTED: True}`` and its message one line (its traceback with ``debug``)."""
     try:
@@ -253,7 +273,7 @@ class _StopSignals:
     def __init__(self) -> None:
         self.received: int | None = None
         self.holding = False
-        self._previous: dict[int, Any] = {}
+        self._previous: dict[int, _Handler] = {}
 
     def __enter__(self) -> _StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -378,12 +398,12 @@ _END = object()
 
 
 def _run_pool(
-    todo: list[Any],
-    work: Callable[[Any], Any],
+    todo: list[C],
+    work: Callable[[C], R],
     debug: bool,
     jobs: int,
     start_method: str | None,
-    on_result: Callable[[Any, bool, Any, dict[str, Any] | None], None],
+    on_result: Callable[[C, bool, R | str, dict[str, object] | None], None],
     stops: _StopSignals,
     counts: Callable[[], tuple[int, int]],
     started: Callable[[int], None] = lambda workers: None,
@@ -403,7 +423,8 @@ def _run_pool(
     pool = ProcessPoolExecutor(
         max_workers=jobs, initializer=init_worker, initargs=(os.getpid(), True, niceness), mp_context=context
     )
-    futures: dict[Future[Any], Any] = {}  # submitted, not read yet; a result read is let go at once
+    # submitted, not read yet; a result read is let go at once
+    futures: dict[Future[tuple[bool, R | str, dict[str, object] | None]], C] = {}
     queue = iter(todo)
     window = max(IN_FLIGHT_PER_WORKER * jobs, lead)
 
@@ -412,9 +433,10 @@ def _run_pool(
         say) cannot pile up in memory however large the batch."""
         with _stop_signals_blocked():
             while len(futures) < window:
-                case = next(queue, _END)
-                if case is _END:
+                item = next(queue, _END)
+                if item is _END:
                     return
+                case = cast("C", item)  # not _END: one of ``todo``
                 futures[pool.submit(_call, work, case, debug)] = case
 
     try:
@@ -448,11 +470,11 @@ def _run_pool(
     pool.shutdown(wait=True)
 
 
-Outcome = tuple[Any, bool, Any, "dict[str, Any] | None"]
+Outcome = tuple[object, bool, object, "dict[str, object] | None"]
 """``(case, ok, value or message, details)``: how a case ended."""
 
 
-class Stage(Protocol):
+class Stage(Protocol[C_contra, R_contra]):
     """A step the parent runs on the workers' results, a few cases at a time (e.g. a network that
     holds the model once, for the whole batch, while the workers prepare the next cases).
 
@@ -468,7 +490,7 @@ class Stage(Protocol):
         """``workers`` processes are running: begin what the stage needs (e.g. load a model in the background)."""
         ...
 
-    def push(self, case: Any, value: Any) -> list[Outcome]:
+    def push(self, case: C_contra, value: R_contra) -> list[Outcome]:
         """Take one result; return the outcomes of the cases finished by it."""
         ...
 
@@ -478,17 +500,17 @@ class Stage(Protocol):
 
 
 def run_batch(
-    cases: Sequence[Any],
-    work: Callable[[Any], Any],
-    is_done: Callable[[Any], bool],
+    cases: Sequence[C],
+    work: Callable[[C], R],
+    is_done: Callable[[C], bool],
     out: Path,
     jobs: int = 1,
     description: str = "cases",
     reporter: Reporter = SILENT,
-    case_id: Callable[[Any], str] = lambda case: case.case_id,
+    case_id: Callable[[C], str] = lambda case: cast("_Named", case).case_id,
     start_method: str | None = None,
-    stop_if: Callable[[str, str, dict[str, Any] | None], None] | None = None,
-    stage: Stage | None = None,
+    stop_if: Callable[[str, str, dict[str, object] | None], None] | None = None,
+    stage: Stage[C, R] | None = None,
     keep_results: bool = True,
     lead: int = 0,
 ) -> BatchReport:
@@ -514,7 +536,7 @@ def run_batch(
     """
     report = BatchReport()
 
-    def record(case: Any, ok: bool, value: Any, details: dict[str, Any] | None = None) -> None:
+    def record(case: C, ok: bool, value: object, details: dict[str, object] | None = None) -> None:
         name = case_id(case)
         if ok:
             report.done.append(name)
@@ -522,21 +544,22 @@ def run_batch(
                 report.results[name] = value
             _clear_error(out, name)
         else:
+            message = cast("str", value)  # not ok: ``_call``'s message
             if not (details or {}).get(UNEXPECTED):
-                value = reporter.word(value)  # the library's sentence, in the caller's words
+                message = reporter.word(message)  # the library's sentence, in the caller's words
             elif not reporter.debug:
-                value = f"{value} ({reporter.debug_hint})"
-            report.failed[name] = value
+                message = f"{message} ({reporter.debug_hint})"
+            report.failed[name] = message
             write_json(
                 out / ERRORS_DIR / f"{name}.json",
-                {"case_id": name, "error": value, "source": str(getattr(case, "image", ""))},
+                {"case_id": name, "error": message, "source": str(getattr(case, "image", ""))},
             )
             if stop_if is not None:
-                stop_if(name, value, details)
+                stop_if(name, message, details)
 
     with _StopSignals() as stops:
         try:
-            todo = []
+            todo: list[C] = []
             for case in cases:
                 if is_done(case):
                     report.skipped.append(case_id(case))
@@ -547,11 +570,13 @@ def run_batch(
 
                 def finish(outcomes: list[Outcome]) -> None:
                     for outcome in outcomes:
-                        record(*outcome)
+                        record(*cast("tuple[C, bool, object, dict[str, object] | None]", outcome))  # a pushed case
                         advance()
 
-                def on_result(case: Any, ok: bool, value: Any, details: dict[str, Any] | None) -> None:
-                    finish(stage.push(case, value) if ok and stage is not None else [(case, ok, value, details)])
+                def on_result(case: C, ok: bool, value: R | str, details: dict[str, object] | None) -> None:
+                    finish(
+                        stage.push(case, cast("R", value)) if ok and stage is not None else [(case, ok, value, details)]
+                    )
 
                 if jobs <= 1 or len(todo) <= 1:
                     if stage is not None and todo:
@@ -579,7 +604,7 @@ def run_batch(
     return report
 
 
-def read_record(path: Path, settings_hash: str) -> dict[str, Any] | None:
+def read_record(path: Path, settings_hash: str) -> JSONDict | None:
     """A case's JSON record (QC or cache entry) when it exists, parses and was made with
     ``settings_hash``; else ``None`` (missing, half-written by an older version, or other settings)."""
     try:
@@ -593,7 +618,7 @@ def _clear_error(out: Path, name: str) -> None:
     (out / ERRORS_DIR / f"{name}.json").unlink(missing_ok=True)
 
 
-def collect_errors(out: Path) -> Any:
+def collect_errors(out: Path) -> pd.DataFrame:
     """All recorded failures under ``out`` as a DataFrame (case_id, source, error), also written
     to ``out/errors.csv`` (removed when there are none)."""
     import pandas as pd

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.artifacts import MODEL_FILE
 from lgerisk.errors import CaseError, InputError, LgeriskError
@@ -31,10 +31,20 @@ from lgerisk.io.provenance import mismatch_reason, scan_is_synthetic
 from lgerisk.types import json_float, json_list
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+    import torch
+    from numpy.typing import ArrayLike, NDArray
+
     from lgerisk.cards import RiskModelCard
+    from lgerisk.data.tensors import TensorSpec
     from lgerisk.io.cohort import Case
+    from lgerisk.models.survival import SurvivalModel
     from lgerisk.models.tabular import TabularScaling
-    from lgerisk.types import JSONDict
+    from lgerisk.preprocess.config import PreprocessConfig
+    from lgerisk.preprocess.pipeline import PreprocessedCase
+    from lgerisk.types import JSONDict, JSONValue, TypePath
 
 __all__ = [
     "LIST_FIELDS",
@@ -84,7 +94,7 @@ its pass, so it is predicted alone exactly as in a batch (tests/predict checks i
 scan runs slower kernels than a pass of 4."""
 
 
-def image_p99(tensor: Any) -> float:
+def image_p99(tensor: ArrayLike) -> float:
     """The 99th percentile of a network input's image channel (``(C, D, H, W)`` array), checked
     against the training range."""
     import numpy as np
@@ -99,9 +109,9 @@ class PreparedScan:
     preprocessing QC (its ``synthetic`` set) and warnings from making the inputs."""
 
     case_id: str
-    tensor: Any  # numpy float32 (C, D, H, W)
-    tabular: Any  # numpy float (n,) or None
-    qc: dict[str, Any]
+    tensor: NDArray[np.float32]  # (C, D, H, W)
+    tabular: NDArray[np.float32] | None  # (n,)
+    qc: JSONDict
     warnings: tuple[str, ...] = ()
 
 
@@ -111,10 +121,10 @@ class ScanPreparer:
     scaling. Picklable and free of torch, so prediction workers make the inputs while the parent runs
     the network."""
 
-    preprocess: Any  # PreprocessConfig
-    spec: Any  # TensorSpec
+    preprocess: PreprocessConfig
+    spec: TensorSpec
     tabular: TabularScaling
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], labels: str | None = None) -> ScanPreparer:
@@ -141,7 +151,7 @@ class ScanPreparer:
         elif not settings.get("labels") and card.labels:
             settings["labels"] = card.labels
         preprocess = PreprocessConfig.from_dict(settings) if settings else PreprocessConfig()
-        params: dict[str, Any] = {}
+        params: dict[str, object] = {}
         if tabular.radiomics:
             from lgerisk.radiomics.settings import ROIS, load_params, params_hash
 
@@ -155,21 +165,21 @@ class ScanPreparer:
                 )
         return cls(preprocess, TensorSpec.from_dict(card.tensor_spec), tabular, params)
 
-    def _preprocessed(self, case: Case, seg_path: Path | None) -> tuple[Any, dict[str, Any]]:
+    def _preprocessed(self, case: Case, seg_path: Path | None) -> tuple[PreprocessedCase, JSONDict]:
         """(``PreprocessedCase``, QC) of a raw case, its DICOM SEG written to ``seg_path`` when asked."""
         from lgerisk.io import dicom_seg
         from lgerisk.preprocess.pipeline import preprocess_case
 
         result = preprocess_case(case, self.preprocess)  # refuses a myocardium on too few slices
-        qc = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
+        qc: JSONDict = {**result.qc, "synthetic": scan_is_synthetic(case.image, result.qc)}
         if seg_path is not None:
             if dicom_seg.has_dicom_series(case.image) and result.source_labels is not None:
                 dicom_seg.write_scar_seg(seg_path, case.image, result.source_labels, str(qc.get("scar_method")))
             else:
-                qc["warnings"] = list(qc.get("warnings") or []) + [dicom_seg.NOT_DICOM_WARNING]
+                qc["warnings"] = list(json_list(qc.get("warnings"))) + [dicom_seg.NOT_DICOM_WARNING]
         return result, qc
 
-    def _already_preprocessed(self, case: Case, seg_path: Path | None) -> dict[str, Any] | None:
+    def _already_preprocessed(self, case: Case, seg_path: Path | None) -> JSONDict | None:
         """The QC of a case of a preprocessed folder made with the model's settings (``None`` for a raw case)."""
         from lgerisk.io import dicom_seg
 
@@ -181,10 +191,12 @@ class ScanPreparer:
                 f"{case.image}: already preprocessed, but with other settings than the model's; "
                 "give the raw scan and mask instead."
             )
-        warnings = list(done.get("warnings") or []) + ([dicom_seg.PREPROCESSED_WARNING] if seg_path else [])
+        warnings: list[JSONValue] = list(json_list(done.get("warnings"))) + (
+            [dicom_seg.PREPROCESSED_WARNING] if seg_path else []
+        )
         return {**done, "synthetic": scan_is_synthetic(case.image, done), "warnings": warnings}
 
-    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
+    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, JSONDict]:
         """Preprocess ``case`` into ``work`` with the model's settings: (preprocessed case, QC); the QC's
         ``synthetic`` says whether the scan comes from the synthetic generator (its own marker).
 
@@ -205,7 +217,7 @@ class ScanPreparer:
         return Case(case.case_id, folder / IMAGE_FILE, folder / MASK_FILE, case.time, case.event, case.covariates), qc
 
     def scan(
-        self, case: Case, work: Path, covariates: dict[str, Any] | None = None, seg_path: Path | None = None
+        self, case: Case, work: Path, covariates: Mapping[str, object] | None = None, seg_path: Path | None = None
     ) -> PreparedScan:
         """``case`` made ready for the network. A raw scan is preprocessed in memory (written to ``work``
         only when the head needs its radiomics, which pyradiomics reads from files); the tensor is the
@@ -228,8 +240,12 @@ class ScanPreparer:
         return PreparedScan(case.case_id, tensor, tabular, qc, tuple(warnings))
 
     def head_inputs(
-        self, prepared: Case | None, qc: dict[str, Any] | None, covariates: dict[str, Any] | None, source: Any
-    ) -> tuple[Any, list[str], dict[str, Any]]:
+        self,
+        prepared: Case | None,
+        qc: Mapping[str, object] | None,
+        covariates: Mapping[str, object] | None,
+        source: TypePath,
+    ) -> tuple[NDArray[np.float32] | None, list[str], dict[str, object]]:
         """(the head's scaled tabular inputs ``(n,)`` or ``None``, warnings, the radiomics row) of a case:
         its radiomics (from the preprocessed files of ``prepared``), the scar metrics of its ``qc``, its
         covariates."""
@@ -238,7 +254,7 @@ class ScanPreparer:
         scaling = self.tabular
         radiomics = scar = given_covariates = None
         warnings: list[str] = []
-        row: dict[str, Any] = {}
+        row: dict[str, object] = {}
         if scaling.radiomics:
             from lgerisk.data.features import head_value, roi_of
             from lgerisk.radiomics.extract import feature_row
@@ -290,9 +306,9 @@ class RiskPredictor:
         >>> predictor.predict_case(scan_case("scan.nii.gz"), Path("/tmp/w"))     # doctest: +SKIP
     """
 
-    model: Any
+    model: SurvivalModel
     card: RiskModelCard
-    device: Any
+    device: torch.device
     model_dir: Path
     preparer: ScanPreparer
     """The model's inputs without the model (picklable, torch-free): what prediction workers run."""
@@ -317,12 +333,12 @@ class RiskPredictor:
         return self.preparer.tabular
 
     @property
-    def preprocess(self) -> Any:
+    def preprocess(self) -> PreprocessConfig:
         """The ``PreprocessConfig`` scans are prepared with."""
         return self.preparer.preprocess
 
     @property
-    def spec(self) -> Any:
+    def spec(self) -> TensorSpec:
         """The ``TensorSpec`` of the network's input."""
         return self.preparer.spec
 
@@ -336,13 +352,13 @@ class RiskPredictor:
         """The horizons of the survival probabilities."""
         return list(self.card.survival.horizons)
 
-    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, dict[str, Any]]:
+    def prepare(self, case: Case, work: Path, seg_path: Path | None = None) -> tuple[Case, JSONDict]:
         """``case`` preprocessed into ``work`` with the model's settings (see :meth:`ScanPreparer.prepare`)."""
         return self.preparer.prepare(case, work, seg_path)
 
     def inputs(
-        self, prepared: Case, covariates: dict[str, Any] | None = None, qc: dict[str, Any] | None = None
-    ) -> tuple[Any, Any, dict[str, Any]]:
+        self, prepared: Case, covariates: Mapping[str, object] | None = None, qc: Mapping[str, object] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, object]]:
         """(image tensor (1, C, D, H, W), tabular tensor (1, n) or None, radiomics row with its
         ``__warnings__``) of a preprocessed case; ``qc`` (its preprocessing QC) gives the scar metrics a
         head with scar takes."""
@@ -356,7 +372,9 @@ class RiskPredictor:
         tab = torch.from_numpy(values[None]).to(self.device) if values is not None else None
         return image, tab, {**row, "__warnings__": warnings} if warnings else row
 
-    def risks(self, images: Any, tabular: Any = None) -> list[float]:
+    def risks(
+        self, images: NDArray[np.float32] | torch.Tensor, tabular: NDArray[np.float32] | torch.Tensor | None = None
+    ) -> list[float]:
         """The risk scores (log relative hazard) of ``images`` ``(N, C, D, H, W)`` with their head inputs
         ``(N, n)`` (numpy or torch), run ``MODEL_BATCH`` at a time (the last batch padded with zeros), in
         full float32 on a GPU too (:func:`~lgerisk.runtime.full_float32`)."""
@@ -381,7 +399,9 @@ class RiskPredictor:
                 out += [float(v) for v in scores.float().cpu()[:used]]
         return out
 
-    def risk(self, image: Any, tabular: Any) -> float:
+    def risk(
+        self, image: NDArray[np.float32] | torch.Tensor, tabular: NDArray[np.float32] | torch.Tensor | None
+    ) -> float:
         """The risk score (log relative hazard) of one prepared input (a batch of one)."""
         return self.risks(image, tabular)[0]
 
@@ -411,7 +431,9 @@ class RiskPredictor:
             f"(settings hash {recorded}, now {now}: e.g. another remote-myocardium reference); retrain it"
         )
 
-    def record(self, case_id: str, risk: float, qc: dict[str, Any], p99: Any) -> dict[str, Any]:
+    def record(
+        self, case_id: str, risk: float, qc: JSONDict, p99: float | NDArray[np.float32] | torch.Tensor
+    ) -> JSONDict:
         """The prediction record (see the module docstring); ``qc``'s ``synthetic`` says whether the scan
         is synthetic (set by :meth:`prepare`); ``p99``: the input's :func:`image_p99`, or the input itself
         (``(1, C, D, H, W)`` tensor or ``(C, D, H, W)`` array), from which it is taken."""
@@ -431,7 +453,7 @@ class RiskPredictor:
             np.asarray(survival.baseline_cumhaz, float),
             np.asarray(self.horizons),
         )[0]
-        record: dict[str, Any] = {
+        record: JSONDict = {
             "case_id": case_id,
             "risk_score": round(risk, 6),
             "risk_group": str(risk_groups(np.array([risk]), survival.risk_thresholds)[0]),
@@ -446,8 +468,10 @@ class RiskPredictor:
         record["model_trained_on_synthetic"] = self.trained_on_synthetic
         record["scan_synthetic"] = bool(qc.get("synthetic"))
         outside = out_of_range_warnings(qc, p99, self.card.training_ranges)
-        reasons = list(outside)
-        mismatch = mismatch_reason(record["scan_synthetic"], record["model_trained_on_synthetic"])
+        reasons: list[JSONValue] = list(outside)
+        mismatch = mismatch_reason(
+            cast("bool", record["scan_synthetic"]), cast("bool", record["model_trained_on_synthetic"])
+        )
         if mismatch is not None:
             reasons.append(mismatch)
         if self.preprocessing_outdated is not None:
@@ -461,23 +485,24 @@ class RiskPredictor:
             )
         from lgerisk.preprocess.scar import scar_check_reason
 
-        scar_check = scar_check_reason(qc)  # a low-confidence derived scar: the model's scar inputs may be wrong
+        # a low-confidence derived scar: the model's scar inputs may be wrong (it reads the QC, never changes it)
+        scar_check = scar_check_reason(cast("dict[str, object]", qc))
         if scar_check is not None:
             reasons.append(scar_check)
         record["reliable"] = not reasons
         record["unreliable_reasons"] = reasons
         if reasons:
             record["risk_group"] = OUT_OF_RANGE  # the numeric score stays in its column
-        record["warnings"] = reasons + list(qc.get("warnings") or [])
+        record["warnings"] = reasons + list(json_list(qc.get("warnings")))
         if extrapolated:
-            record["warnings"].append(
+            cast("list[JSONValue]", record["warnings"]).append(
                 f"risk score {risk:.3g} is outside the training cohort's range "
                 f"{seen[0]:.3g} to {seen[1]:.3g}: the survival estimates are extrapolated"
             )
         return record
 
     def predict_case(
-        self, case: Case, work: Path, covariates: dict[str, Any] | None = None, seg_path: Path | None = None
+        self, case: Case, work: Path, covariates: Mapping[str, object] | None = None, seg_path: Path | None = None
     ) -> Prediction:
         """Preprocess, extract what the model needs, and predict one case (``seg_path``: see :meth:`prepare`)."""
         return self.predict_scans([self.preparer.scan(case, work, covariates, seg_path)])[0]
@@ -490,11 +515,15 @@ class RiskPredictor:
         if not scans:
             return []
         images = np.stack([scan.tensor for scan in scans])
-        tabular = np.stack([scan.tabular for scan in scans]) if scans[0].tabular is not None else None
+        tabular = (  # every scan of one model has head inputs, or none has
+            np.stack([cast("NDArray[np.float32]", scan.tabular) for scan in scans])
+            if scans[0].tabular is not None
+            else None
+        )
         records = []
         for scan, risk in zip(scans, self.risks(images, tabular)):
             record = self.record(scan.case_id, risk, scan.qc, image_p99(scan.tensor))
-            record["warnings"] += list(scan.warnings)
+            cast("list[JSONValue]", record["warnings"]).extend(list(scan.warnings))
             records.append(Prediction.from_record(record))
         return records
 
@@ -558,7 +587,7 @@ class Prediction:
         )
 
 
-def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
+def _preprocessed_qc(case: Case) -> JSONDict | None:
     """The QC record of a case that is already preprocessed (``cases/ID/{image,mask}.nii.gz`` + ``qc.json``)."""
     from lgerisk.io.layout import IMAGE_FILE, MASK_FILE, read_case_qc
 
@@ -568,15 +597,15 @@ def _preprocessed_qc(case: Case) -> dict[str, Any] | None:
     return read_case_qc(image)
 
 
-def as_number(value: Any) -> float:
+def as_number(value: object) -> float:
     """``float(value)``, NaN where it is not a number."""
     try:
-        return float(value)
+        return float(cast("float | str", value))  # whatever float() refuses is NaN
     except (TypeError, ValueError):
         return float("nan")
 
 
-def out_of_range_warnings(qc: dict[str, Any], image_p99: float, ranges: dict[str, list[float]]) -> list[str]:
+def out_of_range_warnings(qc: Mapping[str, object], image_p99: float, ranges: Mapping[str, list[float]]) -> list[str]:
     """Sentences for every checked quantity outside the training cohort's range.
 
     Example:
@@ -593,7 +622,7 @@ def out_of_range_warnings(qc: dict[str, Any], image_p99: float, ranges: dict[str
         if key not in ranges or not isinstance(values.get(key), (int, float)):
             continue
         low, high = ranges[key]
-        value = float(values[key])
+        value = float(cast("float", values[key]))  # a number: checked above
         if value < low or value > high:
             suffix = f" {unit}" if unit else ""
             digits = 3  # enough digits that the value and the bound it crosses read differently
@@ -614,7 +643,7 @@ def check_device(device: str) -> None:
         resolve_device(device)
 
 
-def model_hash(model_dir: str | os.PathLike[str], preprocess: Any) -> str:
+def model_hash(model_dir: str | os.PathLike[str], preprocess: PreprocessConfig) -> str:
     """Hash of a model folder's model file and the preprocessing settings it is served with (a stored
     prediction is reused only under it)."""
     digest = hashlib.sha256((Path(model_dir) / MODEL_FILE).read_bytes())

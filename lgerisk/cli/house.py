@@ -8,20 +8,28 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, ParamSpec, TextIO, TypedDict, TypeVar, cast
 
 import typer
 
 from lgerisk.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Unpack
+
     from rich.console import Console
+    from typer._click import Context  # the click that typer's commands are built on (typer's own copy)
+    from typer.core import TyperOption
+    from typer.models import OptionInfo
 
     from lgerisk.batch import BatchResult
     from lgerisk.reporting import Reporter
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def _untyped_help(option: Any) -> Any:
+
+def _untyped_help(option: TyperOption | None) -> TyperOption | None:
     """The ``--help`` flag shown like every other flag: no ``<bool>`` type (a flag takes no value)."""
     if option is not None:
         option.metavar = ""
@@ -31,7 +39,7 @@ def _untyped_help(option: Any) -> Any:
 class Command(typer.core.TyperCommand):
     """A command whose ``--help`` shows no ``<bool>`` type."""
 
-    def get_help_option(self, ctx: Any) -> Any:
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
         return _untyped_help(super().get_help_option(ctx))
 
 
@@ -52,10 +60,10 @@ COMMAND_ORDER = (
 class Group(typer.core.TyperGroup):
     """The ``lgerisk`` group, its ``--help`` shown like its commands' and its commands in ``COMMAND_ORDER``."""
 
-    def get_help_option(self, ctx: Any) -> Any:
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
         return _untyped_help(super().get_help_option(ctx))
 
-    def list_commands(self, ctx: Any) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda name: (COMMAND_ORDER + (name,)).index(name))
 
@@ -72,9 +80,18 @@ app = typer.Typer(
 )
 
 
-def flag(*declarations: str, **settings: Any) -> Any:
+class _FlagSettings(TypedDict, total=False):
+    """The ``typer.Option`` settings a flag is given."""
+
+    help: str
+    callback: Callable[[bool], None]
+    is_eager: bool
+
+
+def flag(*declarations: str, **settings: Unpack[_FlagSettings]) -> OptionInfo:
     """A ``typer.Option`` for an on/off flag: no ``<bool>`` type shown in ``--help`` (a flag takes no value)."""
-    return typer.Option(*declarations, metavar="", **settings)
+    # typer.Option is typed loosely, to serve as any parameter's default; what it returns is an OptionInfo
+    return cast("OptionInfo", typer.Option(*declarations, metavar="", **settings))
 
 
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")]
@@ -178,12 +195,12 @@ INTERRUPT_HINTS = {
 """What an interrupted command says where rerunning it as it was would not resume (pretrain needs --resume)."""
 
 
-def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
     """Turn library errors into one red sentence and their exit code (2 for bad input; unless ``--debug``),
     and an interrupt into one line and 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from lgerisk.errors import Interrupted, LgeriskError
 
         try:
@@ -256,7 +273,7 @@ def exit_quickly(code: int | str | None) -> None:
     os._exit(status)
 
 
-def _flushed(stream: Any) -> bool:
+def _flushed(stream: TextIO) -> bool:
     """Flush ``stream``; False when its output was lost (a reader that closed a pipe early is no loss:
     it asked for no more, as with ``| head``)."""
     try:

@@ -97,12 +97,19 @@ def ordinal(value: float) -> str:
     return f"{number}{suffix}"
 
 
-def _horizons(survival: object) -> list[tuple[float, float]]:
-    if not isinstance(survival, Mapping):
-        return []
+def survival_curve(prediction: Mapping[str, object]) -> list[tuple[float, float]]:
+    """(years, probability of remaining free of SCD) from a prediction record's ``survival_<years>`` fields,
+    by years (fields without a number left out).
+
+    Example:
+        >>> survival_curve({"risk_score": 0.8, "survival_5": 0.85, "survival_1": 0.99, "survival_3": None})
+        [(1.0, 0.99), (5.0, 0.85)]
+    """
     pairs = []
-    for horizon, probability in survival.items():
-        years, value = _number(horizon), _number(probability)
+    for key, probability in prediction.items():
+        if not (isinstance(key, str) and key.startswith("survival_")):
+            continue
+        years, value = _number(key[len("survival_") :]), _number(probability)
         if years is not None and value is not None:
             pairs.append((years, value))
     return sorted(pairs)
@@ -224,14 +231,14 @@ def survival_withheld(prediction: Mapping[str, object]) -> str | None:
 
 
 def is_survival_field(name: object) -> bool:
-    """Whether a record's field holds a survival probability (``survival``, ``survival_<horizon>``).
+    """Whether a record's field holds a survival probability (``survival_<horizon>``).
 
     Example:
-        >>> is_survival_field("survival_5"), is_survival_field("survival"), is_survival_field("scar_percent")
-        (True, True, False)
+        >>> is_survival_field("survival_5"), is_survival_field("survival_x"), is_survival_field("scar_percent")
+        (True, False, False)
     """
     text = str(name)
-    return text == "survival" or (text.startswith("survival_") and _number(text[len("survival_") :]) is not None)
+    return text.startswith("survival_") and _number(text[len("survival_") :]) is not None
 
 
 def withhold_survival(table: pd.DataFrame) -> pd.DataFrame:
@@ -345,8 +352,8 @@ def summary_text(
 ) -> str:
     r"""A few plain sentences about one prediction, one paragraph per line.
 
-    ``prediction`` has ``case_id``, ``risk_score``, ``risk_group``, ``survival`` (years ->
-    probability of remaining free of SCD), ``scar_percent``, ``greyzone_percent``,
+    ``prediction`` is the record ``predict`` writes (a ``Prediction``'s ``values``): ``case_id``, ``risk_score``,
+    ``risk_group``, ``survival_<years>`` (probability of remaining free of SCD), ``scar_percent``, ``greyzone_percent``,
     ``myocardium_mass_g``, ``warnings``, ``scan_synthetic``, ``model_trained_on_synthetic``, ``reliable``
     and ``unreliable_reasons`` (:mod:`lgerisk.predict.run`'s record; a bare ``synthetic`` stands for
     both provenance flags); missing entries are left out. The text leads with :func:`notices`.
@@ -357,7 +364,7 @@ def summary_text(
     (:func:`survival_withheld`).
 
     Example:
-        >>> prediction = {"case_id": "A1", "risk_score": 0.84, "risk_group": "high", "survival": {3: 0.91},
+        >>> prediction = {"case_id": "A1", "risk_score": 0.84, "risk_group": "high", "survival_3": 0.91,
         ...               "scar_percent": 14.6, "greyzone_percent": 5.2, "warnings": [], "scan_synthetic": False,
         ...               "model_trained_on_synthetic": False, "reliable": True}
         >>> text = summary_text(prediction, pd.DataFrame(), pd.Series(dtype=float))
@@ -376,7 +383,7 @@ def summary_text(
     risk = _risk_sentence(prediction)
     if risk:
         sentences.append(risk)
-    horizons = _horizons(prediction.get("survival"))
+    horizons = survival_curve(prediction)
     withheld = survival_withheld(prediction)
     if withheld is not None:
         sentences.append(
@@ -438,14 +445,7 @@ def _prediction_table(prediction: Mapping[str, object]) -> str:
     withheld = survival_withheld(prediction)
     for key, value in prediction.items():
         if withheld is not None and is_survival_field(key):
-            if key == "survival" and isinstance(value, Mapping):
-                rows += [(f"SCD-free probability at {years:g} years", withheld) for years, _ in _horizons(value)]
-            else:
-                rows.append((str(key).replace("_", " "), withheld))
-            continue
-        if key == "survival" and isinstance(value, Mapping):
-            for years, probability in _horizons(value):
-                rows.append((f"SCD-free probability at {years:g} years", _format_value(probability)))
+            rows.append((str(key).replace("_", " "), withheld))
             continue
         rows.append((str(key).replace("_", " "), _format_value(value)))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)

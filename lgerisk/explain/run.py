@@ -36,7 +36,7 @@ import json
 import os
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, TypedDict, cast
 
 from lgerisk.batch import BatchReport, Shard, collect_errors, run_batch
 from lgerisk.errors import InputError
@@ -44,6 +44,18 @@ from lgerisk.io.atomic import write_csv, write_json
 from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.runtime import full_float32
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from lgerisk.inference import RiskPredictor
+    from lgerisk.models.survival import SurvivalModel
+    from lgerisk.models.tabular import TabularScaling
+    from lgerisk.types import JSONDict, JSONScalar, JSONValue
 
 TOP_FEATURES = 10
 RECORD_FILE = "prediction.json"
@@ -54,7 +66,63 @@ EXPLAIN_VERSION = "6"
 """Changes whenever an explanation's record or pictures change (explained cases are then redone)."""
 
 
-def _reference(model_dir: Path) -> tuple[Any, Any]:
+class MapCheck(TypedDict, total=False):
+    """One map's attribution sanity check (``lgerisk.explain.attribution.SanityCheck.as_dict``)."""
+
+    method: str
+    status: str
+    spearman: float | None
+    spearman_abs: float | None
+    randomisations: int
+    threshold: float
+
+
+class AttributionCheck(TypedDict, total=False):
+    """The run's attribution sanity check (:func:`attribution_sanity`, the ``check`` of ``attribution_check.json``):
+    ``status`` ``run``, with the test and each map's result, or ``not run``, with the ``reason``."""
+
+    status: str
+    reason: str
+    case_id: str
+    test: str
+    seeds: list[int]
+    threshold: float
+    gradcam: MapCheck
+    integrated_gradients: MapCheck
+
+
+class ExplanationPages(TypedDict, total=False):
+    """The pages of an explain run (:func:`explain_cases`): each case's report by case id, and with a cohort,
+    the cohort page and its predictions table."""
+
+    cases: dict[str, str]
+    cohort: str
+    predictions: str
+
+
+class _InputsKey(TypedDict):
+    """What an explanation depends on beyond the model (:func:`_inputs_key`)."""
+
+    image_sha256: str | None
+    mask_sha256: str | None
+    covariates: dict[str, JSONScalar]
+
+
+class _Drawn(TypedDict):
+    """The settings both attribution montages of a scan are drawn with."""
+
+    slice_numbers: list[int]
+    inside: np.ndarray
+    synthetic: bool
+    model_synthetic: bool
+
+
+RiskTerms: TypeAlias = dict[str, "float | list[tuple[str, str, float]]"]
+"""A scan's risk split by the model's linear head (:func:`risk_terms`): a sum a block, and ``inputs``, the rows
+(block, input, term)."""
+
+
+def _reference(model_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(concept alignment table, training feature table) saved by finetune."""
     import pandas as pd
 
@@ -71,17 +139,17 @@ def _reference(model_dir: Path) -> tuple[Any, Any]:
 
 
 def explain_case(
-    predictor: Any,
+    predictor: RiskPredictor,
     case: Case,
     out: Path,
-    concepts: Any,
-    reference: Any,
+    concepts: pd.DataFrame,
+    reference: pd.DataFrame,
     steps: int = 32,
     key: str = "",
-    params: dict[str, Any] | None = None,
+    params: Mapping[str, object] | None = None,
     dicom_seg: bool = False,
-    check: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    check: AttributionCheck | None = None,
+) -> JSONDict:
     """Predict and explain one scan into ``out/ID/``; returns the record (with embedding and features).
     ``params``: the radiomics extraction settings (default: lgerisk's); ``dicom_seg``: also write the scar
     and grey zone as ``out/ID/scar_seg.dcm`` over the scan's DICOM series; ``check``: the run's attribution
@@ -113,12 +181,13 @@ def explain_case(
     image, tabular, inputs_row = predictor.inputs(prepared, case.covariates, qc)
     risk = predictor.risk(image, tabular)
     record = predictor.record(case.case_id, risk, qc, image_p99(image[0].cpu().numpy()))
-    record["warnings"] += inputs_row.get("__warnings__", [])
+    cast("list[JSONValue]", record["warnings"]).extend(cast("list[str]", inputs_row.get("__warnings__", [])))
     with full_float32(predictor.device):
         terms = risk_terms(predictor.model, predictor.tabular, image, tabular)
     if predictor.tabular.n_inputs:
-        record["risk_terms"] = {block: value for block, value in terms.items() if block != "inputs"}
-    scan_synthetic, model_synthetic = record["scan_synthetic"], record["model_trained_on_synthetic"]
+        record["risk_terms"] = {block: cast("float", value) for block, value in terms.items() if block != "inputs"}
+    scan_synthetic = cast("bool", record["scan_synthetic"])
+    model_synthetic = cast("bool", record["model_trained_on_synthetic"])
 
     masks = case_tensor(
         prepared.image,
@@ -159,7 +228,7 @@ def explain_case(
         **_sanity_fields(check),
     }
     title = f"{case.case_id}: risk {risk:.2f} ({record['risk_group']})"
-    drawn = {
+    drawn: _Drawn = {
         "slice_numbers": list(view.numbers),
         "inside": inside[real],
         "synthetic": scan_synthetic,
@@ -167,7 +236,7 @@ def explain_case(
     }
     flagged = {
         method: " — FAILED the attribution sanity check: it hardly changes when the model's weights are random"
-        if record["attribution"].get(f"{method}_sanity") == "failed"
+        if cast("JSONDict", record["attribution"]).get(f"{method}_sanity") == "failed"
         else ""
         for method in ("gradcam", "ig")
     }
@@ -194,7 +263,10 @@ def explain_case(
 
     params = params if params is not None else load_params()
     rois = tuple(ROIS)
-    row = feature_row(case.case_id, prepared.image, prepared.mask, params, rois, params_hash(params, rois))
+    # a prepared case has its mask (ScanPreparer.prepare)
+    row = feature_row(
+        case.case_id, prepared.image, cast("Path", prepared.mask), params, rois, params_hash(params, rois)
+    )
     features = concepts["feature"].tolist()
     numeric = {f: as_number(row.get(f)) for f in features}
     percentiles = case_percentiles(
@@ -204,8 +276,7 @@ def explain_case(
     top["this_scan"] = [numeric.get(f) for f in top["feature"]]
     top["percentile"] = [percentiles.get(f, np.nan) for f in top["feature"]]
     write_csv(folder / "features.csv", top)
-    prediction = {**record, "survival": {h: record[f"survival_{h:g}"] for h in predictor.horizons}}
-    summary = summary_text(prediction, concepts, percentiles, notes=[sanity_sentence(check)])
+    summary = summary_text(record, concepts, percentiles, notes=[sanity_sentence(check)])
     shown = {k: v for k, v in record.items() if k not in ("attribution",)}
     html_report(
         folder / "report.html",
@@ -238,7 +309,7 @@ def explain_case(
             if predictor.model.config.use_image
             else np.zeros(0)
         )
-    stored = {**record, "summary": summary}
+    stored: JSONDict = {**record, "summary": summary}
     write_json(
         folder / RECORD_FILE,
         {
@@ -253,7 +324,9 @@ def explain_case(
     return stored
 
 
-def risk_terms(model: Any, scaling: Any, image: Any, tabular: Any) -> dict[str, Any]:
+def risk_terms(
+    model: SurvivalModel, scaling: TabularScaling, image: torch.Tensor, tabular: torch.Tensor | None
+) -> RiskTerms:
     """A scan's risk split by the model's linear head: the sum of each block's terms (``image``, ``radiomics``,
     ``scar metrics``, ``covariates``, the blocks the model has) and ``inputs``, a row (block, input, term) per
     input, the image first and each block's inputs by the size of their term.
@@ -268,7 +341,7 @@ def risk_terms(model: Any, scaling: Any, image: Any, tabular: Any) -> dict[str, 
         *(("scar metrics", c) for c in scaling.scar_metrics),
         *(("covariates", c) for c in scaling.covariates),
     ]
-    out: dict[str, Any] = {}
+    out: RiskTerms = {}
     rows: list[tuple[str, str, float]] = []
     if model.config.use_image:
         out["image"] = image_term
@@ -282,12 +355,12 @@ def risk_terms(model: Any, scaling: Any, image: Any, tabular: Any) -> dict[str, 
     return out
 
 
-def _sanity_fields(check: dict[str, Any] | None) -> dict[str, Any]:
+def _sanity_fields(check: AttributionCheck | None) -> JSONDict:
     """The attribution sanity check as flat fields of a case's attribution record."""
     if not check or check.get("status") != "run":
         reason = (check or {}).get("reason") or "not asked for"
         return {"sanity_check": f"not run: {reason}"}
-    fields: dict[str, Any] = {"sanity_check": "run", "sanity_scan": check.get("case_id")}
+    fields: JSONDict = {"sanity_check": "run", "sanity_scan": check.get("case_id")}
     for method, result in (("gradcam", check.get("gradcam") or {}), ("ig", check.get("integrated_gradients") or {})):
         fields[f"{method}_sanity"] = result.get("status")
         fields[f"{method}_sanity_spearman"] = result.get("spearman")
@@ -295,7 +368,7 @@ def _sanity_fields(check: dict[str, Any] | None) -> dict[str, Any]:
     return fields
 
 
-def _sanity_of_case(predictor: Any, case: Case, work: Path, steps: int) -> dict[str, Any]:
+def _sanity_of_case(predictor: RiskPredictor, case: Case, work: Path, steps: int) -> AttributionCheck:
     """Adebayo et al.'s model-parameter randomisation test of both maps on ``case`` (prepared in ``work``)."""
     from lgerisk.explain.attribution import (
         SANITY_SEEDS,
@@ -332,12 +405,14 @@ def _sanity_of_case(predictor: Any, case: Case, work: Path, steps: int) -> dict[
         "0 over the seeds; a map fails when |rho| reaches the threshold",
         "seeds": list(SANITY_SEEDS),
         "threshold": SANITY_THRESHOLD,
-        "gradcam": gradcam.as_dict(),
-        "integrated_gradients": ig.as_dict(),
+        "gradcam": cast("MapCheck", gradcam.as_dict()),
+        "integrated_gradients": cast("MapCheck", ig.as_dict()),
     }
 
 
-def attribution_sanity(predictor: Any, cases: list[Case], out: Path, key: str, steps: int) -> dict[str, Any]:
+def attribution_sanity(
+    predictor: RiskPredictor, cases: list[Case], out: Path, key: str, steps: int
+) -> AttributionCheck:
     """The attribution sanity check of a run, once: on the first of ``cases`` by case id that can be prepared
     (up to ``SANITY_TRIES``), stored in ``out/attribution_check.json`` and reused while ``key`` (model,
     settings, explain version) and that scan's inputs are unchanged. ``{"status": "not run", "reason": ...}``
@@ -359,7 +434,7 @@ def attribution_sanity(predictor: Any, cases: list[Case], out: Path, key: str, s
             and stored.get("case_id") == case.case_id
             and all(stored.get(k) == v for k, v in _inputs_key(case).items())
         ):
-            return dict(stored["check"])
+            return cast("AttributionCheck", dict(stored["check"]))  # as written below
     failures = []
     for case in ordered:
         try:
@@ -377,7 +452,7 @@ def _finite(value: float) -> float | None:
     return float(value) if value == value and abs(value) != float("inf") else None
 
 
-def _inputs_key(case: Case) -> dict[str, Any]:
+def _inputs_key(case: Case) -> _InputsKey:
     """What an explanation depends on beyond the model: the scan, its mask, its covariates."""
     from lgerisk.io.layout import source_hash
 
@@ -414,14 +489,14 @@ def _explain_one(
     out: Path,
     steps: int,
     key: str,
-    concepts: Any,
-    reference: Any,
-    params: dict[str, Any],
+    concepts: pd.DataFrame,
+    reference: pd.DataFrame,
+    params: Mapping[str, object],
     threads: int | None = None,
     dicom_seg: bool = False,
     keep_freed_memory: bool = False,
-    check: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    check: AttributionCheck | None = None,
+) -> JSONDict:
     from lgerisk.inference import load_predictor
 
     if keep_freed_memory:  # the network's passes reuse freed pages (this process: a worker or the command's)
@@ -447,12 +522,12 @@ def explain_cases(
     jobs: int = 1,
     shard: Shard = Shard(),
     cohort: bool = False,
-    clinical: dict[str, dict[str, Any]] | None = None,
+    clinical: Mapping[str, Mapping[str, JSONScalar]] | None = None,
     dicom_seg: bool = False,
     reporter: Reporter = SILENT,
     keep_freed_memory: bool = False,
     sanity_check: bool = True,
-) -> tuple[BatchReport, dict[str, Any]]:
+) -> tuple[BatchReport, ExplanationPages]:
     """Explain every case into ``out`` (resumable); with ``cohort`` also the cohort page. ``clinical``
     gives covariates by case id (for models trained with covariates); ``dicom_seg``: also each DICOM-series
     scan's scar and grey zone as ``out/ID/scar_seg.dcm``. ``keep_freed_memory``: the processes that run the
@@ -482,7 +557,7 @@ def explain_cases(
     concepts, reference = _reference(Path(model_dir))  # read once, not per case
     key = predictor.model_hash + (labels or "") + f"-ig{steps}-e{EXPLAIN_VERSION}" + ("" if sanity_check else "-nc")
     out.mkdir(parents=True, exist_ok=True)
-    check = (
+    check: AttributionCheck = (
         attribution_sanity(predictor, cases, out, key, steps)
         if sanity_check
         else {"status": "not run", "reason": "not asked for"}
@@ -516,7 +591,7 @@ def explain_cases(
         start_method="spawn",
     )
     collect_errors(out)
-    pages: dict[str, Any] = {
+    pages: ExplanationPages = {
         "cases": {
             c.case_id: str(out / c.case_id / "report.html")
             for c in cases
@@ -529,8 +604,8 @@ def explain_cases(
 
 
 def cohort_page(
-    cases: list[Case], predictor: Any, out: Path, key: str, check: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    cases: list[Case], predictor: RiskPredictor, out: Path, key: str, check: AttributionCheck | None = None
+) -> ExplanationPages:
     """The cohort view: predictions table, embedding <-> radiomics heatmap, risk-tertile KM plot; ``check``: the
     run's attribution sanity check, stated in the summary (and each scan's in predictions.csv)."""
     import numpy as np

@@ -10,10 +10,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
     from lgerisk.io.cohort import Case
+    from lgerisk.types import JSONDict
 
 IMAGE_FILE, MASK_FILE, QC_FILE = "image.nii.gz", "mask.nii.gz", "qc.json"
 """A case folder's image, label mask and QC record (the last written: the case's completion marker)."""
@@ -44,7 +47,7 @@ def source_name(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(path)
 
 
-def other_source(record: dict[str, Any], case: Case) -> str | None:
+def other_source(record: Mapping[str, object], case: Case) -> str | None:
     """The scan a case's record (``qc.json``) was made from when that is another scan than ``case``'s under the
     same id (another path and other bytes), else ``None`` (the same scan, perhaps moved; or a record that does
     not say)."""
@@ -59,7 +62,7 @@ def other_source(record: dict[str, Any], case: Case) -> str | None:
     return earlier
 
 
-def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
+def inputs_unchanged(record: Mapping[str, object], case: Case) -> bool:
     """Whether ``record`` was made from the case's current image and mask (by SHA-256); a vanished
     input counts as changed (the case is then redone and the error names the file)."""
     try:
@@ -70,7 +73,7 @@ def inputs_unchanged(record: dict[str, Any], case: Case) -> bool:
         return False
 
 
-def read_case_qc(image: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_case_qc(image: str | os.PathLike[str]) -> JSONDict | None:
     """The QC record (``qc.json``) beside a preprocessed case's ``image.nii.gz``; None for any other image, or
     where the record is missing or unreadable."""
     image = Path(image)

@@ -36,7 +36,7 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.batch import BatchReport, Outcome, Shard, collect_errors, network_threads, run_batch
 from lgerisk.errors import CaseError, InputError
@@ -56,6 +56,13 @@ from lgerisk.io.cohort import Case
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.runtime import reuse_freed_memory, torch_threads
 
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Mapping
+
+    from lgerisk.io.labels import PartialMapWatch
+    from lgerisk.types import JSONDict, JSONScalar
+
 PREPARED_AHEAD = 24
 """Scans the workers may prepare ahead of the network (``run_batch``'s ``lead``; 4 a worker where that is more):
 enough to keep two workers busy while the model loads (torch's import is about a second), about 1 MB each."""
@@ -70,7 +77,9 @@ def _part(parts: Path, case_id: str) -> Path:
     return parts / "cases" / f"{case_id}.json"
 
 
-def _covariates_used(case: Case, clinical: dict[str, dict[str, Any]], names: list[str]) -> dict[str, float]:
+def _covariates_used(
+    case: Case, clinical: Mapping[str, Mapping[str, JSONScalar]], names: list[str]
+) -> dict[str, float]:
     """The values of the model's covariates for ``case`` (what a stored prediction depends on beyond the scan)."""
     given = clinical.get(case.case_id)
     given = given if given is not None else (case.covariates or {})
@@ -100,7 +109,7 @@ def _prepare_one(
     case: Case,
     preparer: ScanPreparer,
     parts: Path,
-    clinical: dict[str, dict[str, Any]],
+    clinical: Mapping[str, Mapping[str, JSONScalar]],
     seg_dir: Path | None = None,
     dicom_seg: bool = False,
 ) -> _Prepared:
@@ -144,7 +153,9 @@ class _Network:
     the network runs on the cores they leave (``lgerisk.batch.network_threads``).
     """
 
-    def __init__(self, load: Any, preparer: ScanPreparer, key: str, keep_freed_memory: bool = False) -> None:
+    def __init__(
+        self, load: Callable[[], RiskPredictor], preparer: ScanPreparer, key: str, keep_freed_memory: bool = False
+    ) -> None:
         self.load, self.preparer, self.key, self.keep_freed_memory = load, preparer, key, keep_freed_memory
         self.workers = 0
         self.threads: int | None = None
@@ -153,7 +164,7 @@ class _Network:
         self._predictor: RiskPredictor | None = None
         self._failure: BaseException | None = None
         self._checked = False
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
 
     def writing_to(self, parts: Path) -> _Network:
         """This stage, writing each case's part file under ``parts``."""
@@ -245,7 +256,7 @@ def _is_predicted(
     case: Case,
     parts: Path,
     key: str,
-    clinical: dict[str, dict[str, Any]] | None = None,
+    clinical: Mapping[str, Mapping[str, JSONScalar]] | None = None,
     covariates: list[str] | None = None,
     seg_dir: Path | None = None,
 ) -> bool:
@@ -278,7 +289,7 @@ def _is_preprocessed(case: Case) -> bool:
     return image.name == IMAGE_FILE and case.mask == image.parent / MASK_FILE and (image.parent / QC_FILE).is_file()
 
 
-def _check_masks_fit(cases: list[Case], preparer: ScanPreparer) -> Any:
+def _check_masks_fit(cases: list[Case], preparer: ScanPreparer) -> PartialMapWatch | None:
     """``lgerisk.preprocess.pipeline.check_masks_fit`` on the raw scans' label-image masks, with the label map
     predict reads them with (the model's, or ``labels``): one sentence naming the preset that fits, instead of a
     failure a case. DICOM SEG/RTSTRUCT masks are left to their cases (the model's scar method is not the user's
@@ -303,11 +314,11 @@ def predict_cases(
     labels: str | None = None,
     jobs: int = 1,
     shard: Shard | None = None,
-    clinical: dict[str, dict[str, Any]] | None = None,
+    clinical: Mapping[str, Mapping[str, JSONScalar]] | None = None,
     dicom_seg: bool = False,
     reporter: Reporter = SILENT,
     keep_freed_memory: bool = False,
-) -> tuple[BatchReport, list[dict[str, Any]], str]:
+) -> tuple[BatchReport, list[JSONDict], str]:
     """Predict ``cases`` (resumable when ``out`` is a file: finished cases are kept in ``OUT.parts/``);
     returns (report, records in case order, the rendered output text). ``dicom_seg``: also write each
     DICOM-series scan's scar and grey zone as a DICOM SEG, ``OUT.seg/ID.dcm`` (needs ``out``).
@@ -369,7 +380,7 @@ def predict_cases(
             stop_if=watch,
         )
         every = cases if out is not None else selected  # a file gathers all shards' finished cases
-        records = []
+        records: list[JSONDict] = []
         for case in every:
             if case.case_id in report.results:
                 records.append(report.results[case.case_id])
@@ -387,7 +398,7 @@ def predict_cases(
     return report, records, text
 
 
-def render(records: list[dict[str, Any]], fmt: str) -> str:
+def render(records: list[JSONDict], fmt: str) -> str:
     """Records as CSV (warnings and unreliable reasons joined with '; ') or a JSON list."""
     if fmt == "json":
         return json.dumps(records, indent=2, sort_keys=False) + "\n"
@@ -402,6 +413,11 @@ def render(records: list[dict[str, Any]], fmt: str) -> str:
     writer.writeheader()
     for record in records:
         writer.writerow(
-            {**record, **{name: "; ".join(record.get(name) or []) for name in LIST_FIELDS if name in record}}
+            {
+                **record,
+                **{
+                    name: "; ".join(cast("list[str]", record.get(name) or [])) for name in LIST_FIELDS if name in record
+                },
+            }
         )
     return buffer.getvalue()

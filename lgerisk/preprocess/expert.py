@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from lgerisk.evaluation.agreement import Agreement, agreement
 from lgerisk.io.cohort import Case
 from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.scar import ScarRules
+from lgerisk.types import json_float
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,12 @@ def compare_with_experts(
                 ScarComparison(
                     case.case_id,
                     name,
-                    float(expert["scar_percent"]),
-                    float(qc["scar_percent"]),
-                    float(qc["greyzone_percent"]),
-                    qc["scar_label_dice"],
-                    qc.get("scar_confidence"),
-                    tuple(qc.get("scar_flags") or ()),
+                    json_float(expert["scar_percent"]),
+                    json_float(qc["scar_percent"]),
+                    json_float(qc["greyzone_percent"]),
+                    cast("float | None", qc["scar_label_dice"]),  # None where the mask has no scar labels
+                    cast("str | None", qc.get("scar_confidence")),
+                    tuple(cast("list[str]", qc.get("scar_flags") or ())),
                 )
             )
     return rows

@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -68,6 +68,8 @@ from lgerisk.version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
+    from lgerisk.types import JSONDict, JSONValue
+
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
 """Myocardial tissue density used for mass (g = ml x 1.05)."""
 
@@ -89,7 +91,7 @@ class PreprocessedCase:
     case_id: str
     image: sitk.Image
     labels: sitk.Image
-    qc: dict[str, Any]
+    qc: JSONDict  # what qc.json holds (``record``: the same, typed)
     source_labels: np.ndarray | None = None
 
     @property
@@ -366,7 +368,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
             rules,
         )
     )
-    qc: dict[str, Any] = {
+    qc: dict[str, object] = {
         "case_id": case.case_id,
         "lgerisk_version": __version__,
         "settings_hash": config.settings_hash(),
@@ -422,7 +424,7 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> PreprocessedCase:
         "warnings": warnings,
     }
     source = source_grid_labels(scar.labels, reorientation) if Path(case.image).is_dir() else None
-    return PreprocessedCase(case.case_id, normalised, cropped_labels, qc, source)
+    return PreprocessedCase(case.case_id, normalised, cropped_labels, cast("JSONDict", qc), source)  # JSON values
 
 
 def blood_median_of(values: np.ndarray, labels: np.ndarray) -> float | None:
@@ -508,9 +510,7 @@ def is_case_done(case: Case, out: Path, config: PreprocessConfig, dicom_seg: boo
     return qc is not None and inputs_unchanged(qc, case) and all((folder / name).is_file() for name in names)
 
 
-def run_case(
-    case: Case, out: str | os.PathLike[str], config: PreprocessConfig, dicom_seg: bool = False
-) -> dict[str, Any]:
+def run_case(case: Case, out: str | os.PathLike[str], config: PreprocessConfig, dicom_seg: bool = False) -> JSONDict:
     """Preprocess and write one case (with ``dicom_seg``, also the DICOM SEG of its scar and grey zone over
     its DICOM series; a scan that is no DICOM series gets a warning instead); returns its QC (the batch
     runner's unit of work).
@@ -524,6 +524,6 @@ def run_case(
     result = preprocess_case(case, config)
     seg_image = Path(case.image) if dicom_seg and has_dicom_series(case.image) else None
     if dicom_seg and seg_image is None:
-        result.qc["warnings"].append(NOT_DICOM_WARNING)
+        cast("list[JSONValue]", result.qc["warnings"]).append(NOT_DICOM_WARNING)
     write_case(result, Path(out), seg_image)
     return result.qc

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from lgerisk.batch import BatchReport, Shard, collect_errors, read_record, run_batch
 from lgerisk.io.atomic import write_csv, write_json
@@ -30,6 +30,9 @@ from lgerisk.preprocess.config import PreprocessConfig
 from lgerisk.preprocess.pipeline import check_masks_fit, is_case_done, masks_from_names, resolve_scar_method, run_case
 from lgerisk.reporting import SILENT, Reporter
 from lgerisk.version import __version__
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SETTINGS_FILE = "preprocess.json"
 CASES_FILE = "cases.csv"
@@ -67,7 +70,7 @@ def preprocess_cohort(
     shard: Shard = Shard(),
     dicom_seg: bool = False,
     reporter: Reporter = SILENT,
-) -> tuple[BatchReport, Any]:
+) -> tuple[BatchReport, pd.DataFrame]:
     """Preprocess every case of ``data`` into ``out``; returns the batch report and the cases table.
 
     Cases already done with the same inputs and settings are skipped, so a rerun resumes. The label map
@@ -112,7 +115,7 @@ def preprocess_cohort(
     return report, table
 
 
-def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> Any:
+def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> pd.DataFrame:
     """Gather the QC of every finished case of ``cohort`` (all shards) into ``out/cases.csv``."""
     import pandas as pd
 
@@ -121,7 +124,7 @@ def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> An
         qc = read_record(case_dir(out, case.case_id) / QC_FILE, config.settings_hash())
         if qc is None or other_source(qc, case) is not None:  # not done, or another scan under the same id
             continue
-        row: dict[str, Any] = {
+        row: dict[str, object] = {
             "case_id": case.case_id,
             "image": f"cases/{case.case_id}/{IMAGE_FILE}",
             "mask": f"cases/{case.case_id}/{MASK_FILE}",
@@ -131,7 +134,7 @@ def write_cases_table(cohort: Cohort, out: Path, config: PreprocessConfig) -> An
         row.update(case.covariates)
         for key in QC_COLUMNS:
             value = qc.get(key)
-            row[key] = "; ".join(value) if isinstance(value, list) else value
+            row[key] = "; ".join(cast("list[str]", value)) if isinstance(value, list) else value  # flags, warnings
         rows.append(row)
     table = pd.DataFrame(rows)
     if not rows:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lgerisk.artifacts import MODEL_FILE, file_sha256
 from lgerisk.cards import INTENDED_USE, RISK_MODEL_FORMAT, EncoderCard, RiskModelCard
@@ -16,12 +16,21 @@ from lgerisk.training.survival_fit import FittedDeep, Workspace, embed
 from lgerisk.version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+    import pandas as pd
+    from numpy.typing import NDArray
+
+    from lgerisk.training.data import PreparedData
     from lgerisk.training.finetune_config import FinetuneConfig, Split
+    from lgerisk.training.methods import FittedTabular
+    from lgerisk.types import JSONDict, TypePath
 
 __all__ = ["concepts_table", "json_rows", "risk_model_card", "training_ranges"]
 
 
-def json_rows(table: Any) -> list[dict[str, Any]]:
+def json_rows(table: pd.DataFrame) -> list[JSONDict]:
     import math
 
     rows = []
@@ -30,7 +39,13 @@ def json_rows(table: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def concepts_table(final: Any, workspace: Workspace, ids: list[str], risk: Any, features: Any) -> Any:
+def concepts_table(
+    final: FittedDeep | FittedTabular,
+    workspace: Workspace,
+    ids: list[str],
+    risk: NDArray[np.float64],
+    features: pd.DataFrame,
+) -> pd.DataFrame:
     """Radiomics features aligned with the final model's risk and embedding over its training cases."""
     import numpy as np
 
@@ -47,7 +62,9 @@ def concepts_table(final: Any, workspace: Workspace, ids: list[str], risk: Any, 
     return table
 
 
-def training_ranges(prepared: Any, ids: list[str], tensors: dict[str, Any]) -> dict[str, list[float]]:
+def training_ranges(
+    prepared: PreparedData, ids: list[str], tensors: Mapping[str, NDArray[np.float32]]
+) -> dict[str, list[float]]:
     """Ranges of what a new scan is checked against (predict warns outside them)."""
     import numpy as np
 
@@ -87,19 +104,19 @@ class RiskCardInputs:
 
     config: FinetuneConfig
     workspace: Workspace
-    prepared: Any
-    final: Any
+    prepared: PreparedData
+    final: FittedDeep
     final_ids: list[str]
-    final_risk: Any
-    table: Any
+    final_risk: NDArray[np.float64]
+    table: pd.DataFrame
     splits: list[Split]
     names: list[str]
     skipped: dict[str, str]
     card_in: EncoderCard | None
-    encoder: Any
+    encoder: TypePath | None
     labels: str
     synthetic: bool
-    concepts: Any
+    concepts: pd.DataFrame
 
 
 def risk_model_card(inputs: RiskCardInputs) -> RiskModelCard:
@@ -184,7 +201,7 @@ def default_radiomics_hash() -> str:
     return params_hash(load_params(), tuple(ROIS))
 
 
-def column_value(table: Any, column: str) -> Any:
+def column_value(table: pd.DataFrame, column: str) -> str | list[str] | None:
     if column in getattr(table, "columns", ()):
         values = table[column].dropna().unique()
         return str(values[0]) if len(values) == 1 else [str(v) for v in values]

@@ -23,7 +23,8 @@ def prediction(**changes: object) -> dict:
         "case_id": "A1",
         "risk_score": 0.8412,
         "risk_group": "high",
-        "survival": {"5": 0.85, 3: 0.912},
+        "survival_5": 0.85,
+        "survival_3": 0.912,
         "scar_percent": 14.63,
         "greyzone_percent": 5.21,
         "myocardium_mass_g": 112.4,
@@ -74,7 +75,7 @@ def test_summary_text_reads_plainly():
 
 def test_summary_text_leaves_out_what_is_missing():
     text = summary_text(
-        {"case_id": "B2", "risk_score": -0.5, "survival": {1: 0.9999}, "warnings": []},
+        {"case_id": "B2", "risk_score": -0.5, "survival_1": 0.9999, "warnings": []},
         pd.DataFrame(),
         pd.Series(dtype=float),
     )

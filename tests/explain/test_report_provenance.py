@@ -17,7 +17,7 @@ def _prediction(**changes: object) -> dict:
         "case_id": "samplePositive",
         "risk_score": 10.1,
         "risk_group": "out of range",
-        "survival": {1: 0.0},
+        "survival_1": 0.0,
         "scar_percent": 14.6,
         "warnings": [REASON],
         "scan_synthetic": False,

@@ -17,14 +17,13 @@ PERCENT = re.compile(r"\d+(\.\d+)? % at \d+ years?")
 
 
 def _record(reliable: bool, reasons: list[str]) -> dict:
-    """A record as explain passes it to the report: survival_<h> fields and the survival mapping."""
+    """A record as explain passes it to the report (the record predict writes): survival_<h> fields."""
     return {
         "case_id": "A1",
         "risk_score": 3.2,
         "risk_group": "high" if reliable else "out of range",
         "survival_1": 0.523456,
         "survival_5": 0.123456,
-        "survival": {1: 0.523456, 5: 0.123456},
         "scar_percent": 14.6,
         "scan_synthetic": False,
         "model_trained_on_synthetic": False,
@@ -56,7 +55,7 @@ def test_an_unreliable_prediction_reports_no_survival_figure(tmp_path: Path, rea
         assert "0.5235" not in page and "0.1235" not in page and "0.523456" not in page
     assert f"No probability of remaining free of SCD is given: {why}" in text
     rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", html))
-    assert rows["survival 5"] == rows["SCD-free probability at 5 years"] == f"not given: {why}".replace("'", "&#x27;")
+    assert rows["survival 1"] == rows["survival 5"] == f"not given: {why}".replace("'", "&#x27;")
     assert rows["risk score"] == "3.2"  # the score stays, as the banner says
 
 
