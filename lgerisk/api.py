@@ -45,6 +45,7 @@ from lgerisk.batch import BatchResult, Shard
 from lgerisk.inference import Prediction
 from lgerisk.preprocess.qc import QCRecord
 from lgerisk.reporting import Reporter
+from lgerisk.types import TypePath
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -84,8 +85,6 @@ __all__ = [
     "read_cohort",
     "synth_cohort",
 ]
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def _reporter(progress: bool, reporter: Reporter | None = None) -> Reporter:
 
 
 def synth_cohort(
-    out: PathLike, config: SynthConfig | None = None, force: bool = False, progress: bool = False
+    out: TypePath, config: SynthConfig | None = None, force: bool = False, progress: bool = False
 ) -> pd.DataFrame:
     """``lgerisk synth``: a SYNTHETIC cohort (images, masks, outcomes) written to ``out``; its ground truth.
 
@@ -144,7 +143,7 @@ def synth_cohort(
 
 
 def calibrate_scar(
-    data: PathLike, out: PathLike | None, labels: str = "emidec", reporter: Reporter | None = None
+    data: TypePath, out: TypePath | None, labels: str = "emidec", reporter: Reporter | None = None
 ) -> ScarCalibration:
     """``lgerisk calibrate-scar``: the derived scar's setting learnt from expert-labelled scans (card to ``out``)."""
     from lgerisk.preprocess.calibrate import calibrate_scar as calibrate
@@ -152,7 +151,7 @@ def calibrate_scar(
     return calibrate(data, out, labels=labels, reporter=_reporter(False, reporter))
 
 
-def read_cohort(data: PathLike) -> Cohort:
+def read_cohort(data: TypePath) -> Cohort:
     """The cases of a cohort folder, a manifest CSV or a DICOM folder tree (layouts: ``docs/cohorts.md``)."""
     from lgerisk.io.cohort import discover_cohort
 
@@ -160,10 +159,10 @@ def read_cohort(data: PathLike) -> Cohort:
 
 
 def preprocess_case(
-    image: PathLike,
-    mask: PathLike | None = None,
+    image: TypePath,
+    mask: TypePath | None = None,
     config: PreprocessConfig | None = None,
-    out: PathLike | None = None,
+    out: TypePath | None = None,
     case_id: str | None = None,
 ) -> QCRecord:
     """Preprocess one scan (NIfTI, NRRD, MHA or a DICOM series folder) with its mask (found beside the scan
@@ -188,8 +187,8 @@ def preprocess_case(
 
 
 def preprocess_cohort(
-    data: PathLike,
-    out: PathLike,
+    data: TypePath,
+    out: TypePath,
     config: PreprocessConfig | None = None,
     jobs: int = 1,
     progress: bool = False,
@@ -224,12 +223,12 @@ def _shard(shard: Shard | str | None) -> Shard:
 
 
 def extract_features(
-    data: PathLike,
-    out: PathLike,
+    data: TypePath,
+    out: TypePath,
     jobs: int = 1,
     progress: bool = False,
     *,
-    params: PathLike | None = None,
+    params: TypePath | None = None,
     image_types: tuple[str, ...] | None = None,
     rois: tuple[str, ...] | None = None,
     stability: bool = False,
@@ -269,10 +268,10 @@ def extract_features(
 
 
 def pretrain(
-    data: PathLike,
-    out: PathLike,
+    data: TypePath,
+    out: TypePath,
     config: PretrainConfig | None = None,
-    features: PathLike | None = None,
+    features: TypePath | None = None,
     device: str = "auto",
     resume: bool = False,
     progress: bool = False,
@@ -300,12 +299,12 @@ def pretrain(
 
 
 def finetune(
-    data: PathLike,
-    out: PathLike,
+    data: TypePath,
+    out: TypePath,
     config: FinetuneConfig | None = None,
-    encoder: PathLike | None = None,
-    outcomes: PathLike | None = None,
-    features: PathLike | None = None,
+    encoder: TypePath | None = None,
+    outcomes: TypePath | None = None,
+    features: TypePath | None = None,
     device: str = "auto",
     progress: bool = False,
     *,
@@ -334,23 +333,23 @@ def finetune(
     )
 
 
-def load_model(run: PathLike, device: str = "cpu") -> RiskPredictor:
+def load_model(run: TypePath, device: str = "cpu") -> RiskPredictor:
     """A risk model (a ``finetune`` run folder) loaded once, ready for :func:`predict_scan`."""
     from lgerisk.inference import RiskPredictor
 
     return RiskPredictor.load(run, device=device)
 
 
-def _model(model: RiskPredictor | PathLike) -> RiskPredictor:
+def _model(model: RiskPredictor | TypePath) -> RiskPredictor:
     from lgerisk.inference import RiskPredictor
 
     return model if isinstance(model, RiskPredictor) else load_model(model)
 
 
 def predict_scan(
-    model: RiskPredictor | PathLike,
-    image: PathLike,
-    mask: PathLike | None = None,
+    model: RiskPredictor | TypePath,
+    image: TypePath,
+    mask: TypePath | None = None,
     covariates: dict[str, float] | None = None,
 ) -> Prediction:
     """``lgerisk predict`` for one scan: its risk, risk group, survival and the checks behind ``reliable``."""
@@ -364,7 +363,7 @@ def predict_scan(
 
 
 def _served(
-    model: RiskPredictor | PathLike, device: str | None = None, labels: str | None = None
+    model: RiskPredictor | TypePath, device: str | None = None, labels: str | None = None
 ) -> tuple[Path, str, str | None]:
     """(run folder, device, label map) to load ``model`` with again (in batch workers): a loaded model's own
     unless ``device`` or ``labels`` are given; a run folder's defaults are the CPU and the model's labels."""
@@ -375,7 +374,7 @@ def _served(
     return Path(model), device or "cpu", labels
 
 
-def _cases(data: PathLike | Sequence[Case | PathLike]) -> list[Case]:
+def _cases(data: TypePath | Sequence[Case | TypePath]) -> list[Case]:
     """The cases of a cohort (folder, manifest, DICOM tree), or the given cases and scans (each scan with the
     mask found beside it, as ``predict`` finds it)."""
     from lgerisk.io.cohort import Case
@@ -392,9 +391,9 @@ def _clinical(clinical: Mapping[str, Mapping[str, JSONScalar]] | None) -> dict[s
 
 
 def predict_cohort(
-    model: RiskPredictor | PathLike,
-    data: PathLike | Sequence[Case | PathLike],
-    out: PathLike | None = None,
+    model: RiskPredictor | TypePath,
+    data: TypePath | Sequence[Case | TypePath],
+    out: TypePath | None = None,
     jobs: int = 1,
     progress: bool = False,
     *,
@@ -450,9 +449,9 @@ def predict_cohort(
 
 
 def explain_cohort(
-    model: RiskPredictor | PathLike,
-    data: PathLike | Sequence[Case | PathLike],
-    out: PathLike,
+    model: RiskPredictor | TypePath,
+    data: TypePath | Sequence[Case | TypePath],
+    out: TypePath,
     jobs: int = 1,
     progress: bool = False,
     *,
@@ -508,10 +507,10 @@ def explain_cohort(
 
 
 def explain_scan(
-    model: RiskPredictor | PathLike,
-    image: PathLike,
-    out: PathLike,
-    mask: PathLike | None = None,
+    model: RiskPredictor | TypePath,
+    image: TypePath,
+    out: TypePath,
+    mask: TypePath | None = None,
     covariates: dict[str, float] | None = None,
 ) -> Explanation:
     """``lgerisk explain`` for one scan: the report, attribution maps and radiomics concepts in ``out/ID/``
