@@ -159,3 +159,57 @@ def test_the_example_script_runs_the_whole_chain_on_sample_data(tmp_path: Path) 
     predictions = pd.read_csv(tmp_path / "work" / "predictions.csv", dtype={"case_id": str})
     assert len(predictions) == 32 and predictions["risk_score"].notna().all()
     assert (tmp_path / "work" / "explain" / "synth-0000" / "report.html").is_file()
+
+
+def test_a_batch_result_says_what_the_run_did(runs: dict[str, Path], tmp_path: Path) -> None:
+    """predict_cohort on a list of scans: typed predictions equal to the table and the text `predict` prints; a
+    rerun resumes (skipped, nothing done); without `out` the text is the output."""
+    cases = lgerisk.read_cohort(SAMPLE_DATA).cases[:2]
+    scans = [case.image for case in cases]
+    out = tmp_path / "predictions.csv"
+    first = lgerisk.predict_cohort(runs["main"], scans, out)
+    assert first.done == tuple(case.case_id for case in cases) and first.skipped == 0 and first.exit_code == 0
+    assert [p.case_id for p in first.predictions] == list(first.table["case_id"])
+    assert [p.risk_score for p in first.predictions] == first.table["risk_score"].tolist()
+    assert pd.read_csv(io.StringIO(first.text))["risk_score"].tolist() == first.table["risk_score"].tolist()
+    assert first.summary() == f"2 done, 0 already done, 0 failed -> {out}" and first.errors.empty
+    again = lgerisk.predict_cohort(runs["main"], scans, out)
+    assert again.done == () and again.skipped == 2
+    assert again.table["risk_score"].tolist() == first.table["risk_score"].tolist()
+    printed = lgerisk.predict_cohort(runs["main"], scans[:1], fmt="json")
+    assert printed.out is None and json.loads(printed.text)[0]["case_id"] == cases[0].case_id
+    assert printed.summary() == "1 done, 0 already done, 0 failed"
+
+
+def test_explain_cohort_writes_a_report_per_scan(runs: dict[str, Path], tmp_path: Path) -> None:
+    case = lgerisk.read_cohort(SAMPLE_DATA).cases[2]
+    result = lgerisk.explain_cohort(runs["main"], [case.image], tmp_path / "explain", steps=8, sanity_check=False)
+    assert result.exit_code == 0 and list(result.pages) == [case.case_id] and result.cohort_page is None
+    assert result.pages[case.case_id] == tmp_path / "explain" / case.case_id / "report.html"
+    assert result.pages[case.case_id].is_file() and list(result.table["case_id"]) == [case.case_id]
+
+
+def test_synth_cohort_is_known_as_synthetic_by_its_marker(tmp_path: Path) -> None:
+    import shutil
+
+    truth = lgerisk.synth_cohort(tmp_path / "synth", lgerisk.SynthConfig(n_cases=2, seed=3, small=True))
+    cohort = lgerisk.read_cohort(tmp_path / "synth")
+    assert list(truth["case_id"]) == [case.case_id for case in cohort.cases] and cohort.synthetic
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "synth", copy)
+    (copy / "synth.json").unlink()  # the same scans without the cohort marker: not known as a synthetic cohort
+    assert not lgerisk.read_cohort(copy).synthetic
+
+
+def test_the_settings_the_command_line_parses_are_checked_by_the_library() -> None:
+    from lgerisk.data.augment import augment_preset
+    from lgerisk.training.finetune_config import parse_numbers
+
+    with pytest.raises(lgerisk.InputError, match="horizons='1,x'") as caught:
+        parse_numbers("1,x", "horizons")
+    assert caught.value.setting == "horizons"
+    with pytest.raises(lgerisk.InputError, match="augment='gentle': choose one of default, preserving"):
+        augment_preset("gentle")
+    assert augment_preset("preserving") is not augment_preset("preserving")  # a copy each time
+    result = run_cli("finetune", "--data", "nowhere", "--out", "x", "--horizons", "1,x")
+    assert result.exit_code == 2 and "--horizons '1,x'" in result.output

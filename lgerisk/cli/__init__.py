@@ -10,9 +10,7 @@ at once.
 
 from __future__ import annotations
 
-import sys
-
-from lgerisk.cli import prepare, score, train  # noqa: F401 - each registers its commands, in this order
+from lgerisk.cli import prepare, score, train  # noqa: F401 - importing each registers its commands
 from lgerisk.cli.house import SETTING_OPTIONS, app, exit_quickly, friendly, option_names, word
 
 __all__ = ["SETTING_OPTIONS", "app", "exit_quickly", "friendly", "main", "option_names", "word"]
@@ -25,8 +23,3 @@ def main() -> None:
     except SystemExit as exc:
         exit_quickly(exc.code)
     exit_quickly(0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-    sys.exit()
