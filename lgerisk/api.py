@@ -36,6 +36,7 @@ The whole chain on a cohort is in ``examples/python_api.py``.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,20 @@ class PredictionBatch(BatchResult):
 
     predictions: tuple[Prediction, ...] = ()
     text: str = ""
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:  # made on first use: pandas is slow to import
+        """One row per predicted case (the records ``predict`` writes; list fields as tuples)."""
+        import pandas as pd
+
+        from lgerisk.inference import LIST_FIELDS
+
+        records = [prediction.values for prediction in self.predictions]
+        table = pd.DataFrame(records) if records else pd.DataFrame(columns=["case_id", "risk_score", "risk_group"])
+        for column in LIST_FIELDS:
+            if column in table.columns:
+                table[column] = table[column].map(tuple)
+        return table
 
 
 @dataclass(frozen=True)
@@ -263,8 +278,8 @@ def extract_features(
         preprocess_config=preprocess_config or PreprocessConfig(),
         reporter=_reporter(progress, reporter),
     )
-    batch = BatchResult.of(report, Path(out), table)
-    return FeatureBatch(batch.out, batch.table, batch.done, batch.skipped, batch.failed, stability=stability_table)
+    done, failed = tuple(report.done), dict(report.failed)
+    return FeatureBatch(Path(out), done, len(report.skipped), failed, rows=table, stability=stability_table)
 
 
 def pretrain(
@@ -412,9 +427,6 @@ def predict_cohort(
     the workers, with its device and label map unless ``device``/``labels`` say otherwise. ``clinical``:
     covariates by case id; ``keep_freed_memory``: this process keeps freed memory for the network's next
     pass, for good (faster on a CPU; ``lgerisk predict`` sets it)."""
-    import pandas as pd
-
-    from lgerisk.inference import LIST_FIELDS
     from lgerisk.predict.run import predict_cases
 
     run, device, labels = _served(model, device, labels)
@@ -432,14 +444,9 @@ def predict_cohort(
         reporter=_reporter(progress, reporter),
         keep_freed_memory=keep_freed_memory,
     )
-    table = pd.DataFrame(records) if records else pd.DataFrame(columns=["case_id", "risk_score", "risk_group"])
-    for column in LIST_FIELDS:
-        if column in table.columns:
-            table[column] = table[column].map(tuple)
     where = None if out is None else Path(out)
     return PredictionBatch(
         where,
-        table,
         tuple(report.done),
         len(report.skipped),
         dict(report.failed),
@@ -497,10 +504,10 @@ def explain_cohort(
     cohort_page = Path(pages["cohort"]) if pages.get("cohort") else None
     return ExplanationBatch(
         Path(out),
-        table,
         tuple(report.done),
         len(report.skipped),
         dict(report.failed),
+        rows=table,
         pages=case_pages,
         cohort_page=cohort_page,
     )

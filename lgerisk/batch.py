@@ -133,22 +133,29 @@ class BatchResult:
 
     Attributes:
         out: the output it wrote (a folder or a file), or None where it wrote none (``predict`` to stdout).
-        table: one row per finished case (done now or already done), as the command writes it.
         done: ids of the cases done by this run.
         skipped: how many cases an earlier run had already done (resumed, not redone).
         failed: id -> the one sentence saying why that case failed.
+        rows: the table (see :attr:`table`), where the batch made one.
     """
 
     out: Path | None
-    table: pd.DataFrame
     done: tuple[str, ...] = ()
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    rows: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, report: BatchReport, out: Path | None, table: pd.DataFrame) -> BatchResult:
-        """The result of the batch that ``report`` followed."""
-        return cls(out, table, tuple(report.done), len(report.skipped), dict(report.failed))
+        """The result of the batch that ``report`` followed, with its table."""
+        return cls(out, tuple(report.done), len(report.skipped), dict(report.failed), rows=table)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per finished case (done now or already done), as the command writes it."""
+        if self.rows is None:
+            raise ValueError("this batch result holds no table")
+        return self.rows
 
     @property
     def exit_code(self) -> int:

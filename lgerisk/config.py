@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from lgerisk.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Self  # Python 3.11+: for the type checker only (lgerisk runs on 3.10)
+
     from lgerisk.types import JSONDict
 
 

@@ -13,7 +13,6 @@ radiomics Cox, the best model there, while the probe on the embedding alone scor
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -125,6 +124,7 @@ def run_demo(
     comparison table, the outputs and the timings. ``say`` narrates the steps; ``reporter`` is handed to each
     step (silent by default: the narration is the demo's output)."""
     from lgerisk import api
+    from lgerisk.io.atomic import atomic_path  # the house's atomic write (a file the chain reads, not a step)
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.training.finetune_config import FinetuneConfig
     from lgerisk.training.pretrain_config import PretrainConfig
@@ -175,9 +175,8 @@ def run_demo(
         f"--with-radiomics --fusion {DEMO_FUSION} --out {risk} --folds {settings.folds}",
     )
     if (source / "ground_truth.csv").is_file():  # the oracle row (synthetic truth), copied whole or not at all
-        partial = prep / ".ground_truth.csv.partial"
-        shutil.copyfile(source / "ground_truth.csv", partial)
-        os.replace(partial, prep / "ground_truth.csv")
+        with atomic_path(prep / "ground_truth.csv") as tmp:
+            shutil.copyfile(source / "ground_truth.csv", tmp)
     summary = api.finetune(
         prep,
         risk,

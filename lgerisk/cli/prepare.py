@@ -126,6 +126,7 @@ def preprocess(
     Exit 0: all cases done; 1: some failed (see errors.csv); 2: bad usage or input.
     """
     from lgerisk import api
+    from lgerisk.batch import Shard
     from lgerisk.io.dicom_seg import dicom_seg_wanted
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.preprocess.scar import scar_check_sentence
@@ -147,7 +148,7 @@ def preprocess(
         out,
         config,
         jobs=jobs,
-        shard=shard,
+        shard=Shard.parse(shard),  # parsed first, as the command always did
         dicom_seg=dicom_seg_wanted(dicom_seg, anonymise),
         reporter=reporter_for(quiet, debug),
     )
@@ -240,6 +241,7 @@ def extract_radiomics(
     resume cache). Exit 0: all cases done; 1: some failed; 2: bad usage or input.
     """
     from lgerisk import api
+    from lgerisk.batch import Shard
     from lgerisk.preprocess.config import PreprocessConfig
     from lgerisk.radiomics.settings import parse_image_types, parse_rois
 
@@ -250,11 +252,11 @@ def extract_radiomics(
         params=params,
         image_types=parse_image_types(image_types) if image_types else None,
         rois=parse_rois(rois),
+        shard=Shard.parse(shard),
         stability=stability,
         n_random=perturbations,
         seed=seed,
         preprocess_config=PreprocessConfig(labels=labels),
-        shard=shard,
         reporter=reporter_for(quiet, debug),
     )
     print_summary(result, quiet)

@@ -70,6 +70,7 @@ def predict(
     Example: [bold]lgerisk predict scan.nii.gz --mask scan_seg.nii.gz --model work/risk[/]
     """
     from lgerisk import api
+    from lgerisk.batch import Shard
     from lgerisk.errors import InputError
     from lgerisk.io.dicom_seg import dicom_seg_wanted
     from lgerisk.predict.inputs import read_clinical, resolve_model
@@ -88,8 +89,8 @@ def predict(
         fmt=fmt,
         device=device,
         labels=labels,
+        shard=Shard.parse(shard),  # parsed before the clinical table is read, as the command always did
         clinical=read_clinical(clinical),
-        shard=shard,
         dicom_seg=wanted,
         keep_freed_memory=True,
         reporter=reporter_for(quiet, debug),
@@ -147,6 +148,7 @@ def explain(
     Example: [bold]lgerisk explain scan.nii.gz --mask scan_seg.nii.gz --model work/risk --out report/[/]
     """
     from lgerisk import api
+    from lgerisk.batch import Shard
     from lgerisk.io.dicom_seg import dicom_seg_wanted
     from lgerisk.predict.inputs import read_clinical, resolve_model
     from lgerisk.predict.masks import cases_to_score
@@ -164,8 +166,8 @@ def explain(
         sanity_check=sanity_check,
         device=device,
         labels=labels,
+        shard=Shard.parse(shard),
         clinical=read_clinical(clinical),
-        shard=shard,
         dicom_seg=wanted,
         keep_freed_memory=True,
         reporter=reporter_for(quiet, debug),

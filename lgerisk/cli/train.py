@@ -150,6 +150,7 @@ def pretrain(
     from lgerisk.objectives.contrastive import objective_settings
     from lgerisk.training.pretrain_config import PretrainConfig
 
+    augmentation = augment_preset(augment)  # checked first, as the command always did
     settings = objective_settings(
         objective,
         temperature=temperature,
@@ -175,7 +176,7 @@ def pretrain(
         aux_weight=aux_weight,
         aux_targets=aux_targets,
         radiomics_view=radiomics_view,
-        augment=augment_preset(augment),
+        augment=augmentation,
     )
     console = stderr()
     summary = api.pretrain(
