@@ -400,11 +400,6 @@ def _cases(data: TypePath | Sequence[Case | TypePath]) -> list[Case]:
     return [item if isinstance(item, Case) else scan_case(item) for item in data]
 
 
-def _clinical(clinical: Mapping[str, Mapping[str, JSONScalar]] | None) -> dict[str, dict[str, JSONScalar]] | None:
-    """Covariates by case id, as the batch functions take them."""
-    return None if clinical is None else {case_id: dict(values) for case_id, values in clinical.items()}
-
-
 def predict_cohort(
     model: RiskPredictor | TypePath,
     data: TypePath | Sequence[Case | TypePath],
@@ -439,7 +434,7 @@ def predict_cohort(
         labels=labels,
         jobs=jobs,
         shard=_shard(shard),
-        clinical=_clinical(clinical),
+        clinical=clinical,
         dicom_seg=dicom_seg,
         reporter=_reporter(progress, reporter),
         keep_freed_memory=keep_freed_memory,
@@ -493,7 +488,7 @@ def explain_cohort(
         jobs=jobs,
         shard=_shard(shard),
         cohort=isinstance(data, (str, os.PathLike)) if cohort is None else cohort,
-        clinical=_clinical(clinical),
+        clinical=clinical,
         dicom_seg=dicom_seg,
         reporter=_reporter(progress, reporter),
         keep_freed_memory=keep_freed_memory,
